@@ -1,0 +1,156 @@
+// Finds the stack's binaries, building them from the pinned Go helper modules (scripts/go/*) when absent.
+// Search order, per binary: $KUBEBUILDER_ASSETS, $LEASEHOLD_BIN_DIR, PATH, the per-user cache
+// (~/.cache/leasehold/bin/<component>-<version>), and finally a build into that cache.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const scriptsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface Binaries {
+  etcd: string;
+  kubeApiserver: string;
+  kubeControllerManager: string;
+  /** `bao` (OpenBao) when supplied, otherwise `vault`; both speak the same HTTP API and config language. */
+  vaultServer: string;
+  vaultFlavor: 'openbao' | 'vault';
+  postgresBinDir: string;
+  /** The kubectl the tests drive: the machine's own, or one built from the pinned Kubernetes module. */
+  kubectl: string;
+}
+
+type Log = (line: string) => void;
+
+/** Reads the version a helper module pins, e.g. `k8s.io/kubernetes v1.33.13` → `1.33.13`. */
+export function pinnedVersion(module: 'k8s' | 'vault'): string {
+  const gomod = fs.readFileSync(path.join(scriptsDir, 'go', module, 'go.mod'), 'utf8');
+  const dep = module === 'k8s' ? 'k8s.io/kubernetes' : 'github.com/hashicorp/vault';
+  const m = gomod.match(new RegExp(`^\\s*(?:require\\s+)?${dep.replace(/\./g, '\\.')} v(\\S+)`, 'm'));
+  if (!m?.[1]) throw new Error(`scripts/go/${module}/go.mod does not pin ${dep}`);
+  return m[1];
+}
+
+export function cacheRoot(): string {
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(base, 'leasehold', 'bin');
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function searchDirs(cacheDir: string): string[] {
+  const dirs: string[] = [];
+  if (process.env.KUBEBUILDER_ASSETS) dirs.push(process.env.KUBEBUILDER_ASSETS);
+  if (process.env.LEASEHOLD_BIN_DIR) dirs.push(process.env.LEASEHOLD_BIN_DIR);
+  dirs.push(...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean));
+  dirs.push(cacheDir);
+  return dirs;
+}
+
+function find(names: string[], cacheDir: string): string | undefined {
+  for (const dir of searchDirs(cacheDir)) {
+    for (const name of names) {
+      const candidate = path.join(dir, name);
+      if (isExecutable(candidate)) return candidate;
+    }
+  }
+  return undefined;
+}
+
+function findPostgresBinDir(): string {
+  const candidates = [process.env.LEASEHOLD_PG_BIN_DIR, '/usr/lib/postgresql/15/bin'];
+  const pgConfig = spawnSync('pg_config', ['--bindir'], { encoding: 'utf8' });
+  if (pgConfig.status === 0) candidates.push(pgConfig.stdout.trim());
+  for (const dir of candidates) {
+    if (dir && isExecutable(path.join(dir, 'postgres')) && isExecutable(path.join(dir, 'initdb'))) return dir;
+  }
+  throw new Error(
+    'PostgreSQL server binaries not found (looked for postgres and initdb in $LEASEHOLD_PG_BIN_DIR, ' +
+      '/usr/lib/postgresql/15/bin and `pg_config --bindir`). Install them: apt-get install postgresql-15',
+  );
+}
+
+/** Builds one component with scripts/stack/build-binaries.sh, printing progress, under a lock so that two
+ * test processes never build the same thing at once. */
+async function build(component: 'k8s' | 'kubectl' | 'vault', outDir: string, expect: string[], log: Log): Promise<void> {
+  if (spawnSync('go', ['version']).status !== 0) {
+    throw new Error(
+      `cannot build ${component} binaries: Go is not installed. Install Go >= 1.24, or put ` +
+        `${expect.join(', ')} in a directory named by LEASEHOLD_BIN_DIR or on PATH.`,
+    );
+  }
+  fs.mkdirSync(path.dirname(outDir), { recursive: true });
+  const lock = `${outDir}.lock`;
+  const started = Date.now();
+  const elapsed = () => `${Math.round((Date.now() - started) / 1000)}s`;
+  for (;;) {
+    try {
+      fs.mkdirSync(lock);
+      break;
+    } catch {
+      if (expect.every((b) => isExecutable(path.join(outDir, b)))) return; // another process built it
+      if (Date.now() - fs.statSync(lock).mtimeMs > 90 * 60_000) fs.rmSync(lock, { recursive: true, force: true });
+      await new Promise((r) => setTimeout(r, 5000));
+    }
+  }
+  try {
+    if (expect.every((b) => isExecutable(path.join(outDir, b)))) return;
+    log(`building ${expect.join(', ')} from Go modules into ${outDir} (cold: about 5-15 min for k8s, 10-25 min for vault on 2 cores)`);
+    const child = spawn('bash', [path.join(scriptsDir, 'stack', 'build-binaries.sh'), component, outDir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const tailLines: string[] = [];
+    const keep = (chunk: Buffer) => {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) {
+        tailLines.push(line);
+        if (tailLines.length > 40) tailLines.shift();
+      }
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    const ticker = setInterval(() => log(`  still building ${component} (${elapsed()} elapsed)`), 60_000);
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    clearInterval(ticker);
+    if (code !== 0) {
+      const df = spawnSync('df', ['-h', path.dirname(outDir)], { encoding: 'utf8' }).stdout;
+      throw new Error(`building ${component} failed (exit ${code}) after ${elapsed()}:\n${tailLines.join('\n')}\n${df}`);
+    }
+    log(`built ${component} in ${elapsed()}`);
+  } finally {
+    fs.rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+export async function resolveBinaries(log: Log = (l) => process.stderr.write(`[stack] ${l}\n`)): Promise<Binaries> {
+  const postgresBinDir = findPostgresBinDir();
+  const k8sCache = path.join(cacheRoot(), `k8s-${pinnedVersion('k8s')}`);
+  const k8sNames = ['etcd', 'kube-apiserver', 'kube-controller-manager'];
+  if (!k8sNames.every((n) => find([n], k8sCache))) await build('k8s', k8sCache, k8sNames, log);
+  const vaultCache = path.join(cacheRoot(), `vault-${pinnedVersion('vault')}`);
+  if (!find(['bao', 'vault'], vaultCache)) await build('vault', vaultCache, ['vault'], log);
+  const need = (names: string[], dir: string) => {
+    const found = find(names, dir);
+    if (!found) throw new Error(`binary ${names.join(' or ')} not found after building into ${dir}`);
+    return found;
+  };
+  const vaultServer = need(['bao', 'vault'], vaultCache);
+  const kubectlCache = path.join(cacheRoot(), `kubectl-${pinnedVersion('k8s')}`);
+  if (!find(['kubectl'], kubectlCache)) await build('kubectl', kubectlCache, ['kubectl'], log);
+  return {
+    etcd: need(['etcd'], k8sCache),
+    kubeApiserver: need(['kube-apiserver'], k8sCache),
+    kubeControllerManager: need(['kube-controller-manager'], k8sCache),
+    vaultServer,
+    vaultFlavor: path.basename(vaultServer) === 'bao' ? 'openbao' : 'vault',
+    kubectl: need(['kubectl'], kubectlCache),
+    postgresBinDir,
+  };
+}

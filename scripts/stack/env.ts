@@ -1,0 +1,199 @@
+// The local stack: a real Kubernetes control plane, a real Vault/OpenBao and a real PostgreSQL on 127.0.0.1,
+// inside one temporary directory. Used by the integration tests, the demo and the benchmarks.
+//
+//   const env = await startEnv();  …  await env.restart('openbao');  …  await env.stop();
+import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { resolveBinaries, type Binaries } from './binaries.ts';
+import { startApiserver, startControlPlane, startControllerManager, startEtcd, TEST_USERS, type KubeControlPlane, type TestUser } from './kube.ts';
+import { createPki } from './pki.ts';
+import { startPostgres, startPostgresProcess, type PostgresInfo, type PostgresServer } from './postgres.ts';
+import { registerTempDir, unregisterTempDir } from './process.ts';
+import { restartVaultProcess, startVault, vaultApi, type VaultServer } from './vault.ts';
+
+/** Components that fault-injection tests can stop and start again with their state kept. `openbao` and
+ * `vault` name the same component: whichever server the stack runs. */
+export type Component = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'openbao' | 'vault' | 'postgres';
+
+/** Everything a client needs to reach the stack; serialisable (written by `npm run env:up -- --json-out`). */
+export interface EnvInfo {
+  dir: string;
+  kubernetes: {
+    server: string;
+    caFile: string;
+    /** Admin (system:masters) kubeconfig file. */
+    kubeconfig: string;
+    /** The kubectl binary to drive (the machine's, or one the stack built). */
+    kubectl: string;
+    /** Non-admin users, authenticated by static tokens, with no permissions until a test grants some. */
+    users: Record<TestUser, { kubeconfig: string; token: string }>;
+  };
+  vault: {
+    addr: string;
+    flavor: 'openbao' | 'vault';
+    rootToken: string;
+    caCert: string;
+    caFile: string;
+    /** Mount path of the kubernetes auth method configured against this kube-apiserver. */
+    kubernetesAuthPath: string;
+  };
+  postgres: PostgresInfo;
+  pids: Record<string, number | undefined>;
+}
+
+export interface Env extends EnvInfo {
+  /** A ready client configuration for the admin user. */
+  kubeConfig: KubeConfig;
+  /** The first non-admin user's kubeconfig file (alice). */
+  nonAdminKubeconfig: string;
+  kubeConfigFor(user: TestUser): KubeConfig;
+  /** Crash-stops a component (SIGKILL: no clean shutdown), keeping its data and port. */
+  kill(component: Component): Promise<void>;
+  /** Cleanly stops a component, keeping its data and port. */
+  stopComponent(component: Component): Promise<void>;
+  startComponent(component: Component): Promise<void>;
+  /** stopComponent + startComponent; Vault/OpenBao comes back unsealed. */
+  restart(component: Component): Promise<void>;
+  /** Stops every process and deletes the temporary directory. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+export interface StartEnvOptions {
+  log?: (line: string) => void;
+  /** Keep the temporary directory after stop() (for post-mortems). */
+  keepDir?: boolean;
+}
+
+export async function startEnv(opts: StartEnvOptions = {}): Promise<Env> {
+  const log = opts.log ?? ((l: string) => process.stderr.write(`[stack] ${l}\n`));
+  const started = Date.now();
+  const bins = await resolveBinaries(log);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'leasehold-stack-'));
+  registerTempDir(dir);
+  let plane: KubeControlPlane | undefined;
+  let vault: VaultServer | undefined;
+  let postgres: PostgresServer | undefined;
+  const stopAll = async () => {
+    await Promise.all([vault?.process.stop(), postgres?.process.stop(), plane?.controllerManager.stop()]);
+    await plane?.apiserver.stop();
+    await plane?.etcd.stop();
+  };
+  try {
+    const pki = createPki(path.join(dir, 'pki'));
+    [plane, vault, postgres] = await Promise.all([
+      startControlPlane(dir, bins, pki),
+      startVault(dir, bins, pki),
+      startPostgres(dir, bins),
+    ]);
+    const kubeConfig = loadKubeConfig(plane.admin.kubeconfig);
+    await configureKubernetesAuth(kubeConfig, vault, plane.server, fs.readFileSync(pki.caCert, 'utf8'));
+    const env = makeEnv(dir, bins, plane, vault, postgres, pki.caCert, kubeConfig, stopAll, opts);
+    log(`stack ready in ${((Date.now() - started) / 1000).toFixed(1)}s (${bins.vaultFlavor}, ${dir})`);
+    return env;
+  } catch (err) {
+    await stopAll().catch(() => undefined);
+    if (!opts.keepDir) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      unregisterTempDir(dir);
+    }
+    throw err;
+  }
+}
+
+function loadKubeConfig(file: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(file);
+  return kc;
+}
+
+/** Enables the kubernetes auth method with a token-reviewer service account bound to system:auth-delegator. */
+async function configureKubernetesAuth(kc: KubeConfig, vault: VaultServer, server: string, ca: string): Promise<void> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+  const namespace = 'vault-system';
+  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'vault-token-reviewer' } } });
+  await rbac.createClusterRoleBinding({
+    body: {
+      metadata: { name: 'vault-token-reviewer' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:auth-delegator' },
+      subjects: [{ kind: 'ServiceAccount', name: 'vault-token-reviewer', namespace }],
+    },
+  });
+  const tr = await core.createNamespacedServiceAccountToken({
+    name: 'vault-token-reviewer', namespace, body: { spec: { audiences: [], expirationSeconds: 30 * 24 * 3600 } },
+  });
+  await vaultApi(vault, 'POST', 'sys/auth/kubernetes', { type: 'kubernetes' });
+  await vaultApi(vault, 'POST', 'auth/kubernetes/config', {
+    kubernetes_host: server,
+    kubernetes_ca_cert: ca,
+    token_reviewer_jwt: tr.status!.token,
+    disable_local_ca_jwt: true,
+  });
+}
+
+function makeEnv(
+  dir: string, bins: Binaries, plane: KubeControlPlane, vault: VaultServer, postgres: PostgresServer, caFile: string,
+  kubeConfig: KubeConfig, stopAll: () => Promise<void>, opts: StartEnvOptions,
+): Env {
+  const ca = fs.readFileSync(caFile, 'utf8');
+  const processOf = (c: Component) => {
+    switch (c) {
+      case 'etcd': return plane.etcd;
+      case 'kube-apiserver': return plane.apiserver;
+      case 'kube-controller-manager': return plane.controllerManager;
+      case 'openbao': case 'vault': return vault.process;
+      case 'postgres': return postgres.process;
+    }
+  };
+  const startComponent = async (c: Component) => {
+    switch (c) {
+      case 'etcd': return startEtcd(plane);
+      case 'kube-apiserver': return startApiserver(plane, ca);
+      case 'kube-controller-manager': return startControllerManager(plane);
+      case 'openbao': case 'vault': return restartVaultProcess(vault);
+      case 'postgres': return startPostgresProcess(postgres);
+    }
+  };
+  let stopped = false;
+  const users = Object.fromEntries(TEST_USERS.map((u) => [u, { kubeconfig: plane.users[u].kubeconfig, token: plane.users[u].token }])) as EnvInfo['kubernetes']['users'];
+  const env: Env = {
+    dir,
+    kubernetes: { server: plane.server, caFile, kubeconfig: plane.admin.kubeconfig, kubectl: bins.kubectl, users },
+    vault: {
+      addr: vault.addr, flavor: bins.vaultFlavor, rootToken: vault.rootToken, caCert: vault.caCert, caFile, kubernetesAuthPath: 'kubernetes',
+    },
+    postgres: postgres.info,
+    get pids() {
+      return {
+        etcd: plane.etcd.pid, 'kube-apiserver': plane.apiserver.pid, 'kube-controller-manager': plane.controllerManager.pid,
+        [bins.vaultFlavor]: vault.process.pid, postgres: postgres.process.pid,
+      };
+    },
+    kubeConfig,
+    nonAdminKubeconfig: users.alice.kubeconfig,
+    kubeConfigFor: (user) => loadKubeConfig(users[user].kubeconfig),
+    kill: async (c) => processOf(c).kill(),
+    stopComponent: async (c) => processOf(c).stop(),
+    startComponent,
+    restart: async (c) => {
+      await processOf(c).stop();
+      await startComponent(c);
+    },
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      await stopAll();
+      if (!opts.keepDir) fs.rmSync(dir, { recursive: true, force: true });
+      unregisterTempDir(dir);
+    },
+  };
+  return env;
+}
+
+/** The serialisable part of an Env. */
+export function envInfo(env: Env): EnvInfo {
+  return { dir: env.dir, kubernetes: env.kubernetes, vault: env.vault, postgres: env.postgres, pids: env.pids };
+}

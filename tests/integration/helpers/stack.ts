@@ -1,0 +1,39 @@
+// Shared set-up for integration tests: one real stack per test file, always stopped afterwards.
+// A missing component fails the run loudly (startEnv throws naming what is missing); nothing is skipped.
+import type { ExecutionContext, TestFn } from 'ava';
+import { startEnv, type Env } from '../../../scripts/stack/env.ts';
+
+export interface StackContext {
+  env: Env;
+}
+
+/** Registers before/after hooks that start the stack for this file and stop it when the file is done. */
+export function useStack<T extends StackContext>(test: TestFn<T>): void {
+  test.before(async (t) => {
+    t.timeout(45 * 60_000, 'starting the local stack (a cold machine builds binaries first)');
+    t.context.env = await startEnv({ log: (l) => t.log(l) });
+  });
+  test.after.always(async (t) => {
+    await t.context.env?.stop();
+  });
+}
+
+/** Polls until `probe` returns a truthy value; fails the test with `what` after `timeoutMs`. */
+export async function eventually<V>(t: ExecutionContext<unknown>, what: string, probe: () => Promise<V | undefined | false | null>, timeoutMs = 30_000, intervalMs = 250): Promise<V> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v) return v;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
+      t.fail(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
+      throw new Error(`timed out waiting for ${what}`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
