@@ -1,0 +1,82 @@
+// Status conditions with metav1.Condition's rules (apimachinery meta.SetStatusCondition): lastTransitionTime
+// moves only when `status` flips, so "Ready since" stays truthful across passes that re-assert the same state.
+// Pure functions: the caller passes `now` and the generation it observed.
+
+export type ConditionStatus = 'True' | 'False' | 'Unknown';
+
+export interface Condition {
+  type: string;
+  status: ConditionStatus;
+  observedGeneration?: number;
+  /** RFC 3339, seconds precision (what metav1.Time serialises to). */
+  lastTransitionTime: string;
+  reason: string;
+  message: string;
+}
+
+export interface ConditionInput {
+  type: string;
+  status: ConditionStatus;
+  reason: string;
+  message: string;
+}
+
+/** metav1.Condition caps messages at 32768 characters; the apiserver rejects longer ones. */
+export const MAX_CONDITION_MESSAGE = 32_768;
+
+export function rfc3339(now: Date): string {
+  return now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function truncate(message: string): string {
+  if (message.length <= MAX_CONDITION_MESSAGE) return message;
+  const marker = '…';
+  return message.slice(0, MAX_CONDITION_MESSAGE - marker.length) + marker;
+}
+
+/**
+ * Returns a new list with `next` set: an existing condition of the same type keeps its lastTransitionTime
+ * unless its status changes; reason, message and observedGeneration are always updated. Order is kept; a new
+ * type is appended. The input is not mutated.
+ */
+export function setCondition(current: readonly Condition[] | undefined, next: ConditionInput, observedGeneration: number | undefined, now: Date): Condition[] {
+  const list = [...(current ?? [])];
+  const i = list.findIndex((c) => c.type === next.type);
+  const existing = i >= 0 ? list[i] : undefined;
+  const updated: Condition = {
+    type: next.type,
+    status: next.status,
+    ...(observedGeneration !== undefined ? { observedGeneration } : {}),
+    lastTransitionTime: existing && existing.status === next.status ? existing.lastTransitionTime : rfc3339(now),
+    reason: next.reason,
+    message: truncate(next.message),
+  };
+  if (i >= 0) list[i] = updated;
+  else list.push(updated);
+  return list;
+}
+
+/** Returns a new list without conditions of `type`. */
+export function removeCondition(current: readonly Condition[] | undefined, type: string): Condition[] {
+  return (current ?? []).filter((c) => c.type !== type);
+}
+
+export function findCondition(conditions: readonly Condition[] | undefined, type: string): Condition | undefined {
+  return conditions?.find((c) => c.type === type);
+}
+
+export function isConditionTrue(conditions: readonly Condition[] | undefined, type: string): boolean {
+  return findCondition(conditions, type)?.status === 'True';
+}
+
+/** Same set of conditions, field for field, whatever their order. */
+export function conditionsEqual(a: readonly Condition[] | undefined, b: readonly Condition[] | undefined): boolean {
+  const x = a ?? [];
+  const y = b ?? [];
+  if (x.length !== y.length) return false;
+  return x.every((c) => {
+    const d = y.find((o) => o.type === c.type);
+    return d !== undefined && d.status === c.status && d.reason === c.reason && d.message === c.message
+      && d.lastTransitionTime === c.lastTransitionTime && d.observedGeneration === c.observedGeneration;
+  });
+}

@@ -1,0 +1,196 @@
+// A small generic Kubernetes REST client over client-node's own transport (KubeConfig auth + undici dispatcher).
+// Generic because the runtime addresses every kind, core ones included, by {group, version, plural}: the
+// generated CustomObjectsApi cannot reach the core group, and typed APIs differ per kind. Errors come back
+// classified (KubeApiError) with a message that never carries headers or request bodies, and every write is
+// counted in kube_writes_total so an idle operator can be shown to write nothing.
+import { HttpMethod, IsomorphicFetchHttpLibrary, RequestContext, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { Metrics } from './metrics.ts';
+import type { ResourceType } from './types.ts';
+
+export const PatchType = {
+  json: 'application/json-patch+json',
+  merge: 'application/merge-patch+json',
+  strategicMerge: 'application/strategic-merge-patch+json',
+  apply: 'application/apply-patch+yaml',
+} as const;
+export type PatchType = (typeof PatchType)[keyof typeof PatchType];
+
+/** An HTTP error from the apiserver, reduced to what is safe to log: status code and the Status reason/message. */
+export class KubeApiError extends Error {
+  readonly statusCode: number;
+  /** The Kubernetes Status reason (`NotFound`, `Conflict`, `Expired`, ...), if the server sent one. */
+  readonly reason: string;
+  constructor(statusCode: number, reason: string, message: string) {
+    super(`HTTP ${statusCode}${reason ? ` ${reason}` : ''}${message ? `: ${message}` : ''}`);
+    this.name = 'KubeApiError';
+    this.statusCode = statusCode;
+    this.reason = reason;
+  }
+  /** Read by describeError. */
+  get safeMessage(): string {
+    return this.message;
+  }
+}
+
+export function isNotFound(err: unknown): boolean {
+  return err instanceof KubeApiError && err.statusCode === 404;
+}
+
+export function isConflict(err: unknown): boolean {
+  return err instanceof KubeApiError && err.statusCode === 409;
+}
+
+export function isGone(err: unknown): boolean {
+  return err instanceof KubeApiError && err.statusCode === 410;
+}
+
+export interface RequestOptions {
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: string;
+  signal?: AbortSignal;
+  /** Per-request timeout; 30 s by default. */
+  timeoutMs?: number;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
+  /** 30 s by default. */
+  timeoutMs?: number;
+}
+
+export interface ListOptions {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  limit?: number;
+  continue?: string;
+  resourceVersion?: string;
+  signal?: AbortSignal;
+}
+
+export interface ListPage<T> {
+  items: T[];
+  resourceVersion: string;
+  continue?: string;
+}
+
+/** `/api/v1/namespaces/ns/configmaps/name/status` and friends. */
+export function resourcePath(resource: ResourceType, namespace?: string, name?: string, subresource?: string): string {
+  let p = resource.group ? `/apis/${resource.group}/${resource.version}` : `/api/${resource.version}`;
+  if ((resource.namespaced ?? true) && namespace) p += `/namespaces/${encodeURIComponent(namespace)}`;
+  p += `/${resource.plural}`;
+  if (name !== undefined) p += `/${encodeURIComponent(name)}`;
+  if (subresource) p += `/${subresource}`;
+  return p;
+}
+
+const WRITE_VERBS: Partial<Record<HttpMethod, string>> = {
+  [HttpMethod.POST]: 'create', [HttpMethod.PUT]: 'update', [HttpMethod.PATCH]: 'patch', [HttpMethod.DELETE]: 'delete',
+};
+
+export class KubeClient {
+  readonly kubeConfig: KubeConfig;
+  private readonly http = new IsomorphicFetchHttpLibrary();
+  private readonly metrics: Metrics | undefined;
+
+  constructor(kubeConfig: KubeConfig, opts: { metrics?: Metrics } = {}) {
+    this.kubeConfig = kubeConfig;
+    this.metrics = opts.metrics;
+  }
+
+  async get<T extends KubernetesObject>(resource: ResourceType, namespace: string, name: string, opts: CallOptions = {}): Promise<T> {
+    return this.request<T>(HttpMethod.GET, resourcePath(resource, namespace, name), opts);
+  }
+
+  /** Like get, but undefined for 404. */
+  async tryGet<T extends KubernetesObject>(resource: ResourceType, namespace: string, name: string, opts: CallOptions = {}): Promise<T | undefined> {
+    try {
+      return await this.get<T>(resource, namespace, name, opts);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async list<T extends KubernetesObject>(resource: ResourceType, opts: ListOptions = {}): Promise<ListPage<T>> {
+    const list = await this.request<{ items?: T[]; metadata?: { resourceVersion?: string; continue?: string } }>(
+      HttpMethod.GET, resourcePath(resource, opts.namespace), {
+        signal: opts.signal,
+        timeoutMs: 60_000,
+        query: { labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector, limit: opts.limit, continue: opts.continue, resourceVersion: opts.resourceVersion },
+      });
+    return { items: list.items ?? [], resourceVersion: list.metadata?.resourceVersion ?? '', continue: list.metadata?.continue || undefined };
+  }
+
+  async create<T extends KubernetesObject>(resource: ResourceType, namespace: string, body: T, opts: CallOptions & { fieldManager?: string } = {}): Promise<T> {
+    return this.request<T>(HttpMethod.POST, resourcePath(resource, namespace), { body, signal: opts.signal, timeoutMs: opts.timeoutMs, query: { fieldManager: opts.fieldManager } }, resource);
+  }
+
+  /** PUT; include metadata.resourceVersion in `body` for optimistic concurrency (409 on a stale write). */
+  async replace<T extends KubernetesObject>(resource: ResourceType, namespace: string, name: string, body: T, opts: CallOptions & { subresource?: string } = {}): Promise<T> {
+    return this.request<T>(HttpMethod.PUT, resourcePath(resource, namespace, name, opts.subresource), { body, signal: opts.signal, timeoutMs: opts.timeoutMs }, resource);
+  }
+
+  async patch<T extends KubernetesObject>(
+    resource: ResourceType, namespace: string, name: string, patch: unknown, type: PatchType,
+    opts: CallOptions & { subresource?: string; fieldManager?: string; force?: boolean } = {},
+  ): Promise<T> {
+    return this.request<T>(HttpMethod.PATCH, resourcePath(resource, namespace, name, opts.subresource), {
+      body: patch, contentType: type, signal: opts.signal, timeoutMs: opts.timeoutMs, query: { fieldManager: opts.fieldManager, force: opts.force },
+    }, resource);
+  }
+
+  /** Deletes; resolves false if the object was already gone. */
+  async delete(resource: ResourceType, namespace: string, name: string, opts: { signal?: AbortSignal; preconditions?: { uid?: string; resourceVersion?: string }; propagationPolicy?: 'Foreground' | 'Background' | 'Orphan' } = {}): Promise<boolean> {
+    const body = opts.preconditions || opts.propagationPolicy
+      ? { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: opts.preconditions, propagationPolicy: opts.propagationPolicy }
+      : undefined;
+    try {
+      await this.request(HttpMethod.DELETE, resourcePath(resource, namespace, name), { body, signal: opts.signal }, resource);
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  /** One request to `path`, JSON in and out. Throws KubeApiError for non-2xx answers. */
+  async request<T>(method: HttpMethod, path: string, opts: RequestOptions = {}, countAs?: ResourceType): Promise<T> {
+    const cluster = this.kubeConfig.getCurrentCluster();
+    if (!cluster) throw new Error('the kubeconfig has no current cluster');
+    const url = new URL(cluster.server.replace(/\/+$/, '') + path);
+    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
+    const ctx = new RequestContext(url.toString(), method);
+    await this.kubeConfig.applySecurityAuthentication(ctx);
+    ctx.setHeaderParam('Accept', 'application/json');
+    if (opts.body !== undefined) {
+      ctx.setHeaderParam('Content-Type', opts.contentType ?? 'application/json');
+      ctx.setBody(JSON.stringify(opts.body));
+    }
+    const timeout = AbortSignal.timeout(opts.timeoutMs ?? 30_000);
+    ctx.setSignal(opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout);
+    const verb = WRITE_VERBS[method];
+    if (verb && countAs) this.metrics?.kubeWrites.labels(verb, countAs.plural).inc();
+    const resp = await this.http.send(ctx).toPromise();
+    const text = await resp.body.text();
+    if (resp.httpStatusCode < 200 || resp.httpStatusCode > 299) throw toApiError(resp.httpStatusCode, text);
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+}
+
+/** Keeps only the Status reason and message of an error body: never the request, headers or other fields. */
+export function toApiError(statusCode: number, body: string): KubeApiError {
+  let reason = '';
+  let message = '';
+  try {
+    const st = JSON.parse(body) as { kind?: string; reason?: unknown; message?: unknown };
+    if (st?.kind === 'Status') {
+      if (typeof st.reason === 'string') reason = st.reason;
+      if (typeof st.message === 'string') message = st.message.slice(0, 512);
+    }
+  } catch {
+    // Not JSON (a proxy's HTML page, say): the status code alone says enough.
+  }
+  return new KubeApiError(statusCode, reason, message);
+}
