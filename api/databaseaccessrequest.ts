@@ -1,0 +1,185 @@
+// DatabaseAccessRequest (engine.kubevault.com/v1alpha1): a request for a short-lived PostgreSQL login from a
+// PostgresRole, for some subjects. Nothing is issued until an Approved condition appears in its status (written
+// by `kubectl vault approve`, or by an auto-approval rule); a Denied condition ends it.
+//
+// The approval idiom (CSR, cert-manager): Approved and Denied are only ever True, exclusive, and permanent, and
+// once either is set the parts of the spec that were judged (role, subjects, ttl, reason) are frozen. The API
+// server enforces all of that with the CEL rules below, so no controller or client can get it wrong.
+import type { V1ObjectMeta } from '@kubernetes/client-node';
+import type { KindDefinition } from './crd.ts';
+import { DURATION_PATTERN, celDuration } from './duration.ts';
+import {
+  ConditionType, ENGINE_API_VERSION, ENGINE_GROUP, ENGINE_VERSION, REQUEST_PHASES, conditionsSchema, duration,
+  namespaceName, objectName, renewFractionSchema, secretTemplateSchema, subjectsSchema,
+} from './meta.ts';
+import { array, boolean, enumeration, integer, object, string, withRules, type Static, type ValidationRule } from './schema.ts';
+
+export const roleRefSchema = object({
+  description: 'The PostgresRole to issue from. Whether it exists, and admits requests from this namespace, is ' +
+    'checked by the controller, not here.',
+  required: ['kind', 'name'],
+  properties: {
+    apiGroup: enumeration([ENGINE_GROUP], { description: `API group of the role: ${ENGINE_GROUP}.` }),
+    kind: enumeration(['PostgresRole'], { description: 'Kind of the role: PostgresRole.' }),
+    name: objectName('Name of the role.'),
+    namespace: namespaceName('Namespace of the role. Defaults to the request\'s namespace; another namespace ' +
+      'works only if the role lists this one in allowedRequestNamespaces.'),
+  },
+});
+export type RoleRef = Static<typeof roleRefSchema>;
+
+export const rolloutRestartTargetSchema = object({
+  description: 'A workload to restart when new credentials replace old ones.',
+  required: ['kind', 'name'],
+  properties: {
+    kind: enumeration(['Deployment', 'StatefulSet', 'DaemonSet'], { description: 'Deployment, StatefulSet or DaemonSet.' }),
+    name: objectName('Name of the workload, in the request\'s namespace.'),
+  },
+});
+export type RolloutRestartTarget = Static<typeof rolloutRestartTargetSchema>;
+
+export const databaseAccessRequestSpecSchema = object({
+  description: 'What is requested: a login from roleRef, readable by subjects, for ttl.',
+  required: ['roleRef', 'subjects'],
+  properties: {
+    roleRef: roleRefSchema,
+    subjects: subjectsSchema('Who may read the credential Secret (a Role and RoleBinding are created for them).', 1),
+    ttl: withRules(duration('How long the access should last. Defaults to the role\'s defaultTTL; capped by its maxTTL.'), [
+      { rule: `!self.matches(r'${DURATION_PATTERN}') || ${celDuration('self')} > duration('0s')`, message: 'must be longer than zero' },
+    ]),
+    renew: boolean({ description: 'Renew the lease before it runs out, until ttl (or the role\'s maxTTL) is reached.', default: true }),
+    renewFraction: renewFractionSchema('When to renew the lease. Defaults to the role\'s renewFraction.'),
+    rotationGracePeriod: duration('When credentials are rotated, how long the previous login keeps working before it is revoked.'),
+    rolloutRestartTargets: array(rolloutRestartTargetSchema, {
+      description: 'Workloads to restart after the credentials change, so they pick up the new ones.',
+      maxItems: 16, listType: 'map', listMapKeys: ['kind', 'name'],
+    }),
+    secretTemplate: secretTemplateSchema('Layout of the credential Secret; keys given here override the role\'s.'),
+    reason: string({ description: 'Why access is needed, for the approver (a ticket, an incident).', maxLength: 1024 }),
+  },
+});
+
+export const leaseSchema = object({
+  description: 'The Vault lease behind the credential.',
+  properties: {
+    id: string({ description: 'Vault lease id (<mount>/creds/<role>/<id>). Not a credential.', maxLength: 1024 }),
+    duration: string({ description: 'Lease duration when last issued or renewed, as Go prints it ("1h0m0s").', maxLength: 64 }),
+    renewable: boolean({ description: 'Whether Vault lets the lease be renewed.' }),
+    issuedAt: string({ description: 'When the current credential was issued.', format: 'date-time', maxLength: 64 }),
+    lastRenewalTime: string({ description: 'When the lease was last renewed.', format: 'date-time', maxLength: 64 }),
+    expiresAt: string({ description: 'When the lease runs out unless renewed.', format: 'date-time', maxLength: 64 }),
+  },
+});
+export type Lease = Static<typeof leaseSchema>;
+
+const decisionTypes = `['${ConditionType.Approved}', '${ConditionType.Denied}']`;
+
+export const databaseAccessRequestStatusSchema = object({
+  description: 'Where the request stands. Approvers write the Approved or Denied condition; the controller writes the rest.',
+  properties: {
+    phase: enumeration(REQUEST_PHASES, { description: 'WaitingForApproval, Approved, Denied, Expired, Revoked or Failed.' }),
+    observedGeneration: integer({ description: 'The metadata.generation this status describes.', format: 'int64', minimum: 0 }),
+    conditions: conditionsSchema('Approved or Denied (the decision: status True, permanent, reason = who, message = why), ' +
+      'Available (credential issued), Failed, Expired, Revoked.'),
+    lease: leaseSchema,
+    secret: object({
+      description: 'The Secret holding the credential, in the request\'s namespace.',
+      required: ['name'],
+      properties: { name: objectName('Name of the Secret.') },
+    }),
+    requester: object({
+      description: 'Who created the request, as the API server authenticated them.',
+      properties: {
+        username: string({ description: 'User name.', maxLength: 256 }),
+        uid: string({ description: 'User uid.', maxLength: 256 }),
+        groups: array(string({ description: 'A group.', maxLength: 256 }), { description: 'Groups of the user.', maxItems: 64 }),
+      },
+    }),
+  },
+  rules: [
+    {
+      rule: `!has(self.conditions) || self.conditions.all(c, !(c.type in ${decisionTypes}) || c.status == 'True')`,
+      fieldPath: '.conditions',
+      message: 'Approved and Denied conditions can only have status True',
+    },
+    {
+      rule: `!has(self.conditions) || !(self.conditions.exists(c, c.type == '${ConditionType.Approved}') && self.conditions.exists(c, c.type == '${ConditionType.Denied}'))`,
+      fieldPath: '.conditions',
+      message: 'a request can\'t be both Approved and Denied',
+    },
+  ],
+});
+
+/** CEL over the previous object: a decision (Approved or Denied, True) had been recorded. */
+const WAS_DECIDED = `has(oldSelf.status) && has(oldSelf.status.conditions) && ` +
+  `oldSelf.status.conditions.exists(c, c.type in ${decisionTypes} && c.status == 'True')`;
+
+function frozenAfterDecision(field: 'roleRef' | 'subjects' | 'ttl' | 'reason', optional: boolean): ValidationRule {
+  const same = optional
+    ? `has(self.spec.${field}) == has(oldSelf.spec.${field}) && (!has(self.spec.${field}) || self.spec.${field} == oldSelf.spec.${field})`
+    : `self.spec.${field} == oldSelf.spec.${field}`;
+  return {
+    rule: `!(${WAS_DECIDED}) || (${same})`,
+    fieldPath: `.spec.${field}`,
+    message: `spec.${field} is immutable once the request is Approved or Denied; create a new request instead`,
+  };
+}
+
+const optionalText = (v: string, f: string) => `(has(${v}.${f}) ? ${v}.${f} : '')`;
+
+/**
+ * Rules at the root, where one rule can see spec and status and the previous object (`oldSelf`): status
+ * rules there also catch the status being emptied, which a rule on status itself wouldn't see.
+ */
+export const databaseAccessRequestRules: ValidationRule[] = [
+  frozenAfterDecision('roleRef', false),
+  frozenAfterDecision('subjects', false),
+  frozenAfterDecision('ttl', true),
+  frozenAfterDecision('reason', true),
+  {
+    rule: `!has(oldSelf.status) || !has(oldSelf.status.conditions) || oldSelf.status.conditions.all(o, ` +
+      `!(o.type in ${decisionTypes} && o.status == 'True') || (has(self.status) && has(self.status.conditions) && ` +
+      `self.status.conditions.exists(n, n.type == o.type && n.status == 'True' && ` +
+      `${optionalText('n', 'reason')} == ${optionalText('o', 'reason')} && ${optionalText('n', 'message')} == ${optionalText('o', 'message')})))`,
+    fieldPath: '.status.conditions',
+    message: 'an Approved or Denied decision is permanent: it can\'t be removed, flipped or reworded',
+  },
+];
+
+export type DatabaseAccessRequestSpec = Static<typeof databaseAccessRequestSpecSchema>;
+export type DatabaseAccessRequestStatus = Static<typeof databaseAccessRequestStatusSchema>;
+export type Requester = NonNullable<DatabaseAccessRequestStatus['requester']>;
+
+export interface DatabaseAccessRequest {
+  apiVersion: typeof ENGINE_API_VERSION;
+  kind: 'DatabaseAccessRequest';
+  metadata: V1ObjectMeta;
+  spec: DatabaseAccessRequestSpec;
+  status?: DatabaseAccessRequestStatus;
+}
+
+export const DATABASE_ACCESS_REQUEST = {
+  group: ENGINE_GROUP,
+  version: ENGINE_VERSION,
+  kind: 'DatabaseAccessRequest',
+  listKind: 'DatabaseAccessRequestList',
+  plural: 'databaseaccessrequests',
+  singular: 'databaseaccessrequest',
+  namespaced: true,
+  shortNames: ['dar'],
+  categories: ['vault', 'appscode', 'all', 'leasehold'],
+  description: 'DatabaseAccessRequest asks for a short-lived PostgreSQL login from a PostgresRole. Nothing is ' +
+    'issued until it is approved.',
+  spec: databaseAccessRequestSpecSchema,
+  specRequired: true,
+  status: databaseAccessRequestStatusSchema,
+  rules: databaseAccessRequestRules,
+  printerColumns: [
+    { name: 'Status', type: 'string', jsonPath: '.status.phase', description: 'WaitingForApproval, Approved, Denied, Expired, Revoked or Failed.' },
+    { name: 'Role', type: 'string', jsonPath: '.spec.roleRef.name', description: 'The PostgresRole requested.' },
+    { name: 'Secret', type: 'string', jsonPath: '.status.secret.name', description: 'The Secret holding the credential.' },
+    // A string, not a date: kubectl prints a future date column as "<invalid>".
+    { name: 'Expires', type: 'string', jsonPath: '.status.lease.expiresAt', description: 'When the lease runs out unless renewed.' },
+    { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp', description: 'Time since creation.' },
+  ],
+} as const satisfies KindDefinition;

@@ -1,0 +1,17 @@
+// The API in one import: every kind's definition, types and schema, and the shared names in meta.ts.
+import { APP_BINDING } from './appbinding.ts';
+import type { KindDefinition } from './crd.ts';
+import { DATABASE_ACCESS_REQUEST } from './databaseaccessrequest.ts';
+import { POSTGRES_ROLE } from './postgresrole.ts';
+import { SECRET_ENGINE } from './secretengine.ts';
+
+export * from './appbinding.ts';
+export * from './databaseaccessrequest.ts';
+export * from './duration.ts';
+export * from './meta.ts';
+export * from './postgresrole.ts';
+export * from './secretengine.ts';
+export type { KindDefinition, PrinterColumn } from './crd.ts';
+
+/** Every kind Leasehold serves, in the order their CRDs are listed. */
+export const KINDS: readonly KindDefinition[] = [APP_BINDING, SECRET_ENGINE, POSTGRES_ROLE, DATABASE_ACCESS_REQUEST];

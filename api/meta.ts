@@ -1,0 +1,269 @@
+// The names everything else agrees on: API groups and versions (KubeVault's, so its manifests apply unchanged),
+// our own label, annotation and finalizer keys, condition types, reasons, phases, and the schemas shared by
+// several kinds (conditions, references, names, durations).
+import { DURATION_PATTERN, celDuration } from './duration.ts';
+import { array, enumeration, integer, number, object, string, stringMap, type Schema, type Static } from './schema.ts';
+
+// ---- API groups and versions -------------------------------------------------------------------------------
+
+export const APPCATALOG_GROUP = 'appcatalog.appscode.com';
+export const APPCATALOG_VERSION = 'v1alpha1';
+export const APPCATALOG_API_VERSION = `${APPCATALOG_GROUP}/${APPCATALOG_VERSION}`;
+
+export const ENGINE_GROUP = 'engine.kubevault.com';
+export const ENGINE_VERSION = 'v1alpha1';
+export const ENGINE_API_VERSION = `${ENGINE_GROUP}/${ENGINE_VERSION}`;
+
+/** The embedded `spec.parameters` of a Vault AppBinding. */
+export const VAULT_SERVER_CONFIGURATION_API_VERSION = 'config.kubevault.com/v1alpha1';
+export const VAULT_SERVER_CONFIGURATION_KIND = 'VaultServerConfiguration';
+
+// ---- Our own keys --------------------------------------------------------------------------------------------
+
+/** The domain of every label, annotation and finalizer Leasehold owns. */
+export const DOMAIN = 'leasehold.dev';
+
+/** Held by every object whose deletion must first clean up Vault (a role, a mount, a lease). */
+export const FINALIZER = `${DOMAIN}/finalizer`;
+/**
+ * KubeVault's finalizer. Objects taken over from a KubeVault installation may still carry it; nothing of
+ * KubeVault's will remove it once KubeVault is gone, so controllers remove it after their own cleanup.
+ */
+export const KUBEVAULT_FINALIZER = 'kubevault.com';
+
+export const Labels = {
+  /** On every object Leasehold creates (Secrets, Roles, RoleBindings), with the value MANAGED_BY. */
+  managedBy: 'app.kubernetes.io/managed-by',
+  /** On objects created for a DatabaseAccessRequest: that request's name (the owner reference has its uid). */
+  request: `${DOMAIN}/request`,
+} as const;
+export const MANAGED_BY = 'leasehold';
+
+export const Annotations = {
+  /** On a DatabaseAccessRequest: set to any new value (a timestamp, say) to have fresh credentials issued now. */
+  rotateNow: `${DOMAIN}/rotate-now`,
+  /** On a DatabaseAccessRequest: set to revoke its lease now and end the access (the request stays, Revoked). */
+  revokeNow: `${DOMAIN}/revoke-now`,
+  /** On a DatabaseAccessRequest: who created it, as recorded at admission (never trusted from the client). */
+  requester: `${DOMAIN}/requester`,
+  /** On a workload's pod template: when Leasehold last restarted it for new credentials (RFC 3339). */
+  restartedAt: `${DOMAIN}/restartedAt`,
+} as const;
+
+// ---- Conditions ------------------------------------------------------------------------------------------------
+
+export const ConditionType = {
+  /** SecretEngine, PostgresRole: configured in Vault and usable. AppBinding: the address answers. */
+  Ready: 'Ready',
+  /** KubeVault's "ready" condition: kept in step with Ready, for tools written against KubeVault. */
+  Available: 'Available',
+  /** DatabaseAccessRequest: a person (or an auto-approval rule) approved it. Only ever True; permanent. */
+  Approved: 'Approved',
+  /** DatabaseAccessRequest: a person denied it. Only ever True; permanent; exclusive with Approved. */
+  Denied: 'Denied',
+  /** Something failed; reason and message say what. */
+  Failed: 'Failed',
+  /** DatabaseAccessRequest: the lease ran out, or the request waited for approval too long. */
+  Expired: 'Expired',
+  /** DatabaseAccessRequest: the lease was revoked on demand. */
+  Revoked: 'Revoked',
+} as const;
+export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
+
+/** Condition reasons (CamelCase, as metav1.Condition requires). KubeVault's own are kept verbatim. */
+export const Reason = {
+  // Decisions, as KubeVault's kubectl plugin writes them.
+  KubectlApprove: 'KubectlApprove',
+  KubectlDeny: 'KubectlDeny',
+  KubectlRevoke: 'KubectlRevoke',
+  AutoApproved: 'AutoApproved',
+  // Progress and success.
+  Provisioned: 'Provisioned',
+  WaitingForApproval: 'WaitingForApproval',
+  SuccessfullyIssuedCredential: 'SuccessfullyIssuedCredential',
+  LeaseRenewed: 'LeaseRenewed',
+  CredentialRotated: 'CredentialRotated',
+  // Ends of a request's life.
+  LeaseExpired: 'LeaseExpired',
+  ApprovalTimedOut: 'ApprovalTimedOut',
+  RevokedOnDemand: 'RevokedOnDemand',
+  // Failures KubeVault reports, same names.
+  FailedToCreateSecretEnginePolicy: 'FailedToCreateSecretEnginePolicy',
+  FailedToUpdateAuthRole: 'FailedToUpdateAuthRole',
+  FailedToEnableSecretEngine: 'FailedToEnableSecretEngine',
+  FailedToCreateSecretEngineConfig: 'FailedToCreateSecretEngineConfig',
+  FailedToCreateDatabaseRole: 'FailedToCreateDatabaseRole',
+  FailedToCreateCredentialManager: 'FailedToCreateCredentialManager',
+  FailedToGetCredential: 'FailedToGetCredential',
+  FailedToCreateSecret: 'FailedToCreateSecret',
+  FailedToCreateRole: 'FailedToCreateRole',
+  FailedToCreateRoleBinding: 'FailedToCreateRoleBinding',
+  // Failures only a controller can detect (the schema can't see other objects).
+  ReferenceNotFound: 'ReferenceNotFound',
+  NamespaceNotAllowed: 'NamespaceNotAllowed',
+  TTLExceedsMaxTTL: 'TTLExceedsMaxTTL',
+  ReasonRequired: 'ReasonRequired',
+  SelfApprovalForbidden: 'SelfApprovalForbidden',
+  VaultUnreachable: 'VaultUnreachable',
+  Unreachable: 'Unreachable',
+} as const;
+export type Reason = (typeof Reason)[keyof typeof Reason];
+
+const CONDITION_TYPE_PATTERN = '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$';
+const CONDITION_REASON_PATTERN = '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$';
+/** metav1.Condition's caps. Controllers truncate messages to fit. */
+export const MAX_CONDITION_MESSAGE = 32_768;
+export const MAX_CONDITIONS = 16;
+
+export const conditionSchema = object({
+  description: 'One aspect of the object\'s state (metav1.Condition). `lastUpdateTime`, which KubeVault ' +
+    'wrote before it adopted metav1.Condition, is accepted too.',
+  required: ['type', 'status'],
+  properties: {
+    type: string({ description: 'CamelCase type of the condition, e.g. Ready, Approved, Denied.', pattern: CONDITION_TYPE_PATTERN, maxLength: 316 }),
+    status: enumeration(['True', 'False', 'Unknown'], {
+      description: 'True, False or Unknown. Defaults to True: KubeVault\'s earliest conditions had no status and ' +
+        'meant True by being present.',
+      default: 'True',
+    }),
+    observedGeneration: integer({ description: 'The metadata.generation the condition was set for.', format: 'int64', minimum: 0 }),
+    lastTransitionTime: string({ description: 'When status last changed (RFC 3339).', format: 'date-time', maxLength: 64 }),
+    lastUpdateTime: string({ description: 'Deprecated (KubeVault v0.3): when the condition was written. Use lastTransitionTime.', format: 'date-time', maxLength: 64 }),
+    reason: string({ description: 'CamelCase reason for the last transition; for Approved and Denied, who or what decided.', pattern: CONDITION_REASON_PATTERN, maxLength: 1024 }),
+    message: string({ description: 'Human-readable details. Never contains a credential.', maxLength: MAX_CONDITION_MESSAGE }),
+  },
+});
+export type Condition = Static<typeof conditionSchema>;
+export type ConditionStatus = Condition['status'];
+
+export function conditionsSchema(description: string): Schema<Condition[]> {
+  return array(conditionSchema, { description, maxItems: MAX_CONDITIONS, listType: 'map', listMapKeys: ['type'] });
+}
+
+// ---- Phases ----------------------------------------------------------------------------------------------------
+
+/** status.phase of SecretEngine and PostgresRole ("Success" is what KubeVault users wait for). */
+export const EnginePhase = { Processing: 'Processing', Success: 'Success', Failed: 'Failed' } as const;
+export type EnginePhase = (typeof EnginePhase)[keyof typeof EnginePhase];
+export const ENGINE_PHASES = [EnginePhase.Processing, EnginePhase.Success, EnginePhase.Failed] as const;
+
+export const RequestPhase = {
+  WaitingForApproval: 'WaitingForApproval',
+  Approved: 'Approved',
+  Denied: 'Denied',
+  Expired: 'Expired',
+  Revoked: 'Revoked',
+  Failed: 'Failed',
+} as const;
+export type RequestPhase = (typeof RequestPhase)[keyof typeof RequestPhase];
+export const REQUEST_PHASES = [
+  RequestPhase.WaitingForApproval, RequestPhase.Approved, RequestPhase.Denied,
+  RequestPhase.Expired, RequestPhase.Revoked, RequestPhase.Failed,
+] as const;
+
+// ---- Names -----------------------------------------------------------------------------------------------------
+
+/** DNS-1123 subdomain: most object names (Secrets, AppBindings, PostgresRoles, ServiceAccounts). */
+export const DNS1123_SUBDOMAIN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+/** DNS-1123 label: namespace names. */
+export const DNS1123_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
+/** DNS-1035 label: Service names. */
+export const DNS1035_LABEL = '^[a-z]([-a-z0-9]*[a-z0-9])?$';
+
+export function objectName(description: string): Schema<string> {
+  return string({ description, pattern: DNS1123_SUBDOMAIN, minLength: 1, maxLength: 253 });
+}
+
+export function namespaceName(description: string): Schema<string> {
+  return string({ description, pattern: DNS1123_LABEL, minLength: 1, maxLength: 63 });
+}
+
+/**
+ * A Vault mount path: segments of letters, digits and `_ . -` joined by single slashes; no leading or
+ * trailing slash (Vault would read a leading one as the root of its API), and no `..` anywhere.
+ */
+export const MOUNT_PATH_PATTERN = '^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$';
+
+export function mountPath(description: string): Schema<string> {
+  return string({
+    description, pattern: MOUNT_PATH_PATTERN, minLength: 1, maxLength: 255,
+    rules: [{ rule: "!self.contains('..')", message: "must not contain '..'" }],
+  });
+}
+
+export function duration(description: string): Schema<string> {
+  return string({
+    description: `${description} A Go duration ("1h", "90m", "1h30m", "1.5h") or a whole number of seconds ("3600").`,
+    pattern: DURATION_PATTERN, minLength: 1, maxLength: 64,
+  });
+}
+
+/**
+ * CEL: both durations given (and well formed) ⇒ `max` is zero (Vault's "use the mount's maximum") or at
+ * least `min`. Malformed values are left to the pattern's own, clearer, error.
+ */
+export function celDurationAtLeast(self: string, min: string, max: string): string {
+  const well = (f: string) => `${self}.${f}.matches(r'${DURATION_PATTERN}')`;
+  const d = (f: string) => celDuration(`${self}.${f}`);
+  return `!has(${self}.${min}) || !has(${self}.${max}) || !${well(min)} || !${well(max)} || ` +
+    `${d(max)} == duration('0s') || ${d(max)} >= ${d(min)}`;
+}
+
+// ---- References ------------------------------------------------------------------------------------------------
+
+export const localObjectReferenceSchema = object({
+  description: 'A reference to an object in the same namespace.',
+  required: ['name'],
+  properties: { name: objectName('Name of the object.') },
+});
+export type LocalObjectReference = Static<typeof localObjectReferenceSchema>;
+
+const RBAC_GROUP = 'rbac.authorization.k8s.io';
+
+/** rbac/v1 Subject, with the checks the RBAC API applies when the controller copies it into a RoleBinding. */
+export const subjectSchema = object({
+  description: 'Who gets access (rbac/v1 Subject): a User, a Group or a ServiceAccount.',
+  required: ['kind', 'name'],
+  properties: {
+    kind: enumeration(['User', 'Group', 'ServiceAccount'], { description: 'User, Group or ServiceAccount.' }),
+    name: string({ description: 'Name of the user, group or service account.', minLength: 1, maxLength: 256 }),
+    namespace: namespaceName('ServiceAccount only: its namespace. Defaults to the namespace of the object that holds this subject.'),
+    apiGroup: string({ description: `Empty for ServiceAccount; "${RBAC_GROUP}" (the default) for User and Group.`, maxLength: 64 }),
+  },
+  rules: [
+    { rule: `self.kind != 'ServiceAccount' || self.name.matches(r'${DNS1123_SUBDOMAIN}')`, fieldPath: '.name', message: 'a ServiceAccount name must be a DNS-1123 subdomain (lower case letters, digits, - and .)' },
+    { rule: `self.kind == 'ServiceAccount' || !has(self.namespace) || self.namespace == ''`, fieldPath: '.namespace', message: 'namespace applies to ServiceAccount subjects only' },
+    { rule: `self.kind != 'ServiceAccount' || !has(self.apiGroup) || self.apiGroup == ''`, fieldPath: '.apiGroup', message: 'apiGroup must be empty for a ServiceAccount' },
+    { rule: `self.kind == 'ServiceAccount' || !has(self.apiGroup) || self.apiGroup == '' || self.apiGroup == '${RBAC_GROUP}'`, fieldPath: '.apiGroup', message: `apiGroup must be ${RBAC_GROUP} for a User or Group` },
+  ],
+});
+export type Subject = Static<typeof subjectSchema>;
+export const MAX_SUBJECTS = 32;
+
+export function subjectsSchema(description: string, minItems: number): Schema<Subject[]> {
+  return array(subjectSchema, { description, minItems, maxItems: MAX_SUBJECTS });
+}
+
+/** Keys of a Secret's data (what `kubectl create secret` accepts). */
+export const SECRET_KEY_PATTERN = '^[-._a-zA-Z0-9]+$';
+
+// ---- Fields a PostgresRole sets and a DatabaseAccessRequest may override ----------------------------------
+
+export const MAX_SECRET_TEMPLATE_KEYS = 32;
+
+export function secretTemplateSchema(description: string): Schema<Record<string, string>> {
+  return stringMap(string({ description: 'A Mustache template for one key of the Secret.', maxLength: 4096 }), {
+    description: `${description} Each key of the credential Secret is rendered from a Mustache template over the ` +
+      'credential, e.g. {"uri": "postgresql://{{username}}:{{password}}@db:5432/app"}. Without a template the ' +
+      'Secret holds the keys username and password, as with KubeVault.',
+    maxProperties: MAX_SECRET_TEMPLATE_KEYS,
+    rules: [{ rule: `self.all(k, size(k) <= 253 && k.matches(r'${SECRET_KEY_PATTERN}'))`, message: 'keys must be valid Secret keys (letters, digits, -, _ and .; at most 253 characters)' }],
+  });
+}
+
+/** Default for renewFraction: renew when two thirds of the lease have passed (what Vault Agent does). */
+export const DEFAULT_RENEW_FRACTION = 0.67;
+
+export function renewFractionSchema(description: string): Schema<number> {
+  return number({ description: `${description} A fraction of the lease's duration, from 0.1 to 0.95.`, minimum: 0.1, maximum: 0.95 });
+}

@@ -1,0 +1,95 @@
+// Checks on the schemas that the API server would only report one at a time (or not at all): every field is
+// documented and bounded, references inside a schema point at fields that exist.
+import test from 'ava';
+import { objectSchema, renderCrd } from '../../../api/crd.ts';
+import {
+  DATABASE_ACCESS_REQUEST, ENGINE_PHASES, FINALIZER, KINDS, REQUEST_PHASES, RequestPhase, type KindDefinition,
+} from '../../../api/index.ts';
+import type { JSONSchemaProps } from '../../../api/schema.ts';
+
+function* walk(node: JSONSchemaProps, at: string): Generator<[string, JSONSchemaProps]> {
+  yield [at, node];
+  for (const [k, child] of Object.entries(node.properties ?? {})) yield* walk(child, `${at}.${k}`);
+  if (node.items) yield* walk(node.items, `${at}[]`);
+  if (node.additionalProperties) yield* walk(node.additionalProperties, `${at}{}`);
+}
+
+function nodes(def: KindDefinition): Array<[string, JSONSchemaProps]> {
+  return [...walk(objectSchema(def), def.kind)].filter(([at]) => !at.endsWith('.metadata'));
+}
+
+test('every field has a type and a description', (t) => {
+  for (const def of KINDS) {
+    for (const [at, node] of nodes(def)) {
+      t.truthy(node.type, `${at} has no type`);
+      t.truthy(node.description?.trim(), `${at} has no description`);
+    }
+  }
+});
+
+test('every string and list is bounded, so CEL cost estimates stay small', (t) => {
+  for (const def of KINDS) {
+    for (const [at, node] of nodes(def)) {
+      if (at.endsWith('.apiVersion') || at.endsWith('.kind') && at.split('.').length === 2) continue;
+      if (node.type === 'string' && !node.enum) t.truthy(node.maxLength, `${at} has no maxLength`);
+      if (node.type === 'array') t.truthy(node.maxItems, `${at} has no maxItems`);
+      if (node.type === 'object' && node.additionalProperties) t.truthy(node.maxProperties, `${at} has no maxProperties`);
+    }
+  }
+});
+
+test('required fields and list-map keys name fields that exist', (t) => {
+  for (const def of KINDS) {
+    for (const [at, node] of nodes(def)) {
+      for (const r of node.required ?? []) t.truthy(node.properties?.[r], `${at} requires ${r}, which it doesn't define`);
+      for (const key of node['x-kubernetes-list-map-keys'] ?? []) {
+        const item = node.items!;
+        t.true(item.required?.includes(key) || item.properties?.[key]?.default !== undefined, `${at}: map key ${key} must be required or defaulted`);
+      }
+    }
+  }
+});
+
+test('patterns compile and defaults satisfy their own schema', (t) => {
+  for (const def of KINDS) {
+    for (const [at, node] of nodes(def)) {
+      if (node.pattern) t.notThrows(() => new RegExp(node.pattern!, 'u'), at);
+      if (node.default === undefined) continue;
+      if (node.enum) t.true(node.enum.includes(node.default as string), `${at}: default not in enum`);
+      if (node.pattern && typeof node.default === 'string') t.regex(node.default, new RegExp(node.pattern, 'u'), at);
+      if (node.type === 'array') t.true(Array.isArray(node.default), at);
+    }
+  }
+});
+
+test('printer columns read fields the schema defines', (t) => {
+  for (const def of KINDS) {
+    const schema = objectSchema(def);
+    for (const col of def.printerColumns) {
+      let node: JSONSchemaProps | undefined = schema;
+      for (const part of col.jsonPath.split('.').slice(1)) node = part === 'metadata' ? { type: 'object', properties: { creationTimestamp: { type: 'string' } } } : node?.properties?.[part];
+      t.truthy(node, `${def.kind} column ${col.name} reads ${col.jsonPath}, which the schema lacks`);
+    }
+  }
+});
+
+test('the names KubeVault users type still work', (t) => {
+  const names = KINDS.map((d) => renderCrd(d)).map((crd) => (crd.metadata as { name: string }).name).sort();
+  t.deepEqual(names, [
+    'appbindings.appcatalog.appscode.com', 'databaseaccessrequests.engine.kubevault.com',
+    'postgresroles.engine.kubevault.com', 'secretengines.engine.kubevault.com',
+  ]);
+  t.deepEqual(DATABASE_ACCESS_REQUEST.shortNames, ['dar']);
+  for (const def of KINDS) t.true(def.categories.includes('leasehold'), def.kind);
+});
+
+test('phase enums are the exported phase constants', (t) => {
+  const phaseOf = (def: KindDefinition) => (def.status.properties?.phase?.enum ?? []) as readonly string[];
+  t.deepEqual(phaseOf(DATABASE_ACCESS_REQUEST), REQUEST_PHASES);
+  t.true(REQUEST_PHASES.includes(RequestPhase.WaitingForApproval));
+  for (const def of KINDS.filter((d) => d.kind === 'SecretEngine' || d.kind === 'PostgresRole')) t.deepEqual(phaseOf(def), ENGINE_PHASES);
+});
+
+test('the finalizer is domain-qualified, as the API server recommends', (t) => {
+  t.regex(FINALIZER, /^[a-z0-9.-]+\/[a-z0-9-]+$/);
+});
