@@ -22,6 +22,8 @@ export interface EnvInfo {
   dir: string;
   kubernetes: {
     server: string;
+    /** etcd's client URL (plain HTTP, no auth): tests use its gRPC gateway, e.g. to compact and force 410 Gone. */
+    etcdEndpoint: string;
     caFile: string;
     /** Admin (system:masters) kubeconfig file. */
     kubeconfig: string;
@@ -68,29 +70,33 @@ export interface StartEnvOptions {
 
 export async function startEnv(opts: StartEnvOptions = {}): Promise<Env> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`[stack] ${l}\n`));
-  const started = Date.now();
+  const startedAtMs = Date.now();
   const bins = await resolveBinaries(log);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'leasehold-stack-'));
   registerTempDir(dir);
-  let plane: KubeControlPlane | undefined;
-  let vault: VaultServer | undefined;
-  let postgres: PostgresServer | undefined;
+  // Components start in parallel; if one fails, whatever the others already started must still be stopped.
+  const started: { plane?: KubeControlPlane; vault?: VaultServer; postgres?: PostgresServer } = {};
   const stopAll = async () => {
-    await Promise.all([vault?.process.stop(), postgres?.process.stop(), plane?.controllerManager.stop()]);
-    await plane?.apiserver.stop();
-    await plane?.etcd.stop();
+    await Promise.all([started.vault?.process.stop(), started.postgres?.process.stop(), started.plane?.controllerManager.stop()]);
+    await started.plane?.apiserver.stop();
+    await started.plane?.etcd.stop();
   };
   try {
     const pki = createPki(path.join(dir, 'pki'));
-    [plane, vault, postgres] = await Promise.all([
-      startControlPlane(dir, bins, pki),
-      startVault(dir, bins, pki),
-      startPostgres(dir, bins),
+    const results = await Promise.allSettled([
+      startControlPlane(dir, bins, pki, (p) => (started.plane = p)),
+      startVault(dir, bins, pki, (v) => (started.vault = v)),
+      startPostgres(dir, bins, (p) => (started.postgres = p)),
     ]);
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed.length > 0) throw failed[0]!.reason;
+    const plane = started.plane!;
+    const vault = started.vault!;
+    const postgres = started.postgres!;
     const kubeConfig = loadKubeConfig(plane.admin.kubeconfig);
     await configureKubernetesAuth(kubeConfig, vault, plane.server, fs.readFileSync(pki.caCert, 'utf8'));
     const env = makeEnv(dir, bins, plane, vault, postgres, pki.caCert, kubeConfig, stopAll, opts);
-    log(`stack ready in ${((Date.now() - started) / 1000).toFixed(1)}s (${bins.vaultFlavor}, ${dir})`);
+    log(`stack ready in ${((Date.now() - startedAtMs) / 1000).toFixed(1)}s (${bins.vaultFlavor}, ${dir})`);
     return env;
   } catch (err) {
     await stopAll().catch(() => undefined);
@@ -161,7 +167,7 @@ function makeEnv(
   const users = Object.fromEntries(TEST_USERS.map((u) => [u, { kubeconfig: plane.users[u].kubeconfig, token: plane.users[u].token }])) as EnvInfo['kubernetes']['users'];
   const env: Env = {
     dir,
-    kubernetes: { server: plane.server, caFile, kubeconfig: plane.admin.kubeconfig, kubectl: bins.kubectl, users },
+    kubernetes: { server: plane.server, etcdEndpoint: plane.etcdEndpoint, caFile, kubeconfig: plane.admin.kubeconfig, kubectl: bins.kubectl, users },
     vault: {
       addr: vault.addr, flavor: bins.vaultFlavor, rootToken: vault.rootToken, caCert: vault.caCert, caFile, kubernetesAuthPath: 'kubernetes',
     },

@@ -21,6 +21,7 @@ export interface KubeUser {
 
 export interface KubeControlPlane {
   server: string;
+  etcdEndpoint: string;
   apiserverPort: number;
   etcd: ManagedProcess;
   apiserver: ManagedProcess;
@@ -45,7 +46,7 @@ export function writeKubeconfig(file: string, server: string, caFile: string, us
   fs.writeFileSync(file, YAML.stringify(doc), { mode: 0o600 });
 }
 
-export async function startControlPlane(dir: string, bins: Binaries, pki: Pki): Promise<KubeControlPlane> {
+export async function startControlPlane(dir: string, bins: Binaries, pki: Pki, onCreated: (p: KubeControlPlane) => void = () => undefined): Promise<KubeControlPlane> {
   const [etcdClient, etcdPeer, apiserverPort, kcmPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   const server = `https://127.0.0.1:${apiserverPort}`;
   const logs = path.join(dir, 'logs');
@@ -80,6 +81,8 @@ export async function startControlPlane(dir: string, bins: Binaries, pki: Pki): 
   const apiserver = new ManagedProcess({
     name: 'kube-apiserver',
     command: bins.kubeApiserver,
+    // Its graceful shutdown drains watches for well over 10 s; all state is in etcd, so don't wait long.
+    stopGraceMs: 3000,
     logFile: path.join(logs, 'kube-apiserver.log'),
     args: [
       `--etcd-servers=http://127.0.0.1:${etcdClient}`,
@@ -116,6 +119,7 @@ export async function startControlPlane(dir: string, bins: Binaries, pki: Pki): 
   const ca = fs.readFileSync(pki.caCert, 'utf8');
   const plane: KubeControlPlane = {
     server,
+    etcdEndpoint: `http://127.0.0.1:${etcdClient}`,
     apiserverPort,
     etcd,
     apiserver,
@@ -126,6 +130,7 @@ export async function startControlPlane(dir: string, bins: Binaries, pki: Pki): 
   writeKubeconfig(plane.admin.kubeconfig, server, pki.caCert, 'admin', admin.token);
   for (const u of Object.values(plane.users)) writeKubeconfig(u.kubeconfig, server, pki.caCert, u.name, u.token);
 
+  onCreated(plane);
   await startEtcd(plane, etcdClient);
   await startApiserver(plane, ca);
   await startControllerManager(plane, kcmPort);
@@ -139,7 +144,7 @@ export async function startEtcd(plane: KubeControlPlane, clientPort?: number): P
     assertRunning(plane.etcd);
     const res = await request({ url: `http://127.0.0.1:${port}/health` });
     return res.status === 200;
-  }, 30_000);
+  }, 60_000);
 }
 
 export async function startApiserver(plane: KubeControlPlane, ca: string): Promise<void> {
@@ -148,7 +153,7 @@ export async function startApiserver(plane: KubeControlPlane, ca: string): Promi
     assertRunning(plane.apiserver);
     const res = await request({ url: `${plane.server}/readyz`, ca, headers: { authorization: `Bearer ${plane.admin.token}` } });
     return res.status === 200;
-  }, 60_000, 200);
+  }, 120_000, 200);
 }
 
 export async function startControllerManager(plane: KubeControlPlane, port?: number): Promise<void> {

@@ -33,7 +33,7 @@ function asPostgresUser(command: string, args: string[]): [string, string[]] {
   return isRoot ? ['setpriv', ['--reuid=postgres', '--regid=postgres', '--init-groups', '--', command, ...args]] : [command, args];
 }
 
-export async function startPostgres(dir: string, bins: Binaries): Promise<PostgresServer> {
+export async function startPostgres(dir: string, bins: Binaries, onCreated: (p: PostgresServer) => void = () => undefined): Promise<PostgresServer> {
   const pgDir = path.join(dir, 'postgres');
   const dataDir = path.join(pgDir, 'data');
   fs.mkdirSync(pgDir, { recursive: true, mode: 0o700 });
@@ -74,6 +74,7 @@ export async function startPostgres(dir: string, bins: Binaries): Promise<Postgr
     url: `postgresql://admin:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres?sslmode=disable`,
   };
   const server = { info, process: proc };
+  onCreated(server);
   await startPostgresProcess(server);
   return server;
 }
@@ -90,5 +91,5 @@ export async function startPostgresProcess(server: PostgresServer): Promise<void
     } finally {
       await client.end().catch(() => undefined);
     }
-  }, 30_000, 100);
+  }, 60_000, 100);
 }

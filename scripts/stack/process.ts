@@ -3,6 +3,7 @@
 // uncaught error, SIGINT/SIGTERM/SIGHUP), so no test run leaves an orphan behind.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 
 export interface ProcessSpec {
   name: string;
@@ -13,6 +14,8 @@ export interface ProcessSpec {
   logFile: string;
   /** The signal that asks for a clean shutdown (PostgreSQL: SIGINT = "fast" shutdown). */
   stopSignal?: NodeJS.Signals;
+  /** How long a clean stop may take before SIGKILL. */
+  stopGraceMs?: number;
 }
 
 const live = new Set<ManagedProcess>();
@@ -64,6 +67,8 @@ export class ManagedProcess {
   start(): void {
     if (this.running) throw new Error(`${this.spec.name} is already running`);
     installExitHooks();
+    // Components start in parallel; whichever starts first must not depend on another having made logs/.
+    fs.mkdirSync(path.dirname(this.spec.logFile), { recursive: true });
     const log = fs.openSync(this.spec.logFile, 'a');
     const child = spawn(this.spec.command, this.spec.args, {
       cwd: this.spec.cwd,
@@ -72,6 +77,9 @@ export class ManagedProcess {
       detached: true, // own process group: stop() signals the whole group
     });
     fs.closeSync(log);
+    // Don't keep the Node process alive for the child: a test that forgot stop() must still end, and the
+    // exit hook then kills the child.
+    child.unref();
     this.child = child;
     live.add(this);
     this.exited = new Promise((resolve) => {
@@ -88,9 +96,10 @@ export class ManagedProcess {
   }
 
   /** Asks for a clean shutdown, escalating to SIGKILL after `graceMs`. */
-  async stop(graceMs = 10_000): Promise<void> {
+  async stop(graceMs = this.spec.stopGraceMs ?? 10_000): Promise<void> {
     const child = this.child;
     if (!child || !this.running) return;
+    child.ref(); // keep the event loop alive until the exit is observed
     this.signalGroup(this.spec.stopSignal ?? 'SIGTERM');
     const timer = setTimeout(() => this.signalGroup('SIGKILL'), graceMs);
     await this.exited;
@@ -105,6 +114,7 @@ export class ManagedProcess {
   }
 
   async kill(): Promise<void> {
+    this.child?.ref();
     this.killGroupNow();
     await this.exited;
   }

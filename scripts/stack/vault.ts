@@ -20,7 +20,7 @@ export interface VaultServer {
   process: ManagedProcess;
 }
 
-export async function startVault(dir: string, bins: Binaries, pki: Pki): Promise<VaultServer> {
+export async function startVault(dir: string, bins: Binaries, pki: Pki, onCreated: (v: VaultServer) => void = () => undefined): Promise<VaultServer> {
   const vaultDir = path.join(dir, 'vault');
   fs.mkdirSync(path.join(vaultDir, 'data'), { recursive: true });
   const port = await freePort();
@@ -50,6 +50,7 @@ export async function startVault(dir: string, bins: Binaries, pki: Pki): Promise
   const server: VaultServer = {
     addr, port, flavor: bins.vaultFlavor, caCert: fs.readFileSync(pki.caCert, 'utf8'), rootToken: '', unsealKey: '', process: proc,
   };
+  onCreated(server);
   proc.start();
   await waitForListening(server);
   const init = await request({ method: 'PUT', url: `${addr}/v1/sys/init`, ca: server.caCert, body: { secret_shares: 1, secret_threshold: 1 } });
@@ -67,7 +68,7 @@ async function waitForListening(server: VaultServer): Promise<void> {
     assertRunning(server.process);
     const res = await request({ url: `${server.addr}/v1/sys/health`, ca: server.caCert });
     return res.status > 0;
-  }, 30_000, 100);
+  }, 60_000, 100);
 }
 
 export async function unseal(server: VaultServer): Promise<void> {
@@ -77,7 +78,7 @@ export async function unseal(server: VaultServer): Promise<void> {
   await waitFor(`${server.flavor} to become active`, async () => {
     const health = await request({ url: `${server.addr}/v1/sys/health`, ca: server.caCert });
     return health.status === 200;
-  }, 30_000, 100);
+  }, 60_000, 100);
 }
 
 export async function restartVaultProcess(server: VaultServer): Promise<void> {
