@@ -44,7 +44,8 @@ export const databaseAccessRequestSpecSchema = object({
   properties: {
     roleRef: roleRefSchema,
     subjects: subjectsSchema('Who may read the credential Secret (a Role and RoleBinding are created for them).', 1),
-    ttl: withRules(duration('How long the access should last. Defaults to the role\'s defaultTTL; capped by its maxTTL.'), [
+    ttl: withRules(duration('How long the access should last. Defaults to the role\'s defaultTTL. A ttl above the role\'s ' +
+      'maxTTL is refused by the controller (the schema can\'t see the role).'), [
       { rule: `!self.matches(r'${DURATION_PATTERN}') || ${celDuration('self')} > duration('0s')`, message: 'must be longer than zero' },
     ]),
     renew: boolean({ description: 'Renew the lease before it runs out, until ttl (or the role\'s maxTTL) is reached.', default: true }),
@@ -86,6 +87,23 @@ export const databaseAccessRequestStatusSchema = object({
       description: 'The Secret holding the credential, in the request\'s namespace.',
       required: ['name'],
       properties: { name: objectName('Name of the Secret.') },
+    }),
+    issuance: object({
+      description: 'Where the credential comes from, written before Vault is asked for it: if the operator stops ' +
+        'between issuing and recording, the next pass finds the unrecorded lease by this record and revokes it, so ' +
+        'a request never holds two live leases and no lease is left that no request records.',
+      properties: {
+        vaultAppBinding: object({
+          description: 'The Vault AppBinding the lease was issued through (needed to revoke it after the role is gone).',
+          required: ['name'],
+          properties: { name: objectName('Name of the AppBinding.'), namespace: namespaceName('Namespace of the AppBinding.') },
+        }),
+        mount: string({ description: 'Mount path of the database secrets engine.', maxLength: 255 }),
+        role: string({ description: 'Vault role the credential is read from.', maxLength: 512 }),
+        attempt: string({ description: 'Id of the issuance in progress, or of the last one completed.', maxLength: 64 }),
+        startedAt: string({ description: 'When the issuance in progress started.', format: 'date-time', maxLength: 64 }),
+        completed: boolean({ description: 'Whether the attempt was recorded (lease and Secret written).' }),
+      },
     }),
     requester: object({
       description: 'Who created the request, as the API server authenticated them.',

@@ -3,6 +3,7 @@
 
 export interface MountInfo {
   type: string;
+  description: string;
 }
 
 /** The database engine's connection config (`<mount>/config/<name>`). The password goes to Vault and is
@@ -54,7 +55,7 @@ export interface VaultClient {
   /** sys/health without a token: resolves with what the server says, throws VaultUnreachableError otherwise. */
   health(): Promise<{ initialized: boolean; sealed: boolean; standby: boolean; version?: string }>;
   readMount(path: string): Promise<MountInfo | undefined>;
-  enableDatabaseMount(path: string, tuning: { defaultLeaseTtlSeconds?: number; maxLeaseTtlSeconds?: number }): Promise<void>;
+  enableDatabaseMount(path: string, description: string, tuning: { defaultLeaseTtlSeconds?: number; maxLeaseTtlSeconds?: number }): Promise<void>;
   tuneMount(path: string, tuning: { defaultLeaseTtlSeconds?: number; maxLeaseTtlSeconds?: number }): Promise<void>;
   disableMount(path: string): Promise<void>;
   listConnections(mount: string): Promise<string[]>;

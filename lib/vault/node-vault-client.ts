@@ -85,8 +85,8 @@ export class NodeVaultClient implements VaultClient {
   async readMount(path: string): Promise<MountInfo | undefined> {
     try {
       const body = await this.call(`reading mount ${path}`, (o) => this.raw.read(`sys/mounts/${path}`, o));
-      const type = (body as { data?: { type?: string }; type?: string }).data?.type ?? (body as { type?: string }).type;
-      return { type: type ?? 'unknown' };
+      const b = body as { data?: { type?: string; description?: string }; type?: string; description?: string };
+      return { type: b.data?.type ?? b.type ?? 'unknown', description: b.data?.description ?? b.description ?? '' };
     } catch (err) {
       // Vault answers 400 "No secret engine mount at <path>/" for an absent mount.
       if (isNotFound(err) || (err instanceof Error && /no secret engine mount/i.test(err.message))) return undefined;
@@ -94,9 +94,9 @@ export class NodeVaultClient implements VaultClient {
     }
   }
 
-  async enableDatabaseMount(path: string, tuning: { defaultLeaseTtlSeconds?: number; maxLeaseTtlSeconds?: number }) {
+  async enableDatabaseMount(path: string, description: string, tuning: { defaultLeaseTtlSeconds?: number; maxLeaseTtlSeconds?: number }) {
     await this.call(`enabling the database engine at ${path}`, (o) =>
-      this.raw.write(`sys/mounts/${path}`, { type: 'database', config: tuneBody(tuning) }, o));
+      this.raw.write(`sys/mounts/${path}`, { type: 'database', description, config: tuneBody(tuning) }, o));
   }
 
   async tuneMount(path: string, tuning: { defaultLeaseTtlSeconds?: number; maxLeaseTtlSeconds?: number }) {

@@ -1,0 +1,97 @@
+// PostgresRole → the Vault role `k8s.<cluster>.<ns>.<name>` under the engine's mount. SQL statements go to
+// Vault exactly as written: Vault's {{name}}/{{password}}/{{expiration}} are Vault's to fill in.
+import crypto from 'node:crypto';
+import { ConditionType, EnginePhase, FINALIZER, KUBEVAULT_FINALIZER, parseDurationSeconds, Reason, type PostgresRole } from '../../api/index.ts';
+import { DONE, addFinalizer, hasFinalizer, removeFinalizer, requeueAfter, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/index.ts';
+import type { DatabaseRoleSpec } from '../../lib/vault/client.ts';
+import type { ControllerContext } from '../shared/context.ts';
+import { vaultRoleName } from '../shared/names.ts';
+import { explain, report } from '../shared/report.ts';
+import { POSTGRES_ROLES } from '../shared/resources.ts';
+import { MissingReference, resolveRoleTarget } from '../shared/role-target.ts';
+
+/** Retry spacing for failures that a change elsewhere fixes (a missing reference, Vault down). */
+const RETRY_MS = 30_000;
+
+export function roleSpecForVault(role: PostgresRole, connection: string): DatabaseRoleSpec {
+  return {
+    dbName: connection,
+    creationStatements: role.spec.creationStatements,
+    revocationStatements: role.spec.revocationStatements ?? [],
+    rollbackStatements: role.spec.rollbackStatements ?? [],
+    renewStatements: role.spec.renewStatements ?? [],
+    defaultTtlSeconds: role.spec.defaultTTL ? parseDurationSeconds(role.spec.defaultTTL) : 0,
+    maxTtlSeconds: role.spec.maxTTL ? parseDurationSeconds(role.spec.maxTTL) : 0,
+  };
+}
+
+export class PostgresRoleReconciler implements Reconciler {
+  /** What was last written to Vault per role, so a resync with nothing changed makes no Vault call. */
+  private readonly applied = new Map<string, string>();
+
+  constructor(private readonly c: ControllerContext) {}
+
+  async reconcile(key: ObjectKey, ctx: ReconcileContext): Promise<Result> {
+    const cached = this.c.caches.postgresRoles.get(key.namespace, key.name);
+    if (!cached) return DONE;
+    let role = cached;
+    const events = this.c.events('leasehold-postgresrole');
+    const vaultRole = vaultRoleName(this.c.clusterName, key.namespace, key.name);
+    const appliedKey = `${role.metadata.uid}`;
+
+    if (role.metadata.deletionTimestamp) {
+      if (!hasFinalizer(role, FINALIZER) && !hasFinalizer(role, KUBEVAULT_FINALIZER)) return DONE;
+      try {
+        const target = resolveRoleTarget(role, this.c.caches, this.c.clusterName);
+        const conn = await this.c.connections.forAppBinding(target.vaultAppBinding, ctx.signal);
+        await conn.client.deleteRole(target.mount, vaultRole);
+      } catch (err) {
+        // Without the Vault AppBinding there is nothing we can reach: let the object go, but say so.
+        if (!(err instanceof MissingReference)) throw err;
+        events.event(role, 'Warning', 'VaultRoleNotDeleted', `${err.message}; the Vault role ${vaultRole} was left in place`);
+      }
+      this.applied.delete(appliedKey);
+      role = (await removeFinalizer(this.c.kube, POSTGRES_ROLES, role, FINALIZER, ctx)).object;
+      await removeFinalizer(this.c.kube, POSTGRES_ROLES, role, KUBEVAULT_FINALIZER, ctx);
+      return DONE;
+    }
+
+    try {
+      const target = resolveRoleTarget(role, this.c.caches, this.c.clusterName);
+      const spec = roleSpecForVault(role, target.connection);
+      const fingerprint = crypto.createHash('sha256').update(JSON.stringify([target.mount, target.vaultAppBinding.metadata.uid, spec])).digest('hex');
+      role = (await addFinalizer(this.c.kube, POSTGRES_ROLES, role, FINALIZER, ctx)).object;
+      if (this.applied.get(appliedKey) !== fingerprint || role.status?.phase !== EnginePhase.Success) {
+        const conn = await this.c.connections.forAppBinding(target.vaultAppBinding, ctx.signal);
+        await conn.client.writeRole(target.mount, vaultRole, spec);
+        this.applied.set(appliedKey, fingerprint);
+      }
+      const message = `Vault role ${vaultRole} written under ${target.mount}/ (connection ${target.connection})`;
+      await report(this.c.kube, POSTGRES_ROLES, events, role, {
+        phase: EnginePhase.Success,
+        conditions: [
+          { type: ConditionType.Ready, status: 'True', reason: Reason.Provisioned, message },
+          { type: ConditionType.Available, status: 'True', reason: Reason.Provisioned, message },
+          { type: ConditionType.Failed, status: 'False', reason: Reason.Provisioned, message: '' },
+        ],
+        fields: { vaultRole, path: target.mount },
+      }, ctx.now(), ctx.signal);
+      return DONE;
+    } catch (err) {
+      const { reason, message, retryable } = explain(err);
+      const why = err instanceof MissingReference ? Reason.ReferenceNotFound : reason === 'VaultInvalid' ? Reason.FailedToCreateDatabaseRole : reason;
+      await report(this.c.kube, POSTGRES_ROLES, events, role, {
+        phase: EnginePhase.Failed,
+        conditions: [
+          { type: ConditionType.Ready, status: 'False', reason: why, message },
+          { type: ConditionType.Available, status: 'False', reason: why, message },
+          { type: ConditionType.Failed, status: 'True', reason: why, message },
+        ],
+        fields: { vaultRole },
+      }, ctx.now(), ctx.signal);
+      // Bad SQL or a bad spec won't fix itself: wait for a change (the watch re-triggers), but look again later
+      // in case Vault's side was fixed by hand.
+      return requeueAfter(retryable ? Math.min(RETRY_MS, 5_000) : 5 * 60_000);
+    }
+  }
+}

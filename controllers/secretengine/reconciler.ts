@@ -1,0 +1,154 @@
+// SecretEngine → a `database` mount at spec.path and the connection `k8s.<cluster>.<dbNs>.<db>` to the
+// PostgreSQL its AppBinding describes. Re-applied whenever the AppBinding or its Secret changes (a rotated admin
+// password). On deletion: the connection goes; the mount goes only if Leasehold enabled it (its description
+// says so) and no other SecretEngine still uses it.
+import crypto from 'node:crypto';
+import { ConditionType, EnginePhase, FINALIZER, KUBEVAULT_FINALIZER, parseDurationSeconds, Reason, type AppBinding, type SecretEngine } from '../../api/index.ts';
+import { DONE, RetryableError, TerminalError, addFinalizer, hasFinalizer, removeFinalizer, requeueAfter, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/index.ts';
+import type { ConnectionConfig } from '../../lib/vault/client.ts';
+import { applySecretTransforms, decodeSecretData, postgresTarget, vaultConnectionUrl } from '../shared/appbinding.ts';
+import type { ControllerContext } from '../shared/context.ts';
+import { connectionName, defaultMountPath, mountOwnerDescription } from '../shared/names.ts';
+import { explain, report } from '../shared/report.ts';
+import { SECRET_ENGINES, SECRETS } from '../shared/resources.ts';
+import { MissingReference } from '../shared/role-target.ts';
+
+type SecretWithData = { metadata?: { resourceVersion?: string }; data?: Record<string, string> };
+
+export class SecretEngineReconciler implements Reconciler {
+  /** Fingerprint of what was last applied per engine (includes the admin password's hash, never the password). */
+  private readonly applied = new Map<string, string>();
+
+  constructor(private readonly c: ControllerContext) {}
+
+  mountPath(engine: SecretEngine): string {
+    return engine.spec.path ?? defaultMountPath(this.c.clusterName, engine.metadata.namespace ?? '', engine.metadata.name ?? '');
+  }
+
+  private vaultAppBinding(engine: SecretEngine): AppBinding {
+    const ns = engine.spec.vaultRef.namespace ?? engine.metadata.namespace ?? '';
+    const ab = this.c.caches.appBindings.get(ns, engine.spec.vaultRef.name);
+    if (!ab) throw new MissingReference(`AppBinding ${ns}/${engine.spec.vaultRef.name} named by spec.vaultRef does not exist`);
+    return ab;
+  }
+
+  private async connectionConfig(engine: SecretEngine, signal: AbortSignal): Promise<{ name: string; config: ConnectionConfig }> {
+    const ns = engine.metadata.namespace ?? '';
+    const ref = engine.spec.postgres.databaseRef;
+    const dbNs = ref.namespace ?? ns;
+    const db = this.c.caches.appBindings.get(dbNs, ref.name);
+    if (!db) throw new MissingReference(`AppBinding ${dbNs}/${ref.name} named by spec.postgres.databaseRef does not exist`);
+    if (!db.spec.secret) throw new TerminalError('InvalidAppBinding', `AppBinding ${dbNs}/${ref.name} has no spec.secret with the admin username and password`);
+    const secret = await this.c.kube.tryGet<SecretWithData & { kind?: string }>(SECRETS, dbNs, db.spec.secret.name, { signal });
+    if (!secret) throw new MissingReference(`Secret ${dbNs}/${db.spec.secret.name} (admin login of AppBinding ${dbNs}/${ref.name}) does not exist`);
+    const data = applySecretTransforms(decodeSecretData(secret.data), db.spec.secretTransforms, () => undefined);
+    const target = postgresTarget(db, data);
+    const pg = engine.spec.postgres;
+    return {
+      name: connectionName(this.c.clusterName, dbNs, ref.name),
+      config: {
+        pluginName: pg.pluginName ?? 'postgresql-database-plugin',
+        connectionUrl: vaultConnectionUrl(target),
+        username: target.username,
+        password: target.password,
+        allowedRoles: pg.allowedRoles ?? ['*'],
+        maxOpenConnections: pg.maxOpenConnections,
+        maxIdleConnections: pg.maxIdleConnections,
+        maxConnectionLifetimeSeconds: pg.maxConnectionLifetime ? parseDurationSeconds(pg.maxConnectionLifetime) : undefined,
+        verifyConnection: true,
+      },
+    };
+  }
+
+  async reconcile(key: ObjectKey, ctx: ReconcileContext): Promise<Result> {
+    let engine = this.c.caches.secretEngines.get(key.namespace, key.name);
+    if (!engine) return DONE;
+    const events = this.c.events('leasehold-secretengine');
+    const path = this.mountPath(engine);
+    if (engine.metadata.deletionTimestamp) return this.finalize(engine, path, ctx);
+
+    try {
+      const ab = this.vaultAppBinding(engine);
+      const { name, config } = await this.connectionConfig(engine, ctx.signal);
+      const tuning = {
+        defaultLeaseTtlSeconds: engine.spec.defaultLeaseTTL ? parseDurationSeconds(engine.spec.defaultLeaseTTL) : undefined,
+        maxLeaseTtlSeconds: engine.spec.maxLeaseTTL ? parseDurationSeconds(engine.spec.maxLeaseTTL) : undefined,
+      };
+      const fingerprint = crypto.createHash('sha256').update(JSON.stringify([ab.metadata.uid, ab.metadata.resourceVersion, path, name, config, tuning])).digest('hex');
+      engine = (await addFinalizer(this.c.kube, SECRET_ENGINES, engine, FINALIZER, ctx)).object;
+      if (this.applied.get(engine.metadata.uid ?? '') !== fingerprint || engine.status?.phase !== EnginePhase.Success) {
+        const vault = (await this.c.connections.forAppBinding(ab, ctx.signal)).client;
+        const mount = await vault.readMount(path);
+        if (!mount) {
+          await vault.enableDatabaseMount(path, mountOwnerDescription(key.namespace, key.name), tuning);
+        } else if (mount.type !== 'database') {
+          throw new TerminalError(Reason.FailedToEnableSecretEngine, `Vault path ${path}/ already holds a "${mount.type}" secrets engine; choose another spec.path`);
+        } else {
+          await vault.tuneMount(path, tuning);
+        }
+        await vault.writeConnection(path, name, config);
+        this.applied.set(engine.metadata.uid ?? '', fingerprint);
+      }
+      const message = `database secrets engine at ${path}/ connected as ${name}`;
+      await report(this.c.kube, SECRET_ENGINES, events, engine, {
+        phase: EnginePhase.Success,
+        conditions: [
+          { type: ConditionType.Ready, status: 'True', reason: Reason.Provisioned, message },
+          { type: ConditionType.Available, status: 'True', reason: Reason.Provisioned, message },
+          { type: ConditionType.Failed, status: 'False', reason: Reason.Provisioned, message: '' },
+        ],
+        fields: { path },
+      }, ctx.now(), ctx.signal);
+      return DONE;
+    } catch (err) {
+      this.applied.delete(engine.metadata.uid ?? '');
+      const { reason, message, retryable } = explain(err);
+      const why = err instanceof MissingReference ? Reason.ReferenceNotFound : reason === 'VaultInvalid' ? Reason.FailedToCreateSecretEngineConfig : reason;
+      await report(this.c.kube, SECRET_ENGINES, events, engine, {
+        phase: EnginePhase.Failed,
+        conditions: [
+          { type: ConditionType.Ready, status: 'False', reason: why, message },
+          { type: ConditionType.Available, status: 'False', reason: why, message },
+          { type: ConditionType.Failed, status: 'True', reason: why, message },
+        ],
+        fields: { path },
+      }, ctx.now(), ctx.signal);
+      if (err instanceof TerminalError) throw err;
+      // A wrong password or a database that is down is fixed elsewhere; the Secret's watch re-triggers us, and
+      // we look again every 30 s meanwhile.
+      return requeueAfter(retryable ? 10_000 : 30_000);
+    }
+  }
+
+  private async finalize(engine: SecretEngine, path: string, ctx: ReconcileContext): Promise<Result> {
+    if (!hasFinalizer(engine, FINALIZER) && !hasFinalizer(engine, KUBEVAULT_FINALIZER)) return DONE;
+    const events = this.c.events('leasehold-secretengine');
+    const ns = engine.metadata.namespace ?? '';
+    let ab: AppBinding | undefined;
+    try {
+      ab = this.vaultAppBinding(engine);
+    } catch {
+      events.event(engine, 'Warning', 'VaultCleanupSkipped', `the Vault AppBinding ${engine.spec.vaultRef.name} is gone: mount ${path}/ and its connection were left in Vault`);
+    }
+    if (ab) {
+      const vault = (await this.c.connections.forAppBinding(ab, ctx.signal)).client;
+      const ref = engine.spec.postgres.databaseRef;
+      const name = connectionName(this.c.clusterName, ref.namespace ?? ns, ref.name);
+      const mount = await vault.readMount(path);
+      if (mount) {
+        await vault.deleteConnection(path, name).catch((err) => {
+          throw new RetryableError('VaultUnreachable', `deleting connection ${name}: ${explain(err).message}`);
+        });
+        const others = this.c.caches.secretEngines.list().filter((e) => e.metadata.uid !== engine.metadata.uid && !e.metadata.deletionTimestamp && this.mountPath(e) === path);
+        if (mount.description === mountOwnerDescription(ns, engine.metadata.name ?? '') && others.length === 0) {
+          await vault.disableMount(path);
+          events.event(engine, 'Normal', 'MountDisabled', `disabled the database secrets engine at ${path}/ (every lease under it is revoked)`);
+        }
+      }
+    }
+    this.applied.delete(engine.metadata.uid ?? '');
+    const after = (await removeFinalizer(this.c.kube, SECRET_ENGINES, engine, FINALIZER, ctx)).object;
+    await removeFinalizer(this.c.kube, SECRET_ENGINES, after, KUBEVAULT_FINALIZER, ctx);
+    return DONE;
+  }
+}

@@ -1,0 +1,62 @@
+// Writing what a reconcile found: conditions (metav1 rules), phase, observedGeneration, in one status write
+// made only when something changed, plus an Event for every condition that changed reason or status (so every
+// failure reaches both status and an Event, and nothing is repeated on each pass).
+import { describeError, patchStatus, setCondition, type Condition, type ConditionInput, type EventRecorder, type KubeClient, type ResourceType, RetryableError, TerminalError } from '../../lib/runtime/index.ts';
+import { VaultRequestError } from '../../lib/vault/errors.ts';
+import type { KubernetesObject } from '@kubernetes/client-node';
+
+/** Any of our kinds: api/ types conditions loosely (KubeVault's old shapes), the runtime strictly. */
+export interface Reportable extends KubernetesObject {
+  status?: object;
+}
+
+type LooseStatus = { conditions?: Condition[]; phase?: string } & Record<string, unknown>;
+
+/** Conditions and fields to write; conditions not named are kept as they are. */
+export interface StatusUpdate {
+  conditions: ConditionInput[];
+  phase?: string;
+  fields?: Record<string, unknown>;
+  /** Fields to drop from status. */
+  remove?: string[];
+}
+
+export function desiredStatus(obj: Reportable, update: StatusUpdate, now: Date): Record<string, unknown> {
+  const generation = obj.metadata?.generation;
+  const status = (obj.status ?? {}) as LooseStatus;
+  let conditions = status.conditions ?? [];
+  for (const c of update.conditions) conditions = setCondition(conditions, c, generation, now);
+  const next: Record<string, unknown> = { ...status, ...(update.fields ?? {}), conditions };
+  if (update.phase !== undefined) next.phase = update.phase;
+  if (generation !== undefined) next.observedGeneration = generation;
+  for (const f of update.remove ?? []) delete next[f];
+  return next;
+}
+
+/** Writes the status (if changed) and records Events for condition transitions. Returns the updated object. */
+export async function report<T extends Reportable>(
+  kube: KubeClient, resource: ResourceType, events: EventRecorder, obj: T, update: StatusUpdate, now: Date, signal?: AbortSignal,
+): Promise<T> {
+  const before = ((obj.status ?? {}) as LooseStatus).conditions ?? [];
+  const desired = desiredStatus(obj, update, now);
+  const { object } = await patchStatus(kube, resource, obj as never, desired, { signal });
+  for (const c of update.conditions) {
+    const old = before.find((b) => b.type === c.type);
+    if (old && old.status === c.status && old.reason === c.reason) continue;
+    if (!old && c.status !== 'True' && c.reason === 'Pending') continue;
+    const warning = c.status === 'False' && c.type !== 'Expired';
+    events.event(obj, warning ? 'Warning' : 'Normal', c.reason, c.message);
+  }
+  return object as T;
+}
+
+/** The reason and a person-readable message for a failure, safe for status and Events (no secrets). */
+export function explain(err: unknown): { reason: string; message: string; retryable: boolean } {
+  if (err instanceof VaultRequestError) {
+    const reason = err.kind === 'Unreachable' || err.kind === 'Sealed' ? 'VaultUnreachable' : `Vault${err.kind}`;
+    return { reason, message: `Vault: ${err.message}`, retryable: err.retryable || err.kind === 'PermissionDenied' };
+  }
+  if (err instanceof TerminalError) return { reason: err.reason, message: err.message, retryable: false };
+  if (err instanceof RetryableError) return { reason: err.reason, message: err.message, retryable: true };
+  return { reason: 'InternalError', message: describeError(err), retryable: true };
+}

@@ -1,0 +1,15 @@
+// The kinds the controllers read and write, as the runtime addresses them.
+import { APP_BINDING, DATABASE_ACCESS_REQUEST, POSTGRES_ROLE, SECRET_ENGINE } from '../../api/index.ts';
+import type { ResourceType } from '../../lib/runtime/index.ts';
+
+const kind = (d: { group: string; version: string; plural: string; kind: string }): ResourceType =>
+  ({ group: d.group, version: d.version, plural: d.plural, kind: d.kind, namespaced: true });
+
+export const APP_BINDINGS = kind(APP_BINDING);
+export const SECRET_ENGINES = kind(SECRET_ENGINE);
+export const POSTGRES_ROLES = kind(POSTGRES_ROLE);
+export const DATABASE_ACCESS_REQUESTS = kind(DATABASE_ACCESS_REQUEST);
+export const SECRETS: ResourceType = { group: '', version: 'v1', plural: 'secrets', kind: 'Secret' };
+export const SERVICE_ACCOUNTS: ResourceType = { group: '', version: 'v1', plural: 'serviceaccounts', kind: 'ServiceAccount' };
+export const ROLES: ResourceType = { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'roles', kind: 'Role' };
+export const ROLE_BINDINGS: ResourceType = { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'rolebindings', kind: 'RoleBinding' };

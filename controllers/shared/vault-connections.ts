@@ -1,0 +1,150 @@
+// One Vault connection per Vault AppBinding, reused across reconciles: an HTTPS agent, a login-token keeper
+// and an issuer token. Rebuilt when the AppBinding changes (its resourceVersion).
+import crypto from 'node:crypto';
+import { Labels, MANAGED_BY, type AppBinding } from '../../api/index.ts';
+import { HttpMethod } from '@kubernetes/client-node';
+import { RetryableError, isNotFound, keyToString, type KubeClient } from '../../lib/runtime/index.ts';
+import { KubernetesAuth, TokenSecretAuth, type VaultAuthMethod } from '../../lib/vault/auth.ts';
+import type { VaultClient } from '../../lib/vault/client.ts';
+import { IssuerToken, type IssuerTokenState, type IssuerTokenStore, type StoredIssuerToken } from '../../lib/vault/issuer-token.ts';
+import { NodeVaultClient, makeHttpsAgent, rawVaultClient, type CallObserver, type VaultEndpoint } from '../../lib/vault/node-vault-client.ts';
+import { TokenKeeper } from '../../lib/vault/token-keeper.ts';
+import { decodeSecretData, vaultAuthConfig, vaultEndpoint } from './appbinding.ts';
+import { SECRETS } from './resources.ts';
+
+export interface VaultConnectionSettings {
+  /** Where issuer-token Secrets live (the operator's namespace). */
+  operatorNamespace: string;
+  /** The operator's own ServiceAccount, used for kubernetes auth when an AppBinding names none. */
+  operatorServiceAccount?: { namespace: string; name: string };
+  /** Vault token role issuer tokens are created from. */
+  issuerTokenRole: string;
+  /** Audience of service-account tokens requested for kubernetes auth (empty: the apiserver's default). */
+  tokenAudiences: string[];
+}
+
+export interface VaultConnection {
+  readonly endpoint: VaultEndpoint;
+  readonly authDescription: string;
+  /** Calls made with the operator's login token (mounts, config, roles, renew, revoke). */
+  readonly client: VaultClient;
+  /** The issuer token's state; renews or creates it when due. */
+  issuer(): Promise<IssuerTokenState>;
+  /** The client that issues credentials: the issuer token's, or the login token's when no issuer token can be had. */
+  issuingClient(): Promise<{ client: VaultClient; ownedBy: 'issuer-token' | 'login-token' }>;
+}
+
+export class VaultConnections {
+  private readonly byAppBinding = new Map<string, { version: string; connection: VaultConnection }>();
+
+  constructor(
+    private readonly kube: KubeClient,
+    private readonly settings: VaultConnectionSettings,
+    private readonly observe: CallObserver,
+  ) {}
+
+  /** The connection for a Vault AppBinding (read from the cache); builds it on first use or after a change. */
+  async forAppBinding(ab: AppBinding, signal?: AbortSignal): Promise<VaultConnection> {
+    const key = keyToString({ namespace: ab.metadata.namespace ?? '', name: ab.metadata.name ?? '' });
+    const version = `${ab.metadata.uid}/${ab.metadata.resourceVersion}`;
+    const cached = this.byAppBinding.get(key);
+    if (cached && cached.version === version) return cached.connection;
+    const connection = await this.build(ab, signal);
+    this.byAppBinding.set(key, { version, connection });
+    return connection;
+  }
+
+  /** Drops a connection whose credentials stopped working (a rotated token Secret, say). */
+  invalidate(ab: AppBinding): void {
+    this.byAppBinding.delete(keyToString({ namespace: ab.metadata.namespace ?? '', name: ab.metadata.name ?? '' }));
+  }
+
+  private async build(ab: AppBinding, signal?: AbortSignal): Promise<VaultConnection> {
+    const ns = ab.metadata.namespace ?? '';
+    const endpoint = vaultEndpoint(ab);
+    const secret = ab.spec.secret ? await this.kube.tryGet<{ type?: string; data?: Record<string, string> } & { metadata?: object }>(SECRETS, ns, ab.spec.secret.name, { signal }) : undefined;
+    if (ab.spec.secret && !secret) {
+      throw new RetryableError('SecretNotFound', `Secret ${ns}/${ab.spec.secret.name} named by AppBinding ${ns}/${ab.metadata.name} does not exist`);
+    }
+    const authConfig = vaultAuthConfig(ab, secret);
+    let auth: VaultAuthMethod;
+    if (authConfig.kind === 'token') {
+      auth = new TokenSecretAuth(endpoint, { namespace: ns, name: authConfig.secretName }, async () => {
+        const s = await this.kube.get<{ data?: Record<string, string> } & { metadata?: object }>(SECRETS, ns, authConfig.secretName);
+        const token = decodeSecretData(s.data).token;
+        if (!token) throw new RetryableError('InvalidTokenSecret', `Secret ${ns}/${authConfig.secretName} has no "token" key`);
+        return token;
+      });
+    } else {
+      const sa = authConfig.serviceAccountName
+        ? { namespace: ns, name: authConfig.serviceAccountName }
+        : this.settings.operatorServiceAccount;
+      if (!sa) {
+        throw new RetryableError('NoServiceAccount', `AppBinding ${ns}/${ab.metadata.name} uses kubernetes auth without ` +
+          'parameters.kubernetes.serviceAccountName, and the operator runs without a service account of its own ' +
+          '(--operator-service-account)');
+      }
+      auth = new KubernetesAuth(endpoint, authConfig.mountPath, authConfig.role, () => this.serviceAccountToken(sa), `ServiceAccount ${sa.namespace}/${sa.name}`);
+    }
+    const agent = makeHttpsAgent(endpoint);
+    const keeper = new TokenKeeper(endpoint, auth);
+    const loginToken = () => keeper.token();
+    const client = new NodeVaultClient(endpoint, loginToken, this.observe, rawVaultClient(endpoint, agent));
+    const issuer = new IssuerToken(endpoint, loginToken, this.issuerStore(ab), this.settings.issuerTokenRole);
+    const issuerClient = new NodeVaultClient(endpoint, async () => {
+      const s = await issuer.state();
+      if (s.kind !== 'ready') throw new RetryableError(s.reason, s.message);
+      return s.token;
+    }, this.observe, rawVaultClient(endpoint, agent));
+    return {
+      endpoint,
+      authDescription: auth.description,
+      client,
+      issuer: () => issuer.state(),
+      async issuingClient() {
+        const s = await issuer.state();
+        return s.kind === 'ready' ? { client: issuerClient, ownedBy: 'issuer-token' } : { client, ownedBy: 'login-token' };
+      },
+    };
+  }
+
+  /** A short-lived service-account token from the TokenRequest API, for Vault's kubernetes auth. */
+  private async serviceAccountToken(sa: { namespace: string; name: string }): Promise<string> {
+    const res = await this.kube.request<{ status: { token: string } }>(HttpMethod.POST,
+      `/api/v1/namespaces/${encodeURIComponent(sa.namespace)}/serviceaccounts/${encodeURIComponent(sa.name)}/token`,
+      { body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences: this.settings.tokenAudiences, expirationSeconds: 600 } } });
+    return res.status.token;
+  }
+
+  /** The issuer token of a Vault AppBinding lives in a Secret in the operator's namespace. */
+  private issuerStore(ab: AppBinding): IssuerTokenStore {
+    const id = `${ab.metadata.namespace}/${ab.metadata.name}`;
+    const name = `leasehold-issuer-${crypto.createHash('sha256').update(id).digest('hex').slice(0, 12)}`;
+    const namespace = this.settings.operatorNamespace;
+    const kube = this.kube;
+    return {
+      async load(): Promise<StoredIssuerToken | undefined> {
+        const s = await kube.tryGet<{ data?: Record<string, string> } & { metadata?: object }>(SECRETS, namespace, name);
+        const d = decodeSecretData(s?.data);
+        return d.token && d.accessor ? { token: d.token, accessor: d.accessor } : undefined;
+      },
+      async save(t: StoredIssuerToken): Promise<void> {
+        const body = {
+          apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
+          metadata: {
+            name, namespace,
+            labels: { [Labels.managedBy]: MANAGED_BY },
+            annotations: { 'leasehold.dev/vault-appbinding': id, 'leasehold.dev/purpose': 'Vault issuer token: every lease Leasehold issues for this Vault is owned by it. Deleting it revokes nothing at once, but the leases die when the token expires unrenewed.' },
+          },
+          stringData: { token: t.token, accessor: t.accessor },
+        };
+        try {
+          await kube.replace(SECRETS, namespace, name, body as never);
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+          await kube.create(SECRETS, namespace, body as never);
+        }
+      },
+    };
+  }
+}
