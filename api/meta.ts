@@ -184,6 +184,9 @@ export function namespaceName(description: string): Schema<string> {
  */
 export const MOUNT_PATH_PATTERN = '^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$';
 
+/** KubeVault's mount path for a vaultRef-style PostgresRole that names none. */
+export const DEFAULT_MOUNT_PATH = 'database';
+
 export function mountPath(description: string): Schema<string> {
   return string({
     description, pattern: MOUNT_PATH_PATTERN, minLength: 1, maxLength: 255,

@@ -5,15 +5,12 @@
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import type { KindDefinition } from './crd.ts';
 import {
-  DNS1123_LABEL, ENGINE_API_VERSION, ENGINE_GROUP, ENGINE_PHASES, ENGINE_VERSION, celDurationAtLeast,
+  DEFAULT_MOUNT_PATH, DNS1123_LABEL, ENGINE_API_VERSION, ENGINE_GROUP, ENGINE_PHASES, ENGINE_VERSION, celDurationAtLeast,
   conditionsSchema, duration, localObjectReferenceSchema, mountPath, renewFractionSchema, secretTemplateSchema,
   subjectsSchema,
 } from './meta.ts';
 import { appReferenceSchema } from './secretengine.ts';
 import { array, boolean, describe, enumeration, integer, object, string, type Static } from './schema.ts';
-
-/** Vault's mount path when a vaultRef-style role names none (KubeVault's default). */
-export const DEFAULT_ROLE_PATH = 'database';
 
 function statements(description: string, minItems = 0) {
   return array(string({ description: 'One SQL statement; Vault substitutes {{name}}, {{password}} and {{expiration}}.', minLength: 1, maxLength: 16384 }), {
@@ -51,7 +48,7 @@ export const postgresRoleSpecSchema = object({
       'database the role uses. Whether it exists is checked by the controller, not here.'),
     vaultRef: describe(localObjectReferenceSchema, 'KubeVault 2021 style: the Vault server\'s AppBinding, in this ' +
       'namespace. Whether it exists is checked by the controller, not here.'),
-    path: mountPath(`KubeVault 2021 style: mount path of the database secrets engine. Defaults to "${DEFAULT_ROLE_PATH}".`),
+    path: mountPath(`KubeVault 2021 style: mount path of the database secrets engine. Defaults to "${DEFAULT_MOUNT_PATH}".`),
     databaseRef: describe(appReferenceSchema, 'KubeVault 2021 style: the database\'s AppBinding; the Vault ' +
       'connection is named k8s.<cluster>.<namespace>.<name> after it.'),
     databaseName: string({ description: 'KubeVault 2021 style: the Vault connection name, when there is no databaseRef.', pattern: '^[A-Za-z0-9_.-]+$', minLength: 1, maxLength: 253 }),
@@ -125,3 +122,6 @@ export const POSTGRES_ROLE = {
     { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp', description: 'Time since creation.' },
   ],
 } as const satisfies KindDefinition;
+
+/** The mount path of a vaultRef-style role that names none (same as DEFAULT_MOUNT_PATH). */
+export const DEFAULT_ROLE_PATH = DEFAULT_MOUNT_PATH;
