@@ -5,7 +5,7 @@ import type { V1ObjectMeta } from '@kubernetes/client-node';
 import type { KindDefinition } from './crd.ts';
 import {
   APPCATALOG_API_VERSION, APPCATALOG_GROUP, APPCATALOG_VERSION, DNS1035_LABEL, SECRET_KEY_PATTERN,
-  conditionsSchema, namespaceName, objectName,
+  conditionsSchema, namespaceNameSchema, objectNameSchema,
 } from './meta.ts';
 import { array, boolean, embeddedResource, enumeration, integer, object, string, type Static } from './schema.ts';
 
@@ -17,7 +17,7 @@ export const serviceReferenceSchema = object({
   properties: {
     scheme: string({ description: 'URL scheme, e.g. https or postgresql.', pattern: '^[A-Za-z][A-Za-z0-9+.-]*$', minLength: 1, maxLength: 32 }),
     name: string({ description: 'Name of the Service.', pattern: DNS1035_LABEL, minLength: 1, maxLength: 63 }),
-    namespace: namespaceName('Namespace of the Service. Defaults to the AppBinding\'s namespace.'),
+    namespace: namespaceNameSchema('Namespace of the Service. Defaults to the AppBinding\'s namespace.'),
     port: integer({ description: 'Port of the Service.', format: 'int32', minimum: 1, maximum: 65535 }),
     path: string({ description: 'URL path, e.g. the database name "postgres".', maxLength: 1024 }),
     query: string({ description: 'URL query string without the leading "?", e.g. "sslmode=disable".', maxLength: 2048 }),
@@ -65,7 +65,7 @@ export const secretTransformSchema = object({
         secretRef: object({
           description: 'The Secret to copy keys from.',
           required: ['name'],
-          properties: { name: objectName('Name of the Secret.'), namespace: namespaceName('Namespace of the Secret (KubeVault 2021). Defaults to the AppBinding\'s namespace.') },
+          properties: { name: objectNameSchema('Name of the Secret.'), namespace: namespaceNameSchema('Namespace of the Secret (KubeVault 2021). Defaults to the AppBinding\'s namespace.') },
         }),
       },
     }),
@@ -115,7 +115,7 @@ export const appBindingSpecSchema = object({
         '"username" and "password" keys Vault connects with).',
       required: ['name'],
       properties: {
-        name: objectName('Name of the Secret.'),
+        name: objectNameSchema('Name of the Secret.'),
         kind: enumeration(['Secret'], { description: 'Always Secret.' }),
         apiGroup: enumeration([''], { description: 'Always "" (the core group).' }),
       },
@@ -128,14 +128,14 @@ export const appBindingSpecSchema = object({
       properties: {
         apiGroup: str('API group of the object.'),
         kind: string({ description: 'Kind of the object.', maxLength: 63 }),
-        name: objectName('Name of the object.'),
-        namespace: namespaceName('Namespace of the object.'),
+        name: objectNameSchema('Name of the object.'),
+        namespace: namespaceNameSchema('Namespace of the object.'),
       },
     }),
     tlsSecret: object({
       description: 'Client TLS certificate Secret (newer KubeVault). Accepted; not used by Leasehold.',
       required: ['name'],
-      properties: { name: objectName('Name of the Secret.'), kind: string({ description: 'Kind, "Secret".', maxLength: 63 }), apiGroup: str('API group, "".') },
+      properties: { name: objectNameSchema('Name of the Secret.'), kind: string({ description: 'Kind, "Secret".', maxLength: 63 }), apiGroup: str('API group, "".') },
     }),
   },
 });

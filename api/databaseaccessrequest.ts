@@ -9,8 +9,8 @@ import type { V1ObjectMeta } from '@kubernetes/client-node';
 import type { KindDefinition } from './crd.ts';
 import { DURATION_PATTERN, celDuration } from './duration.ts';
 import {
-  ConditionType, ENGINE_API_VERSION, ENGINE_GROUP, ENGINE_VERSION, REQUEST_PHASES, conditionsSchema, duration,
-  namespaceName, objectName, renewFractionSchema, secretTemplateSchema, subjectsSchema,
+  ConditionType, ENGINE_API_VERSION, ENGINE_GROUP, ENGINE_VERSION, REQUEST_PHASES, conditionsSchema, durationSchema,
+  namespaceNameSchema, objectNameSchema, renewFractionSchema, secretTemplateSchema, subjectsSchema,
 } from './meta.ts';
 import { array, boolean, enumeration, integer, object, string, withRules, type Static, type ValidationRule } from './schema.ts';
 
@@ -21,8 +21,8 @@ export const roleRefSchema = object({
   properties: {
     apiGroup: enumeration([ENGINE_GROUP], { description: `API group of the role: ${ENGINE_GROUP}.` }),
     kind: enumeration(['PostgresRole'], { description: 'Kind of the role: PostgresRole.' }),
-    name: objectName('Name of the role.'),
-    namespace: namespaceName('Namespace of the role. Defaults to the request\'s namespace; another namespace ' +
+    name: objectNameSchema('Name of the role.'),
+    namespace: namespaceNameSchema('Namespace of the role. Defaults to the request\'s namespace; another namespace ' +
       'works only if the role lists this one in allowedRequestNamespaces.'),
   },
 });
@@ -33,7 +33,7 @@ export const rolloutRestartTargetSchema = object({
   required: ['kind', 'name'],
   properties: {
     kind: enumeration(['Deployment', 'StatefulSet', 'DaemonSet'], { description: 'Deployment, StatefulSet or DaemonSet.' }),
-    name: objectName('Name of the workload, in the request\'s namespace.'),
+    name: objectNameSchema('Name of the workload, in the request\'s namespace.'),
   },
 });
 export type RolloutRestartTarget = Static<typeof rolloutRestartTargetSchema>;
@@ -44,13 +44,13 @@ export const databaseAccessRequestSpecSchema = object({
   properties: {
     roleRef: roleRefSchema,
     subjects: subjectsSchema('Who may read the credential Secret (a Role and RoleBinding are created for them).', 1),
-    ttl: withRules(duration('How long the access should last. Defaults to the role\'s defaultTTL. A ttl above the role\'s ' +
+    ttl: withRules(durationSchema('How long the access should last. Defaults to the role\'s defaultTTL. A ttl above the role\'s ' +
       'maxTTL is refused by the controller (the schema can\'t see the role).'), [
       { rule: `!self.matches(r'${DURATION_PATTERN}') || ${celDuration('self')} > duration('0s')`, message: 'must be longer than zero' },
     ]),
     renew: boolean({ description: 'Renew the lease before it runs out, until ttl (or the role\'s maxTTL) is reached.', default: true }),
     renewFraction: renewFractionSchema('When to renew the lease. Defaults to the role\'s renewFraction.'),
-    rotationGracePeriod: duration('When credentials are rotated, how long the previous login keeps working before it is revoked.'),
+    rotationGracePeriod: durationSchema('When credentials are rotated, how long the previous login keeps working before it is revoked.'),
     rolloutRestartTargets: array(rolloutRestartTargetSchema, {
       description: 'Workloads to restart after the credentials change, so they pick up the new ones.',
       maxItems: 16, listType: 'map', listMapKeys: ['kind', 'name'],
@@ -86,7 +86,7 @@ export const databaseAccessRequestStatusSchema = object({
     secret: object({
       description: 'The Secret holding the credential, in the request\'s namespace.',
       required: ['name'],
-      properties: { name: objectName('Name of the Secret.') },
+      properties: { name: objectNameSchema('Name of the Secret.') },
     }),
     issuance: object({
       description: 'Where the credential comes from, written before Vault is asked for it: if the operator stops ' +
@@ -96,7 +96,7 @@ export const databaseAccessRequestStatusSchema = object({
         vaultAppBinding: object({
           description: 'The Vault AppBinding the lease was issued through (needed to revoke it after the role is gone).',
           required: ['name'],
-          properties: { name: objectName('Name of the AppBinding.'), namespace: namespaceName('Namespace of the AppBinding.') },
+          properties: { name: objectNameSchema('Name of the AppBinding.'), namespace: namespaceNameSchema('Namespace of the AppBinding.') },
         }),
         mount: string({ description: 'Mount path of the database secrets engine.', maxLength: 255 }),
         role: string({ description: 'Vault role the credential is read from.', maxLength: 512 }),

@@ -170,11 +170,11 @@ export const DNS1123_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
 /** DNS-1035 label: Service names. */
 export const DNS1035_LABEL = '^[a-z]([-a-z0-9]*[a-z0-9])?$';
 
-export function objectName(description: string): Schema<string> {
+export function objectNameSchema(description: string): Schema<string> {
   return string({ description, pattern: DNS1123_SUBDOMAIN, minLength: 1, maxLength: 253 });
 }
 
-export function namespaceName(description: string): Schema<string> {
+export function namespaceNameSchema(description: string): Schema<string> {
   return string({ description, pattern: DNS1123_LABEL, minLength: 1, maxLength: 63 });
 }
 
@@ -187,14 +187,14 @@ export const MOUNT_PATH_PATTERN = '^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$';
 /** KubeVault's mount path for a vaultRef-style PostgresRole that names none. */
 export const DEFAULT_MOUNT_PATH = 'database';
 
-export function mountPath(description: string): Schema<string> {
+export function mountPathSchema(description: string): Schema<string> {
   return string({
     description, pattern: MOUNT_PATH_PATTERN, minLength: 1, maxLength: 255,
     rules: [{ rule: "!self.contains('..')", message: "must not contain '..'" }],
   });
 }
 
-export function duration(description: string): Schema<string> {
+export function durationSchema(description: string): Schema<string> {
   return string({
     description: `${description} A Go duration ("1h", "90m", "1h30m", "1.5h") or a whole number of seconds ("3600").`,
     pattern: DURATION_PATTERN, minLength: 1, maxLength: 64,
@@ -217,7 +217,7 @@ export function celDurationAtLeast(self: string, min: string, max: string): stri
 export const localObjectReferenceSchema = object({
   description: 'A reference to an object in the same namespace.',
   required: ['name'],
-  properties: { name: objectName('Name of the object.') },
+  properties: { name: objectNameSchema('Name of the object.') },
 });
 export type LocalObjectReference = Static<typeof localObjectReferenceSchema>;
 
@@ -230,7 +230,7 @@ export const subjectSchema = object({
   properties: {
     kind: enumeration(['User', 'Group', 'ServiceAccount'], { description: 'User, Group or ServiceAccount.' }),
     name: string({ description: 'Name of the user, group or service account.', minLength: 1, maxLength: 256 }),
-    namespace: namespaceName('ServiceAccount only: its namespace. Defaults to the namespace of the object that holds this subject.'),
+    namespace: namespaceNameSchema('ServiceAccount only: its namespace. Defaults to the namespace of the object that holds this subject.'),
     apiGroup: string({ description: `Empty for ServiceAccount; "${RBAC_GROUP}" (the default) for User and Group.`, maxLength: 64 }),
   },
   rules: [

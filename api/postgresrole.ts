@@ -6,7 +6,7 @@ import type { V1ObjectMeta } from '@kubernetes/client-node';
 import type { KindDefinition } from './crd.ts';
 import {
   DEFAULT_MOUNT_PATH, DNS1123_LABEL, ENGINE_API_VERSION, ENGINE_GROUP, ENGINE_PHASES, ENGINE_VERSION, celDurationAtLeast,
-  conditionsSchema, duration, localObjectReferenceSchema, mountPath, renewFractionSchema, secretTemplateSchema,
+  conditionsSchema, durationSchema, localObjectReferenceSchema, mountPathSchema, renewFractionSchema, secretTemplateSchema,
   subjectsSchema,
 } from './meta.ts';
 import { appReferenceSchema } from './secretengine.ts';
@@ -23,7 +23,7 @@ const namespaceOrAll = string({ description: 'A namespace name, or "*" for every
 export const approvalPolicySchema = object({
   description: 'How requests for this role are approved. Without it, every request waits for a person.',
   properties: {
-    pendingTTL: duration('How long a request may wait for a decision before it expires. Unset: until decided or deleted.'),
+    pendingTTL: durationSchema('How long a request may wait for a decision before it expires. Unset: until decided or deleted.'),
     requireReason: boolean({ description: 'Refuse to issue for a request without spec.reason.', default: false }),
     allowSelfApproval: boolean({ description: 'Let the person who created a request approve it.', default: false }),
     autoApprove: object({
@@ -31,7 +31,7 @@ export const approvalPolicySchema = object({
       properties: {
         subjects: subjectsSchema('Requests created by one of these users, groups or service accounts.', 0),
         namespaces: array(namespaceOrAll, { description: 'Requests made from one of these namespaces.', maxItems: 64, listType: 'set' }),
-        maxTTL: duration('Only requests whose ttl is at most this.'),
+        maxTTL: durationSchema('Only requests whose ttl is at most this.'),
       },
       rules: [{ rule: 'has(self.subjects) || has(self.namespaces)', message: 'autoApprove needs subjects or namespaces: without either it would approve every request' }],
     }),
@@ -48,7 +48,7 @@ export const postgresRoleSpecSchema = object({
       'database the role uses. Whether it exists is checked by the controller, not here.'),
     vaultRef: describe(localObjectReferenceSchema, 'KubeVault 2021 style: the Vault server\'s AppBinding, in this ' +
       'namespace. Whether it exists is checked by the controller, not here.'),
-    path: mountPath(`KubeVault 2021 style: mount path of the database secrets engine. Defaults to "${DEFAULT_MOUNT_PATH}".`),
+    path: mountPathSchema(`KubeVault 2021 style: mount path of the database secrets engine. Defaults to "${DEFAULT_MOUNT_PATH}".`),
     databaseRef: describe(appReferenceSchema, 'KubeVault 2021 style: the database\'s AppBinding; the Vault ' +
       'connection is named k8s.<cluster>.<namespace>.<name> after it.'),
     databaseName: string({ description: 'KubeVault 2021 style: the Vault connection name, when there is no databaseRef.', pattern: '^[A-Za-z0-9_.-]+$', minLength: 1, maxLength: 253 }),
@@ -56,8 +56,8 @@ export const postgresRoleSpecSchema = object({
     revocationStatements: statements('SQL run to drop a login. Vault\'s default drops the role.'),
     rollbackStatements: statements('SQL run when creating a login fails halfway.'),
     renewStatements: statements('SQL run when a lease is renewed.'),
-    defaultTTL: duration('Lease TTL when a request asks for none.'),
-    maxTTL: duration('Longest a lease can last, renewals included; at least defaultTTL.'),
+    defaultTTL: durationSchema('Lease TTL when a request asks for none.'),
+    maxTTL: durationSchema('Longest a lease can last, renewals included; at least defaultTTL.'),
     allowedRequestNamespaces: array(namespaceOrAll, {
       description: 'Namespaces, besides the role\'s own, whose DatabaseAccessRequests may use this role ("*": any).',
       maxItems: 64, listType: 'set',

@@ -5,7 +5,7 @@ import type { V1ObjectMeta } from '@kubernetes/client-node';
 import type { KindDefinition } from './crd.ts';
 import {
   ENGINE_API_VERSION, ENGINE_GROUP, ENGINE_PHASES, ENGINE_VERSION, celDurationAtLeast, conditionsSchema,
-  duration, mountPath, namespaceName, objectName,
+  durationSchema, mountPathSchema, namespaceNameSchema, objectNameSchema,
 } from './meta.ts';
 import { array, describe, enumeration, integer, object, string, type Static } from './schema.ts';
 
@@ -16,8 +16,8 @@ export const appReferenceSchema = object({
   description: 'A reference to an AppBinding.',
   required: ['name'],
   properties: {
-    name: objectName('Name of the AppBinding.'),
-    namespace: namespaceName('Namespace of the AppBinding. Defaults to the namespace of the referring object.'),
+    name: objectNameSchema('Name of the AppBinding.'),
+    namespace: namespaceNameSchema('Namespace of the AppBinding. Defaults to the namespace of the referring object.'),
     parameters: object({
       description: 'Extra parameters for this use of the AppBinding (KubeVault). Accepted; not used by Leasehold.',
       properties: {},
@@ -43,7 +43,7 @@ export const postgresConfigurationSchema = object({
     }),
     maxOpenConnections: integer({ description: 'Most connections Vault opens to the database (0: Vault\'s default).', format: 'int64', minimum: 0 }),
     maxIdleConnections: integer({ description: 'Most idle connections Vault keeps (0: same as maxOpenConnections; -1: none).', format: 'int64', minimum: -1 }),
-    maxConnectionLifetime: duration('Longest Vault keeps a connection open.'),
+    maxConnectionLifetime: durationSchema('Longest Vault keeps a connection open.'),
   },
 });
 export type PostgresConfiguration = Static<typeof postgresConfigurationSchema>;
@@ -56,15 +56,15 @@ export const secretEngineSpecSchema = object({
       description: 'The Vault server\'s AppBinding. Whether it exists is checked by the controller, not here.',
       required: ['name'],
       properties: {
-        name: objectName('Name of the AppBinding.'),
-        namespace: namespaceName('Namespace of the AppBinding. Defaults to the SecretEngine\'s namespace.'),
+        name: objectNameSchema('Name of the AppBinding.'),
+        namespace: namespaceNameSchema('Namespace of the AppBinding. Defaults to the SecretEngine\'s namespace.'),
       },
     }),
-    path: mountPath('Where the engine is mounted in Vault. Defaults to k8s.<cluster>.postgres.<namespace>.<name> ' +
+    path: mountPathSchema('Where the engine is mounted in Vault. Defaults to k8s.<cluster>.postgres.<namespace>.<name> ' +
       '(reported in status.path). Can\'t change later: moving a mount revokes every lease under it.'),
     postgres: postgresConfigurationSchema,
-    defaultLeaseTTL: duration('Default lease TTL of the mount.'),
-    maxLeaseTTL: duration('Maximum lease TTL of the mount; at least defaultLeaseTTL.'),
+    defaultLeaseTTL: durationSchema('Default lease TTL of the mount.'),
+    maxLeaseTTL: durationSchema('Maximum lease TTL of the mount; at least defaultLeaseTTL.'),
   },
   rules: [
     { rule: celDurationAtLeast('self', 'defaultLeaseTTL', 'maxLeaseTTL'), fieldPath: '.maxLeaseTTL', message: 'maxLeaseTTL must be at least defaultLeaseTTL' },

@@ -92,6 +92,13 @@ function spec(o: Obj): Loose {
   return o.spec;
 }
 
+// Not in this table because the API server can't judge them (they depend on other objects, or on who asks);
+// the controllers report them as conditions instead:
+//   - a referenced AppBinding, SecretEngine, PostgresRole or Secret that doesn't exist (ReferenceNotFound);
+//   - a roleRef into another namespace that the role's allowedRequestNamespaces doesn't admit (NamespaceNotAllowed);
+//   - a ttl above the role's maxTTL (TTLExceedsMaxTTL), a missing reason where the role requires one;
+//   - self-approval and auto-approval, which depend on who created the request;
+//   - a PostgresRole path that no SecretEngine mounts, two SecretEngines claiming one path.
 interface BadInput {
   what: string;
   object: Obj;

@@ -6,6 +6,7 @@ import {
   DATABASE_ACCESS_REQUEST, ENGINE_PHASES, FINALIZER, KINDS, REQUEST_PHASES, RequestPhase, type KindDefinition,
 } from '../../../api/index.ts';
 import type { JSONSchemaProps } from '../../../api/schema.ts';
+import type { ResourceType } from '../../../lib/runtime/types.ts';
 
 function* walk(node: JSONSchemaProps, at: string): Generator<[string, JSONSchemaProps]> {
   yield [at, node];
@@ -30,7 +31,7 @@ test('every field has a type and a description', (t) => {
 test('every string and list is bounded, so CEL cost estimates stay small', (t) => {
   for (const def of KINDS) {
     for (const [at, node] of nodes(def)) {
-      if (at.endsWith('.apiVersion') || at.endsWith('.kind') && at.split('.').length === 2) continue;
+      if (at === `${def.kind}.apiVersion` || at === `${def.kind}.kind`) continue; // the API server's own fields
       if (node.type === 'string' && !node.enum) t.truthy(node.maxLength, `${at} has no maxLength`);
       if (node.type === 'array') t.truthy(node.maxItems, `${at} has no maxItems`);
       if (node.type === 'object' && node.additionalProperties) t.truthy(node.maxProperties, `${at} has no maxProperties`);
@@ -92,4 +93,12 @@ test('phase enums are the exported phase constants', (t) => {
 
 test('the finalizer is domain-qualified, as the API server recommends', (t) => {
   t.regex(FINALIZER, /^[a-z0-9.-]+\/[a-z0-9-]+$/);
+});
+
+test('kind definitions address their resources for the kube client as they are', (t) => {
+  const resources: readonly ResourceType[] = KINDS; // checked by tsc: no second list of plurals to keep in step
+  t.deepEqual(resources.map((r) => `${r.plural}.${r.group}/${r.version}`), [
+    'appbindings.appcatalog.appscode.com/v1alpha1', 'secretengines.engine.kubevault.com/v1alpha1',
+    'postgresroles.engine.kubevault.com/v1alpha1', 'databaseaccessrequests.engine.kubevault.com/v1alpha1',
+  ]);
 });
