@@ -72,7 +72,9 @@ type WatchEnd =
   | { reason: 'stopped' }
   | { reason: 'error'; error: unknown; sawEvents: boolean };
 
-const DEFAULT_BACKOFF: BackoffRange = { initialMs: 500, maxMs: 30_000 };
+// client-go's reflector caps at 30 s because thousands of kubelets reconnect at once; an operator runs one or
+// two replicas, and a short cap means a change made right after an apiserver restart is seen within seconds.
+const DEFAULT_BACKOFF: BackoffRange = { initialMs: 250, maxMs: 5_000 };
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 
 /**
@@ -347,6 +349,7 @@ export class WatchCache<T extends KubernetesObject = KubernetesObject> {
       const onEvent = (type: string, obj: unknown) => {
         if (ended) return;
         this.lastActivityAt = this.clock.now();
+        if (type === 'ERROR' || type === 'BOOKMARK') this.log.debug('watch event', { type });
         const end = this.handleWatchEvent(type, obj);
         if (end) return finish(end);
         if (type !== 'BOOKMARK') sawEvents = true;
@@ -357,10 +360,12 @@ export class WatchCache<T extends KubernetesObject = KubernetesObject> {
         if ((err as { name?: unknown }).name === 'TimeoutError') return finish({ reason: 'stale' });
         finish({ reason: 'error', error: err, sawEvents });
       };
+      this.log.debug('watch starting', { resourceVersion: rv });
       this.watcher.watch(resourcePath(this.resource, this.namespace || undefined), query, onEvent, onDone).then(
         (c) => {
           controller = c;
-          if (ended) c.abort(); // abandoned by the watchdog or stop() while connecting
+          if (ended) c.abort(); // failed, or abandoned by the watchdog or stop() while connecting
+          else this.log.debug('watch connected', { resourceVersion: rv });
         },
         (err: unknown) => finish({ reason: 'error', error: err, sawEvents }),
       );
