@@ -1,0 +1,144 @@
+// Help for every command (`kubectl vault COMMAND --help`, `kubectl vault help COMMAND`).
+import { Annotations, Reason } from '../../api/index.ts';
+import { COMMAND_FLAGS, GLOBAL_FLAGS, flagSpec, type CommandName, type FlagSpec } from './args.ts';
+
+interface CommandHelp {
+  usage: string;
+  summary: string;
+  description: string;
+  /** Help for flags whose meaning depends on the command. */
+  flags?: Record<string, string>;
+  examples: string[];
+}
+
+const DECISION_FLAGS = (verb: 'approve' | 'deny', dflt: string): Record<string, string> => ({
+  reason: `One CamelCase word recorded as the condition's reason (default ${dflt}), e.g. TicketChecked. ` +
+    'Must match ^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$; Leasehold\'s own reasons (AutoApproved, ...) are reserved.',
+  message: `Free text (one line, up to 1024 characters) added to the condition's message after who ${verb === 'approve' ? 'approved' : 'denied'}: ` +
+    'why, a ticket, an incident.',
+});
+
+export const HELP: Record<CommandName, CommandHelp> = {
+  approve: {
+    usage: 'kubectl vault approve databaseaccessrequest|dar NAME... [-n NAMESPACE] [--reason REASON] [--message TEXT]\n' +
+      '  kubectl vault approve -f FILE [--reason REASON] [--message TEXT]',
+    summary: 'Approve database access requests: the operator then issues the credentials.',
+    description: 'Writes the Approved condition (status True) through the status subresource. Its message names who\n' +
+      'approved, as the API server knows you (a SelfSubjectReview, never a flag), and its reason is\n' +
+      `${Reason.KubectlApprove} unless --reason says otherwise. Words go in --message; --reason takes one CamelCase\n` +
+      'word, because a condition\'s reason must be one.\n\n' +
+      'A decision is made once and is permanent: approving a request that is already approved, or was denied,\n' +
+      'expired or revoked, is refused. The write is conditional on the request not having changed since it was\n' +
+      'read, so two people deciding at once can\'t both win.\n\n' +
+      'Needs get on databaseaccessrequests and patch on databaseaccessrequests/status (the leasehold-approver\n' +
+      'ClusterRole).',
+    flags: DECISION_FLAGS('approve', Reason.KubectlApprove),
+    examples: [
+      'kubectl vault approve databaseaccessrequest postgres-cred-rqst -n demo',
+      'kubectl vault approve dar app-read app-write -n shop --message "OPS-1234: nightly export"',
+      'kubectl vault approve -f postgresAccessRequest.yaml --reason IncidentResponse --message "INC-42"',
+    ],
+  },
+  deny: {
+    usage: 'kubectl vault deny databaseaccessrequest|dar NAME... [-n NAMESPACE] [--reason REASON] [--message TEXT]\n' +
+      '  kubectl vault deny -f FILE [--reason REASON] [--message TEXT]',
+    summary: 'Deny database access requests: nothing is ever issued for them.',
+    description: 'Writes the Denied condition (status True) through the status subresource, naming who denied (from the\n' +
+      `API server) in its message; the reason is ${Reason.KubectlDeny} unless --reason says otherwise. Denying an\n` +
+      'approved request is refused (revoke it instead), as is denying twice.\n\n' +
+      'Needs get on databaseaccessrequests and patch on databaseaccessrequests/status.',
+    flags: DECISION_FLAGS('deny', Reason.KubectlDeny),
+    examples: [
+      'kubectl vault deny dar postgres-cred-rqst -n demo --message "use the read replica"',
+    ],
+  },
+  revoke: {
+    usage: 'kubectl vault revoke databaseaccessrequest|dar NAME... [-n NAMESPACE]\n  kubectl vault revoke -f FILE',
+    summary: 'End an approved request\'s access now: the operator revokes the lease.',
+    description: `Sets the ${Annotations.revokeNow} annotation to the current time. The operator then revokes the\n` +
+      'Vault lease (the database login stops working) and the request ends in phase Revoked. Refused for requests\n' +
+      'that were never approved, were denied, or have already ended.\n\n' +
+      'Needs get and patch on databaseaccessrequests.',
+    examples: ['kubectl vault revoke databaseaccessrequest postgres-cred-rqst -n demo'],
+  },
+  rotate: {
+    usage: 'kubectl vault rotate databaseaccessrequest|dar NAME... [-n NAMESPACE]\n  kubectl vault rotate -f FILE',
+    summary: 'Have the operator issue fresh credentials for an approved request now.',
+    description: `Sets the ${Annotations.rotateNow} annotation to the current time; the operator issues a new login,\n` +
+      'updates the Secret and revokes the old login after the request\'s rotationGracePeriod.\n\n' +
+      'Needs get and patch on databaseaccessrequests.',
+    examples: ['kubectl vault rotate dar postgres-cred-rqst -n demo'],
+  },
+  get: {
+    usage: 'kubectl vault get databaseaccessrequests|dar [NAME...] [-n NAMESPACE | -A] [--pending]',
+    summary: 'List database access requests: phase, role, subjects, requester, age and lease expiry.',
+    description: 'PHASE is the operator\'s; before the operator has seen a decision, the decision itself is shown.\n' +
+      'REQUESTER is who created the request, as recorded at admission. EXPIRES is when the current lease runs\n' +
+      'out unless renewed. --pending keeps the requests waiting for someone to approve or deny them.',
+    examples: [
+      'kubectl vault get dar -n demo',
+      'kubectl vault get databaseaccessrequests -A --pending',
+    ],
+  },
+  credentials: {
+    usage: 'kubectl vault credentials databaseaccessrequest|dar NAME [-n NAMESPACE] [-o env|json|uri]',
+    summary: 'Print the credentials issued for a request (if you may read its Secret).',
+    description: 'Reads the Secret the request\'s status names. Only the request\'s subjects, and whoever may read\n' +
+      'Secrets in the namespace, can. Output formats:\n' +
+      '  env   shell assignments with libpq\'s names (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD): the default\n' +
+      '  json  every key of the Secret\n' +
+      '  uri   a postgresql:// connection URI (needs host in the Secret, or a uri key)\n' +
+      'The output is the credential itself: don\'t paste it anywhere it would be kept.',
+    flags: { output: 'Output format: env (default), json or uri.' },
+    examples: [
+      'eval "$(kubectl vault credentials dar postgres-cred-rqst -n demo)" && psql',
+      'psql "$(kubectl vault credentials dar postgres-cred-rqst -n demo -o uri)"',
+    ],
+  },
+  version: {
+    usage: 'kubectl vault version',
+    summary: 'Print the plugin\'s version.',
+    description: 'Prints the version of kubectl-vault and the API version it speaks. Needs no cluster.',
+    examples: ['kubectl vault version'],
+  },
+  help: {
+    usage: 'kubectl vault help [COMMAND]',
+    summary: 'Help about any command.',
+    description: 'Same as kubectl vault COMMAND --help.',
+    examples: ['kubectl vault help approve'],
+  },
+};
+
+function flagLines(flags: readonly FlagSpec[], overrides: Record<string, string> = {}): string {
+  const left = flags.map((f) => `${f.short ? `-${f.short}, ` : '    '}--${f.name}${f.value ? ` ${f.value}` : ''}`);
+  const width = Math.max(...left.map((l) => l.length)) + 2;
+  return flags.map((f, i) => `  ${left[i]!.padEnd(width)}${overrides[f.name] ?? f.help}`).join('\n');
+}
+
+export function commandHelp(command: CommandName): string {
+  const h = HELP[command];
+  const own = COMMAND_FLAGS[command].map(flagSpec);
+  const sections = [
+    h.summary,
+    `Usage:\n  ${h.usage}`,
+    h.description,
+    own.length ? `Flags:\n${flagLines(own, h.flags)}` : '',
+    `Global flags:\n${flagLines(GLOBAL_FLAGS)}`,
+    `Examples:\n${h.examples.map((e) => `  ${e}`).join('\n')}`,
+  ];
+  return sections.filter(Boolean).join('\n\n') + '\n';
+}
+
+export function rootHelp(): string {
+  const names = Object.keys(HELP) as CommandName[];
+  const width = Math.max(...names.map((n) => n.length)) + 3;
+  return [
+    'kubectl vault: approve, deny, revoke and read Leasehold\'s database access requests\n' +
+      '(DatabaseAccessRequest, engine.kubevault.com/v1alpha1).',
+    'Usage:\n  kubectl vault COMMAND [databaseaccessrequest|dar] [NAME...] [flags]',
+    `Commands:\n${names.map((n) => `  ${n.padEnd(width)}${HELP[n].summary}`).join('\n')}`,
+    `Global flags:\n${flagLines(GLOBAL_FLAGS)}`,
+    'Exit codes: 0 done, 1 refused or failed, 2 wrong usage.\n' +
+      'Use "kubectl vault COMMAND --help" for more about a command.',
+  ].join('\n\n') + '\n';
+}

@@ -1,0 +1,27 @@
+// Entry point of the `kubectl-vault` executable (bin/kubectl-vault runs this file, or its build in dist/).
+// Only process glue lives here: the CLI itself is cli.ts.
+import fs from 'node:fs';
+import { defaultConnect, run } from './cli.ts';
+
+// `kubectl vault get dar | head -1` closes the pipe early: that is not an error worth a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
+
+try {
+  process.exitCode = await run(process.argv.slice(2), {
+    stdout: (text) => void process.stdout.write(text),
+    stderr: (text) => void process.stderr.write(text),
+    readStdin: () => fs.readFileSync(0, 'utf8'),
+    env: process.env,
+    now: () => new Date(),
+    connect: defaultConnect(process.env),
+  });
+} catch (err) {
+  // A bug, not a refusal: still one line, no stack trace.
+  process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+}
