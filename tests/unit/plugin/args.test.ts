@@ -89,7 +89,7 @@ test('--help wins over incomplete arguments, on every command and without one', 
   for (const c of ['approve', 'deny', 'revoke', 'rotate', 'get', 'credentials', 'version', 'help']) {
     const inv = parseArgs([c, '--help']);
     t.true(inv.help, c);
-    t.is(inv.command, c);
+    t.is(inv.command as string | undefined, c);
   }
   t.true(parseArgs(['-h']).help);
   t.is(parseArgs([]).command, undefined);
