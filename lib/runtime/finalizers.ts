@@ -53,8 +53,10 @@ async function patchFinalizers<T extends KubernetesObject>(client: KubeClient, r
   }
 }
 
-/** A failed `test` op comes back as 422 (Invalid) or 409, depending on the apiserver version. */
+/**
+ * A failed `test` op comes back as 422 Invalid with a generic message. Our patches are otherwise well-formed,
+ * so a 422 means the object changed under us (as does a `remove` at an index that moved): a conflict.
+ */
 function isPatchConflict(err: unknown): boolean {
-  if (!(err instanceof KubeApiError)) return false;
-  return err.statusCode === 409 || (err.statusCode === 422 && /test/i.test(err.message));
+  return err instanceof KubeApiError && (err.statusCode === 409 || err.statusCode === 422);
 }

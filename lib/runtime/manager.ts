@@ -69,6 +69,8 @@ export class Manager {
   private stopping = false;
   private controllersRunning = false;
   private resolveDone!: (o: ManagerOutcome) => void;
+  private requestStop!: () => void;
+  private readonly stopRequested = new Promise<void>((r) => (this.requestStop = r));
   /** Resolves when the manager has stopped, or lost leadership. */
   readonly done: Promise<ManagerOutcome>;
   private healthEndpoint: HttpEndpoint | undefined;
@@ -171,6 +173,7 @@ export class Manager {
   async stop(): Promise<void> {
     if (this.stopping) return this.done.then(() => undefined);
     this.stopping = true;
+    this.requestStop();
     const deadline = this.opts.shutdownTimeoutMs ?? 30_000;
     this.log.info('shutting down: finishing in-flight reconciles', { deadlineMs: deadline });
     const drained = await Promise.all(this.controllers.map((c) => c.stop(deadline)));
@@ -209,8 +212,11 @@ export class Manager {
   private async waitForCaches(): Promise<void> {
     const all = Promise.all([...this.caches.values()].map((c) => c.synced));
     for (;;) {
-      const timer = new Promise<'slow'>((r) => setTimeout(() => r('slow'), 30_000).unref());
-      if ((await Promise.race([all.then(() => 'synced' as const), timer])) === 'synced' || this.stopping) return;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const slow = new Promise<'slow'>((r) => (timer = setTimeout(() => r('slow'), 30_000)));
+      const outcome = await Promise.race([all.then(() => 'synced' as const), this.stopRequested.then(() => 'stopping' as const), slow]);
+      clearTimeout(timer);
+      if (outcome !== 'slow') return;
       const waiting = [...this.caches.values()].filter((c) => !c.hasSynced()).map((c) => c.describe());
       this.log.warn('still waiting for caches to sync', { waiting });
     }

@@ -10,7 +10,7 @@ function config(argv: string[], env: Record<string, string> = {}, readFile: (p: 
 }
 
 test('defaults follow the kubebuilder scaffold', (t) => {
-  t.deepEqual(config([]), {
+  t.like(config([]), {
     kubeconfig: undefined, clusterName: '-', leaderElect: false, leaderElectionNamespace: 'leasehold-system',
     leaderElectionId: 'leasehold-operator-lock', metricsBindAddress: ':8080', healthProbeBindAddress: ':8081',
     concurrency: 4, namespace: '', logLevel: 'info', resyncPeriodMs: 600_000, gracefulShutdownTimeoutMs: 30_000,
