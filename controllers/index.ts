@@ -1,15 +1,96 @@
-// The operator's controllers, as the entry point (lib/main.ts) registers them. Each controller builds its
-// caches and Controller from `deps` and returns a registration; the runtime starts them on the leader.
-//
-//   const requests = deps.cache<DatabaseAccessRequest>(DATABASE_ACCESS_REQUESTS);
-//   const controller = deps.newController({ name: 'databaseaccessrequest', reconciler })
-//     .watch(requests, enqueueObject())
-//     .watch(deps.cache(SECRETS, { labelSelector: MANAGED_BY, transform: stripSecretData }), enqueueOwner({ group: GROUP, kind: 'DatabaseAccessRequest' }));
-//   return [{ name: 'databaseaccessrequest', controller }];
+// The operator's controllers, as the entry point (lib/main.ts) registers them. Each controller reads its kinds
+// from shared watch caches and enqueues keys; dependents are enqueued when what they depend on changes.
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { AppBinding, DatabaseAccessRequest, PostgresRole, SecretEngine } from '../api/index.ts';
+import { enqueueMapped, enqueueObject, enqueueOwner, specOrMetadataChanged, stripSecretData, type ObjectKey } from '../lib/runtime/index.ts';
 import type { ControllerDeps, ControllerRegistration } from '../lib/runtime/registration.ts';
+import { DatabaseAccessRequestReconciler } from './databaseaccessrequest/reconciler.ts';
+import { PostgresRoleReconciler } from './postgresrole/reconciler.ts';
+import { SecretEngineReconciler } from './secretengine/reconciler.ts';
+import type { Caches, ControllerContext } from './shared/context.ts';
+import { APP_BINDINGS, DATABASE_ACCESS_REQUESTS, POSTGRES_ROLES, SECRET_ENGINES, SECRETS } from './shared/resources.ts';
+import { VaultConnections } from './shared/vault-connections.ts';
 
 export type { ControllerDeps, ControllerRegistration };
 
-export function buildControllers(_deps: ControllerDeps): ControllerRegistration[] {
-  return [];
+const key = (namespace: string | undefined, name: string): ObjectKey => ({ namespace: namespace ?? '', name });
+const ns = (o: KubernetesObject) => o.metadata?.namespace ?? '';
+
+/** The Approved/Denied conditions, which people write: the only status changes the controller reacts to. */
+function decisionChanged(a: DatabaseAccessRequest, b: DatabaseAccessRequest): boolean {
+  const decisions = (d: DatabaseAccessRequest) => JSON.stringify((d.status?.conditions ?? []).filter((c) => c.type === 'Approved' || c.type === 'Denied'));
+  return decisions(a) !== decisions(b);
+}
+
+export function buildControllers(deps: ControllerDeps): ControllerRegistration[] {
+  const caches: Caches = {
+    appBindings: deps.cache<AppBinding>(APP_BINDINGS),
+    secretEngines: deps.cache<SecretEngine>(SECRET_ENGINES),
+    postgresRoles: deps.cache<PostgresRole>(POSTGRES_ROLES),
+    requests: deps.cache<DatabaseAccessRequest>(DATABASE_ACCESS_REQUESTS),
+    // Metadata only: the data of no Secret is ever kept in memory.
+    secrets: deps.cache<KubernetesObject & { type?: string }>(SECRETS, { transform: stripSecretData }),
+  };
+  // Who depends on what: the reverse references, kept as cache indexes.
+  caches.secretEngines.addIndex('appbinding', (e) => [
+    `${e.spec.vaultRef.namespace ?? ns(e)}/${e.spec.vaultRef.name}`,
+    `${e.spec.postgres.databaseRef.namespace ?? ns(e)}/${e.spec.postgres.databaseRef.name}`,
+  ]);
+  caches.postgresRoles.addIndex('dependency', (r) => {
+    const out: string[] = [];
+    if (r.spec.secretEngineRef) out.push(`SecretEngine/${ns(r)}/${r.spec.secretEngineRef.name}`);
+    if (r.spec.vaultRef) out.push(`AppBinding/${ns(r)}/${r.spec.vaultRef.name}`);
+    return out;
+  });
+  caches.requests.addIndex('role', (d) => [`${d.spec.roleRef.namespace ?? ns(d)}/${d.spec.roleRef.name}`]);
+  caches.appBindings.addIndex('secret', (a) => (a.spec.secret ? [`${ns(a)}/${a.spec.secret.name}`] : []));
+
+  const c = deps.config;
+  const [saNs, saName] = c.operatorServiceAccount.split('/');
+  const connections = new VaultConnections(deps.client, {
+    operatorNamespace: c.operatorNamespace,
+    operatorServiceAccount: saNs && saName ? { namespace: saNs, name: saName } : undefined,
+    issuerTokenRole: c.vaultIssuerTokenRole,
+    tokenAudiences: [],
+  }, (operation, outcome) => deps.metrics.vaultRequests.labels(operation.split(' ')[0] ?? operation, outcome).inc());
+  const recorders = new Map<string, ReturnType<ControllerDeps['eventRecorder']>>();
+  const ctx: ControllerContext = {
+    kube: deps.client,
+    clusterName: c.clusterName,
+    caches,
+    connections,
+    log: deps.logger,
+    events: (component) => {
+      let r = recorders.get(component);
+      if (!r) recorders.set(component, (r = deps.eventRecorder(component)));
+      return r;
+    },
+  };
+
+  const enginesOfAppBinding = (a: AppBinding) => caches.secretEngines.byIndex('appbinding', `${ns(a)}/${a.metadata.name}`).map((e) => key(ns(e), e.metadata.name ?? ''));
+  const secretEngines = deps.newController({ name: 'secretengine', reconciler: new SecretEngineReconciler(ctx) })
+    .watch(caches.secretEngines, enqueueObject())
+    .watch(caches.appBindings, enqueueMapped(enginesOfAppBinding))
+    // A rotated admin password: Secret → AppBindings using it → their SecretEngines.
+    .watch(caches.secrets, enqueueMapped((s) => caches.appBindings.byIndex('secret', `${ns(s)}/${s.metadata?.name}`).flatMap(enginesOfAppBinding)));
+
+  const rolesDependingOn = (kind: string, o: KubernetesObject) =>
+    caches.postgresRoles.byIndex('dependency', `${kind}/${ns(o)}/${o.metadata?.name}`).map((r) => key(ns(r), r.metadata.name ?? ''));
+  const postgresRoles = deps.newController({ name: 'postgresrole', reconciler: new PostgresRoleReconciler(ctx) })
+    .watch(caches.postgresRoles, enqueueObject())
+    .watch(caches.secretEngines, enqueueMapped((e) => rolesDependingOn('SecretEngine', e)))
+    .watch(caches.appBindings, enqueueMapped((a) => rolesDependingOn('AppBinding', a)));
+
+  const requests = deps.newController({ name: 'databaseaccessrequest', reconciler: new DatabaseAccessRequestReconciler(ctx) })
+    // A decision arrives as a status write by a person: it must wake the controller, unlike our own status writes.
+    .watch(caches.requests, enqueueObject<DatabaseAccessRequest>({ predicate: (a, b) => specOrMetadataChanged(a, b) || decisionChanged(a, b) }))
+    // Status changes of a role (it became ready) matter to its requests: every change counts.
+    .watch(caches.postgresRoles, enqueueMapped((r) => caches.requests.byIndex('role', `${ns(r)}/${r.metadata.name}`).map((d) => key(ns(d), d.metadata.name ?? ''))))
+    .watch(caches.secrets, enqueueOwner({ group: 'engine.kubevault.com', kind: 'DatabaseAccessRequest' }));
+
+  return [
+    { name: 'secretengine', controller: secretEngines },
+    { name: 'postgresrole', controller: postgresRoles },
+    { name: 'databaseaccessrequest', controller: requests },
+  ];
 }

@@ -20,6 +20,12 @@ export interface Config {
   logLevel: LogLevel;
   resyncPeriodMs: number;
   gracefulShutdownTimeoutMs: number;
+  /** Namespace of the operator's own objects (the Vault issuer-token Secrets). */
+  operatorNamespace: string;
+  /** `namespace/name` of the operator's ServiceAccount, for Vault's kubernetes auth; '' when unknown. */
+  operatorServiceAccount: string;
+  /** Vault token role the issuer tokens (which own every issued lease) are created from. */
+  vaultIssuerTokenRole: string;
 }
 
 export type ParseOutcome =
@@ -53,6 +59,9 @@ const FLAGS: readonly Flag[] = [
   { name: 'namespace', env: 'LEASEHOLD_NAMESPACE', kind: 'string', key: 'namespace', defaultText: 'all namespaces', help: 'Watch only this namespace.' },
   { name: 'log-level', env: 'LEASEHOLD_LOG_LEVEL', kind: 'level', key: 'logLevel', defaultText: 'info', help: `Log level: ${LOG_LEVELS.join(', ')}.` },
   { name: 'resync-period', env: 'LEASEHOLD_RESYNC_PERIOD', kind: 'duration', key: 'resyncPeriodMs', defaultText: '10m', help: 'How often every object is reconciled even if nothing changed (0 disables).' },
+  { name: 'operator-namespace', env: 'LEASEHOLD_OPERATOR_NAMESPACE', kind: 'string', key: 'operatorNamespace', defaultText: "the pod's namespace, else leasehold-system", help: 'Namespace where the operator keeps its Vault issuer-token Secrets.' },
+  { name: 'operator-service-account', env: 'LEASEHOLD_OPERATOR_SERVICE_ACCOUNT', kind: 'string', key: 'operatorServiceAccount', defaultText: 'none', help: 'namespace/name of the operator\'s ServiceAccount: logs into Vault (kubernetes auth) for AppBindings that name no service account.' },
+  { name: 'vault-issuer-token-role', env: 'LEASEHOLD_VAULT_ISSUER_TOKEN_ROLE', kind: 'string', key: 'vaultIssuerTokenRole', defaultText: 'leasehold-issuer', help: 'Vault token role (orphan, periodic) for the tokens that own issued leases, so credentials outlive the operator\'s login.' },
   { name: 'graceful-shutdown-timeout', env: 'LEASEHOLD_GRACEFUL_SHUTDOWN_TIMEOUT', kind: 'duration', key: 'gracefulShutdownTimeoutMs', defaultText: '30s', help: 'How long in-flight reconciles may finish after SIGTERM.' },
 ];
 
@@ -71,6 +80,9 @@ function defaults(readFile: (path: string) => string | undefined): Config {
     logLevel: 'info',
     resyncPeriodMs: 10 * 60_000,
     gracefulShutdownTimeoutMs: 30_000,
+    operatorNamespace: podNamespace || 'leasehold-system',
+    operatorServiceAccount: '',
+    vaultIssuerTokenRole: 'leasehold-issuer',
   };
 }
 

@@ -5,6 +5,8 @@ import { startEnv, type Env } from '../../../scripts/stack/env.ts';
 
 export interface StackContext {
   env: Env;
+  /** Run (last registered first) before the stack stops: e.g. stopping an operator whose logs live in env.dir. */
+  cleanups?: Array<() => Promise<void>>;
 }
 
 /** Registers before/after hooks that start the stack for this file and stop it when the file is done. */
@@ -14,6 +16,7 @@ export function useStack<T extends StackContext>(test: TestFn<T>): void {
     t.context.env = await startEnv({ log: (l) => t.log(l) });
   });
   test.after.always(async (t) => {
+    for (const cleanup of (t.context.cleanups ?? []).reverse()) await cleanup().catch((err) => t.log(`cleanup failed: ${String(err)}`));
     await t.context.env?.stop();
   });
 }
