@@ -1,7 +1,9 @@
 // Entry point of the `kubectl-vault` executable (bin/kubectl-vault runs this file, or its build in dist/).
 // Only process glue lives here: the CLI itself is cli.ts.
 import fs from 'node:fs';
-import { defaultConnect, run } from './cli.ts';
+
+/** package.json's engines.node: older releases fail deep inside the HTTP client with a confusing error. */
+const MIN_NODE: readonly [number, number] = [22, 19];
 
 // `kubectl vault get dar | head -1` closes the pipe early: that is not an error worth a stack trace.
 for (const stream of [process.stdout, process.stderr]) {
@@ -11,17 +13,24 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-try {
-  process.exitCode = await run(process.argv.slice(2), {
-    stdout: (text) => void process.stdout.write(text),
-    stderr: (text) => void process.stderr.write(text),
-    readStdin: () => fs.readFileSync(0, 'utf8'),
-    env: process.env,
-    now: () => new Date(),
-    connect: defaultConnect(process.env),
-  });
-} catch (err) {
-  // A bug, not a refusal: still one line, no stack trace.
-  process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+if (major < MIN_NODE[0] || (major === MIN_NODE[0] && minor < MIN_NODE[1])) {
+  process.stderr.write(`error: kubectl vault needs Node.js ${MIN_NODE.join('.')} or newer; ${process.execPath} is ${process.version}\n`);
   process.exitCode = 1;
+} else {
+  try {
+    const { defaultConnect, run } = await import('./cli.ts');
+    process.exitCode = await run(process.argv.slice(2), {
+      stdout: (text) => void process.stdout.write(text),
+      stderr: (text) => void process.stderr.write(text),
+      readStdin: () => fs.readFileSync(0, 'utf8'),
+      env: process.env,
+      now: () => new Date(),
+      connect: defaultConnect(process.env),
+    });
+  } catch (err) {
+    // A bug, not a refusal: still one line, no stack trace.
+    process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  }
 }
