@@ -148,7 +148,14 @@ export class LeaderElector {
     for (;;) {
       const remaining = deadline - this.clock.now();
       if (remaining <= 0) return false;
-      if (await this.tryAcquireOrRenew(remaining)) return true;
+      // Race the deadline too: stepping down on time must not depend on the transport honouring its timeout.
+      const deadlinePassed = new AbortController();
+      const renewed = await Promise.race([
+        this.tryAcquireOrRenew(remaining),
+        sleep(this.clock, remaining, deadlinePassed.signal).then(() => false),
+      ]);
+      deadlinePassed.abort();
+      if (renewed) return true;
       if (this.stopped) return true; // stop() releases; not a loss
       if (deadline - this.clock.now() <= 0) return false;
       await sleep(this.clock, Math.min(this.retryPeriodMs, Math.max(0, deadline - this.clock.now())), this.stopController.signal);
