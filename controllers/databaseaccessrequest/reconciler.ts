@@ -420,8 +420,8 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
     } else if (leaseIds.size > 0) {
       this.events.event(dar, 'Warning', 'LeaseNotRevoked', `the Vault AppBinding is gone: lease ${[...leaseIds].join(', ')} is left to expire`);
     }
-    let obj = (await removeFinalizer(this.c.kube, DATABASE_ACCESS_REQUESTS, dar, FINALIZER, ctx)).object;
-    obj = (await removeFinalizer(this.c.kube, DATABASE_ACCESS_REQUESTS, obj, KUBEVAULT_FINALIZER, ctx)).object;
+    const obj = (await removeFinalizer(this.c.kube, DATABASE_ACCESS_REQUESTS, dar, FINALIZER, ctx)).object;
+    await removeFinalizer(this.c.kube, DATABASE_ACCESS_REQUESTS, obj, KUBEVAULT_FINALIZER, ctx);
     return DONE;
   }
 

@@ -53,7 +53,7 @@ export async function startPostgres(dir: string, bins: Binaries, onCreated: (p: 
     execFileSync(initCmd, initArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (err) {
     const e = err as { stderr?: Buffer };
-    throw new Error(`initdb failed: ${e.stderr?.toString() ?? String(err)}`);
+    throw new Error(`initdb failed: ${e.stderr?.toString() ?? String(err)}`, { cause: err });
   }
   fs.rmSync(pwFile);
 

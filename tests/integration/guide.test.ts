@@ -40,7 +40,7 @@ function guideManifests(t: { context: Ctx }): string {
   return docs.map((d) => YAML.stringify(d)).join('---\n');
 }
 
-async function getCr(t: { context: Ctx }, plural: string, name: string, namespace = 'demo'): Promise<Record<string, any> | undefined> {
+async function getCr(t: { context: Ctx }, plural: string, name: string, namespace = 'demo'): Promise<any | undefined> /* eslint-disable-line @typescript-eslint/no-explicit-any -- a CR read for assertions */ {
   try {
     return await t.context.env.kubeConfig.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural, name });
   } catch {
