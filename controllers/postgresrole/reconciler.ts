@@ -1,12 +1,12 @@
 // PostgresRole → the Vault role `k8s.<cluster>.<ns>.<name>` under the engine's mount. SQL statements go to
 // Vault exactly as written: Vault's {{name}}/{{password}}/{{expiration}} are Vault's to fill in.
 import crypto from 'node:crypto';
-import { ConditionType, EnginePhase, FINALIZER, KUBEVAULT_FINALIZER, parseDurationSeconds, Reason, type PostgresRole } from '../../api/index.ts';
+import { EnginePhase, FINALIZER, KUBEVAULT_FINALIZER, parseDurationSeconds, Reason, type PostgresRole } from '../../api/index.ts';
 import { DONE, addFinalizer, hasFinalizer, removeFinalizer, requeueAfter, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/index.ts';
 import type { DatabaseRoleSpec } from '../../lib/vault/client.ts';
 import type { ControllerContext } from '../shared/context.ts';
 import { vaultRoleName } from '../shared/names.ts';
-import { explain, report } from '../shared/report.ts';
+import { engineFailed, engineSucceeded, explain, report } from '../shared/report.ts';
 import { POSTGRES_ROLES } from '../shared/resources.ts';
 import { MissingReference, resolveRoleTarget } from '../shared/role-target.ts';
 
@@ -69,11 +69,7 @@ export class PostgresRoleReconciler implements Reconciler {
       const message = `Vault role ${vaultRole} written under ${target.mount}/ (connection ${target.connection})`;
       await report(this.c.kube, POSTGRES_ROLES, events, role, {
         phase: EnginePhase.Success,
-        conditions: [
-          { type: ConditionType.Ready, status: 'True', reason: Reason.Provisioned, message },
-          { type: ConditionType.Available, status: 'True', reason: Reason.Provisioned, message },
-          { type: ConditionType.Failed, status: 'False', reason: Reason.Provisioned, message: '' },
-        ],
+        conditions: engineSucceeded(message),
         fields: { vaultRole, path: target.mount },
       }, ctx.now(), ctx.signal);
       return DONE;
@@ -82,11 +78,7 @@ export class PostgresRoleReconciler implements Reconciler {
       const why = err instanceof MissingReference ? Reason.ReferenceNotFound : reason === 'VaultInvalid' ? Reason.FailedToCreateDatabaseRole : reason;
       await report(this.c.kube, POSTGRES_ROLES, events, role, {
         phase: EnginePhase.Failed,
-        conditions: [
-          { type: ConditionType.Ready, status: 'False', reason: why, message },
-          { type: ConditionType.Available, status: 'False', reason: why, message },
-          { type: ConditionType.Failed, status: 'True', reason: why, message },
-        ],
+        conditions: engineFailed(why, message),
         fields: { vaultRole },
       }, ctx.now(), ctx.signal);
       // Bad SQL or a bad spec won't fix itself: wait for a change (the watch re-triggers), but look again later

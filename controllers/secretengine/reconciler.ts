@@ -3,13 +3,13 @@
 // password). On deletion: the connection goes; the mount goes only if Leasehold enabled it (its description
 // says so) and no other SecretEngine still uses it.
 import crypto from 'node:crypto';
-import { ConditionType, EnginePhase, FINALIZER, KUBEVAULT_FINALIZER, parseDurationSeconds, Reason, type AppBinding, type SecretEngine } from '../../api/index.ts';
+import { EnginePhase, FINALIZER, KUBEVAULT_FINALIZER, parseDurationSeconds, Reason, type AppBinding, type SecretEngine } from '../../api/index.ts';
 import { DONE, RetryableError, TerminalError, addFinalizer, hasFinalizer, removeFinalizer, requeueAfter, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/index.ts';
 import type { ConnectionConfig } from '../../lib/vault/client.ts';
 import { applySecretTransforms, decodeSecretData, postgresTarget, vaultConnectionUrl } from '../shared/appbinding.ts';
 import type { ControllerContext } from '../shared/context.ts';
 import { connectionName, defaultMountPath, mountOwnerDescription } from '../shared/names.ts';
-import { explain, report } from '../shared/report.ts';
+import { engineFailed, engineSucceeded, explain, report } from '../shared/report.ts';
 import { SECRET_ENGINES, SECRETS } from '../shared/resources.ts';
 import { MissingReference } from '../shared/role-target.ts';
 
@@ -92,11 +92,7 @@ export class SecretEngineReconciler implements Reconciler {
       const message = `database secrets engine at ${path}/ connected as ${name}`;
       await report(this.c.kube, SECRET_ENGINES, events, engine, {
         phase: EnginePhase.Success,
-        conditions: [
-          { type: ConditionType.Ready, status: 'True', reason: Reason.Provisioned, message },
-          { type: ConditionType.Available, status: 'True', reason: Reason.Provisioned, message },
-          { type: ConditionType.Failed, status: 'False', reason: Reason.Provisioned, message: '' },
-        ],
+        conditions: engineSucceeded(message),
         fields: { path },
       }, ctx.now(), ctx.signal);
       return DONE;
@@ -106,11 +102,7 @@ export class SecretEngineReconciler implements Reconciler {
       const why = err instanceof MissingReference ? Reason.ReferenceNotFound : reason === 'VaultInvalid' ? Reason.FailedToCreateSecretEngineConfig : reason;
       await report(this.c.kube, SECRET_ENGINES, events, engine, {
         phase: EnginePhase.Failed,
-        conditions: [
-          { type: ConditionType.Ready, status: 'False', reason: why, message },
-          { type: ConditionType.Available, status: 'False', reason: why, message },
-          { type: ConditionType.Failed, status: 'True', reason: why, message },
-        ],
+        conditions: engineFailed(why, message),
         fields: { path },
       }, ctx.now(), ctx.signal);
       if (err instanceof TerminalError) throw err;

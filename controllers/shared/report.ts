@@ -4,6 +4,7 @@
 import { describeError, patchStatus, setCondition, type Condition, type ConditionInput, type EventRecorder, type KubeClient, type ResourceType, RetryableError, TerminalError } from '../../lib/runtime/index.ts';
 import { VaultRequestError } from '../../lib/vault/errors.ts';
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { ConditionType, Reason } from '../../api/index.ts';
 
 /** Any of our kinds: api/ types conditions loosely (KubeVault's old shapes), the runtime strictly. */
 export interface Reportable extends KubernetesObject {
@@ -59,4 +60,21 @@ export function explain(err: unknown): { reason: string; message: string; retrya
   if (err instanceof TerminalError) return { reason: err.reason, message: err.message, retryable: false };
   if (err instanceof RetryableError) return { reason: err.reason, message: err.message, retryable: true };
   return { reason: 'InternalError', message: describeError(err), retryable: true };
+}
+
+/** SecretEngine and PostgresRole report alike: Ready and KubeVault's Available move together; Failed is their opposite. */
+export function engineSucceeded(message: string): StatusUpdate['conditions'] {
+  return [
+    { type: ConditionType.Ready, status: 'True', reason: Reason.Provisioned, message },
+    { type: ConditionType.Available, status: 'True', reason: Reason.Provisioned, message },
+    { type: ConditionType.Failed, status: 'False', reason: Reason.Provisioned, message: '' },
+  ];
+}
+
+export function engineFailed(reason: string, message: string): StatusUpdate['conditions'] {
+  return [
+    { type: ConditionType.Ready, status: 'False', reason, message },
+    { type: ConditionType.Available, status: 'False', reason, message },
+    { type: ConditionType.Failed, status: 'True', reason, message },
+  ];
 }
