@@ -5,7 +5,7 @@ import { HttpMethod, type KubeConfig, type V1Secret } from '@kubernetes/client-n
 import { DATABASE_ACCESS_REQUEST, type DatabaseAccessRequest } from '../../api/index.ts';
 import { KubeApiError, KubeClient, PatchType, resourcePath } from '../runtime/kube.ts';
 import type { ResourceType } from '../runtime/types.ts';
-import { ApiCallError, type ApiCall } from './errors.ts';
+import { ApiCallError, CommandError, type ApiCall } from './errors.ts';
 
 export const DAR_RESOURCE: ResourceType = {
   group: DATABASE_ACCESS_REQUEST.group,
@@ -110,6 +110,9 @@ export function toCallError(call: ApiCall, err: unknown, server: string): Error 
     const prefix = `HTTP ${err.statusCode}${err.reason ? ` ${err.reason}` : ''}`;
     const detail = err.message.startsWith(prefix) ? err.message.slice(prefix.length).replace(/^: /, '') : err.message;
     return new ApiCallError(call, err.statusCode, err.reason, detail);
+  }
+  if (err instanceof Error && (err as { code?: unknown }).code === 'ERR_INVALID_URL') {
+    return new CommandError(`the kubeconfig's server address "${server}" is not a valid URL`);
   }
   if (err instanceof Error && (err.name === 'TypeError' || err.name === 'TimeoutError' || err.name === 'AbortError' || 'cause' in err)) {
     return new ApiCallError(call, 0, '', `${server || 'the server'}: ${transportDetail(err)}`);

@@ -109,10 +109,27 @@ export const HELP: Record<CommandName, CommandHelp> = {
   },
 };
 
+const LINE_WIDTH = 110;
+
+/** Greedy word wrap; lines after the first are indented by `indent`. */
+export function wrap(text: string, width: number, indent: number): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines.join(`\n${' '.repeat(indent)}`);
+}
+
 function flagLines(flags: readonly FlagSpec[], overrides: Record<string, string> = {}): string {
   const left = flags.map((f) => `${f.short ? `-${f.short}, ` : '    '}--${f.name}${f.value ? ` ${f.value}` : ''}`);
   const width = Math.max(...left.map((l) => l.length)) + 2;
-  return flags.map((f, i) => `  ${left[i]!.padEnd(width)}${overrides[f.name] ?? f.help}`).join('\n');
+  const indent = 2 + width;
+  return flags.map((f, i) => `  ${left[i]!.padEnd(width)}${wrap(overrides[f.name] ?? f.help, LINE_WIDTH - indent, indent)}`).join('\n');
 }
 
 export function commandHelp(command: CommandName): string {

@@ -345,7 +345,7 @@ test('an unreachable API server is one readable line, exit 1', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'plugin-unreachable-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'config');
-  fs.writeFileSync(file, 'apiVersion: v1\nkind: Config\ncurrent-context: x\nclusters:\n- name: x\n  cluster: {server: "https://127.0.0.1:${port}"}\n' +
+  fs.writeFileSync(file, `apiVersion: v1\nkind: Config\ncurrent-context: x\nclusters:\n- name: x\n  cluster: {server: "https://127.0.0.1:${port}"}\n` +
     'users:\n- name: x\n  user: {token: t}\ncontexts:\n- name: x\n  context: {cluster: x, user: x}\n');
   const r = await kubectl(t, ['vault', 'get', 'dar', '--kubeconfig', file]);
   t.is(r.code, 1);

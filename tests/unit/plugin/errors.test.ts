@@ -61,6 +61,8 @@ test('KubeApiError and transport failures become ApiCallErrors keeping only the 
   const net = toCallError(statusWrite, new TypeError('fetch failed', { cause: refused }), 'https://127.0.0.1:1') as ApiCallError;
   t.is(net.statusCode, 0);
   t.is(net.detail, 'https://127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1');
+  const badUrl = toCallError(statusWrite, Object.assign(new TypeError('Invalid URL'), { code: 'ERR_INVALID_URL' }), 'https://x:port');
+  t.is(renderError(badUrl), 'the kubeconfig\'s server address "https://x:port" is not a valid URL');
 });
 
 test('exit codes: usage 2, everything else 1; no stack traces', (t) => {
