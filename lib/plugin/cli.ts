@@ -1,11 +1,11 @@
 // `kubectl vault`: parse, dispatch, present. Everything the commands touch outside themselves (the terminal,
 // stdin, the environment, the clock, the cluster) comes in through Io, so the whole CLI runs in unit tests
 // against a fake API. Returns the exit code: 0 done, 1 refused or failed, 2 wrong usage.
-import { ConditionType, DATABASE_ACCESS_REQUEST, ENGINE_GROUP, type DatabaseAccessRequest } from '../../api/index.ts';
+import { ConditionType, DATABASE_ACCESS_REQUEST, ENGINE_GROUP, RequestPhase, type DatabaseAccessRequest } from '../../api/index.ts';
 import type { PluginApi, UserInfo } from './api.ts';
 import { parseArgs, type ActionName, type Invocation } from './args.ts';
 import { decodeSecret, formatCredentials } from './credentials.ts';
-import { PAST_TENSE, decisionOf, describeRequest, endOf, isPending, outcomeFor } from './decision.ts';
+import { PAST_TENSE, decisionOf, describeRequest, endOf, findCondition, isPending, outcomeFor } from './decision.ts';
 import { ApiCallError, CommandError, ExitCode, UsageError, exitCodeOf, renderError } from './errors.ts';
 import { readTargets, type Target } from './files.ts';
 import { requestTable } from './format.ts';
@@ -177,6 +177,10 @@ async function credentials(inv: Invocation, io: Io): Promise<number> {
   if (decision?.type === ConditionType.Denied) throw new CommandError(`${what} was denied: nothing was issued`);
   const secretName = dar.status?.secret?.name;
   if (!secretName) {
+    const failed = findCondition(dar, ConditionType.Failed);
+    if (dar.status?.phase === RequestPhase.Failed || failed?.status === 'True') {
+      throw new CommandError(`${what} failed${failed?.message ? `: ${failed.message}` : ''}; nothing was issued`);
+    }
     throw new CommandError(decision
       ? `${what} is approved, but no credentials have been issued yet${dar.status?.phase ? ` (phase ${dar.status.phase})` : ''}; try again in a moment`
       : `${what} is waiting for approval: nothing has been issued yet`);

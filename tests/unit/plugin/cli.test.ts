@@ -170,6 +170,9 @@ test('credentials: env by default, json, uri; refused before issue, after revoke
   t.is(pending.code, 1);
   t.regex(pending.stderr, /waiting for approval/);
 
+  api.add({ ...request('broken'), status: { phase: 'Failed', conditions: [{ type: 'Approved', status: 'True' }, { type: 'Failed', status: 'True', reason: 'ReferenceNotFound', message: 'PostgresRole demo/psql-role not found' }] } });
+  t.regex((await cli(api, ['credentials', 'dar', 'broken'])).stderr, /demo\/broken failed: PostgresRole demo\/psql-role not found; nothing was issued/);
+
   api.add({ ...request('gone'), status: { phase: 'Revoked', secret: { name: 'r-cred' } } });
   t.regex((await cli(api, ['credentials', 'dar', 'gone'])).stderr, /was revoked: its credentials no longer work/);
 
