@@ -20,6 +20,7 @@ import {
 } from '../../lib/runtime/index.ts';
 import type { LeasedCredential, VaultClient } from '../../lib/vault/client.ts';
 import { VaultRequestError } from '../../lib/vault/errors.ts';
+import { crashPoint } from '../../lib/faults.ts';
 import type { ControllerContext } from '../shared/context.ts';
 import { leasePrefix } from '../shared/names.ts';
 import { desiredStatus, explain, report } from '../shared/report.ts';
@@ -137,6 +138,7 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
 
     const { client, ownedBy } = await conn.issuingClient();
     let cred: LeasedCredential = await client.issueCredential(target.mount, vaultRole);
+    crashPoint('crash-after-issue'); // the window exactly-once must survive: issued, recorded nowhere
     try {
       const ttl = this.requestedTtlSeconds(dar, role);
       if (ttl !== undefined && ttl !== cred.leaseDurationSeconds && cred.renewable) {
