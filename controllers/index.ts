@@ -4,6 +4,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import type { AppBinding, DatabaseAccessRequest, PostgresRole, SecretEngine } from '../api/index.ts';
 import { enqueueMapped, enqueueObject, enqueueOwner, specOrMetadataChanged, stripSecretData, type ObjectKey } from '../lib/runtime/index.ts';
 import type { ControllerDeps, ControllerRegistration } from '../lib/runtime/registration.ts';
+import { AppBindingReconciler } from './appbinding/reconciler.ts';
 import { DatabaseAccessRequestReconciler } from './databaseaccessrequest/reconciler.ts';
 import { PostgresRoleReconciler } from './postgresrole/reconciler.ts';
 import { SecretEngineReconciler } from './secretengine/reconciler.ts';
@@ -67,6 +68,10 @@ export function buildControllers(deps: ControllerDeps): ControllerRegistration[]
     },
   };
 
+  const appBindings = deps.newController({ name: 'appbinding', reconciler: new AppBindingReconciler(ctx) })
+    .watch(caches.appBindings, enqueueObject())
+    .watch(caches.secrets, enqueueMapped((s) => caches.appBindings.byIndex('secret', `${ns(s)}/${s.metadata?.name}`).map((a) => key(ns(a), a.metadata.name ?? ''))));
+
   const enginesOfAppBinding = (a: AppBinding) => caches.secretEngines.byIndex('appbinding', `${ns(a)}/${a.metadata.name}`).map((e) => key(ns(e), e.metadata.name ?? ''));
   const secretEngines = deps.newController({ name: 'secretengine', reconciler: new SecretEngineReconciler(ctx) })
     .watch(caches.secretEngines, enqueueObject())
@@ -89,6 +94,7 @@ export function buildControllers(deps: ControllerDeps): ControllerRegistration[]
     .watch(caches.secrets, enqueueOwner({ group: 'engine.kubevault.com', kind: 'DatabaseAccessRequest' }));
 
   return [
+    { name: 'appbinding', controller: appBindings },
     { name: 'secretengine', controller: secretEngines },
     { name: 'postgresrole', controller: postgresRoles },
     { name: 'databaseaccessrequest', controller: requests },

@@ -43,6 +43,10 @@ export class VaultConnections {
     private readonly observe: CallObserver,
   ) {}
 
+  get issuerTokenRole(): string {
+    return this.settings.issuerTokenRole;
+  }
+
   /** The connection for a Vault AppBinding (read from the cache); builds it on first use or after a change. */
   async forAppBinding(ab: AppBinding, signal?: AbortSignal): Promise<VaultConnection> {
     const key = keyToString({ namespace: ab.metadata.namespace ?? '', name: ab.metadata.name ?? '' });

@@ -1,11 +1,12 @@
 // KubeVault's PostgreSQL guide, step by step, with its own manifests (addresses aside), against the real
 // stack and the operator running as its own process.
 import anyTest, { type TestFn } from 'ava';
-import { AuthorizationV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
-import fs from 'node:fs';
+import { AuthorizationV1Api, CoreV1Api } from '@kubernetes/client-node';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import pg from 'pg';
 import YAML from 'yaml';
+import { credentialsOf, decide as decideIn, getCr as getCrIn, guideBindings, login, sample } from './helpers/leasehold.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
 import { startOperator, type OperatorProcess } from './helpers/operator.ts';
 import { configureVaultForOperator, installCrds, kubectl } from './helpers/setup.ts';
@@ -15,63 +16,25 @@ type Ctx = StackContext & { operator: OperatorProcess; startedAt: number };
 const test = anyTest as TestFn<Ctx>;
 useStack(test);
 
-const GROUP = 'engine.kubevault.com';
-const VERSION = 'v1alpha1';
 const LOGIN_MAX_TTL_S = 30;
+const repo = process.cwd();
 
-function sample(file: string): Record<string, unknown>[] {
-  return YAML.parseAllDocuments(fs.readFileSync(path.join('manifests/samples', file), 'utf8')).map((d) => d.toJS()).filter(Boolean);
-}
+const getCr = (t: { context: Ctx }, plural: string, name: string, namespace = 'demo') => getCrIn(t.context.env, plural, namespace, name);
+const decide = (t: { context: Ctx }, name: string, type: 'Approved' | 'Denied') => decideIn(t.context.env, 'demo', name, type);
 
-/** The guide's manifests, with the addresses pointed at the test stack. */
-function guideManifests(t: { context: Ctx }): string {
+/** The real kubectl, finding our plugin (and Node 24 for it) first on PATH, as a user's shell would. */
+function kubectlVault(t: { context: Ctx }, args: string[]): string {
   const { env } = t.context;
-  const docs = [...sample('00-namespace.yaml'), ...sample('10-vault-appbinding.yaml'), ...sample('20-postgres-app.yaml')];
-  for (const d of docs as Array<{ kind: string; metadata: { name: string }; spec?: { clientConfig?: Record<string, unknown> }; data?: Record<string, string> }>) {
-    if (d.kind === 'AppBinding' && d.metadata.name === 'vault') {
-      d.spec!.clientConfig = { url: env.vault.addr, caBundle: Buffer.from(env.vault.caCert).toString('base64') };
-      (d.spec as { parameters: Record<string, unknown> }).parameters.vaultRole = 'leasehold-operator';
-    }
-    if (d.kind === 'AppBinding' && d.metadata.name === 'postgres-app') {
-      d.spec!.clientConfig = { url: `postgresql://127.0.0.1:${env.postgres.port}/postgres?sslmode=disable`, insecureSkipTLSVerify: true };
-    }
-    if (d.kind === 'Secret') d.data = { username: Buffer.from(env.postgres.user).toString('base64'), password: Buffer.from(env.postgres.password).toString('base64') };
-  }
-  return docs.map((d) => YAML.stringify(d)).join('---\n');
-}
-
-async function getCr(t: { context: Ctx }, plural: string, name: string, namespace = 'demo'): Promise<any | undefined> /* eslint-disable-line @typescript-eslint/no-explicit-any -- a CR read for assertions */ {
-  try {
-    return await t.context.env.kubeConfig.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural, name });
-  } catch {
-    return undefined;
-  }
-}
-
-async function decide(t: { context: Ctx }, name: string, type: 'Approved' | 'Denied') {
-  const co = t.context.env.kubeConfig.makeApiClient(CustomObjectsApi);
-  const { setHeaderOptions, PatchStrategy } = await import('@kubernetes/client-node');
-  await co.patchNamespacedCustomObjectStatus({
-    group: GROUP, version: VERSION, namespace: 'demo', plural: 'databaseaccessrequests', name,
-    body: { status: { conditions: [{ type, status: 'True', reason: type === 'Approved' ? 'KubectlApprove' : 'KubectlDeny', message: `${type} by the test`, lastTransitionTime: new Date().toISOString().replace(/\.\d+Z/, 'Z') }] } },
-  }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
-}
-
-async function login(t: { context: Ctx }, user: string, password: string, sql: string) {
-  const c = new pg.Client({ host: '127.0.0.1', port: t.context.env.postgres.port, database: 'postgres', user, password });
-  await c.connect();
-  try {
-    return await c.query(sql);
-  } finally {
-    await c.end();
-  }
+  return execFileSync(env.kubernetes.kubectl, ['vault', ...args, `--kubeconfig=${env.kubernetes.kubeconfig}`], {
+    encoding: 'utf8', env: { ...process.env, PATH: `${path.join(repo, 'bin')}:${path.join(repo, 'node_modules/.bin')}:${process.env.PATH}` },
+  });
 }
 
 test.before(async (t) => {
   const { env } = t.context;
   installCrds(env);
   kubectl(env, ['create', 'namespace', 'leasehold-system']);
-  kubectl(env, ['apply', '-f', '-'], guideManifests(t));
+  kubectl(env, ['apply', '-f', '-'], guideBindings(env));
   kubectl(env, ['-n', 'demo', 'create', 'serviceaccount', 'vault']);
   kubectl(env, ['-n', 'demo', 'create', 'serviceaccount', 'demo-sa']);
   await configureVaultForOperator(env, { loginTtl: '15s', loginMaxTtl: `${LOGIN_MAX_TTL_S}s`, serviceAccount: { namespace: 'demo', name: 'vault' } });
@@ -122,7 +85,7 @@ test('a request waits for approval, then yields a Secret whose login can read bu
   const waiting = await getCr(t, 'databaseaccessrequests', 'postgres-cred-rqst');
   t.falsy(waiting?.status?.lease, 'nothing is issued before approval');
 
-  await decide(t, 'postgres-cred-rqst', 'Approved');
+  t.regex(kubectlVault(t, ['approve', 'databaseaccessrequest', 'postgres-cred-rqst', '-n', 'demo']), /approved/i);
   const dar = await eventually(t, 'a lease recorded in status', async () => {
     const o = await getCr(t, 'databaseaccessrequests', 'postgres-cred-rqst');
     return o?.status?.lease?.id && o.status.secret?.name ? o : undefined;
@@ -135,11 +98,10 @@ test('a request waits for approval, then yields a Secret whose login can read bu
   const secret = await core.readNamespacedSecret({ namespace: 'demo', name: dar.status.secret.name });
   t.is(secret.metadata?.ownerReferences?.[0]?.kind, 'DatabaseAccessRequest');
   t.true(secret.metadata?.ownerReferences?.[0]?.controller);
-  const username = Buffer.from(secret.data!.username!, 'base64').toString();
-  const password = Buffer.from(secret.data!.password!, 'base64').toString();
-  const rows = await login(t, username, password, 'SELECT count(*)::int AS n FROM items');
+  const { username, password } = await credentialsOf(env, 'demo', dar.status.secret.name);
+  const rows = await login(env, username, password, 'SELECT count(*)::int AS n FROM items');
   t.is(rows.rows[0].n, 2);
-  await t.throwsAsync(() => login(t, username, password, 'INSERT INTO items VALUES (3)'), { message: /permission denied/ });
+  await t.throwsAsync(() => login(env, username, password, 'INSERT INTO items VALUES (3)'), { message: /permission denied/ });
 
   const authz = env.kubeConfig.makeApiClient(AuthorizationV1Api);
   const canGet = async (user: string) => (await authz.createSubjectAccessReview({ body: { spec: { user, resourceAttributes: { namespace: 'demo', verb: 'get', resource: 'secrets', name: dar.status.secret.name } } } })).status?.allowed;
@@ -150,19 +112,16 @@ test('a request waits for approval, then yields a Secret whose login can read bu
 test('the credential outlives the operator\'s login token, and deleting the request revokes it', async (t) => {
   const { env } = t.context;
   const dar = (await getCr(t, 'databaseaccessrequests', 'postgres-cred-rqst'))!;
-  const core = env.kubeConfig.makeApiClient(CoreV1Api);
-  const secret = await core.readNamespacedSecret({ namespace: 'demo', name: dar.status.secret.name });
-  const username = Buffer.from(secret.data!.username!, 'base64').toString();
-  const password = Buffer.from(secret.data!.password!, 'base64').toString();
+  const { username, password } = await credentialsOf(env, 'demo', dar.status.secret.name);
   // Past the max TTL of the operator's first login token: had the lease been issued with it, Vault would
   // have revoked the lease together with the token.
   const wait = t.context.startedAt + (LOGIN_MAX_TTL_S + 5) * 1000 - Date.now();
   if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-  const rows = await login(t, username, password, 'SELECT 1 AS one');
+  const rows = await login(env, username, password, 'SELECT 1 AS one');
   t.is(rows.rows[0].one, 1);
 
   kubectl(env, ['-n', 'demo', 'delete', 'databaseaccessrequest', 'postgres-cred-rqst', '--timeout=60s']);
-  await t.throwsAsync(() => login(t, username, password, 'SELECT 1'), { message: /password authentication failed|does not exist/ });
+  await t.throwsAsync(() => login(env, username, password, 'SELECT 1'), { message: /password authentication failed|does not exist/ });
 });
 
 test('a denied request issues nothing', async (t) => {
@@ -178,6 +137,24 @@ test('a denied request issues nothing', async (t) => {
   }, 30_000);
   t.falsy(o.status.lease);
   t.falsy(o.status.secret);
+});
+
+test('kubectl vault revoke ends the access: phase Revoked and the login stops working', async (t) => {
+  const { env } = t.context;
+  kubectl(env, ['apply', '-f', '-'], YAML.stringify({ ...(sample('50-postgres-access-request.yaml')[0] as object), metadata: { name: 'revoke-rqst', namespace: 'demo' } }));
+  kubectlVault(t, ['approve', 'dar', 'revoke-rqst', '-n', 'demo']);
+  const dar = await eventually(t, 'credentials issued', async () => {
+    const o = await getCr(t, 'databaseaccessrequests', 'revoke-rqst');
+    return o?.status?.lease?.id ? o : undefined;
+  }, 60_000);
+  const printed = JSON.parse(kubectlVault(t, ['credentials', 'databaseaccessrequest', 'revoke-rqst', '-n', 'demo', '-o', 'json'])) as { username: string; password: string };
+  const { username, password } = await credentialsOf(env, 'demo', dar.status.secret.name);
+  t.is(printed.username, username);
+  t.is((await login(env, username, password)).rows[0].one, 1);
+
+  kubectlVault(t, ['revoke', 'databaseaccessrequest', 'revoke-rqst', '-n', 'demo']);
+  await eventually(t, 'phase Revoked', async () => (await getCr(t, 'databaseaccessrequests', 'revoke-rqst'))?.status?.phase === 'Revoked', 60_000);
+  await t.throwsAsync(() => login(env, username, password), { message: /password authentication failed|does not exist/ });
 });
 
 test('deleting the PostgresRole deletes the Vault role', async (t) => {
