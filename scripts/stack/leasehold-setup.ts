@@ -48,10 +48,19 @@ export function kubectlAsync(env: Env, args: string[], opts: { input?: string; k
   });
 }
 
+const CRD_STEPS = [['apply', '-f', path.join(REPO_ROOT, 'manifests/crds')], ['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']];
+
 /** `kubectl apply -f manifests/crds` and wait until every CRD is Established. */
 export function installCrds(env: Env): void {
-  kubectl(env, ['apply', '-f', path.join(REPO_ROOT, 'manifests/crds')]);
-  kubectl(env, ['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
+  for (const args of CRD_STEPS) kubectl(env, args);
+}
+
+/** installCrds without blocking the event loop. */
+export async function installCrdsAsync(env: Env): Promise<void> {
+  for (const args of CRD_STEPS) {
+    const r = await kubectlAsync(env, args);
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
+  }
 }
 
 // ---- Vault ------------------------------------------------------------------------------------------------------

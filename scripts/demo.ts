@@ -1,0 +1,399 @@
+// npm run demo [-- --keep]
+//
+// KubeVault's PostgreSQL guide, end to end, on this machine: a real Kubernetes control plane, Vault and
+// PostgreSQL on 127.0.0.1 (scripts/stack/), Leasehold's operator as its own process, the guide's manifests
+// (addresses aside), approval with the `kubectl vault` plugin, the credential proved by a query and then revoked.
+// Each step prints one line with the time since start; a failed step ends the run with exit code 1 and says
+// which step it was. `--keep` leaves everything running and says how to reach it; Ctrl-C tears everything down.
+//
+// package.json runs this as `node --import tsx`, not through the tsx CLI: the CLI relays Ctrl-C to its child and
+// SIGKILLs it if the child doesn't acknowledge within ~60 ms (as when it is inside a synchronous call such as
+// initdb), which would leave the stack's processes running.
+import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { pinnedVersion } from './stack/binaries.ts';
+import { startEnv, type Env } from './stack/env.ts';
+import {
+  REPO_ROOT, SAMPLES_DIR, configureVaultForOperator, guideManifests, installCrdsAsync, kubectlAsync, vaultRequest, type KubectlRun,
+} from './stack/leasehold-setup.ts';
+import { startOperator, type OperatorProcess } from './stack/operator.ts';
+
+const USAGE = `usage: npm run demo [-- --keep]
+
+Runs KubeVault's PostgreSQL guide against Leasehold on a local stack (Kubernetes, Vault, PostgreSQL on
+127.0.0.1): request, approve with \`kubectl vault\`, log in with the issued credential, revoke.
+
+  --keep   leave everything running afterwards and print how to reach it; Ctrl-C stops it
+`;
+
+const NS = 'demo';
+const REQUEST = 'postgres-cred-rqst';
+/** The guide's Vault AppBinding logs in with the kubernetes auth role it names (parameters.vaultRole). */
+const AUTH_ROLE = 'vault-policy-controller';
+/** The person who approves: a non-admin user of the stack, given only the leasehold-approver ClusterRole. */
+const APPROVER = 'alice';
+
+// ---- output -------------------------------------------------------------------------------------------------------
+
+const startedAt = Date.now();
+const stamp = () => `[${((Date.now() - startedAt) / 1000).toFixed(1).padStart(6)}s]`;
+const say = (mark: string, text: string) => console.log(`${stamp()} ${mark} ${text}`);
+/** Indented lines under a step (command output, details). */
+const detail = (text: string) => {
+  for (const l of text.replace(/\n+$/, '').split('\n')) console.log(`           ${l}`);
+};
+
+class StepFailed extends Error {
+  constructor(readonly step: string, readonly error: unknown) {
+    super(`${step}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+/** Runs one step; its function returns the ✓ line, and maybe lines to show under it. A throw becomes a
+ * StepFailed naming the step. */
+async function step(name: string, fn: () => Promise<string | [line: string, details: string]>): Promise<void> {
+  let done: string | [string, string];
+  try {
+    done = await fn();
+  } catch (err) {
+    throw new StepFailed(name, err);
+  }
+  const [line, details] = typeof done === 'string' ? [done, undefined] : done;
+  say('✓', line);
+  if (details) detail(details);
+}
+
+// ---- state and teardown ---------------------------------------------------------------------------------------
+
+let env: Env | undefined;
+let operator: OperatorProcess | undefined;
+let interrupted = false;
+let tearingDown: Promise<void> | undefined;
+
+function teardown(): Promise<void> {
+  tearingDown ??= (async () => {
+    await operator?.stop().catch(() => undefined);
+    await env?.stop().catch(() => undefined);
+  })();
+  return tearingDown;
+}
+
+function onSignal(sig: NodeJS.Signals): void {
+  const code = sig === 'SIGINT' ? 130 : 143;
+  if (interrupted) {
+    // A second Ctrl-C: the stack's exit hook still kills every process it started and removes its directory.
+    console.log(`\n${sig} again: exiting now`);
+    process.exit(code);
+  }
+  interrupted = true;
+  console.log(`\n${stamp()} ${sig}: stopping the operator and the stack…`);
+  void teardown().then(() => {
+    say('✓', 'stopped; nothing left running');
+    process.exit(code);
+  });
+}
+
+// ---- helpers ------------------------------------------------------------------------------------------------------
+
+function need(e: Env | undefined): Env {
+  if (!e) throw new Error('the stack is not running');
+  return e;
+}
+
+async function kc(args: string[], opts: { input?: string; kubeconfig?: string } = {}): Promise<KubectlRun> {
+  const r = await kubectlAsync(need(env), args, opts);
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
+  return r;
+}
+
+type Cr = { status?: Record<string, any> } & Record<string, unknown>; // eslint-disable-line @typescript-eslint/no-explicit-any -- status read for display
+
+async function getCr(plural: string, name: string): Promise<Cr | undefined> {
+  try {
+    return (await need(env).kubeConfig.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({
+      group: 'engine.kubevault.com', version: 'v1alpha1', namespace: NS, plural, name,
+    })) as Cr;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Polls until `probe` returns something truthy; fails with `what` (and the last thing seen) after `timeoutMs`. */
+async function until<V>(what: string, probe: () => Promise<V | undefined | false>, timeoutMs: number, seen?: () => Promise<string>): Promise<V> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v) return v;
+    if (interrupted) throw new Error('interrupted');
+    if (Date.now() > deadline) throw new Error(`no ${what} after ${timeoutMs / 1000}s${seen ? ` (${await seen().catch(() => 'nothing')})` : ''}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** The last status condition that isn't True, to say why something is stuck. */
+function statusSummary(o: Cr | undefined): string {
+  if (!o) return 'the object does not exist';
+  const conditions = (o.status?.conditions ?? []) as Array<{ type: string; status: string; reason?: string; message?: string }>;
+  const bad = conditions.find((c) => c.status === 'False' && c.type !== 'Failed') ?? conditions.find((c) => c.type === 'Failed' && c.status === 'True');
+  return `phase ${o.status?.phase ?? '(none)'}${bad ? `, ${bad.type}=${bad.status} ${bad.reason ?? ''}: ${bad.message ?? ''}` : ''}`;
+}
+
+async function login(user: string, password: string, sql: string): Promise<pg.QueryResult> {
+  const e = need(env);
+  const c = new pg.Client({ host: e.postgres.host, port: e.postgres.port, database: e.postgres.database, user, password, connectionTimeoutMillis: 10_000 });
+  await c.connect();
+  try {
+    return await c.query(sql);
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/** Copies the stack's logs (the operator's among them) out of its directory before teardown deletes it. */
+function keepLogs(): string | undefined {
+  if (!env) return undefined;
+  const from = path.join(env.dir, 'logs');
+  if (!fs.existsSync(from)) return undefined;
+  const to = fs.mkdtempSync(path.join(os.tmpdir(), 'leasehold-demo-logs-'));
+  fs.cpSync(from, to, { recursive: true });
+  return to;
+}
+
+// ---- the demo ---------------------------------------------------------------------------------------------------
+
+async function demo(keep: boolean): Promise<void> {
+  let coldNoted = false;
+  await step('start the local stack', async () => {
+    env = await startEnv({
+      log: (l) => {
+        if (l.startsWith('stack ready')) return;
+        if (l.startsWith('building') && !coldNoted) {
+          coldNoted = true;
+          say('…', 'cold machine: building the stack\'s binaries from pinned Go modules (once; cached in ~/.cache/leasehold/bin).');
+          detail('This usually takes about 15 minutes on 2 cores (Kubernetes, then Vault); progress every minute:');
+        }
+        detail(l);
+      },
+    });
+    const admin = new pg.Client({ connectionString: env.postgres.url });
+    await admin.connect();
+    let pgVersion: string;
+    try {
+      pgVersion = (await admin.query<{ v: string }>('SELECT current_setting(\'server_version\') AS v')).rows[0]!.v.split(' ')[0]!;
+      // Something for the issued login to read: the guide's role grants SELECT on every table in public.
+      await admin.query('CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items VALUES (1, \'apple\'), (2, \'pear\'), (3, \'plum\')');
+    } finally {
+      await admin.end();
+    }
+    const vault = env.vault.flavor === 'vault' ? `vault ${pinnedVersion('vault')}` : 'openbao';
+    return `stack up (kubernetes ${pinnedVersion('k8s')}, ${vault}, postgresql ${pgVersion} with table items) in ${env.dir}`;
+  });
+
+  await step('install Leasehold and the guide\'s AppBindings', async () => {
+    const e = need(env);
+    await installCrdsAsync(e);
+    await kc(['create', 'namespace', 'leasehold-system']);
+    await kc(['apply', '-f', path.join(REPO_ROOT, 'manifests/rbac/people.yaml')]);
+    await kc(['apply', '-f', '-'], { input: guideManifests(e) });
+    await kc(['-n', NS, 'create', 'serviceaccount', 'vault']);
+    await kc(['-n', NS, 'create', 'serviceaccount', 'demo-sa']);
+    await kc(['-n', NS, 'create', 'rolebinding', `${APPROVER}-approves`, '--clusterrole=leasehold-approver', `--user=${APPROVER}`]);
+    return `CRDs and ClusterRoles installed; namespace ${NS}, AppBindings vault and postgres-app (addresses pointed at the stack); ${APPROVER} may approve in ${NS}`;
+  });
+
+  await step('configure Vault for the operator', async () => {
+    await configureVaultForOperator(need(env), { loginTtl: '1h', loginMaxTtl: '24h', serviceAccount: { namespace: NS, name: 'vault' }, authRole: AUTH_ROLE });
+    return `Vault: policies leasehold-operator and leasehold-issuer, token role leasehold-issuer, kubernetes auth role ${AUTH_ROLE} (ServiceAccount ${NS}/vault)`;
+  });
+
+  await step('start the operator', async () => {
+    operator = await startOperator(need(env), [], 'operator', { logLevel: 'debug', stopGraceMs: 15_000 });
+    return `operator running (pid ${operator.pid}; log ${operator.logFile})`;
+  });
+
+  await step('SecretEngine postgresql-engine', async () => {
+    await kc(['apply', '-f', path.join(SAMPLES_DIR, '30-postgres-secret-engine.yaml')]);
+    const se = await until('SecretEngine phase Success', async () => {
+      const o = await getCr('secretengines', 'postgresql-engine');
+      return o?.status?.phase === 'Success' ? o : undefined;
+    }, 60_000, async () => statusSummary(await getCr('secretengines', 'postgresql-engine')));
+    return `SecretEngine postgresql-engine: Success (database engine at ${se.status!.path}/, connection k8s.-.${NS}.postgres-app)`;
+  });
+
+  let vaultRole = '';
+  await step('PostgresRole psql-role', async () => {
+    await kc(['apply', '-f', path.join(SAMPLES_DIR, '40-postgres-role.yaml')]);
+    const role = await until('PostgresRole phase Success', async () => {
+      const o = await getCr('postgresroles', 'psql-role');
+      return o?.status?.phase === 'Success' ? o : undefined;
+    }, 60_000, async () => statusSummary(await getCr('postgresroles', 'psql-role')));
+    vaultRole = String(role.status!.vaultRole);
+    return `PostgresRole psql-role: Success (Vault role ${vaultRole})`;
+  });
+
+  await step(`DatabaseAccessRequest ${REQUEST} waits for approval`, async () => {
+    await kc(['apply', '-f', path.join(SAMPLES_DIR, '50-postgres-access-request.yaml')]);
+    const waiting = await until('phase WaitingForApproval', async () => {
+      const o = await getCr('databaseaccessrequests', REQUEST);
+      return o?.status?.phase === 'WaitingForApproval' ? o : undefined;
+    }, 30_000, async () => statusSummary(await getCr('databaseaccessrequests', REQUEST)));
+    if (waiting.status?.lease || waiting.status?.secret) throw new Error('something was issued before approval');
+    const table = await kc(['get', 'databaseaccessrequest', '-n', NS]);
+    return [`request ${REQUEST} is waiting for approval; nothing is issued yet:`, `$ kubectl get databaseaccessrequest -n ${NS}\n${table.stdout}`];
+  });
+
+  let approvedAt = 0;
+  await step('approve with kubectl vault', async () => {
+    const e = need(env);
+    const args = ['vault', 'approve', 'databaseaccessrequest', REQUEST, '-n', NS];
+    const r = await kubectlAsync(e, args, { kubeconfig: e.kubernetes.users[APPROVER].kubeconfig });
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
+    approvedAt = Date.now();
+    return [`approved by ${APPROVER} (ClusterRole leasehold-approver) with the plugin:`, `$ kubectl vault approve databaseaccessrequest ${REQUEST} -n ${NS}\n${(r.stdout + r.stderr).trim()}`];
+  });
+
+  let username = '';
+  let password = '';
+  let leaseId = '';
+  await step('credential Secret', async () => {
+    const e = need(env);
+    const dar = await until('lease and Secret recorded in the request\'s status', async () => {
+      const o = await getCr('databaseaccessrequests', REQUEST);
+      return o?.status?.lease?.id && o.status.secret?.name ? o : undefined;
+    }, 60_000, async () => statusSummary(await getCr('databaseaccessrequests', REQUEST)));
+    const st = dar.status!;
+    const secret = await e.kubeConfig.makeApiClient(CoreV1Api).readNamespacedSecret({ namespace: NS, name: st.secret.name });
+    username = Buffer.from(secret.data?.username ?? '', 'base64').toString();
+    password = Buffer.from(secret.data?.password ?? '', 'base64').toString();
+    if (!username || !password) throw new Error(`Secret ${NS}/${st.secret.name} holds no username/password`);
+    leaseId = String(st.lease.id);
+    const available = ((st.conditions ?? []) as Array<{ type: string; message?: string }>).find((c) => c.type === 'Available');
+    const owner = available?.message?.includes('login token')
+      ? 'the operator\'s login token (no issuer token role: dies with the login)'
+      : 'the issuer token (orphan, periodic: outlives the operator\'s login)';
+    return [`credential issued ${((Date.now() - approvedAt) / 1000).toFixed(1)}s after approval into Secret ${NS}/${st.secret.name} (readable by ${NS}/demo-sa):`, [
+      `Vault role   ${vaultRole}`,
+      `lease id     ${leaseId}`,
+      `expires      ${st.lease.expiresAt} (lease ${st.lease.duration}, renewed at about 2/3 of it)`,
+      `lease owner  ${owner}`,
+      `username     ${username}   (the password stays in the Secret)`,
+    ].join('\n')];
+  });
+
+  await step('query as the issued user', async () => {
+    const r = await login(username, password, 'SELECT current_user AS who, count(*)::int AS n, string_agg(name, \', \' ORDER BY id) AS names FROM items');
+    const row = r.rows[0] as { who: string; n: number; names: string };
+    if (row.who !== username) throw new Error(`logged in as ${row.who}, expected ${username}`);
+    let write = 'unexpectedly allowed';
+    try {
+      await login(username, password, 'INSERT INTO items VALUES (4, \'fig\')');
+    } catch (err) {
+      write = `refused (${errorText(err)})`;
+    }
+    if (!write.startsWith('refused')) throw new Error('the read-only login could write to items');
+    return [`logged into PostgreSQL as ${username} (read-only, as the PostgresRole grants):`,
+      `SELECT count(*) FROM items   →  ${row.n} (${row.names})\nINSERT INTO items …           →  ${write}`];
+  });
+
+  await step('delete the request', async () => {
+    await kc(['delete', 'databaseaccessrequest', REQUEST, '-n', NS, '--timeout=60s']);
+    let loginError = '';
+    try {
+      await login(username, password, 'SELECT 1');
+    } catch (err) {
+      loginError = errorText(err);
+    }
+    if (!loginError) throw new Error(`${username} can still log in after the request was deleted`);
+    const lookup = await vaultRequest(need(env), 'PUT', 'sys/leases/lookup', { lease_id: leaseId }, { allowError: true });
+    if (lookup.status < 400) throw new Error(`Vault still knows lease ${leaseId}`);
+    return [`request ${REQUEST} deleted: the operator revoked lease ${leaseId.split('/').pop()} in Vault; the same login now fails:`,
+      `$ kubectl delete databaseaccessrequest ${REQUEST} -n ${NS}\nlogin as ${username}  →  ${loginError}`];
+  });
+
+  if (!keep) {
+    await step('stop everything', async () => {
+      await teardown();
+      return `stopped the operator and the stack (demo took ${((Date.now() - startedAt) / 1000).toFixed(1)}s)`;
+    });
+    return;
+  }
+  printKeepHelp(need(env));
+  setInterval(() => undefined, 1 << 30);
+}
+
+function printKeepHelp(e: Env): void {
+  const bin = path.join(REPO_ROOT, 'bin');
+  console.log(`
+Everything is still running (--keep). In another shell:
+
+  export KUBECONFIG=${e.kubernetes.kubeconfig}
+  export PATH="${bin}:${path.join(REPO_ROOT, 'node_modules/.bin')}:$PATH"     # kubectl vault
+  kubectl get appbindings,secretengines,postgresroles,databaseaccessrequests -n ${NS}
+
+  # request again, approve as ${APPROVER} (leasehold-approver in ${NS}), read the credential
+  kubectl apply -f ${path.join(SAMPLES_DIR, '50-postgres-access-request.yaml')}
+  kubectl vault approve databaseaccessrequest ${REQUEST} -n ${NS} --kubeconfig ${e.kubernetes.users[APPROVER].kubeconfig}
+  kubectl vault get databaseaccessrequests -n ${NS}
+  export PGHOST=${e.postgres.host} PGPORT=${e.postgres.port} PGDATABASE=${e.postgres.database}
+  eval "$(kubectl vault credentials databaseaccessrequest ${REQUEST} -n ${NS})" && psql -c 'SELECT current_user, * FROM items'
+
+  # Vault (root token in ${path.join(e.dir, 'vault/init.json')}, key rootToken)
+  export VAULT_ADDR=${e.vault.addr} VAULT_CACERT=${e.vault.caFile}
+  export VAULT_TOKEN=$(node -p 'require("${path.join(e.dir, 'vault/init.json')}").rootToken')
+  vault list my-postgres-se/roles
+
+  operator log: ${operator?.logFile ?? '(not running)'}
+  stack logs:   ${path.join(e.dir, 'logs')}
+
+Press Ctrl-C to stop everything.`);
+}
+
+// ---- main -------------------------------------------------------------------------------------------------------
+
+function parseArgs(argv: string[]): { keep: boolean } {
+  let keep = false;
+  for (const a of argv) {
+    if (a === '--keep') keep = true;
+    else if (a === '-h' || a === '--help') {
+      process.stdout.write(USAGE);
+      process.exit(0);
+    } else {
+      process.stderr.write(`demo: unknown argument ${a}\n${USAGE}`);
+      process.exit(2);
+    }
+  }
+  return { keep };
+}
+
+const { keep } = parseArgs(process.argv.slice(2));
+process.on('SIGINT', () => onSignal('SIGINT'));
+process.on('SIGTERM', () => onSignal('SIGTERM'));
+say('▶', `Leasehold demo: KubeVault's PostgreSQL guide on a local stack${keep ? ' (--keep)' : ''}`);
+try {
+  await demo(keep);
+} catch (err) {
+  // Ctrl-C reaches the whole foreground process group: a kubectl or openssl child may die of it (failing the
+  // step) before our own handler runs. Give the handler its turn before calling this a failure.
+  await new Promise((r) => setTimeout(r, 200));
+  if (interrupted) {
+    await teardown();
+  } else {
+    const failed = err instanceof StepFailed ? err : new StepFailed('demo', err);
+    say('✗', `failed: ${failed.step}`);
+    detail(errorText(failed.error));
+    if (operator) detail(`operator log, last lines:\n${operator.tail(15)}`);
+    const kept = keepLogs();
+    if (kept) {
+      const operatorLog = fs.readdirSync(kept).find((f) => f.startsWith('operator-'));
+      detail(`logs kept in ${kept}${operatorLog ? ` (operator: ${path.join(kept, operatorLog)})` : ''}`);
+    }
+    await teardown();
+    console.error(`demo failed at step "${failed.step}"`);
+    process.exitCode = 1;
+  }
+}
