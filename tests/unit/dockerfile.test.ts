@@ -131,7 +131,7 @@ function buildLikeTheImage(): Promise<string> {
       execFileSync(process.execPath, [path.join(repo, 'node_modules/.bin', tool!), ...args], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
     } catch (err) {
       const e = err as { stdout?: string; stderr?: string };
-      throw new Error(`\`${pkg.scripts.build}\` failed on the files the build stage copies:\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+      throw new Error(`\`${pkg.scripts.build}\` failed on the files the build stage copies:\n${e.stdout ?? ''}${e.stderr ?? ''}`, { cause: err });
     }
     return app;
   })();
