@@ -48,9 +48,12 @@ export const databaseAccessRequestSpecSchema = object({
       'maxTTL is refused by the controller (the schema can\'t see the role).'), [
       { rule: `!self.matches(r'${DURATION_PATTERN}') || ${celDuration('self')} > duration('0s')`, message: 'must be longer than zero' },
     ]),
-    renew: boolean({ description: 'Renew the lease before it runs out, until ttl (or the role\'s maxTTL) is reached.', default: true }),
+    renew: boolean({ description: 'Keep the access for as long as the request exists: renew the lease before it runs out, and ' +
+      'rotate to a fresh credential (same Secret) when Vault won\'t renew it any further (maxTTL). When false, the lease ' +
+      'runs out at its TTL: phase Expired, the credential removed from the Secret.', default: true }),
     renewFraction: renewFractionSchema('When to renew the lease. Defaults to the role\'s renewFraction.'),
-    rotationGracePeriod: durationSchema('When credentials are rotated, how long the previous login keeps working before it is revoked.'),
+    rotationGracePeriod: durationSchema('When credentials are rotated, how long the previous login keeps working after the new ' +
+      'one is in the Secret, before it is revoked. Defaults to 1m.'),
     rolloutRestartTargets: array(rolloutRestartTargetSchema, {
       description: 'Workloads to restart after the credentials change, so they pick up the new ones.',
       maxItems: 16, listType: 'map', listMapKeys: ['kind', 'name'],
@@ -105,6 +108,34 @@ export const databaseAccessRequestStatusSchema = object({
         completed: boolean({ description: 'Whether the attempt was recorded (lease and Secret written).' }),
       },
     }),
+    previousLeases: array(object({
+      description: 'A lease replaced by a rotation, kept working until revokeAt so clients can switch to the new credential.',
+      required: ['id'],
+      properties: {
+        id: string({ description: 'Vault lease id. Not a credential.', maxLength: 1024 }),
+        revokeAt: string({ description: 'When the lease is revoked: the rotation\'s completion plus spec.rotationGracePeriod. ' +
+          'Absent while the new credential is still being issued.', format: 'date-time', maxLength: 64 }),
+        vaultAppBinding: object({
+          description: 'The Vault AppBinding the lease was issued through.',
+          required: ['name'],
+          properties: { name: objectNameSchema('Name of the AppBinding.'), namespace: namespaceNameSchema('Namespace of the AppBinding.') },
+        }),
+      },
+    }), { description: 'Leases replaced by rotations and not revoked yet (revoked on deletion too).', maxItems: 16 }),
+    rotation: object({
+      description: 'The last rotation: a fresh credential written into the same Secret, the old lease revoked after the grace period.',
+      properties: {
+        reason: string({ description: 'Why: RenewalTruncated, RenewalRefused, LeaseRevoked, LeaseExpired, NotRenewable, RotateRequested or SecretDeleted.', maxLength: 64 }),
+        message: string({ description: 'Details. Never contains a credential.', maxLength: 1024 }),
+        requestedAt: string({ description: 'When the rotation was decided.', format: 'date-time', maxLength: 64 }),
+        completedAt: string({ description: 'When the new credential was written to the Secret (also its leasehold.dev/rotated-at ' +
+          'annotation, and the value given to rolloutRestartTargets). Absent while under way.', format: 'date-time', maxLength: 64 }),
+        notAfter: string({ description: 'With spec.renew false: the new lease ends no later than the one it replaces.', format: 'date-time', maxLength: 64 }),
+        restartedAt: string({ description: 'When spec.rolloutRestartTargets were restarted for this rotation. Absent while still to do.', format: 'date-time', maxLength: 64 }),
+      },
+    }),
+    lastRotateRequest: string({ description: 'The value of the leasehold.dev/rotate-now annotation last acted on (a long value is ' +
+      'kept as its sha256): each new value rotates once.', maxLength: 256 }),
     requester: object({
       description: 'Who created the request, as the API server authenticated them.',
       properties: {

@@ -255,10 +255,14 @@ export const SECRET_KEY_PATTERN = '^[-._a-zA-Z0-9]+$';
 export const MAX_SECRET_TEMPLATE_KEYS = 32;
 
 export function secretTemplateSchema(description: string): Schema<Record<string, string>> {
-  return stringMap(string({ description: 'A Mustache template for one key of the Secret.', maxLength: 4096 }), {
-    description: `${description} Each key of the credential Secret is rendered from a Mustache template over the ` +
-      'credential, e.g. {"uri": "postgresql://{{username}}:{{password}}@db:5432/app"}. Without a template the ' +
-      'Secret holds the keys username and password, as with KubeVault.',
+  return stringMap(string({ description: 'A Mustache template for one key of the Secret, with <% %> delimiters.', maxLength: 4096 }), {
+    description: `${description} Each key is a Mustache template with <% %> delimiters (not {{ }}, which Vault's own ` +
+      'templates use) and no HTML escaping, e.g. {"uri": "postgresql://<%urlUser%>:<%urlPassword%>@<%urlHost%>:<%port%>/<%urlDbname%>"}. ' +
+      'Variables: username, password; urlUser, urlPassword (percent-encoded, for URIs); pgpassUser, pgpassPassword ' +
+      '(: and \\ escaped, for .pgpass); host, urlHost, pgpassHost, port, dbname, urlDbname, pgpassDbname, sslmode (from the ' +
+      'database AppBinding). <%#sslmode%>…<%/sslmode%> renders only when the variable has a value. An unknown variable is ' +
+      'a status error (reason InvalidSecretTemplate) and nothing is issued until it is fixed. The keys username and ' +
+      'password are always the credential itself and can\'t be templated.',
     maxProperties: MAX_SECRET_TEMPLATE_KEYS,
     rules: [{ rule: `self.all(k, size(k) <= 253 && k.matches(r'${SECRET_KEY_PATTERN}'))`, message: 'keys must be valid Secret keys (letters, digits, -, _ and .; at most 253 characters)' }],
   });

@@ -86,7 +86,7 @@ export function buildControllers(deps: ControllerDeps): ControllerRegistration[]
     .watch(caches.secretEngines, enqueueMapped((e) => rolesDependingOn('SecretEngine', e)))
     .watch(caches.appBindings, enqueueMapped((a) => rolesDependingOn('AppBinding', a)));
 
-  const requests = deps.newController({ name: 'databaseaccessrequest', reconciler: new DatabaseAccessRequestReconciler(ctx) })
+  const requests = deps.newController({ name: 'databaseaccessrequest', reconciler: new DatabaseAccessRequestReconciler(ctx, deps.metrics.registry) })
     // A decision arrives as a status write by a person: it must wake the controller, unlike our own status writes.
     .watch(caches.requests, enqueueObject<DatabaseAccessRequest>({ predicate: (a, b) => specOrMetadataChanged(a, b) || decisionChanged(a, b) }))
     // Status changes of a role (it became ready) matter to its requests: every change counts.

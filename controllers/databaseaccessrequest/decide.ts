@@ -53,3 +53,123 @@ export function newSecretName(requestName: string): string {
   const suffix = crypto.randomBytes(4).toString('hex').slice(0, 6);
   return `${requestName.slice(0, 240)}-${suffix}`;
 }
+
+// ---- the life of a recorded lease: renew, rotate, expire ---------------------------------------------------
+
+/** How long a rotated-out login keeps working after the new one is in the Secret, unless spec.rotationGracePeriod says. */
+export const DEFAULT_ROTATION_GRACE_SECONDS = 60;
+/** Previous leases kept waiting for revocation at most; beyond that the oldest is revoked at once. */
+export const MAX_PREVIOUS_LEASES = 16;
+
+/** Why a credential is replaced (status.rotation.reason, the rotations metric's label, Event text). */
+export const RotationReason = {
+  /** Vault renewed for less than asked: max_ttl is near, so renewals can't keep the lease alive. */
+  RenewalTruncated: 'RenewalTruncated',
+  /** Vault refused to renew a lease that still exists. */
+  RenewalRefused: 'RenewalRefused',
+  /** The lease no longer exists in Vault: revoked behind the operator's back. */
+  LeaseRevoked: 'LeaseRevoked',
+  /** The lease ran out before it could be renewed (the operator or Vault was down). */
+  LeaseExpired: 'LeaseExpired',
+  /** Vault won't renew this kind of lease: replaced at the renewal point instead. */
+  NotRenewable: 'NotRenewable',
+  /** Someone set the rotate-now annotation (kubectl vault rotate). */
+  RotateRequested: 'RotateRequested',
+  /** The credential Secret was deleted. */
+  SecretDeleted: 'SecretDeleted',
+} as const;
+export type RotationReason = (typeof RotationReason)[keyof typeof RotationReason];
+
+/** What status.lease holds, as far as the schedule is concerned. */
+export interface LeaseTimes {
+  issuedAt?: string;
+  lastRenewalTime?: string;
+  expiresAt?: string;
+  renewable?: boolean;
+}
+
+export type LeaseStep =
+  | { kind: 'wait'; atMs: number }
+  | { kind: 'renew'; askSeconds: number }
+  | { kind: 'rotate'; reason: RotationReason; message: string }
+  | { kind: 'expire' };
+
+/**
+ * The next thing to do with a recorded lease at `nowMs`. With renew: renew at `fraction` of the current term
+ * (less the request's jitter), or replace a lease Vault won't renew at that point, or one that ran out. Without
+ * renew: wait for the end, then expire.
+ */
+export function leaseStep(lease: LeaseTimes, o: { renew: boolean; fraction: number; uid: string; nowMs: number }): LeaseStep {
+  const expiresAt = lease.expiresAt ? Date.parse(lease.expiresAt) : NaN;
+  if (!Number.isFinite(expiresAt) || o.nowMs >= expiresAt) {
+    return o.renew ? { kind: 'rotate', reason: RotationReason.LeaseExpired, message: 'the lease ran out before it was renewed' } : { kind: 'expire' };
+  }
+  if (!o.renew) return { kind: 'wait', atMs: expiresAt };
+  const fromText = lease.lastRenewalTime ?? lease.issuedAt;
+  const from = fromText ? Date.parse(fromText) : NaN;
+  const termSeconds = Number.isFinite(from) ? Math.max(1, (expiresAt - from) / 1000) : Math.max(1, (expiresAt - o.nowMs) / 1000);
+  const due = renewAtMs(Number.isFinite(from) ? from : o.nowMs, termSeconds, o.fraction, o.uid);
+  if (o.nowMs < due) return { kind: 'wait', atMs: due };
+  if (lease.renewable === false) return { kind: 'rotate', reason: RotationReason.NotRenewable, message: 'Vault does not renew this lease' };
+  return { kind: 'renew', askSeconds: Math.max(1, Math.round(termSeconds)) };
+}
+
+/**
+ * Vault granted less than was asked, and less than the lease's last term: it hit a max TTL (role, mount or
+ * system) and can't be kept alive. (A mount cap below the asked TTL that gives the same term every time is not
+ * truncation: comparing with the term keeps that from rotating on every renewal.)
+ */
+export function renewalTruncated(askedSeconds: number, grantedSeconds: number, termSeconds: number): boolean {
+  return grantedSeconds < Math.min(askedSeconds, termSeconds);
+}
+
+/** A rotated-out lease awaiting revocation (status.previousLeases[]). */
+export interface PreviousLease {
+  id: string;
+  /** Set once the new credential is in the Secret: completion + grace. Absent while the rotation is under way. */
+  revokeAt?: string;
+  vaultAppBinding?: { namespace?: string; name: string };
+}
+
+/** Adds a lease to the previous ones; beyond MAX_PREVIOUS_LEASES the oldest overflow (to be revoked at once). */
+export function addPrevious(previous: readonly PreviousLease[], lease: PreviousLease): { previous: PreviousLease[]; overflow: PreviousLease[] } {
+  const all = [...previous.filter((p) => p.id !== lease.id), lease];
+  const overflow = all.length > MAX_PREVIOUS_LEASES ? all.slice(0, all.length - MAX_PREVIOUS_LEASES) : [];
+  return { previous: all.slice(overflow.length), overflow };
+}
+
+/** When a rotation completes at `completedAtMs`: the leases it retired get their revocation time. */
+export function retirePrevious(previous: readonly PreviousLease[], completedAtMs: number, graceSeconds: number): PreviousLease[] {
+  const at = new Date(completedAtMs + graceSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return previous.map((p) => (p.revokeAt ? p : { ...p, revokeAt: at }));
+}
+
+/** Previous leases due for revocation at `nowMs`, the rest, and when the next one falls due. */
+export function duePrevious(previous: readonly PreviousLease[], nowMs: number): { due: PreviousLease[]; keep: PreviousLease[]; nextAtMs?: number } {
+  const due: PreviousLease[] = [];
+  const keep: PreviousLease[] = [];
+  let nextAtMs: number | undefined;
+  for (const p of previous) {
+    const at = p.revokeAt ? Date.parse(p.revokeAt) : NaN;
+    if (!Number.isFinite(at)) {
+      keep.push(p);
+    } else if (at <= nowMs) {
+      due.push(p);
+    } else {
+      keep.push(p);
+      nextAtMs = nextAtMs === undefined ? at : Math.min(nextAtMs, at);
+    }
+  }
+  return { due, keep, ...(nextAtMs !== undefined ? { nextAtMs } : {}) };
+}
+
+/** The rotate-now annotation holds a value not handled yet. */
+export function rotateRequested(annotation: string | undefined, lastHandled: string | undefined): boolean {
+  return !!annotation && annotation !== lastHandled;
+}
+
+/** The earliest of some points in time (undefined ones ignored). */
+export function earliest(...points: Array<number | undefined>): number | undefined {
+  const defined = points.filter((p): p is number => p !== undefined && Number.isFinite(p));
+  return defined.length ? Math.min(...defined) : undefined;
+}
