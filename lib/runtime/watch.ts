@@ -6,8 +6,8 @@
 //     objects that vanished while away;
 //   - any other error, or a list failure → reconnect after a capped, jittered exponential backoff;
 //   - a clean end of stream (the server's timeoutSeconds) → watch again at once from the last resourceVersion;
-//   - no event or bookmark for `staleAfterMs` → the watch is presumed dead (a half-open TCP connection) and
-//     replaced.
+//   - nothing at all (events, bookmarks, the server's routine end after 2–3 min) for `staleAfterMs` → the
+//     watch is presumed dead (a half-open TCP connection) and replaced.
 // Handlers only learn that something changed; they are expected to enqueue keys and return.
 import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { sleep, systemClock, type Clock, type TimerHandle } from './clock.ts';
@@ -43,7 +43,10 @@ export interface WatchCacheOptions<T extends KubernetesObject> {
   transform?: (obj: KubernetesObject) => T;
   /** Every object is offered to `onResync` this often (±10 % jitter); 0 disables. */
   resyncPeriodMs?: number;
-  /** A watch that delivers nothing (events or bookmarks, which come about every minute) for this long is replaced. */
+  /**
+   * A watch that delivers nothing (no event, no bookmark, no server-side end) for this long is presumed dead
+   * and replaced. Defaults to 210 s, beyond the 2–3 min after which the server ends every watch.
+   */
   staleAfterMs?: number;
   backoff?: BackoffRange;
   /** LIST page size: bounds the memory one response needs. */
@@ -138,9 +141,9 @@ export class WatchCache<T extends KubernetesObject = KubernetesObject> {
     this.log = (opts.log ?? nullLogger()).child({ resource: this.describe() });
     this.transform = opts.transform ?? ((o) => stripManagedFields(o) as T);
     this.synced = new Promise((r) => (this.resolveSynced = r));
-    // client-node's Watch aborts a stream after 30 s without data (its inactivity timer). Bookmarks arrive about
-    // once a minute, so that would replace every quiet watch twice a minute; our own watchdog takes over instead
-    // and this stays a backstop. The field is private in the typings, hence the guarded cast.
+    // client-node's Watch aborts a stream after 30 s without data (its inactivity timer), which would replace
+    // every quiet watch twice a minute; our own watchdog takes over instead and this stays a backstop. The
+    // field is private in the typings, hence the guarded cast.
     const w = this.watcher as unknown as { requestTimeoutMs?: number };
     if (typeof w.requestTimeoutMs === 'number') w.requestTimeoutMs = this.staleAfterMs() + 60_000;
   }
@@ -225,7 +228,7 @@ export class WatchCache<T extends KubernetesObject = KubernetesObject> {
   }
 
   private staleAfterMs(): number {
-    return this.opts.staleAfterMs ?? 150_000;
+    return this.opts.staleAfterMs ?? 210_000; // past the longest server-side watch timeout
   }
 
   private async run(): Promise<void> {
@@ -341,7 +344,10 @@ export class WatchCache<T extends KubernetesObject = KubernetesObject> {
       this.abortWatch = finish;
       this.lastActivityAt = this.clock.now();
       this.armWatchdog(finish);
-      const timeoutSeconds = Math.floor(300 + 300 * this.random()); // as client-go: 5–10 min, spread out
+      // The server ends each watch after 2–3 min (spread out). A quiet resource gets no bookmarks (the
+      // apiserver only sends ones newer than what the watch has seen, and etcd reports progress rarely), so
+      // this clean, routine end is what keeps a quiet watch fresh; the watchdog is left for dead connections.
+      const timeoutSeconds = Math.floor(120 + 60 * this.random());
       const query = {
         resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds,
         labelSelector: this.opts.labelSelector, fieldSelector: this.opts.fieldSelector,
