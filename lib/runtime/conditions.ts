@@ -1,6 +1,7 @@
 // Status conditions with metav1.Condition's rules (apimachinery meta.SetStatusCondition): lastTransitionTime
 // moves only when `status` flips, so "Ready since" stays truthful across passes that re-assert the same state.
 // Pure functions: the caller passes `now` and the generation it observed.
+import { maskString } from './logging.ts';
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
 
@@ -28,7 +29,9 @@ export function rfc3339(now: Date): string {
   return now.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-function truncate(message: string): string {
+/** Masks token-like text (a condition is readable by anyone who can read the object), then truncates. */
+function safeMessage(raw: string): string {
+  const message = maskString(raw);
   if (message.length <= MAX_CONDITION_MESSAGE) return message;
   const marker = '…';
   return message.slice(0, MAX_CONDITION_MESSAGE - marker.length) + marker;
@@ -49,7 +52,7 @@ export function setCondition(current: readonly Condition[] | undefined, next: Co
     ...(observedGeneration !== undefined ? { observedGeneration } : {}),
     lastTransitionTime: existing && existing.status === next.status ? existing.lastTransitionTime : rfc3339(now),
     reason: next.reason,
-    message: truncate(next.message),
+    message: safeMessage(next.message),
   };
   if (i >= 0) list[i] = updated;
   else list.push(updated);

@@ -145,6 +145,11 @@ export interface ControllerOptions {
   backoff?: BackoffPolicy;
   /** For tests; the default is a random UUID. */
   newReconcileId?: () => string;
+  /**
+   * Aborts a pass's signal after this long (none by default). The key stays held until the pass returns, so a
+   * reconciler must honour the signal for this to free the worker.
+   */
+  reconcileTimeoutMs?: number;
 }
 
 export class Controller {
@@ -156,6 +161,7 @@ export class Controller {
   private readonly metrics: Metrics | undefined;
   private readonly clock: Clock;
   private readonly newReconcileId: () => string;
+  private readonly reconcileTimeoutMs: number | undefined;
   private readonly sources: Array<EventSource<never>> = [];
   private readonly unsubscribe: Array<() => void> = [];
   /** Keys whose last pass failed terminally; the resync skips them until something about them changes. */
@@ -172,6 +178,7 @@ export class Controller {
     this.metrics = opts.metrics;
     this.clock = opts.clock ?? systemClock;
     this.newReconcileId = opts.newReconcileId ?? randomUUID;
+    this.reconcileTimeoutMs = opts.reconcileTimeoutMs;
     this.queue = new WorkQueue({ clock: this.clock, backoff: opts.backoff, metrics: opts.metrics?.queueMetrics(opts.name) });
     this.metrics?.maxConcurrentReconciles.labels(opts.name).set(this.concurrency);
   }
@@ -270,7 +277,8 @@ export class Controller {
     active?.inc();
     let label: 'success' | 'error' | 'requeue_after';
     try {
-      const result = await this.reconciler.reconcile(objectKey, { reconcileId, signal: this.abort.signal, log, now: () => new Date(this.clock.now()) });
+      const signal = this.reconcileTimeoutMs ? AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.reconcileTimeoutMs)]) : this.abort.signal;
+      const result = await this.reconciler.reconcile(objectKey, { reconcileId, signal, log, now: () => new Date(this.clock.now()) });
       label = this.onResult(key, result, log);
     } catch (err) {
       label = 'error';

@@ -48,3 +48,8 @@ test('conditionsEqual ignores order but not any field', (t) => {
   t.false(conditionsEqual(a, setCondition(a, { type: 'B', status: 'False', reason: 'R', message: '' }, 2, t0)));
   t.true(conditionsEqual(undefined, []));
 });
+
+test('token-like text never reaches a condition message', (t) => {
+  const [c] = setCondition([], { type: 'Ready', status: 'False', reason: 'VaultError', message: 'login with hvs.CAESIJx7wXyZabcdefghijklmnopQRSTUVWX refused' }, 1, t0);
+  t.is(c!.message, 'login with [REDACTED] refused');
+});
