@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { pinnedVersion } from './stack/binaries.ts';
+import { cacheRoot, pinnedVersion } from './stack/binaries.ts';
 import { startEnv, type Env } from './stack/env.ts';
 import {
   REPO_ROOT, SAMPLES_DIR, configureVaultForOperator, guideManifests, installCrdsAsync, kubectlAsync, vaultRequest, type KubectlRun,
@@ -166,15 +166,28 @@ function keepLogs(): string | undefined {
 
 // ---- the demo ---------------------------------------------------------------------------------------------------
 
+/**
+ * The cache directory a build of ours is writing, while it runs. The stack's builder holds `<dir>.lock` during a
+ * build and removes it in a `finally`, which an exit on Ctrl-C skips; a lock left behind would make the next run
+ * wait for it (up to 90 minutes) before building. Only the lock's holder prints "building … into DIR".
+ */
+let buildingInto: string | undefined;
+process.on('exit', () => {
+  if (buildingInto) fs.rmSync(`${buildingInto}.lock`, { recursive: true, force: true });
+});
+
 async function demo(keep: boolean): Promise<void> {
   let coldNoted = false;
   await step('start the local stack', async () => {
     env = await startEnv({
       log: (l) => {
         if (l.startsWith('stack ready')) return;
+        const into = /^building .* into (\S+) \(/.exec(l);
+        if (into) buildingInto = into[1];
+        if (l.startsWith('built ')) buildingInto = undefined;
         if (l.startsWith('building') && !coldNoted) {
           coldNoted = true;
-          say('…', 'cold machine: building the stack\'s binaries from pinned Go modules (once; cached in ~/.cache/leasehold/bin).');
+          say('…', `cold machine: building the stack's binaries from pinned Go modules (once; cached in ${cacheRoot()}).`);
           detail('This usually takes about 15 minutes on 2 cores (Kubernetes, then Vault); progress every minute:');
         }
         detail(l);
