@@ -62,13 +62,14 @@ export class AppBindingReconciler implements Reconciler {
       if (now < due) return requeueAfter(due - now);
     }
     const check = kind === 'vault' ? await this.checkVault(ab, ctx) : await this.checkPostgres(ab, ctx);
-    this.lastCheck.set(ab.metadata.uid ?? '', { version, ok: check.ok, atMs: now });
     await report(this.c.kube, APP_BINDINGS, this.c.events('leasehold-appbinding'), ab, {
       conditions: [
         { type: ConditionType.Ready, status: check.ok ? 'True' : 'False', reason: check.reason, message: check.message },
         ...(check.extra ? [check.extra] : []),
       ],
     }, ctx.now(), ctx.signal);
+    // Remembered only once reported: a status write lost to a conflict must be redone by the retry.
+    this.lastCheck.set(ab.metadata.uid ?? '', { version, ok: check.ok, atMs: now });
     return requeueAfter(check.ok ? RECHECK_HEALTHY_MS : RECHECK_FAILED_MS);
   }
 

@@ -58,8 +58,9 @@ export function sampleIn(file: string, namespace: string, rename?: string): stri
 export type Cr = any;
 
 export async function getCr(env: Env, plural: string, namespace: string, name: string): Promise<Cr | undefined> {
+  const group = plural === 'appbindings' ? 'appcatalog.appscode.com' : GROUP;
   try {
-    return await env.kubeConfig.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural, name });
+    return await env.kubeConfig.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ group, version: VERSION, namespace, plural, name });
   } catch {
     return undefined;
   }
