@@ -39,9 +39,9 @@ test('a reconcile that keeps throwing is retried with growing spacing while othe
     const starts = reconciler.passesOf(`${ns}/broken`).slice(0, 10).map((p) => p.startedAt);
     const gaps = starts.slice(1).map((s, i) => s - starts[i]!);
     t.log(`gaps between retries (ms): ${gaps.join(', ')}`);
-    // Early gaps are a few milliseconds and timer noise can reorder them; from the fourth on, each one must be
-    // longer than the one before, and the spacing must have grown many-fold overall.
-    for (let i = 4; i < gaps.length; i++) t.true(gaps[i]! > gaps[i - 1]!, `gap ${i} (${gaps[i]} ms) grew from gap ${i - 1} (${gaps[i - 1]} ms)`);
+    // Early gaps are a few milliseconds and timer noise on a busy machine (tens of ms) can reorder them; from
+    // the sixth on, each one must be longer than the one before, and the spacing must have grown many-fold.
+    for (let i = 5; i < gaps.length; i++) t.true(gaps[i]! > gaps[i - 1]!, `gap ${i} (${gaps[i]} ms) grew from gap ${i - 1} (${gaps[i - 1]} ms)`);
     t.true(gaps.at(-1)! >= 8 * Math.max(1, gaps[1]!), 'the spacing grew many-fold');
 
     t.is(reconciler.passesOf(`${ns}/invalid`).length, 1, 'the terminal error was not retried');
