@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { cacheRoot, pinnedVersion } from './stack/binaries.ts';
+import { cacheRoot, pinnedVersion, resolveBinaries } from './stack/binaries.ts';
 import { startEnv, type Env } from './stack/env.ts';
 import {
   REPO_ROOT, SAMPLES_DIR, configureVaultForOperator, guideManifests, installCrdsAsync, kubectlAsync, vaultRequest, type KubectlRun,
@@ -335,11 +335,13 @@ async function demo(keep: boolean): Promise<void> {
     });
     return;
   }
-  printKeepHelp(need(env));
+  // Already found (or built) by startEnv: this only looks them up again, for the vault command line below.
+  const vaultBinary = (await resolveBinaries(() => undefined)).vaultServer;
+  printKeepHelp(need(env), vaultBinary);
   setInterval(() => undefined, 1 << 30);
 }
 
-function printKeepHelp(e: Env): void {
+function printKeepHelp(e: Env, vaultBinary: string): void {
   const bin = path.join(REPO_ROOT, 'bin');
   console.log(`
 Everything is still running (--keep). In another shell:
@@ -358,7 +360,7 @@ Everything is still running (--keep). In another shell:
   # Vault (root token in ${path.join(e.dir, 'vault/init.json')}, key rootToken)
   export VAULT_ADDR=${e.vault.addr} VAULT_CACERT=${e.vault.caFile}
   export VAULT_TOKEN=$(node -p 'require("${path.join(e.dir, 'vault/init.json')}").rootToken')
-  vault list my-postgres-se/roles
+  ${vaultBinary} list my-postgres-se/roles
 
   operator log: ${operator?.logFile ?? '(not running)'}
   stack logs:   ${path.join(e.dir, 'logs')}
