@@ -23,15 +23,20 @@ const namespaceOrAll = string({ description: 'A namespace name, or "*" for every
 export const approvalPolicySchema = object({
   description: 'How requests for this role are approved. Without it, every request waits for a person.',
   properties: {
-    pendingTTL: durationSchema('How long a request may wait for a decision before it expires. Unset: until decided or deleted.'),
-    requireReason: boolean({ description: 'Refuse to issue for a request without spec.reason.', default: false }),
-    allowSelfApproval: boolean({ description: 'Let the person who created a request approve it.', default: false }),
+    pendingTTL: durationSchema('How long a request may wait for a decision before it expires (phase Expired, reason ' +
+      'ApprovalTimedOut, nothing issued). Defaults to 24h.'),
+    requireReason: boolean({ description: 'Requests must give spec.reason: the API server refuses one without it (and its ' +
+      'approval), and the operator issues nothing for it.', default: false }),
+    allowSelfApproval: boolean({ description: 'Let the person who created a request approve it (four eyes off: for ' +
+      'development namespaces). Cluster administrators (system:masters) may always.', default: false }),
     autoApprove: object({
-      description: 'Requests approved without a person: those matching every criterion given here.',
+      description: 'Requests approved by the operator itself (condition reason AutoApproved): those matching every ' +
+        'criterion given here.',
       properties: {
         subjects: subjectsSchema('Requests created by one of these users, groups or service accounts.', 0),
         namespaces: array(namespaceOrAll, { description: 'Requests made from one of these namespaces.', maxItems: 64, listType: 'set' }),
-        maxTTL: durationSchema('Only requests whose ttl is at most this.'),
+        maxTTL: durationSchema('Only requests whose access ends within this: a ttl (the request\'s, else the role\'s ' +
+          'defaultTTL) at most this, and spec.renew false.'),
       },
       rules: [{ rule: 'has(self.subjects) || has(self.namespaces)', message: 'autoApprove needs subjects or namespaces: without either it would approve every request' }],
     }),

@@ -385,7 +385,8 @@ test('the install kustomization applies, and its roles let people request, appro
   t.regex(selfApprove.stderr, /forbidden/i);
   // Approvers may approve, and may not create requests or roles.
   const current = await getObject(t, 'dar', ns, 'alices');
-  const approve = await kubectl(t, ['replace', '--subresource=status', '-f', '-'], { ...as('bob'), input: JSON.stringify({ ...current, status: { conditions: [approved()] } }) });
+  // The admission policies (manifests/admission) want the decider named in the message.
+  const approve = await kubectl(t, ['replace', '--subresource=status', '-f', '-'], { ...as('bob'), input: JSON.stringify({ ...current, status: { conditions: [approved('This was approved by: bob (ticket OPS-1)')] } }) });
   t.is(approve.code, 0, approve.stderr);
   t.regex((await kubectl(t, ['create', '-f', '-'], { ...as('bob'), input: JSON.stringify({ ...req, metadata: { name: 'bobs', namespace: ns } }) })).stderr, /forbidden/i);
   // Editors can't configure what is requestable; Leasehold admins can.

@@ -1,0 +1,357 @@
+// Approval, as far as the operator takes part in it (issue 11). The API server does most of the work with the
+// admission policies in manifests/admission/: it records who created a request (leasehold.dev/requester),
+// lets only holders of the `approve` verb on the PostgresRole decide, refuses self-approval and approvals
+// without a required reason, and makes the decider name themselves in the condition. What is left here:
+//
+// - pending expiry: a request not decided within the role's approval.pendingTTL (24h by default) ends in phase
+//   Expired (reason ApprovalTimedOut) without anything issued;
+// - auto-approval: a role's approval.autoApprove approves, as the operator, requests that match it;
+// - a backstop before the first issuance: requireReason and four eyes again, for what the policies can't see
+//   (a role in another namespace, a cluster without the policies installed);
+// - status.requester: the admission-recorded annotation copied into status for display;
+// - audit: each decision, issuance, rotation, revocation and expiry as an Event and one structured log line
+//   (who, what, when, why; never a credential).
+//
+// The functions at the top are pure (now is a parameter); `Approvals` at the bottom does the writing.
+import type { KubernetesObject } from '@kubernetes/client-node';
+import {
+  Annotations, ConditionType, Reason, RequestPhase, formatDuration, isDuration, parseDurationSeconds,
+  type Condition, type DatabaseAccessRequest, type PostgresRole, type Requester, type Subject,
+} from '../../api/index.ts';
+import {
+  DONE, TerminalError, patchStatus, requeueAfter, rfc3339, setCondition, type Condition as RuntimeCondition, type EventRecorder, type EventType,
+  type KubeClient, type Logger, type ReconcileContext, type Result,
+} from '../../lib/runtime/index.ts';
+import type { StatusUpdate } from '../shared/report.ts';
+import { DATABASE_ACCESS_REQUESTS } from '../shared/resources.ts';
+
+/** How long a request waits for a decision when its role says nothing (approval.pendingTTL). */
+export const DEFAULT_PENDING_TTL_SECONDS = 24 * 3600;
+/** Cluster administrators: exempt from four eyes. */
+export const CLUSTER_ADMIN_GROUP = 'system:masters';
+/** Who the decider is, in the condition message of an auto-approval. */
+export const OPERATOR_DECIDER = 'leasehold';
+/** A pending request is looked at again at least this often (a role's pendingTTL may change; timers are capped). */
+const MAX_WAIT_MS = 60 * 60_000;
+
+// ---- who asked -------------------------------------------------------------------------------------------
+
+/** The requester as the admission policy recorded it: JSON {username, uid, groups}; undefined if absent or malformed. */
+export function parseRequester(annotation: string | undefined): Requester | undefined {
+  if (!annotation) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(annotation);
+  } catch {
+    return undefined;
+  }
+  if (!v || typeof v !== 'object') return undefined;
+  const o = v as Record<string, unknown>;
+  if (typeof o.username !== 'string' || o.username === '') return undefined;
+  const groups = Array.isArray(o.groups) ? o.groups.filter((g): g is string => typeof g === 'string').slice(0, 64) : [];
+  return {
+    username: o.username.slice(0, 256),
+    ...(typeof o.uid === 'string' && o.uid ? { uid: o.uid.slice(0, 256) } : {}),
+    groups: groups.map((g) => g.slice(0, 256)),
+  };
+}
+
+export function requesterOf(dar: DatabaseAccessRequest): Requester | undefined {
+  return parseRequester(dar.metadata.annotations?.[Annotations.requester]);
+}
+
+/** Whether an rbac Subject names this requester. A ServiceAccount subject without a namespace means the role's. */
+export function subjectMatches(s: Subject, requester: Requester, defaultNamespace: string): boolean {
+  switch (s.kind) {
+    case 'User':
+      return s.name === requester.username;
+    case 'Group':
+      return (requester.groups ?? []).includes(s.name);
+    case 'ServiceAccount':
+      return requester.username === `system:serviceaccount:${s.namespace || defaultNamespace}:${s.name}`;
+  }
+}
+
+export function describeSubject(s: Subject, defaultNamespace: string): string {
+  return s.kind === 'ServiceAccount' ? `ServiceAccount ${s.namespace || defaultNamespace}/${s.name}` : `${s.kind} ${s.name}`;
+}
+
+// ---- decisions -------------------------------------------------------------------------------------------
+
+export interface DecisionRecord {
+  type: 'Approved' | 'Denied';
+  reason: string;
+  message: string;
+  /** Who decided, as the condition names them (the API server checks the name; see approval.yaml). */
+  decider?: string;
+  at?: string;
+}
+
+const DECIDER = /^This was (?:approved|denied) by: (\S+)/;
+
+/** The decider a condition message names ("This was approved by: alice …"), if it follows the convention. */
+export function deciderOf(message: string | undefined): string | undefined {
+  return message ? DECIDER.exec(message)?.[1] : undefined;
+}
+
+function trueCondition(dar: DatabaseAccessRequest, type: string): Condition | undefined {
+  return (dar.status?.conditions ?? []).find((c) => c.type === type && (c.status ?? 'True') === 'True');
+}
+
+export function decisionOf(dar: DatabaseAccessRequest): DecisionRecord | undefined {
+  for (const type of [ConditionType.Denied, ConditionType.Approved] as const) {
+    const c = trueCondition(dar, type);
+    if (!c) continue;
+    const decider = deciderOf(c.message);
+    const at = c.lastTransitionTime ?? c.lastUpdateTime;
+    return { type, reason: c.reason ?? '', message: c.message ?? '', ...(decider ? { decider } : {}), ...(at ? { at } : {}) };
+  }
+  return undefined;
+}
+
+/** A decision the controller hasn't acted on yet (phase still waiting): to be audited once and reflected in phase. */
+export function unobservedDecision(dar: DatabaseAccessRequest): DecisionRecord | undefined {
+  const phase = dar.status?.phase;
+  if (phase && phase !== RequestPhase.WaitingForApproval) return undefined;
+  return decisionOf(dar);
+}
+
+// ---- pending requests: expiry and auto-approval -----------------------------------------------------------
+
+export function pendingTtlSeconds(role: PostgresRole | undefined): number {
+  const v = role?.spec.approval?.pendingTTL;
+  if (v && isDuration(v)) {
+    const s = parseDurationSeconds(v);
+    if (s > 0) return s;
+  }
+  return DEFAULT_PENDING_TTL_SECONDS;
+}
+
+/** When an undecided request expires: its creation plus the role's pendingTTL. */
+export function pendingDeadlineMs(dar: DatabaseAccessRequest, role: PostgresRole | undefined): number | undefined {
+  const created = dar.metadata.creationTimestamp ? new Date(dar.metadata.creationTimestamp as unknown as string).getTime() : NaN;
+  return Number.isFinite(created) ? created + pendingTtlSeconds(role) * 1000 : undefined;
+}
+
+function roleName(dar: DatabaseAccessRequest, role?: PostgresRole): string {
+  return role ? `${role.metadata.namespace}/${role.metadata.name}` : `${dar.spec.roleRef.namespace ?? dar.metadata.namespace}/${dar.spec.roleRef.name}`;
+}
+
+function effectiveTtlSeconds(dar: DatabaseAccessRequest, role: PostgresRole): number | undefined {
+  const v = dar.spec.ttl ?? role.spec.defaultTTL;
+  return v && isDuration(v) ? parseDurationSeconds(v) : undefined;
+}
+
+export type AutoApproval = { approve: true; message: string } | { approve: false; why: string };
+
+/**
+ * Whether the role's autoApprove approves this request: every criterion given must hold. subjects: the
+ * recorded requester is one of them (no recorded requester: no). namespaces: the request's namespace is listed
+ * (or "*"). maxTTL: the access is bounded by it, i.e. a ttl (the request's, else the role's defaultTTL) at most
+ * maxTTL and spec.renew false (a renewed access lasts as long as the request exists). A role requiring a reason
+ * auto-approves only requests that give one.
+ */
+export function autoApproval(dar: DatabaseAccessRequest, role: PostgresRole): AutoApproval {
+  const rule = role.spec.approval?.autoApprove;
+  if (!rule) return { approve: false, why: 'the role has no autoApprove rule' };
+  if (!rule.subjects?.length && !rule.namespaces?.length) return { approve: false, why: 'the autoApprove rule names no subjects or namespaces' };
+  const roleNs = role.metadata.namespace ?? '';
+  const ns = dar.metadata.namespace ?? '';
+  const because: string[] = [];
+  if (rule.subjects?.length) {
+    const requester = requesterOf(dar);
+    if (!requester) return { approve: false, why: 'autoApprove names subjects, and the request has no recorded requester' };
+    const match = rule.subjects.find((s) => subjectMatches(s, requester, roleNs));
+    if (!match) return { approve: false, why: `requester ${requester.username} is none of autoApprove's subjects` };
+    because.push(`requester ${requester.username} matches ${describeSubject(match, roleNs)}`);
+  }
+  if (rule.namespaces?.length) {
+    if (!rule.namespaces.includes('*') && !rule.namespaces.includes(ns)) return { approve: false, why: `namespace ${ns} is not among autoApprove's namespaces` };
+    because.push(`namespace ${ns} is allowed`);
+  }
+  if (rule.maxTTL && isDuration(rule.maxTTL)) {
+    const max = parseDurationSeconds(rule.maxTTL);
+    const ttl = effectiveTtlSeconds(dar, role);
+    if (dar.spec.renew !== false) return { approve: false, why: `autoApprove is bounded to ${rule.maxTTL}, and the request renews its access for as long as it exists (set spec.renew: false)` };
+    if (ttl === undefined) return { approve: false, why: `autoApprove is bounded to ${rule.maxTTL}, and neither the request nor the role sets a ttl` };
+    if (ttl > max) return { approve: false, why: `ttl ${formatDuration(ttl)} is longer than autoApprove's maxTTL ${rule.maxTTL}` };
+    because.push(`ttl ${formatDuration(ttl)} is within ${rule.maxTTL}`);
+  }
+  if (role.spec.approval?.requireReason && !dar.spec.reason?.trim()) return { approve: false, why: 'the role requires a reason and the request gives none' };
+  return { approve: true, message: `This was approved by: ${OPERATOR_DECIDER} (autoApprove of PostgresRole ${roleName(dar, role)}: ${because.join('; ')})` };
+}
+
+export type PendingStep =
+  | { kind: 'expire'; message: string }
+  | { kind: 'autoApprove'; message: string }
+  | { kind: 'wait'; atMs?: number; message: string };
+
+/** What to do with a request nobody has decided yet, at nowMs. */
+export function pendingStep(dar: DatabaseAccessRequest, role: PostgresRole | undefined, nowMs: number): PendingStep {
+  const deadline = pendingDeadlineMs(dar, role);
+  const ttl = formatDuration(pendingTtlSeconds(role));
+  if (deadline !== undefined && nowMs >= deadline) {
+    return { kind: 'expire', message: `no one approved or denied the request within ${ttl} (approval.pendingTTL of PostgresRole ${roleName(dar, role)}); nothing was issued` };
+  }
+  const auto = role ? autoApproval(dar, role) : undefined;
+  if (auto?.approve) return { kind: 'autoApprove', message: auto.message };
+  const who = `someone with the "approve" verb on PostgresRole ${roleName(dar, role)} to approve or deny it (kubectl vault approve|deny databaseaccessrequest ${dar.metadata.name} -n ${dar.metadata.namespace})`;
+  const until = deadline !== undefined ? `; it expires at ${rfc3339(new Date(deadline))} if nobody does` : '';
+  const notAuto = auto && role?.spec.approval?.autoApprove ? `; not auto-approved: ${auto.why}` : '';
+  return { kind: 'wait', ...(deadline !== undefined ? { atMs: deadline } : {}), message: `waiting for ${who}${until}${notAuto}` };
+}
+
+// ---- the backstop before issuing ----------------------------------------------------------------------------
+
+/**
+ * Throws (TerminalError: nothing is issued, phase Failed) when a first issuance must not happen: the role
+ * requires a reason and the request has none, or the recorded requester approved their own request and the
+ * role doesn't allow it (a requester in system:masters excepted). The admission policies refuse both first; this
+ * covers a role in another namespace, a role created after the decision, and clusters without the policies.
+ */
+export function assertMayIssue(dar: DatabaseAccessRequest, role: PostgresRole): void {
+  if (dar.status?.issuance || dar.status?.lease?.id) return; // judged before the first issuance
+  const approval = role.spec.approval;
+  if (approval?.requireReason && !dar.spec.reason?.trim()) {
+    throw new TerminalError(Reason.ReasonRequired, `PostgresRole ${roleName(dar, role)} requires a reason (spec.reason) and the request has none; nothing is issued: create a new request with a reason`);
+  }
+  const decision = decisionOf(dar);
+  const requester = requesterOf(dar);
+  if (!approval?.allowSelfApproval && decision?.type === ConditionType.Approved && decision.reason !== Reason.AutoApproved && decision.decider && requester &&
+    decision.decider === requester.username && !(requester.groups ?? []).includes(CLUSTER_ADMIN_GROUP)) {
+    throw new TerminalError(Reason.SelfApprovalForbidden, `${requester.username} approved their own request, which PostgresRole ${roleName(dar, role)} doesn't allow (four eyes); nothing is issued: create a new request for someone else to approve`);
+  }
+}
+
+// ---- audit ---------------------------------------------------------------------------------------------------
+
+/** Event reasons that are part of the audit trail, on a DatabaseAccessRequest, whatever their type. */
+const AUDITED = new Set<string>([
+  'RequestApproved', 'RequestDenied', Reason.AutoApproved, Reason.ApprovalTimedOut,
+  Reason.SuccessfullyIssuedCredential, Reason.CredentialRotated, 'LeaseRevoked', 'OrphanLeaseRevoked', 'LeaseNotRevoked',
+  Reason.ReasonRequired, Reason.SelfApprovalForbidden,
+]);
+/** Reasons report() records for two conditions at once (Available False and Revoked/Expired True): audited once, from the Normal one. */
+const AUDITED_NORMAL = new Set<string>([Reason.RevokedOnDemand, Reason.LeaseExpired]);
+
+function isRequest(obj: KubernetesObject): obj is DatabaseAccessRequest {
+  return obj.kind === 'DatabaseAccessRequest' || (!!(obj as DatabaseAccessRequest).spec?.roleRef && !!(obj as DatabaseAccessRequest).spec?.subjects);
+}
+
+/** Who, what and why of a request, for an audit line (no credential: lease ids and Secret names are not secrets). */
+export function auditFields(dar: DatabaseAccessRequest): Record<string, unknown> {
+  const ns = dar.metadata.namespace ?? '';
+  const decision = decisionOf(dar);
+  const requester = requesterOf(dar) ?? dar.status?.requester;
+  return {
+    request: `${ns}/${dar.metadata.name}`,
+    uid: dar.metadata.uid,
+    role: roleName(dar),
+    subjects: dar.spec.subjects.map((s) => describeSubject(s, ns)),
+    requester: requester?.username ?? 'unknown',
+    ...(dar.spec.reason ? { requestReason: dar.spec.reason } : {}),
+    ...(dar.spec.ttl ? { ttl: dar.spec.ttl } : {}),
+    ...(decision ? {
+      decision: decision.type, decidedBy: decision.decider ?? 'unknown', decisionReason: decision.reason,
+      ...(decision.at ? { decidedAt: decision.at } : {}),
+    } : {}),
+    ...(dar.status?.lease?.id ? { leaseId: dar.status.lease.id } : {}),
+    ...(dar.status?.secret?.name ? { secret: dar.status.secret.name } : {}),
+  };
+}
+
+/** The who of an audit Event, appended to its message. */
+export function auditSuffix(dar: DatabaseAccessRequest): string {
+  const f = auditFields(dar);
+  const decided = f.decision ? `; ${String(f.decision).toLowerCase()} by ${String(f.decidedBy)}` : '';
+  return ` [for ${(f.subjects as string[]).join(', ')} on PostgresRole ${String(f.role)}; requested by ${String(f.requester)}${decided}]`;
+}
+
+/**
+ * An EventRecorder that also writes the audit trail: every audited Event on a request becomes one structured
+ * log line (audit: true, action, at, who/what/why) and its message names the subjects, requester and decider.
+ */
+export function auditingRecorder(inner: EventRecorder, log: Logger, now: () => Date = () => new Date()): EventRecorder {
+  return {
+    event(obj: KubernetesObject, type: EventType, reason: string, message: string): void {
+      const audited = isRequest(obj) && (AUDITED.has(reason) || (AUDITED_NORMAL.has(reason) && type === 'Normal'));
+      if (!audited) {
+        inner.event(obj, type, reason, message);
+        return;
+      }
+      const dar = obj as DatabaseAccessRequest;
+      inner.event(obj, type, reason, `${message}${auditSuffix(dar)}`);
+      log.info(`audit: ${reason}`, { audit: true, action: reason, at: now().toISOString(), ...auditFields(dar), message });
+    },
+  };
+}
+
+// ---- the writing ---------------------------------------------------------------------------------------------
+
+type Write = (dar: DatabaseAccessRequest, update: StatusUpdate) => Promise<DatabaseAccessRequest>;
+
+function sameRequester(a: Requester | undefined, b: Requester | undefined): boolean {
+  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+}
+
+/** The operator's side of approval, used by the DatabaseAccessRequest reconciler at a few call sites. */
+export class Approvals {
+  constructor(private readonly kube: KubeClient, private readonly events: EventRecorder) {}
+
+  /**
+   * Every pass over a live request: status.requester mirrors the admission-recorded annotation, and a decision
+   * seen for the first time is reflected in phase (Approved or Denied) and audited, once.
+   */
+  async observe(dar: DatabaseAccessRequest, ctx: ReconcileContext, write: Write): Promise<DatabaseAccessRequest> {
+    const requester = requesterOf(dar);
+    const decision = unobservedDecision(dar);
+    const requesterStale = !!requester && !sameRequester(requester, dar.status?.requester);
+    if (!decision && !requesterStale) return dar;
+    const phase = decision ? (decision.type === ConditionType.Approved ? RequestPhase.Approved : RequestPhase.Denied) : undefined;
+    const updated = await write(dar, { conditions: [], ...(phase ? { phase } : {}), ...(requesterStale ? { fields: { requester } } : {}) });
+    if (decision) {
+      const by = decision.decider ?? 'someone (the condition does not say who)';
+      const what = decision.type === ConditionType.Approved ? 'approved' : 'denied';
+      const reason = decision.reason === Reason.AutoApproved ? Reason.AutoApproved : decision.type === ConditionType.Approved ? 'RequestApproved' : 'RequestDenied';
+      this.events.event(updated, 'Normal', reason, `${what} by ${by} (${decision.reason || 'no reason given'})${decision.message ? `: ${decision.message}` : ''}`);
+    }
+    ctx.log.debug('request observed', { namespace: dar.metadata.namespace, name: dar.metadata.name, decision: decision?.type, requester: requester?.username });
+    return updated;
+  }
+
+  /** A request nobody decided yet: expire it, auto-approve it, or say what it waits for and wake at its deadline. */
+  async pending(dar: DatabaseAccessRequest, role: PostgresRole | undefined, ctx: ReconcileContext, write: Write): Promise<Result> {
+    if (dar.status?.phase === RequestPhase.Expired) return DONE;
+    const now = ctx.now();
+    const step = pendingStep(dar, role, now.getTime());
+    switch (step.kind) {
+      case 'expire':
+        // resourceVersion-guarded (report → patchStatus): a decision that lands first wins, and the API server
+        // refuses decisions on an Expired request.
+        await write(dar, {
+          phase: RequestPhase.Expired,
+          conditions: [
+            { type: ConditionType.Available, status: 'False', reason: Reason.ApprovalTimedOut, message: step.message },
+            { type: ConditionType.Expired, status: 'True', reason: Reason.ApprovalTimedOut, message: step.message },
+          ],
+        });
+        return DONE;
+      case 'autoApprove': {
+        const conditions = setCondition(
+          (dar.status?.conditions ?? []) as RuntimeCondition[],
+          { type: ConditionType.Approved, status: 'True', reason: Reason.AutoApproved, message: step.message },
+          dar.metadata.generation, now,
+        );
+        // The write wakes the controller (a decision changed), which then observes and serves it.
+        await patchStatus(this.kube, DATABASE_ACCESS_REQUESTS, dar as never, { ...(dar.status ?? {}), conditions }, ctx);
+        return DONE;
+      }
+      case 'wait':
+        await write(dar, {
+          phase: RequestPhase.WaitingForApproval,
+          conditions: [{ type: ConditionType.Available, status: 'False', reason: Reason.WaitingForApproval, message: step.message }],
+        });
+        return step.atMs === undefined ? DONE : requeueAfter(Math.min(MAX_WAIT_MS, Math.max(0, step.atMs - now.getTime()) + 100));
+    }
+  }
+}
