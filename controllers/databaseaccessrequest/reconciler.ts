@@ -51,6 +51,8 @@ import {
   newSecretName, renewalTruncated, retirePrevious, rotateRequested, type PreviousLease,
 } from './decide.ts';
 import { LeaseMetrics, type RevocationReason } from './metrics.ts';
+// Issue 11 (approval): the operator's part of approval lives in approval.ts; the call sites here are marked.
+import { Approvals, assertMayIssue, auditingRecorder } from './approval.ts';
 import {
   addressVariables, checkTemplates, databaseAddress, layoutHash, mergeTemplates, renderSecretData, templateView,
   type AddressVariables, type SecretTemplates,
@@ -110,6 +112,7 @@ function pendingRotation(dar: DatabaseAccessRequest): Rotation | undefined {
 export class DatabaseAccessRequestReconciler implements Reconciler {
   private readonly roleLocks = new Map<string, Promise<unknown>>();
   readonly metrics: LeaseMetrics;
+  private readonly approvals: Approvals;
   /** uid → when this process first saw the request approved and not yet issued (issuance latency). */
   private readonly approvalSeen = new Map<string, number>();
   /** uid → renewals failed in a row (Events on the transitions only). */
@@ -119,10 +122,12 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
 
   constructor(private readonly c: ControllerContext, registry?: Registry) {
     this.metrics = new LeaseMetrics(registry);
+    this.approvals = new Approvals(c.kube, this.events); // approval (issue 11)
   }
 
   private get events() {
-    return this.c.events('leasehold-databaseaccessrequest');
+    // approval (issue 11): audited Events (decisions, issuance, rotation, revocation) also make a structured log line.
+    return auditingRecorder(this.c.events('leasehold-databaseaccessrequest'), this.c.log);
   }
 
   async reconcile(key: ObjectKey, ctx: ReconcileContext): Promise<Result> {
@@ -136,16 +141,15 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
     if (decision.kind === 'finalize') return this.finalize(dar, ctx);
 
     dar = (await addFinalizer(this.c.kube, DATABASE_ACCESS_REQUESTS, dar, FINALIZER, ctx)).object;
+    // approval (issue 11): status.requester from the admission-recorded annotation; a new decision audited, phase set.
+    dar = await this.approvals.observe(dar, ctx, (d, u) => this.write(d, ctx, u));
     switch (decision.kind) {
       case 'denied':
         await this.write(dar, ctx, { phase: RequestPhase.Denied, conditions: [] });
         return DONE;
       case 'waitForApproval':
-        await this.write(dar, ctx, {
-          phase: RequestPhase.WaitingForApproval,
-          conditions: [{ type: ConditionType.Available, status: 'False', reason: Reason.WaitingForApproval, message: 'waiting for a person to approve or deny the request (kubectl vault approve|deny databaseaccessrequest)' }],
-        });
-        return DONE;
+        // approval (issue 11): expire after the role's pendingTTL, auto-approve, or wait (WaitingForApproval).
+        return this.approvals.pending(dar, this.cachedRole(dar), ctx, (d, u) => this.write(d, ctx, u));
       case 'finished':
         this.forget(dar);
         return DONE;
@@ -171,6 +175,7 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
       const rotation = pendingRotation(dar);
       if (rotation?.notAfter && ctx.now().getTime() >= Date.parse(rotation.notAfter)) return await this.expire(dar, ctx);
       const role = this.role(dar);
+      assertMayIssue(dar, role); // approval (issue 11): requireReason and four eyes again before the first issuance
       const target = resolveRoleTarget(role, this.c.caches, this.c.clusterName);
       const vaultRole = role.status?.vaultRole;
       if (role.status?.phase !== 'Success' || !vaultRole) {
