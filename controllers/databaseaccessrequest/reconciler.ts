@@ -264,7 +264,7 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
   private async reportTemplateProblems(dar: DatabaseAccessRequest, layout: Layout, ctx: ReconcileContext): Promise<DatabaseAccessRequest> {
     const message = `secretTemplate can't be rendered, so nothing is issued or rotated until it is fixed: ${layout.problems.join('; ')}`.slice(0, 4000);
     return this.write(dar, ctx, {
-      ...(dar.status?.phase ? {} : { phase: RequestPhase.Approved }),
+      phase: RequestPhase.Approved,
       conditions: [{ type: ConditionType.Available, status: 'False', reason: INVALID_SECRET_TEMPLATE, message }],
     });
   }
@@ -335,6 +335,8 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
     const rotation = pendingRotation(dar);
     const completedAt = x.rotatedAt ?? rfc3339(now);
     const previous = rotation ? retirePrevious(dar.status?.previousLeases ?? [], Date.parse(completedAt), this.graceSeconds(dar)) : undefined;
+    // The leases this rotation retires (earlier ones already have their time).
+    const retired = (previous ?? []).filter((p) => !(dar.status?.previousLeases ?? []).find((q) => q.id === p.id)?.revokeAt);
     const what = x.adopted ? `credential in Secret ${x.secretName} recovered after a restart` : `credential issued into Secret ${x.secretName}`;
     const status = desiredStatus(dar, {
       phase: RequestPhase.Approved,
@@ -350,6 +352,7 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
     }, now);
     dar = await this.recordWithRetry(dar, status, ctx);
     this.metrics.setExpiry(ns, dar.metadata.name ?? '', x.expiresAt);
+    for (const p of retired) await this.extendForGrace(dar, p, ctx);
     const uid = dar.metadata.uid ?? '';
     if (rotation) {
       this.metrics.rotations.labels(rotation.reason ?? 'unknown', 'success').inc();
@@ -365,6 +368,22 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
       ctx.log.info('issued credential', { namespace: ns, name: dar.metadata.name, leaseId: x.leaseId, secret: x.secretName, adopted: !!x.adopted });
     }
     return dar;
+  }
+
+  /**
+   * A retired lease is renewed to last until its revokeAt (plus a little): the grace period is a promise to the
+   * clients still using it, whatever was left of its term. A lease at its max TTL can't be extended; one renewed
+   * for longer than needed is shortened to the grace period, which only narrows the exposure. Best effort.
+   */
+  private async extendForGrace(dar: DatabaseAccessRequest, p: PreviousLease, ctx: ReconcileContext): Promise<void> {
+    const left = p.revokeAt ? Math.ceil((Date.parse(p.revokeAt) - ctx.now().getTime()) / 1000) : NaN;
+    if (!Number.isFinite(left) || left <= 0) return;
+    try {
+      const conn = await this.connectionOf(dar, ctx, p.vaultAppBinding);
+      await conn?.client.renewLease(p.id, left + 5);
+    } catch (err) {
+      ctx.log.debug('could not extend a retired lease for its grace period', { leaseId: p.id, error: explain(err).message });
+    }
   }
 
   /** Status writes after issuing retry on conflicts with a fresh read: the credential exists and must be recorded. */
@@ -579,7 +598,8 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
     }
     const rotation = dar.status?.rotation;
     const restartDue = rotation?.completedAt && !rotation.restartedAt && (dar.spec.rolloutRestartTargets ?? []).length > 0 ? now + RETRY_MS : undefined;
-    const at = earliest(atMs, stepAt, duePrevious(dar.status?.previousLeases ?? [], now).nextAtMs, restartDue);
+    const previous = duePrevious(dar.status?.previousLeases ?? [], now);
+    const at = earliest(atMs, stepAt, previous.due.length ? now : previous.nextAtMs, restartDue);
     return at === undefined ? DONE : requeueAfter(Math.max(0, at - now));
   }
 
@@ -747,7 +767,13 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
 
   private async expire(dar: DatabaseAccessRequest, ctx: ReconcileContext): Promise<Result> {
     const leaseId = dar.status?.lease?.id;
-    // The lease ran out in Vault; anything rotated out before is ended too.
+    // Vault ends the lease by its own clock, status keeps times to the second, and dropping the login in the
+    // database takes a moment: revoking makes sure the login is dead once the phase says Expired. Anything
+    // rotated out before is ended too.
+    if (leaseId) {
+      const conn = await this.connectionOf(dar, ctx);
+      if (conn) await this.revokeCounted(conn.client, leaseId, 'expiry');
+    }
     for (const p of dar.status?.previousLeases ?? []) await this.revokePrevious(dar, p, ctx, 'expiry', 'the request expired').catch(() => undefined);
     await this.clearSecret(dar, ctx);
     await this.write(dar, ctx, {
