@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { registerTempDir, unregisterTempDir } from './process.ts';
 
 const scriptsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -101,6 +102,7 @@ async function build(component: 'k8s' | 'kubectl' | 'vault', outDir: string, exp
       await new Promise((r) => setTimeout(r, 5000));
     }
   }
+  registerTempDir(lock); // a Ctrl-C during the build must not leave the lock behind
   try {
     if (expect.every((b) => isExecutable(path.join(outDir, b)))) return;
     log(`building ${expect.join(', ')} from Go modules into ${outDir} (cold: about 5-15 min for k8s, 10-25 min for vault on 2 cores)`);
@@ -126,6 +128,7 @@ async function build(component: 'k8s' | 'kubectl' | 'vault', outDir: string, exp
     log(`built ${component} in ${elapsed()}`);
   } finally {
     fs.rmSync(lock, { recursive: true, force: true });
+    unregisterTempDir(lock);
   }
 }
 

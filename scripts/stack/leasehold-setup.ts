@@ -139,6 +139,10 @@ export function sampleDocs(file: string): Doc[] {
 export interface GuideOptions {
   /** Replaces the Vault AppBinding's `parameters.vaultRole` (the guide's is `vault-policy-controller`). */
   vaultRole?: string;
+  /** Moves everything into this namespace (the guide's is `demo`). */
+  namespace?: string;
+  /** Puts this admin password in the database Secret instead of the real one (to test a wrong password). */
+  dbPassword?: string;
 }
 
 /**
@@ -148,7 +152,11 @@ export interface GuideOptions {
  */
 export function guideManifests(env: Env, opts: GuideOptions = {}): string {
   const docs = [...sampleDocs('00-namespace.yaml'), ...sampleDocs('10-vault-appbinding.yaml'), ...sampleDocs('20-postgres-app.yaml')];
-  for (const d of docs as Array<{ kind: string; metadata: { name: string }; spec?: { clientConfig?: Doc; parameters?: Doc }; data?: Record<string, string> }>) {
+  for (const d of docs as Array<{ kind: string; metadata: { name: string; namespace?: string }; spec?: { clientConfig?: Doc; parameters?: Doc }; data?: Record<string, string> }>) {
+    if (opts.namespace) {
+      if (d.kind === 'Namespace') d.metadata.name = opts.namespace;
+      else d.metadata.namespace = opts.namespace;
+    }
     if (d.kind === 'AppBinding' && d.metadata.name === 'vault') {
       d.spec!.clientConfig = { url: env.vault.addr, caBundle: Buffer.from(env.vault.caCert).toString('base64') };
       if (opts.vaultRole) d.spec!.parameters = { ...d.spec!.parameters, vaultRole: opts.vaultRole };
@@ -156,7 +164,7 @@ export function guideManifests(env: Env, opts: GuideOptions = {}): string {
     if (d.kind === 'AppBinding' && d.metadata.name === 'postgres-app') {
       d.spec!.clientConfig = { url: `postgresql://${env.postgres.host}:${env.postgres.port}/${env.postgres.database}?sslmode=disable`, insecureSkipTLSVerify: true };
     }
-    if (d.kind === 'Secret') d.data = { username: Buffer.from(env.postgres.user).toString('base64'), password: Buffer.from(env.postgres.password).toString('base64') };
+    if (d.kind === 'Secret') d.data = { username: Buffer.from(env.postgres.user).toString('base64'), password: Buffer.from(opts.dbPassword ?? env.postgres.password).toString('base64') };
   }
   return docs.map((d) => YAML.stringify(d)).join('---\n');
 }

@@ -3,6 +3,7 @@
 // uncaught error, SIGINT/SIGTERM/SIGHUP), so no test run leaves an orphan behind.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 export interface ProcessSpec {
@@ -22,9 +23,25 @@ const live = new Set<ManagedProcess>();
 const tempDirs = new Set<string>();
 let hooksInstalled = false;
 
+// A SIGKILLed Node process runs no exit hook. A tiny detached shell (the reaper) polls this process's pid and,
+// once it is gone, kills the recorded process groups and deletes the recorded directories.
+const reaperList = path.join(os.tmpdir(), `leasehold-reaper-${process.pid}.list`);
+let reaperStarted = false;
+
+function recordForReaper(): void {
+  const lines = [...[...live].map((p) => (p.pid ? `pg ${p.pid}` : '')), ...[...tempDirs].map((d) => `dir ${d}`)].filter(Boolean);
+  fs.writeFileSync(reaperList, lines.join('\n') + '\n');
+  if (reaperStarted) return;
+  reaperStarted = true;
+  const script = `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; ` +
+    `[ -f "$0" ] && while read -r kind v; do case "$kind" in pg) kill -9 "-$v" 2>/dev/null;; dir) rm -rf -- "$v";; esac; done < "$0"; rm -f -- "$0"`;
+  spawn('sh', ['-c', script, reaperList], { detached: true, stdio: 'ignore' }).unref();
+}
+
 function killAllNow(): void {
   for (const p of live) p.killGroupNow();
   for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+  fs.rmSync(reaperList, { force: true });
 }
 
 function installExitHooks(): void {
@@ -45,9 +62,11 @@ function installExitHooks(): void {
 export function registerTempDir(dir: string): void {
   installExitHooks();
   tempDirs.add(dir);
+  recordForReaper();
 }
 export function unregisterTempDir(dir: string): void {
   tempDirs.delete(dir);
+  recordForReaper();
 }
 
 export class ManagedProcess {
@@ -82,9 +101,11 @@ export class ManagedProcess {
     child.unref();
     this.child = child;
     live.add(this);
+    recordForReaper();
     this.exited = new Promise((resolve) => {
       child.once('exit', (code) => {
         live.delete(this);
+        recordForReaper();
         resolve(code);
       });
       child.once('error', (err) => {

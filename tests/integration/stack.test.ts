@@ -115,6 +115,24 @@ test('Vault and kube-apiserver restarted by fault injection come back with their
   t.is(cm.data?.x, '1');
 });
 
+test('a test process killed outright (SIGKILL) still leaves no process or directory behind', async (t) => {
+  const { execFile } = await import('node:child_process');
+  const stdout = await new Promise<string>((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', 'tests/integration/fixtures/killed-parent.ts'], { encoding: 'utf8' }, (_err, out) => resolve(out));
+  });
+  const { dir, pids } = JSON.parse(stdout.trim().split('\n').pop()!) as { dir: string; pids: Record<string, number> };
+  const gone = async () => !fs.existsSync(dir) && Object.values(pids).every((pid) => {
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  await eventually(t, 'the orphaned stack to be reaped', gone, 15_000);
+  t.pass();
+});
+
 // Must stay the last test of this file: it stops the stack.
 test('stop() leaves no process, port or temporary directory behind', async (t) => {
   const { env } = t.context;

@@ -1,46 +1,26 @@
 // Test-side helpers for the controller suites: the guide's manifests pointed at the stack, reading custom
 // objects, deciding requests, reading issued credentials and logging in with them.
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import fs from 'node:fs';
-import path from 'node:path';
 import pg from 'pg';
 import YAML from 'yaml';
 import type { Env } from '../../../scripts/stack/env.ts';
+import { guideManifests, sampleDocs } from '../../../scripts/stack/leasehold-setup.ts';
 
 export const GROUP = 'engine.kubevault.com';
 export const VERSION = 'v1alpha1';
 
-export function sample(file: string): Record<string, unknown>[] {
-  return YAML.parseAllDocuments(fs.readFileSync(path.join('manifests/samples', file), 'utf8')).map((d) => d.toJS()).filter(Boolean);
-}
+export const sample = sampleDocs;
 
-type Doc = { kind: string; metadata: { name: string; namespace?: string }; spec?: Record<string, unknown> & { clientConfig?: Record<string, unknown>; parameters?: Record<string, unknown> }; data?: Record<string, string> };
+type Doc = { kind: string; metadata: { name: string; namespace?: string }; spec?: Record<string, unknown> };
 
-/** The guide's namespace, AppBindings and admin Secret, with addresses (and the admin password) of the stack. */
+/** The guide's namespace, AppBindings and admin Secret pointed at the stack, with the operator's Vault role. */
 export function guideBindings(env: Env, opts: { namespace?: string; dbPassword?: string } = {}): string {
-  const docs = [...sample('00-namespace.yaml'), ...sample('10-vault-appbinding.yaml'), ...sample('20-postgres-app.yaml')] as Doc[];
-  for (const d of docs) {
-    if (opts.namespace) {
-      if (d.kind === 'Namespace') d.metadata.name = opts.namespace;
-      else d.metadata.namespace = opts.namespace;
-    }
-    if (d.kind === 'AppBinding' && d.metadata.name === 'vault') {
-      d.spec!.clientConfig = { url: env.vault.addr, caBundle: Buffer.from(env.vault.caCert).toString('base64') };
-      d.spec!.parameters!.vaultRole = 'leasehold-operator';
-    }
-    if (d.kind === 'AppBinding' && d.metadata.name === 'postgres-app') {
-      d.spec!.clientConfig = { url: `postgresql://127.0.0.1:${env.postgres.port}/postgres?sslmode=disable`, insecureSkipTLSVerify: true };
-    }
-    if (d.kind === 'Secret') {
-      d.data = { username: Buffer.from(env.postgres.user).toString('base64'), password: Buffer.from(opts.dbPassword ?? env.postgres.password).toString('base64') };
-    }
-  }
-  return docs.map((d) => YAML.stringify(d)).join('---\n');
+  return guideManifests(env, { ...opts, vaultRole: 'leasehold-operator' });
 }
 
 /** A sample manifest moved to another namespace (and optionally renamed). */
 export function sampleIn(file: string, namespace: string, rename?: string): string {
-  const docs = sample(file) as Doc[];
+  const docs = sample(file) as unknown as Doc[];
   for (const d of docs) {
     d.metadata.namespace = namespace;
     if (rename) d.metadata.name = rename;
