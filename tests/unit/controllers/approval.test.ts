@@ -161,7 +161,7 @@ test('audited Events name who, and make one structured log line without anything
   t.deepEqual(lines[0]![1], {
     audit: true, action: 'SuccessfullyIssuedCredential', at: '2026-03-01T12:00:00.000Z', request: 'demo/req', uid: 'uid-1', role: 'demo/role',
     subjects: ['ServiceAccount demo/app'], requester: 'alice', requestReason: 'INC-7', decision: 'Approved', decidedBy: 'bob',
-    decisionReason: 'KubectlApprove', decidedAt: '2026-03-01T12:01:00Z', leaseId: 'db/creds/r/abc', secret: 'req-x',
+    decisionReason: 'KubectlApprove', decidedAt: '2026-03-01T12:01:00Z', leaseId: 'db/creds/r/abc', storedIn: 'Secret demo/req-x',
     message: 'credential issued into Secret req-x',
   });
   t.is(lines[1]![0], 'audit: RevokedOnDemand');
