@@ -382,6 +382,29 @@ test('a lease revoked behind the operator\'s back is healed by a re-issue within
   await deleteRequest(t, 'healed');
 });
 
+test('a deleted Secret is re-created under the same name with a fresh login; the old one ends after the grace period', async (t) => {
+  const o = await approvedRequest(t, 'resecret', 'short-role', { rotationGracePeriod: '3s' });
+  const secretName: string = o.status.secret.name;
+  const old = await credentials(t, secretName);
+  kubectl(t.context.env, ['-n', NS, 'delete', 'secret', secretName]);
+  const fresh = await eventually(t, 'the Secret back with a new login', async () => {
+    try {
+      const c = await credentials(t, secretName);
+      return c.username && c.username !== old.username ? c : undefined;
+    } catch {
+      return undefined;
+    }
+  });
+  t.true(await canLogin(t, fresh.username, fresh.password));
+  const d = await eventually(t, 'rotation recorded', async () => {
+    const x = await dar(t, 'resecret');
+    return x?.status?.rotation?.completedAt && x.status.lease?.id ? x : undefined;
+  });
+  t.is(d.status.rotation.reason, 'SecretDeleted');
+  await eventually(t, 'the old login to end', async () => !(await canLogin(t, old.username, old.password)), 20_000, 500);
+  await deleteRequest(t, 'resecret');
+});
+
 test('a templated uri logs in with pg, its password percent-encoded; an unknown variable is refused before anything is issued', async (t) => {
   const uri = 'postgresql://<%urlUser%>:<%urlPassword%>@<%urlHost%>:<%port%>/<%urlDbname%><%#sslmode%>?sslmode=<%sslmode%><%/sslmode%>';
   const o = await approvedRequest(t, 'templated', 'short-role', { secretTemplate: { uri, pgpass: '<%pgpassHost%>:<%port%>:<%pgpassDbname%>:<%pgpassUser%>:<%pgpassPassword%>' } });
@@ -401,6 +424,16 @@ test('a templated uri logs in with pg, its password percent-encoded; an unknown 
     await client.end();
   }
   t.true(data.pgpass!.endsWith(`:${data.password!.replace(/[\\:]/g, (ch) => `\\${ch}`)}`));
+  // A changed template re-renders the Secret from the credential it holds: no new login for that.
+  kubectl(t.context.env, ['-n', NS, 'patch', 'databaseaccessrequest', 'templated', '--type=merge', '-p', JSON.stringify({ spec: { secretTemplate: { dsn: 'host=<%host%> port=<%port%> user=<%username%>', uri: null, pgpass: null } } })]);
+  const rerendered = await eventually(t, 'the Secret re-rendered', async () => {
+    const d = decoded(await secretOf(t, o.status.secret.name));
+    return d.dsn ? d : undefined;
+  });
+  t.is(rerendered.dsn, `host=127.0.0.1 port=${t.context.env.postgres.port} user=${data.username}`);
+  t.is(rerendered.username, data.username);
+  t.deepEqual(Object.keys(rerendered).sort(), ['dsn', 'host', 'password', 'port', 'uri', 'username'], 'the role\'s uri is back, the request\'s pgpass gone');
+  t.is(rerendered.uri, 'overridden by requests that give one');
   await deleteRequest(t, 'templated');
 
   const before = await leasesOf(t, 'k8s.-.demo.short-role');
