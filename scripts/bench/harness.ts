@@ -1,0 +1,671 @@
+// What every scenario shares: the stack with Leasehold installed, the operator as its own process (restartable
+// with other flags), watches on requests, Secrets and RoleBindings, the operator's Prometheus metrics and
+// /proc numbers, a raw Vault client for the baselines, and bulk creation/approval of requests.
+import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import { HttpMethod } from '@kubernetes/client-node';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import YAML from 'yaml';
+import { KubeClient } from '../../lib/runtime/kube.ts';
+import type { ResourceType } from '../../lib/runtime/types.ts';
+import { pinnedVersion } from '../stack/binaries.ts';
+import type { Env } from '../stack/env.ts';
+import { REPO_ROOT, SAMPLES_DIR, configureVaultForOperator, guideManifests, installCrdsAsync, kubectlAsync, vaultRequest } from '../stack/leasehold-setup.ts';
+import type { OperatorProcess } from '../stack/operator.ts';
+import { launchOperator, type OperatorRuntime } from './operator.ts';
+import { Tracker } from './tracker.ts';
+
+export const GROUP = 'engine.kubevault.com';
+export const VERSION = 'v1alpha1';
+export const NS = 'demo';
+export const MOUNT = 'my-postgres-se';
+/** The guide's Vault AppBinding logs in with this kubernetes auth role (parameters.vaultRole). */
+const AUTH_ROLE = 'vault-policy-controller';
+
+export const DARS: ResourceType = { group: GROUP, version: VERSION, plural: 'databaseaccessrequests', kind: 'DatabaseAccessRequest' };
+export const ROLES: ResourceType = { group: GROUP, version: VERSION, plural: 'postgresroles', kind: 'PostgresRole' };
+const SECRETS: ResourceType = { group: '', version: 'v1', plural: 'secrets', kind: 'Secret' };
+const ROLE_BINDINGS: ResourceType = { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'rolebindings', kind: 'RoleBinding' };
+const REQUEST_LABEL = 'leasehold.dev/request';
+const LEASE_ID_ANNOTATION = 'leasehold.dev/lease-id';
+
+// ---- small utilities ------------------------------------------------------------------------------------------
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Runs `fn` over `items` with at most `n` at a time. */
+export async function pool<T>(items: readonly T[], n: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+}
+
+/** Resolves `promise`, or rejects with `what` after `ms`. */
+export async function within<T>(promise: Promise<T>, ms: number, what: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${(ms / 1000).toFixed(0)} s: ${what()}`)), ms);
+    })]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// ---- Prometheus text ------------------------------------------------------------------------------------------
+
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+export function parseProm(text: string): Sample[] {
+  const out: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
+    out.push({ name: m[1]!, labels, value: Number(m[3]) });
+  }
+  return out;
+}
+
+export class Scrape {
+  constructor(readonly samples: Sample[], readonly at: number) {}
+  /** Sum of a metric's samples whose labels include `match`. */
+  sum(name: string, match: Record<string, string> = {}): number {
+    let total = 0;
+    for (const s of this.samples) {
+      if (s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v)) total += s.value;
+    }
+    return total;
+  }
+  /** A metric's samples as `label=value,...` → value (for by-label breakdowns). */
+  byLabels(name: string): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const s of this.samples) {
+      if (s.name !== name) continue;
+      const key = Object.entries(s.labels).map(([k, v]) => `${k}=${v}`).join(',') || '(none)';
+      out[key] = (out[key] ?? 0) + s.value;
+    }
+    return out;
+  }
+}
+
+/** `after - before` per label set, keeping only the non-zero changes. */
+export function counterDelta(before: Scrape | undefined, after: Scrape, name: string): Record<string, number> {
+  const b = before?.byLabels(name) ?? {};
+  const a = after.byLabels(name);
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(a)) {
+    const d = v - (b[k] ?? 0);
+    if (d !== 0) out[k] = d;
+  }
+  return out;
+}
+
+// ---- /proc ------------------------------------------------------------------------------------------------------
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+export interface ProcStats {
+  /** user + system CPU seconds of the process and its reaped children. */
+  cpuSeconds: number;
+  rssBytes: number;
+}
+
+export function procStats(pid: number | undefined): ProcStats | undefined {
+  if (!pid) return undefined;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // After the command: state is field 3, so utime (14) … cstime (17) are at indexes 11 … 14.
+    const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const rssKb = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+    return { cpuSeconds: ticks / CLK_TCK, rssBytes: rssKb * 1024 };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Machine-wide busy and total CPU seconds (all cores) from /proc/stat. */
+function machineCpu(): { busy: number; total: number } {
+  const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const idle = (v[3] ?? 0) + (v[4] ?? 0);
+  const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { busy: (total - idle) / CLK_TCK, total: total / CLK_TCK };
+}
+
+export interface CpuSnapshot {
+  at: number;
+  machine: { busy: number; total: number };
+  byComponent: Record<string, number>;
+}
+
+export interface CpuUsage {
+  wallSeconds: number;
+  /** Fraction of the whole machine (all cores) busy, whoever used it. */
+  machineBusy: number;
+  /** CPU seconds per component of the stack (the operator, the apiserver, …, and this benchmark process). */
+  byComponent: Record<string, number>;
+  /** CPU seconds the machine spent on anything else (other people's tests): busy minus ours. */
+  others: number;
+  loadavg: number[];
+}
+
+// ---- the raw Vault baseline ---------------------------------------------------------------------------------------
+
+export class RawVault {
+  private readonly agent: https.Agent;
+  private readonly url: URL;
+  token = '';
+
+  constructor(private readonly env: Env) {
+    this.url = new URL(env.vault.addr);
+    this.agent = new https.Agent({ keepAlive: true, maxSockets: 64, ca: env.vault.caCert });
+  }
+
+  /** A token like the operator's issuer tokens (same token role, same policy), so ACL checks are alike. */
+  async init(): Promise<void> {
+    const res = await vaultRequest(this.env, 'POST', 'auth/token/create/leasehold-issuer', { ttl: '24h' });
+    this.token = (res.body as { auth: { client_token: string } }).auth.client_token;
+  }
+
+  call(method: string, apiPath: string, body?: unknown, token = this.token): Promise<{ status: number; json: unknown }> {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    return new Promise((resolve, reject) => {
+      const req = https.request({
+        host: this.url.hostname, port: this.url.port, path: `/v1/${apiPath}`, method, agent: this.agent,
+        headers: { 'x-vault-token': token, ...(payload ? { 'content-type': 'application/json' } : {}) }, timeout: 60_000,
+      }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown;
+          try {
+            json = text ? JSON.parse(text) : undefined;
+          } catch {
+            json = text;
+          }
+          resolve({ status: res.statusCode ?? 0, json });
+        });
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error(`Vault ${method} ${apiPath} timed out`)));
+      req.on('error', reject);
+      if (payload) req.write(payload);
+      req.end();
+    });
+  }
+
+  /** One `creds/<role>` read, as the operator issues: returns its duration and lease id. */
+  async issue(vaultRole: string): Promise<{ ms: number; leaseId: string }> {
+    const t0 = performance.now();
+    const res = await this.call('GET', `${MOUNT}/creds/${vaultRole}`);
+    const ms = performance.now() - t0;
+    if (res.status !== 200) throw new Error(`raw creds read: HTTP ${res.status} ${JSON.stringify(res.json).slice(0, 300)}`);
+    return { ms, leaseId: (res.json as { lease_id: string }).lease_id };
+  }
+
+  /** Revokes leases the baseline issued (with the root token), so they don't pile up in PostgreSQL. */
+  async revoke(leaseIds: readonly string[]): Promise<void> {
+    await pool(leaseIds, 8, async (id) => {
+      await this.call('PUT', 'sys/leases/revoke', { lease_id: id }, this.env.vault.rootToken);
+    });
+  }
+
+  /** Live leases under `<mount>/creds/<role>/` (LIST sys/leases/lookup with the root token). */
+  async leases(vaultRole: string): Promise<string[]> {
+    const prefix = `${MOUNT}/creds/${vaultRole}`;
+    const res = await this.call('LIST', `sys/leases/lookup/${prefix}/`, undefined, this.env.vault.rootToken);
+    if (res.status === 404) return [];
+    if (res.status !== 200) throw new Error(`listing leases: HTTP ${res.status}`);
+    return ((res.json as { data?: { keys?: string[] } }).data?.keys ?? []).map((k) => `${prefix}/${k}`);
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+// ---- tracked state ------------------------------------------------------------------------------------------------
+
+export interface DarState {
+  role: string;
+  uid: string;
+  phase?: string;
+  leaseId?: string;
+  issuedAt?: string;
+  lastRenewalTime?: string;
+  expiresAt?: string;
+  ready: boolean;
+  failed: boolean;
+  /** Available's reason while it is False (why a request is stuck). */
+  notAvailable?: string;
+}
+
+type DarObject = KubernetesObject & {
+  spec?: { roleRef?: { name?: string } };
+  status?: {
+    phase?: string;
+    lease?: { id?: string; issuedAt?: string; lastRenewalTime?: string; expiresAt?: string };
+    issuance?: { completed?: boolean };
+    conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
+  };
+};
+
+function darState(o: KubernetesObject): DarState {
+  const d = o as DarObject;
+  const st = d.status;
+  const available = st?.conditions?.find((c) => c.type === 'Available');
+  return {
+    role: d.spec?.roleRef?.name ?? '',
+    uid: d.metadata?.uid ?? '',
+    phase: st?.phase,
+    leaseId: st?.lease?.id,
+    issuedAt: st?.lease?.issuedAt,
+    lastRenewalTime: st?.lease?.lastRenewalTime,
+    expiresAt: st?.lease?.expiresAt,
+    ready: !!st?.lease?.id && st?.issuance?.completed === true,
+    failed: st?.phase === 'Failed',
+    notAvailable: available && available.status !== 'True' ? `${available.reason}: ${available.message ?? ''}`.slice(0, 300) : undefined,
+  };
+}
+
+export interface SecretState {
+  name: string;
+  hasCredential: boolean;
+  leaseId?: string;
+}
+
+// ---- the bench context ----------------------------------------------------------------------------------------
+
+export interface RoleInfo {
+  name: string;
+  vaultRole: string;
+}
+
+export interface Versions {
+  node: string;
+  operatorNode: string;
+  kubernetes: string;
+  vault: string;
+  vaultFlavor: string;
+  postgres: string;
+  commit: string;
+  /** Files under api/, controllers/, lib/ that differ from the commit when the run started. */
+  uncommitted: string[];
+}
+
+export interface BenchOptions {
+  log: (line: string) => void;
+  /** Extra flags for every operator start. */
+  operatorArgs?: string[];
+  /** Directory for --cpu-prof profiles of the operator, when profiling. */
+  cpuProfileDir?: string;
+  runtime: OperatorRuntime;
+  /** The compiled entry point (runtime `compiled`). */
+  operatorMain?: Promise<string>;
+}
+
+export class Bench {
+  readonly kube: KubeClient;
+  readonly kc: KubeConfig;
+  readonly vault: RawVault;
+  readonly requests: Tracker<DarState>;
+  readonly secrets: Tracker<SecretState>;
+  readonly bindings: Tracker<boolean>;
+  operator: OperatorProcess | undefined;
+  concurrency = 4;
+  /** Times the operator was started, for log names. */
+  private starts = 0;
+  readonly roles: { long: RoleInfo; short: RoleInfo } = { long: { name: 'bench-long', vaultRole: '' }, short: { name: 'bench-short', vaultRole: '' } };
+
+  constructor(readonly env: Env, readonly opts: BenchOptions) {
+    this.kc = env.kubeConfig;
+    this.kube = new KubeClient(env.kubeConfig);
+    this.vault = new RawVault(env);
+    this.requests = new Tracker(this.kc, this.kube, DARS, NS, (o) => o.metadata?.name, darState);
+    this.secrets = new Tracker<SecretState>(this.kc, this.kube, SECRETS, NS, (o) => o.metadata?.labels?.[REQUEST_LABEL], (o) => {
+      const s = o as KubernetesObject & { data?: Record<string, string> };
+      return { name: s.metadata?.name ?? '', hasCredential: !!s.data?.username && !!s.data?.password, leaseId: s.metadata?.annotations?.[LEASE_ID_ANNOTATION] };
+    }, `${REQUEST_LABEL}`);
+    this.bindings = new Tracker<boolean>(this.kc, this.kube, ROLE_BINDINGS, NS, (o) => o.metadata?.labels?.[REQUEST_LABEL], () => true, `${REQUEST_LABEL}`);
+  }
+
+  log(line: string): void {
+    this.opts.log(line);
+  }
+
+  // ---- set-up ----
+
+  /** CRDs, the guide's AppBindings, Vault for the operator, the operator, the SecretEngine and two roles. */
+  async setUp(roles: { longTtl: string; shortTtl: string }): Promise<void> {
+    const env = this.env;
+    await installCrdsAsync(env);
+    await this.kubectl(['create', 'namespace', 'leasehold-system']);
+    await this.kubectl(['apply', '-f', '-'], guideManifests(env));
+    await this.kubectl(['-n', NS, 'create', 'serviceaccount', 'vault']);
+    await this.kubectl(['-n', NS, 'create', 'serviceaccount', 'bench-sa']);
+    await configureVaultForOperator(env, { loginTtl: '1h', loginMaxTtl: '24h', serviceAccount: { namespace: NS, name: 'vault' }, authRole: AUTH_ROLE });
+    await this.vault.init();
+    await Promise.all([this.requests.start(), this.secrets.start(), this.bindings.start()]);
+    await this.startOperator(this.concurrency);
+    await this.kubectl(['apply', '-f', path.join(SAMPLES_DIR, '30-postgres-secret-engine.yaml')]);
+    const role = (name: string, defaultTTL: string) => ({
+      apiVersion: `${GROUP}/${VERSION}`, kind: 'PostgresRole', metadata: { name, namespace: NS },
+      spec: {
+        vaultRef: { name: 'vault' }, path: MOUNT, databaseRef: { name: 'postgres-app', namespace: NS },
+        // The guide's statements.
+        creationStatements: [
+          'CREATE ROLE "{{name}}" WITH LOGIN PASSWORD \'{{password}}\' VALID UNTIL \'{{expiration}}\';',
+          'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{{name}}";',
+        ],
+        defaultTTL, maxTTL: '48h',
+      },
+    });
+    await this.kubectl(['apply', '-f', '-'], [role(this.roles.long.name, roles.longTtl), role(this.roles.short.name, roles.shortTtl)].map((r) => YAML.stringify(r)).join('---\n'));
+    for (const r of [this.roles.long, this.roles.short]) {
+      r.vaultRole = await this.until(`PostgresRole ${r.name} ready`, async () => {
+        const o = await this.kube.tryGet<KubernetesObject & { status?: { phase?: string; vaultRole?: string } }>(ROLES, NS, r.name);
+        return o?.status?.phase === 'Success' ? o.status.vaultRole : undefined;
+      }, 90_000);
+    }
+  }
+
+  async kubectl(args: string[], input?: string): Promise<string> {
+    const r = await kubectlAsync(this.env, args, input === undefined ? {} : { input });
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+
+  async until<V>(what: string, probe: () => Promise<V | undefined | false>, timeoutMs: number, intervalMs = 250): Promise<V> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await probe().catch(() => undefined);
+      if (v) return v;
+      if (Date.now() > deadline) throw new Error(`no ${what} after ${timeoutMs / 1000} s`);
+      await sleep(intervalMs);
+    }
+  }
+
+  // ---- the operator ----
+
+  async startOperator(concurrency: number): Promise<number> {
+    this.concurrency = concurrency;
+    const name = `operator-${++this.starts}-c${concurrency}`;
+    const t0 = performance.now();
+    const prof = this.opts.cpuProfileDir;
+    if (prof) process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${prof} --cpu-prof-name=${name}.cpuprofile`.trim();
+    try {
+      const main = this.opts.runtime === 'compiled' ? await this.opts.operatorMain : undefined;
+      this.operator = await launchOperator(this.env, this.opts.runtime, main, [`--concurrency=${concurrency}`, ...(this.opts.operatorArgs ?? [])], name, {
+        logLevel: 'info', readyTimeoutMs: 300_000, stopGraceMs: 35_000,
+      });
+    } finally {
+      if (prof) delete process.env.NODE_OPTIONS;
+    }
+    return performance.now() - t0;
+  }
+
+  async stopOperator(): Promise<void> {
+    await this.operator?.stop();
+    this.operator = undefined;
+  }
+
+  async restartOperator(concurrency: number): Promise<void> {
+    await this.stopOperator();
+    await this.startOperator(concurrency);
+  }
+
+  async scrape(): Promise<Scrape> {
+    if (!this.operator) throw new Error('the operator is not running');
+    const res = await fetch(this.operator.metricsUrl, { signal: AbortSignal.timeout(30_000) });
+    return new Scrape(parseProm(await res.text()), performance.now());
+  }
+
+  operatorStats(): ProcStats | undefined {
+    return procStats(this.operator?.pid);
+  }
+
+  /**
+   * Waits until the request controller is idle: nothing queued, no worker busy, and no reconcile finished for
+   * `quietMs`. Returns the last scrape.
+   */
+  async settled(timeoutMs = 600_000, quietMs = 1500): Promise<Scrape> {
+    const deadline = Date.now() + timeoutMs;
+    let last = -1;
+    let quietSince = performance.now();
+    for (;;) {
+      const s = await this.scrape();
+      const reconciles = s.sum('controller_runtime_reconcile_total', { controller: 'databaseaccessrequest' });
+      const busy = s.sum('workqueue_depth', { name: 'databaseaccessrequest' }) + s.sum('controller_runtime_active_workers', { controller: 'databaseaccessrequest' });
+      if (reconciles !== last || busy > 0) {
+        last = reconciles;
+        quietSince = performance.now();
+      } else if (performance.now() - quietSince >= quietMs) {
+        return s;
+      }
+      if (Date.now() > deadline) throw new Error(`the operator did not settle within ${timeoutMs / 1000} s`);
+      await sleep(250);
+    }
+  }
+
+  // ---- machine ----
+
+  cpuSnapshot(): CpuSnapshot {
+    const byComponent: Record<string, number> = {};
+    for (const [name, pid] of Object.entries(this.env.pids)) {
+      const s = procStats(pid);
+      if (s) byComponent[name] = s.cpuSeconds;
+    }
+    const op = this.operatorStats();
+    if (op) byComponent.operator = op.cpuSeconds;
+    const me = process.cpuUsage();
+    byComponent.benchmark = (me.user + me.system) / 1e6;
+    return { at: performance.now(), machine: machineCpu(), byComponent };
+  }
+
+  /** CPU use between two snapshots. An operator restarted in between counts from zero (a new process). */
+  cpuUsage(a: CpuSnapshot, b: CpuSnapshot = this.cpuSnapshot()): CpuUsage {
+    const wall = (b.at - a.at) / 1000;
+    const byComponent: Record<string, number> = {};
+    for (const [k, v] of Object.entries(b.byComponent)) {
+      const before = a.byComponent[k] ?? 0;
+      byComponent[k] = Math.round(Math.max(0, v >= before ? v - before : v) * 100) / 100;
+    }
+    const busy = b.machine.busy - a.machine.busy;
+    const total = b.machine.total - a.machine.total;
+    const ours = Object.values(byComponent).reduce((x, y) => x + y, 0);
+    return {
+      wallSeconds: Math.round(wall * 100) / 100,
+      machineBusy: total > 0 ? Math.round((busy / total) * 1000) / 1000 : 0,
+      byComponent,
+      others: Math.round(Math.max(0, busy - ours) * 100) / 100,
+      loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100),
+    };
+  }
+
+  async versions(): Promise<Versions> {
+    const nodeBin = path.join(REPO_ROOT, 'node_modules/.bin/node');
+    const operatorNode = fs.existsSync(nodeBin) ? execFileSync(nodeBin, ['--version'], { encoding: 'utf8' }).trim() : process.version;
+    const k8s = await this.kube.request<{ gitVersion?: string }>(HttpMethod.GET, '/version').catch(() => ({ gitVersion: `v${pinnedVersion('k8s')}` }));
+    const health = await this.vault.call('GET', 'sys/health').catch(() => ({ json: {} }));
+    const c = new pg.Client({ connectionString: this.env.postgres.url });
+    const postgres = await c.connect()
+      .then(() => c.query<{ server_version: string }>('SHOW server_version'))
+      .then((r) => r.rows[0]?.server_version ?? '', () => '')
+      .finally(() => c.end().catch(() => undefined));
+    const git = (args: string[]) => {
+      try {
+        return execFileSync('git', args, { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
+      } catch {
+        return '';
+      }
+    };
+    return {
+      node: process.version,
+      operatorNode,
+      kubernetes: k8s.gitVersion ?? '',
+      vault: (health.json as { version?: string })?.version ?? '',
+      vaultFlavor: this.env.vault.flavor,
+      postgres,
+      commit: git(['rev-parse', 'HEAD']),
+      uncommitted: git(['status', '--porcelain', '--', 'api', 'controllers', 'lib']).split('\n').filter(Boolean),
+    };
+  }
+
+  // ---- requests ----
+
+  private body(name: string, role: string): KubernetesObject {
+    return {
+      apiVersion: `${GROUP}/${VERSION}`, kind: 'DatabaseAccessRequest', metadata: { name, namespace: NS },
+      spec: { roleRef: { kind: 'PostgresRole', name: role, namespace: NS }, subjects: [{ kind: 'ServiceAccount', name: 'bench-sa', namespace: NS }] },
+    } as KubernetesObject;
+  }
+
+  async create(name: string, role: string): Promise<void> {
+    await this.kube.create(DARS, NS, this.body(name, role));
+  }
+
+  /** The approval a person's tool writes: an Approved condition through the status subresource. */
+  async approve(name: string): Promise<void> {
+    const condition = { type: 'Approved', status: 'True', reason: 'KubectlApprove', message: 'approved by the benchmark', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') };
+    await this.kube.patch(DARS, NS, name, { status: { conditions: [condition] } }, 'application/merge-patch+json', { subresource: 'status' });
+  }
+
+  waiting(name: string): Promise<number> {
+    return this.requests.when(name, (s) => s.phase === 'WaitingForApproval');
+  }
+
+  ready(name: string): Promise<number> {
+    return this.requests.when(name, (s) => s.ready);
+  }
+
+  secretReady(name: string): Promise<number> {
+    return this.secrets.when(name, (s) => s.hasCredential);
+  }
+
+  granted(name: string): Promise<number> {
+    return this.bindings.when(name, () => true);
+  }
+
+  /** Why some of `names` are not ready (for error messages). */
+  stuck(names: readonly string[], pred: (s: DarState | undefined) => boolean): string {
+    const bad = names.filter((n) => !pred(this.requests.states.get(n)));
+    const sample = bad.slice(0, 3).map((n) => {
+      const s = this.requests.states.get(n);
+      return `${n}: ${s ? `phase ${s.phase ?? '(none)'}${s.notAvailable ? `, ${s.notAvailable}` : ''}` : 'not seen'}`;
+    });
+    return `${bad.length} of ${names.length} not there yet (${sample.join('; ')})`;
+  }
+
+  /** Creates requests and waits until the operator has put each in WaitingForApproval. */
+  async createWaiting(names: readonly string[], role: string, parallel = 16, timeoutMs = 600_000): Promise<void> {
+    const all = Promise.all(names.map((n) => this.waiting(n)));
+    await pool(names, parallel, (n) => this.create(n, role));
+    await within(all, timeoutMs, () => this.stuck(names, (s) => s?.phase === 'WaitingForApproval'));
+  }
+
+  /** Approves requests `parallel` at a time; resolves with when each approval write was sent. */
+  async approveAll(names: readonly string[], parallel = 32): Promise<Map<string, number>> {
+    const sent = new Map<string, number>();
+    await pool(names, parallel, async (n) => {
+      sent.set(n, performance.now());
+      await this.approve(n);
+    });
+    return sent;
+  }
+
+  async waitAllReady(names: readonly string[], timeoutMs: number, progress?: string): Promise<Map<string, number>> {
+    const times = new Map<string, number>();
+    let timer: NodeJS.Timeout | undefined;
+    if (progress) {
+      timer = setInterval(() => this.log(`  ${progress}: ${times.size}/${names.length} ready`), 10_000);
+      timer.unref();
+    }
+    try {
+      await within(Promise.all(names.map(async (n) => {
+        const [a, b] = await Promise.all([this.ready(n), this.granted(n)]);
+        times.set(n, Math.max(a, b));
+      })), timeoutMs, () => this.stuck(names, (s) => !!s?.ready));
+    } finally {
+      clearInterval(timer);
+    }
+    return times;
+  }
+
+  /** Ready requests of a role (as the watch sees them). */
+  readyCount(role: string): number {
+    return this.requests.count((s) => s.role === role && s.ready);
+  }
+
+  /**
+   * Brings the number of ready requests of the long-TTL role up to `n`: creates, waits for WaitingForApproval,
+   * approves, waits for ready, in chunks (so a chunk's objects exist before the next is created).
+   */
+  async populate(n: number, prefix = 'pop'): Promise<void> {
+    const role = this.roles.long.name;
+    const have = this.readyCount(role);
+    if (have >= n) return;
+    const t0 = performance.now();
+    this.log(`populating: ${have} → ${n} ready requests`);
+    let index = this.requests.count((s) => s.role === role);
+    const chunk = 1000;
+    for (let left = n - have; left > 0; left -= chunk) {
+      const names = Array.from({ length: Math.min(chunk, left) }, () => `${prefix}-${index++}`);
+      await this.createWaiting(names, role, 16, 900_000);
+      await this.approveAll(names, 16);
+      await this.waitAllReady(names, 1_800_000, 'populating');
+    }
+    this.log(`populated ${this.readyCount(role)} ready requests in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+
+  /** Logs in to PostgreSQL with the credential in a request's Secret. */
+  async credentialWorks(request: string): Promise<boolean> {
+    const secretName = this.secrets.states.get(request)?.name;
+    if (!secretName) return false;
+    const s = await this.kube.get<KubernetesObject & { data?: Record<string, string> }>(SECRETS, NS, secretName);
+    const user = Buffer.from(s.data?.username ?? '', 'base64').toString();
+    const password = Buffer.from(s.data?.password ?? '', 'base64').toString();
+    const c = new pg.Client({ host: this.env.postgres.host, port: this.env.postgres.port, database: this.env.postgres.database, user, password, connectionTimeoutMillis: 10_000 });
+    try {
+      await c.connect();
+      await c.query('SELECT 1');
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.requests.stop();
+    this.secrets.stop();
+    this.bindings.stop();
+    this.vault.close();
+    await this.stopOperator().catch(() => undefined);
+  }
+}

@@ -1,0 +1,109 @@
+// Scenario 2, burst: for each --concurrency value, the operator is (re)started with it, N requests are created
+// and left waiting for approval, then all are approved at once (32 approval writes in flight). Measured from
+// the first approval write to the last request with its lease in status and its RoleBinding: grants per
+// second. Then the raw baseline: N `creds/<role>` reads of the same Vault role, `concurrency` at a time.
+import { round, roundSummary, summarize } from '../stats.ts';
+import { ms, perSec, ratio, secs } from '../format.ts';
+import type { CpuUsage } from '../harness.ts';
+import type { ScenarioContext, ScenarioResult, Target } from './types.ts';
+import { pool } from '../harness.ts';
+
+interface Run {
+  concurrency: number;
+  requests: number;
+  /** Sending every approval took this long (they are part of the measured time). */
+  approvalsSentMs: number;
+  allReadyMs: number;
+  grantsPerSecond: number;
+  rawMs: number;
+  rawPerSecond: number;
+  ratio: number;
+  perRequestMs: ReturnType<typeof summarize>;
+  rawPerCallMs: ReturnType<typeof summarize>;
+  credentialsChecked: number;
+  credentialsWorking: number;
+}
+
+export async function burst({ bench, sizes }: ScenarioContext): Promise<ScenarioResult> {
+  const n = sizes.burst;
+  const role = bench.roles.long;
+  const started = new Date();
+  const runs: Run[] = [];
+  const cpu: Record<string, CpuUsage> = {};
+  const samples: Record<string, unknown> = {};
+  const initialConcurrency = bench.concurrency;
+  for (const c of sizes.concurrency) {
+    if (bench.concurrency !== c) {
+      bench.log(`  burst: restarting the operator with --concurrency=${c}`);
+      await bench.restartOperator(c);
+    }
+    const names = Array.from({ length: n }, (_, i) => `burst-c${c}-${i}`);
+    await bench.createWaiting(names, role.name);
+    await bench.settled();
+    const cpu0 = bench.cpuSnapshot();
+    const t0 = performance.now();
+    const done = bench.waitAllReady(names, 1_800_000, `burst c=${c}`);
+    const secretTimes = new Map<string, number>();
+    const secretsDone = Promise.all(names.map(async (nm) => secretTimes.set(nm, await bench.secretReady(nm))));
+    const sent = await bench.approveAll(names, 32);
+    const approvalsSentMs = performance.now() - t0;
+    const readyTimes = await done;
+    await secretsDone;
+    const allReadyMs = Math.max(...readyTimes.values()) - t0;
+    cpu[`operator c=${c}`] = bench.cpuUsage(cpu0);
+    const perRequest = names.map((nm) => secretTimes.get(nm)! - sent.get(nm)!);
+
+    // The same number of raw issues, `c` at a time.
+    const cpu1 = bench.cpuSnapshot();
+    const rawCalls: number[] = [];
+    const leases: string[] = [];
+    const r0 = performance.now();
+    await pool(names, c, async () => {
+      const r = await bench.vault.issue(role.vaultRole);
+      rawCalls.push(r.ms);
+      leases.push(r.leaseId);
+    });
+    const rawMs = performance.now() - r0;
+    cpu[`raw c=${c}`] = bench.cpuUsage(cpu1);
+    await bench.vault.revoke(leases);
+
+    // A few of the credentials must work (each check is a PostgreSQL login).
+    const checked = names.filter((_, i) => i % Math.max(1, Math.floor(n / 10)) === 0);
+    let working = 0;
+    for (const nm of checked) if (await bench.credentialWorks(nm)) working++;
+
+    const run: Run = {
+      concurrency: c, requests: n, approvalsSentMs: round(approvalsSentMs, 1), allReadyMs: round(allReadyMs, 1),
+      grantsPerSecond: round(n / (allReadyMs / 1000), 2), rawMs: round(rawMs, 1), rawPerSecond: round(n / (rawMs / 1000), 2),
+      ratio: round((n / allReadyMs) / (n / rawMs)), perRequestMs: roundSummary(summarize(perRequest)), rawPerCallMs: roundSummary(summarize(rawCalls)),
+      credentialsChecked: checked.length, credentialsWorking: working,
+    };
+    runs.push(run);
+    samples[`c${c}`] = { approvalToSecretMs: perRequest.map((x) => round(x, 1)), rawIssueMs: rawCalls.map((x) => round(x, 1)),
+      readyAtMs: [...readyTimes.values()].map((t) => round(t - t0, 1)).sort((a, b) => a - b) };
+    bench.log(`  burst c=${c}: operator ${perSec(run.grantsPerSecond)} (all ready in ${secs(allReadyMs / 1000)}), raw ${perSec(run.rawPerSecond)}`);
+  }
+  if (bench.concurrency !== initialConcurrency) await bench.restartOperator(initialConcurrency);
+
+  const targets: Target[] = runs.map((r) => ({
+    what: `burst throughput at --concurrency=${r.concurrency}`, goal: '≥ 0.8× raw', value: `${perSec(r.grantsPerSecond)} vs raw ${perSec(r.rawPerSecond)} = ${ratio(r.ratio)}`, met: r.ratio >= 0.8,
+  }));
+  targets.push({ what: 'burst credentials work', goal: 'all checked', value: runs.map((r) => `${r.credentialsWorking}/${r.credentialsChecked}`).join(', '),
+    met: runs.every((r) => r.credentialsWorking === r.credentialsChecked) });
+  return {
+    name: 'burst',
+    parameters: { requestsPerRun: n, concurrency: sizes.concurrency, approvalWritesInFlight: 32, vaultRole: role.vaultRole },
+    startedAt: started.toISOString(),
+    wallSeconds: round((Date.now() - started.getTime()) / 1000, 1),
+    cpu,
+    samples,
+    summary: { runs },
+    targets,
+    notes: [],
+    tables: [{
+      title: `Burst: ${n} requests approved at once`,
+      columns: ['--concurrency', 'approvals sent', 'all ready', 'grants/s', 'per request p50', 'p99', 'raw Vault/s', 'ratio'],
+      rows: runs.map((r) => [r.concurrency, ms(r.approvalsSentMs), secs(r.allReadyMs / 1000), perSec(r.grantsPerSecond), ms(r.perRequestMs.p50), ms(r.perRequestMs.p99), perSec(r.rawPerSecond), ratio(r.ratio)]),
+    }],
+  };
+}
