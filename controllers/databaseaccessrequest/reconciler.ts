@@ -198,11 +198,14 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
       if (err instanceof RetryableError && err.reason === 'Conflict') throw err;
       const rotation = pendingRotation(dar);
       if (rotation) this.metrics.rotations.labels(rotation.reason ?? 'unknown', 'error').inc();
-      const { reason, message, retryable } = explain(err);
+      const explained = explain(err);
+      const { message, retryable } = explained;
+      // Vault refusing or failing to issue is KubeVault's FailedToGetCredential; its words stay in the message.
+      const reason = explained.reason === 'VaultServer' || explained.reason === 'VaultInvalid' ? Reason.FailedToGetCredential : explained.reason;
       const terminal = err instanceof TerminalError;
       // Fresh: the pass may have written status (the issuance marker) since `dar` was read.
       await this.writeFresh(dar, ctx, (fresh) => ({
-        ...(terminal ? { phase: RequestPhase.Failed } : fresh.status?.phase ? {} : { phase: RequestPhase.Approved }),
+        ...(terminal ? { phase: RequestPhase.Failed } : fresh.status?.phase && fresh.status.phase !== RequestPhase.WaitingForApproval ? {} : { phase: RequestPhase.Approved }),
         conditions: [
           { type: ConditionType.Available, status: 'False', reason, message: rotation ? `rotating the credential (${rotation.reason}): ${message}` : message },
           ...(terminal ? [{ type: ConditionType.Failed, status: 'True' as const, reason, message }] : []),
