@@ -1,7 +1,8 @@
 // Approval that means something (issue 11), against the real stack with the admission policies of
 // manifests/admission installed and several users with different RBAC:
 //   alice: requests (leasehold-requester) and may approve (leasehold-approver) in demo;
-//   bob:   approves (leasehold-approver) in demo and shared;
+//   bob:   approves (leasehold-approver) in demo;
+//   alice and bob may also approve in shared, where a role requests from demo may use lives;
 //   carol: requests, and may write requests' status but holds no `approve`.
 // The operator runs as its own process (as a cluster administrator, as everywhere in the tests).
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
@@ -28,7 +29,8 @@ function kubeconfigOf(t: ExecutionContext<Ctx>, user: User): string {
 
 /** kubectl as a user; never throws. */
 function as(t: ExecutionContext<Ctx>, user: User, args: string[], input?: string): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(t.context.env.kubernetes.kubectl, [`--kubeconfig=${kubeconfigOf(t, user)}`, ...args], {
+  // The flag goes last: kubectl refuses flags before a plugin's name.
+  const r = spawnSync(t.context.env.kubernetes.kubectl, [...args, `--kubeconfig=${kubeconfigOf(t, user)}`], {
     input, encoding: 'utf8', env: { ...process.env, PATH: `${path.join(repo, 'bin')}:${path.join(repo, 'node_modules/.bin')}:${process.env.PATH}` },
   });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
@@ -93,7 +95,7 @@ test.before(async (t) => {
   for (const [user, role] of [['alice', 'leasehold-requester'], ['alice', 'leasehold-approver'], ['bob', 'leasehold-approver'], ['carol', 'leasehold-requester']]) {
     kubectl(env, ['-n', NS, 'create', 'rolebinding', `${user}-${role}`, `--clusterrole=${role}`, `--user=${user}`]);
   }
-  kubectl(env, ['-n', 'shared', 'create', 'rolebinding', 'bob-approver', '--clusterrole=leasehold-approver', '--user=bob']);
+  for (const user of ['alice', 'bob']) kubectl(env, ['-n', 'shared', 'create', 'rolebinding', `${user}-approver`, '--clusterrole=leasehold-approver', `--user=${user}`]);
   // carol may write requests' status (as a too-broad Role might let her) but holds no `approve`.
   kubectl(env, ['-n', NS, 'create', 'role', 'status-writer', '--verb=get,list,patch,update', '--resource=databaseaccessrequests.engine.kubevault.com', '--resource=databaseaccessrequests.engine.kubevault.com/status']);
   kubectl(env, ['-n', NS, 'create', 'rolebinding', 'carol-status-writer', '--role=status-writer', '--user=carol']);
