@@ -30,8 +30,10 @@ export const HELP: Record<CommandName, CommandHelp> = {
       'A decision is made once and is permanent: approving a request that is already approved, or was denied,\n' +
       'expired or revoked, is refused. The write is conditional on the request not having changed since it was\n' +
       'read, so two people deciding at once can\'t both win.\n\n' +
-      'Needs get on databaseaccessrequests and patch on databaseaccessrequests/status (the leasehold-approver\n' +
-      'ClusterRole).',
+      'Needs get on databaseaccessrequests, patch on databaseaccessrequests/status, and the verb approve on the\n' +
+      'PostgresRole the request names (the leasehold-approver ClusterRole has all three). With Leasehold\'s\n' +
+      'admission policies installed the API server also refuses approving your own request (four eyes), a\n' +
+      'request without the reason its role requires, and one that expired waiting (docs/approval.md).',
     flags: DECISION_FLAGS('approve', Reason.KubectlApprove),
     examples: [
       'kubectl vault approve databaseaccessrequest postgres-cred-rqst -n demo',
@@ -46,7 +48,8 @@ export const HELP: Record<CommandName, CommandHelp> = {
     description: 'Writes the Denied condition (status True) through the status subresource, naming who denied (from the\n' +
       `API server) in its message; the reason is ${Reason.KubectlDeny} unless --reason says otherwise. Denying an\n` +
       'approved request is refused (revoke it instead), as is denying twice.\n\n' +
-      'Needs get on databaseaccessrequests and patch on databaseaccessrequests/status.',
+      'Needs get on databaseaccessrequests, patch on databaseaccessrequests/status, and the verb approve on the\n' +
+      'PostgresRole the request names.',
     flags: DECISION_FLAGS('deny', Reason.KubectlDeny),
     examples: [
       'kubectl vault deny dar postgres-cred-rqst -n demo --message "use the read replica"',
