@@ -375,7 +375,9 @@ test('the install kustomization applies, and its roles let people request, appro
   await kubectlOk(t, ['create', 'rolebinding', 'bob-approves', '-n', ns, '--clusterrole=leasehold-approver', '--user=bob']);
   await kubectlOk(t, ['create', 'rolebinding', 'carol-admin', '-n', ns, '--clusterrole=leasehold-admin', '--user=carol']);
   const as = (user: 'alice' | 'bob' | 'carol') => ({ kubeconfig: env.kubernetes.users[user].kubeconfig });
-  const req = { ...accessRequest('alices'), metadata: { name: 'alices', namespace: ns } };
+  const base = accessRequest('alices');
+  // For a role in the request's namespace, where bob's RoleBinding grants `approve` on it (manifests/admission).
+  const req = { ...base, metadata: { name: 'alices', namespace: ns }, spec: { ...spec(base), roleRef: { kind: 'PostgresRole', name: 'role', namespace: ns } } };
 
   // Namespace editors may request (leasehold-requester is aggregated into edit by kube-controller-manager)...
   await eventually(t, 'alice (edit) to be allowed to create a DatabaseAccessRequest', async () =>
