@@ -227,12 +227,14 @@ export function assertMayIssue(dar: DatabaseAccessRequest, role: PostgresRole): 
 
 /** Event reasons that are part of the audit trail, on a DatabaseAccessRequest, whatever their type. */
 const AUDITED = new Set<string>([
-  'RequestApproved', 'RequestDenied', Reason.AutoApproved, Reason.ApprovalTimedOut,
+  'RequestApproved', 'RequestDenied', Reason.AutoApproved,
   Reason.SuccessfullyIssuedCredential, Reason.CredentialRotated, 'LeaseRevoked', 'OrphanLeaseRevoked', 'LeaseNotRevoked',
-  Reason.ReasonRequired, Reason.SelfApprovalForbidden,
 ]);
-/** Reasons report() records for two conditions at once (Available False and Revoked/Expired True): audited once, from the Normal one. */
-const AUDITED_NORMAL = new Set<string>([Reason.RevokedOnDemand, Reason.LeaseExpired]);
+/**
+ * Reasons report() records for two conditions at once (Available False, a Warning, and Revoked/Expired/Failed
+ * True, a Normal Event): audited once, from the Normal one.
+ */
+const AUDITED_NORMAL = new Set<string>([Reason.RevokedOnDemand, Reason.LeaseExpired, Reason.ApprovalTimedOut, Reason.ReasonRequired, Reason.SelfApprovalForbidden]);
 
 function isRequest(obj: KubernetesObject): obj is DatabaseAccessRequest {
   return obj.kind === 'DatabaseAccessRequest' || (!!(obj as DatabaseAccessRequest).spec?.roleRef && !!(obj as DatabaseAccessRequest).spec?.subjects);

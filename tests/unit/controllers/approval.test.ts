@@ -154,7 +154,8 @@ test('audited Events name who, and make one structured log line without anything
   rec.event(dar, 'Warning', 'RevokedOnDemand', 'the lease was revoked');
   rec.event(dar, 'Normal', 'RevokedOnDemand', 'lease revoked');
   rec.event(dar, 'Warning', 'LeaseRenewalFailed', 'could not renew');
-  t.deepEqual(events.map((e) => e[1]), ['SuccessfullyIssuedCredential', 'RevokedOnDemand', 'RevokedOnDemand', 'LeaseRenewalFailed']);
+  rec.event(dar, 'Warning', 'ApprovalTimedOut', 'no one decided');
+  t.deepEqual(events.map((e) => e[1]), ['SuccessfullyIssuedCredential', 'RevokedOnDemand', 'RevokedOnDemand', 'LeaseRenewalFailed', 'ApprovalTimedOut']);
   t.is(events[0]![2], 'credential issued into Secret req-x [for ServiceAccount demo/app on PostgresRole demo/role; requested by alice; approved by bob]');
   t.is(events[3]![2], 'could not renew');
   t.is(lines.length, 2);
