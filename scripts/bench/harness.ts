@@ -2,7 +2,6 @@
 // with other flags), watches on requests, Secrets and RoleBindings, the operator's Prometheus metrics and
 // /proc numbers, a raw Vault client for the baselines, and bulk creation/approval of requests.
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
-import { HttpMethod } from '@kubernetes/client-node';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
@@ -10,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import YAML from 'yaml';
-import { KubeClient } from '../../lib/runtime/kube.ts';
+import { BenchKube } from './kube.ts';
 import type { ResourceType } from '../../lib/runtime/types.ts';
 import { pinnedVersion } from '../stack/binaries.ts';
 import type { Env } from '../stack/env.ts';
@@ -114,6 +113,32 @@ export function counterDelta(before: Scrape | undefined, after: Scrape, name: st
     if (d !== 0) out[k] = d;
   }
   return out;
+}
+
+/** `after - before` summed by some labels only (e.g. verb and resource of apiserver_request_total), non-zero only. */
+export function groupedDelta(before: Scrape, after: Scrape, name: string, by: string[]): Record<string, number> {
+  const group = (sc: Scrape) => {
+    const out: Record<string, number> = {};
+    for (const s of sc.samples) {
+      if (s.name !== name) continue;
+      const k = by.map((l) => s.labels[l] ?? '').filter(Boolean).join(' ');
+      out[k] = (out[k] ?? 0) + s.value;
+    }
+    return out;
+  };
+  const b = group(before);
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(group(after))) if (v - (b[k] ?? 0) !== 0) out[k] = v - (b[k] ?? 0);
+  return Object.fromEntries(Object.entries(out).sort((x, y) => y[1] - x[1]));
+}
+
+/** What the operator and the apiserver did between two points: calls by kind, for "per grant" figures. */
+export interface Work {
+  /** Requests the apiserver served (every client: the operator, this benchmark, kube-controller-manager), by verb and resource. */
+  apiserverRequests: Record<string, number>;
+  apiserverRequestsTotal: number;
+  operatorKubeWrites: Record<string, number>;
+  operatorVaultCalls: Record<string, number>;
 }
 
 // ---- /proc ------------------------------------------------------------------------------------------------------
@@ -325,26 +350,30 @@ export interface BenchOptions {
   /** Directory for --cpu-prof profiles of the operator, when profiling. */
   cpuProfileDir?: string;
   runtime: OperatorRuntime;
+  logLevel?: string;
   /** The compiled entry point (runtime `compiled`). */
   operatorMain?: Promise<string>;
 }
 
+/** The operator's --concurrency except in the burst scenario (the flag's default). */
+export const DEFAULT_CONCURRENCY = 4;
+
 export class Bench {
-  readonly kube: KubeClient;
+  readonly kube: BenchKube;
   readonly kc: KubeConfig;
   readonly vault: RawVault;
   readonly requests: Tracker<DarState>;
   readonly secrets: Tracker<SecretState>;
   readonly bindings: Tracker<boolean>;
   operator: OperatorProcess | undefined;
-  concurrency = 4;
+  concurrency = DEFAULT_CONCURRENCY;
   /** Times the operator was started, for log names. */
   private starts = 0;
   readonly roles: { long: RoleInfo; short: RoleInfo } = { long: { name: 'bench-long', vaultRole: '' }, short: { name: 'bench-short', vaultRole: '' } };
 
   constructor(readonly env: Env, readonly opts: BenchOptions) {
     this.kc = env.kubeConfig;
-    this.kube = new KubeClient(env.kubeConfig);
+    this.kube = new BenchKube(env.kubeConfig);
     this.vault = new RawVault(env);
     this.requests = new Tracker(this.kc, this.kube, DARS, NS, (o) => o.metadata?.name, darState);
     this.secrets = new Tracker<SecretState>(this.kc, this.kube, SECRETS, NS, (o) => o.metadata?.labels?.[REQUEST_LABEL], (o) => {
@@ -419,9 +448,9 @@ export class Bench {
     const prof = this.opts.cpuProfileDir;
     if (prof) process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${prof} --cpu-prof-name=${name}.cpuprofile`.trim();
     try {
-      const main = this.opts.runtime === 'compiled' ? await this.opts.operatorMain : undefined;
-      this.operator = await launchOperator(this.env, this.opts.runtime, main, [`--concurrency=${concurrency}`, ...(this.opts.operatorArgs ?? [])], name, {
-        logLevel: 'info', readyTimeoutMs: 300_000, stopGraceMs: 35_000,
+      const main = await this.opts.operatorMain;
+      this.operator = await launchOperator(this.env, main, [`--concurrency=${concurrency}`, ...(this.opts.operatorArgs ?? [])], name, {
+        logLevel: this.opts.logLevel ?? 'info', readyTimeoutMs: 300_000, stopGraceMs: 35_000,
       });
     } finally {
       if (prof) delete process.env.NODE_OPTIONS;
@@ -445,6 +474,27 @@ export class Bench {
     return new Scrape(parseProm(await res.text()), performance.now());
   }
 
+  async apiserverScrape(): Promise<Scrape> {
+    return new Scrape(parseProm(await this.kube.metricsText()), performance.now());
+  }
+
+  /** A point to measure work from (see `workSince`). */
+  async workMark(): Promise<{ api: Scrape; op: Scrape }> {
+    const [api, op] = await Promise.all([this.apiserverScrape(), this.scrape()]);
+    return { api, op };
+  }
+
+  async workSince(mark: { api: Scrape; op: Scrape }): Promise<Work> {
+    const now = await this.workMark();
+    const api = groupedDelta(mark.api, now.api, 'apiserver_request_total', ['verb', 'resource', 'subresource']);
+    return {
+      apiserverRequests: api,
+      apiserverRequestsTotal: Object.values(api).reduce((a, b) => a + b, 0),
+      operatorKubeWrites: counterDelta(mark.op, now.op, 'kube_writes_total'),
+      operatorVaultCalls: counterDelta(mark.op, now.op, 'vault_requests_total'),
+    };
+  }
+
   operatorStats(): ProcStats | undefined {
     return procStats(this.operator?.pid);
   }
@@ -453,7 +503,7 @@ export class Bench {
    * Waits until the request controller is idle: nothing queued, no worker busy, and no reconcile finished for
    * `quietMs`. Returns the last scrape.
    */
-  async settled(timeoutMs = 600_000, quietMs = 1500): Promise<Scrape> {
+  async settled(timeoutMs = 600_000, quietMs = 750): Promise<Scrape> {
     const deadline = Date.now() + timeoutMs;
     let last = -1;
     let quietSince = performance.now();
@@ -510,7 +560,7 @@ export class Bench {
   async versions(): Promise<Versions> {
     const nodeBin = path.join(REPO_ROOT, 'node_modules/.bin/node');
     const operatorNode = fs.existsSync(nodeBin) ? execFileSync(nodeBin, ['--version'], { encoding: 'utf8' }).trim() : process.version;
-    const k8s = await this.kube.request<{ gitVersion?: string }>(HttpMethod.GET, '/version').catch(() => ({ gitVersion: `v${pinnedVersion('k8s')}` }));
+    const k8s = await this.kube.request<{ gitVersion?: string }>('GET', '/version').catch(() => ({ gitVersion: `v${pinnedVersion('k8s')}` }));
     const health = await this.vault.call('GET', 'sys/health').catch(() => ({ json: {} }));
     const c = new pg.Client({ connectionString: this.env.postgres.url });
     const postgres = await c.connect()
@@ -552,7 +602,7 @@ export class Bench {
   /** The approval a person's tool writes: an Approved condition through the status subresource. */
   async approve(name: string): Promise<void> {
     const condition = { type: 'Approved', status: 'True', reason: 'KubectlApprove', message: 'approved by the benchmark', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') };
-    await this.kube.patch(DARS, NS, name, { status: { conditions: [condition] } }, 'application/merge-patch+json', { subresource: 'status' });
+    await this.kube.patch(DARS, NS, name, { status: { conditions: [condition] } }, 'application/merge-patch+json', 'status');
   }
 
   waiting(name: string): Promise<number> {
@@ -596,6 +646,26 @@ export class Bench {
       await this.approve(n);
     });
     return sent;
+  }
+
+  /**
+   * Approves requests keeping at most `outstanding` approved-but-not-ready: issuance never queues up behind the
+   * per-role lock, so workers stay free for other work (renewals). Resolves when all are ready.
+   */
+  async approvePaced(names: readonly string[], outstanding: number, timeoutMs: number): Promise<void> {
+    await within(pool(names, outstanding, async (n) => {
+      const ready = this.ready(n);
+      await this.approve(n);
+      await ready;
+    }), timeoutMs, () => this.stuck(names, (s) => !!s?.ready));
+  }
+
+  /** Restarts the operator if its --concurrency is not `c`. */
+  async ensureConcurrency(c: number): Promise<void> {
+    if (this.concurrency !== c || !this.operator) {
+      this.log(`  restarting the operator with --concurrency=${c}`);
+      await this.restartOperator(c);
+    }
   }
 
   async waitAllReady(names: readonly string[], timeoutMs: number, progress?: string): Promise<Map<string, number>> {
@@ -666,6 +736,7 @@ export class Bench {
     this.secrets.stop();
     this.bindings.stop();
     this.vault.close();
+    this.kube.close();
     await this.stopOperator().catch(() => undefined);
   }
 }

@@ -6,7 +6,8 @@
 // versions, parameters, raw samples, summaries, targets) and an SVG plot next to it. See bench/README.md.
 //
 // Scenarios run in a fixed order, because later ones reuse the requests earlier ones made ready: latency,
-// burst, idle, memory, restart, renewal (renewal last: its short leases keep renewing).
+// burst, idle, restart, memory (its largest point is taken by restart), renewal (last: its short leases keep
+// renewing).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,7 +26,7 @@ import { renewal } from './scenarios/renewal.ts';
 import { restart } from './scenarios/restart.ts';
 import { FULL, QUICK, type MemoryPoint, type ScenarioContext, type ScenarioResult, type Sizes, type Target } from './scenarios/types.ts';
 
-const SCENARIOS = ['latency', 'burst', 'idle', 'memory', 'restart', 'renewal'] as const;
+const SCENARIOS = ['latency', 'burst', 'idle', 'restart', 'memory', 'renewal'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 const RUNNERS: Record<ScenarioName, (ctx: ScenarioContext) => Promise<ScenarioResult>> = { latency, burst, idle, memory, restart, renewal };
 
@@ -37,7 +38,9 @@ Runs Leasehold's benchmarks (issue 10) on a local stack and writes bench/results
   --scenario NAMES    only these, comma-separated or repeated: ${SCENARIOS.join(', ')}
   --concurrency LIST  operator --concurrency values for the burst scenario (default 1,4,16)
   --cpu-prof          write a V8 CPU profile of each operator process to bench/results/profiles/<timestamp>/
-  --operator RUNTIME  compiled (default: tsc output on node@24, as the image runs it) or tsx (as the tests run it)
+  --operator RUNTIME  compiled (default: tsc output on node@24, as the image runs it), tsx (as the tests run it),
+                      or the path of a built entry point (e.g. dist/lib/main.js) to benchmark that build
+  --log-level LEVEL   the operator's --log-level (default info)
 `;
 
 interface Args {
@@ -46,10 +49,13 @@ interface Args {
   concurrency?: number[];
   cpuProf: boolean;
   runtime: OperatorRuntime;
+  /** A prebuilt entry point (--operator PATH). */
+  operatorMain?: string;
+  logLevel: string;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { quick: false, scenarios: [], cpuProf: false, runtime: 'compiled' };
+  const args: Args = { quick: false, scenarios: [], cpuProf: false, runtime: 'compiled', logLevel: 'info' };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
     const value = () => {
@@ -74,8 +80,16 @@ function parseArgs(argv: string[]): Args {
       }
       case '--operator': {
         const v = value();
-        if (v !== 'compiled' && v !== 'tsx') usageError('--operator is compiled or tsx');
-        args.runtime = v as OperatorRuntime;
+        if (v === 'compiled' || v === 'tsx') {
+          args.runtime = v;
+        } else {
+          if (!fs.existsSync(v)) usageError(`--operator: ${v} is neither compiled, tsx nor an existing file`);
+          args.operatorMain = path.resolve(v);
+        }
+        break;
+      }
+      case '--log-level': {
+        args.logLevel = value();
         break;
       }
       case '-h': case '--help':
@@ -161,7 +175,9 @@ async function main(): Promise<number> {
   const t0 = performance.now();
   // The operator compiles while the stack starts.
   let operatorMain: Promise<string> | undefined;
-  if (args.runtime === 'compiled') {
+  if (args.operatorMain) {
+    operatorMain = Promise.resolve(args.operatorMain);
+  } else if (args.runtime === 'compiled') {
     buildDir = fs.mkdtempSync(path.join(os.tmpdir(), 'leasehold-bench-build-'));
     registerTempDir(buildDir);
     operatorMain = buildOperator(buildDir);
@@ -169,7 +185,7 @@ async function main(): Promise<number> {
   }
   env = await startEnv({ log: (l) => log(`  [stack] ${l}`) });
   const stackSeconds = (performance.now() - t0) / 1000;
-  bench = new Bench(env, { log, cpuProfileDir, runtime: args.runtime, operatorMain });
+  bench = new Bench(env, { log, cpuProfileDir, runtime: args.runtime, operatorMain, logLevel: args.logLevel });
   const t1 = performance.now();
   await bench.setUp({ longTtl: '24h', shortTtl: `${sizes.renewalTtlSeconds}s` });
   const setupSeconds = (performance.now() - t1) / 1000;
@@ -226,7 +242,7 @@ async function main(): Promise<number> {
     parameters: sizes,
     stack: {
       startSeconds: Math.round(stackSeconds * 10) / 10, setupSeconds: Math.round(setupSeconds * 10) / 10,
-      operator: { runtime: args.runtime, flags: ['--log-level=info', '--concurrency=<per scenario, 4 unless burst>'] },
+      operator: { runtime: args.operatorMain ? `prebuilt ${args.operatorMain}` : args.runtime, flags: [`--log-level=${args.logLevel}`, '--concurrency=<per scenario, 4 unless burst>'] },
     },
     scenarios,
     targets,

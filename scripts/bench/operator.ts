@@ -88,8 +88,8 @@ export async function startCompiledOperator(env: Env, main: string, extraArgs: s
   };
 }
 
-/** Starts the operator the chosen way. */
-export function launchOperator(env: Env, runtime: OperatorRuntime, main: string | undefined, args: string[], name: string, opts: OperatorOptions): Promise<OperatorProcess> {
-  if (runtime === 'tsx' || !main) return startOperator(env, args, name, opts);
+/** Starts the operator: a built entry point when there is one, else through tsx. */
+export function launchOperator(env: Env, main: string | undefined, args: string[], name: string, opts: OperatorOptions): Promise<OperatorProcess> {
+  if (!main) return startOperator(env, args, name, opts);
   return startCompiledOperator(env, main, args, name, opts);
 }

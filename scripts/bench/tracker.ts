@@ -3,10 +3,9 @@
 // benchmarks time the operator by its effects as any client sees them: watch events, not polling, so no poll
 // interval is added to a measured latency.
 import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
-import type { KubeClient } from '../../lib/runtime/kube.ts';
 import { resourcePath } from '../../lib/runtime/kube.ts';
 import type { ResourceType } from '../../lib/runtime/types.ts';
-import { HttpMethod } from '@kubernetes/client-node';
+import type { BenchKube } from './kube.ts';
 
 interface Waiter<S> {
   pred: (s: S) => boolean;
@@ -27,7 +26,7 @@ export class Tracker<S> {
 
   constructor(
     private readonly kc: KubeConfig,
-    private readonly kube: KubeClient,
+    private readonly kube: BenchKube,
     private readonly resource: ResourceType,
     private readonly namespace: string,
     /** The key objects are tracked by (their name, or a label), or undefined to ignore an object. */
@@ -102,7 +101,7 @@ export class Tracker<S> {
     let rv = '';
     do {
       const page = await this.kube.request<{ items?: KubernetesObject[]; metadata?: { resourceVersion?: string; continue?: string } }>(
-        HttpMethod.GET, resourcePath(this.resource, this.namespace),
+        'GET', resourcePath(this.resource, this.namespace),
         { query: { limit: 500, continue: cont, labelSelector: this.labelSelector }, timeoutMs: 120_000 },
       );
       const at = performance.now();

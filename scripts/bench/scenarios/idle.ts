@@ -49,7 +49,11 @@ export async function idle(ctx: ScenarioContext): Promise<ScenarioResult> {
       { what: `idle ${ready} ready requests, ${sizes.idleSeconds} s: Vault calls`, goal: '0', value: String(vaultCalls), met: vaultCalls === 0 },
       { what: `idle ${ready} ready requests, ${sizes.idleSeconds} s: Kubernetes writes`, goal: '0', value: String(kubeWrites), met: kubeWrites === 0 },
     ],
-    notes: [],
+    notes: [
+      ...(vaultCalls ? [`Vault calls in the window: ${Object.entries(vault).map(([k, v]) => `${v} × ${k}`).join(', ')}`] : []),
+      ...(kubeWrites ? [`Kubernetes writes in the window: ${Object.entries(writes).map(([k, v]) => `${v} × ${k}`).join(', ')}`] : []),
+      ...(Object.keys(reconciles).length ? [`reconciles in the window: ${Object.entries(reconciles).map(([k, v]) => `${v} × ${k}`).join(', ')}`] : []),
+    ],
     tables: [{
       title: `Idle: ${ready} ready requests for ${sizes.idleSeconds} s`,
       columns: ['Vault calls', 'Kubernetes writes', 'reconciles', 'operator CPU', 'CPU % of a core', 'RSS at end'],

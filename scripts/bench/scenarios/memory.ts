@@ -12,7 +12,7 @@ export async function measureMemory(bench: Bench): Promise<MemoryPoint> {
   const rss: number[] = [];
   let last;
   for (let i = 0; i < 3; i++) {
-    if (i) await sleep(1000);
+    if (i) await sleep(500);
     rss.push(bench.operatorStats()?.rssBytes ?? NaN);
     last = await bench.scrape();
   }
@@ -47,12 +47,22 @@ export async function memory(ctx: ScenarioContext): Promise<ScenarioResult> {
     }
     await memoryPointAt(ctx, n);
   }
+  let top = [...ctx.memory.values()].sort((a, b) => a.readyRequests - b.readyRequests).at(-1);
+  if (top && top.freshRssBytes === undefined && top.readyRequests > 0) {
+    await ctx.bench.restartOperator(ctx.bench.concurrency);
+    const fresh = await measureMemory(ctx.bench);
+    top = { ...top, freshRssBytes: fresh.rssBytes, freshHeapUsedBytes: fresh.heapUsedBytes };
+    ctx.memory.set(top.readyRequests, top);
+  }
   const measured = [...ctx.memory.values()].sort((a, b) => a.readyRequests - b.readyRequests);
-  const top = measured.at(-1);
   const biggest = Math.max(...points);
-  const rows = measured.map((p) => [p.readyRequests, p.requests, mb(p.rssBytes), mb(p.heapUsedBytes), mb(p.heapTotalBytes), mb(p.externalBytes)]);
-  const perRequest = measured.length >= 2 && top!.readyRequests > measured[0]!.readyRequests
-    ? (top!.rssBytes - measured[0]!.rssBytes) / (top!.readyRequests - measured[0]!.readyRequests) : NaN;
+  const rows = measured.map((p) => [p.readyRequests, p.requests, mb(p.rssBytes), mb(p.heapUsedBytes), mb(p.heapTotalBytes), mb(p.externalBytes),
+    p.freshRssBytes !== undefined ? mb(p.freshRssBytes) : '', p.freshHeapUsedBytes !== undefined ? mb(p.freshHeapUsedBytes) : '']);
+  const first = measured[0];
+  const span = top && first && top.readyRequests > first.readyRequests ? top.readyRequests - first.readyRequests : 0;
+  const perRequest = span ? (top!.rssBytes - first!.rssBytes) / span : NaN;
+  const perRequestFresh = span && top!.freshRssBytes !== undefined ? (top!.freshRssBytes - first!.rssBytes) / span : NaN;
+  const goalBytes = 200 * 1048576;
   return {
     name: 'memory',
     parameters: { points, objectsPerRequest: 'the request, its Secret, Role and RoleBinding' },
@@ -60,15 +70,23 @@ export async function memory(ctx: ScenarioContext): Promise<ScenarioResult> {
     wallSeconds: round((Date.now() - started.getTime()) / 1000, 1),
     cpu: {},
     samples: { points: measured },
-    summary: { rssBytesByReadyRequests: Object.fromEntries(measured.map((p) => [p.readyRequests, p.rssBytes])), rssBytesPerRequest: round(perRequest, 0) },
-    targets: top && top.readyRequests >= biggest ? [{
-      what: `RSS at ${top.readyRequests} ready requests`, goal: `≤ 200 MB at 5,000${biggest < 5000 ? ` (this run: ${biggest}; scaled goal not applied)` : ''}`,
-      value: mb(top.rssBytes), met: biggest >= 5000 ? top.rssBytes <= 200 * 1048576 : null,
-    }] : [],
-    notes: Number.isFinite(perRequest) ? [`about ${(perRequest / 1024).toFixed(1)} KiB of RSS per ready request between the first and last point`] : [],
+    summary: {
+      rssBytesByReadyRequests: Object.fromEntries(measured.map((p) => [p.readyRequests, p.rssBytes])),
+      freshRssBytesAtTop: top?.freshRssBytes, rssBytesPerRequest: round(perRequest, 0), freshRssBytesPerRequest: round(perRequestFresh, 0),
+    },
+    targets: top && top.readyRequests >= biggest ? [
+      { what: `RSS at ${top.readyRequests} ready requests, long-running operator`, goal: `≤ 200 MB at 5,000${biggest < 5000 ? ` (this run: ${biggest}; not judged)` : ''}`,
+        value: mb(top.rssBytes), met: biggest >= 5000 ? top.rssBytes <= goalBytes : null },
+      ...(top.freshRssBytes !== undefined ? [{ what: `RSS at ${top.readyRequests} ready requests, freshly restarted operator`, goal: `≤ 200 MB at 5,000${biggest < 5000 ? ' (not judged)' : ''}`,
+        value: mb(top.freshRssBytes), met: biggest >= 5000 ? top.freshRssBytes <= goalBytes : null }] : []),
+    ] : [],
+    notes: [
+      ...(Number.isFinite(perRequest) ? [`about ${(perRequest / 1024).toFixed(1)} KiB of RSS per ready request from the first point to the last in the long-running process`] : []),
+      ...(Number.isFinite(perRequestFresh) ? [`about ${(perRequestFresh / 1024).toFixed(1)} KiB per ready request in a freshly started process`] : []),
+    ],
     tables: [{
       title: 'Memory: operator RSS by ready requests',
-      columns: ['ready requests', 'all requests', 'RSS', 'V8 heap used', 'V8 heap total', 'external'],
+      columns: ['ready requests', 'all requests', 'RSS', 'V8 heap used', 'V8 heap total', 'external', 'RSS after restart', 'heap used after restart'],
       rows,
     }],
   };

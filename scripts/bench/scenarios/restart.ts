@@ -5,15 +5,17 @@
 // each was reconciled). New leases: Vault's lease list under <mount>/creds/<role>/ (root token) before the
 // stop and after the new process has settled: must be unchanged.
 import { mb, secs } from '../format.ts';
-import { counterDelta, sleep, type Scrape } from '../harness.ts';
+import { DEFAULT_CONCURRENCY, counterDelta, sleep, type Scrape } from '../harness.ts';
 import { round } from '../stats.ts';
+import { measureMemory } from './memory.ts';
 import type { ScenarioContext, ScenarioResult } from './types.ts';
 
 export async function restart(ctx: ScenarioContext): Promise<ScenarioResult> {
   const { bench, sizes } = ctx;
   const role = bench.roles.long;
   await bench.populate(sizes.restart);
-  await bench.settled();
+  // The long-running process's memory at this population, before it goes (the memory scenario reports it).
+  const longRunning = await measureMemory(bench);
   const started = new Date();
   const total = bench.requests.states.size;
   const ready = bench.readyCount(role.name);
@@ -21,7 +23,7 @@ export async function restart(ctx: ScenarioContext): Promise<ScenarioResult> {
   await bench.stopOperator();
   const cpu0 = bench.cpuSnapshot();
   const t0 = performance.now();
-  const startMs = await bench.startOperator(bench.concurrency);
+  const startMs = await bench.startOperator(DEFAULT_CONCURRENCY);
   const readyzMs = performance.now() - t0;
   let reconciledMs: number;
   for (;;) {
@@ -38,7 +40,9 @@ export async function restart(ctx: ScenarioContext): Promise<ScenarioResult> {
   const cpu = bench.cpuUsage(cpu0);
   const rss = bench.operatorStats()?.rssBytes ?? NaN;
   const settledScrape = await bench.settled();
-  await sleep(2000);
+  const fresh0 = await measureMemory(bench);
+  ctx.memory.set(longRunning.readyRequests, { ...longRunning, freshRssBytes: fresh0.rssBytes, freshHeapUsedBytes: fresh0.heapUsedBytes });
+  await sleep(1000);
   const after = [...await bench.vault.leases(role.vaultRole), ...await bench.vault.leases(bench.roles.short.vaultRole)];
   const fresh = after.filter((id) => !before.has(id));
   const gone = [...before].filter((id) => !after.includes(id));
@@ -57,6 +61,7 @@ export async function restart(ctx: ScenarioContext): Promise<ScenarioResult> {
       readyzMs: round(readyzMs, 1), startOperatorMs: round(startMs, 1), everyRequestReconciledMs: round(reconciledMs, 1),
       leasesBefore: before.size, leasesAfter: after.length, newLeases: fresh.length, leasesGone: gone.length,
       vaultCallsByLabel: vault, kubeWritesByLabel: writes, reconcilesByLabel: reconciles, rssAfterReconcileBytes: rss,
+      rssBeforeRestartBytes: longRunning.rssBytes, rssAfterRestartSettledBytes: fresh0.rssBytes,
     },
     targets: [
       { what: `restart with ${ready} ready requests: all reconciled`, goal: '≤ 30 s', value: secs(reconciledS), met: reconciledS <= 30 },
@@ -65,9 +70,9 @@ export async function restart(ctx: ScenarioContext): Promise<ScenarioResult> {
     notes: [],
     tables: [{
       title: `Restart with ${ready} ready requests (${total} in all)`,
-      columns: ['/readyz', 'all reconciled', 'reconciles/s', 'new leases', 'Vault calls', 'Kubernetes writes', 'RSS after'],
+      columns: ['/readyz', 'all reconciled', 'reconciles/s', 'new leases', 'Vault calls', 'Kubernetes writes', 'RSS before', 'RSS after'],
       rows: [[secs(readyzMs / 1000), secs(reconciledS), (total / reconciledS).toFixed(0), fresh.length,
-        Object.values(vault).reduce((a, b) => a + b, 0), Object.values(writes).reduce((a, b) => a + b, 0), mb(rss)]],
+        Object.values(vault).reduce((a, b) => a + b, 0), Object.values(writes).reduce((a, b) => a + b, 0), mb(longRunning.rssBytes), mb(fresh0.rssBytes)]],
     }],
   };
 }
