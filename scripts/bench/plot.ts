@@ -24,8 +24,8 @@ interface Results {
 }
 
 const W = 900;
-const H = 420;
-const PANEL = { top: 70, bottom: 60, height: H - 70 - 60 };
+const H = 440;
+const PANEL = { top: 70, bottom: 80, height: H - 70 - 80 };
 const COLORS = { operator: '#2b6cb0', status: '#63b3ed', raw: '#dd6b20' };
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -49,7 +49,7 @@ interface Group {
 }
 
 /** A grouped bar chart in the box [x, x + width] with a y axis labelled `unit`. */
-function barChart(x: number, width: number, title: string, unit: string, groups: Group[], format: (v: number) => string): string {
+function barChart(x: number, width: number, title: string, unit: string, groups: Group[], format: (v: number) => string, notes: string[] = []): string {
   const out: string[] = [];
   const y0 = PANEL.top + PANEL.height;
   const max = Math.max(0, ...groups.flatMap((g) => g.bars.map((b) => (Number.isFinite(b.value) ? b.value : 0))));
@@ -59,7 +59,7 @@ function barChart(x: number, width: number, title: string, unit: string, groups:
   for (let v = 0; v <= top + step / 2; v += step) {
     const y = y0 - scale(v);
     out.push(`<line x1="${x}" y1="${y.toFixed(1)}" x2="${x + width}" y2="${y.toFixed(1)}" stroke="#e2e8f0"/>`);
-    out.push(text(x - 6, y + 4, format(v), { size: 10, anchor: 'end', fill: '#555' }));
+    out.push(text(x - 6, y + 4, step >= 1 ? String(Math.round(v)) : format(v), { size: 10, anchor: 'end', fill: '#555' }));
   }
   out.push(text(x - 40, PANEL.top - 10, unit, { size: 10, fill: '#555' }));
   out.push(`<line x1="${x}" y1="${y0}" x2="${x + width}" y2="${y0}" stroke="#444"/>`);
@@ -76,14 +76,17 @@ function barChart(x: number, width: number, title: string, unit: string, groups:
       out.push(text(bx + (bw - 3) / 2, y0 - h - 4, format(v), { size: 9, anchor: 'middle', fill: '#333' }));
     }
     out.push(text(x + gi * gw + gw / 2, y0 + 16, g.label, { size: 11, anchor: 'middle' }));
+    if (notes[gi]) out.push(text(x + gi * gw + gw / 2, y0 + 30, notes[gi]!, { size: 10, anchor: 'middle', fill: '#555' }));
   }
   return out.join('\n');
 }
 
 function legend(x: number, y: number, items: Array<[string, string]>): string {
-  return items.map(([label, color], i) => {
-    const lx = x + i * 190;
-    return `<rect x="${lx}" y="${y - 10}" width="12" height="12" fill="${color}"/>${text(lx + 18, y, label, { size: 11 })}`;
+  let lx = x;
+  return items.map(([label, color]) => {
+    const out = `<rect x="${lx}" y="${y - 10}" width="12" height="12" fill="${color}"/>${text(lx + 18, y, label, { size: 11 })}`;
+    lx += 18 + label.length * 6.5 + 24;
+    return out;
   }).join('\n');
 }
 
@@ -101,7 +104,8 @@ export function renderSvg(r: Results): string {
         { series: 'raw Vault creds read', value: lat.rawVaultIssue![q], color: COLORS.raw },
       ],
     }));
-    parts.push(barChart(70, half, `Latency (${r.scenarios?.latency?.parameters?.requests ?? '?'} requests, one at a time)`, 'ms', groups, (v) => `${Math.round(v)}`));
+    const ratios = (['p50', 'p95', 'p99'] as const).map((q) => `${(lat.approvalToSecret![q] / lat.rawVaultIssue![q]).toFixed(1)}× raw`);
+    parts.push(barChart(70, half, `Latency (${r.scenarios?.latency?.parameters?.requests ?? '?'} requests, one at a time)`, 'ms', groups, (v) => `${Math.round(v)}`, ratios));
   } else {
     parts.push(text(70 + half / 2, H / 2, 'no latency scenario in this run', { anchor: 'middle', fill: '#888' }));
   }
@@ -114,7 +118,9 @@ export function renderSvg(r: Results): string {
         { series: 'raw Vault issues/s', value: run.rawPerSecond, color: COLORS.raw },
       ],
     }));
-    parts.push(barChart(bx, half, `Burst throughput (${r.scenarios?.burst?.parameters?.requestsPerRun ?? '?'} approved at once)`, 'per second', groups, (v) => (v < 10 ? v.toFixed(1) : `${Math.round(v)}`)));
+    const ratios = burstRuns.map((run) => `${(run.grantsPerSecond / run.rawPerSecond).toFixed(2)}× raw`);
+    parts.push(barChart(bx, half, `Burst throughput (${r.scenarios?.burst?.parameters?.requestsPerRun ?? '?'} approved at once)`, 'per second', groups,
+      (v) => (v < 10 ? v.toFixed(1) : `${Math.round(v)}`), ratios));
   } else {
     parts.push(text(bx + half / 2, H / 2, 'no burst scenario in this run', { anchor: 'middle', fill: '#888' }));
   }
