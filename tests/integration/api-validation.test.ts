@@ -367,6 +367,10 @@ test('the install kustomization applies, and its roles let people request, appro
   await kubectlOk(t, ['create', 'namespace', 'leasehold-system']);
   const dry = await kubectlOk(t, ['apply', '-k', path.join(root, 'manifests'), '--dry-run=server']);
   t.regex(dry, /deployment\.apps\/leasehold created \(server dry run\)/);
+  t.notRegex(dry, /mutatingadmissionpolic/, 'the default install needs no alpha API');
+  // Where MutatingAdmissionPolicy is served (as on the test stack), the requester policy is added on top.
+  const withRequester = await kubectlOk(t, ['apply', '-f', path.join(root, 'manifests/admission/requester-mutating.yaml'), '--dry-run=server']);
+  t.regex(withRequester, /mutatingadmissionpolicy\.admissionregistration\.k8s\.io\/leasehold-requester created \(server dry run\)/);
   await kubectlOk(t, ['apply', '-k', path.join(root, 'manifests')]);
 
   const ns = 'team';
