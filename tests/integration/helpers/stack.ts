@@ -12,7 +12,7 @@ export interface StackContext {
 /** Registers before/after hooks that start the stack for this file and stop it when the file is done. */
 export function useStack<T extends StackContext>(test: TestFn<T>): void {
   test.before(async (t) => {
-    t.timeout(45 * 60_000, 'starting the local stack (a cold machine builds binaries first)');
+    t.timeout(80 * 60_000, 'starting the local stack (a cold machine builds binaries first; `npm run stack:prepare` does it up front)');
     t.context.env = await startEnv({ log: (l) => t.log(l) });
   });
   test.after.always(async (t) => {
