@@ -125,7 +125,10 @@ test('bad SQL in creationStatements: the request reports the database\'s error a
     const o = await getCr(t.context.env, 'databaseaccessrequests', ns, 'postgres-cred-rqst');
     last = o?.status;
     return o?.status?.conditions?.find((c: Cr) => c.type === 'Available' && c.status === 'False' && /selekt/.test(c.message));
-  }, 60_000).finally(() => t.log(JSON.stringify(last)));
+  }, 60_000).catch((err: unknown) => {
+    t.log(`last status: ${JSON.stringify(last)}`);
+    throw err;
+  });
   t.is(available.reason, 'FailedToGetCredential');
   t.regex(available.message, /unrecognized privilege type "selekt"/);
   const dar = await getCr(t.context.env, 'databaseaccessrequests', ns, 'postgres-cred-rqst');
