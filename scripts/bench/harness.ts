@@ -349,6 +349,8 @@ export interface BenchOptions {
   operatorArgs?: string[];
   /** Directory for --cpu-prof profiles of the operator, when profiling. */
   cpuProfileDir?: string;
+  /** Directory for heap snapshots (taken with SIGUSR2 at memory measurements). */
+  heapSnapshotDir?: string;
   runtime: OperatorRuntime;
   logLevel?: string;
   /** The compiled entry point (runtime `compiled`). */
@@ -446,14 +448,19 @@ export class Bench {
     const name = `operator-${++this.starts}-c${concurrency}`;
     const t0 = performance.now();
     const prof = this.opts.cpuProfileDir;
-    if (prof) process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${prof} --cpu-prof-name=${name}.cpuprofile`.trim();
+    const heap = this.opts.heapSnapshotDir;
+    const nodeOptions = [
+      ...(prof ? [`--cpu-prof --cpu-prof-dir=${prof} --cpu-prof-name=${name}.cpuprofile`] : []),
+      ...(heap ? [`--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${heap}`] : []),
+    ];
+    if (nodeOptions.length) process.env.NODE_OPTIONS = nodeOptions.join(' ');
     try {
       const main = await this.opts.operatorMain;
       this.operator = await launchOperator(this.env, main, [`--concurrency=${concurrency}`, ...(this.opts.operatorArgs ?? [])], name, {
         logLevel: this.opts.logLevel ?? 'info', readyTimeoutMs: 300_000, stopGraceMs: 35_000,
       });
     } finally {
-      if (prof) delete process.env.NODE_OPTIONS;
+      if (nodeOptions.length) delete process.env.NODE_OPTIONS;
     }
     return performance.now() - t0;
   }
@@ -493,6 +500,28 @@ export class Bench {
       operatorKubeWrites: counterDelta(mark.op, now.op, 'kube_writes_total'),
       operatorVaultCalls: counterDelta(mark.op, now.op, 'vault_requests_total'),
     };
+  }
+
+  /** Writes a heap snapshot of the operator (when enabled) and waits until the file is complete. */
+  async heapSnapshot(label: string): Promise<string | undefined> {
+    const dir = this.opts.heapSnapshotDir;
+    const pid = this.operator?.pid;
+    if (!dir || !pid) return undefined;
+    const before = new Set(fs.readdirSync(dir));
+    process.kill(pid, 'SIGUSR2');
+    const file = await this.until('a heap snapshot', async () => fs.readdirSync(dir).find((f) => f.endsWith('.heapsnapshot') && !before.has(f)), 300_000, 500);
+    // Written in one go by the operator's main thread: complete once its size stops changing.
+    let size = -1;
+    for (;;) {
+      await sleep(1000);
+      const now = fs.statSync(path.join(dir, file)).size;
+      if (now === size) break;
+      size = now;
+    }
+    const named = path.join(dir, `${label}.heapsnapshot`);
+    fs.renameSync(path.join(dir, file), named);
+    this.log(`  heap snapshot: ${path.relative(REPO_ROOT, named)}`);
+    return named;
   }
 
   operatorStats(): ProcStats | undefined {

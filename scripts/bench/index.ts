@@ -41,6 +41,8 @@ Runs Leasehold's benchmarks (issue 10) on a local stack and writes bench/results
   --operator RUNTIME  compiled (default: tsc output on node@24, as the image runs it), tsx (as the tests run it),
                       or the path of a built entry point (e.g. dist/lib/main.js) to benchmark that build
   --log-level LEVEL   the operator's --log-level (default info)
+  --set NAME=VALUE    override one size, e.g. --set restart=2000 or --set memoryPoints=0,2000 (names as in the JSON's parameters)
+  --heap-snapshot     write a V8 heap snapshot of the operator at each memory measurement (next to the CPU profiles)
 `;
 
 interface Args {
@@ -52,10 +54,12 @@ interface Args {
   /** A prebuilt entry point (--operator PATH). */
   operatorMain?: string;
   logLevel: string;
+  overrides: Partial<Sizes>;
+  heapSnapshot: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { quick: false, scenarios: [], cpuProf: false, runtime: 'compiled', logLevel: 'info' };
+  const args: Args = { quick: false, scenarios: [], cpuProf: false, runtime: 'compiled', logLevel: 'info', overrides: {}, heapSnapshot: false };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
     const value = () => {
@@ -90,6 +94,15 @@ function parseArgs(argv: string[]): Args {
       }
       case '--log-level': {
         args.logLevel = value();
+        break;
+      }
+      case '--heap-snapshot': args.heapSnapshot = true; break;
+      case '--set': {
+        const [k, v] = value().split('=', 2) as [string, string | undefined];
+        if (!(k in FULL) || v === undefined) usageError(`--set takes NAME=VALUE with NAME one of ${Object.keys(FULL).join(', ')}`);
+        const nums = v!.split(',').map(Number);
+        if (nums.some((x) => !Number.isFinite(x) || x < 0)) usageError(`--set ${k}: ${v} is not a number (or a comma-separated list)`);
+        (args.overrides as Record<string, unknown>)[k] = Array.isArray(FULL[k as keyof Sizes]) ? nums : nums[0];
         break;
       }
       case '-h': case '--help':
@@ -162,11 +175,11 @@ function onSignal(sig: NodeJS.Signals): void {
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
-  const sizes: Sizes = { ...(args.quick ? QUICK : FULL), ...(args.concurrency ? { concurrency: args.concurrency } : {}) };
+  const sizes: Sizes = { ...(args.quick ? QUICK : FULL), ...(args.concurrency ? { concurrency: args.concurrency } : {}), ...args.overrides };
   const timestamp = new Date(startedAtMs).toISOString().replace(/[:.]/g, '-');
   const resultsDir = path.join(REPO_ROOT, 'bench/results');
   fs.mkdirSync(resultsDir, { recursive: true });
-  const cpuProfileDir = args.cpuProf ? path.join(resultsDir, 'profiles', timestamp) : undefined;
+  const cpuProfileDir = args.cpuProf || args.heapSnapshot ? path.join(resultsDir, 'profiles', timestamp) : undefined;
   if (cpuProfileDir) fs.mkdirSync(cpuProfileDir, { recursive: true });
   const loadavgStart = os.loadavg();
   log(`Leasehold bench (${args.quick ? 'quick' : 'full'}): ${args.scenarios.join(', ')}; ${os.cpus().length} CPUs, load ${loadavgStart.map((x) => x.toFixed(2)).join(' ')}`);
@@ -185,7 +198,8 @@ async function main(): Promise<number> {
   }
   env = await startEnv({ log: (l) => log(`  [stack] ${l}`) });
   const stackSeconds = (performance.now() - t0) / 1000;
-  bench = new Bench(env, { log, cpuProfileDir, runtime: args.runtime, operatorMain, logLevel: args.logLevel });
+  bench = new Bench(env, { log, cpuProfileDir: args.cpuProf ? cpuProfileDir : undefined, heapSnapshotDir: args.heapSnapshot ? cpuProfileDir : undefined,
+    runtime: args.runtime, operatorMain, logLevel: args.logLevel });
   const t1 = performance.now();
   await bench.setUp({ longTtl: '24h', shortTtl: `${sizes.renewalTtlSeconds}s` });
   const setupSeconds = (performance.now() - t1) / 1000;

@@ -7,7 +7,7 @@ import { NS, sleep, type Bench } from '../harness.ts';
 import { round } from '../stats.ts';
 import type { MemoryPoint, ScenarioContext, ScenarioResult } from './types.ts';
 
-export async function measureMemory(bench: Bench): Promise<MemoryPoint> {
+export async function measureMemory(bench: Bench, label?: string): Promise<MemoryPoint> {
   await bench.settled();
   const rss: number[] = [];
   let last;
@@ -17,6 +17,7 @@ export async function measureMemory(bench: Bench): Promise<MemoryPoint> {
     last = await bench.scrape();
   }
   rss.sort((a, b) => a - b);
+  await bench.heapSnapshot(`${label ?? 'memory'}-${bench.readyCount(bench.roles.long.name)}-ready`);
   return {
     readyRequests: bench.readyCount(bench.roles.long.name),
     requests: bench.requests.states.size,

@@ -15,7 +15,7 @@ export async function restart(ctx: ScenarioContext): Promise<ScenarioResult> {
   const role = bench.roles.long;
   await bench.populate(sizes.restart);
   // The long-running process's memory at this population, before it goes (the memory scenario reports it).
-  const longRunning = await measureMemory(bench);
+  const longRunning = await measureMemory(bench, 'long-running');
   const started = new Date();
   const total = bench.requests.states.size;
   const ready = bench.readyCount(role.name);
@@ -40,7 +40,7 @@ export async function restart(ctx: ScenarioContext): Promise<ScenarioResult> {
   const cpu = bench.cpuUsage(cpu0);
   const rss = bench.operatorStats()?.rssBytes ?? NaN;
   const settledScrape = await bench.settled();
-  const fresh0 = await measureMemory(bench);
+  const fresh0 = await measureMemory(bench, 'restarted');
   ctx.memory.set(longRunning.readyRequests, { ...longRunning, freshRssBytes: fresh0.rssBytes, freshHeapUsedBytes: fresh0.heapUsedBytes });
   await sleep(1000);
   const after = [...await bench.vault.leases(role.vaultRole), ...await bench.vault.leases(bench.roles.short.vaultRole)];
