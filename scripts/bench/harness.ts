@@ -157,19 +157,62 @@ export interface ProcStats {
   rssBytes: number;
 }
 
-export function procStats(pid: number | undefined): ProcStats | undefined {
-  if (!pid) return undefined;
+/** utime, stime, cutime, cstime (in ticks) and the parent pid of a process, from /proc/<pid>/stat. */
+function statOf(pid: number): { own: number; reaped: number; ppid: number } | undefined {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // After the command: state is field 3, so utime (14) … cstime (17) are at indexes 11 … 14.
-    const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
-    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    const rssKb = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
-    return { cpuSeconds: ticks / CLK_TCK, rssBytes: rssKb * 1024 };
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // After the command, state is field 3: ppid is 4, utime (14) … cstime (17) are at indexes 11 … 14.
+    return { own: Number(f[11]) + Number(f[12]), reaped: Number(f[13]) + Number(f[14]), ppid: Number(f[1]) };
   } catch {
     return undefined;
   }
+}
+
+export function procStats(pid: number | undefined): ProcStats | undefined {
+  if (!pid) return undefined;
+  const st = statOf(pid);
+  if (!st) return undefined;
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const rssKb = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+    return { cpuSeconds: (st.own + st.reaped) / CLK_TCK, rssBytes: rssKb * 1024 };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * CPU seconds of a process tree: the process, its reaped children and its live descendants. Counting the live
+ * ones matters for PostgreSQL (a backend per connection): a backend's CPU would otherwise all land in the
+ * window in which it exits (cutime of the postmaster), e.g. Vault's pool connections closed during a restart.
+ */
+function treeCpuSeconds(root: number, children: Map<number, number[]>, stats: Map<number, { own: number; reaped: number }>): number {
+  let ticks = 0;
+  const stack = [root];
+  while (stack.length) {
+    const pid = stack.pop()!;
+    const st = stats.get(pid);
+    if (st) ticks += st.own + st.reaped;
+    stack.push(...(children.get(pid) ?? []));
+  }
+  return ticks / CLK_TCK;
+}
+
+function processTable(): { children: Map<number, number[]>; stats: Map<number, { own: number; reaped: number }> } {
+  const children = new Map<number, number[]>();
+  const stats = new Map<number, { own: number; reaped: number }>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    const st = statOf(pid);
+    if (!st) continue;
+    stats.set(pid, st);
+    const list = children.get(st.ppid) ?? [];
+    list.push(pid);
+    children.set(st.ppid, list);
+  }
+  return { children, stats };
 }
 
 /** Machine-wide busy and total CPU seconds (all cores) from /proc/stat. */
@@ -349,6 +392,8 @@ export interface BenchOptions {
   operatorArgs?: string[];
   /** Directory for --cpu-prof profiles of the operator, when profiling. */
   cpuProfileDir?: string;
+  /** NODE_OPTIONS for the operator (V8 flags such as --max-old-space-size). */
+  nodeOptions?: string;
   /** Directory for heap snapshots (taken with SIGUSR2 at memory measurements). */
   heapSnapshotDir?: string;
   runtime: OperatorRuntime;
@@ -450,6 +495,7 @@ export class Bench {
     const prof = this.opts.cpuProfileDir;
     const heap = this.opts.heapSnapshotDir;
     const nodeOptions = [
+      ...(this.opts.nodeOptions ? [this.opts.nodeOptions] : []),
       ...(prof ? [`--cpu-prof --cpu-prof-dir=${prof} --cpu-prof-name=${name}.cpuprofile`] : []),
       ...(heap ? [`--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${heap}`] : []),
     ];
@@ -555,12 +601,9 @@ export class Bench {
 
   cpuSnapshot(): CpuSnapshot {
     const byComponent: Record<string, number> = {};
-    for (const [name, pid] of Object.entries(this.env.pids)) {
-      const s = procStats(pid);
-      if (s) byComponent[name] = s.cpuSeconds;
-    }
-    const op = this.operatorStats();
-    if (op) byComponent.operator = op.cpuSeconds;
+    const { children, stats } = processTable();
+    const pids: Record<string, number | undefined> = { ...this.env.pids, operator: this.operator?.pid };
+    for (const [name, pid] of Object.entries(pids)) if (pid && stats.has(pid)) byComponent[name] = treeCpuSeconds(pid, children, stats);
     const me = process.cpuUsage();
     byComponent.benchmark = (me.user + me.system) / 1e6;
     return { at: performance.now(), machine: machineCpu(), byComponent };

@@ -41,6 +41,7 @@ Runs Leasehold's benchmarks (issue 10) on a local stack and writes bench/results
   --operator RUNTIME  compiled (default: tsc output on node@24, as the image runs it), tsx (as the tests run it),
                       or the path of a built entry point (e.g. dist/lib/main.js) to benchmark that build
   --log-level LEVEL   the operator's --log-level (default info)
+  --node-options STR  NODE_OPTIONS for the operator process, e.g. "--max-old-space-size=192"
   --set NAME=VALUE    override one size, e.g. --set restart=2000 or --set memoryPoints=0,2000 (names as in the JSON's parameters)
   --heap-snapshot     write a V8 heap snapshot of the operator at each memory measurement (next to the CPU profiles)
 `;
@@ -56,6 +57,7 @@ interface Args {
   logLevel: string;
   overrides: Partial<Sizes>;
   heapSnapshot: boolean;
+  nodeOptions?: string;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -97,6 +99,7 @@ function parseArgs(argv: string[]): Args {
         break;
       }
       case '--heap-snapshot': args.heapSnapshot = true; break;
+      case '--node-options': args.nodeOptions = value(); break;
       case '--set': {
         const [k, v] = value().split('=', 2) as [string, string | undefined];
         if (!(k in FULL) || v === undefined) usageError(`--set takes NAME=VALUE with NAME one of ${Object.keys(FULL).join(', ')}`);
@@ -199,7 +202,7 @@ async function main(): Promise<number> {
   env = await startEnv({ log: (l) => log(`  [stack] ${l}`) });
   const stackSeconds = (performance.now() - t0) / 1000;
   bench = new Bench(env, { log, cpuProfileDir: args.cpuProf ? cpuProfileDir : undefined, heapSnapshotDir: args.heapSnapshot ? cpuProfileDir : undefined,
-    runtime: args.runtime, operatorMain, logLevel: args.logLevel });
+    runtime: args.runtime, operatorMain, logLevel: args.logLevel, nodeOptions: args.nodeOptions });
   const t1 = performance.now();
   await bench.setUp({ longTtl: '24h', shortTtl: `${sizes.renewalTtlSeconds}s` });
   const setupSeconds = (performance.now() - t1) / 1000;
@@ -256,7 +259,7 @@ async function main(): Promise<number> {
     parameters: sizes,
     stack: {
       startSeconds: Math.round(stackSeconds * 10) / 10, setupSeconds: Math.round(setupSeconds * 10) / 10,
-      operator: { runtime: args.operatorMain ? `prebuilt ${args.operatorMain}` : args.runtime, flags: [`--log-level=${args.logLevel}`, '--concurrency=<per scenario, 4 unless burst>'] },
+      operator: { runtime: args.operatorMain ? `prebuilt ${args.operatorMain}` : args.runtime, flags: [`--log-level=${args.logLevel}`, '--concurrency=<per scenario, 4 unless burst>'], nodeOptions: args.nodeOptions ?? '' },
     },
     scenarios,
     targets,
