@@ -1,21 +1,23 @@
 // The operator's controllers, as the entry point (lib/main.ts) registers them. Each controller reads its kinds
 // from shared watch caches and enqueues keys; dependents are enqueued when what they depend on changes.
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { AppBinding, DatabaseAccessRequest, PostgresRole, SecretEngine } from '../api/index.ts';
+import { DATABASE_ACCESS_REQUEST, Labels, MANAGED_BY, type AppBinding, type DatabaseAccessRequest, type PostgresRole, type SecretEngine } from '../api/index.ts';
 import { enqueueMapped, enqueueObject, enqueueOwner, specOrMetadataChanged, stripSecretData, type ObjectKey } from '../lib/runtime/index.ts';
 import type { ControllerDeps, ControllerRegistration } from '../lib/runtime/registration.ts';
 import { AppBindingReconciler } from './appbinding/reconciler.ts';
 import { DatabaseAccessRequestReconciler } from './databaseaccessrequest/reconciler.ts';
 import { PostgresRoleReconciler } from './postgresrole/reconciler.ts';
 import { SecretEngineReconciler } from './secretengine/reconciler.ts';
-import type { Caches, ControllerContext } from './shared/context.ts';
-import { APP_BINDINGS, DATABASE_ACCESS_REQUESTS, POSTGRES_ROLES, SECRET_ENGINES, SECRETS } from './shared/resources.ts';
+import type { Caches, ControllerContext, Grant } from './shared/context.ts';
+import { APP_BINDINGS, DATABASE_ACCESS_REQUESTS, POSTGRES_ROLES, ROLE_BINDINGS, ROLES, SECRET_ENGINES, SECRETS } from './shared/resources.ts';
 import { VaultConnections } from './shared/vault-connections.ts';
 
 export type { ControllerDeps, ControllerRegistration };
 
 const key = (namespace: string | undefined, name: string): ObjectKey => ({ namespace: namespace ?? '', name });
 const ns = (o: KubernetesObject) => o.metadata?.namespace ?? '';
+const OURS = `${Labels.managedBy}=${MANAGED_BY}`;
+const REQUEST_OWNER = { group: DATABASE_ACCESS_REQUEST.group, kind: DATABASE_ACCESS_REQUEST.kind };
 
 /** The Approved/Denied conditions, which people write: the only status changes the controller reacts to. */
 function decisionChanged(a: DatabaseAccessRequest, b: DatabaseAccessRequest): boolean {
@@ -31,6 +33,9 @@ export function buildControllers(deps: ControllerDeps): ControllerRegistration[]
     requests: deps.cache<DatabaseAccessRequest>(DATABASE_ACCESS_REQUESTS),
     // Metadata only: the data of no Secret is ever kept in memory.
     secrets: deps.cache<KubernetesObject & { type?: string }>(SECRETS, { transform: stripSecretData }),
+    // Only the Roles and RoleBindings Leasehold made (a label selector), to compare without reading them.
+    grantRoles: deps.cache<Grant>(ROLES, { labelSelector: OURS }),
+    grantBindings: deps.cache<Grant>(ROLE_BINDINGS, { labelSelector: OURS }),
   };
   // Who depends on what: the reverse references, kept as cache indexes.
   caches.secretEngines.addIndex('appbinding', (e) => [
@@ -91,7 +96,10 @@ export function buildControllers(deps: ControllerDeps): ControllerRegistration[]
     .watch(caches.requests, enqueueObject<DatabaseAccessRequest>({ predicate: (a, b) => specOrMetadataChanged(a, b) || decisionChanged(a, b) }))
     // Status changes of a role (it became ready) matter to its requests: every change counts.
     .watch(caches.postgresRoles, enqueueMapped((r) => caches.requests.byIndex('role', `${ns(r)}/${r.metadata.name}`).map((d) => key(ns(d), d.metadata.name ?? ''))))
-    .watch(caches.secrets, enqueueOwner({ group: 'engine.kubevault.com', kind: 'DatabaseAccessRequest' }));
+    // What a request owns: changed or deleted by someone, it is put back at once.
+    .watch(caches.secrets, enqueueOwner(REQUEST_OWNER))
+    .watch(caches.grantRoles, enqueueOwner(REQUEST_OWNER))
+    .watch(caches.grantBindings, enqueueOwner(REQUEST_OWNER));
 
   return [
     { name: 'appbinding', controller: appBindings },

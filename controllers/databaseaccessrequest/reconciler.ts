@@ -10,9 +10,11 @@
 // leaves an attempt that isn't `completed`: the next pass looks up the role's leases issued since the attempt
 // started that no request, no Secret and no lease issued by this process records, and revokes them before
 // issuing again. A crash between the Secret and status is healed by adopting the Secret's lease, but only if the
-// Secret names the current attempt (so a rotation never adopts the lease it is replacing). Issuance is
-// serialised per Vault role in the process, so the only unrecorded leases in that window are the crashed
-// attempt's own.
+// Secret names the current attempt (so a rotation never adopts the lease it is replacing). Per Vault role, a
+// sweep runs alone: it waits for this process's issuing calls under that role to return (each lease is
+// remembered as soon as Vault hands it over) and holds new ones back while it looks, so the only unrecorded
+// leases it can find are the crashed attempt's own. Issuing calls share the role otherwise: requests are issued
+// in parallel, up to --concurrency.
 //
 // Rotation is issuance again, with the old lease kept: one status write (resourceVersion precondition) moves
 // status.lease to status.previousLeases (no revokeAt yet) and marks status.rotation under way; the issuance
@@ -34,13 +36,13 @@ import {
   type AppBinding, type DatabaseAccessRequest, type PostgresRole,
 } from '../../api/index.ts';
 import {
-  DONE, PatchType, RetryableError, TerminalError, addFinalizer, controllerOwnerRef, deepEqual, describeError, hasFinalizer, isNotFound, patchStatus,
-  removeFinalizer, requeueAfter, rfc3339, type ObjectKey, type ReconcileContext, type Reconciler, type ResourceType, type Result,
+  DONE, KeyedReadWriteLock, PatchType, RetryableError, TerminalError, addFinalizer, controllerOwnerRef, deepEqual, describeError, hasFinalizer, isConflict, isNotFound, patchStatus,
+  removeFinalizer, requeueAfter, rfc3339, type ObjectKey, type ReconcileContext, type Reconciler, type ResourceType, type Result, type WatchCache,
 } from '../../lib/runtime/index.ts';
 import type { LeasedCredential, VaultClient } from '../../lib/vault/client.ts';
 import { VaultRequestError } from '../../lib/vault/errors.ts';
 import { crashPoint } from '../../lib/faults.ts';
-import type { ControllerContext } from '../shared/context.ts';
+import type { ControllerContext, Grant } from '../shared/context.ts';
 import { leasePrefix } from '../shared/names.ts';
 import { desiredStatus, explain, report } from '../shared/report.ts';
 import { DATABASE_ACCESS_REQUESTS, ROLE_BINDINGS, ROLES, SECRETS } from '../shared/resources.ts';
@@ -104,13 +106,19 @@ export function rotateRequestToken(value: string | undefined): string | undefine
   return value.length <= 128 ? value : `sha256:${crypto.createHash('sha256').update(value).digest('hex')}`;
 }
 
+/** The key issuance and sweeps of one Vault role share. */
+function roleKey(mount: string, vaultRole: string): string {
+  return `${mount}/${vaultRole}`;
+}
+
 function pendingRotation(dar: DatabaseAccessRequest): Rotation | undefined {
   const r = dar.status?.rotation;
   return r?.requestedAt && !r.completedAt ? r : undefined;
 }
 
 export class DatabaseAccessRequestReconciler implements Reconciler {
-  private readonly roleLocks = new Map<string, Promise<unknown>>();
+  /** Per Vault role (mount/role): issuing calls hold it shared, a sweep alone. */
+  private readonly roleGate = new KeyedReadWriteLock();
   readonly metrics: LeaseMetrics;
   private readonly approvals: Approvals;
   /** uid → when this process first saw the request approved and not yet issued (issuance latency). */
@@ -189,7 +197,7 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
         return requeueAfter(60_000);
       }
       const conn = await this.c.connections.forAppBinding(target.vaultAppBinding, ctx.signal);
-      dar = await this.withRoleLock(`${target.mount}/${vaultRole}`, () => this.issue(dar, role, target, vaultRole, conn, layout, ctx));
+      dar = await this.issue(dar, role, target, vaultRole, conn, layout, ctx);
       await this.ensureGrants(dar, ctx);
       dar = await this.restartTargets(dar, ctx);
       return this.wake(dar, role, ctx);
@@ -295,8 +303,11 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
     const rotateToken = rotateRequestToken(dar.metadata.annotations?.[Annotations.rotateNow]);
 
     const { client, ownedBy } = await conn.issuingClient();
-    let cred: LeasedCredential = await client.issueCredential(target.mount, vaultRole);
-    this.rememberIssued(cred.leaseId, ctx.now().getTime());
+    let cred: LeasedCredential = await this.roleGate.shared(roleKey(target.mount, vaultRole), async () => {
+      const issued = await client.issueCredential(target.mount, vaultRole);
+      this.rememberIssued(issued.leaseId, ctx.now().getTime());
+      return issued;
+    });
     crashPoint('crash-after-issue'); // the window exactly-once must survive: issued, recorded nowhere
     try {
       let ttl = this.requestedTtlSeconds(dar, role);
@@ -312,7 +323,7 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
       const now = ctx.now();
       const rotatedAt = rotation ? rfc3339(now) : undefined;
       const data = renderSecretData(layout.templates, templateView(layout.address, cred));
-      await this.writeSecret(dar, secretName, data, { leaseId: cred.leaseId, attempt: issuance.attempt!, rotatedAt, layout: layout.hash }, ctx);
+      await this.writeSecret(dar, secretName, data, { leaseId: cred.leaseId, attempt: issuance.attempt!, rotatedAt, layout: layout.hash, first: !prior }, ctx);
       crashPoint('crash-after-secret'); // the other window: in the Secret, not in status
       return await this.complete(dar, {
         leaseId: cred.leaseId, durationSeconds: cred.leaseDurationSeconds, renewable: cred.renewable, issuedAt: rfc3339(now),
@@ -450,7 +461,12 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
 
   /** Revokes leases of the role issued since an unfinished attempt started that nothing records. */
   private async sweep(dar: DatabaseAccessRequest, attempt: Issuance, vault: VaultClient, ctx: ReconcileContext): Promise<void> {
-    if (!attempt.mount || !attempt.role || !attempt.startedAt) return;
+    const { mount, role, startedAt } = attempt;
+    if (!mount || !role || !startedAt) return;
+    await this.roleGate.exclusive(roleKey(mount, role), () => this.sweepAlone(dar, { mount, role, startedAt }, vault, ctx));
+  }
+
+  private async sweepAlone(dar: DatabaseAccessRequest, attempt: { mount: string; role: string; startedAt: string }, vault: VaultClient, ctx: ReconcileContext): Promise<void> {
     const recorded = new Set<string>(this.issuedHere.keys());
     for (const r of this.c.caches.requests.list()) {
       if (r.status?.lease?.id) recorded.add(r.status.lease.id);
@@ -480,10 +496,11 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
     }
   }
 
+  /** Writes the credential into the request's Secret; `first`: none was written before, so try creating it. */
   private async writeSecret(dar: DatabaseAccessRequest, name: string, data: Record<string, string>,
-    a: { leaseId: string; attempt: string; rotatedAt?: string; layout: string }, ctx: ReconcileContext): Promise<void> {
+    a: { leaseId: string; attempt: string; rotatedAt?: string; layout: string; first: boolean }, ctx: ReconcileContext): Promise<void> {
     const ns = dar.metadata.namespace ?? '';
-    const existing = await this.c.kube.tryGet<SecretMeta>(SECRETS, ns, name, ctx);
+    const existing = a.first ? undefined : await this.c.kube.tryGet<SecretMeta>(SECRETS, ns, name, ctx);
     if (existing && !existing.metadata?.ownerReferences?.some((o) => o.uid === dar.metadata.uid)) {
       throw new TerminalError(Reason.FailedToCreateSecret, `Secret ${ns}/${name} exists and is not owned by this request`);
     }
@@ -503,11 +520,24 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
       },
       data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'utf8').toString('base64')])),
     };
-    if (!existing) await this.c.kube.create(SECRETS, ns, body as never, ctx);
-    else await this.c.kube.replace(SECRETS, ns, name, body as never, ctx);
+    if (existing) {
+      await this.c.kube.replace(SECRETS, ns, name, body as never, ctx);
+      return;
+    }
+    try {
+      await this.c.kube.create(SECRETS, ns, body as never, ctx);
+    } catch (err) {
+      // There after all (a pass that stopped before recording it): look, and write over it if it is ours.
+      if (!a.first || !isConflict(err)) throw err;
+      await this.writeSecret(dar, name, data, { ...a, first: false }, ctx);
+    }
   }
 
-  /** A Role allowing `get` on exactly the credential Secret, bound to spec.subjects; both owned by the request. */
+  /**
+   * A Role allowing `get` on exactly the credential Secret, bound to spec.subjects; both owned by the request.
+   * Compared with the watch caches (ours only, by label), so a pass whose grants are right makes no call; a
+   * change or deletion of either wakes the request (controllers/index.ts) and is put right at once.
+   */
   private async ensureGrants(dar: DatabaseAccessRequest, ctx: ReconcileContext): Promise<void> {
     const ns = dar.metadata.namespace ?? '';
     const secretName = dar.status?.secret?.name;
@@ -521,16 +551,32 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
         ? { kind: 'ServiceAccount', name: s.name, namespace: s.namespace ?? ns }
         : { kind: s.kind, name: s.name, apiGroup: 'rbac.authorization.k8s.io' }),
     };
-    await this.ensure(ROLES, ns, role, ['rules'], ctx);
-    await this.ensure(ROLE_BINDINGS, ns, binding, ['roleRef', 'subjects'], ctx);
+    await this.ensure(ROLES, this.c.caches.grantRoles, role, ['rules'], ctx);
+    await this.ensure(ROLE_BINDINGS, this.c.caches.grantBindings, binding, ['roleRef', 'subjects'], ctx);
   }
 
-  private async ensure(resource: typeof ROLES, ns: string, desired: { metadata: { name: string } } & Record<string, unknown>, fields: string[], ctx: ReconcileContext): Promise<void> {
-    const existing = await this.c.kube.tryGet<{ metadata: { resourceVersion?: string } } & Record<string, unknown>>(resource, ns, desired.metadata.name, ctx);
+  private async ensure(resource: ResourceType, cache: WatchCache<Grant>, desired: { metadata: { name: string; namespace: string } } & Record<string, unknown>,
+    fields: string[], ctx: ReconcileContext): Promise<void> {
+    const { name, namespace: ns } = desired.metadata;
+    let existing: Grant | undefined = cache.get(ns, name);
     if (!existing) {
-      await this.c.kube.create(resource, ns, desired as never, ctx);
-    } else if (fields.some((f) => !deepEqual(existing[f], desired[f]))) {
-      await this.c.kube.replace(resource, ns, desired.metadata.name, { ...desired, metadata: { ...desired.metadata, resourceVersion: existing.metadata.resourceVersion } } as never, ctx);
+      try {
+        await this.c.kube.create(resource, ns, desired as never, ctx);
+        return;
+      } catch (err) {
+        if (!isConflict(err)) throw err;
+      }
+      // There already (the cache hadn't caught up, or someone else's object of that name): look at it.
+      existing = await this.c.kube.tryGet<Grant>(resource, ns, name, ctx);
+      if (!existing) throw new RetryableError('Conflict', `${resource.kind} ${ns}/${name} was being deleted as it was created`);
+    }
+    const current = existing as Record<string, unknown>;
+    if (!fields.some((f) => !deepEqual(current[f], desired[f]))) return;
+    try {
+      await this.c.kube.replace(resource, ns, name, { ...desired, metadata: { ...desired.metadata, resourceVersion: existing.metadata?.resourceVersion } } as never, ctx);
+    } catch (err) {
+      if (isConflict(err)) throw new RetryableError('Conflict', `${resource.kind} ${ns}/${name} changed since it was read`, { cause: err });
+      throw err;
     }
   }
 
@@ -892,15 +938,4 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
     }
   }
 
-  private async withRoleLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.roleLocks.get(key) ?? Promise.resolve();
-    const run = previous.catch(() => undefined).then(fn);
-    const tail = run.catch(() => undefined);
-    this.roleLocks.set(key, tail);
-    try {
-      return await run;
-    } finally {
-      if (this.roleLocks.get(key) === tail) this.roleLocks.delete(key);
-    }
-  }
 }

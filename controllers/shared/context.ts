@@ -11,7 +11,14 @@ export interface Caches {
   requests: WatchCache<DatabaseAccessRequest>;
   /** Every Secret, metadata only (no data is cached). */
   secrets: WatchCache<KubernetesObject & { type?: string }>;
+  /** The Roles that let a request's subjects read its Secret (labelled managed-by Leasehold). */
+  grantRoles: WatchCache<Grant>;
+  /** Their RoleBindings (same label). */
+  grantBindings: WatchCache<Grant>;
 }
+
+/** A Role or RoleBinding as the controllers compare it. */
+export type Grant = KubernetesObject & { rules?: unknown; roleRef?: unknown; subjects?: unknown };
 
 export interface ControllerContext {
   kube: KubeClient;

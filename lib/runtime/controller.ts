@@ -12,7 +12,7 @@ import { systemClock, type Clock } from './clock.ts';
 import { describeError, nullLogger, type Logger } from './logging.ts';
 import type { Metrics } from './metrics.ts';
 import { isControlledBy } from './owners.ts';
-import { TerminalError, keyFromString, keyOf, keyToString, type ObjectKey, type Reconciler, type Result } from './types.ts';
+import { RetryableError, TerminalError, keyFromString, keyOf, keyToString, type ObjectKey, type Reconciler, type Result } from './types.ts';
 import type { CacheEventHandler } from './watch.ts';
 import { WorkQueue, type BackoffPolicy } from './workqueue.ts';
 
@@ -313,7 +313,10 @@ export class Controller {
     }
     if (!(err instanceof Error)) this.metrics?.reconcilePanics.labels(this.name).inc();
     const reason = (err as { reason?: unknown })?.reason;
-    log.error('reconcile failed; will retry', {
+    // A write refused because the object changed since the cache showed it is optimistic concurrency doing its
+    // job (typically the cache not having caught up with this controller's own last write): retried, not news.
+    const level = err instanceof RetryableError && reason === 'Conflict' ? 'debug' : 'error';
+    log[level]('reconcile failed; will retry', {
       ...(typeof reason === 'string' ? { reason } : {}),
       error: describeError(err),
       retries: this.queue.numRequeues(key),

@@ -4,6 +4,7 @@ export * from './clock.ts';
 export * from './logging.ts';
 export * from './metrics.ts';
 export * from './workqueue.ts';
+export * from './keyed-rwlock.ts';
 export * from './kube.ts';
 export * from './watch.ts';
 export * from './controller.ts';

@@ -4,6 +4,7 @@
 // classified (KubeApiError) with a message that never carries headers or request bodies, and every write is
 // counted in kube_writes_total so an idle operator can be shown to write nothing.
 import { HttpMethod, IsomorphicFetchHttpLibrary, RequestContext, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { reuseConnections } from './connection-reuse.ts';
 import type { Metrics } from './metrics.ts';
 import type { ResourceType } from './types.ts';
 
@@ -95,6 +96,8 @@ export class KubeClient {
   private readonly metrics: Metrics | undefined;
 
   constructor(kubeConfig: KubeConfig, opts: { metrics?: Metrics } = {}) {
+    // Keep-alive connections for this client and for every watch made from the same KubeConfig.
+    reuseConnections(kubeConfig);
     this.kubeConfig = kubeConfig;
     this.metrics = opts.metrics;
   }

@@ -2,6 +2,7 @@
 //  - the token is passed per call in a fresh headers object, never through `requestOptions.headers`, which
 //    node-vault mutates and would keep sending a stale token after a re-login;
 //  - kubernetes login always passes `mount_point` (see auth.ts), or node-vault posts to `/v1/auth//login`.
+// And a third: `request()` ignores `requestOptions` (the HTTPS agent with the CA bundle); use the verb helpers.
 // node-vault's `debug` output includes request bodies: never run the operator with DEBUG=node-vault.
 import https from 'node:https';
 import vault from 'node-vault';
@@ -70,8 +71,10 @@ export class NodeVaultClient implements VaultClient {
 
   async health() {
     try {
-      // sys/health answers non-200 for sealed/standby; node-vault resolves those with the body.
-      const body = (await this.raw.request({ path: '/sys/health?standbyok=true&perfstandbyok=true', method: 'GET' })) as {
+      // sys/health answers non-200 for sealed/standby; node-vault resolves those with the body. `read`, not
+      // `request`: only the verb helpers merge the client's requestOptions, so `request` would go out without
+      // the agent that carries the AppBinding's CA bundle, and fail TLS verification.
+      const body = (await this.raw.read('sys/health?standbyok=true&perfstandbyok=true')) as {
         initialized?: boolean; sealed?: boolean; standby?: boolean; version?: string;
       };
       this.observe('health', 'success');

@@ -14,8 +14,8 @@ import type { ResourceType } from '../../lib/runtime/types.ts';
 import { pinnedVersion } from '../stack/binaries.ts';
 import type { Env } from '../stack/env.ts';
 import { REPO_ROOT, SAMPLES_DIR, configureVaultForOperator, guideManifests, installCrdsAsync, kubectlAsync, vaultRequest } from '../stack/leasehold-setup.ts';
-import type { OperatorProcess } from '../stack/operator.ts';
-import { launchOperator, type OperatorRuntime } from './operator.ts';
+import { startOperator, type OperatorProcess } from '../stack/operator.ts';
+import type { OperatorRuntime } from './operator.ts';
 import { Tracker } from './tracker.ts';
 
 export const GROUP = 'engine.kubevault.com';
@@ -499,15 +499,10 @@ export class Bench {
       ...(prof ? [`--cpu-prof --cpu-prof-dir=${prof} --cpu-prof-name=${name}.cpuprofile`] : []),
       ...(heap ? [`--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${heap}`] : []),
     ];
-    if (nodeOptions.length) process.env.NODE_OPTIONS = nodeOptions.join(' ');
-    try {
-      const main = await this.opts.operatorMain;
-      this.operator = await launchOperator(this.env, main, [`--concurrency=${concurrency}`, ...(this.opts.operatorArgs ?? [])], name, {
-        logLevel: this.opts.logLevel ?? 'info', readyTimeoutMs: 300_000, stopGraceMs: 35_000,
-      });
-    } finally {
-      if (nodeOptions.length) delete process.env.NODE_OPTIONS;
-    }
+    this.operator = await startOperator(this.env, [`--concurrency=${concurrency}`, ...(this.opts.operatorArgs ?? [])], name, {
+      logLevel: this.opts.logLevel ?? 'info', readyTimeoutMs: 300_000, stopGraceMs: 35_000,
+      entryPoint: await this.opts.operatorMain, nodeOptions: nodeOptions.length ? nodeOptions.join(' ') : undefined,
+    });
     return performance.now() - t0;
   }
 

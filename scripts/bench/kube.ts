@@ -1,7 +1,7 @@
 // The benchmark's own Kubernetes client: JSON over one keep-alive HTTPS agent. Not the runtime's KubeClient:
-// that one goes through client-node's applySecurityAuthentication, which builds a new undici Agent (so a new
-// TLS connection, and a re-read of the CA file) for every request; the benchmark's thousands of creates and
-// approvals would load the apiserver with handshakes and be measured as the operator's cost.
+// the instrument stays apart from what it measures, so a change to the operator's transport (such as
+// lib/runtime/connection-reuse.ts) changes the operator's numbers only, never the load the benchmark itself puts
+// on the apiserver.
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import fs from 'node:fs';
 import https from 'node:https';

@@ -1,6 +1,7 @@
 // Runs the operator as its own process (as in production) against the local stack: `node --import tsx
-// lib/main.ts` in its own process group, logging to a file under the stack's directory, health and metrics on free
-// ports of 127.0.0.1. Used by `npm run demo` and the integration tests.
+// lib/main.ts` (or a compiled entry point, as the benchmarks run it) in its own process group, logging to a file
+// under the stack's directory, health and metrics on free ports of 127.0.0.1. Used by `npm run demo`, the
+// integration tests and `npm run bench`.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Env } from './env.ts';
@@ -31,10 +32,14 @@ export interface OperatorOptions {
   readyTimeoutMs?: number;
   /** How long a graceful stop may take before SIGKILL (default 35 s: the operator's own grace is 30 s). */
   stopGraceMs?: number;
+  /** A compiled lib/main.js to run with plain node (default: lib/main.ts through tsx). */
+  entryPoint?: string;
+  /** NODE_OPTIONS for the operator's process (profiling, heap limits). */
+  nodeOptions?: string;
 }
 
 /** The Node.js to run the operator on: the node@24 dev dependency when installed, else this process's. */
-function nodeBinary(): string {
+export function nodeBinary(): string {
   const local = path.join(REPO_ROOT, 'node_modules/.bin/node');
   return fs.existsSync(local) ? local : process.execPath;
 }
@@ -46,7 +51,7 @@ export async function startOperator(env: Env, extraArgs: string[] = [], name = '
     name,
     command: nodeBinary(),
     args: [
-      '--import', 'tsx', path.join(REPO_ROOT, 'lib/main.ts'),
+      ...(opts.entryPoint ? [opts.entryPoint] : ['--import', 'tsx', path.join(REPO_ROOT, 'lib/main.ts')]),
       `--kubeconfig=${env.kubernetes.kubeconfig}`,
       `--health-probe-bind-address=127.0.0.1:${health}`,
       `--metrics-bind-address=127.0.0.1:${metrics}`,
@@ -55,7 +60,7 @@ export async function startOperator(env: Env, extraArgs: string[] = [], name = '
       ...extraArgs,
     ],
     cwd: REPO_ROOT,
-    env: { PATH: pathWithPlugin() },
+    env: { PATH: pathWithPlugin(), ...(opts.nodeOptions ? { NODE_OPTIONS: opts.nodeOptions } : {}) },
     logFile,
     stopGraceMs: opts.stopGraceMs ?? 35_000,
   });
@@ -65,7 +70,7 @@ export async function startOperator(env: Env, extraArgs: string[] = [], name = '
     await waitFor('the operator to report /readyz', async () => {
       if (!proc.running) throw new FatalStartError(`the operator exited before it was ready:\n${proc.tail(40)}`);
       return (await request({ url: `${healthUrl}/readyz` })).status === 200;
-    }, opts.readyTimeoutMs ?? 60_000, 200);
+    }, opts.readyTimeoutMs ?? 60_000, 100);
   } catch (err) {
     await proc.kill();
     throw err;

@@ -1,7 +1,7 @@
 // KubeVault's PostgreSQL guide, step by step, with its own manifests (addresses aside), against the real
 // stack and the operator running as its own process.
 import anyTest, { type TestFn } from 'ava';
-import { AuthorizationV1Api, CoreV1Api } from '@kubernetes/client-node';
+import { AuthorizationV1Api, CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import pg from 'pg';
@@ -28,6 +28,13 @@ function kubectlVault(t: { context: Ctx }, args: string[]): string {
   return execFileSync(env.kubernetes.kubectl, ['vault', ...args, `--kubeconfig=${env.kubernetes.kubeconfig}`], {
     encoding: 'utf8', env: { ...process.env, PATH: `${path.join(repo, 'bin')}:${path.join(repo, 'node_modules/.bin')}:${process.env.PATH}` },
   });
+}
+
+/** Whether `user` may read the Secret `name` in demo, as the apiserver decides it. */
+async function canGet(t: { context: Ctx }, user: string, name: string): Promise<boolean | undefined> {
+  const authz = t.context.env.kubeConfig.makeApiClient(AuthorizationV1Api);
+  const review = await authz.createSubjectAccessReview({ body: { spec: { user, resourceAttributes: { namespace: 'demo', verb: 'get', resource: 'secrets', name } } } });
+  return review.status?.allowed;
 }
 
 test.before(async (t) => {
@@ -63,6 +70,17 @@ test('the SecretEngine enables the mount and reaches phase Success', async (t) =
   const conn = (await vaultRequest(t.context.env, 'GET', 'my-postgres-se/config/k8s.-.demo.postgres-app')).body as { data: { plugin_name: string; allowed_roles: string[] } };
   t.is(conn.data.plugin_name, 'postgresql-database-plugin');
   t.deepEqual(conn.data.allowed_roles, ['*']);
+});
+
+test('the Vault AppBinding reports Vault reachable through its own CA bundle, and leases owned by the issuer token', async (t) => {
+  const ab = await eventually(t, 'AppBinding vault Ready=True', async () => {
+    const o = await getCr(t, 'appbindings', 'vault');
+    return o?.status?.conditions?.find((c: { type: string }) => c.type === 'Ready')?.status === 'True' ? o : undefined;
+  }, 60_000);
+  const ready = ab.status.conditions.find((c: { type: string }) => c.type === 'Ready');
+  t.is(ready.reason, 'Reachable');
+  t.regex(ready.message, /answers; logged in/);
+  t.is(ab.status.conditions.find((c: { type: string }) => c.type === 'LeaseOwnership')?.status, 'True');
 });
 
 test('the PostgresRole becomes the Vault role k8s.-.demo.psql-role with the guide\'s fields', async (t) => {
@@ -103,10 +121,24 @@ test('a request waits for approval, then yields a Secret whose login can read bu
   t.is(rows.rows[0].n, 2);
   await t.throwsAsync(() => login(env, username, password, 'INSERT INTO items VALUES (3)'), { message: /permission denied/ });
 
-  const authz = env.kubeConfig.makeApiClient(AuthorizationV1Api);
-  const canGet = async (user: string) => (await authz.createSubjectAccessReview({ body: { spec: { user, resourceAttributes: { namespace: 'demo', verb: 'get', resource: 'secrets', name: dar.status.secret.name } } } })).status?.allowed;
-  t.true(await canGet('system:serviceaccount:demo:demo-sa'));
-  t.false(await canGet('system:serviceaccount:demo:someone-else'));
+  t.true(await canGet(t, 'system:serviceaccount:demo:demo-sa', dar.status.secret.name));
+  t.false(await canGet(t, 'system:serviceaccount:demo:someone-else', dar.status.secret.name));
+});
+
+test('the subjects\' access stays as the request says: a deleted RoleBinding and a widened Role are put back', async (t) => {
+  const { env } = t.context;
+  const name = (await getCr(t, 'databaseaccessrequests', 'postgres-cred-rqst'))!.status.secret.name as string;
+  kubectl(env, ['-n', 'demo', 'delete', 'rolebinding', name]);
+  kubectl(env, ['-n', 'demo', 'patch', 'role', name, '--type=json', '-p', JSON.stringify([{ op: 'replace', path: '/rules/0/verbs', value: ['get', 'list', 'watch'] }])]);
+  const rbac = env.kubeConfig.makeApiClient(RbacAuthorizationV1Api);
+  await eventually(t, 'the RoleBinding back and the Role\'s verbs get only', async () => {
+    const [binding, role] = await Promise.all([
+      rbac.readNamespacedRoleBinding({ namespace: 'demo', name }).catch(() => undefined),
+      rbac.readNamespacedRole({ namespace: 'demo', name }),
+    ]);
+    return !!binding && JSON.stringify(role.rules?.[0]?.verbs) === '["get"]';
+  }, 30_000);
+  t.true(await canGet(t, 'system:serviceaccount:demo:demo-sa', name));
 });
 
 test('the credential outlives the operator\'s login token, and deleting the request revokes it', async (t) => {
