@@ -9,6 +9,7 @@
 // burst, idle, restart, memory (its largest point is taken by restart), renewal (last: its short leases keep
 // renewing).
 import fs from 'node:fs';
+import YAML from 'yaml';
 import os from 'node:os';
 import path from 'node:path';
 import { startEnv, type Env } from '../stack/env.ts';
@@ -41,7 +42,8 @@ Runs Leasehold's benchmarks (issue 10) on a local stack and writes bench/results
   --operator RUNTIME  compiled (default: tsc output on node@24, as the image runs it), tsx (as the tests run it),
                       or the path of a built entry point (e.g. dist/lib/main.js) to benchmark that build
   --log-level LEVEL   the operator's --log-level (default info)
-  --node-options STR  NODE_OPTIONS for the operator process, e.g. "--max-old-space-size=192"
+  --node-options STR  NODE_OPTIONS for the operator process (default: the Deployment's, from
+                      manifests/operator/deployment.yaml; "" for none)
   --set NAME=VALUE    override one size, e.g. --set restart=2000 or --set memoryPoints=0,2000 (names as in the JSON's parameters)
   --heap-snapshot     write a V8 heap snapshot of the operator at each memory measurement (next to the CPU profiles)
 `;
@@ -58,6 +60,20 @@ interface Args {
   overrides: Partial<Sizes>;
   heapSnapshot: boolean;
   nodeOptions?: string;
+}
+
+/** NODE_OPTIONS as the Deployment sets them: the benchmark measures the operator as it is deployed. */
+function deploymentNodeOptions(): string {
+  const file = path.join(REPO_ROOT, 'manifests/operator/deployment.yaml');
+  for (const doc of YAML.parseAllDocuments(fs.readFileSync(file, 'utf8'))) {
+    const d = doc.toJS() as { kind?: string; spec?: { template?: { spec?: { containers?: { env?: { name: string; value?: string }[] }[] } } } };
+    if (d?.kind !== 'Deployment') continue;
+    for (const c of d.spec?.template?.spec?.containers ?? []) {
+      const v = c.env?.find((e) => e.name === 'NODE_OPTIONS')?.value;
+      if (v !== undefined) return v;
+    }
+  }
+  return '';
 }
 
 function parseArgs(argv: string[]): Args {
@@ -202,7 +218,7 @@ async function main(): Promise<number> {
   env = await startEnv({ log: (l) => log(`  [stack] ${l}`) });
   const stackSeconds = (performance.now() - t0) / 1000;
   bench = new Bench(env, { log, cpuProfileDir: args.cpuProf ? cpuProfileDir : undefined, heapSnapshotDir: args.heapSnapshot ? cpuProfileDir : undefined,
-    runtime: args.runtime, operatorMain, logLevel: args.logLevel, nodeOptions: args.nodeOptions });
+    runtime: args.runtime, operatorMain, logLevel: args.logLevel, nodeOptions: args.nodeOptions ?? deploymentNodeOptions() });
   const t1 = performance.now();
   await bench.setUp({ longTtl: '24h', shortTtl: `${sizes.renewalTtlSeconds}s` });
   const setupSeconds = (performance.now() - t1) / 1000;
@@ -259,7 +275,7 @@ async function main(): Promise<number> {
     parameters: sizes,
     stack: {
       startSeconds: Math.round(stackSeconds * 10) / 10, setupSeconds: Math.round(setupSeconds * 10) / 10,
-      operator: { runtime: args.operatorMain ? `prebuilt ${args.operatorMain}` : args.runtime, flags: [`--log-level=${args.logLevel}`, '--concurrency=<per scenario, 4 unless burst>'], nodeOptions: args.nodeOptions ?? '' },
+      operator: { runtime: args.operatorMain ? `prebuilt ${args.operatorMain}` : args.runtime, flags: [`--log-level=${args.logLevel}`, '--concurrency=<per scenario, 4 unless burst>'], nodeOptions: args.nodeOptions ?? deploymentNodeOptions() },
     },
     scenarios,
     targets,
