@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import { LOG_LEVELS, type LogLevel } from './runtime/logging.ts';
 import { parseBindAddress } from './runtime/health.ts';
+import { parseDurationMs } from '../api/duration.ts';
 
 export interface Config {
   /** Path to a kubeconfig; undefined means in-cluster (then ~/.kube/config). */
@@ -86,21 +87,20 @@ function defaults(readFile: (path: string) => string | undefined): Config {
   };
 }
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** Go-style durations: `90s`, `10m`, `1h30m`, `500ms`; a bare `0` is zero. Returns milliseconds. */
+/**
+ * Go-style durations for flags: `90s`, `10m`, `1h30m`, `500ms`; a bare `0` is zero. Returns milliseconds. The
+ * grammar is api/duration.ts's (the CRDs' durations); only a bare number other than 0, which the API reads as
+ * seconds for KubeVault's sake, is refused here: on a command line it is more likely a slip.
+ */
 export function parseDuration(text: string): number {
   const s = text.trim();
   if (s === '0') return 0;
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
-  let total = 0;
-  let matched = 0;
-  for (let m = re.exec(s); m; m = re.exec(s)) {
-    total += Number(m[1]) * UNITS[m[2]!]!;
-    matched = re.lastIndex;
+  try {
+    if (/^\d+$/.test(s)) throw new Error('no unit');
+    return Math.round(parseDurationMs(s));
+  } catch {
+    throw new Error(`invalid duration "${text}" (use e.g. 30s, 10m, 1h30m)`);
   }
-  if (s === '' || matched !== s.length) throw new Error(`invalid duration "${text}" (use e.g. 30s, 10m, 1h30m)`);
-  return Math.round(total);
 }
 
 function convert(flag: Flag, raw: string, source: string): Config[keyof Config] {
