@@ -163,6 +163,12 @@ export function duePrevious(previous: readonly PreviousLease[], nowMs: number): 
   return { due, keep, ...(nextAtMs !== undefined ? { nextAtMs } : {}) };
 }
 
+/** The rotate-now value as status keeps it: as is, or its hash when long. */
+export function rotateRequestToken(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  return value.length <= 128 ? value : `sha256:${crypto.createHash('sha256').update(value).digest('hex')}`;
+}
+
 /** The rotate-now annotation holds a value not handled yet. */
 export function rotateRequested(annotation: string | undefined, lastHandled: string | undefined): boolean {
   return !!annotation && annotation !== lastHandled;

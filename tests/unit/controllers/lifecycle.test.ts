@@ -1,9 +1,8 @@
 import test from 'ava';
 import {
   MAX_PREVIOUS_LEASES, RotationReason, addPrevious, duePrevious, earliest, jitterFraction, leaseStep, renewAtMs, renewalTruncated,
-  retirePrevious, rotateRequested, type PreviousLease,
+  retirePrevious, rotateRequestToken, rotateRequested, type PreviousLease,
 } from '../../../controllers/databaseaccessrequest/decide.ts';
-import { rotateRequestToken } from '../../../controllers/databaseaccessrequest/reconciler.ts';
 
 const T0 = Date.parse('2026-03-01T12:00:00Z');
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
