@@ -25,14 +25,13 @@ export class RequestControllerState {
   /** Lease id → when this process issued it. */
   readonly issuedHere = new Map<string, number>();
 
+  /** approval (issue 11): audited Events (decisions, issuance, rotation, revocation) also make a structured log line. */
+  readonly events: ReturnType<typeof auditingRecorder>;
+
   constructor(readonly c: ControllerContext, registry?: Registry) {
     this.metrics = new LeaseMetrics(registry);
+    this.events = auditingRecorder(c.events('leasehold-databaseaccessrequest'), c.log);
     this.approvals = new Approvals(c.kube, this.events); // approval (issue 11)
-  }
-
-  get events() {
-    // approval (issue 11): audited Events (decisions, issuance, rotation, revocation) also make a structured log line.
-    return auditingRecorder(this.c.events('leasehold-databaseaccessrequest'), this.c.log);
   }
 
   cachedRole(dar: DatabaseAccessRequest): PostgresRole | undefined {

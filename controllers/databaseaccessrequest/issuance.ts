@@ -231,8 +231,7 @@ async function sweepAlone(state: RequestControllerState, dar: DatabaseAccessRequ
     if (recorded.has(leaseId)) continue;
     const info = await vault.lookupLease(leaseId);
     if (!info?.issueTime || Date.parse(info.issueTime) < since) continue;
-    await vault.revokeLease(leaseId);
-    state.metrics.revocations.labels('unrecorded', 'success').inc();
+    if ((await revokeCounted(state, vault, leaseId, 'orphan')) === 'gone') continue;
     state.events.event(dar, 'Warning', 'OrphanLeaseRevoked', `revoked lease ${leaseId}: it was issued for this request before a restart and never recorded`);
     ctx.log.warn('revoked an unrecorded lease', { leaseId, namespace: dar.metadata.namespace, name: dar.metadata.name });
   }

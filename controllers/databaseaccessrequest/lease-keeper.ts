@@ -162,7 +162,12 @@ async function rotate(state: RequestControllerState, dar: DatabaseAccessRequest,
   let previous: PreviousLease[] = st.previousLeases ?? [];
   let overflow: PreviousLease[] = [];
   if (lease?.id) ({ previous, overflow } = addPrevious(previous, { id: lease.id, ...(st.issuance?.vaultAppBinding ? { vaultAppBinding: st.issuance.vaultAppBinding } : {}) }));
-  for (const p of overflow) await revokePrevious(state, dar, p, ctx, 'rotation', `more than ${MAX_PREVIOUS_LEASES} rotations within a grace period`).catch(() => undefined);
+  // One that can't be revoked now stays recorded (over the cap): it is revoked when its grace period ends.
+  const unrevoked: PreviousLease[] = [];
+  for (const p of overflow) {
+    await revokePrevious(state, dar, p, ctx, 'rotation', `more than ${MAX_PREVIOUS_LEASES} rotations within a grace period`).catch(() => unrevoked.push(p));
+  }
+  previous = [...unrevoked, ...previous];
   const notAfter = dar.spec.renew === false && lease?.expiresAt ? lease.expiresAt : undefined;
   const now = ctx.now();
   dar = await state.write(dar, ctx, {

@@ -3,7 +3,9 @@
 //                                                            renewed (the series goes when the request ends);
 //   leasehold_lease_renewals_total{outcome}                  success | truncated (max TTL reached) | refused | error;
 //   leasehold_credential_rotations_total{reason,outcome}     success | error (an attempt to issue the new one failed);
-//   leasehold_lease_revocations_total{reason,outcome}        success | gone (already revoked) | error;
+//   leasehold_lease_revocations_total{reason,outcome}        success | gone (already revoked) | error; reason
+//                                                            orphan: found by the sweep after a crash, unrecorded:
+//                                                            given back at once when recording it failed;
 //   leasehold_issuance_latency_seconds                       from the approval seen to the credential in its Secret
 //                                                            (first issuance only; measured within one process).
 // No label carries a lease id or anything secret; request names are the one per-object label, on the gauge only.
