@@ -14,7 +14,7 @@
 // in a pod-template annotation afterwards; status.rotation.restartedAt records that it was done, and the value
 // is the same on a retry, so a workload is restarted once per rotation.
 import {
-  Annotations, ConditionType, Reason, RequestPhase, formatDuration, type DatabaseAccessRequest, type PostgresRole,
+  Annotations, ConditionType, Reason, formatDuration, type DatabaseAccessRequest, type PostgresRole,
 } from '../../api/index.ts';
 import {
   DONE, PatchType, RetryableError, isNotFound, patchStatus, requeueAfter, rfc3339, type ReconcileContext, type ResourceType, type Result,
@@ -28,10 +28,10 @@ import {
   DEFAULT_RENEW_FRACTION, MAX_PREVIOUS_LEASES, RotationReason, addPrevious, duePrevious, earliest, leaseStep, renewalTruncated, rotateRequestToken,
   rotateRequested, type PreviousLease,
 } from './decide.ts';
-import { clearSecret } from './ending.ts';
+import { expire } from './ending.ts';
 import { ensureGrants } from './grants.ts';
 import { requestedTtlSeconds } from './issuance.ts';
-import { revokeCounted, revokePrevious } from './revocation.ts';
+import { revokePrevious } from './revocation.ts';
 
 /** A failed renewal or rollout restart is retried after at most this long. */
 const RETRY_MS = 30_000;
@@ -234,28 +234,5 @@ async function markAvailable(state: RequestControllerState, dar: DatabaseAccessR
   return state.write(dar, ctx, {
     conditions: [{ type: ConditionType.Available, status: 'True', reason: Reason.SuccessfullyIssuedCredential, message: `credential in Secret ${dar.status?.secret?.name}; lease ${dar.status?.lease?.id}` }],
   });
-}
-
-export async function expire(state: RequestControllerState, dar: DatabaseAccessRequest, ctx: ReconcileContext): Promise<Result> {
-  const leaseId = dar.status?.lease?.id;
-  // Vault ends the lease by its own clock, status keeps times to the second, and dropping the login in the
-  // database takes a moment: revoking makes sure the login is dead once the phase says Expired. Anything
-  // rotated out before is ended too.
-  if (leaseId) {
-    const conn = await state.connectionOf(dar, ctx);
-    if (conn) await revokeCounted(state, conn.client, leaseId, 'expiry');
-  }
-  for (const p of dar.status?.previousLeases ?? []) await revokePrevious(state, dar, p, ctx, 'expiry', 'the request expired').catch(() => undefined);
-  await clearSecret(state, dar, ctx);
-  await state.write(dar, ctx, {
-    phase: RequestPhase.Expired,
-    remove: ['previousLeases'],
-    conditions: [
-      { type: ConditionType.Available, status: 'False', reason: Reason.LeaseExpired, message: 'the lease ran out (spec.renew is false); the credential was removed from the Secret' },
-      { type: ConditionType.Expired, status: 'True', reason: Reason.LeaseExpired, message: `lease ${leaseId ?? ''} expired` },
-    ],
-  });
-  state.forget(dar);
-  return DONE;
 }
 

@@ -26,10 +26,10 @@ import { assertMayIssue } from './approval.ts';
 import { RequestControllerState } from './controller-state.ts';
 import { reportTemplateProblems, secretLayout } from './credential-secret.ts';
 import { decide, namespaceAllowed } from './decide.ts';
-import { finalize, revokeNow } from './ending.ts';
+import { expire, finalize, revokeNow } from './ending.ts';
 import { ensureGrants } from './grants.ts';
 import { issue, pendingRotation } from './issuance.ts';
-import { expire, maintain, restartTargets, wake } from './lease-keeper.ts';
+import { maintain, restartTargets, wake } from './lease-keeper.ts';
 import type { LeaseMetrics } from './metrics.ts';
 
 export class DatabaseAccessRequestReconciler implements Reconciler {
