@@ -66,10 +66,15 @@ export async function renewal({ bench, sizes }: ScenarioContext): Promise<Scenar
     const vault = counterDelta(before, after, 'vault_requests_total');
     const writes = counterDelta(before, after, 'kube_writes_total');
     // What the TTLs make due: each request renews about every ttl × (2/3 − jitter), jitter uniform in [0, 0.1).
-    const expected = n / (ttl * (DEFAULT_RENEW_FRACTION - 0.05));
+    const renewalInterval = ttl * (DEFAULT_RENEW_FRACTION - 0.05);
+    const expected = n / renewalInterval;
     const rate = inWindow.length / seconds;
     const peakToMean = buckets.max / buckets.mean;
     const states = [...bench.requests.states.values()].filter((s: DarState) => s.role === role.name);
+    // Rates and the spread need a few rounds of renewals: requests approved within seconds of each other renew
+    // together in their first term and drift apart from then on (each renews at its own fraction of the term).
+    const judged = sizes.renewalObserveSeconds >= 3 * renewalInterval;
+    const notJudged = judged ? [] : [`the window (${sizes.renewalObserveSeconds} s) is under 3 renewal intervals (${renewalInterval.toFixed(0)} s each): rates and spread are indicative only, not judged`];
     return {
       name: 'renewal',
       parameters: { requests: n, ttlSeconds: ttl, observeSeconds: sizes.renewalObserveSeconds, renewFraction: DEFAULT_RENEW_FRACTION, maxJitter: 0.1, approvalsOutstanding: 2 },
@@ -86,10 +91,10 @@ export async function renewal({ bench, sizes }: ScenarioContext): Promise<Scenar
       },
       targets: [
         { what: `renewals keep up (${n} leases of ${ttl} s)`, goal: `≈ ${perSec(expected)} due; lateness p99 well under the ${(ttl / 3).toFixed(0)} s left in a term`,
-          value: `${perSec(rate)}; lateness p99 ${ms(lateness.p99)}`, met: rate >= 0.9 * expected && lateness.p99 < (ttl * 1000) / 3 },
-        { what: 'no thundering herd', goal: 'peak 1-s bucket ≤ 3× mean', value: `peak ${buckets.max}/s, mean ${buckets.mean.toFixed(1)}/s (${ratio(peakToMean)})`, met: peakToMean <= 3 },
+          value: `${perSec(rate)}; lateness p99 ${ms(lateness.p99)}`, met: judged ? rate >= 0.9 * expected && lateness.p99 < (ttl * 1000) / 3 : null },
+        { what: 'no thundering herd', goal: 'peak 1-s bucket ≤ 3× mean', value: `peak ${buckets.max}/s, mean ${buckets.mean.toFixed(1)}/s (${ratio(peakToMean)})`, met: judged ? peakToMean <= 3 : null },
       ],
-      notes: [],
+      notes: notJudged,
       tables: [{
         title: `Renewal: ${n} requests with ${ttl} s leases, watched for ${sizes.renewalObserveSeconds} s`,
         columns: ['renewals', 'renewals/s', 'due/s', 'per-s p50', 'per-s max', 'lateness p50', 'p99', 'renewed at term p5–p95'],
