@@ -10,7 +10,7 @@
 //   grants.ts            the Role and RoleBinding that let spec.subjects read the Secret;
 //   credential-secret.ts the Secret's annotations, its layout (templates, database address), re-rendering;
 //   revocation.ts        revoking leases (counted), a rotated-out lease's grace period;
-//   ending.ts            revoke-now and deletion;
+//   ending.ts            revoke-now, expiry (spec.renew false) and deletion;
 //   controller-state.ts  what they share: context, metrics, Events, approvals, what this process remembers.
 import type { Registry } from 'prom-client';
 import { Annotations, ConditionType, FINALIZER, Reason, RequestPhase, type DatabaseAccessRequest, type PostgresRole } from '../../api/index.ts';
