@@ -201,3 +201,30 @@ test('an operator killed between issuing and recording leaves exactly one live l
   t.is((await leases()).length, 1);
   t.is((await login(env, username, password)).rows[0].one, 1);
 });
+
+test('requests issued in parallel when the operator is killed: afterwards each holds one live lease, and no other lease is left', async (t) => {
+  const { env } = t.context;
+  const ns = 'crash-parallel';
+  await readyRole(t, ns);
+  const names = Array.from({ length: 6 }, (_, i) => `rqst-${i}`);
+  for (const name of names) apply(t, sampleIn('50-postgres-access-request.yaml', ns, name), ns);
+  for (const name of names) await phase(t, 'databaseaccessrequests', ns, name, 'WaitingForApproval', 30_000);
+  await t.context.operator.stop();
+  // Killed at the third issue: by then some requests are recorded and others are in flight.
+  process.env.LEASEHOLD_FAULT_INJECTION = 'crash-after-issue@3';
+  const doomed = await startOperator(env, ['--operator-service-account=leasehold-system/vault', '--concurrency=4'], 'operator-crashing');
+  delete process.env.LEASEHOLD_FAULT_INJECTION;
+  await Promise.all(names.map((name) => decide(env, ns, name, 'Approved')));
+  await eventually(t, 'the operator to die right after issuing', async () => !doomed.running, 60_000);
+  const prefix = `se-${ns}/creds/k8s.-.${ns}.psql-role`;
+  const leases = async () => ((await vaultRequest(env, 'LIST', `sys/leases/lookup/${prefix}`, undefined, { allowError: true })).body as { data?: { keys?: string[] } } | undefined)?.data?.keys ?? [];
+  const afterCrash = await leases();
+  t.true(afterCrash.length >= 1, 'the crash left at least one unrecorded lease');
+  t.log(`${afterCrash.length} lease(s) live when the operator died`);
+
+  t.context.operator = await startOperator(env, ['--operator-service-account=leasehold-system/vault', '--concurrency=4']);
+  const recorded: string[] = [];
+  for (const name of names) recorded.push((await issued(t, ns, name)).status.lease.id);
+  t.is(new Set(recorded).size, names.length, 'one lease per request, none shared');
+  t.deepEqual((await leases()).map((k) => `${prefix}/${k}`).sort(), [...recorded].sort(), 'the live leases are exactly the recorded ones');
+});
