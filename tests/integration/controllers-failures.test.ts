@@ -5,12 +5,12 @@ import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { CoreV1Api } from '@kubernetes/client-node';
 import pg from 'pg';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
-import { startOperator, type OperatorProcess } from './helpers/operator.ts';
+import { OperatorSlot, startOperator } from './helpers/operator.ts';
 import { configureVaultForOperator, installCrds, kubectl } from './helpers/setup.ts';
 import { vaultRequest } from './helpers/vault.ts';
 import { credentialsOf, decide, getCr, guideBindings, login, sampleIn, type Cr } from './helpers/leasehold.ts';
 
-type Ctx = StackContext & { operator: OperatorProcess };
+type Ctx = StackContext & { operator: OperatorSlot };
 const test = anyTest as TestFn<Ctx>;
 useStack(test);
 
@@ -28,7 +28,7 @@ test.before(async (t) => {
   await admin.connect();
   await admin.query('CREATE TABLE IF NOT EXISTS items (id int)');
   await admin.end();
-  t.context.operator = await startOperator(env, ['--operator-service-account=leasehold-system/vault']);
+  t.context.operator = new OperatorSlot(await startOperator(env, ['--operator-service-account=leasehold-system/vault']));
   (t.context.cleanups ??= []).push(async () => {
     await t.context.operator.stop();
     if (process.env.LEASEHOLD_TEST_LOGS) process.stderr.write(t.context.operator.logs());
@@ -185,7 +185,7 @@ test('an operator killed between issuing and recording leaves exactly one live l
   const before = await getCr(env, 'databaseaccessrequests', ns, 'postgres-cred-rqst');
   t.falsy(before.status.lease, 'and no request records it');
 
-  t.context.operator = await startOperator(env, ['--operator-service-account=leasehold-system/vault']);
+  await t.context.operator.replace(() => startOperator(env, ['--operator-service-account=leasehold-system/vault']));
   const dar = await issued(t, ns);
   const live = await leases();
   t.deepEqual(live.map((k) => `${prefix}/${k}`), [dar.status.lease.id], 'one live lease, the recorded one');
@@ -193,8 +193,7 @@ test('an operator killed between issuing and recording leaves exactly one live l
   t.is((await login(env, username, password)).rows[0].one, 1);
 
   // A plain restart afterwards issues nothing new and the credential keeps working.
-  await t.context.operator.stop();
-  t.context.operator = await startOperator(env, ['--operator-service-account=leasehold-system/vault']);
+  await t.context.operator.replace(() => startOperator(env, ['--operator-service-account=leasehold-system/vault']));
   await new Promise((r) => setTimeout(r, 3000));
   const after = await getCr(env, 'databaseaccessrequests', ns, 'postgres-cred-rqst');
   t.is(after.status.lease.id, dar.status.lease.id);
@@ -222,7 +221,7 @@ test('requests issued in parallel when the operator is killed: afterwards each h
   t.true(afterCrash.length >= 1, 'the crash left at least one unrecorded lease');
   t.log(`${afterCrash.length} lease(s) live when the operator died`);
 
-  t.context.operator = await startOperator(env, ['--operator-service-account=leasehold-system/vault', '--concurrency=4']);
+  await t.context.operator.replace(() => startOperator(env, ['--operator-service-account=leasehold-system/vault', '--concurrency=4']));
   const recorded: string[] = [];
   for (const name of names) recorded.push((await issued(t, ns, name)).status.lease.id);
   t.is(new Set(recorded).size, names.length, 'one lease per request, none shared');

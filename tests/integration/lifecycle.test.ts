@@ -15,12 +15,12 @@ import pg from 'pg';
 import YAML from 'yaml';
 import { Annotations } from '../../api/index.ts';
 import { GROUP, VERSION, decide, getCr, guideBindings, login, type Cr } from './helpers/leasehold.ts';
-import { startOperator, type OperatorProcess } from './helpers/operator.ts';
+import { OperatorSlot, startOperator } from './helpers/operator.ts';
 import { configureVaultForOperator, installCrds, kubectl } from './helpers/setup.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
 import { vaultRequest } from './helpers/vault.ts';
 
-type Ctx = StackContext & { operator: OperatorProcess; passwords: Set<string> };
+type Ctx = StackContext & { operator: OperatorSlot; passwords: Set<string> };
 const test = anyTest as TestFn<Ctx>;
 useStack(test);
 
@@ -148,13 +148,14 @@ async function deleteRequest(t: T, name: string): Promise<void> {
 }
 
 async function restartOperator(t: T, fault?: string): Promise<void> {
-  await t.context.operator.stop();
-  if (fault) process.env.LEASEHOLD_FAULT_INJECTION = fault;
-  try {
-    t.context.operator = await startOperator(t.context.env, [], fault ? `operator-${fault}` : 'operator');
-  } finally {
-    delete process.env.LEASEHOLD_FAULT_INJECTION;
-  }
+  await t.context.operator.replace(async () => {
+    if (fault) process.env.LEASEHOLD_FAULT_INJECTION = fault;
+    try {
+      return await startOperator(t.context.env, [], fault ? `operator-${fault}` : 'operator');
+    } finally {
+      delete process.env.LEASEHOLD_FAULT_INJECTION;
+    }
+  });
 }
 
 /** Waits for an operator started with a fault to kill itself at the crash point. */
@@ -193,7 +194,7 @@ test.before(async (t) => {
   await admin.connect();
   await admin.query('CREATE TABLE items (id int); INSERT INTO items VALUES (1), (2)');
   await admin.end();
-  t.context.operator = await startOperator(env);
+  t.context.operator = new OperatorSlot(await startOperator(env));
   (t.context.cleanups ??= []).push(async () => {
     await t.context.operator.stop();
     if (process.env.LEASEHOLD_TEST_LOGS) process.stderr.write(t.context.operator.logs());
