@@ -13,7 +13,7 @@ import { BenchKube } from './kube.ts';
 import type { ResourceType } from '../../lib/runtime/types.ts';
 import { pinnedVersion } from '../stack/binaries.ts';
 import type { Env } from '../stack/env.ts';
-import { REPO_ROOT, SAMPLES_DIR, configureVaultForOperator, guideManifests, installCrdsAsync, kubectlAsync, vaultRequest } from '../stack/leasehold-setup.ts';
+import { REPO_ROOT, SAMPLES_DIR, configureVaultForOperator, guideManifests, guideRole, installCrdsAsync, kubectlAsync, vaultRequest } from '../stack/leasehold-setup.ts';
 import { startOperator, type OperatorProcess } from '../stack/operator.ts';
 import type { OperatorRuntime } from './operator.ts';
 import { Tracker } from './tracker.ts';
@@ -449,18 +449,8 @@ export class Bench {
     await Promise.all([this.requests.start(), this.secrets.start(), this.bindings.start()]);
     await this.startOperator(this.concurrency);
     await this.kubectl(['apply', '-f', path.join(SAMPLES_DIR, '30-postgres-secret-engine.yaml')]);
-    const role = (name: string, defaultTTL: string) => ({
-      apiVersion: `${GROUP}/${VERSION}`, kind: 'PostgresRole', metadata: { name, namespace: NS },
-      spec: {
-        vaultRef: { name: 'vault' }, path: MOUNT, databaseRef: { name: 'postgres-app', namespace: NS },
-        // The guide's statements.
-        creationStatements: [
-          'CREATE ROLE "{{name}}" WITH LOGIN PASSWORD \'{{password}}\' VALID UNTIL \'{{expiration}}\';',
-          'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{{name}}";',
-        ],
-        defaultTTL, maxTTL: '48h',
-      },
-    });
+    // The guide's role and statements; its max TTL raised so no run reaches it.
+    const role = (name: string, defaultTTL: string) => guideRole(name, { defaultTTL, maxTTL: '48h' });
     await this.kubectl(['apply', '-f', '-'], [role(this.roles.long.name, roles.longTtl), role(this.roles.short.name, roles.shortTtl)].map((r) => YAML.stringify(r)).join('---\n'));
     for (const r of [this.roles.long, this.roles.short]) {
       r.vaultRole = await this.until(`PostgresRole ${r.name} ready`, async () => {

@@ -194,6 +194,7 @@ function onSignal(sig: NodeJS.Signals): void {
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
+  const nodeOptions = args.nodeOptions ?? deploymentNodeOptions();
   const sizes: Sizes = { ...(args.quick ? QUICK : FULL), ...(args.concurrency ? { concurrency: args.concurrency } : {}), ...args.overrides };
   const timestamp = new Date(startedAtMs).toISOString().replace(/[:.]/g, '-');
   const resultsDir = path.join(REPO_ROOT, 'bench/results');
@@ -218,7 +219,7 @@ async function main(): Promise<number> {
   env = await startEnv({ log: (l) => log(`  [stack] ${l}`) });
   const stackSeconds = (performance.now() - t0) / 1000;
   bench = new Bench(env, { log, cpuProfileDir: args.cpuProf ? cpuProfileDir : undefined, heapSnapshotDir: args.heapSnapshot ? cpuProfileDir : undefined,
-    runtime: args.runtime, operatorMain, logLevel: args.logLevel, nodeOptions: args.nodeOptions ?? deploymentNodeOptions() });
+    runtime: args.runtime, operatorMain, logLevel: args.logLevel, nodeOptions });
   const t1 = performance.now();
   await bench.setUp({ longTtl: '24h', shortTtl: `${sizes.renewalTtlSeconds}s` });
   const setupSeconds = (performance.now() - t1) / 1000;
@@ -275,7 +276,7 @@ async function main(): Promise<number> {
     parameters: sizes,
     stack: {
       startSeconds: Math.round(stackSeconds * 10) / 10, setupSeconds: Math.round(setupSeconds * 10) / 10,
-      operator: { runtime: args.operatorMain ? `prebuilt ${args.operatorMain}` : args.runtime, flags: [`--log-level=${args.logLevel}`, '--concurrency=<per scenario, 4 unless burst>'], nodeOptions: args.nodeOptions ?? deploymentNodeOptions() },
+      operator: { runtime: args.operatorMain ? `prebuilt ${args.operatorMain}` : args.runtime, flags: [`--log-level=${args.logLevel}`, '--concurrency=<per scenario, 4 unless burst>'], nodeOptions },
     },
     scenarios,
     targets,

@@ -136,6 +136,12 @@ export function sampleDocs(file: string): Doc[] {
   return YAML.parseAllDocuments(fs.readFileSync(path.join(SAMPLES_DIR, file), 'utf8')).map((d) => d.toJS() as Doc).filter(Boolean);
 }
 
+/** The guide's PostgresRole (samples/40-postgres-role.yaml: its statements, Vault and database) named `name`, with `spec` fields replaced. */
+export function guideRole(name: string, spec: Doc = {}): Doc {
+  const doc = sampleDocs('40-postgres-role.yaml')[0] as { metadata: Doc; spec: Doc };
+  return { ...doc, metadata: { ...doc.metadata, name }, spec: { ...doc.spec, ...spec } };
+}
+
 export interface GuideOptions {
   /** Replaces the Vault AppBinding's `parameters.vaultRole` (the guide's is `vault-policy-controller`). */
   vaultRole?: string;

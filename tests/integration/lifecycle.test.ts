@@ -16,7 +16,7 @@ import YAML from 'yaml';
 import { Annotations } from '../../api/index.ts';
 import { GROUP, VERSION, decide, getCr, guideBindings, login, type Cr } from './helpers/leasehold.ts';
 import { OperatorSlot, startOperator } from './helpers/operator.ts';
-import { configureVaultForOperator, installCrds, kubectl } from './helpers/setup.ts';
+import { configureVaultForOperator, guideRole, installCrds, kubectl } from './helpers/setup.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
 import { vaultRequest } from './helpers/vault.ts';
 
@@ -37,18 +37,9 @@ type T = ExecutionContext<Ctx>;
 
 // ---- helpers ------------------------------------------------------------------------------------------------------
 
+/** The guide's role with this suite's short TTLs (so rotation past max_ttl happens within a test). */
 function role(name: string, extra: Record<string, unknown> = {}) {
-  return {
-    apiVersion: `${GROUP}/${VERSION}`, kind: 'PostgresRole', metadata: { name, namespace: NS },
-    spec: {
-      vaultRef: { name: 'vault' }, path: MOUNT, databaseRef: { name: 'postgres-app', namespace: NS },
-      creationStatements: [
-        'CREATE ROLE "{{name}}" WITH LOGIN PASSWORD \'{{password}}\' VALID UNTIL \'{{expiration}}\';',
-        'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{{name}}";',
-      ],
-      defaultTTL: `${TTL_S}s`, maxTTL: `${MAX_TTL_S}s`, ...extra,
-    },
-  };
+  return guideRole(name, { defaultTTL: `${TTL_S}s`, maxTTL: `${MAX_TTL_S}s`, ...extra });
 }
 
 function apply(t: T, obj: unknown): void {
