@@ -2,6 +2,7 @@
 // A missing component fails the run loudly (startEnv throws naming what is missing); nothing is skipped.
 import type { ExecutionContext, TestFn } from 'ava';
 import { startEnv, type Env } from '../../../scripts/stack/env.ts';
+import { auditIsClean, auditLeases, describeAudit, type LeaseAudit } from './lease-audit.ts';
 
 export interface StackContext {
   env: Env;
@@ -9,11 +10,31 @@ export interface StackContext {
   cleanups?: Array<() => Promise<void>>;
 }
 
-/** Registers before/after hooks that start the stack for this file and stop it when the file is done. */
+/** How long the operator gets to settle before the file's lease audit calls a difference a failure. */
+const AUDIT_SETTLE_MS = 60_000;
+
+/**
+ * Registers before/after hooks that start the stack for this file and stop it when the file is done. Before the
+ * stack stops, while the file's operators still run, Vault's database leases are audited against what the
+ * requests record (helpers/lease-audit.ts): a lease no request records, a recorded live lease Vault doesn't have,
+ * or an ended request whose lease lives fails the file.
+ */
 export function useStack<T extends StackContext>(test: TestFn<T>): void {
   test.before(async (t) => {
     t.timeout(80 * 60_000, 'starting the local stack (a cold machine builds binaries first; `npm run stack:prepare` does it up front)');
     t.context.env = await startEnv({ log: (l) => t.log(l) });
+  });
+  test.after.always('Vault holds exactly the leases the requests record', async (t) => {
+    if (!t.context.env) return;
+    t.timeout(AUDIT_SETTLE_MS + 60_000);
+    const deadline = Date.now() + AUDIT_SETTLE_MS;
+    let audit: LeaseAudit;
+    for (;;) {
+      audit = await auditLeases(t.context.env);
+      if (auditIsClean(audit) || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+    t.true(auditIsClean(audit), `lease audit: ${describeAudit(audit)}`);
   });
   test.after.always(async (t) => {
     for (const cleanup of (t.context.cleanups ?? []).reverse()) await cleanup().catch((err) => t.log(`cleanup failed: ${String(err)}`));
