@@ -187,6 +187,25 @@ test.serial('an approver with approve on the role approves; the decision names t
   t.false(t.context.operator.logs().includes(Buffer.from(secret.data.password, 'base64').toString()));
 });
 
+test.serial('an approver can\'t rewrite what the operator recorded: the lease, the Vault AppBinding it revokes through, the phase', async (t) => {
+  const before = await issued(t, 'postgres-cred-rqst');
+  const forgeries: Array<[string, Record<string, unknown>]> = [
+    ['the Vault AppBinding of the issuance', { issuance: { ...before.status.issuance, vaultAppBinding: { name: 'vault', namespace: 'shared' } } }],
+    ['the lease id', { lease: { ...before.status.lease, id: 'my-postgres-se/creds/k8s.-.other.role/abc' } }],
+    ['a rotated-out lease', { previousLeases: [{ id: 'my-postgres-se/creds/k8s.-.other.role/abc', vaultAppBinding: { name: 'vault', namespace: 'shared' } }] }],
+    ['the phase', { phase: 'Revoked' }],
+    ['another condition', { conditions: [...before.status.conditions.filter((c: { type: string }) => c.type !== 'Available'), { type: 'Available', status: 'False', reason: 'Forged', message: 'x', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] }],
+  ];
+  for (const [what, status] of forgeries) {
+    const r = as(t, 'bob', ['patch', '-n', NS, 'dar', 'postgres-cred-rqst', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status })]);
+    t.not(r.code, 0, `bob changed ${what}`);
+    t.regex(r.stderr, /only the Approved and Denied conditions may be written by hand/, what);
+  }
+  const after = await getCr(t, 'databaseaccessrequests', 'postgres-cred-rqst');
+  t.deepEqual(after.status.issuance, before.status.issuance);
+  t.is(after.status.lease.id, before.status.lease.id);
+});
+
 test.serial('a role may require a reason: a request without one is refused, and so is approving one', async (t) => {
   const { env } = t.context;
   kubectl(env, ['apply', '-f', '-'], roleYaml('reason-role', { requireReason: true }));
