@@ -48,6 +48,12 @@ export const Annotations = {
   requester: `${DOMAIN}/requester`,
   /** On a workload's pod template: when Leasehold last restarted it for new credentials (RFC 3339). */
   restartedAt: `${DOMAIN}/restartedAt`,
+  /**
+   * On an AppBinding (or a SecretEngine, for its mount): the other namespaces whose SecretEngines and
+   * PostgresRoles may use it, comma-separated ("tenant-b,tenant-c"), or "*" for every namespace. Without it only
+   * objects in its own namespace may (controllers/shared/references.ts).
+   */
+  allowedNamespaces: `${DOMAIN}/allowed-namespaces`,
 } as const;
 
 // ---- Conditions ------------------------------------------------------------------------------------------------
@@ -100,6 +106,8 @@ export const Reason = {
   FailedToCreateRoleBinding: 'FailedToCreateRoleBinding',
   // Failures only a controller can detect (the schema can't see other objects).
   ReferenceNotFound: 'ReferenceNotFound',
+  /** A reference into another namespace whose object doesn't admit the referring namespace (Annotations.allowedNamespaces). */
+  ReferenceNotAllowed: 'ReferenceNotAllowed',
   NamespaceNotAllowed: 'NamespaceNotAllowed',
   TTLExceedsMaxTTL: 'TTLExceedsMaxTTL',
   ReasonRequired: 'ReasonRequired',

@@ -8,6 +8,8 @@ import { AppBindingReconciler } from './appbinding/reconciler.ts';
 import { DatabaseAccessRequestReconciler } from './databaseaccessrequest/reconciler.ts';
 import { PostgresRoleReconciler } from './postgresrole/reconciler.ts';
 import { SecretEngineReconciler } from './secretengine/reconciler.ts';
+import { defaultMountPath } from './shared/names.ts';
+import { postgresRoleReferences } from './shared/references.ts';
 import type { Caches, ControllerContext, Grant } from './shared/context.ts';
 import { APP_BINDINGS, DATABASE_ACCESS_REQUESTS, POSTGRES_ROLES, ROLE_BINDINGS, ROLES, SECRET_ENGINES, SECRETS } from './shared/resources.ts';
 import { VaultConnections } from './shared/vault-connections.ts';
@@ -46,8 +48,13 @@ export function buildControllers(deps: ControllerDeps): ControllerRegistration[]
     const out: string[] = [];
     if (r.spec.secretEngineRef) out.push(`SecretEngine/${ns(r)}/${r.spec.secretEngineRef.name}`);
     if (r.spec.vaultRef) out.push(`AppBinding/${ns(r)}/${r.spec.vaultRef.name}`);
+    // Tenancy: the database AppBinding whose leasehold.dev/allowed-namespaces decides whether the role may use it.
+    for (const ref of postgresRoleReferences(r, deps.config.clusterName)) out.push(`AppBinding/${ref.to.namespace}/${ref.to.name}`);
     return out;
   });
+  // Tenancy: SecretEngines sharing a mount, so the owner's leasehold.dev/allowed-namespaces wakes the others.
+  const mountOf = (e: SecretEngine) => e.spec.path ?? defaultMountPath(deps.config.clusterName, ns(e), e.metadata.name ?? '');
+  caches.secretEngines.addIndex('mount', (e) => [mountOf(e)]);
   caches.requests.addIndex('role', (d) => [`${d.spec.roleRef.namespace ?? ns(d)}/${d.spec.roleRef.name}`]);
   caches.appBindings.addIndex('secret', (a) => (a.spec.secret ? [`${ns(a)}/${a.spec.secret.name}`] : []));
 
@@ -80,6 +87,8 @@ export function buildControllers(deps: ControllerDeps): ControllerRegistration[]
   const enginesOfAppBinding = (a: AppBinding) => caches.secretEngines.byIndex('appbinding', `${ns(a)}/${a.metadata.name}`).map((e) => key(ns(e), e.metadata.name ?? ''));
   const secretEngines = deps.newController({ name: 'secretengine', reconciler: new SecretEngineReconciler(ctx) })
     .watch(caches.secretEngines, enqueueObject())
+    .watch(caches.secretEngines, enqueueMapped((e) => caches.secretEngines.byIndex('mount', mountOf(e))
+      .filter((o) => o.metadata.uid !== e.metadata.uid).map((o) => key(ns(o), o.metadata.name ?? ''))))
     .watch(caches.appBindings, enqueueMapped(enginesOfAppBinding))
     // A rotated admin password: Secret → AppBindings using it → their SecretEngines.
     .watch(caches.secrets, enqueueMapped((s) => caches.appBindings.byIndex('secret', `${ns(s)}/${s.metadata?.name}`).flatMap(enginesOfAppBinding)));

@@ -21,6 +21,7 @@ import {
 } from '../../lib/runtime/index.ts';
 import { VaultRequestError } from '../../lib/vault/errors.ts';
 import { desiredStatus, explain } from '../shared/report.ts';
+import { roleReferenceRefusal } from '../shared/role-target.ts';
 import { DATABASE_ACCESS_REQUESTS } from '../shared/resources.ts';
 import type { RequestControllerState } from './controller-state.ts';
 import { reportTemplateProblems, rerender, secretLayout, secretPresent } from './credential-secret.ts';
@@ -55,11 +56,20 @@ export async function maintain(state: RequestControllerState, dar: DatabaseAcces
   dar = await revokeDuePrevious(state, dar, ctx);
   dar = await restartTargets(state, dar, ctx);
   const role = state.cachedRole(dar);
+  // Tenancy: once a namespace the role's references point into stops admitting the role's namespace, nothing
+  // more comes of the request (no renewal, no rotation): its lease runs out at its current expiry. Revoking
+  // still works (deletion, revoke-now, previous leases).
+  const refused = role ? roleReferenceRefusal(role, state.c.caches, state.c.clusterName) : undefined;
   // Without its role (or with a template that can't render) nothing new can be issued: keep the lease alive
   // as long as Vault allows and rotate once it can.
-  const layout = role ? secretLayout(state, dar, role) : undefined;
+  const layout = role && !refused ? secretLayout(state, dar, role) : undefined;
   const canIssue = !!layout && layout.problems.length === 0;
-  if (layout && !canIssue) {
+  if (refused) {
+    dar = await state.write(dar, ctx, {
+      conditions: [{ type: ConditionType.Available, status: 'False', reason: Reason.ReferenceNotAllowed,
+        message: `lease ${lease.id} is not renewed and ends at ${lease.expiresAt ?? 'its expiry'}; nothing new is issued: ${refused.message}` }],
+    });
+  } else if (layout && !canIssue) {
     dar = await reportTemplateProblems(state, dar, layout, ctx);
   } else if (layout) {
     dar = await rerender(state, dar, layout, ctx);
@@ -79,8 +89,11 @@ export async function maintain(state: RequestControllerState, dar: DatabaseAcces
       // A lease that ran out is dead anyway; one that still works is kept until a new one can be issued.
       if (canIssue || step.reason === RotationReason.LeaseExpired) return rotate(state, dar, ctx, step.reason, step.message);
       return { done: wake(dar, role, ctx, now + RETRY_MS) };
-    case 'renew':
-      return renew(state, dar, role, step.askSeconds, canIssue, ctx);
+    case 'renew': {
+      if (!refused) return renew(state, dar, role, step.askSeconds, canIssue, ctx);
+      const left = Date.parse(lease.expiresAt ?? '') - now;
+      return { done: requeueAfter(Math.max(1000, Math.min(RETRY_MS * 2, Number.isFinite(left) ? left : RETRY_MS * 2))) };
+    }
     case 'wait':
       return { done: wake(dar, role, ctx) };
   }

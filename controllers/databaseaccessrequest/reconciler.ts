@@ -20,6 +20,7 @@ import {
 import type { ControllerContext } from '../shared/context.ts';
 import { explain } from '../shared/report.ts';
 import { DATABASE_ACCESS_REQUESTS } from '../shared/resources.ts';
+import { ReferenceNotAllowed } from '../shared/references.ts';
 import { resolveRoleTarget } from '../shared/role-target.ts';
 // Issue 11 (approval): the operator's part of approval lives in approval.ts; the call sites here are marked.
 import { assertMayIssue } from './approval.ts';
@@ -113,7 +114,9 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
       const { message, retryable } = explained;
       // Vault refusing or failing to issue is KubeVault's FailedToGetCredential; its words stay in the message.
       const reason = explained.reason === 'VaultServer' || explained.reason === 'VaultInvalid' ? Reason.FailedToGetCredential : explained.reason;
-      const terminal = err instanceof TerminalError;
+      // A reference the other namespace doesn't admit (shared/references.ts) is fixed by its opting in, which
+      // wakes the role and so this request: no phase Failed, nothing issued meanwhile.
+      const terminal = err instanceof TerminalError && !(err instanceof ReferenceNotAllowed);
       // Fresh: the pass may have written status (the issuance marker) since `dar` was read.
       await this.state.writeFresh(dar, ctx, (fresh) => ({
         ...(terminal ? { phase: RequestPhase.Failed } : fresh.status?.phase && fresh.status.phase !== RequestPhase.WaitingForApproval ? {} : { phase: RequestPhase.Approved }),

@@ -1,5 +1,8 @@
 // PostgresRole → the Vault role `k8s.<cluster>.<ns>.<name>` under the engine's mount. SQL statements go to
-// Vault exactly as written: Vault's {{name}}/{{password}}/{{expiration}} are Vault's to fill in.
+// Vault exactly as written: Vault's {{name}}/{{password}}/{{expiration}} are Vault's to fill in. A database (or
+// SecretEngine) of another namespace that doesn't admit this one is refused, Failed/ReferenceNotAllowed, before
+// anything is written (shared/role-target.ts); a role written before that namespace withdrew its consent stays
+// in Vault until the PostgresRole is deleted, but nothing more is issued from it.
 import crypto from 'node:crypto';
 import { EnginePhase, FINALIZER, KUBEVAULT_FINALIZER, parseDurationSeconds, Reason, type PostgresRole } from '../../api/index.ts';
 import { DONE, addFinalizer, hasFinalizer, removeFinalizer, requeueAfter, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/index.ts';
@@ -42,7 +45,9 @@ export class PostgresRoleReconciler implements Reconciler {
     if (role.metadata.deletionTimestamp) {
       if (!hasFinalizer(role, FINALIZER) && !hasFinalizer(role, KUBEVAULT_FINALIZER)) return DONE;
       try {
-        const target = resolveRoleTarget(role, this.c.caches, this.c.clusterName);
+        // Cleanup even when a reference is refused (shared/references.ts): the Vault role is named after this
+        // role's namespace, so deleting it touches nothing of another namespace's.
+        const target = resolveRoleTarget(role, this.c.caches, this.c.clusterName, { forCleanup: true });
         const conn = await this.c.connections.forAppBinding(target.vaultAppBinding, ctx.signal);
         await conn.client.deleteRole(target.mount, vaultRole);
       } catch (err) {

@@ -2,13 +2,19 @@
 // PostgreSQL its AppBinding describes. Re-applied whenever the AppBinding or its Secret changes (a rotated admin
 // password). On deletion: the connection goes; the mount goes only if Leasehold enabled it (its description
 // says so) and no other SecretEngine still uses it.
+//
+// Tenancy (shared/references.ts): an AppBinding in another namespace (spec.vaultRef, spec.postgres.databaseRef)
+// and a mount another namespace's SecretEngine enabled (spec.path) are used only if that AppBinding, or that
+// SecretEngine, admits this namespace; otherwise the engine is Failed/ReferenceNotAllowed before anything is read
+// from the other namespace (its admin Secret) or written to Vault.
 import crypto from 'node:crypto';
 import { EnginePhase, FINALIZER, KUBEVAULT_FINALIZER, parseDurationSeconds, Reason, type AppBinding, type SecretEngine } from '../../api/index.ts';
 import { DONE, RetryableError, TerminalError, addFinalizer, hasFinalizer, removeFinalizer, requeueAfter, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/index.ts';
 import type { ConnectionConfig } from '../../lib/vault/client.ts';
 import { applySecretTransforms, decodeSecretData, postgresTarget, vaultConnectionUrl } from '../shared/appbinding.ts';
 import type { ControllerContext } from '../shared/context.ts';
-import { connectionName, defaultMountPath, mountOwnerDescription } from '../shared/names.ts';
+import { connectionName, defaultMountPath, mountOwnerDescription, mountOwnerFromDescription } from '../shared/names.ts';
+import { cacheLookup, checkReference, firstRefusal, mountReference, secretEngineReferences, type ReferenceNotAllowed } from '../shared/references.ts';
 import { engineFailed, engineSucceeded, explain, report } from '../shared/report.ts';
 import { SECRET_ENGINES, SECRETS } from '../shared/resources.ts';
 import { MissingReference } from '../shared/role-target.ts';
@@ -18,11 +24,26 @@ type SecretWithData = { metadata?: { resourceVersion?: string }; data?: Record<s
 export class SecretEngineReconciler implements Reconciler {
   /** Fingerprint of what was last applied per engine (includes the admin password's hash, never the password). */
   private readonly applied = new Map<string, string>();
+  /** Per engine: the mount's owner as its description said when last read (another namespace's engine, or none). */
+  private readonly mountOwners = new Map<string, { path: string; owner?: { namespace: string; name: string } }>();
 
   constructor(private readonly c: ControllerContext) {}
 
   mountPath(engine: SecretEngine): string {
     return engine.spec.path ?? defaultMountPath(this.c.clusterName, engine.metadata.namespace ?? '', engine.metadata.name ?? '');
+  }
+
+  /** A reference into another namespace that namespace doesn't admit (AppBindings from the cache; the mount's owner as last read). */
+  private refusal(engine: SecretEngine, path: string): ReferenceNotAllowed | undefined {
+    const lookup = cacheLookup(this.c.caches);
+    const refused = firstRefusal(secretEngineReferences(engine), lookup);
+    if (refused) return refused;
+    const known = this.mountOwners.get(engine.metadata.uid ?? '');
+    return known?.path === path && known.owner ? this.mountRefusal(engine, path, known.owner) : undefined;
+  }
+
+  private mountRefusal(engine: SecretEngine, path: string, owner: { namespace: string; name: string }): ReferenceNotAllowed | undefined {
+    return checkReference(mountReference(engine, owner, path), this.c.caches.secretEngines.get(owner.namespace, owner.name));
   }
 
   private vaultAppBinding(engine: SecretEngine): AppBinding {
@@ -68,6 +89,8 @@ export class SecretEngineReconciler implements Reconciler {
     if (engine.metadata.deletionTimestamp) return this.finalize(engine, path, ctx);
 
     try {
+      const refused = this.refusal(engine, path);
+      if (refused) throw refused;
       const ab = this.vaultAppBinding(engine);
       const { name, config } = await this.connectionConfig(engine, ctx.signal);
       const tuning = {
@@ -79,6 +102,10 @@ export class SecretEngineReconciler implements Reconciler {
       if (this.applied.get(engine.metadata.uid ?? '') !== fingerprint || engine.status?.phase !== EnginePhase.Success) {
         const vault = (await this.c.connections.forAppBinding(ab, ctx.signal)).client;
         const mount = await vault.readMount(path);
+        const owner = mountOwnerFromDescription(mount?.description);
+        this.mountOwners.set(engine.metadata.uid ?? '', { path, owner });
+        const mountRefused = owner ? this.mountRefusal(engine, path, owner) : undefined;
+        if (mountRefused) throw mountRefused;
         if (!mount) {
           await vault.enableDatabaseMount(path, mountOwnerDescription(key.namespace, key.name), tuning);
         } else if (mount.type !== 'database') {
@@ -127,18 +154,27 @@ export class SecretEngineReconciler implements Reconciler {
       const ref = engine.spec.postgres.databaseRef;
       const name = connectionName(this.c.clusterName, ref.namespace ?? ns, ref.name);
       const mount = await vault.readMount(path);
-      if (mount) {
+      // Tenancy: in a mount that isn't its own, a refused engine never wrote; what is there isn't its to delete.
+      const own = mount?.description === mountOwnerDescription(ns, engine.metadata.name ?? '');
+      const owner = mountOwnerFromDescription(mount?.description);
+      const refused = mount && !own
+        ? firstRefusal(secretEngineReferences(engine), cacheLookup(this.c.caches)) ?? (owner ? this.mountRefusal(engine, path, owner) : undefined)
+        : undefined;
+      if (refused) {
+        events.event(engine, 'Warning', Reason.ReferenceNotAllowed, `connection ${name} in mount ${path}/ was left alone: the mount is not this SecretEngine's, and its ${refused.reference.field} is not allowed`);
+      } else if (mount) {
         await vault.deleteConnection(path, name).catch((err) => {
           throw new RetryableError('VaultUnreachable', `deleting connection ${name}: ${explain(err).message}`);
         });
         const others = this.c.caches.secretEngines.list().filter((e) => e.metadata.uid !== engine.metadata.uid && !e.metadata.deletionTimestamp && this.mountPath(e) === path);
-        if (mount.description === mountOwnerDescription(ns, engine.metadata.name ?? '') && others.length === 0) {
+        if (own && others.length === 0) {
           await vault.disableMount(path);
           events.event(engine, 'Normal', 'MountDisabled', `disabled the database secrets engine at ${path}/ (every lease under it is revoked)`);
         }
       }
     }
     this.applied.delete(engine.metadata.uid ?? '');
+    this.mountOwners.delete(engine.metadata.uid ?? '');
     const after = (await removeFinalizer(this.c.kube, SECRET_ENGINES, engine, FINALIZER, ctx)).object;
     await removeFinalizer(this.c.kube, SECRET_ENGINES, after, KUBEVAULT_FINALIZER, ctx);
     return DONE;

@@ -21,6 +21,25 @@ export function mountOwnerDescription(namespace: string, name: string): string {
   return `managed by leasehold for SecretEngine ${namespace}/${name}`;
 }
 
+/** The SecretEngine a mount's description names as its owner (the inverse of mountOwnerDescription), if any. */
+export function mountOwnerFromDescription(description: string | undefined): { namespace: string; name: string } | undefined {
+  const m = /^managed by leasehold for SecretEngine ([a-z0-9-]+)\/(\S+)$/.exec(description ?? '');
+  return m ? { namespace: m[1]!, name: m[2]! } : undefined;
+}
+
+/**
+ * The database AppBinding a connection name was made for (the inverse of connectionName), when the name has
+ * this cluster's form `k8s.<cluster>.<dbNamespace>.<dbAppBinding>`; namespaces have no dots, names may.
+ */
+export function connectionOwner(cluster: string, connection: string): { namespace: string; name: string } | undefined {
+  const prefix = `k8s.${cluster}.`;
+  if (!connection.startsWith(prefix)) return undefined;
+  const rest = connection.slice(prefix.length);
+  const dot = rest.indexOf('.');
+  if (dot <= 0 || dot === rest.length - 1) return undefined;
+  return { namespace: rest.slice(0, dot), name: rest.slice(dot + 1) };
+}
+
 /** Prefix of every lease issued for a role (`<mount>/creds/<role>/`). */
 export function leasePrefix(mount: string, role: string): string {
   return `${mount}/creds/${role}/`;

@@ -1,9 +1,11 @@
 // Where a PostgresRole lives in Vault: which Vault (AppBinding), which mount, which connection. Both the
 // PostgresRole controller (to write the role) and the DatabaseAccessRequest controller (to issue from it) need
-// this, from the caches only.
-import { DEFAULT_ROLE_PATH, type AppBinding, type PostgresRole, type SecretEngine } from '../../api/index.ts';
+// this, from the caches only. References into other namespaces are checked here (references.ts), so neither
+// writes nor issues through another namespace's Vault login or database unless that namespace opted in.
+import { ConditionType, DEFAULT_ROLE_PATH, Reason, type AppBinding, type PostgresRole, type SecretEngine } from '../../api/index.ts';
 import { RetryableError, type WatchCache } from '../../lib/runtime/index.ts';
 import { connectionName, defaultMountPath } from './names.ts';
+import { ReferenceNotAllowed, cacheLookup, firstRefusal, postgresRoleReferences, secretEngineReferences } from './references.ts';
 
 export interface RoleTarget {
   vaultAppBinding: AppBinding;
@@ -23,9 +25,44 @@ export class MissingReference extends RetryableError {
   }
 }
 
-export function resolveRoleTarget(role: PostgresRole, caches: RoleCaches, cluster: string): RoleTarget {
+/**
+ * Why the role may not be used, when a reference of its own (spec.databaseRef, spec.databaseName) or of its
+ * SecretEngine (spec.vaultRef, spec.postgres.databaseRef, or the mount, as the engine's status reports) points
+ * into a namespace that doesn't admit the role's; undefined otherwise, and when what it names doesn't exist.
+ */
+export function roleReferenceRefusal(role: PostgresRole, caches: RoleCaches, cluster: string): ReferenceNotAllowed | undefined {
+  const lookup = cacheLookup(caches);
+  if (role.spec.secretEngineRef) {
+    const ns = role.metadata.namespace ?? '';
+    const engine = caches.secretEngines.get(ns, role.spec.secretEngineRef.name);
+    if (!engine) return undefined;
+    const own = firstRefusal(secretEngineReferences(engine), lookup);
+    if (own) return own;
+    // The mount's owner is known only from Vault: the SecretEngine's controller checks it and reports it.
+    const failed = engine.status?.conditions?.find((c) => c.type === ConditionType.Failed && (c.status ?? 'True') === 'True');
+    if (failed?.reason === Reason.ReferenceNotAllowed) {
+      return new ReferenceNotAllowed(`SecretEngine ${ns}/${engine.metadata.name} named by spec.secretEngineRef is refused: ${failed.message ?? ''}`, {
+        from: { kind: 'PostgresRole', namespace: ns, name: role.metadata.name ?? '' },
+        field: 'spec.secretEngineRef', to: { kind: 'SecretEngine', namespace: ns, name: engine.metadata.name ?? '' }, use: 'its mount',
+      });
+    }
+    return undefined;
+  }
+  return firstRefusal(postgresRoleReferences(role, cluster), lookup);
+}
+
+/**
+ * The role's Vault, mount and connection. Throws ReferenceNotAllowed (see roleReferenceRefusal) unless
+ * `opts.forCleanup`: deleting the role's own Vault role (named after the role's namespace) is allowed whatever
+ * it refers to. Throws MissingReference while something it names doesn't exist.
+ */
+export function resolveRoleTarget(role: PostgresRole, caches: RoleCaches, cluster: string, opts: { forCleanup?: boolean } = {}): RoleTarget {
   const ns = role.metadata.namespace ?? '';
   const spec = role.spec;
+  if (!opts.forCleanup) {
+    const refusal = roleReferenceRefusal(role, caches, cluster);
+    if (refusal) throw refusal;
+  }
   if (spec.secretEngineRef) {
     const engine = caches.secretEngines.get(ns, spec.secretEngineRef.name);
     if (!engine) throw new MissingReference(`SecretEngine ${ns}/${spec.secretEngineRef.name} named by spec.secretEngineRef does not exist`);
