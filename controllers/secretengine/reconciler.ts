@@ -129,7 +129,8 @@ export class SecretEngineReconciler implements Reconciler {
       const mount = await vault.readMount(path);
       if (mount) {
         await vault.deleteConnection(path, name).catch((err) => {
-          throw new RetryableError('VaultUnreachable', `deleting connection ${name}: ${explain(err).message}`);
+          const { reason, message } = explain(err); // labelled by what Vault said, not always VaultUnreachable
+          throw new RetryableError(reason, `deleting connection ${name}: ${message}`);
         });
         const others = this.c.caches.secretEngines.list().filter((e) => e.metadata.uid !== engine.metadata.uid && !e.metadata.deletionTimestamp && this.mountPath(e) === path);
         if (mount.description === mountOwnerDescription(ns, engine.metadata.name ?? '') && others.length === 0) {
