@@ -56,7 +56,7 @@ export function notRevokedCondition(target: RevocationTarget, err: unknown, cont
   const { reason, message } = explain(err);
   const subject = typeof target === 'string' ? `lease ${target}` : target.subject;
   const text = err instanceof VaultRequestError && err.kind === 'RevocationFailed'
-    ? `Vault could not revoke ${subject} (${context}): its database login still works. Vault said: ${typeof target === 'string' ? err.detail : err.message}. If the login owns ` +
+    ? `Vault could not revoke ${subject} (${context}): its database login was not dropped and may still work. Vault said: ${typeof target === 'string' ? err.detail : err.message}. If the login owns ` +
       'objects, the PostgresRole\'s revocationStatements must reassign or drop them (REASSIGN OWNED BY … TO …; DROP OWNED BY …) ' +
       'before DROP ROLE; retried with backoff'
     : `${subject} is not revoked yet (${context}): ${message}; retried with backoff`;

@@ -151,7 +151,7 @@ test('a deleted request whose lease Vault could not revoke keeps its finalizer, 
   t.is(revoked?.status, 'False');
   t.is(revoked?.reason, 'RevocationFailed');
   t.true(revoked?.message?.includes(VAULT_WORDS), revoked?.message);
-  t.regex(revoked?.message ?? '', /login still works/);
+  t.regex(revoked?.message ?? '', /login was not dropped/);
   t.regex(revoked?.message ?? '', /REASSIGN OWNED/);
   t.is(w.dar.status?.phase, 'Approved', 'the status does not claim access ended');
 
