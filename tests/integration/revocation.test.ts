@@ -312,6 +312,33 @@ test('renew: false — a request whose lease ran out is not Expired while Vault 
   kubectl(t.context.env, ['-n', NS, 'delete', 'databaseaccessrequest', 'expire-owner', '--timeout=60s']);
 });
 
+test('a request deleted while Vault is down keeps its finalizer and says VaultUnreachable; it goes once Vault is back', async (t) => {
+  t.timeout(4 * 60_000);
+  const { env } = t.context;
+  apply(t, guideRole('plain-down', { defaultTTL: '10m', maxTTL: '1h' }));
+  await eventually(t, 'PostgresRole plain-down ready', async () => (await getCr(env, 'postgresroles', NS, 'plain-down'))?.status?.phase === 'Success', 60_000);
+  const o = await approvedRequest(t, 'vault-down', 'plain-down');
+  const leaseId: string = o.status.lease.id;
+  const c = await credentialsOf(env, NS, o.status.secret.name);
+  await env.stopComponent('vault');
+  try {
+    kubectl(env, ['-n', NS, 'delete', 'databaseaccessrequest', 'vault-down', '--wait=false']);
+    const held = await eventually(t, 'Revoked False, VaultUnreachable', async () => {
+      const x = await dar(t, 'vault-down');
+      return condition(x, 'Revoked')?.reason === 'VaultUnreachable' ? x : undefined;
+    }, 60_000, 500);
+    t.regex(condition(held, 'Revoked').message, /not revoked yet \(the request is being deleted\)/);
+    t.true(held.metadata.finalizers.includes('leasehold.dev/finalizer'));
+    await eventually(t, 'one Warning', async () => warnings(t, 'vault-down', 'VaultUnreachable') === 1, 15_000, 500);
+    t.true(await canLogin(t, c.username, c.password), 'nothing revoked the login');
+  } finally {
+    await env.startComponent('vault');
+  }
+  await eventually(t, 'the request to go', async () => !(await dar(t, 'vault-down')), 120_000, 1000);
+  t.false(await canLogin(t, c.username, c.password));
+  t.false(await leaseAlive(t, leaseId));
+});
+
 test('a lease revoked in Vault by hand still counts as revoked: the deleted request goes at once', async (t) => {
   t.timeout(3 * 60_000);
   apply(t, guideRole('plain', { defaultTTL: '10m', maxTTL: '1h' }));
