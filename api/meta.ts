@@ -71,7 +71,9 @@ export const ConditionType = {
   Failed: 'Failed',
   /** DatabaseAccessRequest: the lease ran out, or the request waited for approval too long. */
   Expired: 'Expired',
-  /** DatabaseAccessRequest: the lease was revoked on demand. */
+  /** DatabaseAccessRequest: the lease was revoked on demand. False while a revocation (on demand, on deletion,
+   * at expiry, after a rotation's grace period) that Vault has not done yet is retried: reason RevocationFailed,
+   * VaultUnreachable, …, and the message says which lease and what Vault said. */
   Revoked: 'Revoked',
 } as const;
 export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
@@ -114,6 +116,9 @@ export const Reason = {
   SelfApprovalForbidden: 'SelfApprovalForbidden',
   VaultUnreachable: 'VaultUnreachable',
   Unreachable: 'Unreachable',
+  /** Vault tried to revoke a lease and failed (PostgreSQL refused to drop a login that owns objects, say): the
+   * login still works, the lease is still live; retried with backoff. */
+  RevocationFailed: 'RevocationFailed',
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 

@@ -65,7 +65,7 @@ export function buildControllers(deps: ControllerDeps): ControllerRegistration[]
     operatorServiceAccount: saNs && saName ? { namespace: saNs, name: saName } : undefined,
     issuerTokenRole: c.vaultIssuerTokenRole,
     tokenAudiences: [],
-  }, (operation, outcome) => deps.metrics.vaultRequests.labels(operation.split(' ')[0] ?? operation, outcome).inc());
+  }, (operation, outcome) => deps.metrics.vaultRequests.labels(operation, outcome).inc());
   const recorders = new Map<string, ReturnType<ControllerDeps['eventRecorder']>>();
   const ctx: ControllerContext = {
     kube: deps.client,

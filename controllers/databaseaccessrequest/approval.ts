@@ -228,7 +228,7 @@ export function assertMayIssue(dar: DatabaseAccessRequest, role: PostgresRole): 
 /** Event reasons that are part of the audit trail, on a DatabaseAccessRequest, whatever their type. */
 const AUDITED = new Set<string>([
   'RequestApproved', 'RequestDenied', Reason.AutoApproved,
-  Reason.SuccessfullyIssuedCredential, Reason.CredentialRotated, 'LeaseRevoked', 'OrphanLeaseRevoked', 'LeaseNotRevoked',
+  Reason.SuccessfullyIssuedCredential, Reason.CredentialRotated, 'LeaseRevoked', 'OrphanLeaseRevoked', 'LeaseNotRevoked', Reason.RevocationFailed,
 ]);
 /**
  * Reasons report() records for two conditions at once (Available False, a Warning, and Revoked/Expired/Failed

@@ -9,6 +9,7 @@ import type { ControllerContext } from '../shared/context.ts';
 import { report } from '../shared/report.ts';
 import { DATABASE_ACCESS_REQUESTS } from '../shared/resources.ts';
 import type { VaultConnection } from '../shared/vault-connections.ts';
+import { RevocationRetries } from './decide.ts';
 import { LeaseMetrics } from './metrics.ts';
 // Issue 11 (approval): the operator's part of approval lives in approval.ts; the call sites are marked.
 import { Approvals, auditingRecorder } from './approval.ts';
@@ -24,6 +25,8 @@ export class RequestControllerState {
   readonly renewalFailures = new Map<string, number>();
   /** Lease id → when this process issued it. */
   readonly issuedHere = new Map<string, number>();
+  /** Revocations Vault didn't do, per lease: when to try each again. */
+  readonly revocationRetries = new RevocationRetries();
 
   /** approval (issue 11): audited Events (decisions, issuance, rotation, revocation) also make a structured log line. */
   readonly events: ReturnType<typeof auditingRecorder>;

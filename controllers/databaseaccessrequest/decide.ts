@@ -179,3 +179,46 @@ export function earliest(...points: Array<number | undefined>): number | undefin
   const defined = points.filter((p): p is number => p !== undefined && Number.isFinite(p));
   return defined.length ? Math.min(...defined) : undefined;
 }
+
+/** The first retry of a revocation Vault didn't do comes this long after the failure; each further failure doubles it. */
+export const REVOCATION_RETRY_BASE_MS = 5_000;
+/** ... up to this. */
+export const REVOCATION_RETRY_MAX_MS = 5 * 60_000;
+/** A lease whose failures stopped (the request went some other way) is forgotten after this long. */
+const REVOCATION_RETRY_FORGET_MS = 60 * 60_000;
+
+/** How long to wait after the `failures`-th failed revocation of one lease: 5 s, 10 s, 20 s, … at most 5 min. */
+export function revocationRetryDelayMs(failures: number): number {
+  return Math.min(REVOCATION_RETRY_BASE_MS * 2 ** Math.max(0, failures - 1), REVOCATION_RETRY_MAX_MS);
+}
+
+/**
+ * Failed revocations per lease id, so each retry waits longer than the last: what a process remembers (after a
+ * restart the schedule starts over). Every revocation path records its failures here and its successes clear them.
+ */
+export class RevocationRetries {
+  private readonly byLease = new Map<string, { failures: number; retryAtMs: number }>();
+
+  /** Counts a failure at `nowMs`; returns the delay before the next try (ms). */
+  failed(leaseId: string, nowMs: number): number {
+    for (const [id, r] of this.byLease) if (r.retryAtMs < nowMs - REVOCATION_RETRY_FORGET_MS) this.byLease.delete(id);
+    const failures = (this.byLease.get(leaseId)?.failures ?? 0) + 1;
+    const delay = revocationRetryDelayMs(failures);
+    this.byLease.set(leaseId, { failures, retryAtMs: nowMs + delay });
+    return delay;
+  }
+
+  /** Revoked, or gone: no more retries. */
+  done(leaseId: string): void {
+    this.byLease.delete(leaseId);
+  }
+
+  /** When the lease's next try is due (undefined: it never failed, try whenever). */
+  retryAtMs(leaseId: string): number | undefined {
+    return this.byLease.get(leaseId)?.retryAtMs;
+  }
+
+  failures(leaseId: string): number {
+    return this.byLease.get(leaseId)?.failures ?? 0;
+  }
+}

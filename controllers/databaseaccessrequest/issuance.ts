@@ -57,7 +57,13 @@ export async function issue(state: RequestControllerState, dar: DatabaseAccessRe
   const adopted = await adoptFromSecret(state, dar, conn.client, ctx);
   if (adopted) return adopted;
   const prior = dar.status?.issuance;
-  if (prior?.attempt && !prior.completed) await sweep(state, dar, prior, conn.client, ctx);
+  if (prior?.attempt && !prior.completed) {
+    await sweep(state, dar, prior, conn.client, ctx).catch((err: unknown) => {
+      // An unrecorded lease Vault didn't revoke: issuing another would leave it behind for good.
+      const { reason, message } = explain(err);
+      throw new RetryableError(reason, `a lease issued for this request before a restart is not revoked, so nothing new is issued yet: ${message}`, { cause: err });
+    });
+  }
 
   const secretName = dar.status?.secret?.name ?? newSecretName(name);
   const issuance: Issuance = {
@@ -201,7 +207,8 @@ function rememberIssued(state: RequestControllerState, leaseId: string, nowMs: n
   }
 }
 
-/** Revokes leases of the role issued since an unfinished attempt started that nothing records. */
+/** Revokes leases of the role issued since an unfinished attempt started that nothing records; throws when Vault
+ * didn't revoke one (it stays live and unrecorded: the caller must not go on as if it were gone). */
 export async function sweep(state: RequestControllerState, dar: DatabaseAccessRequest, attempt: Issuance, vault: VaultClient, ctx: ReconcileContext): Promise<void> {
   const { mount, role, startedAt } = attempt;
   if (!mount || !role || !startedAt) return;

@@ -17,7 +17,7 @@ import {
   Annotations, ConditionType, Reason, formatDuration, type DatabaseAccessRequest, type PostgresRole,
 } from '../../api/index.ts';
 import {
-  DONE, PatchType, RetryableError, isNotFound, patchStatus, requeueAfter, rfc3339, type ReconcileContext, type ResourceType, type Result,
+  DONE, PatchType, RetryableError, isNotFound, patchStatus, requeueAfter, rfc3339, type ConditionInput, type ReconcileContext, type ResourceType, type Result,
 } from '../../lib/runtime/index.ts';
 import { VaultRequestError } from '../../lib/vault/errors.ts';
 import { desiredStatus, explain } from '../shared/report.ts';
@@ -32,7 +32,7 @@ import {
 import { expire } from './ending.ts';
 import { ensureGrants } from './grants.ts';
 import { requestedTtlSeconds } from './issuance.ts';
-import { revokePrevious } from './revocation.ts';
+import { notRevokedCondition, revocationFailing, revokePrevious, scheduleRevocationRetry } from './revocation.ts';
 
 /** A failed renewal or rollout restart is retried after at most this long. */
 const RETRY_MS = 30_000;
@@ -88,14 +88,14 @@ export async function maintain(state: RequestControllerState, dar: DatabaseAcces
     case 'rotate':
       // A lease that ran out is dead anyway; one that still works is kept until a new one can be issued.
       if (canIssue || step.reason === RotationReason.LeaseExpired) return rotate(state, dar, ctx, step.reason, step.message);
-      return { done: wake(dar, role, ctx, now + RETRY_MS) };
+      return { done: wake(state, dar, role, ctx, now + RETRY_MS) };
     case 'renew': {
       if (!refused) return renew(state, dar, role, step.askSeconds, canIssue, ctx);
       const left = Date.parse(lease.expiresAt ?? '') - now;
       return { done: requeueAfter(Math.max(1000, Math.min(RETRY_MS * 2, Number.isFinite(left) ? left : RETRY_MS * 2))) };
     }
     case 'wait':
-      return { done: wake(dar, role, ctx) };
+      return { done: wake(state, dar, role, ctx) };
   }
 }
 
@@ -103,8 +103,9 @@ function fraction(dar: DatabaseAccessRequest, role: PostgresRole | undefined): n
   return dar.spec.renewFraction ?? role?.spec.renewFraction ?? DEFAULT_RENEW_FRACTION;
 }
 
-/** Requeue at the next thing due: a renewal or expiry, a previous lease's revocation, a pending restart. */
-export function wake(dar: DatabaseAccessRequest, role: PostgresRole | undefined, ctx: ReconcileContext, atMs?: number): Result {
+/** Requeue at the next thing due: a renewal or expiry, a previous lease's revocation (or its retry, after a
+ * failure), a pending restart. */
+export function wake(state: RequestControllerState, dar: DatabaseAccessRequest, role: PostgresRole | undefined, ctx: ReconcileContext, atMs?: number): Result {
   const now = ctx.now().getTime();
   const lease = dar.status?.lease;
   let stepAt: number | undefined;
@@ -115,7 +116,9 @@ export function wake(dar: DatabaseAccessRequest, role: PostgresRole | undefined,
   const rotation = dar.status?.rotation;
   const restartDue = rotation?.completedAt && !rotation.restartedAt && (dar.spec.rolloutRestartTargets ?? []).length > 0 ? now + RETRY_MS : undefined;
   const previous = duePrevious(dar.status?.previousLeases ?? [], now);
-  const at = earliest(atMs, stepAt, previous.due.length ? now : previous.nextAtMs, restartDue);
+  // A due lease is tried now, or when its retry is due if Vault didn't revoke it last time.
+  const retry = earliest(...previous.due.map((p) => Math.max(now, state.revocationRetries.retryAtMs(p.id) ?? now)));
+  const at = earliest(atMs, stepAt, retry, previous.nextAtMs, restartDue);
   return at === undefined ? DONE : requeueAfter(Math.max(0, at - now));
 }
 
@@ -162,7 +165,7 @@ async function renew(state: RequestControllerState, dar: DatabaseAccessRequest, 
   const status = desiredStatus(dar, { conditions: [], fields: { lease: { ...lease, duration: formatDuration(granted), lastRenewalTime: rfc3339(now), expiresAt } } }, now);
   dar = (await patchStatus(state.c.kube, DATABASE_ACCESS_REQUESTS, dar as never, status, ctx)).object as DatabaseAccessRequest;
   state.metrics.setExpiry(dar.metadata.namespace ?? '', dar.metadata.name ?? '', expiresAt);
-  return { done: wake(dar, role, ctx) };
+  return { done: wake(state, dar, role, ctx) };
 }
 
 /**
@@ -197,20 +200,32 @@ async function rotate(state: RequestControllerState, dar: DatabaseAccessRequest,
   return { issue: dar };
 }
 
-/** Revokes the previous leases whose grace period is over. */
-async function revokeDuePrevious(state: RequestControllerState, dar: DatabaseAccessRequest, ctx: ReconcileContext): Promise<DatabaseAccessRequest> {
+/**
+ * Revokes the previous leases whose grace period is over. One Vault didn't revoke stays in previousLeases, the
+ * Revoked condition (False) says so, and wake() brings the request back when its retry is due; once every due
+ * lease is revoked, that condition goes.
+ */
+export async function revokeDuePrevious(state: RequestControllerState, dar: DatabaseAccessRequest, ctx: ReconcileContext): Promise<DatabaseAccessRequest> {
   const { due, keep } = duePrevious(dar.status?.previousLeases ?? [], ctx.now().getTime());
   if (due.length === 0) return dar;
+  const why = 'the rotation\'s grace period is over';
   const failed: PreviousLease[] = [];
+  let failure: ConditionInput | undefined;
   for (const p of due) {
     try {
-      await revokePrevious(state, dar, p, ctx);
-    } catch {
+      await revokePrevious(state, dar, p, ctx, 'rotation', why);
+    } catch (err) {
       failed.push(p);
+      scheduleRevocationRetry(state, dar, ctx, p.id, err, why);
+      failure ??= notRevokedCondition(p.id, err, why);
     }
   }
   const left = [...keep, ...failed];
-  return state.write(dar, ctx, { conditions: [], fields: { previousLeases: left.length ? left : undefined } });
+  return state.write(dar, ctx, {
+    conditions: failure ? [failure] : [],
+    dropConditions: !failure && revocationFailing(dar) ? [ConditionType.Revoked] : undefined,
+    fields: { previousLeases: left.length ? left : undefined },
+  });
 }
 
 /** After a rotation: patch each rolloutRestartTarget's pod template with the rotation's time, once. */

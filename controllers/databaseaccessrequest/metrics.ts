@@ -3,7 +3,8 @@
 //                                                            renewed (the series goes when the request ends);
 //   leasehold_lease_renewals_total{outcome}                  success | truncated (max TTL reached) | refused | error;
 //   leasehold_credential_rotations_total{reason,outcome}     success | error (an attempt to issue the new one failed);
-//   leasehold_lease_revocations_total{reason,outcome}        success | gone (already revoked) | error; reason
+//   leasehold_lease_revocations_total{reason,outcome}        success | gone (already revoked) | failed (Vault tried
+//                                                            and could not: the lease is live) | error; reason
 //                                                            orphan: found by the sweep after a crash, unrecorded:
 //                                                            given back at once when recording it failed;
 //   leasehold_issuance_latency_seconds                       from the approval seen to the credential in its Secret
@@ -14,7 +15,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 export type RenewalOutcome = 'success' | 'truncated' | 'refused' | 'error';
 export type RotationOutcome = 'success' | 'error';
 export type RevocationReason = 'rotation' | 'deletion' | 'revoke-now' | 'expiry' | 'orphan' | 'unrecorded';
-export type RevocationOutcome = 'success' | 'gone' | 'error';
+export type RevocationOutcome = 'success' | 'gone' | 'failed' | 'error';
 
 export class LeaseMetrics {
   readonly expiry: Gauge<'namespace' | 'name'>;

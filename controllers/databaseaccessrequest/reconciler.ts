@@ -104,7 +104,7 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
       dar = await issue(this.state, dar, role, target, vaultRole, conn, layout, ctx);
       await ensureGrants(this.state, dar, ctx);
       dar = await restartTargets(this.state, dar, ctx);
-      return wake(dar, role, ctx);
+      return wake(this.state, dar, role, ctx);
     } catch (err) {
       // A conflict means our read was stale: retry at once with fresh data (the queue's backoff), no status noise.
       if (err instanceof RetryableError && err.reason === 'Conflict') throw err;

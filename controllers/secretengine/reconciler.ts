@@ -164,7 +164,8 @@ export class SecretEngineReconciler implements Reconciler {
         events.event(engine, 'Warning', Reason.ReferenceNotAllowed, `connection ${name} in mount ${path}/ was left alone: the mount is not this SecretEngine's, and its ${refused.reference.field} is not allowed`);
       } else if (mount) {
         await vault.deleteConnection(path, name).catch((err) => {
-          throw new RetryableError('VaultUnreachable', `deleting connection ${name}: ${explain(err).message}`);
+          const { reason, message } = explain(err); // labelled by what Vault said, not always VaultUnreachable
+          throw new RetryableError(reason, `deleting connection ${name}: ${message}`);
         });
         const others = this.c.caches.secretEngines.list().filter((e) => e.metadata.uid !== engine.metadata.uid && !e.metadata.deletionTimestamp && this.mountPath(e) === path);
         if (own && others.length === 0) {

@@ -20,12 +20,14 @@ export interface StatusUpdate {
   fields?: Record<string, unknown>;
   /** Fields to drop from status. */
   remove?: string[];
+  /** Condition types to drop (what they were about is over); no Event. */
+  dropConditions?: string[];
 }
 
 export function desiredStatus(obj: Reportable, update: StatusUpdate, now: Date): Record<string, unknown> {
   const generation = obj.metadata?.generation;
   const status = (obj.status ?? {}) as LooseStatus;
-  let conditions = status.conditions ?? [];
+  let conditions = (status.conditions ?? []).filter((c) => !update.dropConditions?.includes(c.type));
   for (const c of update.conditions) conditions = setCondition(conditions, c, generation, now);
   const next: Record<string, unknown> = { ...status, ...(update.fields ?? {}), conditions };
   if (update.phase !== undefined) next.phase = update.phase;
@@ -54,7 +56,8 @@ export async function report<T extends Reportable>(
 /** The reason and a person-readable message for a failure, safe for status and Events (no secrets). */
 export function explain(err: unknown): { reason: string; message: string; retryable: boolean } {
   if (err instanceof VaultRequestError) {
-    const reason = err.kind === 'Unreachable' || err.kind === 'Sealed' ? 'VaultUnreachable' : `Vault${err.kind}`;
+    const reason = err.kind === 'Unreachable' || err.kind === 'Sealed' ? Reason.VaultUnreachable
+      : err.kind === 'RevocationFailed' ? Reason.RevocationFailed : `Vault${err.kind}`;
     return { reason, message: `Vault: ${err.message}`, retryable: err.retryable || err.kind === 'PermissionDenied' };
   }
   if (err instanceof TerminalError) return { reason: err.reason, message: err.message, retryable: false };

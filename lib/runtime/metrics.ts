@@ -37,7 +37,14 @@ export class Metrics {
   readonly leaderStatus: Gauge<'name'>;
   /** Every create/update/patch/delete the operator sends to the apiserver, by verb and resource (plural). */
   readonly kubeWrites: Counter<'verb' | 'resource'>;
-  /** Every Vault request, by operation (e.g. `issueCredential`) and outcome (`success`, `error`, ...). */
+  /**
+   * Every Vault request, by operation and outcome. Operations, one per VaultClient method (lib/vault/client.ts):
+   * `health`, `readMount`, `enableMount`, `tuneMount`, `disableMount`, `listConnections`, `writeConnection`,
+   * `deleteConnection`, `writeRole`, `readRole`, `deleteRole`, `issueCredential`, `renewLease`, `lookupLease`,
+   * `listLeases`, `revokeLease` (a refused revocation is followed by a `lookupLease`). Outcomes: `success`;
+   * `not_found`, an expected answer that the thing doesn't exist (a lease already gone, a mount or role not
+   * created yet), not a failure; `error`, everything else (unreachable, refused, a revocation that failed).
+   */
   readonly vaultRequests: Counter<'operation' | 'outcome'>;
   /** Watch (re)connections per resource, with why the previous one ended. */
   readonly watchRestarts: Counter<'resource' | 'reason'>;

@@ -72,5 +72,15 @@ export interface VaultClient {
   /** Lease ids currently live under a prefix (e.g. `<mount>/creds/<role>/`): used to find leases that were
    * issued but never recorded (a crash between issuing and recording). */
   listLeases(prefix: string): Promise<string[]>;
-  revokeLease(leaseId: string): Promise<void>;
+  /**
+   * `sys/leases/revoke` (synchronous): resolves `revoked` when Vault revoked the lease (for a database lease: ran
+   * the role's revocation statements), `gone` when Vault doesn't know the lease (revoked or expired before). Vault
+   * answers HTTP 400 both for an unknown lease and for a revocation that failed (PostgreSQL refusing to drop a
+   * role that owns objects, say), so after a refusal the lease is looked up (`sys/leases/lookup`): still there,
+   * the call throws a VaultRequestError of kind `RevocationFailed` whose detail is Vault's own words. Throws the
+   * other kinds (Unreachable, Sealed, PermissionDenied…) when Vault can't be asked; never resolves on a failure.
+   */
+  revokeLease(leaseId: string): Promise<RevokeOutcome>;
 }
+
+export type RevokeOutcome = 'revoked' | 'gone';

@@ -8,6 +8,7 @@ export type VaultErrorKind =
   | 'PermissionDenied' // 403: the policy lacks a capability, or the token is gone
   | 'NotFound' // 404
   | 'Invalid' // 400: Vault refused the request (bad SQL, bad config, unknown role…)
+  | 'RevocationFailed' // sys/leases/revoke failed and the lease is still there (e.g. the database refused to drop the login)
   | 'Server'; // anything else
 
 export class VaultRequestError extends Error {
@@ -21,8 +22,10 @@ export class VaultRequestError extends Error {
     super(`${operation}: ${detail}`);
   }
 
+  /** Worth trying again as is: Vault (or the database behind it) may answer differently next time. A failed
+   * revocation is retried too: what it needs (a fixed role, an object dropped by hand) happens outside. */
   get retryable(): boolean {
-    return this.kind === 'Unreachable' || this.kind === 'Sealed' || this.kind === 'Server';
+    return this.kind === 'Unreachable' || this.kind === 'Sealed' || this.kind === 'Server' || this.kind === 'RevocationFailed';
   }
 }
 
@@ -75,4 +78,9 @@ export function classifyVaultError(operation: string, err: unknown): VaultReques
 
 export function isNotFound(err: unknown): boolean {
   return err instanceof VaultRequestError && err.kind === 'NotFound';
+}
+
+/** Vault tried to revoke a lease and could not: the lease (and its database login) is still there. */
+export function isRevocationFailed(err: unknown): boolean {
+  return err instanceof VaultRequestError && err.kind === 'RevocationFailed';
 }

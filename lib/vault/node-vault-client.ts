@@ -6,8 +6,8 @@
 // node-vault's `debug` output includes request bodies: never run the operator with DEBUG=node-vault.
 import https from 'node:https';
 import vault from 'node-vault';
-import type { ConnectionConfig, DatabaseRoleSpec, Lease, LeaseInfo, LeasedCredential, MountInfo, VaultClient } from './client.ts';
-import { classifyVaultError, isNotFound } from './errors.ts';
+import type { ConnectionConfig, DatabaseRoleSpec, Lease, LeaseInfo, LeasedCredential, MountInfo, RevokeOutcome, VaultClient } from './client.ts';
+import { VaultRequestError, classifyVaultError, isNotFound } from './errors.ts';
 
 export interface VaultEndpoint {
   /** e.g. https://vault.demo.svc:8200 */
@@ -21,8 +21,24 @@ export interface VaultEndpoint {
 /** Something that returns a valid token for each call (the token keeper). */
 export type TokenSource = () => Promise<string>;
 
+/** What each Vault call is counted as: a fixed name per VaultClient method (lib/runtime/metrics.ts lists them). */
+export type VaultOperation =
+  | 'health' | 'readMount' | 'enableMount' | 'tuneMount' | 'disableMount'
+  | 'listConnections' | 'writeConnection' | 'deleteConnection' | 'writeRole' | 'readRole' | 'deleteRole'
+  | 'issueCredential' | 'renewLease' | 'lookupLease' | 'listLeases' | 'revokeLease';
+
+/** `not_found`: Vault answered that the thing asked about doesn't exist, and the caller expected that might be
+ * so (a lease already gone, a mount not created yet): an answer, not an error. */
+export type CallOutcome = 'success' | 'not_found' | 'error';
+
 /** Counts calls for metrics; injected so this module stays free of the metrics registry. */
-export type CallObserver = (operation: string, outcome: 'success' | 'error') => void;
+export type CallObserver = (operation: VaultOperation, outcome: CallOutcome) => void;
+
+/** A call whose expected "not found" answer came back. */
+const ABSENT = Symbol('absent');
+
+/** An unknown lease: 400 "invalid lease" (404 on some versions). */
+const leaseUnknown = (e: VaultRequestError) => e.kind === 'NotFound' || (e.kind === 'Invalid' && /invalid lease/i.test(e.detail));
 
 type RawClient = ReturnType<typeof vault>;
 
@@ -57,15 +73,41 @@ export class NodeVaultClient implements VaultClient {
     this.raw = raw ?? rawVaultClient(ep);
   }
 
-  private async call<T>(operation: string, fn: (opts: { headers: Record<string, string> }) => Promise<T>): Promise<T> {
+  /** One request, its failure classified; `what` is the prose error messages start with. Not counted. */
+  private async send<T>(what: string, fn: (opts: { headers: Record<string, string> }) => Promise<T>): Promise<T> {
     try {
       const token = await this.token();
-      const result = await fn({ headers: { 'X-Vault-Token': token } });
+      return await fn({ headers: { 'X-Vault-Token': token } });
+    } catch (err) {
+      throw classifyVaultError(what, err);
+    }
+  }
+
+  /** One request, counted as `operation`. */
+  private async call<T>(operation: VaultOperation, what: string, fn: (opts: { headers: Record<string, string> }) => Promise<T>): Promise<T> {
+    try {
+      const result = await this.send(what, fn);
       this.observe(operation, 'success');
       return result;
     } catch (err) {
       this.observe(operation, 'error');
-      throw classifyVaultError(operation, err);
+      throw err;
+    }
+  }
+
+  /** One request whose "not found" answer (`absent` says which) is expected: resolves ABSENT, counted `not_found`. */
+  private async lookup<T>(operation: VaultOperation, what: string, absent: (e: VaultRequestError) => boolean,
+    fn: (opts: { headers: Record<string, string> }) => Promise<T>): Promise<T | typeof ABSENT> {
+    try {
+      const result = await this.send(what, fn);
+      this.observe(operation, 'success');
+      return result;
+    } catch (err) {
+      const e = err as VaultRequestError;
+      const expected = absent(e);
+      this.observe(operation, expected ? 'not_found' : 'error');
+      if (expected) return ABSENT;
+      throw e;
     }
   }
 
@@ -86,40 +128,33 @@ export class NodeVaultClient implements VaultClient {
   }
 
   async readMount(path: string): Promise<MountInfo | undefined> {
-    try {
-      const body = await this.call(`reading mount ${path}`, (o) => this.raw.read(`sys/mounts/${path}`, o));
-      const b = body as { data?: { type?: string; description?: string }; type?: string; description?: string };
-      return { type: b.data?.type ?? b.type ?? 'unknown', description: b.data?.description ?? b.description ?? '' };
-    } catch (err) {
-      // Vault answers 400 "No secret engine mount at <path>/" for an absent mount.
-      if (isNotFound(err) || (err instanceof Error && /no secret engine mount/i.test(err.message))) return undefined;
-      throw err;
-    }
+    // Vault answers 400 "No secret engine mount at <path>/" for an absent mount.
+    const body = await this.lookup('readMount', `reading mount ${path}`, (e) => isNotFound(e) || /no secret engine mount/i.test(e.detail),
+      (o) => this.raw.read(`sys/mounts/${path}`, o));
+    if (body === ABSENT) return undefined;
+    const b = body as { data?: { type?: string; description?: string }; type?: string; description?: string };
+    return { type: b.data?.type ?? b.type ?? 'unknown', description: b.data?.description ?? b.description ?? '' };
   }
 
   async enableDatabaseMount(path: string, description: string, tuning: { defaultLeaseTtlSeconds?: number; maxLeaseTtlSeconds?: number }) {
-    await this.call(`enabling the database engine at ${path}`, (o) =>
+    await this.call('enableMount', `enabling the database engine at ${path}`, (o) =>
       this.raw.write(`sys/mounts/${path}`, { type: 'database', description, config: tuneBody(tuning) }, o));
   }
 
   async tuneMount(path: string, tuning: { defaultLeaseTtlSeconds?: number; maxLeaseTtlSeconds?: number }) {
     const body = tuneBody(tuning);
     if (Object.keys(body).length === 0) return;
-    await this.call(`tuning mount ${path}`, (o) => this.raw.write(`sys/mounts/${path}/tune`, body, o));
+    await this.call('tuneMount', `tuning mount ${path}`, (o) => this.raw.write(`sys/mounts/${path}/tune`, body, o));
   }
 
   async disableMount(path: string) {
-    await this.call(`disabling mount ${path}`, (o) => this.raw.delete(`sys/mounts/${path}`, o));
+    await this.call('disableMount', `disabling mount ${path}`, (o) => this.raw.delete(`sys/mounts/${path}`, o));
   }
 
   async listConnections(mount: string): Promise<string[]> {
-    try {
-      const body = await this.call(`listing connections in ${mount}`, (o) => this.raw.list(`${mount}/config`, o));
-      return ((body as { data?: { keys?: string[] } }).data?.keys ?? []).slice();
-    } catch (err) {
-      if (isNotFound(err)) return [];
-      throw err;
-    }
+    const body = await this.lookup('listConnections', `listing connections in ${mount}`, isNotFound, (o) => this.raw.list(`${mount}/config`, o));
+    if (body === ABSENT) return [];
+    return ((body as { data?: { keys?: string[] } }).data?.keys ?? []).slice();
   }
 
   async writeConnection(mount: string, name: string, c: ConnectionConfig) {
@@ -134,15 +169,15 @@ export class NodeVaultClient implements VaultClient {
     if (c.maxOpenConnections !== undefined) body.max_open_connections = c.maxOpenConnections;
     if (c.maxIdleConnections !== undefined) body.max_idle_connections = c.maxIdleConnections;
     if (c.maxConnectionLifetimeSeconds !== undefined) body.max_connection_lifetime = `${c.maxConnectionLifetimeSeconds}s`;
-    await this.call(`configuring connection ${name} in ${mount}`, (o) => this.raw.write(`${mount}/config/${name}`, body, o));
+    await this.call('writeConnection', `configuring connection ${name} in ${mount}`, (o) => this.raw.write(`${mount}/config/${name}`, body, o));
   }
 
   async deleteConnection(mount: string, name: string) {
-    await this.call(`deleting connection ${name} in ${mount}`, (o) => this.raw.delete(`${mount}/config/${name}`, o));
+    await this.call('deleteConnection', `deleting connection ${name} in ${mount}`, (o) => this.raw.delete(`${mount}/config/${name}`, o));
   }
 
   async writeRole(mount: string, name: string, r: DatabaseRoleSpec) {
-    await this.call(`writing role ${name} in ${mount}`, (o) =>
+    await this.call('writeRole', `writing role ${name} in ${mount}`, (o) =>
       this.raw.write(`${mount}/roles/${name}`, {
         db_name: r.dbName,
         creation_statements: r.creationStatements,
@@ -155,29 +190,23 @@ export class NodeVaultClient implements VaultClient {
   }
 
   async readRole(mount: string, name: string): Promise<DatabaseRoleSpec | undefined> {
-    try {
-      const body = (await this.call(`reading role ${name} in ${mount}`, (o) => this.raw.read(`${mount}/roles/${name}`, o))) as {
-        data: { db_name: string; creation_statements: string[]; revocation_statements: string[]; rollback_statements: string[];
-          renew_statements: string[]; default_ttl: number; max_ttl: number };
-      };
-      const d = body.data;
-      return {
-        dbName: d.db_name, creationStatements: d.creation_statements ?? [], revocationStatements: d.revocation_statements ?? [],
-        rollbackStatements: d.rollback_statements ?? [], renewStatements: d.renew_statements ?? [],
-        defaultTtlSeconds: d.default_ttl, maxTtlSeconds: d.max_ttl,
-      };
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
+    const body = await this.lookup('readRole', `reading role ${name} in ${mount}`, isNotFound, (o) => this.raw.read(`${mount}/roles/${name}`, o));
+    if (body === ABSENT) return undefined;
+    const d = (body as { data: { db_name: string; creation_statements: string[]; revocation_statements: string[]; rollback_statements: string[];
+      renew_statements: string[]; default_ttl: number; max_ttl: number }; }).data;
+    return {
+      dbName: d.db_name, creationStatements: d.creation_statements ?? [], revocationStatements: d.revocation_statements ?? [],
+      rollbackStatements: d.rollback_statements ?? [], renewStatements: d.renew_statements ?? [],
+      defaultTtlSeconds: d.default_ttl, maxTtlSeconds: d.max_ttl,
+    };
   }
 
   async deleteRole(mount: string, name: string) {
-    await this.call(`deleting role ${name} in ${mount}`, (o) => this.raw.delete(`${mount}/roles/${name}`, o));
+    await this.call('deleteRole', `deleting role ${name} in ${mount}`, (o) => this.raw.delete(`${mount}/roles/${name}`, o));
   }
 
   async issueCredential(mount: string, role: string): Promise<LeasedCredential> {
-    const body = (await this.call(`issuing credentials for role ${role} in ${mount}`, (o) => this.raw.read(`${mount}/creds/${role}`, o))) as {
+    const body = (await this.call('issueCredential', `issuing credentials for role ${role} in ${mount}`, (o) => this.raw.read(`${mount}/creds/${role}`, o))) as {
       lease_id: string; lease_duration: number; renewable: boolean; data: { username: string; password: string };
     };
     return {
@@ -189,40 +218,55 @@ export class NodeVaultClient implements VaultClient {
   async renewLease(leaseId: string, incrementSeconds?: number): Promise<Lease> {
     const data: Record<string, unknown> = { lease_id: leaseId };
     if (incrementSeconds !== undefined) data.increment = incrementSeconds;
-    const body = (await this.call('renewing a lease', (o) => this.raw.write('sys/leases/renew', data, o))) as {
+    const body = (await this.call('renewLease', 'renewing a lease', (o) => this.raw.write('sys/leases/renew', data, o))) as {
       lease_id: string; lease_duration: number; renewable: boolean;
     };
     return { leaseId: body.lease_id, leaseDurationSeconds: body.lease_duration, renewable: body.renewable };
   }
 
   async lookupLease(leaseId: string): Promise<LeaseInfo | undefined> {
-    try {
-      const body = (await this.call('looking up a lease', (o) => this.raw.write('sys/leases/lookup', { lease_id: leaseId }, o))) as {
-        data: { id: string; issue_time?: string; expire_time?: string; ttl: number; renewable: boolean };
-      };
-      return { leaseId: body.data.id, issueTime: body.data.issue_time, expireTime: body.data.expire_time, ttlSeconds: body.data.ttl, renewable: body.data.renewable };
-    } catch (err) {
-      // An unknown lease is a 400 "invalid lease".
-      if (isNotFound(err) || (err instanceof Error && /invalid lease/i.test(err.message))) return undefined;
-      throw err;
-    }
+    const body = await this.lookup('lookupLease', 'looking up a lease', leaseUnknown, (o) => this.raw.write('sys/leases/lookup', { lease_id: leaseId }, o));
+    if (body === ABSENT) return undefined;
+    const d = (body as { data: { id: string; issue_time?: string; expire_time?: string; ttl: number; renewable: boolean } }).data;
+    return { leaseId: d.id, issueTime: d.issue_time, expireTime: d.expire_time, ttlSeconds: d.ttl, renewable: d.renewable };
   }
 
   async listLeases(prefix: string): Promise<string[]> {
     const clean = prefix.replace(/\/+$/, '');
-    try {
-      const body = (await this.call(`listing leases under ${clean}`, (o) => this.raw.list(`sys/leases/lookup/${clean}`, o))) as {
-        data?: { keys?: string[] };
-      };
-      return (body.data?.keys ?? []).map((k) => `${clean}/${k}`);
-    } catch (err) {
-      if (isNotFound(err)) return [];
-      throw err;
-    }
+    const body = await this.lookup('listLeases', `listing leases under ${clean}`, isNotFound, (o) => this.raw.list(`sys/leases/lookup/${clean}`, o));
+    if (body === ABSENT) return [];
+    return ((body as { data?: { keys?: string[] } }).data?.keys ?? []).map((k) => `${clean}/${k}`);
   }
 
-  async revokeLease(leaseId: string) {
-    await this.call('revoking a lease', (o) => this.raw.write('sys/leases/revoke', { lease_id: leaseId }, o));
+  async revokeLease(leaseId: string): Promise<RevokeOutcome> {
+    const what = `revoking lease ${leaseId}`;
+    let refusal: VaultRequestError;
+    try {
+      await this.send(what, (o) => this.raw.write('sys/leases/revoke', { lease_id: leaseId }, o));
+      this.observe('revokeLease', 'success');
+      return 'revoked';
+    } catch (err) {
+      refusal = err as VaultRequestError;
+      // Unreachable, sealed, denied: Vault was not asked, or would not try.
+      if (refusal.kind !== 'Invalid' && refusal.kind !== 'NotFound' && refusal.kind !== 'Server') {
+        this.observe('revokeLease', 'error');
+        throw refusal;
+      }
+    }
+    // Vault answered, but a 400 means "unknown lease" as well as "the revocation failed": is it still there?
+    let info: LeaseInfo | undefined;
+    try {
+      info = await this.lookupLease(leaseId);
+    } catch (err) {
+      this.observe('revokeLease', 'error');
+      throw err;
+    }
+    if (!info) {
+      this.observe('revokeLease', 'not_found');
+      return 'gone';
+    }
+    this.observe('revokeLease', 'error');
+    throw new VaultRequestError('RevocationFailed', what, refusal.detail, refusal.status);
   }
 }
 
