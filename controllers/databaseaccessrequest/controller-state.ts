@@ -9,6 +9,7 @@ import type { ControllerContext } from '../shared/context.ts';
 import { report } from '../shared/report.ts';
 import { DATABASE_ACCESS_REQUESTS } from '../shared/resources.ts';
 import type { VaultConnection } from '../shared/vault-connections.ts';
+import { LeaseLiveness, verifyPeriodMs } from './lease-liveness.ts';
 import { LeaseMetrics } from './metrics.ts';
 // Issue 11 (approval): the operator's part of approval lives in approval.ts; the call sites are marked.
 import { Approvals, auditingRecorder } from './approval.ts';
@@ -24,12 +25,15 @@ export class RequestControllerState {
   readonly renewalFailures = new Map<string, number>();
   /** Lease id → when this process issued it. */
   readonly issuedHere = new Map<string, number>();
+  /** When each request's lease was last known alive in Vault; listings of a role's leases (lease-liveness.ts). */
+  readonly liveness: LeaseLiveness;
 
   /** approval (issue 11): audited Events (decisions, issuance, rotation, revocation) also make a structured log line. */
   readonly events: ReturnType<typeof auditingRecorder>;
 
   constructor(readonly c: ControllerContext, registry?: Registry) {
     this.metrics = new LeaseMetrics(registry);
+    this.liveness = new LeaseLiveness(verifyPeriodMs(c.resyncPeriodMs));
     this.events = auditingRecorder(c.events('leasehold-databaseaccessrequest'), c.log);
     this.approvals = new Approvals(c.kube, this.events); // approval (issue 11)
   }
@@ -43,6 +47,7 @@ export class RequestControllerState {
     this.metrics.forget(dar.metadata.namespace ?? '', dar.metadata.name ?? '');
     this.approvalSeen.delete(dar.metadata.uid ?? '');
     this.renewalFailures.delete(dar.metadata.uid ?? '');
+    this.liveness.forget(dar.metadata.uid ?? '');
   }
 
   /** The Vault connection a recorded lease lives in (from status, so it works after the role is gone). */

@@ -114,6 +114,8 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
       // Vault refusing or failing to issue is KubeVault's FailedToGetCredential; its words stay in the message.
       const reason = explained.reason === 'VaultServer' || explained.reason === 'VaultInvalid' ? Reason.FailedToGetCredential : explained.reason;
       const terminal = err instanceof TerminalError;
+      // A bug, or an answer nobody expected: the log must show it (the controller only logs errors thrown to it).
+      if (explained.reason === 'InternalError') ctx.log.error('serving the request failed unexpectedly', { namespace: ns, name: dar.metadata.name, error: message });
       // Fresh: the pass may have written status (the issuance marker) since `dar` was read.
       await this.state.writeFresh(dar, ctx, (fresh) => ({
         ...(terminal ? { phase: RequestPhase.Failed } : fresh.status?.phase && fresh.status.phase !== RequestPhase.WaitingForApproval ? {} : { phase: RequestPhase.Approved }),

@@ -7,7 +7,7 @@
 import https from 'node:https';
 import vault from 'node-vault';
 import type { ConnectionConfig, DatabaseRoleSpec, Lease, LeaseInfo, LeasedCredential, MountInfo, VaultClient } from './client.ts';
-import { classifyVaultError, isNotFound } from './errors.ts';
+import { VaultRequestError, classifyVaultError, isNotFound } from './errors.ts';
 
 export interface VaultEndpoint {
   /** e.g. https://vault.demo.svc:8200 */
@@ -48,16 +48,31 @@ export function rawVaultClient(ep: VaultEndpoint, agent = makeHttpsAgent(ep)): R
 export class NodeVaultClient implements VaultClient {
   private readonly raw: RawClient;
 
+  /**
+   * `onDenied`: Vault answered 403 to a call made with the token `token` gave: the token may be gone (revoked in
+   * Vault). Called to drop it; the call is then made once more with whatever `token` gives next.
+   */
   constructor(
     ep: VaultEndpoint,
     private readonly token: TokenSource,
     private readonly observe: CallObserver = () => undefined,
     raw?: RawClient,
+    private readonly onDenied?: () => void,
   ) {
     this.raw = raw ?? rawVaultClient(ep);
   }
 
   private async call<T>(operation: string, fn: (opts: { headers: Record<string, string> }) => Promise<T>): Promise<T> {
+    try {
+      return await this.callOnce(operation, fn);
+    } catch (err) {
+      if (!this.onDenied || !(err instanceof VaultRequestError) || err.kind !== 'PermissionDenied') throw err;
+      this.onDenied();
+      return this.callOnce(operation, fn);
+    }
+  }
+
+  private async callOnce<T>(operation: string, fn: (opts: { headers: Record<string, string> }) => Promise<T>): Promise<T> {
     try {
       const token = await this.token();
       const result = await fn({ headers: { 'X-Vault-Token': token } });
