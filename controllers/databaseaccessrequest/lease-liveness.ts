@@ -117,13 +117,15 @@ export class LeaseLiveness {
     if (existing instanceof Promise) return existing;
     if (existing && nowMs() - existing.atMs < listingMaxAgeMs(this.periodMs)) return existing;
     const at = nowMs();
-    // Listings past their age answer for nothing: don't keep their ids in memory.
-    for (const [k, l] of this.listings) if (!(l instanceof Promise) && at - l.atMs >= listingMaxAgeMs(this.periodMs)) this.listings.delete(k);
     const pending = vault.listLeases(prefix).then((ids) => ({ atMs: at, ids: new Set(ids) }));
     this.listings.set(key, pending);
     try {
       const done = await pending;
       this.listings.set(key, done);
+      // Past its age it answers for nothing: its ids don't stay in memory until the next resync.
+      setTimeout(() => {
+        if (this.listings.get(key) === done) this.listings.delete(key);
+      }, listingMaxAgeMs(this.periodMs)).unref();
       return done;
     } catch (err) {
       this.listings.delete(key);

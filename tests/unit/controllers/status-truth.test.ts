@@ -10,6 +10,7 @@ import { MAX_LABEL_VALUE, labelValue, metadataProblems } from '../../../controll
 import {
   DATA_DIGEST_ANNOTATION, dataDigestAnnotation, decodeData, encodeData, secretCacheTransform, secretIntegrity,
 } from '../../../controllers/shared/secret-integrity.ts';
+import { eventName } from '../../../lib/runtime/events.ts';
 import type { LeaseInfo, VaultClient } from '../../../lib/vault/client.ts';
 import { VaultRequestError } from '../../../lib/vault/errors.ts';
 
@@ -60,6 +61,14 @@ test('what the API server would refuse is found before anything is asked of Vaul
   t.regex(metadataProblems('Secret', { name: 'Upper_case' })[0]!, /not a DNS-1123 subdomain/);
   t.regex(metadataProblems('Secret', { name: 'x', labels: { k: '-starts-with-dash' } })[0]!, /invalid value/);
   t.regex(metadataProblems('Secret', { name: 'x', annotations: { big: 'x'.repeat(256 * 1024) } })[0]!, /annotations take/);
+});
+
+test('an Event about an object with a 253-character name still has a valid name', (t) => {
+  for (const name of ['short', 'x'.repeat(253), `${'a'.repeat(230)}.${'b'.repeat(22)}`, `${'a'.repeat(232)}-${'b'.repeat(20)}`]) {
+    const e = eventName(name, Date.parse('2026-03-01T12:00:00Z'));
+    t.deepEqual(metadataProblems('Event', { name: e }), [], e);
+  }
+  t.regex(eventName('postgres-cred-rqst', 0), /^postgres-cred-rqst\.0[0-9a-f]{8}$/);
 });
 
 // ---- the Secret's data digest --------------------------------------------------------------------------------
