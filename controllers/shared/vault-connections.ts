@@ -40,8 +40,8 @@ export interface VaultConnection {
 
 export class VaultConnections {
   private readonly byAppBinding = new Map<string, { version: string; connection: VaultConnection }>();
-  /** Per Vault AppBinding (namespace/name): how often its issuer token changed in this process. */
-  private readonly issuerChanges = new Map<string, number>();
+  /** Per Vault AppBinding (namespace/name): what its issuer token's last refresh found, and how often that changed. */
+  private readonly issuerSeen = new Map<string, { found: string; changes: number }>();
 
   constructor(
     private readonly kube: KubeClient,
@@ -66,7 +66,7 @@ export class VaultConnections {
 
   /** How often the AppBinding's issuer token was replaced or lost in this process (0: never). */
   issuerGeneration(ab: AppBinding): number {
-    return this.issuerChanges.get(keyToString({ namespace: ab.metadata.namespace ?? '', name: ab.metadata.name ?? '' })) ?? 0;
+    return this.issuerSeen.get(keyToString({ namespace: ab.metadata.namespace ?? '', name: ab.metadata.name ?? '' }))?.changes ?? 0;
   }
 
   /** Drops a connection whose credentials stopped working (a rotated token Secret, say). */
@@ -106,10 +106,13 @@ export class VaultConnections {
     const loginToken = () => keeper.token();
     const client = new NodeVaultClient(endpoint, loginToken, this.observe, rawVaultClient(endpoint, agent));
     const abKey = { namespace: ns, name: ab.metadata.name ?? '' };
-    const issuer = new IssuerToken(endpoint, loginToken, this.issuerStore(ab), this.settings.issuerTokenRole, Date.now, () => {
+    const issuer = new IssuerToken(endpoint, loginToken, this.issuerStore(ab), this.settings.issuerTokenRole, Date.now, (found) => {
+      // Kept here, not in the token object: a connection rebuilt for a changed AppBinding must still see a change.
       const k = keyToString(abKey);
-      this.issuerChanges.set(k, (this.issuerChanges.get(k) ?? 0) + 1);
-      this.settings.onIssuerChanged?.(abKey);
+      const seen = this.issuerSeen.get(k);
+      if (seen?.found === found) return;
+      this.issuerSeen.set(k, { found, changes: (seen?.changes ?? 0) + (seen ? 1 : 0) });
+      if (seen) this.settings.onIssuerChanged?.(abKey);
     });
     // A 403 to the issuer token (revoked in Vault: its leases are gone too) drops it; the retry renews or replaces it.
     const issuerClient = new NodeVaultClient(endpoint, async () => {

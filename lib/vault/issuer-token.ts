@@ -30,12 +30,10 @@ const RENEW_FRACTION = 0.5;
 export class IssuerToken {
   private cached: { token: string; accessor: string; renewAtMs: number } | undefined;
   private inflight: Promise<IssuerTokenState> | undefined;
-  /** What the last refresh found: an accessor, or why there is no issuer token ('' before the first). */
-  private last = '';
 
   /**
-   * `onChange`: called after a refresh found a different state than the one before (a new token, or none to be
-   * had), not on the first; e.g. to have the AppBinding's LeaseOwnership condition written again.
+   * `onRefresh`: told what each refresh found (`token:<accessor>`, or `none:<reason>`), e.g. to notice a replaced
+   * token and have the AppBinding's LeaseOwnership condition written again. Never told the token.
    */
   constructor(
     private readonly ep: VaultEndpoint,
@@ -43,7 +41,7 @@ export class IssuerToken {
     private readonly store: IssuerTokenStore,
     readonly tokenRole: string,
     private readonly now: () => number = Date.now,
-    private readonly onChange: () => void = () => undefined,
+    private readonly onRefresh: (found: string) => void = () => undefined,
   ) {}
 
   /** The issuer token, renewed or created first when due. No Vault call when the cached token isn't due. */
@@ -68,10 +66,7 @@ export class IssuerToken {
 
   private refreshOnce(): Promise<IssuerTokenState> {
     this.inflight ??= this.refresh().then((s) => {
-      const now = s.kind === 'ready' ? `token:${s.accessor}` : `none:${s.reason}`;
-      const changed = this.last !== '' && this.last !== now;
-      this.last = now;
-      if (changed) this.onChange();
+      this.onRefresh(s.kind === 'ready' ? `token:${s.accessor}` : `none:${s.reason}`);
       return s;
     }).finally(() => {
       this.inflight = undefined;
