@@ -60,10 +60,10 @@ export async function maintain(state: RequestControllerState, dar: DatabaseAcces
   // The operator never keeps the password: a credential changed by hand can only be replaced.
   const drift = await secretDrift(state, dar, ctx);
   if (drift === 'credential') {
-    return rotate(state, dar, ctx, RotationReason.SecretModified, `the username or password in Secret ${dar.status?.secret?.name} was changed or removed by hand`);
+    return rotate(state, dar, ctx, RotationReason.SecretModified, `the username or password in Secret ${dar.status?.secret?.name} was changed or removed by hand`, {}, { broken: true });
   }
   if ((await leaseLiveness(state, dar, ctx)) === 'gone') {
-    return rotate(state, dar, ctx, RotationReason.LeaseRevoked, `lease ${lease.id} no longer exists in Vault (revoked outside Leasehold?)`, {}, { leaseGone: true });
+    return rotate(state, dar, ctx, RotationReason.LeaseRevoked, `lease ${lease.id} no longer exists in Vault (revoked outside Leasehold?)`, {}, { leaseGone: true, broken: true });
   }
   await ensureGrants(state, dar, ctx);
   dar = await revokeDuePrevious(state, dar, ctx);
@@ -158,7 +158,7 @@ async function renew(state: RequestControllerState, dar: DatabaseAccessRequest, 
       state.renewalFailures.delete(uid);
       const info = await conn.client.lookupLease(lease.id!).catch(() => null);
       if (info === undefined) {
-        return rotate(state, dar, ctx, RotationReason.LeaseRevoked, `lease ${lease.id} no longer exists in Vault (revoked outside Leasehold?)`, {}, { leaseGone: true });
+        return rotate(state, dar, ctx, RotationReason.LeaseRevoked, `lease ${lease.id} no longer exists in Vault (revoked outside Leasehold?)`, {}, { leaseGone: true, broken: true });
       }
       return rotate(state, dar, ctx, RotationReason.RenewalRefused, `Vault refused to renew lease ${lease.id} (${err.detail})`);
     }
@@ -194,9 +194,10 @@ async function renew(state: RequestControllerState, dar: DatabaseAccessRequest, 
  * Starts a rotation: one status write moves the lease to previousLeases (revoked a grace period after its
  * successor is in the Secret) and marks the rotation under way; the caller then issues the new credential.
  * `leaseGone`: Vault no longer has the lease, so there is nothing to keep for a grace period or to revoke.
+ * `broken`: the Secret's credential doesn't work (a dead lease, a password changed by hand): Available turns False.
  */
 async function rotate(state: RequestControllerState, dar: DatabaseAccessRequest, ctx: ReconcileContext, reason: RotationReason, message: string,
-  extra: Record<string, unknown> = {}, opts: { leaseGone?: boolean } = {}): Promise<Next> {
+  extra: Record<string, unknown> = {}, opts: { leaseGone?: boolean; broken?: boolean } = {}): Promise<Next> {
   const st = dar.status!;
   const lease = st.lease;
   let previous: PreviousLease[] = st.previousLeases ?? [];
@@ -211,7 +212,8 @@ async function rotate(state: RequestControllerState, dar: DatabaseAccessRequest,
   const notAfter = dar.spec.renew === false && lease?.expiresAt ? lease.expiresAt : undefined;
   const now = ctx.now();
   dar = await state.write(dar, ctx, {
-    conditions: [],
+    // A dead lease, or a credential broken by hand: Available says so until the new credential is in the Secret.
+    conditions: opts.broken ? [{ type: ConditionType.Available, status: 'False', reason, message: `${message}; issuing a new credential` }] : [],
     remove: ['lease'],
     fields: {
       previousLeases: previous.length ? previous : undefined,
