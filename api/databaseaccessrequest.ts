@@ -125,7 +125,7 @@ export const databaseAccessRequestStatusSchema = object({
     rotation: object({
       description: 'The last rotation: a fresh credential written into the same Secret, the old lease revoked after the grace period.',
       properties: {
-        reason: string({ description: 'Why: RenewalTruncated, RenewalRefused, LeaseRevoked, LeaseExpired, NotRenewable, RotateRequested or SecretDeleted.', maxLength: 64 }),
+        reason: string({ description: 'Why: RenewalTruncated, RenewalRefused, LeaseRevoked, LeaseExpired, NotRenewable, RotateRequested, SecretDeleted or SecretModified.', maxLength: 64 }),
         message: string({ description: 'Details. Never contains a credential.', maxLength: 1024 }),
         requestedAt: string({ description: 'When the rotation was decided.', format: 'date-time', maxLength: 64 }),
         completedAt: string({ description: 'When the new credential was written to the Secret (also its leasehold.dev/rotated-at ' +

@@ -34,7 +34,11 @@ export const KUBEVAULT_FINALIZER = 'kubevault.com';
 export const Labels = {
   /** On every object Leasehold creates (Secrets, Roles, RoleBindings), with the value MANAGED_BY. */
   managedBy: 'app.kubernetes.io/managed-by',
-  /** On objects created for a DatabaseAccessRequest: that request's name (the owner reference has its uid). */
+  /**
+   * On objects created for a DatabaseAccessRequest: that request's name, or, for a name longer than a label value
+   * may be (63 characters), `labelValue(name)` of controllers/shared/names.ts (52 characters, `-`, 10 hex of its
+   * SHA-256). The owner reference has the full name and the uid.
+   */
   request: `${DOMAIN}/request`,
 } as const;
 export const MANAGED_BY = 'leasehold';

@@ -1,8 +1,8 @@
 // The operator's controllers, as the entry point (lib/main.ts) registers them. Each controller reads its kinds
 // from shared watch caches and enqueues keys; dependents are enqueued when what they depend on changes.
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { DATABASE_ACCESS_REQUEST, Labels, MANAGED_BY, type AppBinding, type DatabaseAccessRequest, type PostgresRole, type SecretEngine } from '../api/index.ts';
-import { enqueueMapped, enqueueObject, enqueueOwner, specOrMetadataChanged, stripSecretData, type ObjectKey } from '../lib/runtime/index.ts';
+import { DATABASE_ACCESS_REQUEST, DEFAULT_ROLE_PATH, Labels, MANAGED_BY, type AppBinding, type DatabaseAccessRequest, type PostgresRole, type SecretEngine } from '../api/index.ts';
+import { enqueueMapped, enqueueObject, enqueueOwner, specOrMetadataChanged, type ObjectKey } from '../lib/runtime/index.ts';
 import type { ControllerDeps, ControllerRegistration } from '../lib/runtime/registration.ts';
 import { AppBindingReconciler } from './appbinding/reconciler.ts';
 import { DatabaseAccessRequestReconciler } from './databaseaccessrequest/reconciler.ts';
@@ -11,6 +11,7 @@ import { SecretEngineReconciler } from './secretengine/reconciler.ts';
 import { defaultMountPath } from './shared/names.ts';
 import { postgresRoleReferences } from './shared/references.ts';
 import type { Caches, ControllerContext, Grant } from './shared/context.ts';
+import { secretCacheTransform, type CachedSecret } from './shared/secret-integrity.ts';
 import { APP_BINDINGS, DATABASE_ACCESS_REQUESTS, POSTGRES_ROLES, ROLE_BINDINGS, ROLES, SECRET_ENGINES, SECRETS } from './shared/resources.ts';
 import { VaultConnections } from './shared/vault-connections.ts';
 
@@ -33,8 +34,8 @@ export function buildControllers(deps: ControllerDeps): ControllerRegistration[]
     secretEngines: deps.cache<SecretEngine>(SECRET_ENGINES),
     postgresRoles: deps.cache<PostgresRole>(POSTGRES_ROLES),
     requests: deps.cache<DatabaseAccessRequest>(DATABASE_ACCESS_REQUESTS),
-    // Metadata only: the data of no Secret is ever kept in memory.
-    secrets: deps.cache<KubernetesObject & { type?: string }>(SECRETS, { transform: stripSecretData }),
+    // Metadata only: the data of no Secret is ever kept in memory (for credential Secrets, a verdict on it).
+    secrets: deps.cache<CachedSecret>(SECRETS, { transform: secretCacheTransform }),
     // Only the Roles and RoleBindings Leasehold made (a label selector), to compare without reading them.
     grantRoles: deps.cache<Grant>(ROLES, { labelSelector: OURS }),
     grantBindings: deps.cache<Grant>(ROLE_BINDINGS, { labelSelector: OURS }),
@@ -55,21 +56,27 @@ export function buildControllers(deps: ControllerDeps): ControllerRegistration[]
   // Tenancy: SecretEngines sharing a mount, so the owner's leasehold.dev/allowed-namespaces wakes the others.
   const mountOf = (e: SecretEngine) => e.spec.path ?? defaultMountPath(deps.config.clusterName, ns(e), e.metadata.name ?? '');
   caches.secretEngines.addIndex('mount', (e) => [mountOf(e)]);
+  // Guide-style roles (vaultRef + path) by the mount they write into: a SecretEngine enabling it wakes them.
+  caches.postgresRoles.addIndex('mount', (r) => (r.spec.vaultRef && !r.spec.secretEngineRef ? [`${ns(r)}/${r.spec.vaultRef.name}/${r.spec.path ?? DEFAULT_ROLE_PATH}`] : []));
   caches.requests.addIndex('role', (d) => [`${d.spec.roleRef.namespace ?? ns(d)}/${d.spec.roleRef.name}`]);
   caches.appBindings.addIndex('secret', (a) => (a.spec.secret ? [`${ns(a)}/${a.spec.secret.name}`] : []));
 
   const c = deps.config;
   const [saNs, saName] = c.operatorServiceAccount.split('/');
+  // An issuer token replaced or lost (revoked in Vault, say): its AppBinding says so at once (LeaseOwnership).
+  let wakeAppBinding: (key: ObjectKey) => void = () => undefined;
   const connections = new VaultConnections(deps.client, {
     operatorNamespace: c.operatorNamespace,
     operatorServiceAccount: saNs && saName ? { namespace: saNs, name: saName } : undefined,
     issuerTokenRole: c.vaultIssuerTokenRole,
     tokenAudiences: [],
+    onIssuerChanged: (ab) => wakeAppBinding(ab),
   }, (operation, outcome) => deps.metrics.vaultRequests.labels(operation, outcome).inc());
   const recorders = new Map<string, ReturnType<ControllerDeps['eventRecorder']>>();
   const ctx: ControllerContext = {
     kube: deps.client,
     clusterName: c.clusterName,
+    resyncPeriodMs: c.resyncPeriodMs,
     caches,
     connections,
     log: deps.logger,
@@ -83,6 +90,7 @@ export function buildControllers(deps: ControllerDeps): ControllerRegistration[]
   const appBindings = deps.newController({ name: 'appbinding', reconciler: new AppBindingReconciler(ctx) })
     .watch(caches.appBindings, enqueueObject())
     .watch(caches.secrets, enqueueMapped((s) => caches.appBindings.byIndex('secret', `${ns(s)}/${s.metadata?.name}`).map((a) => key(ns(a), a.metadata.name ?? ''))));
+  wakeAppBinding = (k) => appBindings.enqueue(k);
 
   const enginesOfAppBinding = (a: AppBinding) => caches.secretEngines.byIndex('appbinding', `${ns(a)}/${a.metadata.name}`).map((e) => key(ns(e), e.metadata.name ?? ''));
   const secretEngines = deps.newController({ name: 'secretengine', reconciler: new SecretEngineReconciler(ctx) })
@@ -95,9 +103,13 @@ export function buildControllers(deps: ControllerDeps): ControllerRegistration[]
 
   const rolesDependingOn = (kind: string, o: KubernetesObject) =>
     caches.postgresRoles.byIndex('dependency', `${kind}/${ns(o)}/${o.metadata?.name}`).map((r) => key(ns(r), r.metadata.name ?? ''));
+  // The roles writing into an engine's mount (same Vault AppBinding, same path), whether or not they name it.
+  const rolesOnMount = (e: SecretEngine) => caches.postgresRoles
+    .byIndex('mount', `${e.spec.vaultRef.namespace ?? ns(e)}/${e.spec.vaultRef.name}/${e.spec.path ?? defaultMountPath(c.clusterName, ns(e), e.metadata.name ?? '')}`)
+    .map((r) => key(ns(r), r.metadata.name ?? ''));
   const postgresRoles = deps.newController({ name: 'postgresrole', reconciler: new PostgresRoleReconciler(ctx) })
     .watch(caches.postgresRoles, enqueueObject())
-    .watch(caches.secretEngines, enqueueMapped((e) => rolesDependingOn('SecretEngine', e)))
+    .watch(caches.secretEngines, enqueueMapped((e) => [...rolesDependingOn('SecretEngine', e), ...rolesOnMount(e)]))
     .watch(caches.appBindings, enqueueMapped((a) => rolesDependingOn('AppBinding', a)));
 
   const requests = deps.newController({ name: 'databaseaccessrequest', reconciler: new DatabaseAccessRequestReconciler(ctx, deps.metrics.registry) })

@@ -54,7 +54,9 @@ export class AppBindingReconciler implements Reconciler {
     const kind = targetKind(ab);
     if (kind === 'other') return DONE;
     const secretVersion = ab.spec.secret ? this.c.caches.secrets.get(key.namespace, ab.spec.secret.name)?.metadata?.resourceVersion ?? 'absent' : '';
-    const version = `${ab.metadata.resourceVersion}/${secretVersion}`;
+    // An issuer token replaced or lost since the last check (revoked in Vault, found at issuance) is news too.
+    const versionNow = () => `${ab.metadata.resourceVersion}/${secretVersion}/${this.c.connections.issuerGeneration(ab)}`;
+    const version = versionNow();
     const now = ctx.now().getTime();
     const last = this.lastCheck.get(ab.metadata.uid ?? '');
     if (last && last.version === version) {
@@ -69,7 +71,7 @@ export class AppBindingReconciler implements Reconciler {
       ],
     }, ctx.now(), ctx.signal);
     // Remembered only once reported: a status write lost to a conflict must be redone by the retry.
-    this.lastCheck.set(ab.metadata.uid ?? '', { version, ok: check.ok, atMs: now });
+    this.lastCheck.set(ab.metadata.uid ?? '', { version: versionNow(), ok: check.ok, atMs: now });
     return requeueAfter(check.ok ? RECHECK_HEALTHY_MS : RECHECK_FAILED_MS);
   }
 
@@ -78,7 +80,8 @@ export class AppBindingReconciler implements Reconciler {
       const conn = await this.c.connections.forAppBinding(ab, ctx.signal);
       const health = await conn.client.health();
       if (!health.initialized || health.sealed) return { ok: false, reason: 'VaultSealed', message: `Vault at ${conn.endpoint.address} is ${health.initialized ? 'sealed' : 'not initialised'}` };
-      const issuer = await conn.issuer();
+      // Asked of Vault, not the cache: a token revoked behind the operator's back is replaced here.
+      const issuer = await conn.verifyIssuer();
       const extra = issuer.kind === 'ready'
         ? { type: LEASE_OWNERSHIP, status: 'True' as const, reason: 'IssuerToken', message: `leases are owned by an orphan periodic token from token role ${this.c.connections.issuerTokenRole}; they outlive the operator's login` }
         : { type: LEASE_OWNERSHIP, status: 'False' as const, reason: issuer.reason, message: issuer.message };

@@ -10,6 +10,7 @@ import { report } from '../shared/report.ts';
 import { DATABASE_ACCESS_REQUESTS } from '../shared/resources.ts';
 import type { VaultConnection } from '../shared/vault-connections.ts';
 import { RevocationRetries } from './decide.ts';
+import { LeaseLiveness, verifyPeriodMs } from './lease-liveness.ts';
 import { LeaseMetrics } from './metrics.ts';
 // Issue 11 (approval): the operator's part of approval lives in approval.ts; the call sites are marked.
 import { Approvals, auditingRecorder } from './approval.ts';
@@ -27,12 +28,15 @@ export class RequestControllerState {
   readonly issuedHere = new Map<string, number>();
   /** Revocations Vault didn't do, per lease: when to try each again. */
   readonly revocationRetries = new RevocationRetries();
+  /** When each request's lease was last known alive in Vault; listings of a role's leases (lease-liveness.ts). */
+  readonly liveness: LeaseLiveness;
 
   /** approval (issue 11): audited Events (decisions, issuance, rotation, revocation) also make a structured log line. */
   readonly events: ReturnType<typeof auditingRecorder>;
 
   constructor(readonly c: ControllerContext, registry?: Registry) {
     this.metrics = new LeaseMetrics(registry);
+    this.liveness = new LeaseLiveness(verifyPeriodMs(c.resyncPeriodMs));
     this.events = auditingRecorder(c.events('leasehold-databaseaccessrequest'), c.log);
     this.approvals = new Approvals(c.kube, this.events); // approval (issue 11)
   }
@@ -46,6 +50,7 @@ export class RequestControllerState {
     this.metrics.forget(dar.metadata.namespace ?? '', dar.metadata.name ?? '');
     this.approvalSeen.delete(dar.metadata.uid ?? '');
     this.renewalFailures.delete(dar.metadata.uid ?? '');
+    this.liveness.forget(dar.metadata.uid ?? '');
   }
 
   /** The Vault connection a recorded lease lives in (from status, so it works after the role is gone). */

@@ -3,10 +3,12 @@
 // they are rendered with, re-rendered from the credential it holds when either changes. Writing a new
 // credential into it is issuance's (issuance.ts); emptying it is the end of a request's (ending.ts).
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { ConditionType, DOMAIN, RequestPhase, type AppBinding, type DatabaseAccessRequest, type PostgresRole } from '../../api/index.ts';
+import { ConditionType, DOMAIN, Labels, MANAGED_BY, RequestPhase, type AppBinding, type DatabaseAccessRequest, type PostgresRole } from '../../api/index.ts';
 import type { ReconcileContext } from '../../lib/runtime/index.ts';
+import { labelValue } from '../shared/names.ts';
 import { explain } from '../shared/report.ts';
 import { SECRETS } from '../shared/resources.ts';
+import { DATA_DIGEST_ANNOTATION, dataDigestAnnotation, decodeData, encodeData, secretIntegrity, type CachedSecret, type SecretIntegrity } from '../shared/secret-integrity.ts';
 import type { RequestControllerState } from './controller-state.ts';
 import {
   addressVariables, checkTemplates, databaseAddress, layoutHash, mergeTemplates, renderSecretData, templateView,
@@ -24,7 +26,7 @@ export const LAYOUT_ANNOTATION = `${DOMAIN}/layout`;
 /** Condition reason when a secretTemplate can't be rendered. */
 export const INVALID_SECRET_TEMPLATE = 'InvalidSecretTemplate';
 
-export type SecretMeta = KubernetesObject;
+export type SecretMeta = CachedSecret;
 type SecretWithData = KubernetesObject & { data?: Record<string, string>; type?: string };
 
 /** How the Secret is laid out for a request: merged templates, the address they see, what's wrong with them. */
@@ -34,6 +36,11 @@ export interface Layout {
   problems: string[];
   /** Fingerprint of templates + address; '' without templates. */
   hash: string;
+}
+
+/** The labels of everything made for a request (its Secret, Role and RoleBinding): valid for any request name. */
+export function credentialLabels(dar: DatabaseAccessRequest): Record<string, string> {
+  return { [Labels.managedBy]: MANAGED_BY, [Labels.request]: labelValue(dar.metadata.name ?? '') };
 }
 
 export function ownedSecret(state: RequestControllerState, dar: DatabaseAccessRequest): SecretMeta | undefined {
@@ -92,23 +99,51 @@ export async function reportTemplateProblems(state: RequestControllerState, dar:
   });
 }
 
-/** A changed template or database address: render the Secret again from the credential it holds. */
-export async function rerender(state: RequestControllerState, dar: DatabaseAccessRequest, layout: Layout, ctx: ReconcileContext): Promise<DatabaseAccessRequest> {
+/**
+ * Whether the Secret's data is still what Leasehold last wrote into it. The cache's verdict (from the digest
+ * annotation, shared/secret-integrity.ts) costs nothing; when it says otherwise, a read confirms it, since the
+ * cache may still show a version older than the operator's own last write. 'intact' also for a Secret without a
+ * digest (written before digests were recorded): nothing to compare with.
+ */
+export async function secretDrift(state: RequestControllerState, dar: DatabaseAccessRequest, ctx: ReconcileContext): Promise<SecretIntegrity> {
   const cached = ownedSecret(state, dar);
-  if ((cached?.metadata?.annotations?.[LAYOUT_ANNOTATION] ?? '') === layout.hash) return dar;
+  if (!cached?.integrity || cached.integrity === 'intact') return 'intact';
+  const live = await state.c.kube.tryGet<SecretWithData>(SECRETS, dar.metadata.namespace ?? '', cached.metadata!.name!, ctx);
+  if (!live) return 'intact'; // deleted meanwhile: its watch event brings the next pass (SecretDeleted)
+  return secretIntegrity(live.metadata?.annotations?.[DATA_DIGEST_ANNOTATION], decodeData(live.data)) ?? 'intact';
+}
+
+/**
+ * Renders the Secret again from the credential it holds, when its layout changed (a template or the database
+ * address: the layout annotation differs) or `repair` (keys other than the credential were edited, added or
+ * removed by hand: secretDrift said 'layout'). Its username and password are kept only if they are what Leasehold
+ * wrote (the digest says so; a Secret without a digest is trusted, as before digests); otherwise nothing is
+ * written and the Secret's next event brings a pass that rotates.
+ */
+export async function rerender(state: RequestControllerState, dar: DatabaseAccessRequest, layout: Layout, ctx: ReconcileContext, repair = false): Promise<DatabaseAccessRequest> {
+  const cached = ownedSecret(state, dar);
+  if (!repair && (cached?.metadata?.annotations?.[LAYOUT_ANNOTATION] ?? '') === layout.hash) return dar;
   const ns = dar.metadata.namespace ?? '';
   const secret = await state.c.kube.tryGet<SecretWithData>(SECRETS, ns, dar.status!.secret!.name, ctx);
   if (!secret?.data?.username || !secret.data.password) return dar;
-  if ((secret.metadata?.annotations?.[LAYOUT_ANNOTATION] ?? '') === layout.hash) return dar; // the cache lagged
+  const integrity = secretIntegrity(secret.metadata?.annotations?.[DATA_DIGEST_ANNOTATION], decodeData(secret.data));
+  if (integrity === 'credential') return dar;
+  const layoutChanged = (secret.metadata?.annotations?.[LAYOUT_ANNOTATION] ?? '') !== layout.hash;
+  if (!layoutChanged && integrity !== 'layout') return dar; // the cache lagged
   const cred = { username: Buffer.from(secret.data.username, 'base64').toString('utf8'), password: Buffer.from(secret.data.password, 'base64').toString('utf8') };
   const data = renderSecretData(layout.templates, templateView(layout.address, cred));
-  const annotations = { ...(secret.metadata?.annotations ?? {}) };
+  const annotations: Record<string, string> = { ...(secret.metadata?.annotations ?? {}), [DATA_DIGEST_ANNOTATION]: dataDigestAnnotation(encodeData(data)) };
   if (layout.hash) annotations[LAYOUT_ANNOTATION] = layout.hash;
   else delete annotations[LAYOUT_ANNOTATION];
   await state.c.kube.replace(SECRETS, ns, secret.metadata!.name!, {
     ...secret, metadata: { ...secret.metadata, annotations },
     data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'utf8').toString('base64')])),
   } as never, ctx);
-  state.events.event(dar, 'Normal', 'SecretUpdated', `Secret ${secret.metadata!.name} re-rendered: its secretTemplate or the database address changed`);
+  if (layoutChanged) {
+    state.events.event(dar, 'Normal', 'SecretUpdated', `Secret ${secret.metadata!.name} re-rendered: its secretTemplate or the database address changed`);
+  } else {
+    state.events.event(dar, 'Normal', 'SecretRepaired', `Secret ${secret.metadata!.name} was changed by hand (keys other than the credential); ` +
+      'rendered again from its credential, which is intact');
+  }
   return dar;
 }

@@ -48,10 +48,13 @@ export function renewAtMs(fromMs: number, durationSeconds: number, fraction: num
   return fromMs + durationSeconds * 1000 * f;
 }
 
-/** A Secret name for a request: `<name>-<6 random chars>`, within the 253-character limit. */
+/**
+ * A Secret name for a request: `<name>-<6 random chars>`, a DNS-1123 subdomain within the 253-character limit
+ * for any request name (a long one is cut at 240 characters, and a `.` or `-` it would end on dropped).
+ */
 export function newSecretName(requestName: string): string {
   const suffix = crypto.randomBytes(4).toString('hex').slice(0, 6);
-  return `${requestName.slice(0, 240)}-${suffix}`;
+  return `${requestName.slice(0, 240).replace(/[-.]+$/, '')}-${suffix}`;
 }
 
 // ---- the life of a recorded lease: renew, rotate, expire ---------------------------------------------------
@@ -77,6 +80,8 @@ export const RotationReason = {
   RotateRequested: 'RotateRequested',
   /** The credential Secret was deleted. */
   SecretDeleted: 'SecretDeleted',
+  /** The credential in the Secret (username or password) was changed or removed by hand. */
+  SecretModified: 'SecretModified',
 } as const;
 export type RotationReason = (typeof RotationReason)[keyof typeof RotationReason];
 

@@ -10,6 +10,7 @@ import { ConditionType, FINALIZER, KUBEVAULT_FINALIZER, Reason, RequestPhase, ty
 import { DONE, PatchType, RetryableError, hasFinalizer, removeFinalizer, type ConditionInput, type ReconcileContext, type Result } from '../../lib/runtime/index.ts';
 import type { StatusUpdate } from '../shared/report.ts';
 import { DATABASE_ACCESS_REQUESTS, SECRETS } from '../shared/resources.ts';
+import { DATA_DIGEST_ANNOTATION } from '../shared/secret-integrity.ts';
 import type { RequestControllerState } from './controller-state.ts';
 import { LEASE_ID_ANNOTATION, ownedSecret, secretPresent } from './credential-secret.ts';
 import { sweep } from './issuance.ts';
@@ -88,7 +89,8 @@ export async function expire(state: RequestControllerState, dar: DatabaseAccessR
 export async function clearSecret(state: RequestControllerState, dar: DatabaseAccessRequest, ctx: ReconcileContext): Promise<void> {
   const name = dar.status?.secret?.name;
   if (!name || !(await secretPresent(state, dar, ctx))) return;
-  await state.c.kube.patch(SECRETS, dar.metadata.namespace ?? '', name, { data: null }, PatchType.merge, ctx);
+  // The digest goes with the data: an emptied Secret is not a credential changed by hand.
+  await state.c.kube.patch(SECRETS, dar.metadata.namespace ?? '', name, { data: null, metadata: { annotations: { [DATA_DIGEST_ANNOTATION]: null } } }, PatchType.merge, ctx);
 }
 
 // ---- deletion -------------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 // Access to a request's credential: its spec.subjects may read its Secret, and nothing else.
-import { Labels, MANAGED_BY, type DatabaseAccessRequest } from '../../api/index.ts';
+import type { DatabaseAccessRequest } from '../../api/index.ts';
 import { RetryableError, controllerOwnerRef, deepEqual, isConflict, type ReconcileContext, type ResourceType, type WatchCache } from '../../lib/runtime/index.ts';
 import type { Grant } from '../shared/context.ts';
 import { ROLE_BINDINGS, ROLES } from '../shared/resources.ts';
 import type { RequestControllerState } from './controller-state.ts';
+import { credentialLabels } from './credential-secret.ts';
 
 /**
  * A Role allowing `get` on exactly the credential Secret, bound to spec.subjects; both owned by the request.
@@ -14,7 +15,7 @@ export async function ensureGrants(state: RequestControllerState, dar: DatabaseA
   const ns = dar.metadata.namespace ?? '';
   const secretName = dar.status?.secret?.name;
   if (!secretName) return;
-  const metadata = { name: secretName, namespace: ns, labels: { [Labels.managedBy]: MANAGED_BY, [Labels.request]: dar.metadata.name ?? '' }, ownerReferences: [controllerOwnerRef(dar)] };
+  const metadata = { name: secretName, namespace: ns, labels: credentialLabels(dar), ownerReferences: [controllerOwnerRef(dar)] };
   const role = { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata, rules: [{ apiGroups: [''], resources: ['secrets'], resourceNames: [secretName], verbs: ['get'] }] };
   const binding = {
     apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata,

@@ -13,20 +13,21 @@
 // in parallel, up to --concurrency.
 import { randomUUID } from 'node:crypto';
 import {
-  Annotations, ConditionType, Labels, MANAGED_BY, Reason, RequestPhase, formatDuration, parseDurationSeconds,
+  Annotations, ConditionType, Reason, RequestPhase, formatDuration, parseDurationSeconds,
   type DatabaseAccessRequest, type PostgresRole,
 } from '../../api/index.ts';
-import { RetryableError, TerminalError, controllerOwnerRef, isConflict, patchStatus, rfc3339, type ReconcileContext } from '../../lib/runtime/index.ts';
+import { KubeApiError, RetryableError, TerminalError, controllerOwnerRef, isConflict, patchStatus, rfc3339, type ReconcileContext } from '../../lib/runtime/index.ts';
 import type { LeasedCredential, VaultClient } from '../../lib/vault/client.ts';
 import { crashPoint } from '../../lib/faults.ts';
-import { leasePrefix } from '../shared/names.ts';
+import { leasePrefix, metadataProblems } from '../shared/names.ts';
 import { desiredStatus, explain } from '../shared/report.ts';
 import { DATABASE_ACCESS_REQUESTS, SECRETS } from '../shared/resources.ts';
 import type { RoleTarget } from '../shared/role-target.ts';
+import { DATA_DIGEST_ANNOTATION, dataDigestAnnotation, encodeData } from '../shared/secret-integrity.ts';
 import type { VaultConnection } from '../shared/vault-connections.ts';
 import type { RequestControllerState } from './controller-state.ts';
 import {
-  ATTEMPT_ANNOTATION, LAYOUT_ANNOTATION, LEASE_ID_ANNOTATION, ROTATED_AT_ANNOTATION, ownedSecret, type Layout, type SecretMeta,
+  ATTEMPT_ANNOTATION, LAYOUT_ANNOTATION, LEASE_ID_ANNOTATION, ROTATED_AT_ANNOTATION, credentialLabels, ownedSecret, type Layout, type SecretMeta,
 } from './credential-secret.ts';
 import { newSecretName, retirePrevious, rotateRequestToken } from './decide.ts';
 import { extendForGrace, graceSeconds, revokeCounted } from './revocation.ts';
@@ -66,6 +67,10 @@ export async function issue(state: RequestControllerState, dar: DatabaseAccessRe
   }
 
   const secretName = dar.status?.secret?.name ?? newSecretName(name);
+  // Whatever the API server would refuse is refused here, before Vault issues a lease that would then be
+  // revoked again on every retry.
+  const problems = metadataProblems('Secret', { name: secretName, labels: credentialLabels(dar) });
+  if (problems.length) throw new TerminalError(Reason.FailedToCreateSecret, `the credential's Secret can't be written: ${problems.join('; ')}`);
   const issuance: Issuance = {
     vaultAppBinding: { namespace: target.vaultAppBinding.metadata.namespace ?? '', name: target.vaultAppBinding.metadata.name ?? '' },
     mount: target.mount, role: vaultRole, attempt: randomUUID(), startedAt: rfc3339(ctx.now()), completed: false,
@@ -110,6 +115,10 @@ export async function issue(state: RequestControllerState, dar: DatabaseAccessRe
     // if this fails: it is no longer one this process vouches for).
     state.issuedHere.delete(cred.leaseId);
     await revokeCounted(state, conn.client, cred.leaseId, 'unrecorded').catch(() => undefined);
+    // The API server refusing the Secret as invalid will refuse it again: not a retry (a lease each time).
+    if (err instanceof KubeApiError && err.statusCode === 422) {
+      throw new TerminalError(Reason.FailedToCreateSecret, `the API server refused the credential's Secret ${secretName}: ${err.message}`);
+    }
     throw err;
   }
 }
@@ -140,6 +149,7 @@ async function complete(state: RequestControllerState, dar: DatabaseAccessReques
     },
   }, now);
   dar = await recordWithRetry(state, dar, status, ctx);
+  state.liveness.alive(dar.metadata.uid ?? '', x.leaseId, now.getTime()); // just issued (or looked up): no look-up needed
   state.metrics.setExpiry(ns, dar.metadata.name ?? '', x.expiresAt);
   for (const p of retired) await extendForGrace(state, dar, p, ctx);
   const uid = dar.metadata.uid ?? '';
@@ -253,7 +263,11 @@ async function writeSecret(state: RequestControllerState, dar: DatabaseAccessReq
     throw new TerminalError(Reason.FailedToCreateSecret, `Secret ${ns}/${name} exists and is not owned by this request`);
   }
   // Annotations others put on the Secret (a reloader's, say) stay; ours are replaced.
-  const annotations: Record<string, string> = { ...(existing?.metadata?.annotations ?? {}), [LEASE_ID_ANNOTATION]: a.leaseId, [ATTEMPT_ANNOTATION]: a.attempt };
+  const annotations: Record<string, string> = {
+    ...(existing?.metadata?.annotations ?? {}), [LEASE_ID_ANNOTATION]: a.leaseId, [ATTEMPT_ANNOTATION]: a.attempt,
+    // What is written, so that a change by hand is seen from the cache (shared/secret-integrity.ts).
+    [DATA_DIGEST_ANNOTATION]: dataDigestAnnotation(encodeData(data)),
+  };
   if (a.rotatedAt) annotations[ROTATED_AT_ANNOTATION] = a.rotatedAt;
   if (a.layout) annotations[LAYOUT_ANNOTATION] = a.layout;
   else delete annotations[LAYOUT_ANNOTATION];
@@ -261,7 +275,7 @@ async function writeSecret(state: RequestControllerState, dar: DatabaseAccessReq
     apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
     metadata: {
       name, namespace: ns,
-      labels: { ...(existing?.metadata?.labels ?? {}), [Labels.managedBy]: MANAGED_BY, [Labels.request]: dar.metadata.name ?? '' },
+      labels: { ...(existing?.metadata?.labels ?? {}), ...credentialLabels(dar) },
       annotations,
       ownerReferences: [controllerOwnerRef(dar)],
       ...(existing ? { resourceVersion: existing.metadata?.resourceVersion } : {}),

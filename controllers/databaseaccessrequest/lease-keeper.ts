@@ -13,6 +13,11 @@
 // is written in the same status write that starts the rotation). rolloutRestartTargets get the rotation's time
 // in a pod-template annotation afterwards; status.rotation.restartedAt records that it was done, and the value
 // is the same on a retry, so a workload is restarted once per rotation.
+//
+// Status tells the truth: a lease revoked in Vault behind the operator's back is found by looking it up (once
+// after a start, then at most once per resync period: lease-liveness.ts) and rotated (LeaseRevoked); a Secret
+// whose credential was changed or removed by hand is rotated (SecretModified), one whose other keys were is
+// rendered again from its credential (both seen from the cache: shared/secret-integrity.ts).
 import {
   Annotations, ConditionType, Reason, formatDuration, type DatabaseAccessRequest, type PostgresRole,
 } from '../../api/index.ts';
@@ -24,7 +29,7 @@ import { desiredStatus, explain } from '../shared/report.ts';
 import { roleReferenceRefusal } from '../shared/role-target.ts';
 import { DATABASE_ACCESS_REQUESTS } from '../shared/resources.ts';
 import type { RequestControllerState } from './controller-state.ts';
-import { reportTemplateProblems, rerender, secretLayout, secretPresent } from './credential-secret.ts';
+import { reportTemplateProblems, rerender, secretDrift, secretLayout, secretPresent } from './credential-secret.ts';
 import {
   DEFAULT_RENEW_FRACTION, MAX_PREVIOUS_LEASES, RotationReason, addPrevious, duePrevious, earliest, leaseStep, renewalTruncated, rotateRequestToken,
   rotateRequested, type PreviousLease,
@@ -32,6 +37,7 @@ import {
 import { expire } from './ending.ts';
 import { ensureGrants } from './grants.ts';
 import { requestedTtlSeconds } from './issuance.ts';
+import type { Liveness } from './lease-liveness.ts';
 import { notRevokedCondition, revocationFailing, revokePrevious, scheduleRevocationRetry } from './revocation.ts';
 
 /** A failed renewal or rollout restart is retried after at most this long. */
@@ -51,6 +57,14 @@ export async function maintain(state: RequestControllerState, dar: DatabaseAcces
   if (!(await secretPresent(state, dar, ctx))) {
     // Its credential left the cluster with it; running pods may still hold it, hence the usual grace period.
     return rotate(state, dar, ctx, RotationReason.SecretDeleted, `Secret ${dar.status?.secret?.name} was deleted`);
+  }
+  // The operator never keeps the password: a credential changed by hand can only be replaced.
+  const drift = await secretDrift(state, dar, ctx);
+  if (drift === 'credential') {
+    return rotate(state, dar, ctx, RotationReason.SecretModified, `the username or password in Secret ${dar.status?.secret?.name} was changed or removed by hand`, {}, { broken: true });
+  }
+  if ((await leaseLiveness(state, dar, ctx)) === 'gone') {
+    return rotate(state, dar, ctx, RotationReason.LeaseRevoked, `lease ${lease.id} no longer exists in Vault (revoked outside Leasehold?)`, {}, { leaseGone: true, broken: true });
   }
   await ensureGrants(state, dar, ctx);
   dar = await revokeDuePrevious(state, dar, ctx);
@@ -72,7 +86,7 @@ export async function maintain(state: RequestControllerState, dar: DatabaseAcces
   } else if (layout && !canIssue) {
     dar = await reportTemplateProblems(state, dar, layout, ctx);
   } else if (layout) {
-    dar = await rerender(state, dar, layout, ctx);
+    dar = await rerender(state, dar, layout, ctx, drift === 'layout');
     dar = await markAvailable(state, dar, ctx);
   }
 
@@ -97,6 +111,29 @@ export async function maintain(state: RequestControllerState, dar: DatabaseAcces
     case 'wait':
       return { done: wake(state, dar, role, ctx) };
   }
+}
+
+/**
+ * Whether the recorded lease still exists in Vault, when it is due for a look (lease-liveness.ts); 'alive' when
+ * not due, and when the lease's own schedule is about to ask Vault anyway (renewal, expiry). 'unknown' when Vault
+ * couldn't be asked: the lease is kept, and looked at again later.
+ */
+async function leaseLiveness(state: RequestControllerState, dar: DatabaseAccessRequest, ctx: ReconcileContext): Promise<Liveness> {
+  const lease = dar.status!.lease!;
+  const uid = dar.metadata.uid ?? '';
+  const now = ctx.now().getTime();
+  if (!state.liveness.due(uid, lease.id!, now)) return 'alive';
+  const step = leaseStep(lease, { renew: dar.spec.renew !== false, fraction: fraction(dar, state.cachedRole(dar)), uid, nowMs: now });
+  if (step.kind !== 'wait') return 'alive';
+  const ref = dar.status?.issuance?.vaultAppBinding;
+  const conn = await state.connectionOf(dar, ctx).catch(() => undefined);
+  if (!conn || !ref) {
+    state.liveness.retryLater(uid, lease.id!, now);
+    return 'unknown';
+  }
+  const found = await state.liveness.check(uid, lease.id!, conn.client, `${ref.namespace || dar.metadata.namespace}/${ref.name}`, () => ctx.now().getTime());
+  if (found === 'unknown') ctx.log.debug('could not look the lease up in Vault; will try again', { namespace: dar.metadata.namespace, name: dar.metadata.name, leaseId: lease.id });
+  return found;
 }
 
 function fraction(dar: DatabaseAccessRequest, role: PostgresRole | undefined): number {
@@ -137,7 +174,7 @@ async function renew(state: RequestControllerState, dar: DatabaseAccessRequest, 
       state.renewalFailures.delete(uid);
       const info = await conn.client.lookupLease(lease.id!).catch(() => null);
       if (info === undefined) {
-        return rotate(state, dar, ctx, RotationReason.LeaseRevoked, `lease ${lease.id} no longer exists in Vault (revoked outside Leasehold?)`);
+        return rotate(state, dar, ctx, RotationReason.LeaseRevoked, `lease ${lease.id} no longer exists in Vault (revoked outside Leasehold?)`, {}, { leaseGone: true, broken: true });
       }
       return rotate(state, dar, ctx, RotationReason.RenewalRefused, `Vault refused to renew lease ${lease.id} (${err.detail})`);
     }
@@ -150,6 +187,7 @@ async function renew(state: RequestControllerState, dar: DatabaseAccessRequest, 
     const left = Date.parse(lease.expiresAt ?? '') - ctx.now().getTime();
     return { done: requeueAfter(Math.max(1000, Math.min(RETRY_MS, Number.isFinite(left) ? left / 4 : RETRY_MS))) };
   }
+  state.liveness.alive(uid, lease.id!, ctx.now().getTime());
   const truncated = renewalTruncated(asked, granted, askSeconds);
   state.metrics.renewals.labels(truncated ? 'truncated' : 'success').inc();
   const failures = state.renewalFailures.get(uid);
@@ -171,13 +209,16 @@ async function renew(state: RequestControllerState, dar: DatabaseAccessRequest, 
 /**
  * Starts a rotation: one status write moves the lease to previousLeases (revoked a grace period after its
  * successor is in the Secret) and marks the rotation under way; the caller then issues the new credential.
+ * `leaseGone`: Vault no longer has the lease, so there is nothing to keep for a grace period or to revoke.
+ * `broken`: the Secret's credential doesn't work (a dead lease, a password changed by hand): Available turns False.
  */
-async function rotate(state: RequestControllerState, dar: DatabaseAccessRequest, ctx: ReconcileContext, reason: RotationReason, message: string, extra: Record<string, unknown> = {}): Promise<Next> {
+async function rotate(state: RequestControllerState, dar: DatabaseAccessRequest, ctx: ReconcileContext, reason: RotationReason, message: string,
+  extra: Record<string, unknown> = {}, opts: { leaseGone?: boolean; broken?: boolean } = {}): Promise<Next> {
   const st = dar.status!;
   const lease = st.lease;
   let previous: PreviousLease[] = st.previousLeases ?? [];
   let overflow: PreviousLease[] = [];
-  if (lease?.id) ({ previous, overflow } = addPrevious(previous, { id: lease.id, ...(st.issuance?.vaultAppBinding ? { vaultAppBinding: st.issuance.vaultAppBinding } : {}) }));
+  if (lease?.id && !opts.leaseGone) ({ previous, overflow } = addPrevious(previous, { id: lease.id, ...(st.issuance?.vaultAppBinding ? { vaultAppBinding: st.issuance.vaultAppBinding } : {}) }));
   // One that can't be revoked now stays recorded (over the cap): it is revoked when its grace period ends.
   const unrevoked: PreviousLease[] = [];
   for (const p of overflow) {
@@ -187,7 +228,8 @@ async function rotate(state: RequestControllerState, dar: DatabaseAccessRequest,
   const notAfter = dar.spec.renew === false && lease?.expiresAt ? lease.expiresAt : undefined;
   const now = ctx.now();
   dar = await state.write(dar, ctx, {
-    conditions: [],
+    // A dead lease, or a credential broken by hand: Available says so until the new credential is in the Secret.
+    conditions: opts.broken ? [{ type: ConditionType.Available, status: 'False', reason, message: `${message}; issuing a new credential` }] : [],
     remove: ['lease'],
     fields: {
       previousLeases: previous.length ? previous : undefined,

@@ -117,6 +117,8 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
       // A reference the other namespace doesn't admit (shared/references.ts) is fixed by its opting in, which
       // wakes the role and so this request: no phase Failed, nothing issued meanwhile.
       const terminal = err instanceof TerminalError && !(err instanceof ReferenceNotAllowed);
+      // A bug, or an answer nobody expected: the log must show it (the controller only logs errors thrown to it).
+      if (explained.reason === 'InternalError') ctx.log.error('serving the request failed unexpectedly', { namespace: ns, name: dar.metadata.name, error: message });
       // Fresh: the pass may have written status (the issuance marker) since `dar` was read.
       await this.state.writeFresh(dar, ctx, (fresh) => ({
         ...(terminal ? { phase: RequestPhase.Failed } : fresh.status?.phase && fresh.status.phase !== RequestPhase.WaitingForApproval ? {} : { phase: RequestPhase.Approved }),

@@ -5,8 +5,9 @@
 // in Vault until the PostgresRole is deleted, but nothing more is issued from it.
 import crypto from 'node:crypto';
 import { EnginePhase, FINALIZER, KUBEVAULT_FINALIZER, parseDurationSeconds, Reason, type PostgresRole } from '../../api/index.ts';
-import { DONE, addFinalizer, hasFinalizer, removeFinalizer, requeueAfter, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/index.ts';
+import { DONE, RetryableError, addFinalizer, hasFinalizer, removeFinalizer, requeueAfter, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/index.ts';
 import type { DatabaseRoleSpec } from '../../lib/vault/client.ts';
+import { VaultRequestError } from '../../lib/vault/errors.ts';
 import type { ControllerContext } from '../shared/context.ts';
 import { vaultRoleName } from '../shared/names.ts';
 import { engineFailed, engineSucceeded, explain, report } from '../shared/report.ts';
@@ -26,6 +27,11 @@ export function roleSpecForVault(role: PostgresRole, connection: string): Databa
     defaultTtlSeconds: role.spec.defaultTTL ? parseDurationSeconds(role.spec.defaultTTL) : 0,
     maxTtlSeconds: role.spec.maxTTL ? parseDurationSeconds(role.spec.maxTTL) : 0,
   };
+}
+
+/** Vault answered 404 to a role write: nothing is mounted at the role's path (the route doesn't exist). */
+export function mountMissing(err: unknown): boolean {
+  return err instanceof VaultRequestError && err.kind === 'NotFound';
 }
 
 export class PostgresRoleReconciler implements Reconciler {
@@ -86,6 +92,10 @@ export class PostgresRoleReconciler implements Reconciler {
         conditions: engineFailed(why, message),
         fields: { vaultRole },
       }, ctx.now(), ctx.signal);
+      // "Not found" is the mount not being there (yet): a SecretEngine applied with this role may be enabling it
+      // right now. Retried with the queue's backoff (quickly at first, then ever more rarely), and the engine's
+      // becoming ready wakes the role at once (controllers/index.ts).
+      if (mountMissing(err)) throw new RetryableError(why, message, { cause: err });
       // Bad SQL or a bad spec won't fix itself: wait for a change (the watch re-triggers), but look again later
       // in case Vault's side was fixed by hand.
       return requeueAfter(retryable ? Math.min(RETRY_MS, 5_000) : 5 * 60_000);

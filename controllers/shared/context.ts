@@ -2,6 +2,7 @@
 import type { AppBinding, DatabaseAccessRequest, PostgresRole, SecretEngine } from '../../api/index.ts';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { EventRecorder, KubeClient, Logger, WatchCache } from '../../lib/runtime/index.ts';
+import type { CachedSecret } from './secret-integrity.ts';
 import type { VaultConnections } from './vault-connections.ts';
 
 export interface Caches {
@@ -9,8 +10,8 @@ export interface Caches {
   secretEngines: WatchCache<SecretEngine>;
   postgresRoles: WatchCache<PostgresRole>;
   requests: WatchCache<DatabaseAccessRequest>;
-  /** Every Secret, metadata only (no data is cached). */
-  secrets: WatchCache<KubernetesObject & { type?: string }>;
+  /** Every Secret, metadata only (no data is cached; for credential Secrets, the verdict on their data). */
+  secrets: WatchCache<CachedSecret>;
   /** The Roles that let a request's subjects read its Secret (labelled managed-by Leasehold). */
   grantRoles: WatchCache<Grant>;
   /** Their RoleBindings (same label). */
@@ -23,6 +24,8 @@ export type Grant = KubernetesObject & { rules?: unknown; roleRef?: unknown; sub
 export interface ControllerContext {
   kube: KubeClient;
   clusterName: string;
+  /** --resync-period in ms (0: no resync): how often a recorded lease is looked up in Vault at most. */
+  resyncPeriodMs: number;
   caches: Caches;
   connections: VaultConnections;
   events(component: string): EventRecorder;

@@ -21,6 +21,8 @@ export interface VaultConnectionSettings {
   issuerTokenRole: string;
   /** Audience of service-account tokens requested for kubernetes auth (empty: the apiserver's default). */
   tokenAudiences: string[];
+  /** A Vault AppBinding's issuer token was replaced, or none can be had any more. */
+  onIssuerChanged?: (appBinding: { namespace: string; name: string }) => void;
 }
 
 export interface VaultConnection {
@@ -30,12 +32,16 @@ export interface VaultConnection {
   readonly client: VaultClient;
   /** The issuer token's state; renews or creates it when due. */
   issuer(): Promise<IssuerTokenState>;
+  /** The issuer token's state as Vault sees it now: renewed, or replaced when Vault no longer knows it. */
+  verifyIssuer(): Promise<IssuerTokenState>;
   /** The client that issues credentials: the issuer token's, or the login token's when no issuer token can be had. */
   issuingClient(): Promise<{ client: VaultClient; ownedBy: 'issuer-token' | 'login-token' }>;
 }
 
 export class VaultConnections {
   private readonly byAppBinding = new Map<string, { version: string; connection: VaultConnection }>();
+  /** Per Vault AppBinding (namespace/name): what its issuer token's last refresh found, and how often that changed. */
+  private readonly issuerSeen = new Map<string, { found: string; changes: number }>();
 
   constructor(
     private readonly kube: KubeClient,
@@ -56,6 +62,11 @@ export class VaultConnections {
     const connection = await this.build(ab, signal);
     this.byAppBinding.set(key, { version, connection });
     return connection;
+  }
+
+  /** How often the AppBinding's issuer token was replaced or lost in this process (0: never). */
+  issuerGeneration(ab: AppBinding): number {
+    return this.issuerSeen.get(keyToString({ namespace: ab.metadata.namespace ?? '', name: ab.metadata.name ?? '' }))?.changes ?? 0;
   }
 
   /** Drops a connection whose credentials stopped working (a rotated token Secret, say). */
@@ -94,17 +105,27 @@ export class VaultConnections {
     const keeper = new TokenKeeper(endpoint, auth);
     const loginToken = () => keeper.token();
     const client = new NodeVaultClient(endpoint, loginToken, this.observe, rawVaultClient(endpoint, agent));
-    const issuer = new IssuerToken(endpoint, loginToken, this.issuerStore(ab), this.settings.issuerTokenRole);
+    const abKey = { namespace: ns, name: ab.metadata.name ?? '' };
+    const issuer = new IssuerToken(endpoint, loginToken, this.issuerStore(ab), this.settings.issuerTokenRole, Date.now, (found) => {
+      // Kept here, not in the token object: a connection rebuilt for a changed AppBinding must still see a change.
+      const k = keyToString(abKey);
+      const seen = this.issuerSeen.get(k);
+      if (seen?.found === found) return;
+      this.issuerSeen.set(k, { found, changes: (seen?.changes ?? 0) + (seen ? 1 : 0) });
+      if (seen) this.settings.onIssuerChanged?.(abKey);
+    });
+    // A 403 to the issuer token (revoked in Vault: its leases are gone too) drops it; the retry renews or replaces it.
     const issuerClient = new NodeVaultClient(endpoint, async () => {
       const s = await issuer.state();
       if (s.kind !== 'ready') throw new RetryableError(s.reason, s.message);
       return s.token;
-    }, this.observe, rawVaultClient(endpoint, agent));
+    }, this.observe, rawVaultClient(endpoint, agent), () => issuer.forget());
     return {
       endpoint,
       authDescription: auth.description,
       client,
       issuer: () => issuer.state(),
+      verifyIssuer: () => issuer.verify(),
       async issuingClient() {
         const s = await issuer.state();
         return s.kind === 'ready' ? { client: issuerClient, ownedBy: 'issuer-token' } : { client, ownedBy: 'login-token' };

@@ -95,7 +95,7 @@ export class KubeEventRecorder implements EventRecorder {
     }
     const fresh: Entry = {
       namespace: obj.metadata?.namespace || 'default',
-      eventName: `${obj.metadata?.name ?? 'unknown'}.${now.toString(16)}${randomBytes(4).toString('hex')}`,
+      eventName: eventName(obj.metadata?.name, now),
       count: 1, writtenCount: 0, firstSeen: now, lastSeen: now, lastWrite: now, writing: undefined,
     };
     this.touch(key, fresh);
@@ -158,11 +158,22 @@ export class KubeEventRecorder implements EventRecorder {
     } catch (err) {
       // Events expire (1 h by default); start a new one.
       if (!isNotFound(err)) throw err;
-      entry.eventName = `${obj.metadata?.name ?? 'unknown'}.${this.opts.clock.now().toString(16)}${randomBytes(4).toString('hex')}`;
+      entry.eventName = eventName(obj.metadata?.name, this.opts.clock.now());
       entry.firstSeen = entry.lastSeen;
       await this.create(obj, type, reason, message, entry);
     }
   }
+}
+
+/**
+ * An Event's name: `<object name>.<time in hex><8 random hex>`, as client-go names them, with the object's name cut
+ * so the whole stays a DNS-1123 subdomain of at most 253 characters (the API server refuses longer ones, and an
+ * object named with 253 characters would lose every Event).
+ */
+export function eventName(objectName: string | undefined, nowMs: number): string {
+  const suffix = `${nowMs.toString(16)}${randomBytes(4).toString('hex')}`;
+  const base = (objectName || 'unknown').slice(0, 253 - 1 - suffix.length).replace(/[-.]+$/, '');
+  return `${base || 'unknown'}.${suffix}`;
 }
 
 /** A recorder that keeps what it was given in memory; for tests. */

@@ -31,26 +31,47 @@ export class IssuerToken {
   private cached: { token: string; accessor: string; renewAtMs: number } | undefined;
   private inflight: Promise<IssuerTokenState> | undefined;
 
+  /**
+   * `onRefresh`: told what each refresh found (`token:<accessor>`, or `none:<reason>`), e.g. to notice a replaced
+   * token and have the AppBinding's LeaseOwnership condition written again. Never told the token.
+   */
   constructor(
     private readonly ep: VaultEndpoint,
     private readonly loginToken: TokenSource,
     private readonly store: IssuerTokenStore,
     readonly tokenRole: string,
     private readonly now: () => number = Date.now,
+    private readonly onRefresh: (found: string) => void = () => undefined,
   ) {}
 
   /** The issuer token, renewed or created first when due. No Vault call when the cached token isn't due. */
   state(): Promise<IssuerTokenState> {
     const c = this.cached;
     if (c && this.now() < c.renewAtMs) return Promise.resolve({ kind: 'ready', ...c });
-    this.inflight ??= this.refresh().finally(() => {
+    return this.refreshOnce();
+  }
+
+  /**
+   * The issuer token as Vault sees it now: renewed (`auth/token/renew-self`, which also proves Vault still knows
+   * it), or created afresh when Vault no longer does (revoked by hand, say). One Vault call, two when replaced.
+   */
+  verify(): Promise<IssuerTokenState> {
+    return this.refreshOnce();
+  }
+
+  /** Drops the cached token (Vault refused it): the next use renews or replaces it. */
+  forget(): void {
+    this.cached = undefined;
+  }
+
+  private refreshOnce(): Promise<IssuerTokenState> {
+    this.inflight ??= this.refresh().then((s) => {
+      this.onRefresh(s.kind === 'ready' ? `token:${s.accessor}` : `none:${s.reason}`);
+      return s;
+    }).finally(() => {
       this.inflight = undefined;
     });
     return this.inflight;
-  }
-
-  forget(): void {
-    this.cached = undefined;
   }
 
   private async refresh(): Promise<IssuerTokenState> {

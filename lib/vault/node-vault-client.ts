@@ -64,17 +64,35 @@ export function rawVaultClient(ep: VaultEndpoint, agent = makeHttpsAgent(ep)): R
 export class NodeVaultClient implements VaultClient {
   private readonly raw: RawClient;
 
+  /**
+   * `onDenied`: Vault answered 403 to a call made with the token `token` gave: the token may be gone (revoked in
+   * Vault). Called to drop it; the call is then made once more with whatever `token` gives next.
+   */
   constructor(
     ep: VaultEndpoint,
     private readonly token: TokenSource,
     private readonly observe: CallObserver = () => undefined,
     raw?: RawClient,
+    private readonly onDenied?: () => void,
   ) {
     this.raw = raw ?? rawVaultClient(ep);
   }
 
-  /** One request, its failure classified; `what` is the prose error messages start with. Not counted. */
+  /**
+   * One request, its failure classified; `what` is the prose error messages start with. Not counted. A 403 with
+   * `onDenied` set drops the token and tries once more.
+   */
   private async send<T>(what: string, fn: (opts: { headers: Record<string, string> }) => Promise<T>): Promise<T> {
+    try {
+      return await this.sendOnce(what, fn);
+    } catch (err) {
+      if (!this.onDenied || !(err instanceof VaultRequestError) || err.kind !== 'PermissionDenied') throw err;
+      this.onDenied();
+      return this.sendOnce(what, fn);
+    }
+  }
+
+  private async sendOnce<T>(what: string, fn: (opts: { headers: Record<string, string> }) => Promise<T>): Promise<T> {
     try {
       const token = await this.token();
       return await fn({ headers: { 'X-Vault-Token': token } });
