@@ -102,6 +102,8 @@ export const databaseAccessRequestStatusSchema = object({
           properties: { name: objectNameSchema('Name of the AppBinding.'), namespace: namespaceNameSchema('Namespace of the AppBinding.') },
         }),
         mount: string({ description: 'Mount path of the database secrets engine.', maxLength: 255 }),
+        connection: string({ description: 'The database connection of that mount the Vault role uses: revoking the lease needs ' +
+          'it, so its SecretEngine waits for the lease before deleting it.', maxLength: 512 }),
         role: string({ description: 'Vault role the credential is read from.', maxLength: 512 }),
         attempt: string({ description: 'Id of the issuance in progress, or of the last one completed.', maxLength: 64 }),
         startedAt: string({ description: 'When the issuance in progress started.', format: 'date-time', maxLength: 64 }),

@@ -30,6 +30,12 @@ export const FINALIZER = `${DOMAIN}/finalizer`;
  * KubeVault's will remove it once KubeVault is gone, so controllers remove it after their own cleanup.
  */
 export const KUBEVAULT_FINALIZER = 'kubevault.com';
+/**
+ * Held by what live leases need in order to be revoked, and what the cleanup of Vault needs: every Vault
+ * AppBinding (the address, CA and login), and the token Secret a Vault AppBinding names. Deleting either waits
+ * until nothing depends on it any more (SecretEngines and PostgresRoles wait alike, under FINALIZER).
+ */
+export const IN_USE_FINALIZER = `${DOMAIN}/in-use`;
 
 export const Labels = {
   /** On every object Leasehold creates (Secrets, Roles, RoleBindings), with the value MANAGED_BY. */
@@ -79,6 +85,11 @@ export const ConditionType = {
    * at expiry, after a rotation's grace period) that Vault has not done yet is retried: reason RevocationFailed,
    * VaultUnreachable, …, and the message says which lease and what Vault said. */
   Revoked: 'Revoked',
+  /**
+   * AppBinding, SecretEngine, PostgresRole: being deleted, and the operator's cleanup isn't done. True throughout;
+   * the reason says whether it waits for dependents (LeasesOutstanding, InUse) or its cleanup failed (any other).
+   */
+  Terminating: 'Terminating',
 } as const;
 export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
 
@@ -123,7 +134,18 @@ export const Reason = {
   /** Vault tried to revoke a lease and failed (PostgreSQL refused to drop a login that owns objects, say): the
    * login still works, the lease is still live; retried with backoff. */
   RevocationFailed: 'RevocationFailed',
+  // Deletion order (what live leases and the cleanup of Vault depend on).
+  /** Terminating: requests still hold leases through the object; it waits for them to be revoked. */
+  LeasesOutstanding: 'LeasesOutstanding',
+  /** Terminating: SecretEngines or PostgresRoles still need the object to clean up Vault; it waits for them. */
+  InUse: 'InUse',
+  /** A request's role, SecretEngine or Vault AppBinding is being deleted: no new credential is issued through it. */
+  ReferenceTerminating: 'ReferenceTerminating',
+  /** The operator holds no Vault login for an AppBinding and can't get one (its ServiceAccount or namespace is going). */
+  VaultLoginUnavailable: 'VaultLoginUnavailable',
 } as const;
+/** Terminating reasons that mean "waiting for dependents", not "the cleanup failed". */
+export const WAITING_REASONS: readonly string[] = [Reason.LeasesOutstanding, Reason.InUse];
 export type Reason = (typeof Reason)[keyof typeof Reason];
 
 const CONDITION_TYPE_PATTERN = '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$';

@@ -13,12 +13,16 @@ import { postgresRoleReferences } from './shared/references.ts';
 import type { Caches, ControllerContext, Grant } from './shared/context.ts';
 import { secretCacheTransform, type CachedSecret } from './shared/secret-integrity.ts';
 import { APP_BINDINGS, DATABASE_ACCESS_REQUESTS, POSTGRES_ROLES, ROLE_BINDINGS, ROLES, SECRET_ENGINES, SECRETS } from './shared/resources.ts';
+import {
+  Dependencies, REQUESTS_BY_VAULT_APPBINDING, deletingKeys, engineRoute, leaseAppBindings, refKey, roleOfRequest, type ObjectRef,
+} from './shared/dependents.ts';
 import { VaultConnections } from './shared/vault-connections.ts';
 
 export type { ControllerDeps, ControllerRegistration };
 
 const key = (namespace: string | undefined, name: string): ObjectKey => ({ namespace: namespace ?? '', name });
 const ns = (o: KubernetesObject) => o.metadata?.namespace ?? '';
+const refOf = (o: KubernetesObject): ObjectRef => ({ namespace: ns(o), name: o.metadata?.name ?? '' });
 const OURS = `${Labels.managedBy}=${MANAGED_BY}`;
 const REQUEST_OWNER = { group: DATABASE_ACCESS_REQUEST.group, kind: DATABASE_ACCESS_REQUEST.kind };
 
@@ -59,6 +63,7 @@ export function buildControllers(deps: ControllerDeps): ControllerRegistration[]
   // Guide-style roles (vaultRef + path) by the mount they write into: a SecretEngine enabling it wakes them.
   caches.postgresRoles.addIndex('mount', (r) => (r.spec.vaultRef && !r.spec.secretEngineRef ? [`${ns(r)}/${r.spec.vaultRef.name}/${r.spec.path ?? DEFAULT_ROLE_PATH}`] : []));
   caches.requests.addIndex('role', (d) => [`${d.spec.roleRef.namespace ?? ns(d)}/${d.spec.roleRef.name}`]);
+  caches.requests.addIndex(REQUESTS_BY_VAULT_APPBINDING, (d) => leaseAppBindings(d).map(refKey));
   caches.appBindings.addIndex('secret', (a) => (a.spec.secret ? [`${ns(a)}/${a.spec.secret.name}`] : []));
 
   const c = deps.config;
@@ -71,7 +76,8 @@ export function buildControllers(deps: ControllerDeps): ControllerRegistration[]
     issuerTokenRole: c.vaultIssuerTokenRole,
     tokenAudiences: [],
     onIssuerChanged: (ab) => wakeAppBinding(ab),
-  }, (operation, outcome) => deps.metrics.vaultRequests.labels(operation, outcome).inc());
+  }, (operation, outcome) => deps.metrics.vaultRequests.labels(operation, outcome).inc(),
+  (namespace, name) => caches.secrets.get(namespace, name));
   const recorders = new Map<string, ReturnType<ControllerDeps['eventRecorder']>>();
   const ctx: ControllerContext = {
     kube: deps.client,
@@ -87,9 +93,22 @@ export function buildControllers(deps: ControllerDeps): ControllerRegistration[]
     },
   };
 
+  // Deletion order (dependents.ts): an object being deleted waits for what depends on it; their changes wake it.
+  const dependencies = new Dependencies(caches, c.clusterName);
+  const deleting = <T extends KubernetesObject>(cache: { get(ns: string, name: string): T | undefined }) =>
+    (refs: readonly (ObjectRef | undefined)[]) => deletingKeys(refs, (n, m) => cache.get(n, m));
+  /** An AppBinding that is being deleted, or whose token Secret is: it waits for its dependents. */
+  const waitingAppBindings = (refs: readonly (ObjectRef | undefined)[]) => refs.filter((r): r is ObjectRef => {
+    const ab = r && caches.appBindings.get(r.namespace, r.name);
+    return !!ab && (!!ab.metadata.deletionTimestamp || !!(ab.spec.secret && caches.secrets.get(r!.namespace, ab.spec.secret.name)?.metadata?.deletionTimestamp));
+  });
+
   const appBindings = deps.newController({ name: 'appbinding', reconciler: new AppBindingReconciler(ctx) })
     .watch(caches.appBindings, enqueueObject())
-    .watch(caches.secrets, enqueueMapped((s) => caches.appBindings.byIndex('secret', `${ns(s)}/${s.metadata?.name}`).map((a) => key(ns(a), a.metadata.name ?? ''))));
+    .watch(caches.secrets, enqueueMapped((s) => caches.appBindings.byIndex('secret', `${ns(s)}/${s.metadata?.name}`).map((a) => key(ns(a), a.metadata.name ?? ''))))
+    .watch(caches.requests, enqueueMapped((d) => waitingAppBindings(leaseAppBindings(d))))
+    .watch(caches.secretEngines, enqueueMapped((e) => waitingAppBindings([engineRoute(e, c.clusterName).vaultAppBinding])))
+    .watch(caches.postgresRoles, enqueueMapped((r) => waitingAppBindings([dependencies.appBindingOfRole(r)])));
   wakeAppBinding = (k) => appBindings.enqueue(k);
 
   const enginesOfAppBinding = (a: AppBinding) => caches.secretEngines.byIndex('appbinding', `${ns(a)}/${a.metadata.name}`).map((e) => key(ns(e), e.metadata.name ?? ''));
@@ -99,7 +118,9 @@ export function buildControllers(deps: ControllerDeps): ControllerRegistration[]
       .filter((o) => o.metadata.uid !== e.metadata.uid).map((o) => key(ns(o), o.metadata.name ?? ''))))
     .watch(caches.appBindings, enqueueMapped(enginesOfAppBinding))
     // A rotated admin password: Secret → AppBindings using it → their SecretEngines.
-    .watch(caches.secrets, enqueueMapped((s) => caches.appBindings.byIndex('secret', `${ns(s)}/${s.metadata?.name}`).flatMap(enginesOfAppBinding)));
+    .watch(caches.secrets, enqueueMapped((s) => caches.appBindings.byIndex('secret', `${ns(s)}/${s.metadata?.name}`).flatMap(enginesOfAppBinding)))
+    .watch(caches.requests, enqueueMapped((d) => deleting(caches.secretEngines)(dependencies.enginesOfRequest(d).map(refOf))))
+    .watch(caches.postgresRoles, enqueueMapped((r) => deleting(caches.secretEngines)(dependencies.enginesOfRole(r).map(refOf))));
 
   const rolesDependingOn = (kind: string, o: KubernetesObject) =>
     caches.postgresRoles.byIndex('dependency', `${kind}/${ns(o)}/${o.metadata?.name}`).map((r) => key(ns(r), r.metadata.name ?? ''));
@@ -110,7 +131,8 @@ export function buildControllers(deps: ControllerDeps): ControllerRegistration[]
   const postgresRoles = deps.newController({ name: 'postgresrole', reconciler: new PostgresRoleReconciler(ctx) })
     .watch(caches.postgresRoles, enqueueObject())
     .watch(caches.secretEngines, enqueueMapped((e) => [...rolesDependingOn('SecretEngine', e), ...rolesOnMount(e)]))
-    .watch(caches.appBindings, enqueueMapped((a) => rolesDependingOn('AppBinding', a)));
+    .watch(caches.appBindings, enqueueMapped((a) => rolesDependingOn('AppBinding', a)))
+    .watch(caches.requests, enqueueMapped((d) => deleting(caches.postgresRoles)([roleOfRequest(d)])));
 
   const requests = deps.newController({ name: 'databaseaccessrequest', reconciler: new DatabaseAccessRequestReconciler(ctx, deps.metrics.registry) })
     // A decision arrives as a status write by a person: it must wake the controller, unlike our own status writes.
@@ -120,7 +142,10 @@ export function buildControllers(deps: ControllerDeps): ControllerRegistration[]
     // What a request owns: changed or deleted by someone, it is put back at once.
     .watch(caches.secrets, enqueueOwner(REQUEST_OWNER))
     .watch(caches.grantRoles, enqueueOwner(REQUEST_OWNER))
-    .watch(caches.grantBindings, enqueueOwner(REQUEST_OWNER));
+    .watch(caches.grantBindings, enqueueOwner(REQUEST_OWNER))
+    // A request being deleted that waits for a way into Vault (its AppBinding's login was fixed, say).
+    .watch(caches.appBindings, enqueueMapped((a) => caches.requests.byIndex(REQUESTS_BY_VAULT_APPBINDING, refKey(refOf(a)))
+      .filter((d) => d.metadata.deletionTimestamp).map((d) => key(ns(d), d.metadata.name ?? '')), { predicate: specOrMetadataChanged }));
 
   return [
     { name: 'appbinding', controller: appBindings },

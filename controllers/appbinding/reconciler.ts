@@ -2,19 +2,30 @@
 // token; PostgreSQL through a login with the AppBinding's Secret — and, when not, why (DNS, TLS, refused,
 // authentication), without ever repeating a secret. Checks are made when the AppBinding (or its Secret)
 // changes, again after a failure, and hourly; a resync of an unchanged, healthy AppBinding costs no call.
+//
+// A Vault AppBinding is what every lease issued through it is revoked through, and what SecretEngines and
+// PostgresRoles clean Vault up through: it holds the in-use finalizer, and so does the token Secret it names.
+// Deleted, it waits (condition Terminating, naming them) until no request holds a lease through it and no
+// SecretEngine or PostgresRole has Vault left to clean up through it; then it is released, and its token Secret
+// with it. See ../shared/dependents.ts for the whole order.
 import pg from 'pg';
-import { ConditionType, Reason, type AppBinding } from '../../api/index.ts';
-import { DONE, requeueAfter, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/index.ts';
-import { scrub } from '../../lib/vault/errors.ts';
+import { ConditionType, IN_USE_FINALIZER, Reason, type AppBinding } from '../../api/index.ts';
+import {
+  DONE, addFinalizer, hasFinalizer, removeFinalizer, requeueAfter, type ObjectKey, type ReconcileContext, type Reconciler, type Result,
+} from '../../lib/runtime/index.ts';
+import { VaultRequestError, scrub } from '../../lib/vault/errors.ts';
 import { appBindingUrl, applySecretTransforms, decodeSecretData, postgresTarget } from '../shared/appbinding.ts';
 import type { ControllerContext } from '../shared/context.ts';
-import { explain, report } from '../shared/report.ts';
+import { Dependencies, describeDependents, type Dependent } from '../shared/dependents.ts';
+import { explain, report, terminating } from '../shared/report.ts';
 import { APP_BINDINGS, SECRETS } from '../shared/resources.ts';
 
 /** A condition on Vault AppBindings: whether issued leases are owned by the issuer token (and so outlive the login). */
 export const LEASE_OWNERSHIP = 'LeaseOwnership';
 const RECHECK_HEALTHY_MS = 60 * 60_000;
 const RECHECK_FAILED_MS = 30_000;
+/** While waiting for dependents (their changes wake it): look again this often anyway. */
+const WAITING_RECHECK_MS = 5 * 60_000;
 
 type Target = 'vault' | 'postgres' | 'other';
 
@@ -45,17 +56,29 @@ export function describePgError(err: unknown, where: string): { reason: string; 
 
 export class AppBindingReconciler implements Reconciler {
   private readonly lastCheck = new Map<string, { version: string; ok: boolean; atMs: number }>();
+  private readonly dependencies: Dependencies;
+  /** Uids of token Secrets whose deletion was told (one Event) to wait. */
+  private readonly heldSecrets = new Set<string>();
 
-  constructor(private readonly c: ControllerContext) {}
+  constructor(private readonly c: ControllerContext) {
+    this.dependencies = new Dependencies(c.caches, c.clusterName);
+  }
 
   async reconcile(key: ObjectKey, ctx: ReconcileContext): Promise<Result> {
-    const ab = this.c.caches.appBindings.get(key.namespace, key.name);
-    if (!ab || ab.metadata.deletionTimestamp) return DONE;
+    let ab = this.c.caches.appBindings.get(key.namespace, key.name);
+    if (!ab) return DONE;
+    if (ab.metadata.deletionTimestamp) return this.release(ab, ctx);
     const kind = targetKind(ab);
     if (kind === 'other') return DONE;
+    if (kind === 'vault') {
+      ab = (await addFinalizer(this.c.kube, APP_BINDINGS, ab, IN_USE_FINALIZER, ctx)).object;
+      if (ab.spec.secret) await this.guardTokenSecret(key.namespace, ab.spec.secret.name, ctx);
+    }
     const secretVersion = ab.spec.secret ? this.c.caches.secrets.get(key.namespace, ab.spec.secret.name)?.metadata?.resourceVersion ?? 'absent' : '';
-    // An issuer token replaced or lost since the last check (revoked in Vault, found at issuance) is news too.
-    const versionNow = () => `${ab.metadata.resourceVersion}/${secretVersion}/${this.c.connections.issuerGeneration(ab)}`;
+    // The generation, not the resourceVersion: our own status writes and finalizer don't call for a new check. An
+    // issuer token replaced or lost since the last check (revoked in Vault, found at issuance) is news too.
+    const checked = ab;
+    const versionNow = () => `${checked.metadata.generation ?? checked.metadata.resourceVersion}/${secretVersion}/${this.c.connections.issuerGeneration(checked)}`;
     const version = versionNow();
     const now = ctx.now().getTime();
     const last = this.lastCheck.get(ab.metadata.uid ?? '');
@@ -87,9 +110,80 @@ export class AppBindingReconciler implements Reconciler {
         : { type: LEASE_OWNERSHIP, status: 'False' as const, reason: issuer.reason, message: issuer.message };
       return { ok: true, reason: 'Reachable', message: `Vault ${health.version ?? ''} at ${conn.endpoint.address} answers; logged in with ${conn.authDescription}`.replace('  ', ' '), extra };
     } catch (err) {
-      this.c.connections.invalidate(ab);
+      // Only a refused login drops the connection: an outage must not throw away a login that still works (in a
+      // namespace being deleted it can't be made again).
+      if (err instanceof VaultRequestError && err.kind === 'PermissionDenied') this.c.connections.invalidate(ab);
       const { reason, message } = explain(err);
       return { ok: false, reason, message };
+    }
+  }
+
+  /**
+   * An AppBinding being deleted: released (finalizer removed) once nothing depends on it; until then, a Terminating
+   * condition naming its dependents, and whether the operator can still log into Vault for them.
+   */
+  private async release(ab: AppBinding, ctx: ReconcileContext): Promise<Result> {
+    const ns = ab.metadata.namespace ?? '';
+    if (!hasFinalizer(ab, IN_USE_FINALIZER)) {
+      if (ab.spec.secret) await this.guardTokenSecret(ns, ab.spec.secret.name, ctx, ab);
+      return DONE;
+    }
+    const dependents = this.dependencies.ofAppBinding(ab);
+    if (dependents.length > 0) {
+      const condition = await this.waiting(ab, dependents, ctx);
+      await report(this.c.kube, APP_BINDINGS, this.c.events('leasehold-appbinding'), ab, { conditions: [condition] }, ctx.now(), ctx.signal);
+      if (ab.spec.secret) await this.guardTokenSecret(ns, ab.spec.secret.name, ctx);
+      return requeueAfter(condition.reason === Reason.LeasesOutstanding || condition.reason === Reason.InUse ? WAITING_RECHECK_MS : RECHECK_FAILED_MS);
+    }
+    this.lastCheck.delete(ab.metadata.uid ?? '');
+    this.c.connections.invalidate(ab);
+    await removeFinalizer(this.c.kube, APP_BINDINGS, ab, IN_USE_FINALIZER, ctx);
+    if (ab.spec.secret) await this.guardTokenSecret(ns, ab.spec.secret.name, ctx, ab);
+    ctx.log.info('released a Vault AppBinding: nothing depends on it any more', { namespace: ns, name: ab.metadata.name });
+    return DONE;
+  }
+
+  /** The Terminating condition while dependents remain: waiting for them, or unable to log in for them. */
+  private async waiting(ab: AppBinding, dependents: Dependent[], ctx: ReconcileContext): Promise<ReturnType<typeof terminating>> {
+    const who = describeDependents(dependents);
+    if (targetKind(ab) === 'vault') {
+      try {
+        await (await this.c.connections.forAppBinding(ab, ctx.signal)).login();
+      } catch (err) {
+        const e = explain(err);
+        return terminating(e.reason, `${e.message}. Waiting on this login: ${who}`);
+      }
+    }
+    const leases = dependents.some((d) => d.kind === 'DatabaseAccessRequest');
+    return terminating(leases ? Reason.LeasesOutstanding : Reason.InUse, `deletion waits: ${who}. Revoking leases and cleaning up Vault ` +
+      'go through this AppBinding, so it goes last: it is released on its own once they are gone (delete them, or revoke the requests)');
+  }
+
+  /**
+   * The token Secret a Vault AppBinding names (spec.secret) holds the in-use finalizer while some Vault AppBinding
+   * naming it still holds its own, so that it stays readable while a login may be needed; deleted, it stays until
+   * those AppBindings have no dependents. `releasing`: an AppBinding that just let go and doesn't count.
+   */
+  private async guardTokenSecret(ns: string, name: string, ctx: ReconcileContext, releasing?: AppBinding): Promise<void> {
+    const secret = this.c.caches.secrets.get(ns, name);
+    if (!secret) return;
+    const users = this.c.caches.appBindings.byIndex('secret', `${ns}/${name}`).filter((a) =>
+      a.metadata.uid !== releasing?.metadata.uid && targetKind(a) === 'vault' && hasFinalizer(a, IN_USE_FINALIZER));
+    if (!secret.metadata?.deletionTimestamp) {
+      if (users.length > 0) await addFinalizer(this.c.kube, SECRETS, secret, IN_USE_FINALIZER, ctx);
+      else await removeFinalizer(this.c.kube, SECRETS, secret, IN_USE_FINALIZER, ctx);
+      return;
+    }
+    const holder = users.map((a) => ({ a, dependents: this.dependencies.ofAppBinding(a) })).find((x) => x.dependents.length > 0);
+    if (!holder) {
+      this.heldSecrets.delete(secret.metadata.uid ?? '');
+      await removeFinalizer(this.c.kube, SECRETS, secret, IN_USE_FINALIZER, ctx);
+      return;
+    }
+    if (hasFinalizer(secret, IN_USE_FINALIZER) && !this.heldSecrets.has(secret.metadata.uid ?? '')) {
+      this.heldSecrets.add(secret.metadata.uid ?? '');
+      this.c.events('leasehold-appbinding').event(secret, 'Normal', Reason.InUse, `deletion waits: AppBinding ${ns}/${holder.a.metadata.name} ` +
+        `logs into Vault with this Secret's token, for ${describeDependents(holder.dependents)}; it is released on its own once they are gone`);
     }
   }
 

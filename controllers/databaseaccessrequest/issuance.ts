@@ -73,7 +73,7 @@ export async function issue(state: RequestControllerState, dar: DatabaseAccessRe
   if (problems.length) throw new TerminalError(Reason.FailedToCreateSecret, `the credential's Secret can't be written: ${problems.join('; ')}`);
   const issuance: Issuance = {
     vaultAppBinding: { namespace: target.vaultAppBinding.metadata.namespace ?? '', name: target.vaultAppBinding.metadata.name ?? '' },
-    mount: target.mount, role: vaultRole, attempt: randomUUID(), startedAt: rfc3339(ctx.now()), completed: false,
+    mount: target.mount, connection: target.connection, role: vaultRole, attempt: randomUUID(), startedAt: rfc3339(ctx.now()), completed: false,
   };
   // The marker: written with the resourceVersion precondition before any Vault call.
   const marker: Record<string, unknown> = { ...(dar.status ?? {}), issuance, secret: { name: secretName } };

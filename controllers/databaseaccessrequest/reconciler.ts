@@ -20,6 +20,7 @@ import {
 import type { ControllerContext } from '../shared/context.ts';
 import { explain } from '../shared/report.ts';
 import { DATABASE_ACCESS_REQUESTS } from '../shared/resources.ts';
+import { Dependencies } from '../shared/dependents.ts';
 import { ReferenceNotAllowed } from '../shared/references.ts';
 import { resolveRoleTarget } from '../shared/role-target.ts';
 // Issue 11 (approval): the operator's part of approval lives in approval.ts; the call sites here are marked.
@@ -35,10 +36,12 @@ import type { LeaseMetrics } from './metrics.ts';
 
 export class DatabaseAccessRequestReconciler implements Reconciler {
   private readonly state: RequestControllerState;
+  private readonly dependencies: Dependencies;
   readonly metrics: LeaseMetrics;
 
   constructor(c: ControllerContext, registry?: Registry) {
     this.state = new RequestControllerState(c, registry);
+    this.dependencies = new Dependencies(c.caches, c.clusterName);
     this.metrics = this.state.metrics;
   }
 
@@ -92,6 +95,12 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
       const vaultRole = role.status?.vaultRole;
       if (role.status?.phase !== 'Success' || !vaultRole) {
         throw new RetryableError('RoleNotReady', `PostgresRole ${role.metadata.namespace}/${role.metadata.name} is not ready yet (phase ${role.status?.phase ?? 'unknown'})`);
+      }
+      // Deletion order (issue 15): nothing new is issued through an object on its way out; issued leases stay renewed.
+      const going = this.dependencies.terminatingOnIssuePath(role, target.vaultAppBinding);
+      if (going) {
+        throw new RetryableError(Reason.ReferenceTerminating, `${going} is being deleted: no new credential is issued through it ` +
+          '(a lease already issued is still renewed, and revoked when the request goes)');
       }
       const layout = secretLayout(this.state, dar, role);
       if (layout.problems.length > 0) {

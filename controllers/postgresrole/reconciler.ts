@@ -3,19 +3,24 @@
 // SecretEngine) of another namespace that doesn't admit this one is refused, Failed/ReferenceNotAllowed, before
 // anything is written (shared/role-target.ts); a role written before that namespace withdrew its consent stays
 // in Vault until the PostgresRole is deleted, but nothing more is issued from it.
+// On deletion it waits (condition Terminating) while requests hold leases issued from it — renewing them reads
+// the Vault role — then deletes the Vault role (../shared/dependents.ts has the whole order).
 import crypto from 'node:crypto';
 import { EnginePhase, FINALIZER, KUBEVAULT_FINALIZER, parseDurationSeconds, Reason, type PostgresRole } from '../../api/index.ts';
 import { DONE, RetryableError, addFinalizer, hasFinalizer, removeFinalizer, requeueAfter, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/index.ts';
+import { VaultRequestError, isNotFound } from '../../lib/vault/errors.ts';
+import { Dependencies, describeDependents } from '../shared/dependents.ts';
 import type { DatabaseRoleSpec } from '../../lib/vault/client.ts';
-import { VaultRequestError } from '../../lib/vault/errors.ts';
 import type { ControllerContext } from '../shared/context.ts';
 import { vaultRoleName } from '../shared/names.ts';
-import { engineFailed, engineSucceeded, explain, report } from '../shared/report.ts';
+import { engineFailed, engineSucceeded, explain, report, terminating } from '../shared/report.ts';
 import { POSTGRES_ROLES } from '../shared/resources.ts';
 import { MissingReference, resolveRoleTarget } from '../shared/role-target.ts';
 
 /** Retry spacing for failures that a change elsewhere fixes (a missing reference, Vault down). */
 const RETRY_MS = 30_000;
+/** While waiting for dependents (their changes wake it): look again this often anyway. */
+const WAITING_RECHECK_MS = 5 * 60_000;
 
 export function roleSpecForVault(role: PostgresRole, connection: string): DatabaseRoleSpec {
   return {
@@ -37,8 +42,11 @@ export function mountMissing(err: unknown): boolean {
 export class PostgresRoleReconciler implements Reconciler {
   /** What was last written to Vault per role, so a resync with nothing changed makes no Vault call. */
   private readonly applied = new Map<string, string>();
+  private readonly dependencies: Dependencies;
 
-  constructor(private readonly c: ControllerContext) {}
+  constructor(private readonly c: ControllerContext) {
+    this.dependencies = new Dependencies(c.caches, c.clusterName);
+  }
 
   async reconcile(key: ObjectKey, ctx: ReconcileContext): Promise<Result> {
     const cached = this.c.caches.postgresRoles.get(key.namespace, key.name);
@@ -50,16 +58,35 @@ export class PostgresRoleReconciler implements Reconciler {
 
     if (role.metadata.deletionTimestamp) {
       if (!hasFinalizer(role, FINALIZER) && !hasFinalizer(role, KUBEVAULT_FINALIZER)) return DONE;
+      const dependents = this.dependencies.ofPostgresRole(role);
+      if (dependents.length > 0) {
+        await report(this.c.kube, POSTGRES_ROLES, events, role, {
+          conditions: [terminating(Reason.LeasesOutstanding, `deletion waits before deleting Vault role ${vaultRole}: ` +
+            `${describeDependents(dependents)}. Renewing a lease reads its Vault role; this finishes on its own once they are revoked or deleted`)],
+        }, ctx.now(), ctx.signal);
+        return requeueAfter(WAITING_RECHECK_MS);
+      }
       try {
         // Cleanup even when a reference is refused (shared/references.ts): the Vault role is named after this
         // role's namespace, so deleting it touches nothing of another namespace's.
         const target = resolveRoleTarget(role, this.c.caches, this.c.clusterName, { forCleanup: true });
         const conn = await this.c.connections.forAppBinding(target.vaultAppBinding, ctx.signal);
-        await conn.client.deleteRole(target.mount, vaultRole);
+        // A mount disabled already took its roles along (Vault answers 404 for a path under no mount).
+        await conn.client.deleteRole(target.mount, vaultRole).catch((err) => {
+          if (!isNotFound(err)) throw err;
+        });
       } catch (err) {
-        // Without the Vault AppBinding there is nothing we can reach: let the object go, but say so.
-        if (!(err instanceof MissingReference)) throw err;
-        events.event(role, 'Warning', 'VaultRoleNotDeleted', `${err.message}; the Vault role ${vaultRole} was left in place`);
+        if (err instanceof MissingReference) {
+          // Without the Vault AppBinding there is nothing we can reach: let the object go, but say so.
+          events.event(role, 'Warning', 'VaultRoleNotDeleted', `${err.message}; the Vault role ${vaultRole} was left in place`);
+        } else {
+          if (err instanceof RetryableError && err.reason === 'Conflict') throw err;
+          const { reason, message } = explain(err);
+          await report(this.c.kube, POSTGRES_ROLES, events, role, {
+            conditions: [terminating(reason, `deleting Vault role ${vaultRole} failed, retried: ${message}`)],
+          }, ctx.now(), ctx.signal);
+          throw err;
+        }
       }
       this.applied.delete(appliedKey);
       role = (await removeFinalizer(this.c.kube, POSTGRES_ROLES, role, FINALIZER, ctx)).object;
@@ -71,6 +98,9 @@ export class PostgresRoleReconciler implements Reconciler {
       const target = resolveRoleTarget(role, this.c.caches, this.c.clusterName);
       const spec = roleSpecForVault(role, target.connection);
       const fingerprint = crypto.createHash('sha256').update(JSON.stringify([target.mount, target.vaultAppBinding.metadata.uid, spec])).digest('hex');
+      const going = hasFinalizer(role, FINALIZER) || hasFinalizer(role, KUBEVAULT_FINALIZER) ? undefined : this.dependencies.terminatingOnIssuePath(role, target.vaultAppBinding);
+      // Nothing new is set up through a SecretEngine or AppBinding on its way out (it would only have to wait for it).
+      if (going) throw new RetryableError(Reason.ReferenceTerminating, `${going} is being deleted: no new Vault role is written through it`);
       role = (await addFinalizer(this.c.kube, POSTGRES_ROLES, role, FINALIZER, ctx)).object;
       if (this.applied.get(appliedKey) !== fingerprint || role.status?.phase !== EnginePhase.Success) {
         const conn = await this.c.connections.forAppBinding(target.vaultAppBinding, ctx.signal);

@@ -1,7 +1,9 @@
 // SecretEngine → a `database` mount at spec.path and the connection `k8s.<cluster>.<dbNs>.<db>` to the
 // PostgreSQL its AppBinding describes. Re-applied whenever the AppBinding or its Secret changes (a rotated admin
-// password). On deletion: the connection goes; the mount goes only if Leasehold enabled it (its description
-// says so) and no other SecretEngine still uses it.
+// password). On deletion: first it waits (condition Terminating) while requests hold leases through its
+// connection or PostgresRoles keep Vault roles under it (../shared/dependents.ts); then the mount goes if
+// Leasehold enabled it (its description says so) and no other SecretEngine still uses it — which takes the
+// connection along, after revoking anything left under it through that connection — else only the connection.
 //
 // Tenancy (shared/references.ts): an AppBinding in another namespace (spec.vaultRef, spec.postgres.databaseRef)
 // and a mount another namespace's SecretEngine enabled (spec.path) are used only if that AppBinding, or that
@@ -10,24 +12,31 @@
 import crypto from 'node:crypto';
 import { EnginePhase, FINALIZER, KUBEVAULT_FINALIZER, parseDurationSeconds, Reason, type AppBinding, type SecretEngine } from '../../api/index.ts';
 import { DONE, RetryableError, TerminalError, addFinalizer, hasFinalizer, removeFinalizer, requeueAfter, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/index.ts';
+import { Dependencies, describeDependents } from '../shared/dependents.ts';
 import type { ConnectionConfig } from '../../lib/vault/client.ts';
 import { applySecretTransforms, decodeSecretData, postgresTarget, vaultConnectionUrl } from '../shared/appbinding.ts';
 import type { ControllerContext } from '../shared/context.ts';
 import { connectionName, defaultMountPath, mountOwnerDescription, mountOwnerFromDescription } from '../shared/names.ts';
 import { cacheLookup, checkReference, firstRefusal, mountReference, secretEngineReferences, type ReferenceNotAllowed } from '../shared/references.ts';
-import { engineFailed, engineSucceeded, explain, report } from '../shared/report.ts';
+import { engineFailed, engineSucceeded, explain, report, terminating } from '../shared/report.ts';
 import { SECRET_ENGINES, SECRETS } from '../shared/resources.ts';
 import { MissingReference } from '../shared/role-target.ts';
 
 type SecretWithData = { metadata?: { resourceVersion?: string }; data?: Record<string, string> };
+
+/** While waiting for dependents (their changes wake it): look again this often anyway. */
+const WAITING_RECHECK_MS = 5 * 60_000;
 
 export class SecretEngineReconciler implements Reconciler {
   /** Fingerprint of what was last applied per engine (includes the admin password's hash, never the password). */
   private readonly applied = new Map<string, string>();
   /** Per engine: the mount's owner as its description said when last read (another namespace's engine, or none). */
   private readonly mountOwners = new Map<string, { path: string; owner?: { namespace: string; name: string } }>();
+  private readonly dependencies: Dependencies;
 
-  constructor(private readonly c: ControllerContext) {}
+  constructor(private readonly c: ControllerContext) {
+    this.dependencies = new Dependencies(c.caches, c.clusterName);
+  }
 
   mountPath(engine: SecretEngine): string {
     return engine.spec.path ?? defaultMountPath(this.c.clusterName, engine.metadata.namespace ?? '', engine.metadata.name ?? '');
@@ -86,7 +95,7 @@ export class SecretEngineReconciler implements Reconciler {
     if (!engine) return DONE;
     const events = this.c.events('leasehold-secretengine');
     const path = this.mountPath(engine);
-    if (engine.metadata.deletionTimestamp) return this.finalize(engine, path, ctx);
+    if (engine.metadata.deletionTimestamp) return this.finalizeWhenUnused(engine, path, ctx);
 
     try {
       const refused = this.refusal(engine, path);
@@ -98,6 +107,10 @@ export class SecretEngineReconciler implements Reconciler {
         maxLeaseTtlSeconds: engine.spec.maxLeaseTTL ? parseDurationSeconds(engine.spec.maxLeaseTTL) : undefined,
       };
       const fingerprint = crypto.createHash('sha256').update(JSON.stringify([ab.metadata.uid, ab.metadata.resourceVersion, path, name, config, tuning])).digest('hex');
+      if (ab.metadata.deletionTimestamp && !hasFinalizer(engine, FINALIZER) && !hasFinalizer(engine, KUBEVAULT_FINALIZER)) {
+        // Nothing new is set up through an AppBinding on its way out (it would only have to wait for it).
+        throw new RetryableError(Reason.ReferenceTerminating, `AppBinding ${ab.metadata.namespace}/${ab.metadata.name} is being deleted: no new mount or connection is set up through it`);
+      }
       engine = (await addFinalizer(this.c.kube, SECRET_ENGINES, engine, FINALIZER, ctx)).object;
       if (this.applied.get(engine.metadata.uid ?? '') !== fingerprint || engine.status?.phase !== EnginePhase.Success) {
         const vault = (await this.c.connections.forAppBinding(ab, ctx.signal)).client;
@@ -139,6 +152,33 @@ export class SecretEngineReconciler implements Reconciler {
     }
   }
 
+  /** Deletion: waits while anything depends on this engine's connection and mount; a failed cleanup is reported and retried. */
+  private async finalizeWhenUnused(engine: SecretEngine, path: string, ctx: ReconcileContext): Promise<Result> {
+    if (!hasFinalizer(engine, FINALIZER) && !hasFinalizer(engine, KUBEVAULT_FINALIZER)) return DONE;
+    const events = this.c.events('leasehold-secretengine');
+    const dependents = this.dependencies.ofSecretEngine(engine);
+    const ref = engine.spec.postgres.databaseRef;
+    const connection = connectionName(this.c.clusterName, ref.namespace ?? engine.metadata.namespace ?? '', ref.name);
+    if (dependents.length > 0) {
+      const leases = dependents.some((d) => d.kind === 'DatabaseAccessRequest');
+      await report(this.c.kube, SECRET_ENGINES, events, engine, {
+        conditions: [terminating(leases ? Reason.LeasesOutstanding : Reason.InUse, `deletion waits before removing connection ${connection} ` +
+          `and the mount at ${path}/: ${describeDependents(dependents)}. It finishes on its own once they are gone`)],
+      }, ctx.now(), ctx.signal);
+      return requeueAfter(WAITING_RECHECK_MS);
+    }
+    try {
+      return await this.finalize(engine, path, ctx);
+    } catch (err) {
+      if (err instanceof RetryableError && err.reason === 'Conflict') throw err;
+      const { reason, message } = explain(err);
+      await report(this.c.kube, SECRET_ENGINES, events, engine, {
+        conditions: [terminating(reason, `removing connection ${connection} and the mount at ${path}/ failed, retried: ${message}`)],
+      }, ctx.now(), ctx.signal);
+      throw err;
+    }
+  }
+
   private async finalize(engine: SecretEngine, path: string, ctx: ReconcileContext): Promise<Result> {
     if (!hasFinalizer(engine, FINALIZER) && !hasFinalizer(engine, KUBEVAULT_FINALIZER)) return DONE;
     const events = this.c.events('leasehold-secretengine');
@@ -163,12 +203,15 @@ export class SecretEngineReconciler implements Reconciler {
       if (refused) {
         events.event(engine, 'Warning', Reason.ReferenceNotAllowed, `connection ${name} in mount ${path}/ was left alone: the mount is not this SecretEngine's, and its ${refused.reference.field} is not allowed`);
       } else if (mount) {
-        await vault.deleteConnection(path, name).catch((err) => {
-          const { reason, message } = explain(err); // labelled by what Vault said, not always VaultUnreachable
-          throw new RetryableError(reason, `deleting connection ${name}: ${message}`);
-        });
         const others = this.c.caches.secretEngines.list().filter((e) => e.metadata.uid !== engine.metadata.uid && !e.metadata.deletionTimestamp && this.mountPath(e) === path);
-        if (own && others.length === 0) {
+        // A connection must outlive the leases issued through it: disabling the mount revokes them through it first
+        // (and fails if one can't be), then takes it along. Only a mount kept for others loses just the connection.
+        if (!own || others.length > 0) {
+          await vault.deleteConnection(path, name).catch((err) => {
+            const { reason, message } = explain(err); // labelled by what Vault said, not always VaultUnreachable
+            throw new RetryableError(reason, `deleting connection ${name}: ${message}`);
+          });
+        } else {
           await vault.disableMount(path);
           events.event(engine, 'Normal', 'MountDisabled', `disabled the database secrets engine at ${path}/ (every lease under it is revoked)`);
         }

@@ -4,7 +4,7 @@
 import { describeError, patchStatus, setCondition, type Condition, type ConditionInput, type EventRecorder, type KubeClient, type ResourceType, RetryableError, TerminalError } from '../../lib/runtime/index.ts';
 import { VaultRequestError } from '../../lib/vault/errors.ts';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { ConditionType, Reason } from '../../api/index.ts';
+import { ConditionType, Reason, WAITING_REASONS } from '../../api/index.ts';
 
 /** Any of our kinds: api/ types conditions loosely (KubeVault's old shapes), the runtime strictly. */
 export interface Reportable extends KubernetesObject {
@@ -47,7 +47,8 @@ export async function report<T extends Reportable>(
     const old = before.find((b) => b.type === c.type);
     if (old && old.status === c.status && old.reason === c.reason) continue;
     if (!old && c.status !== 'True' && c.reason === 'Pending') continue;
-    const warning = c.status === 'False' && c.type !== 'Expired';
+    // Bad news: a condition going False (but Expired), or a deletion whose cleanup failed (Terminating, not waiting).
+    const warning = c.status === 'False' ? c.type !== 'Expired' : c.type === ConditionType.Terminating && !WAITING_REASONS.includes(c.reason);
     events.event(obj, warning ? 'Warning' : 'Normal', c.reason, c.message);
   }
   return object as T;
@@ -80,4 +81,9 @@ export function engineFailed(reason: string, message: string): StatusUpdate['con
     { type: ConditionType.Available, status: 'False', reason, message },
     { type: ConditionType.Failed, status: 'True', reason, message },
   ];
+}
+
+/** The Terminating condition of an object being deleted: waiting for dependents (reason LeasesOutstanding, InUse), or its cleanup failed. */
+export function terminating(reason: string, message: string): ConditionInput {
+  return { type: ConditionType.Terminating, status: 'True', reason, message };
 }

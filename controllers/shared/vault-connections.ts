@@ -1,9 +1,10 @@
 // One Vault connection per Vault AppBinding, reused across reconciles: an HTTPS agent, a login-token keeper
-// and an issuer token. Rebuilt when the AppBinding changes (its resourceVersion).
+// and an issuer token. Rebuilt when what it is made of changes (the AppBinding's spec, its token Secret's token),
+// never for metadata: the login it holds may be the only one the operator can still get (see forAppBinding).
 import crypto from 'node:crypto';
-import { Labels, MANAGED_BY, type AppBinding } from '../../api/index.ts';
+import { Labels, MANAGED_BY, Reason, type AppBinding } from '../../api/index.ts';
 import { HttpMethod } from '@kubernetes/client-node';
-import { RetryableError, isNotFound, keyToString, type KubeClient } from '../../lib/runtime/index.ts';
+import { KubeApiError, RetryableError, isNotFound, keyToString, type KubeClient } from '../../lib/runtime/index.ts';
 import { KubernetesAuth, TokenSecretAuth, type VaultAuthMethod } from '../../lib/vault/auth.ts';
 import type { VaultClient } from '../../lib/vault/client.ts';
 import { IssuerToken, type IssuerTokenState, type IssuerTokenStore, type StoredIssuerToken } from '../../lib/vault/issuer-token.ts';
@@ -36,10 +37,29 @@ export interface VaultConnection {
   verifyIssuer(): Promise<IssuerTokenState>;
   /** The client that issues credentials: the issuer token's, or the login token's when no issuer token can be had. */
   issuingClient(): Promise<{ client: VaultClient; ownedBy: 'issuer-token' | 'login-token' }>;
+  /** Makes sure a login token is held (no Vault call while the held one is fresh); throws why not (e.g. VaultLoginUnavailable). */
+  login(): Promise<void>;
+}
+
+/** The token Secret as read for a connection: its identity, version, and a hash of its `token` (never the token). */
+interface SecretSeen {
+  uid?: string;
+  resourceVersion?: string;
+  tokenHash?: string;
+}
+
+type SecretObject = { type?: string; data?: Record<string, string>; metadata?: { uid?: string; resourceVersion?: string } };
+
+/** Reads a Secret's metadata without an API call (the watch cache), when the caller has one. */
+export type SecretMetaLookup = (namespace: string, name: string) => { metadata?: { uid?: string; resourceVersion?: string } } | undefined;
+
+function tokenHash(secret: SecretObject | undefined): string | undefined {
+  const token = secret?.data?.token;
+  return token === undefined ? undefined : crypto.createHash('sha256').update(token).digest('hex');
 }
 
 export class VaultConnections {
-  private readonly byAppBinding = new Map<string, { version: string; connection: VaultConnection }>();
+  private readonly byAppBinding = new Map<string, { fingerprint: string; secret: SecretSeen; connection: VaultConnection }>();
   /** Per Vault AppBinding (namespace/name): what its issuer token's last refresh found, and how often that changed. */
   private readonly issuerSeen = new Map<string, { found: string; changes: number }>();
 
@@ -47,20 +67,45 @@ export class VaultConnections {
     private readonly kube: KubeClient,
     private readonly settings: VaultConnectionSettings,
     private readonly observe: CallObserver,
+    private readonly secretMeta?: SecretMetaLookup,
   ) {}
 
   get issuerTokenRole(): string {
     return this.settings.issuerTokenRole;
   }
 
-  /** The connection for a Vault AppBinding (read from the cache); builds it on first use or after a change. */
+  /**
+   * The connection for a Vault AppBinding (read from the cache); builds it on first use or after a change that
+   * matters: the AppBinding's uid or spec, or its token Secret's uid or token. Metadata changes — a finalizer, the
+   * deletion itself, a status write — keep the connection and so the login it holds: in a namespace being deleted
+   * that login can't be made again (no ServiceAccount token is issued there), and it is what revokes the leases.
+   * A token Secret that is gone keeps the connection too, for as long as its login works.
+   */
   async forAppBinding(ab: AppBinding, signal?: AbortSignal): Promise<VaultConnection> {
-    const key = keyToString({ namespace: ab.metadata.namespace ?? '', name: ab.metadata.name ?? '' });
-    const version = `${ab.metadata.uid}/${ab.metadata.resourceVersion}`;
+    const ns = ab.metadata.namespace ?? '';
+    const key = keyToString({ namespace: ns, name: ab.metadata.name ?? '' });
+    const fingerprint = crypto.createHash('sha256').update(JSON.stringify([ab.metadata.uid, ab.spec])).digest('hex');
     const cached = this.byAppBinding.get(key);
-    if (cached && cached.version === version) return cached.connection;
-    const connection = await this.build(ab, signal);
-    this.byAppBinding.set(key, { version, connection });
+    let secret: SecretObject | undefined;
+    if (cached && cached.fingerprint === fingerprint) {
+      if (!ab.spec.secret) return cached.connection;
+      const meta = this.secretMeta?.(ns, ab.spec.secret.name);
+      if (this.secretMeta && !meta) return cached.connection;
+      if (meta && meta.metadata?.uid === cached.secret.uid && meta.metadata?.resourceVersion === cached.secret.resourceVersion) return cached.connection;
+      secret = await this.kube.tryGet<SecretObject>(SECRETS, ns, ab.spec.secret.name, { signal });
+      if (!secret) return cached.connection;
+      if (secret.metadata?.uid === cached.secret.uid && tokenHash(secret) === cached.secret.tokenHash) {
+        cached.secret.resourceVersion = secret.metadata?.resourceVersion;
+        return cached.connection;
+      }
+    } else if (ab.spec.secret) {
+      secret = await this.kube.tryGet<SecretObject>(SECRETS, ns, ab.spec.secret.name, { signal });
+    }
+    const connection = await this.build(ab, secret);
+    this.byAppBinding.set(key, {
+      fingerprint, connection,
+      secret: { uid: secret?.metadata?.uid, resourceVersion: secret?.metadata?.resourceVersion, tokenHash: tokenHash(secret) },
+    });
     return connection;
   }
 
@@ -74,10 +119,9 @@ export class VaultConnections {
     this.byAppBinding.delete(keyToString({ namespace: ab.metadata.namespace ?? '', name: ab.metadata.name ?? '' }));
   }
 
-  private async build(ab: AppBinding, signal?: AbortSignal): Promise<VaultConnection> {
+  private async build(ab: AppBinding, secret: SecretObject | undefined): Promise<VaultConnection> {
     const ns = ab.metadata.namespace ?? '';
     const endpoint = vaultEndpoint(ab);
-    const secret = ab.spec.secret ? await this.kube.tryGet<{ type?: string; data?: Record<string, string> } & { metadata?: object }>(SECRETS, ns, ab.spec.secret.name, { signal }) : undefined;
     if (ab.spec.secret && !secret) {
       throw new RetryableError('SecretNotFound', `Secret ${ns}/${ab.spec.secret.name} named by AppBinding ${ns}/${ab.metadata.name} does not exist`);
     }
@@ -85,7 +129,9 @@ export class VaultConnections {
     let auth: VaultAuthMethod;
     if (authConfig.kind === 'token') {
       auth = new TokenSecretAuth(endpoint, { namespace: ns, name: authConfig.secretName }, async () => {
-        const s = await this.kube.get<{ data?: Record<string, string> } & { metadata?: object }>(SECRETS, ns, authConfig.secretName);
+        // A Secret being deleted is still readable: its in-use finalizer keeps it while the AppBinding needs it.
+        const s = await this.kube.tryGet<{ data?: Record<string, string> } & { metadata?: object }>(SECRETS, ns, authConfig.secretName);
+        if (!s) throw new RetryableError('SecretNotFound', `Secret ${ns}/${authConfig.secretName} named by AppBinding ${ns}/${ab.metadata.name} does not exist: no token to log into Vault with`);
         const token = decodeSecretData(s.data).token;
         if (!token) throw new RetryableError('InvalidTokenSecret', `Secret ${ns}/${authConfig.secretName} has no "token" key`);
         return token;
@@ -126,6 +172,9 @@ export class VaultConnections {
       client,
       issuer: () => issuer.state(),
       verifyIssuer: () => issuer.verify(),
+      login: async () => {
+        await keeper.token();
+      },
       async issuingClient() {
         const s = await issuer.state();
         return s.kind === 'ready' ? { client: issuerClient, ownedBy: 'issuer-token' } : { client, ownedBy: 'login-token' };
@@ -133,12 +182,21 @@ export class VaultConnections {
     };
   }
 
-  /** A short-lived service-account token from the TokenRequest API, for Vault's kubernetes auth. */
+  /**
+   * A short-lived service-account token from the TokenRequest API, for Vault's kubernetes auth. Kubernetes issues
+   * none for a ServiceAccount that is gone or whose namespace is being deleted (NamespaceLifecycle refuses every
+   * create there, TokenRequest included): that is VaultLoginUnavailable, with what to do.
+   */
   private async serviceAccountToken(sa: { namespace: string; name: string }): Promise<string> {
-    const res = await this.kube.request<{ status: { token: string } }>(HttpMethod.POST,
-      `/api/v1/namespaces/${encodeURIComponent(sa.namespace)}/serviceaccounts/${encodeURIComponent(sa.name)}/token`,
-      { body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences: this.settings.tokenAudiences, expirationSeconds: 600 } } });
-    return res.status.token;
+    try {
+      const res = await this.kube.request<{ status: { token: string } }>(HttpMethod.POST,
+        `/api/v1/namespaces/${encodeURIComponent(sa.namespace)}/serviceaccounts/${encodeURIComponent(sa.name)}/token`,
+        { body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences: this.settings.tokenAudiences, expirationSeconds: 600 } } });
+      return res.status.token;
+    } catch (err) {
+      if (!(err instanceof KubeApiError)) throw err;
+      throw new RetryableError(Reason.VaultLoginUnavailable, loginUnavailableMessage(sa, err));
+    }
   }
 
   /** The issuer token of a Vault AppBinding lives in a Secret in the operator's namespace. */
@@ -172,4 +230,24 @@ export class VaultConnections {
       },
     };
   }
+}
+
+/**
+ * Why no Vault login can be made as `sa`, and what to do: Kubernetes refused the ServiceAccount token. The
+ * operator holds no login for the AppBinding (it restarted, or the one it held ran out), so whatever needs Vault
+ * through it — revoking leases, deleting Vault roles and mounts — waits.
+ */
+export function loginUnavailableMessage(sa: { namespace: string; name: string }, err: KubeApiError): string {
+  const who = `ServiceAccount ${sa.namespace}/${sa.name}`;
+  const terminating = /being terminated/i.test(err.message);
+  const why = terminating ? `namespace ${sa.namespace} is being deleted, and Kubernetes issues no new token there`
+    : err.statusCode === 404 ? `${who} (or its namespace) does not exist`
+      : `Kubernetes refused a token for it (${err.message})`;
+  const todo = terminating || err.statusCode === 404
+    ? 'Revocations and Vault cleanup through this AppBinding wait. To let them finish, have the operator log in as a ServiceAccount ' +
+      'that still exists: run it with --operator-service-account, allow that ServiceAccount in the Vault role, and remove ' +
+      'parameters.serviceAccountName from the AppBinding (it can be edited while being deleted); or revoke the leases in Vault ' +
+      'by hand and remove the finalizers (README: "Deletion order and finalizers")'
+    : err.statusCode === 403 ? 'grant the operator "create" on serviceaccounts/token' : 'retried';
+  return `no Vault login as ${who}: ${why}. ${todo}`;
 }

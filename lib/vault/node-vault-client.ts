@@ -93,8 +93,15 @@ export class NodeVaultClient implements VaultClient {
   }
 
   private async sendOnce<T>(what: string, fn: (opts: { headers: Record<string, string> }) => Promise<T>): Promise<T> {
+    let token: string;
     try {
-      const token = await this.token();
+      token = await this.token();
+    } catch (err) {
+      // Not this request's failure but the login's: already classified (a refused login is a VaultRequestError), or
+      // the token source's own reason (no ServiceAccount token, no token Secret), which must reach status as it is.
+      throw err instanceof Error && typeof (err as { reason?: unknown }).reason === 'string' ? err : classifyVaultError(what, err);
+    }
+    try {
       return await fn({ headers: { 'X-Vault-Token': token } });
     } catch (err) {
       throw classifyVaultError(what, err);

@@ -1,0 +1,82 @@
+// The cached Vault connection (and so the login it holds) survives what doesn't change how to log in: a finalizer,
+// the deletion itself, a status write, a token Secret's metadata. It is rebuilt when the spec or the token changes.
+import test from 'ava';
+import type { AppBinding } from '../../../api/index.ts';
+import { KubeApiError, type KubeClient } from '../../../lib/runtime/index.ts';
+import { VaultConnections, loginUnavailableMessage } from '../../../controllers/shared/vault-connections.ts';
+
+const settings = { operatorNamespace: 'leasehold-system', issuerTokenRole: 'leasehold-issuer', tokenAudiences: [] };
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+function appBinding(meta: Record<string, unknown> = {}, spec: Record<string, unknown> = {}): AppBinding {
+  return {
+    apiVersion: 'appcatalog.appscode.com/v1alpha1', kind: 'AppBinding',
+    metadata: { name: 'vault', namespace: 'demo', uid: 'ab-1', resourceVersion: '1', ...meta },
+    spec: {
+      clientConfig: { url: 'https://vault.example:8200' },
+      parameters: { apiVersion: 'config.kubevault.com/v1alpha1', kind: 'VaultServerConfiguration', vaultRole: 'r', serviceAccountName: 'vault' },
+      ...spec,
+    },
+  } as unknown as AppBinding;
+}
+
+type Secret = { metadata: { uid: string; resourceVersion: string; deletionTimestamp?: string; finalizers?: string[] }; type: string; data?: Record<string, string> };
+
+/** A KubeClient that only reads one Secret, counting the reads. */
+function fakeKube(secret: () => Secret | undefined): { kube: KubeClient; reads: () => number } {
+  let reads = 0;
+  const kube = { tryGet: async () => { reads++; return secret(); } } as unknown as KubeClient;
+  return { kube, reads: () => reads };
+}
+
+test('a finalizer, a status write or the deletion itself keeps the connection and its login', async (t) => {
+  const { kube } = fakeKube(() => undefined);
+  const c = new VaultConnections(kube, settings, () => undefined, () => undefined);
+  const first = await c.forAppBinding(appBinding());
+  t.is(await c.forAppBinding(appBinding({ resourceVersion: '2', finalizers: ['leasehold.dev/in-use'] })), first);
+  t.is(await c.forAppBinding(appBinding({ resourceVersion: '3', deletionTimestamp: '2026-03-01T12:00:00Z' })), first);
+});
+
+test('a changed spec, or a new AppBinding of the same name, gets a new connection', async (t) => {
+  const { kube } = fakeKube(() => undefined);
+  const c = new VaultConnections(kube, settings, () => undefined, () => undefined);
+  const first = await c.forAppBinding(appBinding());
+  const edited = await c.forAppBinding(appBinding({ resourceVersion: '2' }, { parameters: { kind: 'VaultServerConfiguration', vaultRole: 'r2', serviceAccountName: 'vault' } }));
+  t.not(edited, first);
+  t.not(await c.forAppBinding(appBinding({ uid: 'ab-2', resourceVersion: '5' }, { parameters: { kind: 'VaultServerConfiguration', vaultRole: 'r2', serviceAccountName: 'vault' } })), edited);
+});
+
+test('a token Secret: its metadata changing (a finalizer, being deleted) keeps the connection; a new token rebuilds it', async (t) => {
+  let secret: Secret = { metadata: { uid: 's-1', resourceVersion: '10' }, type: 'kubevault.com/token', data: { token: b64('t1') } };
+  const { kube, reads } = fakeKube(() => secret);
+  const c = new VaultConnections(kube, settings, () => undefined, () => ({ metadata: secret.metadata }));
+  const ab = appBinding({}, { secret: { name: 'vault-token' } });
+  const first = await c.forAppBinding(ab);
+  t.is(await c.forAppBinding(ab), first);
+  t.is(reads(), 1, 'an unchanged Secret (per the cache) is not read again');
+  secret = { ...secret, metadata: { ...secret.metadata, resourceVersion: '11', finalizers: ['leasehold.dev/in-use'], deletionTimestamp: '2026-03-01T12:00:00Z' } };
+  t.is(await c.forAppBinding(ab), first);
+  secret = { ...secret, metadata: { ...secret.metadata, resourceVersion: '12' }, data: { token: b64('t2') } };
+  t.not(await c.forAppBinding(ab), first);
+});
+
+test('a token Secret that is gone keeps a connection already made (its login works until it doesn\'t), but none can be made', async (t) => {
+  let secret: Secret | undefined = { metadata: { uid: 's-1', resourceVersion: '10' }, type: 'kubevault.com/token', data: { token: b64('t1') } };
+  const { kube } = fakeKube(() => secret);
+  const c = new VaultConnections(kube, settings, () => undefined, () => (secret ? { metadata: secret.metadata } : undefined));
+  const ab = appBinding({}, { secret: { name: 'vault-token' } });
+  const first = await c.forAppBinding(ab);
+  secret = undefined;
+  t.is(await c.forAppBinding(ab), first);
+  c.invalidate(ab);
+  await t.throwsAsync(c.forAppBinding(ab), { message: /Secret demo\/vault-token named by AppBinding demo\/vault does not exist/ });
+});
+
+test('no ServiceAccount token in a namespace being deleted: the message says so, and what to do', (t) => {
+  const terminating = new KubeApiError(403, 'Forbidden', 'serviceaccounts "vault" is forbidden: unable to create new content in namespace demo because it is being terminated');
+  const message = loginUnavailableMessage({ namespace: 'demo', name: 'vault' }, terminating);
+  t.regex(message, /no Vault login as ServiceAccount demo\/vault: namespace demo is being deleted/);
+  t.regex(message, /--operator-service-account/);
+  t.regex(message, /remove the finalizers/);
+  t.regex(loginUnavailableMessage({ namespace: 'demo', name: 'vault' }, new KubeApiError(404, 'NotFound', 'serviceaccounts "vault" not found')), /does not exist/);
+});
