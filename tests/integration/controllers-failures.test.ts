@@ -156,17 +156,19 @@ test('Vault stopped mid-flow: the request waits with VaultUnreachable and is ser
   t.is((await login(env, username, password)).rows[0].one, 1);
 });
 
-test('the PostgresRole deleted while a request holds a lease: deleting the request still revokes it', async (t) => {
+test('the PostgresRole deleted while a request holds a lease: it waits for the request, whose deletion still revokes it', async (t) => {
   const { env } = t.context;
   const ns = 'role-gone';
   await readyRole(t, ns);
   await approvedRequest(t, ns);
   const dar = await issued(t, ns);
   const { username, password } = await credentialsOf(env, ns, dar.status.secret.name);
-  kubectl(env, ['-n', ns, 'delete', 'postgresrole', 'psql-role', '--timeout=60s']);
+  // The role waits (deletion order, tests/integration/deletion-order.test.ts): renewing the lease reads its Vault role.
+  kubectl(env, ['-n', ns, 'delete', 'postgresrole', 'psql-role', '--wait=false']);
   t.is((await login(env, username, password)).rows[0].one, 1, 'the issued login outlives its role');
   kubectl(env, ['-n', ns, 'delete', 'databaseaccessrequest', 'postgres-cred-rqst', '--timeout=60s']);
   await t.throwsAsync(() => login(env, username, password), { message: /password authentication failed|does not exist/ });
+  await eventually(t, 'the PostgresRole to go once the request has', async () => (await getCr(env, 'postgresroles', ns, 'psql-role')) === undefined, 60_000);
 });
 
 test('an operator killed between issuing and recording leaves exactly one live lease, the recorded one', async (t) => {
