@@ -9,7 +9,7 @@
 // SecretEngine or PostgresRole has Vault left to clean up through it; then it is released, and its token Secret
 // with it. See ../shared/dependents.ts for the whole order.
 import pg from 'pg';
-import { ConditionType, IN_USE_FINALIZER, Reason, type AppBinding } from '../../api/index.ts';
+import { ConditionType, IN_USE_FINALIZER, Reason, WAITING_REASONS, type AppBinding } from '../../api/index.ts';
 import {
   DONE, addFinalizer, hasFinalizer, removeFinalizer, requeueAfter, type ObjectKey, type ReconcileContext, type Reconciler, type Result,
 } from '../../lib/runtime/index.ts';
@@ -133,7 +133,7 @@ export class AppBindingReconciler implements Reconciler {
       const condition = await this.waiting(ab, dependents, ctx);
       await report(this.c.kube, APP_BINDINGS, this.c.events('leasehold-appbinding'), ab, { conditions: [condition] }, ctx.now(), ctx.signal);
       if (ab.spec.secret) await this.guardTokenSecret(ns, ab.spec.secret.name, ctx);
-      return requeueAfter(condition.reason === Reason.LeasesOutstanding || condition.reason === Reason.InUse ? WAITING_RECHECK_MS : RECHECK_FAILED_MS);
+      return requeueAfter(WAITING_REASONS.includes(condition.reason) ? WAITING_RECHECK_MS : RECHECK_FAILED_MS);
     }
     this.lastCheck.delete(ab.metadata.uid ?? '');
     this.c.connections.invalidate(ab);

@@ -63,7 +63,8 @@ function apply(t: T, yaml: string, ns: string): void {
 }
 
 function del(t: T, ns: string, kind: string, name: string): void {
-  kubectl(t.context.env, ['-n', ns, 'delete', kind, name, '--wait=false']);
+  // Something waiting for what was deleted before it may have gone on its own meanwhile.
+  kubectl(t.context.env, ['-n', ns, 'delete', kind, name, '--wait=false', '--ignore-not-found']);
 }
 
 /**
@@ -181,9 +182,7 @@ async function nothingLeftInVault(t: T, s: Issued): Promise<void> {
 /** Deletes what is left of the guide in `ns`, in the guide's own order, and waits for all of it to go. */
 async function deleteTheRest(t: T, s: Issued): Promise<void> {
   const rest: Array<[string, string]> = [['postgresrole', 'psql-role'], ['secretengine', 'postgresql-engine'], ['appbinding', 'vault'], ['appbinding', 'postgres-app']];
-  for (const [kind, name] of rest) {
-    if (await getCr(t.context.env, `${kind}s`, s.ns, name)) del(t, s.ns, kind, name);
-  }
+  for (const [kind, name] of rest) del(t, s.ns, kind, name);
   await gone(t, 'postgresroles', s.ns, 'psql-role');
   await gone(t, 'secretengines', s.ns, 'postgresql-engine');
   await gone(t, 'appbindings', s.ns, 'vault');
