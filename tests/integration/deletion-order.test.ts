@@ -338,6 +338,7 @@ test('a namespace deleted while the operator is down (kubernetes auth): cleanup 
   t.regex(stuck.message, /namespace ns-k8s is being deleted|does not exist/);
   t.regex(stuck.message, /--operator-service-account/, 'it says what to do');
   t.regex(stuck.message, dependsOnRequest(s.ns), 'and who waits on it');
+  await condition(t, 'databaseaccessrequests', s.ns, REQUEST, 'Revoked', 'VaultLoginUnavailable', /is not revoked yet .*no Vault login as ServiceAccount ns-k8s\/vault/);
   await condition(t, 'postgresroles', s.ns, 'psql-role', 'Terminating', 'LeasesOutstanding', dependsOnRequest(s.ns));
   t.true(await canLogin(t, s), 'the login lives until the operator can reach Vault');
 
