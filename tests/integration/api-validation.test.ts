@@ -416,6 +416,8 @@ test('the operator\'s ClusterRole allows what the operator does and no more', as
     ['patch', 'postgresroles.engine.kubevault.com', 'status'], ['patch', 'appbindings.appcatalog.appscode.com', 'status'],
     ['create', 'secrets', ''], ['create', 'serviceaccounts', 'token'], ['create', 'rolebindings.rbac.authorization.k8s.io', ''],
     ['patch', 'deployments.apps', ''], ['create', 'events.events.k8s.io', ''], ['create', 'events', ''],
+    // A Vault AppBinding's in-use finalizer (a JSON patch guarded by a test of the list).
+    ['patch', 'appbindings.appcatalog.appscode.com', ''],
   ] as const) t.is(await can(verb, resource, `--subresource=${subresource}`, '-n', ns), 'yes', `${verb} ${resource} ${subresource}`);
   for (const [verb, resource, subresource] of [
     ['delete', 'namespaces', ''], ['create', 'clusterrolebindings.rbac.authorization.k8s.io', ''], ['delete', 'deployments.apps', ''],
