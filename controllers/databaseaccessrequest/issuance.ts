@@ -240,8 +240,10 @@ async function sweepAlone(state: RequestControllerState, dar: DatabaseAccessRequ
   try {
     leases = await vault.listLeases(leasePrefix(attempt.mount, attempt.role));
   } catch (err) {
-    state.events.event(dar, 'Warning', 'LeaseSweepFailed', `could not list leases to find one issued before a restart: ${explain(err).message}`);
-    return;
+    // Not knowing is not "none left": issuing again (or letting a deleted request go) could leave a live lease
+    // no request records. The callers put this on a condition and retry with backoff.
+    const { message } = explain(err);
+    throw new RetryableError('LeaseSweepFailed', `could not list the leases under ${leasePrefix(attempt.mount, attempt.role)} to find one issued before a restart: ${message}`, { cause: err });
   }
   const since = Date.parse(attempt.startedAt) - SWEEP_SKEW_MS;
   for (const leaseId of leases) {
