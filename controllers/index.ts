@@ -1,8 +1,8 @@
 // The operator's controllers, as the entry point (lib/main.ts) registers them. Each controller reads its kinds
 // from shared watch caches and enqueues keys; dependents are enqueued when what they depend on changes.
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { DATABASE_ACCESS_REQUEST, DEFAULT_ROLE_PATH, Labels, MANAGED_BY, type AppBinding, type DatabaseAccessRequest, type PostgresRole, type SecretEngine } from '../api/index.ts';
-import { enqueueMapped, enqueueObject, enqueueOwner, specOrMetadataChanged, type ObjectKey } from '../lib/runtime/index.ts';
+import { DATABASE_ACCESS_REQUEST, DEFAULT_ROLE_PATH, IN_USE_FINALIZER, Labels, MANAGED_BY, type AppBinding, type DatabaseAccessRequest, type PostgresRole, type SecretEngine } from '../api/index.ts';
+import { enqueueMapped, enqueueObject, enqueueOwner, hasFinalizer, specOrMetadataChanged, type ObjectKey } from '../lib/runtime/index.ts';
 import type { ControllerDeps, ControllerRegistration } from '../lib/runtime/registration.ts';
 import { AppBindingReconciler } from './appbinding/reconciler.ts';
 import { DatabaseAccessRequestReconciler } from './databaseaccessrequest/reconciler.ts';
@@ -98,9 +98,12 @@ export function buildControllers(deps: ControllerDeps): ControllerRegistration[]
   const deleting = <T extends KubernetesObject>(cache: { get(ns: string, name: string): T | undefined }) =>
     (refs: readonly (ObjectRef | undefined)[]) => deletingKeys(refs, (n, m) => cache.get(n, m));
   /** An AppBinding that is being deleted, or whose token Secret is: it waits for its dependents. */
+  // AppBindings a dependent's change concerns: one being deleted (or whose token Secret is) may be released; one
+  // without the in-use finalizer may have just become a Vault that something depends on.
   const waitingAppBindings = (refs: readonly (ObjectRef | undefined)[]) => refs.filter((r): r is ObjectRef => {
     const ab = r && caches.appBindings.get(r.namespace, r.name);
-    return !!ab && (!!ab.metadata.deletionTimestamp || !!(ab.spec.secret && caches.secrets.get(r!.namespace, ab.spec.secret.name)?.metadata?.deletionTimestamp));
+    return !!ab && (!!ab.metadata.deletionTimestamp || !hasFinalizer(ab, IN_USE_FINALIZER) ||
+      !!(ab.spec.secret && caches.secrets.get(r!.namespace, ab.spec.secret.name)?.metadata?.deletionTimestamp));
   });
 
   const appBindings = deps.newController({ name: 'appbinding', reconciler: new AppBindingReconciler(ctx) })

@@ -69,11 +69,14 @@ export class AppBindingReconciler implements Reconciler {
     if (!ab) return DONE;
     if (ab.metadata.deletionTimestamp) return this.release(ab, ctx);
     const kind = targetKind(ab);
-    if (kind === 'other') return DONE;
-    if (kind === 'vault') {
+    // What live leases need is kept until they are revoked, whatever the AppBinding looks like: one that says
+    // nothing of Vault (no VaultServerConfiguration, no type) but that SecretEngines, PostgresRoles or leases use
+    // as their Vault is held just the same.
+    if (kind === 'vault' || (kind === 'other' && this.dependencies.ofAppBinding(ab).length > 0)) {
       ab = (await addFinalizer(this.c.kube, APP_BINDINGS, ab, IN_USE_FINALIZER, ctx)).object;
       if (ab.spec.secret) await this.guardTokenSecret(key.namespace, ab.spec.secret.name, ctx);
     }
+    if (kind === 'other') return DONE;
     const secretVersion = ab.spec.secret ? this.c.caches.secrets.get(key.namespace, ab.spec.secret.name)?.metadata?.resourceVersion ?? 'absent' : '';
     // The generation, not the resourceVersion: our own status writes and finalizer don't call for a new check. An
     // issuer token replaced or lost since the last check (revoked in Vault, found at issuance) is news too.

@@ -78,7 +78,11 @@ async function issuedRequest(t: T, ns: string, opts: { tokenLogin?: boolean } = 
   if (opts.tokenLogin) {
     const created = (await vaultRequest(env, 'POST', 'auth/token/create-orphan', { policies: ['leasehold-operator'], period: '1h' })).body as { auth: { client_token: string } };
     docs.push({ apiVersion: 'v1', kind: 'Secret', type: 'kubevault.com/token', metadata: { name: 'vault-token', namespace: ns }, stringData: { token: created.auth.client_token } });
-    docs.find((d) => d.kind === 'AppBinding' && d.metadata.name === 'vault').spec.secret = { name: 'vault-token' };
+    // The README's token form: an address and a token Secret, nothing saying "Vault" (no VaultServerConfiguration,
+    // no type): what depends on it must be enough for it to be held while leases need it.
+    const ab = docs.find((d) => d.kind === 'AppBinding' && d.metadata.name === 'vault');
+    ab.spec.secret = { name: 'vault-token' };
+    delete ab.spec.parameters;
   }
   apply(t, docs.map((d) => YAML.stringify(d)).join('---\n'), ns);
   apply(t, sampleIn('30-postgres-secret-engine.yaml', ns), ns);
