@@ -201,34 +201,7 @@ export class VaultConnections {
 
   /** The issuer token of a Vault AppBinding lives in a Secret in the operator's namespace. */
   private issuerStore(ab: AppBinding): IssuerTokenStore {
-    const id = `${ab.metadata.namespace}/${ab.metadata.name}`;
-    const name = `leasehold-issuer-${crypto.createHash('sha256').update(id).digest('hex').slice(0, 12)}`;
-    const namespace = this.settings.operatorNamespace;
-    const kube = this.kube;
-    return {
-      async load(): Promise<StoredIssuerToken | undefined> {
-        const s = await kube.tryGet<{ data?: Record<string, string> } & { metadata?: object }>(SECRETS, namespace, name);
-        const d = decodeSecretData(s?.data);
-        return d.token && d.accessor ? { token: d.token, accessor: d.accessor } : undefined;
-      },
-      async save(t: StoredIssuerToken): Promise<void> {
-        const body = {
-          apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
-          metadata: {
-            name, namespace,
-            labels: { [Labels.managedBy]: MANAGED_BY },
-            annotations: { 'leasehold.dev/vault-appbinding': id, 'leasehold.dev/purpose': 'Vault issuer token: every lease Leasehold issues for this Vault is owned by it. Deleting it revokes nothing at once, but the leases die when the token expires unrenewed.' },
-          },
-          stringData: { token: t.token, accessor: t.accessor },
-        };
-        try {
-          await kube.replace(SECRETS, namespace, name, body as never);
-        } catch (err) {
-          if (!isNotFound(err)) throw err;
-          await kube.create(SECRETS, namespace, body as never);
-        }
-      },
-    };
+    return issuerTokenStore(this.kube, this.settings.operatorNamespace, ab);
   }
 }
 
@@ -250,4 +223,50 @@ export function loginUnavailableMessage(sa: { namespace: string; name: string },
       'by hand and remove the finalizers (README: "Deletion order and finalizers")'
     : err.statusCode === 403 ? 'grant the operator "create" on serviceaccounts/token' : 'retried';
   return `no Vault login as ${who}: ${why}. ${todo}`;
+}
+
+/**
+ * Where the issuer token of a Vault AppBinding is kept: a Secret in the operator's namespace (`namespace`) named by
+ * the AppBinding and the Vault address (a token is only ever shown to the Vault that created it), with keys
+ * `token`, `accessor` and `address`.
+ */
+export function issuerTokenStore(kube: KubeClient, namespace: string, ab: AppBinding): IssuerTokenStore {
+  const id = `${ab.metadata.namespace}/${ab.metadata.name}`;
+  // The token is only ever shown to the Vault it was created at: whoever may edit the AppBinding could point its
+  // address at a server of their own, which must then get a token of its own making, never this one. So the
+  // Secret is named by the AppBinding and the address, and records the address.
+  const address = vaultEndpoint(ab).address;
+  const hash = (text: string) => crypto.createHash('sha256').update(text).digest('hex').slice(0, 12);
+  const name = `leasehold-issuer-${hash(`${id}\n${address}`)}`;
+  /** Before tokens were bound to an address: adopted when it records none (an upgrade), never otherwise. */
+  const legacyName = `leasehold-issuer-${hash(id)}`;
+  const read = async (secretName: string) => decodeSecretData((await kube.tryGet<{ data?: Record<string, string> } & { metadata?: object }>(SECRETS, namespace, secretName))?.data);
+  return {
+    async load(): Promise<StoredIssuerToken | undefined> {
+      let d = await read(name);
+      if (!d.token) {
+        const legacy = await read(legacyName);
+        if (legacy.token && !legacy.address) d = legacy;
+      }
+      if (d.address !== undefined && d.address !== address) return undefined;
+      return d.token && d.accessor ? { token: d.token, accessor: d.accessor } : undefined;
+    },
+    async save(t: StoredIssuerToken): Promise<void> {
+      const body = {
+        apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
+        metadata: {
+          name, namespace,
+          labels: { [Labels.managedBy]: MANAGED_BY },
+          annotations: { 'leasehold.dev/vault-appbinding': id, 'leasehold.dev/vault-address': address, 'leasehold.dev/purpose': 'Vault issuer token: every lease Leasehold issues for this Vault is owned by it. Deleting it revokes nothing at once, but the leases die when the token expires unrenewed.' },
+        },
+        stringData: { token: t.token, accessor: t.accessor, address },
+      };
+      try {
+        await kube.replace(SECRETS, namespace, name, body as never);
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+        await kube.create(SECRETS, namespace, body as never);
+      }
+    },
+  };
 }

@@ -1,9 +1,10 @@
 // The cached Vault connection (and so the login it holds) survives what doesn't change how to log in: a finalizer,
 // the deletion itself, a status write, a token Secret's metadata. It is rebuilt when the spec or the token changes.
 import test from 'ava';
+import crypto from 'node:crypto';
 import type { AppBinding } from '../../../api/index.ts';
 import { KubeApiError, type KubeClient } from '../../../lib/runtime/index.ts';
-import { VaultConnections, loginUnavailableMessage } from '../../../controllers/shared/vault-connections.ts';
+import { VaultConnections, issuerTokenStore, loginUnavailableMessage } from '../../../controllers/shared/vault-connections.ts';
 
 const settings = { operatorNamespace: 'leasehold-system', issuerTokenRole: 'leasehold-issuer', tokenAudiences: [] };
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -79,4 +80,45 @@ test('no ServiceAccount token in a namespace being deleted: the message says so,
   t.regex(message, /--operator-service-account/);
   t.regex(message, /remove the finalizers/);
   t.regex(loginUnavailableMessage({ namespace: 'demo', name: 'vault' }, new KubeApiError(404, 'NotFound', 'serviceaccounts "vault" not found')), /does not exist/);
+});
+
+/** A KubeClient holding Secrets in memory: tryGet, replace and create (what the issuer-token store uses). */
+function secretStore(): { kube: KubeClient; secrets: Map<string, { metadata: { name: string }; stringData?: Record<string, string>; data?: Record<string, string> }> } {
+  const secrets = new Map<string, { metadata: { name: string }; stringData?: Record<string, string>; data?: Record<string, string> }>();
+  const asStored = (o: { metadata: { name: string }; stringData?: Record<string, string> }) =>
+    ({ ...o, data: Object.fromEntries(Object.entries(o.stringData ?? {}).map(([k, v]) => [k, b64(v)])) });
+  const kube = {
+    tryGet: async (_r: unknown, _ns: string, name: string) => secrets.get(name),
+    replace: async (_r: unknown, _ns: string, name: string, o: { metadata: { name: string }; stringData?: Record<string, string> }) => {
+      if (!secrets.has(name)) throw new KubeApiError(404, 'NotFound', 'not found');
+      secrets.set(name, asStored(o));
+      return o;
+    },
+    create: async (_r: unknown, _ns: string, o: { metadata: { name: string }; stringData?: Record<string, string> }) => {
+      secrets.set(o.metadata.name, asStored(o));
+      return o;
+    },
+  } as unknown as KubeClient;
+  return { kube, secrets };
+}
+
+test('an issuer token is only ever loaded for the Vault address it was created at: an AppBinding pointed elsewhere gets none', async (t) => {
+  const { kube, secrets } = secretStore();
+  const store = issuerTokenStore(kube, 'leasehold-system', appBinding());
+  await store.save({ token: 'hvs.issuer-token-value', accessor: 'acc-1' });
+  t.deepEqual(await issuerTokenStore(kube, 'leasehold-system', appBinding({ resourceVersion: '9' })).load(), { token: 'hvs.issuer-token-value', accessor: 'acc-1' });
+  const elsewhere = issuerTokenStore(kube, 'leasehold-system', appBinding({}, { clientConfig: { url: 'https://attacker.example:8200' } }));
+  t.is(await elsewhere.load(), undefined, 'the token is not shown to another server');
+  await elsewhere.save({ token: 'hvs.other', accessor: 'acc-2' });
+  t.deepEqual(await store.load(), { token: 'hvs.issuer-token-value', accessor: 'acc-1' }, 'and the real one is not overwritten');
+  t.is(secrets.size, 2);
+});
+
+test('an issuer token kept before tokens were bound to an address is adopted (an upgrade), one bound to another address never', async (t) => {
+  const { kube, secrets } = secretStore();
+  const legacyName = `leasehold-issuer-${crypto.createHash('sha256').update('demo/vault').digest('hex').slice(0, 12)}`;
+  secrets.set(legacyName, { metadata: { name: legacyName }, data: { token: b64('hvs.legacy'), accessor: b64('acc-0') } });
+  t.deepEqual(await issuerTokenStore(kube, 'leasehold-system', appBinding()).load(), { token: 'hvs.legacy', accessor: 'acc-0' });
+  secrets.set(legacyName, { metadata: { name: legacyName }, data: { token: b64('hvs.legacy'), accessor: b64('acc-0'), address: b64('https://elsewhere:8200') } });
+  t.is(await issuerTokenStore(kube, 'leasehold-system', appBinding()).load(), undefined);
 });
