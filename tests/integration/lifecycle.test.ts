@@ -247,7 +247,11 @@ test('credentials keep working past max_ttl: rotated in place in the same Secret
   t.is(failures, 0, 'no moment without a working credential');
   t.true(users.size >= 3, `rotated at least twice in ${2 * MAX_TTL_S + 15}s (users seen: ${users.size})`);
   t.true(rotatedAt.size >= 2, 'the Secret records each rotation time');
-  const now = await dar(t, 'rotating');
+  // Read at a settled moment: rotations come every ~25 s here, and one may be under way right now.
+  const now = await eventually(t, 'no rotation under way', async () => {
+    const d = await dar(t, 'rotating');
+    return d?.status?.rotation?.completedAt ? d : undefined;
+  });
   t.is(now.status.secret.name, secretName);
   t.is(now.status.rotation.reason, 'RenewalTruncated');
   t.truthy(now.status.rotation.completedAt);

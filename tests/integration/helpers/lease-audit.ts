@@ -48,7 +48,11 @@ export async function vaultDatabaseLeases(env: Env): Promise<string[]> {
 /** Compares Vault's database leases with what every DatabaseAccessRequest in the cluster records. */
 export async function auditLeases(env: Env): Promise<LeaseAudit> {
   const api = env.kubeConfig.makeApiClient(CustomObjectsApi);
-  const list = (await api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'databaseaccessrequests' })) as { items: Cr[] };
+  // A file that never installs Leasehold's CRDs has no requests: its Vault must then hold no database lease either.
+  const list = (await api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'databaseaccessrequests' }).catch((err: { code?: number }) => {
+    if (err.code === 404) return { items: [] };
+    throw err;
+  })) as { items: Cr[] };
   const live = new Set<string>();
   const ended = new Set<string>();
   const recorded = new Set<string>();
