@@ -203,7 +203,11 @@ export class SecretEngineReconciler implements Reconciler {
       if (refused) {
         events.event(engine, 'Warning', Reason.ReferenceNotAllowed, `connection ${name} in mount ${path}/ was left alone: the mount is not this SecretEngine's, and its ${refused.reference.field} is not allowed`);
       } else if (mount) {
-        const others = this.c.caches.secretEngines.list().filter((e) => e.metadata.uid !== engine.metadata.uid && !e.metadata.deletionTimestamp && this.mountPath(e) === path);
+        // Other engines keep the mount only if its owner admits them: one that names the path without consent
+        // (refused, never written to it) must not strand the owner's mount in Vault.
+        const ownerRef = owner ?? { namespace: ns, name: engine.metadata.name ?? '' };
+        const others = this.c.caches.secretEngines.list().filter((e) => e.metadata.uid !== engine.metadata.uid && !e.metadata.deletionTimestamp &&
+          this.mountPath(e) === path && !this.mountRefusal(e, path, ownerRef));
         // A connection must outlive the leases issued through it: disabling the mount revokes them through it first
         // (and fails if one can't be), then takes it along. Only a mount kept for others loses just the connection.
         if (!own || others.length > 0) {
