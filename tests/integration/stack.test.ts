@@ -9,7 +9,7 @@ import { vaultRequest } from './helpers/vault.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
 
 const test = anyTest as TestFn<StackContext>;
-useStack(test);
+useStack(test, { withoutLeaseAudit: 'this file tests the stack itself and stops it in its last test; no operator runs' });
 
 test('deleting a ConfigMap garbage-collects the Secret it owns', async (t) => {
   const core = t.context.env.kubeConfig.makeApiClient(CoreV1Api);
