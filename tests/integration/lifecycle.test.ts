@@ -14,7 +14,7 @@ import path from 'node:path';
 import pg from 'pg';
 import YAML from 'yaml';
 import { Annotations } from '../../api/index.ts';
-import { GROUP, VERSION, decide, getCr, guideBindings, login, type Cr } from './helpers/leasehold.ts';
+import { GROUP, VERSION, decide, getCr, guideBindings, login, type Cr, approvedRequest as approved } from './helpers/leasehold.ts';
 import { OperatorSlot, startOperator } from './helpers/operator.ts';
 import { configureVaultForOperator, guideRole, installCrds, kubectl } from './helpers/setup.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
@@ -46,19 +46,7 @@ function apply(t: T, obj: unknown): void {
   kubectl(t.context.env, ['apply', '-f', '-'], YAML.stringify(obj));
 }
 
-/** Creates a request for `roleName`, approves it, and waits for its first credential. */
-async function approvedRequest(t: T, name: string, roleName: string, spec: Record<string, unknown> = {}): Promise<Cr> {
-  apply(t, {
-    apiVersion: `${GROUP}/${VERSION}`, kind: 'DatabaseAccessRequest', metadata: { name, namespace: NS },
-    spec: { roleRef: { kind: 'PostgresRole', name: roleName, namespace: NS }, subjects: [{ kind: 'ServiceAccount', name: 'demo-sa', namespace: NS }], ...spec },
-  });
-  await eventually(t, `${name} waiting for approval`, async () => (await dar(t, name))?.status?.phase === 'WaitingForApproval', 30_000);
-  await decide(t.context.env, NS, name, 'Approved');
-  return eventually(t, `${name}: a lease recorded`, async () => {
-    const o = await dar(t, name);
-    return o?.status?.lease?.id && o.status.issuance?.completed ? o : undefined;
-  }, 60_000);
-}
+const approvedRequest = (t: T, name: string, role: string, spec: Record<string, unknown> = {}): Promise<Cr> => approved(t, t.context.env, { namespace: NS, name, role, spec });
 
 const dar = (t: T, name: string) => getCr(t.context.env, 'databaseaccessrequests', NS, name);
 

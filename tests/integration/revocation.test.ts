@@ -13,7 +13,7 @@ import path from 'node:path';
 import pg from 'pg';
 import YAML from 'yaml';
 import { Annotations } from '../../api/index.ts';
-import { GROUP, VERSION, credentialsOf, decide, getCr, guideBindings, login, type Cr } from './helpers/leasehold.ts';
+import { GROUP, VERSION, credentialsOf, getCr, guideBindings, login, type Cr, approvedRequest as approved } from './helpers/leasehold.ts';
 import { startOperator, type OperatorProcess } from './helpers/operator.ts';
 import { configureVaultForOperator, guideRole, installCrds, kubectl } from './helpers/setup.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
@@ -55,19 +55,7 @@ async function owningRole(t: T, name: string, extra: Record<string, unknown> = {
   await eventually(t, `PostgresRole ${name} ready`, async () => (await getCr(t.context.env, 'postgresroles', NS, name))?.status?.phase === 'Success', 60_000);
 }
 
-/** Creates a request for `roleName`, approves it, and waits for its first credential. */
-async function approvedRequest(t: T, name: string, roleName: string, spec: Record<string, unknown> = {}): Promise<Cr> {
-  apply(t, {
-    apiVersion: `${GROUP}/${VERSION}`, kind: 'DatabaseAccessRequest', metadata: { name, namespace: NS },
-    spec: { roleRef: { kind: 'PostgresRole', name: roleName, namespace: NS }, subjects: [{ kind: 'ServiceAccount', name: 'demo-sa', namespace: NS }], ...spec },
-  });
-  await eventually(t, `${name} waiting for approval`, async () => (await dar(t, name))?.status?.phase === 'WaitingForApproval', 30_000);
-  await decide(t.context.env, NS, name, 'Approved');
-  return eventually(t, `${name}: a lease recorded`, async () => {
-    const o = await dar(t, name);
-    return o?.status?.lease?.id && o.status.issuance?.completed ? o : undefined;
-  }, 60_000);
-}
+const approvedRequest = (t: T, name: string, role: string, spec: Record<string, unknown> = {}): Promise<Cr> => approved(t, t.context.env, { namespace: NS, name, role, spec });
 
 async function canLogin(t: T, user: string, password: string): Promise<boolean> {
   try {

@@ -9,7 +9,7 @@ import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type V1Secret } from '@kubernetes/client-node';
 import YAML from 'yaml';
 import { labelValue } from '../../controllers/shared/names.ts';
-import { GROUP, VERSION, decide, getCr, guideBindings, login, type Cr } from './helpers/leasehold.ts';
+import { GROUP, VERSION, getCr, guideBindings, login, type Cr, approvedRequest as approved } from './helpers/leasehold.ts';
 import { OperatorSlot, startOperator } from './helpers/operator.ts';
 import { configureVaultForOperator, guideRole, installCrds, kubectl } from './helpers/setup.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
@@ -35,18 +35,7 @@ function apply(t: T, obj: unknown): void {
 const dar = (t: T, name: string) => getCr(t.context.env, 'databaseaccessrequests', NS, name);
 
 /** Creates a request for `role`, approves it, and waits for its first credential. */
-async function approvedRequest(t: T, name: string, role: string): Promise<Cr> {
-  apply(t, {
-    apiVersion: `${GROUP}/${VERSION}`, kind: 'DatabaseAccessRequest', metadata: { name, namespace: NS },
-    spec: { roleRef: { kind: 'PostgresRole', name: role, namespace: NS }, subjects: [{ kind: 'ServiceAccount', name: 'demo-sa', namespace: NS }], rotationGracePeriod: '2s' },
-  });
-  await eventually(t, `${name} waiting for approval`, async () => (await dar(t, name))?.status?.phase === 'WaitingForApproval', 30_000);
-  await decide(t.context.env, NS, name, 'Approved');
-  return eventually(t, `${name}: a lease recorded`, async () => {
-    const o = await dar(t, name);
-    return o?.status?.lease?.id && o.status.issuance?.completed ? o : undefined;
-  }, 60_000);
-}
+const approvedRequest = (t: T, name: string, role: string): Promise<Cr> => approved(t, t.context.env, { namespace: NS, name, role, spec: { rotationGracePeriod: '2s' } });
 
 async function secretOf(t: T, name: string): Promise<V1Secret> {
   return t.context.env.kubeConfig.makeApiClient(CoreV1Api).readNamespacedSecret({ namespace: NS, name });

@@ -1,10 +1,14 @@
 // Test-side helpers for the controller suites: the guide's manifests pointed at the stack, reading custom
 // objects, deciding requests, reading issued credentials and logging in with them.
+import type { ExecutionContext } from 'ava';
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import pg from 'pg';
 import YAML from 'yaml';
 import type { Env } from '../../../scripts/stack/env.ts';
-import { guideManifests, sampleDocs } from '../../../scripts/stack/leasehold-setup.ts';
+import { guideManifests, kubectl, sampleDocs } from '../../../scripts/stack/leasehold-setup.ts';
+import { eventually } from './stack.ts';
+
+const kubectlApply = (env: Env, yaml: string) => kubectl(env, ['apply', '-f', '-'], yaml);
 
 export const GROUP = 'engine.kubevault.com';
 export const VERSION = 'v1alpha1';
@@ -70,4 +74,23 @@ export async function login(env: Env, user: string, password: string, sql = 'SEL
   } finally {
     await c.end();
   }
+}
+
+/**
+ * Creates a DatabaseAccessRequest `name` in `namespace` for the PostgresRole `role` there (subject: the
+ * ServiceAccount demo-sa), approves it, and waits for its first recorded lease (`status.lease.id`, issuance
+ * completed). `spec` adds to or overrides the request's spec.
+ */
+export async function approvedRequest(t: ExecutionContext<unknown>, env: Env, r: { namespace: string; name: string; role: string; spec?: Record<string, unknown> }): Promise<Cr> {
+  const { namespace, name, role } = r;
+  kubectlApply(env, YAML.stringify({
+    apiVersion: `${GROUP}/${VERSION}`, kind: 'DatabaseAccessRequest', metadata: { name, namespace },
+    spec: { roleRef: { kind: 'PostgresRole', name: role, namespace }, subjects: [{ kind: 'ServiceAccount', name: 'demo-sa', namespace }], ...r.spec },
+  }));
+  await eventually(t, `${name} waiting for approval`, async () => (await getCr(env, 'databaseaccessrequests', namespace, name))?.status?.phase === 'WaitingForApproval', 30_000);
+  await decide(env, namespace, name, 'Approved');
+  return eventually(t, `${name}: a lease recorded`, async () => {
+    const o = await getCr(env, 'databaseaccessrequests', namespace, name);
+    return o?.status?.lease?.id && o.status.issuance?.completed ? o : undefined;
+  }, 60_000);
 }
