@@ -149,7 +149,7 @@ export class AppBindingReconciler implements Reconciler {
   /** The Terminating condition while dependents remain: waiting for them, or unable to log in for them. */
   private async waiting(ab: AppBinding, dependents: Dependent[], ctx: ReconcileContext): Promise<ReturnType<typeof terminating>> {
     const who = describeDependents(dependents);
-    if (targetKind(ab) === 'vault') {
+    if (targetKind(ab) !== 'postgres') {
       try {
         await (await this.c.connections.forAppBinding(ab, ctx.signal)).login();
       } catch (err) {
@@ -171,7 +171,7 @@ export class AppBindingReconciler implements Reconciler {
     const secret = this.c.caches.secrets.get(ns, name);
     if (!secret) return;
     const users = this.c.caches.appBindings.byIndex('secret', `${ns}/${name}`).filter((a) =>
-      a.metadata.uid !== releasing?.metadata.uid && targetKind(a) === 'vault' && hasFinalizer(a, IN_USE_FINALIZER));
+      a.metadata.uid !== releasing?.metadata.uid && hasFinalizer(a, IN_USE_FINALIZER));
     if (!secret.metadata?.deletionTimestamp) {
       if (users.length > 0) await addFinalizer(this.c.kube, SECRETS, secret, IN_USE_FINALIZER, ctx);
       else await removeFinalizer(this.c.kube, SECRETS, secret, IN_USE_FINALIZER, ctx);
