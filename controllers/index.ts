@@ -109,6 +109,11 @@ export function buildControllers(deps: ControllerDeps): ControllerRegistration[]
   const appBindings = deps.newController({ name: 'appbinding', reconciler: new AppBindingReconciler(ctx) })
     .watch(caches.appBindings, enqueueObject())
     .watch(caches.secrets, enqueueMapped((s) => caches.appBindings.byIndex('secret', `${ns(s)}/${s.metadata?.name}`).map((a) => key(ns(a), a.metadata.name ?? ''))))
+    // A token Secret still holding in-use that no AppBinding names any more: any in-use AppBinding of its
+    // namespace releases it (AppBindingReconciler.releaseFormerTokenSecrets).
+    .watch(caches.secrets, enqueueMapped((s) => (hasFinalizer(s, IN_USE_FINALIZER) && caches.appBindings.byIndex('secret', `${ns(s)}/${s.metadata?.name}`).length === 0
+      ? caches.appBindings.list().filter((a) => ns(a) === ns(s) && hasFinalizer(a, IN_USE_FINALIZER)).slice(0, 1).map((a) => key(ns(a), a.metadata.name ?? ''))
+      : [])))
     .watch(caches.requests, enqueueMapped((d) => waitingAppBindings(leaseAppBindings(d))))
     .watch(caches.secretEngines, enqueueMapped((e) => waitingAppBindings([engineRoute(e, c.clusterName).vaultAppBinding])))
     .watch(caches.postgresRoles, enqueueMapped((r) => waitingAppBindings([dependencies.appBindingOfRole(r)])));

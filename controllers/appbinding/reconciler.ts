@@ -76,6 +76,7 @@ export class AppBindingReconciler implements Reconciler {
       ab = (await addFinalizer(this.c.kube, APP_BINDINGS, ab, IN_USE_FINALIZER, ctx)).object;
       if (ab.spec.secret) await this.guardTokenSecret(key.namespace, ab.spec.secret.name, ctx);
     }
+    await this.releaseFormerTokenSecrets(key.namespace, ctx);
     if (kind === 'other') return DONE;
     const secretVersion = ab.spec.secret ? this.c.caches.secrets.get(key.namespace, ab.spec.secret.name)?.metadata?.resourceVersion ?? 'absent' : '';
     // The generation, not the resourceVersion: our own status writes and finalizer don't call for a new check. An
@@ -142,6 +143,7 @@ export class AppBindingReconciler implements Reconciler {
     this.c.connections.invalidate(ab);
     await removeFinalizer(this.c.kube, APP_BINDINGS, ab, IN_USE_FINALIZER, ctx);
     if (ab.spec.secret) await this.guardTokenSecret(ns, ab.spec.secret.name, ctx, ab);
+    await this.releaseFormerTokenSecrets(ns, ctx);
     ctx.log.info('released a Vault AppBinding: nothing depends on it any more', { namespace: ns, name: ab.metadata.name });
     return DONE;
   }
@@ -167,6 +169,19 @@ export class AppBindingReconciler implements Reconciler {
    * naming it still holds its own, so that it stays readable while a login may be needed; deleted, it stays until
    * those AppBindings have no dependents. `releasing`: an AppBinding that just let go and doesn't count.
    */
+  /**
+   * A token Secret an AppBinding no longer names (its spec.secret moved to another) keeps the in-use finalizer it
+   * was given: released here once no AppBinding holding in-use names it, so it can't stay Terminating for ever.
+   */
+  private async releaseFormerTokenSecrets(ns: string, ctx: ReconcileContext): Promise<void> {
+    const held = this.c.caches.secrets.list().filter((s) => (s.metadata?.namespace ?? '') === ns && hasFinalizer(s, IN_USE_FINALIZER));
+    for (const s of held) {
+      const name = s.metadata?.name ?? '';
+      const named = this.c.caches.appBindings.byIndex('secret', `${ns}/${name}`).some((a) => hasFinalizer(a, IN_USE_FINALIZER));
+      if (!named) await this.guardTokenSecret(ns, name, ctx);
+    }
+  }
+
   private async guardTokenSecret(ns: string, name: string, ctx: ReconcileContext, releasing?: AppBinding): Promise<void> {
     const secret = this.c.caches.secrets.get(ns, name);
     if (!secret) return;

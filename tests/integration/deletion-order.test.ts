@@ -307,6 +307,27 @@ test('the Vault token Secret deleted first stays readable while the AppBinding n
   await nothingLeftInVault(t, s);
 });
 
+test('a Vault AppBinding moved to another token Secret lets the old one go: it isn\'t held for ever', async (t) => {
+  t.timeout(10 * 60_000);
+  const { env } = t.context;
+  const s = await issuedRequest(t, 'token-switch', { tokenLogin: true });
+  const core = env.kubeConfig.makeApiClient(CoreV1Api);
+  const created = (await vaultRequest(env, 'POST', 'auth/token/create-orphan', { policies: ['leasehold-operator'], period: '1h' })).body as { auth: { client_token: string } };
+  apply(t, YAML.stringify({ apiVersion: 'v1', kind: 'Secret', type: 'kubevault.com/token', metadata: { name: 'vault-token-2', namespace: s.ns }, stringData: { token: created.auth.client_token } }), s.ns);
+  kubectl(env, ['-n', s.ns, 'patch', 'appbinding', 'vault', '--type=merge', '-p', JSON.stringify({ spec: { secret: { name: 'vault-token-2' } } })]);
+  await eventually(t, 'the new token Secret to hold leasehold.dev/in-use', async () =>
+    (await core.readNamespacedSecret({ namespace: s.ns, name: 'vault-token-2' })).metadata?.finalizers?.includes('leasehold.dev/in-use'), 30_000);
+  del(t, s.ns, 'secret', 'vault-token');
+  await eventually(t, 'the old token Secret to go', async () =>
+    core.readNamespacedSecret({ namespace: s.ns, name: 'vault-token' }).then(() => false, (err: { code?: number }) => err.code === 404), 30_000, 500);
+  // The request still ends as it should, through the new token.
+  del(t, s.ns, 'databaseaccessrequest', REQUEST);
+  await gone(t, 'databaseaccessrequests', s.ns, REQUEST);
+  await accessEnded(t, s);
+  await deleteTheRest(t, s);
+  await nothingLeftInVault(t, s);
+});
+
 test('kubectl delete namespace: the request revokes first, then the role, the engine and the AppBinding clean up, and the namespace goes', async (t) => {
   t.timeout(10 * 60_000);
   const s = await issuedRequest(t, 'ns-delete');
