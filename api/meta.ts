@@ -313,3 +313,12 @@ export const DEFAULT_RENEW_FRACTION = 0.67;
 export function renewFractionSchema(description: string): Schema<number> {
   return number({ description: `${description} A fraction of the lease's duration, from 0.1 to 0.95.`, minimum: 0.1, maximum: 0.95 });
 }
+
+/**
+ * A CEL transition rule (on the parent object, so adding or removing the field counts as a change) keeping
+ * `field` as it was: fields that route leases (which Vault, which mount, which database connection) can't move
+ * under leases already issued through them, which Vault would then revoke against the wrong place.
+ */
+export function celUnchanged(field: string): string {
+  return `has(self.${field}) == has(oldSelf.${field}) && (!has(self.${field}) || self.${field} == oldSelf.${field})`;
+}

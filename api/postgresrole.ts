@@ -5,6 +5,7 @@
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import type { KindDefinition } from './crd.ts';
 import {
+  celUnchanged,
   DEFAULT_MOUNT_PATH, DNS1123_LABEL, ENGINE_API_VERSION, ENGINE_GROUP, ENGINE_PHASES, ENGINE_VERSION, celDurationAtLeast,
   conditionsSchema, durationSchema, localObjectReferenceSchema, mountPathSchema, renewFractionSchema, secretTemplateSchema,
   subjectsSchema,
@@ -79,6 +80,10 @@ export const postgresRoleSpecSchema = object({
     },
     { rule: '!has(self.vaultRef) || has(self.databaseRef) != has(self.databaseName)', message: 'with vaultRef, set exactly one of databaseRef and databaseName' },
     { rule: celDurationAtLeast('self', 'defaultTTL', 'maxTTL'), fieldPath: '.maxTTL', message: 'maxTTL must be at least defaultTTL' },
+    ...(['secretEngineRef', 'vaultRef', 'path', 'databaseRef', 'databaseName'] as const).map((field) => ({
+      rule: celUnchanged(field), fieldPath: `.${field}`,
+      message: `${field} is immutable: leases issued through the role would be revoked against another Vault, mount or database; create another PostgresRole instead`,
+    })),
   ],
 });
 

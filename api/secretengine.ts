@@ -4,6 +4,7 @@
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import type { KindDefinition } from './crd.ts';
 import {
+  celUnchanged,
   ENGINE_API_VERSION, ENGINE_GROUP, ENGINE_PHASES, ENGINE_VERSION, celDurationAtLeast, conditionsSchema,
   durationSchema, mountPathSchema, namespaceNameSchema, objectNameSchema,
 } from './meta.ts';
@@ -73,6 +74,14 @@ export const secretEngineSpecSchema = object({
       rule: 'has(self.path) == has(oldSelf.path) && (!has(self.path) || self.path == oldSelf.path)',
       fieldPath: '.path',
       message: 'path is immutable: moving the mount would revoke every lease under it; create another SecretEngine instead',
+    },
+    {
+      rule: celUnchanged('vaultRef'), fieldPath: '.vaultRef',
+      message: 'vaultRef is immutable: the leases under the mount are revoked through this Vault; create another SecretEngine instead',
+    },
+    {
+      rule: celUnchanged('postgres.databaseRef'), fieldPath: '.postgres.databaseRef',
+      message: 'postgres.databaseRef is immutable: the connection it names revokes the leases issued through it; create another SecretEngine instead',
     },
   ],
 });

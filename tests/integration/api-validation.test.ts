@@ -440,6 +440,26 @@ test('the operator\'s ClusterRole allows what the operator does and no more', as
   t.pass();
 });
 
+test('what routes leases can\'t move under them: a SecretEngine\'s Vault and database, a PostgresRole\'s Vault, mount and database', async (t) => {
+  const se = { ...secretEngine(), metadata: { name: 'routed', namespace: NS } };
+  await kubectlOk(t, ['create', '-f', '-'], { input: JSON.stringify(se) });
+  for (const [patch, message] of [
+    [{ spec: { vaultRef: { name: 'other-vault' } } }, /spec\.vaultRef: Invalid value.*vaultRef is immutable/],
+    [{ spec: { postgres: { databaseRef: { name: 'other-db' } } } }, /spec\.postgres\.databaseRef: Invalid value.*postgres\.databaseRef is immutable/],
+  ] as const) {
+    const r = await kubectl(t, ['patch', 'secretengine', 'routed', '-n', NS, '--type=merge', '-p', JSON.stringify(patch)]);
+    t.regex(r.stderr, message);
+  }
+  const role = { ...postgresRole(), metadata: { name: 'routed', namespace: NS } };
+  await kubectlOk(t, ['create', '-f', '-'], { input: JSON.stringify(role) });
+  for (const [field, value] of [['databaseRef', { name: 'other-db' }], ['path', 'elsewhere'], ['vaultRef', { name: 'other-vault' }]] as const) {
+    const r = await kubectl(t, ['patch', 'postgresrole', 'routed', '-n', NS, '--type=merge', '-p', JSON.stringify({ spec: { [field]: value } })]);
+    t.regex(r.stderr, new RegExp(`spec\\.${field}: Invalid value.*${field} is immutable`), field);
+  }
+  const ok = await kubectl(t, ['patch', 'postgresrole', 'routed', '-n', NS, '--type=merge', '-p', JSON.stringify({ spec: { maxTTL: '48h' } })]);
+  t.is(ok.code, 0, ok.stderr);
+});
+
 test('a SecretEngine\'s mount path cannot be moved (it would revoke every lease under it), other fields can change', async (t) => {
   const se = { ...secretEngine(), metadata: { name: 'moving', namespace: NS } };
   await kubectlOk(t, ['create', '-f', '-'], { input: JSON.stringify(se) });
