@@ -242,8 +242,9 @@ async function sweepAlone(state: RequestControllerState, dar: DatabaseAccessRequ
   } catch (err) {
     // Not knowing is not "none left": issuing again (or letting a deleted request go) could leave a live lease
     // no request records. The callers put this on a condition and retry with backoff.
-    const { message } = explain(err);
-    throw new RetryableError('LeaseSweepFailed', `could not list the leases under ${leasePrefix(attempt.mount, attempt.role)} to find one issued before a restart: ${message}`, { cause: err });
+    // The reason stays Vault's (VaultUnreachable, VaultPermissionDenied, …): that is what a person must fix.
+    const { reason, message } = explain(err);
+    throw new RetryableError(reason, `could not list the leases under ${leasePrefix(attempt.mount, attempt.role)} to find one issued before a restart: ${message}`, { cause: err });
   }
   const since = Date.parse(attempt.startedAt) - SWEEP_SKEW_MS;
   for (const leaseId of leases) {
