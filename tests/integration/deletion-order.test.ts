@@ -8,7 +8,7 @@ import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { CoreV1Api } from '@kubernetes/client-node';
 import pg from 'pg';
 import YAML from 'yaml';
-import { credentialsOf, decide, getCr, guideBindings, login, sampleIn, type Cr } from './helpers/leasehold.ts';
+import { credentialsOf, decide, getCr, guideBindings, login, sampleIn, type Cr, loginWorks } from './helpers/leasehold.ts';
 import { OperatorSlot, startOperator } from './helpers/operator.ts';
 import { configureVaultForOperator, installCrds, kubectl } from './helpers/setup.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
@@ -148,14 +148,7 @@ async function namespaceGone(t: T, ns: string): Promise<void> {
   }, GONE_MS, 1000);
 }
 
-async function canLogin(t: T, s: Issued): Promise<boolean> {
-  try {
-    await login(t.context.env, s.username, s.password);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const canLogin = (t: T, s: Issued): Promise<boolean> => loginWorks(t.context.env, s.username, s.password);
 
 async function vaultHas(t: T, path: string): Promise<boolean> {
   return (await vaultRequest(t.context.env, 'GET', path, undefined, { allowError: true })).status === 200;

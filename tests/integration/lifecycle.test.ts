@@ -14,7 +14,7 @@ import path from 'node:path';
 import pg from 'pg';
 import YAML from 'yaml';
 import { Annotations } from '../../api/index.ts';
-import { GROUP, VERSION, decide, getCr, guideBindings, login, type Cr, approvedRequest as approved } from './helpers/leasehold.ts';
+import { GROUP, VERSION, decide, getCr, guideBindings, type Cr, approvedRequest as approved, loginWorks } from './helpers/leasehold.ts';
 import { OperatorSlot, startOperator } from './helpers/operator.ts';
 import { configureVaultForOperator, guideRole, installCrds, kubectl } from './helpers/setup.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
@@ -66,14 +66,7 @@ async function credentials(t: T, secretName: string): Promise<{ username: string
   return { username: d.username!, password: d.password!, secret };
 }
 
-async function canLogin(t: T, user: string, password: string): Promise<boolean> {
-  try {
-    await login(t.context.env, user, password);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const canLogin = (t: T, user: string, password: string): Promise<boolean> => loginWorks(t.context.env, user, password);
 
 async function annotate(t: T, name: string, key: string, value: string): Promise<void> {
   await t.context.env.kubeConfig.makeApiClient(CustomObjectsApi).patchNamespacedCustomObject({

@@ -13,7 +13,7 @@ import path from 'node:path';
 import pg from 'pg';
 import YAML from 'yaml';
 import { Annotations } from '../../api/index.ts';
-import { GROUP, VERSION, credentialsOf, getCr, guideBindings, login, type Cr, approvedRequest as approved } from './helpers/leasehold.ts';
+import { GROUP, VERSION, credentialsOf, getCr, guideBindings, login, type Cr, approvedRequest as approved, loginWorks } from './helpers/leasehold.ts';
 import { startOperator, type OperatorProcess } from './helpers/operator.ts';
 import { configureVaultForOperator, guideRole, installCrds, kubectl } from './helpers/setup.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
@@ -57,14 +57,7 @@ async function owningRole(t: T, name: string, extra: Record<string, unknown> = {
 
 const approvedRequest = (t: T, name: string, role: string, spec: Record<string, unknown> = {}): Promise<Cr> => approved(t, t.context.env, { namespace: NS, name, role, spec });
 
-async function canLogin(t: T, user: string, password: string): Promise<boolean> {
-  try {
-    await login(t.context.env, user, password);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const canLogin = (t: T, user: string, password: string): Promise<boolean> => loginWorks(t.context.env, user, password);
 
 /** As the database's admin (what a DBA would run). */
 async function asAdmin<R = Record<string, unknown>>(t: T, sql: string): Promise<R[]> {

@@ -9,7 +9,7 @@ import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type V1Secret } from '@kubernetes/client-node';
 import YAML from 'yaml';
 import { labelValue } from '../../controllers/shared/names.ts';
-import { GROUP, VERSION, getCr, guideBindings, login, type Cr, approvedRequest as approved } from './helpers/leasehold.ts';
+import { GROUP, VERSION, getCr, guideBindings, type Cr, approvedRequest as approved, loginWorks } from './helpers/leasehold.ts';
 import { OperatorSlot, startOperator } from './helpers/operator.ts';
 import { configureVaultForOperator, guideRole, installCrds, kubectl } from './helpers/setup.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
@@ -45,15 +45,7 @@ function decoded(s: V1Secret): Record<string, string> {
   return Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
 }
 
-async function canLogin(t: T, user: string | undefined, password: string | undefined): Promise<boolean> {
-  if (!user || !password) return false;
-  try {
-    await login(t.context.env, user, password);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const canLogin = (t: T, user: string | undefined, password: string | undefined): Promise<boolean> => loginWorks(t.context.env, user, password);
 
 /** A merge patch of a Secret, as someone editing it by hand would (`kubectl edit`). */
 async function editSecret(t: T, name: string, data: Record<string, string | null>): Promise<void> {

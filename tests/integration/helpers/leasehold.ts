@@ -94,3 +94,9 @@ export async function approvedRequest(t: ExecutionContext<unknown>, env: Env, r:
     return o?.status?.lease?.id && o.status.issuance?.completed ? o : undefined;
   }, 60_000);
 }
+
+/** Whether `user`/`password` log into the stack's PostgreSQL (`login` succeeding); missing values never do. */
+export async function loginWorks(env: Env, user: string | undefined, password: string | undefined): Promise<boolean> {
+  if (!user || !password) return false;
+  return login(env, user, password).then(() => true, () => false);
+}
