@@ -42,6 +42,8 @@ import { notRevokedCondition, revocationFailing, revokePrevious, scheduleRevocat
 
 /** A failed renewal or rollout restart is retried after at most this long. */
 const RETRY_MS = 30_000;
+/** A lease this close to its recorded end (or 10 % of its term, if more) is not looked up: see leaseLiveness. */
+const LIVENESS_END_MARGIN_MS = 5_000;
 
 const WORKLOADS: Record<string, ResourceType> = {
   Deployment: { group: 'apps', version: 'v1', plural: 'deployments', kind: 'Deployment' },
@@ -125,6 +127,12 @@ async function leaseLiveness(state: RequestControllerState, dar: DatabaseAccessR
   if (!state.liveness.due(uid, lease.id!, now)) return 'alive';
   const step = leaseStep(lease, { renew: dar.spec.renew !== false, fraction: fraction(dar, state.cachedRole(dar)), uid, nowMs: now });
   if (step.kind !== 'wait') return 'alive';
+  // Near its end a lease may already be gone by Vault's clock: Vault's expiry runs ahead of status.lease.expiresAt
+  // by the time issuance or renewal took to be recorded. That is the lease running out (expiry, or a rotation at
+  // max TTL), the schedule's business: not a revocation behind our back.
+  const expiresAtMs = Date.parse(lease.expiresAt ?? '');
+  const durationMs = Number.isFinite(Date.parse(lease.issuedAt ?? '')) ? expiresAtMs - Date.parse(lease.issuedAt ?? '') : NaN;
+  if (Number.isFinite(expiresAtMs) && expiresAtMs - now <= Math.max(LIVENESS_END_MARGIN_MS, Number.isFinite(durationMs) ? durationMs * 0.1 : 0)) return 'alive';
   const ref = dar.status?.issuance?.vaultAppBinding;
   const conn = await state.connectionOf(dar, ctx).catch(() => undefined);
   if (!conn || !ref) {
