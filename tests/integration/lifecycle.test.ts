@@ -448,9 +448,15 @@ test('metrics: renewals, rotations, revocations and issuance latency were counte
   t.true((metricValue(text, 'leasehold_lease_renewals_total', { outcome: 'success' }) ?? 0) >= 3);
   t.true((metricValue(text, 'leasehold_lease_renewals_total', { outcome: 'truncated' }) ?? 0) >= 2);
   t.true((metricValue(text, 'leasehold_lease_renewals_total', { outcome: 'refused' }) ?? 0) >= 1);
-  t.true((metricValue(text, 'leasehold_credential_rotations_total', { reason: 'RenewalTruncated', outcome: 'success' }) ?? 0) >= 2);
+  const truncatedRotations = metricValue(text, 'leasehold_credential_rotations_total', { reason: 'RenewalTruncated', outcome: 'success' }) ?? 0;
+  const revokedRotations = metricValue(text, 'leasehold_credential_rotations_total', { reason: 'LeaseRevoked', outcome: 'success' }) ?? 0;
   t.is(metricValue(text, 'leasehold_credential_rotations_total', { reason: 'RotateRequested', outcome: 'success' }), 1);
-  t.is(metricValue(text, 'leasehold_credential_rotations_total', { reason: 'LeaseRevoked', outcome: 'success' }), 1);
+  // One lease revoked by hand ('healed'). A lease at its max TTL is rotated as RenewalTruncated, except that on a
+  // loaded machine it is sometimes found gone first (lease look-ups, issue 15) and counted as LeaseRevoked: the
+  // two together are what this file caused.
+  t.true(revokedRotations >= 1, `LeaseRevoked rotations: ${revokedRotations}`);
+  t.true(truncatedRotations >= 2 - (revokedRotations - 1), `RenewalTruncated rotations: ${truncatedRotations}`);
+  t.true(truncatedRotations + revokedRotations >= 3);
   t.true((metricValue(text, 'leasehold_lease_revocations_total', { reason: 'rotation', outcome: 'success' }) ?? 0) >= 1);
   t.true((metricValue(text, 'leasehold_lease_revocations_total', { reason: 'deletion', outcome: 'success' }) ?? 0) >= 3);
   const issued = metricValue(text, 'leasehold_issuance_latency_seconds_count') ?? 0;
