@@ -14,9 +14,9 @@ import path from 'node:path';
 import pg from 'pg';
 import YAML from 'yaml';
 import { Annotations } from '../../api/index.ts';
-import { GROUP, VERSION, decide, getCr, guideBindings, type Cr, approvedRequest as approved, loginWorks } from './helpers/leasehold.ts';
+import { GROUP, VERSION, decide, getCr, type Cr, approvedRequest as approved, loginWorks, prepareGuide } from './helpers/leasehold.ts';
 import { OperatorSlot, startOperator } from './helpers/operator.ts';
-import { configureVaultForOperator, guideRole, installCrds, kubectl } from './helpers/setup.ts';
+import { guideRole, kubectl } from './helpers/setup.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
 import { vaultRequest } from './helpers/vault.ts';
 
@@ -148,12 +148,7 @@ async function crashed(t: T): Promise<void> {
 test.before(async (t) => {
   const { env } = t.context;
   t.context.passwords = new Set();
-  installCrds(env);
-  kubectl(env, ['create', 'namespace', 'leasehold-system']);
-  kubectl(env, ['apply', '-f', '-'], guideBindings(env));
-  kubectl(env, ['-n', NS, 'create', 'serviceaccount', 'vault']);
-  kubectl(env, ['-n', NS, 'create', 'serviceaccount', 'demo-sa']);
-  await configureVaultForOperator(env, { loginTtl: '10m', loginMaxTtl: '1h', serviceAccount: { namespace: NS, name: 'vault' } });
+  await prepareGuide(env);
   // Every password: 24 characters, each of the troublesome ones at least once.
   const rules = [
     'rule "charset" { charset = "abcdefghijklmnopqrstuvwxyz" min-chars = 1 }',

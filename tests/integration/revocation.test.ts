@@ -13,9 +13,9 @@ import path from 'node:path';
 import pg from 'pg';
 import YAML from 'yaml';
 import { Annotations } from '../../api/index.ts';
-import { GROUP, VERSION, credentialsOf, getCr, guideBindings, login, type Cr, approvedRequest as approved, loginWorks } from './helpers/leasehold.ts';
+import { GROUP, VERSION, credentialsOf, getCr, login, type Cr, approvedRequest as approved, loginWorks, prepareGuide } from './helpers/leasehold.ts';
 import { startOperator, type OperatorProcess } from './helpers/operator.ts';
-import { configureVaultForOperator, guideRole, installCrds, kubectl } from './helpers/setup.ts';
+import { guideRole, kubectl } from './helpers/setup.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
 import { vaultRequest } from './helpers/vault.ts';
 
@@ -150,12 +150,7 @@ async function stuck(t: T, name: string, leaseId: string, c: { username: string;
 
 test.before(async (t) => {
   const { env } = t.context;
-  installCrds(env);
-  kubectl(env, ['create', 'namespace', 'leasehold-system']);
-  kubectl(env, ['apply', '-f', '-'], guideBindings(env));
-  kubectl(env, ['-n', NS, 'create', 'serviceaccount', 'vault']);
-  kubectl(env, ['-n', NS, 'create', 'serviceaccount', 'demo-sa']);
-  await configureVaultForOperator(env, { loginTtl: '10m', loginMaxTtl: '1h', serviceAccount: { namespace: NS, name: 'vault' } });
+  await prepareGuide(env);
   t.context.operator = await startOperator(env);
   const operator = t.context.operator;
   (t.context.cleanups ??= []).push(async () => {

@@ -9,9 +9,9 @@ import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type V1Secret } from '@kubernetes/client-node';
 import YAML from 'yaml';
 import { labelValue } from '../../controllers/shared/names.ts';
-import { GROUP, VERSION, getCr, guideBindings, type Cr, approvedRequest as approved, loginWorks } from './helpers/leasehold.ts';
+import { GROUP, VERSION, getCr, type Cr, approvedRequest as approved, loginWorks, prepareGuide } from './helpers/leasehold.ts';
 import { OperatorSlot, startOperator } from './helpers/operator.ts';
-import { configureVaultForOperator, guideRole, installCrds, kubectl } from './helpers/setup.ts';
+import { guideRole, kubectl } from './helpers/setup.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
 import { vaultRequest } from './helpers/vault.ts';
 
@@ -113,12 +113,7 @@ async function issuerSecret(t: T): Promise<{ name: string; accessor: string }> {
 
 test.before(async (t) => {
   const { env } = t.context;
-  installCrds(env);
-  kubectl(env, ['create', 'namespace', 'leasehold-system']);
-  kubectl(env, ['apply', '-f', '-'], guideBindings(env));
-  kubectl(env, ['-n', NS, 'create', 'serviceaccount', 'vault']);
-  kubectl(env, ['-n', NS, 'create', 'serviceaccount', 'demo-sa']);
-  await configureVaultForOperator(env, { loginTtl: '10m', loginMaxTtl: '1h', serviceAccount: { namespace: NS, name: 'vault' } });
+  await prepareGuide(env);
   t.context.operator = new OperatorSlot(await startOperator(env, [`--resync-period=${RESYNC}`]));
   (t.context.cleanups ??= []).push(async () => {
     await t.context.operator.stop();

@@ -5,7 +5,7 @@ import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@k
 import pg from 'pg';
 import YAML from 'yaml';
 import type { Env } from '../../../scripts/stack/env.ts';
-import { guideManifests, kubectl, sampleDocs } from '../../../scripts/stack/leasehold-setup.ts';
+import { configureVaultForOperator, guideManifests, installCrds, kubectl, sampleDocs } from '../../../scripts/stack/leasehold-setup.ts';
 import { eventually } from './stack.ts';
 
 const kubectlApply = (env: Env, yaml: string) => kubectl(env, ['apply', '-f', '-'], yaml);
@@ -99,4 +99,18 @@ export async function approvedRequest(t: ExecutionContext<unknown>, env: Env, r:
 export async function loginWorks(env: Env, user: string | undefined, password: string | undefined): Promise<boolean> {
   if (!user || !password) return false;
   return login(env, user, password).then(() => true, () => false);
+}
+
+/**
+ * The guide's ground on the stack, the operator not started: Leasehold's CRDs, namespace leasehold-system, the
+ * guide's AppBindings in demo (guideBindings), ServiceAccounts demo/vault and demo/demo-sa, and Vault set up for an
+ * operator logging in as demo/vault (login TTL 10m, max 1h).
+ */
+export async function prepareGuide(env: Env): Promise<void> {
+  installCrds(env);
+  kubectl(env, ['create', 'namespace', 'leasehold-system']);
+  kubectl(env, ['apply', '-f', '-'], guideBindings(env));
+  kubectl(env, ['-n', 'demo', 'create', 'serviceaccount', 'vault']);
+  kubectl(env, ['-n', 'demo', 'create', 'serviceaccount', 'demo-sa']);
+  await configureVaultForOperator(env, { loginTtl: '10m', loginMaxTtl: '1h', serviceAccount: { namespace: 'demo', name: 'vault' } });
 }
