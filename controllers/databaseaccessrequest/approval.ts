@@ -1,4 +1,4 @@
-// Approval, as far as the operator takes part in it (issue 11). The API server does most of the work with the
+// Approval, as far as the operator takes part in it. The API server does most of the work with the
 // admission policies in manifests/admission/: it records who created a request (leasehold.dev/requester),
 // lets only holders of the `approve` verb on the PostgresRole decide, refuses self-approval and approvals
 // without a required reason, and makes the decider name themselves in the condition. What is left here:
@@ -9,21 +9,16 @@
 // - a backstop before the first issuance: requireReason and four eyes again, for what the policies can't see
 //   (a role in another namespace, a cluster without the policies installed);
 // - status.requester: the admission-recorded annotation copied into status for display;
-// - audit: each decision, issuance, rotation, revocation and expiry as an Event and one structured log line
-//   (who, what, when, why; never a credential).
+// - audit: each decision, issuance, rotation, revocation and expiry as one structured record (who, what, when,
+//   why; never a credential), written where plan.ts decides it (its `audits` and audited Events).
 //
-// The functions at the top are pure (now is a parameter); `Approvals` at the bottom does the writing.
-import type { KubernetesObject } from '@kubernetes/client-node';
+// Everything here is pure (now is a parameter); plan.ts decides with it and execute.ts writes.
 import {
   Annotations, ConditionType, Reason, RequestPhase, formatDuration, isDuration, parseDurationSeconds,
-  type Condition, type DatabaseAccessRequest, type PostgresRole, type Requester, type Subject,
+  type Condition, type DatabaseAccessRequest, type Requester, type Subject,
 } from '../../api/index.ts';
-import {
-  DONE, TerminalError, patchStatus, requeueAfter, rfc3339, setCondition, type Condition as RuntimeCondition, type EventRecorder, type EventType,
-  type KubeClient, type Logger, type ReconcileContext, type Result,
-} from '../../lib/runtime/index.ts';
-import type { StatusUpdate } from '../shared/report.ts';
-import { DATABASE_ACCESS_REQUESTS } from '../shared/resources.ts';
+import { rfc3339 } from '../../lib/runtime/index.ts';
+import type { AccessRole } from './engine.ts';
 
 /** How long a request waits for a decision when its role says nothing (approval.pendingTTL). */
 export const DEFAULT_PENDING_TTL_SECONDS = 24 * 3600;
@@ -118,7 +113,7 @@ export function unobservedDecision(dar: DatabaseAccessRequest): DecisionRecord |
 
 // ---- pending requests: expiry and auto-approval -----------------------------------------------------------
 
-export function pendingTtlSeconds(role: PostgresRole | undefined): number {
+export function pendingTtlSeconds(role: AccessRole | undefined): number {
   const v = role?.spec.approval?.pendingTTL;
   if (v && isDuration(v)) {
     const s = parseDurationSeconds(v);
@@ -128,16 +123,22 @@ export function pendingTtlSeconds(role: PostgresRole | undefined): number {
 }
 
 /** When an undecided request expires: its creation plus the role's pendingTTL. */
-export function pendingDeadlineMs(dar: DatabaseAccessRequest, role: PostgresRole | undefined): number | undefined {
+export function pendingDeadlineMs(dar: DatabaseAccessRequest, role: AccessRole | undefined): number | undefined {
   const created = dar.metadata.creationTimestamp ? new Date(dar.metadata.creationTimestamp as unknown as string).getTime() : NaN;
   return Number.isFinite(created) ? created + pendingTtlSeconds(role) * 1000 : undefined;
 }
 
-function roleName(dar: DatabaseAccessRequest, role?: PostgresRole): string {
-  return role ? `${role.metadata.namespace}/${role.metadata.name}` : `${dar.spec.roleRef.namespace ?? dar.metadata.namespace}/${dar.spec.roleRef.name}`;
+/** "ns/name" of the request's role. */
+function roleName(dar: DatabaseAccessRequest): string {
+  return `${dar.spec.roleRef.namespace ?? dar.metadata.namespace}/${dar.spec.roleRef.name}`;
 }
 
-function effectiveTtlSeconds(dar: DatabaseAccessRequest, role: PostgresRole): number | undefined {
+/** The request's role kind (spec.roleRef.kind). */
+function roleKind(dar: DatabaseAccessRequest): string {
+  return dar.spec.roleRef.kind ?? 'PostgresRole';
+}
+
+function effectiveTtlSeconds(dar: DatabaseAccessRequest, role: AccessRole): number | undefined {
   const v = dar.spec.ttl ?? role.spec.defaultTTL;
   return v && isDuration(v) ? parseDurationSeconds(v) : undefined;
 }
@@ -151,7 +152,7 @@ export type AutoApproval = { approve: true; message: string } | { approve: false
  * maxTTL and spec.renew false (a renewed access lasts as long as the request exists). A role requiring a reason
  * auto-approves only requests that give one.
  */
-export function autoApproval(dar: DatabaseAccessRequest, role: PostgresRole): AutoApproval {
+export function autoApproval(dar: DatabaseAccessRequest, role: AccessRole): AutoApproval {
   const rule = role.spec.approval?.autoApprove;
   if (!rule) return { approve: false, why: 'the role has no autoApprove rule' };
   if (!rule.subjects?.length && !rule.namespaces?.length) return { approve: false, why: 'the autoApprove rule names no subjects or namespaces' };
@@ -178,7 +179,7 @@ export function autoApproval(dar: DatabaseAccessRequest, role: PostgresRole): Au
     because.push(`ttl ${formatDuration(ttl)} is within ${rule.maxTTL}`);
   }
   if (role.spec.approval?.requireReason && !dar.spec.reason?.trim()) return { approve: false, why: 'the role requires a reason and the request gives none' };
-  return { approve: true, message: `This was approved by: ${OPERATOR_DECIDER} (autoApprove of PostgresRole ${roleName(dar, role)}: ${because.join('; ')})` };
+  return { approve: true, message: `This was approved by: ${OPERATOR_DECIDER} (autoApprove of ${roleKind(dar)} ${roleName(dar)}: ${because.join('; ')})` };
 }
 
 export type PendingStep =
@@ -187,15 +188,15 @@ export type PendingStep =
   | { kind: 'wait'; atMs?: number; message: string };
 
 /** What to do with a request nobody has decided yet, at nowMs. */
-export function pendingStep(dar: DatabaseAccessRequest, role: PostgresRole | undefined, nowMs: number): PendingStep {
+export function pendingStep(dar: DatabaseAccessRequest, role: AccessRole | undefined, nowMs: number): PendingStep {
   const deadline = pendingDeadlineMs(dar, role);
   const ttl = formatDuration(pendingTtlSeconds(role));
   if (deadline !== undefined && nowMs >= deadline) {
-    return { kind: 'expire', message: `no one approved or denied the request within ${ttl} (approval.pendingTTL of PostgresRole ${roleName(dar, role)}); nothing was issued` };
+    return { kind: 'expire', message: `no one approved or denied the request within ${ttl} (approval.pendingTTL of ${roleKind(dar)} ${roleName(dar)}); nothing was issued` };
   }
   const auto = role ? autoApproval(dar, role) : undefined;
   if (auto?.approve) return { kind: 'autoApprove', message: auto.message };
-  const who = `someone with the "approve" verb on PostgresRole ${roleName(dar, role)} to approve or deny it (kubectl vault approve|deny databaseaccessrequest ${dar.metadata.name} -n ${dar.metadata.namespace})`;
+  const who = `someone with the "approve" verb on ${roleKind(dar)} ${roleName(dar)} to approve or deny it (kubectl vault approve|deny databaseaccessrequest ${dar.metadata.name} -n ${dar.metadata.namespace})`;
   const until = deadline !== undefined ? `; it expires at ${rfc3339(new Date(deadline))} if nobody does` : '';
   const notAuto = auto && role?.spec.approval?.autoApprove ? `; not auto-approved: ${auto.why}` : '';
   return { kind: 'wait', ...(deadline !== undefined ? { atMs: deadline } : {}), message: `waiting for ${who}${until}${notAuto}` };
@@ -204,40 +205,33 @@ export function pendingStep(dar: DatabaseAccessRequest, role: PostgresRole | und
 // ---- the backstop before issuing ----------------------------------------------------------------------------
 
 /**
- * Throws (TerminalError: nothing is issued, phase Failed) when a first issuance must not happen: the role
- * requires a reason and the request has none, or the recorded requester approved their own request and the
- * role doesn't allow it (a requester in system:masters excepted). The admission policies refuse both first; this
- * covers a role in another namespace, a role created after the decision, and clusters without the policies.
+ * Why a first issuance must not happen, if it mustn't (nothing is issued, phase Failed): the role requires a
+ * reason and the request has none, or the recorded requester approved their own request and the role doesn't
+ * allow it (a requester in system:masters excepted). The admission policies refuse both first; this covers a role
+ * in another namespace, a role created after the decision, and clusters without the policies.
  */
-export function assertMayIssue(dar: DatabaseAccessRequest, role: PostgresRole): void {
-  if (dar.status?.issuance || dar.status?.lease?.id) return; // judged before the first issuance
+export function issueRefusal(dar: DatabaseAccessRequest, role: AccessRole, what: string): { reason: string; message: string } | undefined {
   const approval = role.spec.approval;
   if (approval?.requireReason && !dar.spec.reason?.trim()) {
-    throw new TerminalError(Reason.ReasonRequired, `PostgresRole ${roleName(dar, role)} requires a reason (spec.reason) and the request has none; nothing is issued: create a new request with a reason`);
+    return { reason: Reason.ReasonRequired, message: `${what} requires a reason (spec.reason) and the request has none; nothing is issued: create a new request with a reason` };
   }
   const decision = decisionOf(dar);
   const requester = requesterOf(dar);
   if (!approval?.allowSelfApproval && decision?.type === ConditionType.Approved && decision.reason !== Reason.AutoApproved && decision.decider && requester &&
     decision.decider === requester.username && !(requester.groups ?? []).includes(CLUSTER_ADMIN_GROUP)) {
-    throw new TerminalError(Reason.SelfApprovalForbidden, `${requester.username} approved their own request, which PostgresRole ${roleName(dar, role)} doesn't allow (four eyes); nothing is issued: create a new request for someone else to approve`);
+    return { reason: Reason.SelfApprovalForbidden, message: `${requester.username} approved their own request, which ${what} doesn't allow (four eyes); nothing is issued: create a new request for someone else to approve` };
   }
+  return undefined;
 }
 
 // ---- audit ---------------------------------------------------------------------------------------------------
 
-/** Event reasons that are part of the audit trail, on a DatabaseAccessRequest, whatever their type. */
-const AUDITED = new Set<string>([
-  'RequestApproved', 'RequestDenied', Reason.AutoApproved,
-  Reason.SuccessfullyIssuedCredential, Reason.CredentialRotated, 'LeaseRevoked', 'OrphanLeaseRevoked', 'LeaseNotRevoked', Reason.RevocationFailed,
-]);
-/**
- * Reasons report() records for two conditions at once (Available False, a Warning, and Revoked/Expired/Failed
- * True, a Normal Event): audited once, from the Normal one.
- */
-const AUDITED_NORMAL = new Set<string>([Reason.RevokedOnDemand, Reason.LeaseExpired, Reason.ApprovalTimedOut, Reason.ReasonRequired, Reason.SelfApprovalForbidden]);
-
-function isRequest(obj: KubernetesObject): obj is DatabaseAccessRequest {
-  return obj.kind === 'DatabaseAccessRequest' || (!!(obj as DatabaseAccessRequest).spec?.roleRef && !!(obj as DatabaseAccessRequest).spec?.subjects);
+/** One audit record a pass decided on: what happened (the action, an Event reason where there is one), in words. */
+export interface AuditAction {
+  action: string;
+  message: string;
+  /** Recorded as a log line only (no Event of its own is behind it). */
+  log?: boolean;
 }
 
 /** Who, what and why of a request, for an audit line (no credential: lease ids and Secret names are not secrets). */
@@ -267,94 +261,15 @@ export function auditFields(dar: DatabaseAccessRequest): Record<string, unknown>
 export function auditSuffix(dar: DatabaseAccessRequest): string {
   const f = auditFields(dar);
   const decided = f.decision ? `; ${String(f.decision).toLowerCase()} by ${String(f.decidedBy)}` : '';
-  return ` [for ${(f.subjects as string[]).join(', ')} on PostgresRole ${String(f.role)}; requested by ${String(f.requester)}${decided}]`;
+  return ` [for ${(f.subjects as string[]).join(', ')} on ${roleKind(dar)} ${String(f.role)}; requested by ${String(f.requester)}${decided}]`;
 }
 
-/**
- * An EventRecorder that also writes the audit trail: every audited Event on a request becomes one structured
- * log line (audit: true, action, at, who/what/why) and its message names the subjects, requester and decider.
- */
-export function auditingRecorder(inner: EventRecorder, log: Logger, now: () => Date = () => new Date()): EventRecorder {
-  return {
-    event(obj: KubernetesObject, type: EventType, reason: string, message: string): void {
-      const audited = isRequest(obj) && (AUDITED.has(reason) || (AUDITED_NORMAL.has(reason) && type === 'Normal'));
-      if (!audited) {
-        inner.event(obj, type, reason, message);
-        return;
-      }
-      const dar = obj as DatabaseAccessRequest;
-      inner.event(obj, type, reason, `${message}${auditSuffix(dar)}`);
-      log.info(`audit: ${reason}`, { audit: true, action: reason, at: now().toISOString(), ...auditFields(dar), message });
-    },
-  };
+/** The structured audit record of an action on a request: one log line (audit: true, action, at, who/what/why). */
+export function auditRecord(dar: DatabaseAccessRequest, action: string, message: string, at: Date): Record<string, unknown> {
+  return { audit: true, action, at: at.toISOString(), ...auditFields(dar), message };
 }
 
-// ---- the writing ---------------------------------------------------------------------------------------------
-
-type Write = (dar: DatabaseAccessRequest, update: StatusUpdate) => Promise<DatabaseAccessRequest>;
-
-function sameRequester(a: Requester | undefined, b: Requester | undefined): boolean {
+/** status.requester needs no update. */
+export function sameRequester(a: Requester | undefined, b: Requester | undefined): boolean {
   return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
-}
-
-/** The operator's side of approval, used by the DatabaseAccessRequest reconciler at a few call sites. */
-export class Approvals {
-  constructor(private readonly kube: KubeClient, private readonly events: EventRecorder) {}
-
-  /**
-   * Every pass over a live request: status.requester mirrors the admission-recorded annotation, and a decision
-   * seen for the first time is reflected in phase (Approved or Denied) and audited, once.
-   */
-  async observe(dar: DatabaseAccessRequest, ctx: ReconcileContext, write: Write): Promise<DatabaseAccessRequest> {
-    const requester = requesterOf(dar);
-    const decision = unobservedDecision(dar);
-    const requesterStale = !!requester && !sameRequester(requester, dar.status?.requester);
-    if (!decision && !requesterStale) return dar;
-    const phase = decision ? (decision.type === ConditionType.Approved ? RequestPhase.Approved : RequestPhase.Denied) : undefined;
-    const updated = await write(dar, { conditions: [], ...(phase ? { phase } : {}), ...(requesterStale ? { fields: { requester } } : {}) });
-    if (decision) {
-      const by = decision.decider ?? 'someone (the condition does not say who)';
-      const what = decision.type === ConditionType.Approved ? 'approved' : 'denied';
-      const reason = decision.reason === Reason.AutoApproved ? Reason.AutoApproved : decision.type === ConditionType.Approved ? 'RequestApproved' : 'RequestDenied';
-      this.events.event(updated, 'Normal', reason, `${what} by ${by} (${decision.reason || 'no reason given'})${decision.message ? `: ${decision.message}` : ''}`);
-    }
-    ctx.log.debug('request observed', { namespace: dar.metadata.namespace, name: dar.metadata.name, decision: decision?.type, requester: requester?.username });
-    return updated;
-  }
-
-  /** A request nobody decided yet: expire it, auto-approve it, or say what it waits for and wake at its deadline. */
-  async pending(dar: DatabaseAccessRequest, role: PostgresRole | undefined, ctx: ReconcileContext, write: Write): Promise<Result> {
-    if (dar.status?.phase === RequestPhase.Expired) return DONE;
-    const now = ctx.now();
-    const step = pendingStep(dar, role, now.getTime());
-    switch (step.kind) {
-      case 'expire':
-        // resourceVersion-guarded (report → patchStatus): a decision that lands first wins, and the API server
-        // refuses decisions on an Expired request.
-        await write(dar, {
-          phase: RequestPhase.Expired,
-          conditions: [
-            { type: ConditionType.Available, status: 'False', reason: Reason.ApprovalTimedOut, message: step.message },
-            { type: ConditionType.Expired, status: 'True', reason: Reason.ApprovalTimedOut, message: step.message },
-          ],
-        });
-        return DONE;
-      case 'autoApprove': {
-        const conditions = setCondition(
-          (dar.status?.conditions ?? []) as RuntimeCondition[],
-          { type: ConditionType.Approved, status: 'True', reason: Reason.AutoApproved, message: step.message },
-          dar.metadata.generation, now,
-        );
-        // The write wakes the controller (a decision changed), which then observes and serves it.
-        await patchStatus(this.kube, DATABASE_ACCESS_REQUESTS, dar as never, { ...(dar.status ?? {}), conditions }, ctx);
-        return DONE;
-      }
-      case 'wait':
-        await write(dar, {
-          phase: RequestPhase.WaitingForApproval,
-          conditions: [{ type: ConditionType.Available, status: 'False', reason: Reason.WaitingForApproval, message: step.message }],
-        });
-        return step.atMs === undefined ? DONE : requeueAfter(Math.min(MAX_WAIT_MS, Math.max(0, step.atMs - now.getTime()) + 100));
-    }
-  }
 }

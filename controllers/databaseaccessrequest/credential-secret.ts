@@ -1,19 +1,18 @@
 // The Secret a request's credential lives in: the annotations that tie it to a lease and an issuance attempt,
 // whether it is (still) there and ours, and its layout: the merged secretTemplates and the database address
-// they are rendered with, re-rendered from the credential it holds when either changes. Writing a new
-// credential into it is issuance's (issuance.ts); emptying it is the end of a request's (ending.ts).
+// they are rendered with (the variables are the engine's), re-rendered from the credential it holds when either
+// changes. Writing a new credential into it is issuance's (issuance.ts); emptying it ends a request's access.
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { ConditionType, DOMAIN, Labels, MANAGED_BY, RequestPhase, type AppBinding, type DatabaseAccessRequest, type PostgresRole } from '../../api/index.ts';
-import type { ReconcileContext } from '../../lib/runtime/index.ts';
+import { DOMAIN, Labels, MANAGED_BY, type DatabaseAccessRequest } from '../../api/index.ts';
+import { PatchType, type KubeClient, type ReconcileContext } from '../../lib/runtime/index.ts';
+import type { Caches } from '../shared/context.ts';
 import { labelValue } from '../shared/names.ts';
 import { explain } from '../shared/report.ts';
 import { SECRETS } from '../shared/resources.ts';
-import { DATA_DIGEST_ANNOTATION, dataDigestAnnotation, decodeData, encodeData, secretIntegrity, type CachedSecret, type SecretIntegrity } from '../shared/secret-integrity.ts';
-import type { RequestControllerState } from './controller-state.ts';
-import {
-  addressVariables, checkTemplates, databaseAddress, layoutHash, mergeTemplates, renderSecretData, templateView,
-  type AddressVariables, type SecretTemplates,
-} from './template.ts';
+import { DATA_DIGEST_ANNOTATION, dataDigestAnnotation, decodeData, encodeData, secretIntegrity, type CachedSecret } from '../shared/secret-integrity.ts';
+import type { AccessRole, DatabaseEngine } from './engine.ts';
+import type { EventIntent } from './plan.ts';
+import { checkTemplates, layoutHash, mergeTemplates, renderSecretData, templateView, type AddressVariables, type SecretTemplates } from './template.ts';
 
 /** The Secret annotation that records which lease its credential belongs to. */
 export const LEASE_ID_ANNOTATION = `${DOMAIN}/lease-id`;
@@ -23,8 +22,6 @@ export const ATTEMPT_ANNOTATION = `${DOMAIN}/attempt`;
 export const ROTATED_AT_ANNOTATION = `${DOMAIN}/rotated-at`;
 /** The Secret annotation fingerprinting its templates and address (not the credential), to re-render on change. */
 export const LAYOUT_ANNOTATION = `${DOMAIN}/layout`;
-/** Condition reason when a secretTemplate can't be rendered. */
-export const INVALID_SECRET_TEMPLATE = 'InvalidSecretTemplate';
 
 export type SecretMeta = CachedSecret;
 type SecretWithData = KubernetesObject & { data?: Record<string, string>; type?: string };
@@ -36,6 +33,8 @@ export interface Layout {
   problems: string[];
   /** Fingerprint of templates + address; '' without templates. */
   hash: string;
+  /** The engine's credential variables (username, password and their escaped forms). */
+  credentialVariables: DatabaseEngine['variables']['credential'];
 }
 
 /** The labels of everything made for a request (its Secret, Role and RoleBinding): valid for any request name. */
@@ -43,107 +42,76 @@ export function credentialLabels(dar: DatabaseAccessRequest): Record<string, str
   return { [Labels.managedBy]: MANAGED_BY, [Labels.request]: labelValue(dar.metadata.name ?? '') };
 }
 
-export function ownedSecret(state: RequestControllerState, dar: DatabaseAccessRequest): SecretMeta | undefined {
+/** The request's Secret from the cache, if it exists and the request owns it. */
+export function ownedSecret(caches: Pick<Caches, 'secrets'>, dar: DatabaseAccessRequest): SecretMeta | undefined {
   const name = dar.status?.secret?.name;
   if (!name) return undefined;
-  const s = state.c.caches.secrets.get(dar.metadata.namespace ?? '', name) as SecretMeta | undefined;
+  const s = caches.secrets.get(dar.metadata.namespace ?? '', name) as SecretMeta | undefined;
   return s && s.metadata?.ownerReferences?.some((o) => o.uid === dar.metadata.uid) ? s : undefined;
 }
 
-/** The Secret exists and is ours: the cache says so, and a live read confirms an absence (the cache may lag). */
-export async function secretPresent(state: RequestControllerState, dar: DatabaseAccessRequest, ctx: ReconcileContext): Promise<boolean> {
-  if (ownedSecret(state, dar)) return true;
-  const name = dar.status?.secret?.name;
-  if (!name) return false;
-  const live = await state.c.kube.tryGet<SecretMeta>(SECRETS, dar.metadata.namespace ?? '', name, ctx);
-  return !!live && !live.metadata?.deletionTimestamp && !!live.metadata?.ownerReferences?.some((o) => o.uid === dar.metadata.uid);
-}
-
-// ---- the Secret's layout ---------------------------------------------------------------------------------
-
-/** The database AppBinding behind a role (for host, port, dbname), or why there is none. */
-function databaseAppBinding(state: RequestControllerState, role: PostgresRole): { ab?: AppBinding; why: string } {
-  const ns = role.metadata.namespace ?? '';
-  let ref: { name: string; namespace?: string } | undefined;
-  if (role.spec.secretEngineRef) {
-    const engine = state.c.caches.secretEngines.get(ns, role.spec.secretEngineRef.name);
-    if (!engine) return { why: `SecretEngine ${ns}/${role.spec.secretEngineRef.name} does not exist` };
-    ref = engine.spec.postgres.databaseRef;
-  } else {
-    ref = role.spec.databaseRef;
-  }
-  if (!ref) return { why: `PostgresRole ${ns}/${role.metadata.name} names a Vault connection (databaseName), not a database AppBinding` };
-  const abNs = ref.namespace ?? ns;
-  const ab = state.c.caches.appBindings.get(abNs, ref.name);
-  return ab ? { ab, why: '' } : { why: `the database AppBinding ${abNs}/${ref.name} does not exist` };
-}
-
-export function secretLayout(state: RequestControllerState, dar: DatabaseAccessRequest, role: PostgresRole): Layout {
-  const templates = mergeTemplates(role.spec.secretTemplate, `${role.metadata.namespace}/${role.metadata.name}`, dar.spec.secretTemplate);
-  const { ab, why } = databaseAppBinding(state, role);
+/** The request's layout: its role's templates overridden by its own, over the engine's variables for the role's database. */
+export function secretLayout(engine: DatabaseEngine, caches: Caches, dar: DatabaseAccessRequest, role: AccessRole): Layout {
+  const templates = mergeTemplates(role.spec.secretTemplate, `${engine.roleKind} ${role.metadata.namespace}/${role.metadata.name}`, dar.spec.secretTemplate);
+  const { appBinding, why } = engine.databaseAppBinding(role, caches);
   let address: AddressVariables;
   try {
-    address = addressVariables(ab ? databaseAddress(ab) : undefined, why);
+    address = engine.variables.address(appBinding ? engine.address(appBinding) : undefined, why);
   } catch (err) {
-    address = addressVariables(undefined, explain(err).message);
+    address = engine.variables.address(undefined, explain(err).message);
   }
-  const problems = checkTemplates(templates, address);
-  return { templates, address, problems, hash: Object.keys(templates.templates).length ? layoutHash(templates, address) : '' };
+  const problems = checkTemplates(templates, address, engine.variables.known);
+  return {
+    templates, address, problems, credentialVariables: engine.variables.credential,
+    hash: Object.keys(templates.templates).length ? layoutHash(templates, address) : '',
+  };
 }
 
-export async function reportTemplateProblems(state: RequestControllerState, dar: DatabaseAccessRequest, layout: Layout, ctx: ReconcileContext): Promise<DatabaseAccessRequest> {
-  const message = `secretTemplate can't be rendered, so nothing is issued or rotated until it is fixed: ${layout.problems.join('; ')}`.slice(0, 4000);
-  return state.write(dar, ctx, {
-    phase: RequestPhase.Approved,
-    conditions: [{ type: ConditionType.Available, status: 'False', reason: INVALID_SECRET_TEMPLATE, message }],
-  });
-}
-
-/**
- * Whether the Secret's data is still what Leasehold last wrote into it. The cache's verdict (from the digest
- * annotation, shared/secret-integrity.ts) costs nothing; when it says otherwise, a read confirms it, since the
- * cache may still show a version older than the operator's own last write. 'intact' also for a Secret without a
- * digest (written before digests were recorded): nothing to compare with.
- */
-export async function secretDrift(state: RequestControllerState, dar: DatabaseAccessRequest, ctx: ReconcileContext): Promise<SecretIntegrity> {
-  const cached = ownedSecret(state, dar);
-  if (!cached?.integrity || cached.integrity === 'intact') return 'intact';
-  const live = await state.c.kube.tryGet<SecretWithData>(SECRETS, dar.metadata.namespace ?? '', cached.metadata!.name!, ctx);
-  if (!live) return 'intact'; // deleted meanwhile: its watch event brings the next pass (SecretDeleted)
-  return secretIntegrity(live.metadata?.annotations?.[DATA_DIGEST_ANNOTATION], decodeData(live.data)) ?? 'intact';
+/** The Secret's data for a credential, laid out. */
+export function renderCredential(layout: Layout, cred: { username: string; password: string }): Record<string, string> {
+  return renderSecretData(layout.templates, templateView(layout.address, layout.credentialVariables(cred)));
 }
 
 /**
  * Renders the Secret again from the credential it holds, when its layout changed (a template or the database
  * address: the layout annotation differs) or `repair` (keys other than the credential were edited, added or
- * removed by hand: secretDrift said 'layout'). Its username and password are kept only if they are what Leasehold
- * wrote (the digest says so; a Secret without a digest is trusted, as before digests); otherwise nothing is
- * written and the Secret's next event brings a pass that rotates.
+ * removed by hand). Its username and password are kept only if they are what Leasehold wrote (the digest says
+ * so; a Secret without a digest is trusted, as before digests); otherwise nothing is written and the Secret's
+ * next event brings a pass that rotates. Returns the Event to emit, if it wrote.
  */
-export async function rerender(state: RequestControllerState, dar: DatabaseAccessRequest, layout: Layout, ctx: ReconcileContext, repair = false): Promise<DatabaseAccessRequest> {
-  const cached = ownedSecret(state, dar);
-  if (!repair && (cached?.metadata?.annotations?.[LAYOUT_ANNOTATION] ?? '') === layout.hash) return dar;
+export async function rerenderSecret(kube: KubeClient, dar: DatabaseAccessRequest, layout: Layout, repair: boolean, ctx: ReconcileContext): Promise<EventIntent | undefined> {
   const ns = dar.metadata.namespace ?? '';
-  const secret = await state.c.kube.tryGet<SecretWithData>(SECRETS, ns, dar.status!.secret!.name, ctx);
-  if (!secret?.data?.username || !secret.data.password) return dar;
+  const secret = await kube.tryGet<SecretWithData>(SECRETS, ns, dar.status!.secret!.name, ctx);
+  if (!secret?.data?.username || !secret.data.password) return undefined;
   const integrity = secretIntegrity(secret.metadata?.annotations?.[DATA_DIGEST_ANNOTATION], decodeData(secret.data));
-  if (integrity === 'credential') return dar;
+  if (integrity === 'credential') return undefined;
   const layoutChanged = (secret.metadata?.annotations?.[LAYOUT_ANNOTATION] ?? '') !== layout.hash;
-  if (!layoutChanged && integrity !== 'layout') return dar; // the cache lagged
+  if (!layoutChanged && integrity !== 'layout') return undefined; // the cache lagged
   const cred = { username: Buffer.from(secret.data.username, 'base64').toString('utf8'), password: Buffer.from(secret.data.password, 'base64').toString('utf8') };
-  const data = renderSecretData(layout.templates, templateView(layout.address, cred));
+  const data = renderCredential(layout, cred);
   const annotations: Record<string, string> = { ...(secret.metadata?.annotations ?? {}), [DATA_DIGEST_ANNOTATION]: dataDigestAnnotation(encodeData(data)) };
   if (layout.hash) annotations[LAYOUT_ANNOTATION] = layout.hash;
   else delete annotations[LAYOUT_ANNOTATION];
-  await state.c.kube.replace(SECRETS, ns, secret.metadata!.name!, {
-    ...secret, metadata: { ...secret.metadata, annotations },
-    data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'utf8').toString('base64')])),
-  } as never, ctx);
-  if (layoutChanged) {
-    state.events.event(dar, 'Normal', 'SecretUpdated', `Secret ${secret.metadata!.name} re-rendered: its secretTemplate or the database address changed`);
-  } else {
-    state.events.event(dar, 'Normal', 'SecretRepaired', `Secret ${secret.metadata!.name} was changed by hand (keys other than the credential); ` +
-      'rendered again from its credential, which is intact');
+  await kube.replace(SECRETS, ns, secret.metadata!.name!, { ...secret, metadata: { ...secret.metadata, annotations }, data: base64Data(data) } as never, ctx);
+  return layoutChanged
+    ? { type: 'Normal', reason: 'SecretUpdated', message: `Secret ${secret.metadata!.name} re-rendered: its secretTemplate or the database address changed` }
+    : { type: 'Normal', reason: 'SecretRepaired', message: `Secret ${secret.metadata!.name} was changed by hand (keys other than the credential); rendered again from its credential, which is intact` };
+}
+
+/** Removes every key from the Secret: the credential and everything rendered from it (the Secret stays). */
+export async function clearSecret(kube: KubeClient, caches: Pick<Caches, 'secrets'>, dar: DatabaseAccessRequest, ctx: ReconcileContext): Promise<void> {
+  const name = dar.status?.secret?.name;
+  if (!name) return;
+  if (!ownedSecret(caches, dar)) {
+    // The cache may lag: only a Secret the request owns is emptied.
+    const live = await kube.tryGet<SecretMeta>(SECRETS, dar.metadata.namespace ?? '', name, ctx);
+    if (!live || live.metadata?.deletionTimestamp || !live.metadata?.ownerReferences?.some((o) => o.uid === dar.metadata.uid)) return;
   }
-  return dar;
+  // The digest goes with the data: an emptied Secret is not a credential changed by hand.
+  await kube.patch(SECRETS, dar.metadata.namespace ?? '', name, { data: null, metadata: { annotations: { [DATA_DIGEST_ANNOTATION]: null } } }, PatchType.merge, ctx);
+}
+
+/** String data as a Secret's base64 `data`. */
+export function base64Data(data: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'utf8').toString('base64')]));
 }

@@ -1,39 +1,34 @@
-// Pure decisions of the DatabaseAccessRequest controller: no I/O, no clock (now is a parameter).
+// The pure helpers plan.ts decides with: a request's stage, a lease's schedule (renew, rotate, expire),
+// previous leases and their grace periods, revocation retries. No I/O, no clock (now is a parameter).
 import crypto from 'node:crypto';
-import { ConditionType, type DatabaseAccessRequest, type PostgresRole } from '../../api/index.ts';
+import { ConditionType, DEFAULT_RENEW_FRACTION, type DatabaseAccessRequest } from '../../api/index.ts';
+import type { AccessRole } from './engine.ts';
 
-export const DEFAULT_RENEW_FRACTION = 2 / 3;
+export { DEFAULT_RENEW_FRACTION };
 /** Renewals are spread by up to this fraction of the lease, per request, so leases issued together don't renew together. */
 const MAX_JITTER = 0.1;
 
-export type Decision =
-  | { kind: 'finalize' }
-  | { kind: 'denied' }
-  | { kind: 'waitForApproval' }
-  | { kind: 'revokeNow' }
-  | { kind: 'finished' }
-  | { kind: 'approved' };
+/** Where a request is in its life: what a pass over it is about. */
+export type Stage = 'finalize' | 'denied' | 'waitForApproval' | 'revokeNow' | 'finished' | 'approved';
 
 function conditionTrue(dar: DatabaseAccessRequest, type: string): boolean {
   return (dar.status?.conditions ?? []).some((c) => c.type === type && (c.status ?? 'True') === 'True');
 }
 
-/** What stage of its life a request is in; the reconciler acts on it. */
-export function decide(dar: DatabaseAccessRequest, revokeAnnotation: string | undefined): Decision {
-  if (dar.metadata.deletionTimestamp) return { kind: 'finalize' };
-  if (conditionTrue(dar, ConditionType.Denied)) return { kind: 'denied' };
-  if (!conditionTrue(dar, ConditionType.Approved)) return { kind: 'waitForApproval' };
+/** What stage of its life a request is in (the decision conditions people write decide most of it). */
+export function stageOf(dar: DatabaseAccessRequest, revokeAnnotation: string | undefined): Stage {
+  if (dar.metadata.deletionTimestamp) return 'finalize';
+  if (conditionTrue(dar, ConditionType.Denied)) return 'denied';
+  if (!conditionTrue(dar, ConditionType.Approved)) return 'waitForApproval';
   const phase = dar.status?.phase;
-  if (phase === 'Revoked' || phase === 'Expired') return { kind: 'finished' };
-  if (revokeAnnotation) return { kind: 'revokeNow' };
-  return { kind: 'approved' };
+  if (phase === 'Revoked' || phase === 'Expired') return 'finished';
+  if (revokeAnnotation) return 'revokeNow';
+  return 'approved';
 }
 
-/** A role admits a request from its own namespace, and from those it lists in allowedRequestNamespaces. */
-export function namespaceAllowed(role: PostgresRole, requestNamespace: string): boolean {
-  if (role.metadata.namespace === requestNamespace) return true;
-  const allowed = role.spec.allowedRequestNamespaces ?? [];
-  return allowed.includes('*') || allowed.includes(requestNamespace);
+/** The fraction of a lease's term after which it is renewed: the request's, else its role's, else the default. */
+export function renewFraction(dar: DatabaseAccessRequest, role: AccessRole | undefined): number {
+  return dar.spec.renewFraction ?? role?.spec.renewFraction ?? DEFAULT_RENEW_FRACTION;
 }
 
 /** Deterministic per-request jitter in [0, MAX_JITTER). */

@@ -1,111 +1,32 @@
-// Templated keys of a credential Secret: `spec.secretTemplate` of the PostgresRole, overridden key by key by the
-// request's, rendered with mustache over the credential and the database's address. Pure: no I/O, no clock.
+// Templated keys of a credential Secret: `spec.secretTemplate` of the role, overridden key by key by the
+// request's, rendered with mustache over the credential and the database's address (the variables are the
+// engine's: engines/<kind>.ts). Pure: no I/O, no clock.
 //
 // Delimiters are `<% %>`, never mustache's default `{{ }}`: Vault's own templates (creation statements, the
 // connection URL) use `{{name}}`/`{{password}}`, and a manifest going through Helm would have its `{{ }}`
 // eaten too. HTML escaping is off (`escape: String`); escaping per format is the template author's choice of
-// variable (`urlPassword` inside a URI, `pgpassPassword` in a .pgpass line), each pre-escaped here.
+// variable (`urlPassword` inside a URI, `pgpassPassword` in a .pgpass line), each pre-escaped by the engine.
 //
 // A template is checked against the variables before anything is issued: an unknown variable, a partial, a
 // delimiter change or a leftover `{{name}}` is an error reported in status, never an empty value in the Secret.
 import crypto from 'node:crypto';
 import Mustache from 'mustache';
-import type { AppBinding } from '../../api/index.ts';
-import { appBindingUrl } from '../shared/appbinding.ts';
 
 export const TEMPLATE_TAGS: [string, string] = ['<%', '%>'];
 
 /** Keys every credential Secret holds, whatever the template: the credential itself. */
 export const CREDENTIAL_KEYS = ['username', 'password'] as const;
 
-/** Every variable a template may use, with what it holds (also the error message's list). */
-export const TEMPLATE_VARIABLES = {
-  username: 'the login name',
-  password: 'the password, as is',
-  urlUser: 'username, percent-encoded for a URI',
-  urlPassword: 'password, percent-encoded for a URI',
-  pgpassUser: 'username with : and \\ escaped for a .pgpass line',
-  pgpassPassword: 'password with : and \\ escaped for a .pgpass line',
-  host: 'the database host, from its AppBinding',
-  urlHost: 'host, in brackets if it is an IPv6 address',
-  pgpassHost: 'host with : and \\ escaped for a .pgpass line',
-  port: 'the database port (5432 unless the AppBinding says otherwise)',
-  dbname: 'the database name (the AppBinding URL\'s path; postgres if none)',
-  urlDbname: 'dbname, percent-encoded for a URI',
-  pgpassDbname: 'dbname with : and \\ escaped for a .pgpass line',
-  sslmode: 'the sslmode query parameter of the AppBinding URL (absent if it has none)',
-} as const;
-export type TemplateVariable = keyof typeof TEMPLATE_VARIABLES;
-const KNOWN = new Set<string>(Object.keys(TEMPLATE_VARIABLES));
-
-/** Where the database is, as the templates see it. Nothing secret. */
-export interface DatabaseAddress {
-  host: string;
-  port: string;
-  dbname: string;
-  sslmode?: string;
-}
-
-/** The database address a role's database AppBinding gives; the same reading the SecretEngine controller uses. */
-export function databaseAddress(ab: AppBinding): DatabaseAddress {
-  const url = appBindingUrl(ab);
-  // WHATWG URL keeps IPv6 brackets in hostname; libpq and .pgpass want the bare address.
-  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  const sslmode = url.searchParams.get('sslmode') ?? undefined;
-  return {
-    host,
-    port: url.port || '5432',
-    dbname: decodeURIComponent(url.pathname.replace(/^\/+/, '')) || 'postgres',
-    ...(sslmode ? { sslmode } : {}),
-  };
-}
-
-/** libpq's .pgpass escaping: `\` and `:` are preceded by a backslash. */
-export function pgpassEscape(s: string): string {
-  return s.replace(/[\\:]/g, (c) => `\\${c}`);
-}
-
-/** Percent-encoding for the user, password and database parts of a postgresql:// or jdbc URI. */
-export function uriEncode(s: string): string {
-  return encodeURIComponent(s);
-}
-
 /** Variables that exist without a credential: the address ones. Unavailable ones say why. */
 export interface AddressVariables {
-  values: Partial<Record<TemplateVariable, string>>;
+  values: Record<string, string>;
   /** Variable → why it has no value (e.g. the role names no database AppBinding). */
-  unavailable: Partial<Record<TemplateVariable, string>>;
+  unavailable: Record<string, string>;
 }
 
-export function addressVariables(address: DatabaseAddress | undefined, whyNone: string): AddressVariables {
-  const addressVars: TemplateVariable[] = ['host', 'urlHost', 'pgpassHost', 'port', 'dbname', 'urlDbname', 'pgpassDbname', 'sslmode'];
-  if (!address) return { values: {}, unavailable: Object.fromEntries(addressVars.map((v) => [v, whyNone])) };
-  const values: Partial<Record<TemplateVariable, string>> = {
-    host: address.host,
-    urlHost: address.host.includes(':') ? `[${address.host}]` : address.host,
-    pgpassHost: pgpassEscape(address.host),
-    port: address.port,
-    dbname: address.dbname,
-    urlDbname: uriEncode(address.dbname),
-    pgpassDbname: pgpassEscape(address.dbname),
-  };
-  const unavailable: Partial<Record<TemplateVariable, string>> = {};
-  if (address.sslmode !== undefined) values.sslmode = address.sslmode;
-  else unavailable.sslmode = 'the database AppBinding\'s URL has no sslmode parameter (use <%#sslmode%>…<%/sslmode%> for an optional part)';
-  return { values, unavailable };
-}
-
-/** The whole view: the address variables plus the credential and its escaped forms. */
-export function templateView(address: AddressVariables, cred: { username: string; password: string }): Record<string, string> {
-  return {
-    ...address.values,
-    username: cred.username,
-    password: cred.password,
-    urlUser: uriEncode(cred.username),
-    urlPassword: uriEncode(cred.password),
-    pgpassUser: pgpassEscape(cred.username),
-    pgpassPassword: pgpassEscape(cred.password),
-  } as Record<string, string>;
+/** The whole view a template is rendered over: the address variables plus the credential's (an engine's). */
+export function templateView(address: AddressVariables, credential: Record<string, string>): Record<string, string> {
+  return { ...address.values, ...credential };
 }
 
 /** The merged templates: the role's, with the request's keys replacing the role's. */
@@ -120,7 +41,7 @@ export function mergeTemplates(fromRole: Record<string, string> | undefined, rol
   const origin: Record<string, string> = {};
   for (const [k, v] of Object.entries(fromRole ?? {})) {
     templates[k] = v;
-    origin[k] = `PostgresRole ${roleName} spec.secretTemplate`;
+    origin[k] = `${roleName} spec.secretTemplate`;
   }
   for (const [k, v] of Object.entries(fromRequest ?? {})) {
     templates[k] = v;
@@ -138,9 +59,11 @@ const VAULT_STYLE = /\{\{\s*[#^/&{>!]?\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}?\}\}/;
  * is sound. Sections (`<%#v%>…<%/v%>`, `<%^v%>…<%/v%>`) may name a variable that has no value here (that is
  * what they are for); a plain `<%v%>` must name one that has.
  */
-export function checkTemplates(t: SecretTemplates, address: AddressVariables): string[] {
+export function checkTemplates(t: SecretTemplates, address: AddressVariables, known: Readonly<Record<string, string>>): string[] {
   const problems: string[] = [];
-  const available = new Set<string>([...Object.keys(address.values), ...CREDENTIAL_KEYS, 'urlUser', 'urlPassword', 'pgpassUser', 'pgpassPassword']);
+  const KNOWN = new Set(Object.keys(known));
+  // What a credential gives is always there; the address variables only when the address is known.
+  const available = new Set<string>([...Object.keys(address.values), ...[...KNOWN].filter((v) => !(v in address.values) && !(v in address.unavailable))]);
   for (const key of Object.keys(t.templates).sort()) {
     const where = `${t.origin[key]} key "${key}"`;
     if ((CREDENTIAL_KEYS as readonly string[]).includes(key)) {
@@ -167,7 +90,7 @@ export function checkTemplates(t: SecretTemplates, address: AddressVariables): s
           case 'name':
           case '&':
             if (!KNOWN.has(value)) problems.push(`${where}: unknown variable "${value}" (known: ${[...KNOWN].join(', ')})`);
-            else if (!available.has(value) && !guarded.has(value)) problems.push(`${where}: variable "${value}" has no value: ${address.unavailable[value as TemplateVariable] ?? 'unknown'}`);
+            else if (!available.has(value) && !guarded.has(value)) problems.push(`${where}: variable "${value}" has no value: ${address.unavailable[value] ?? 'unknown'}`);
             break;
           case '#':
           case '^':

@@ -1,0 +1,109 @@
+// PostgreSQL (KubeVault's PostgresRole): where its roles live in Vault, the address its database AppBinding
+// gives (a postgresql:// URL; port 5432 and database postgres by default), and the template variables a
+// PostgreSQL client needs: URI-escaped and .pgpass-escaped forms, and libpq's sslmode.
+import type { AppBinding, PostgresRole } from '../../../api/index.ts';
+import { appBindingUrl } from '../../shared/appbinding.ts';
+import { resolveRoleTarget, roleReferenceRefusal } from '../../shared/role-target.ts';
+import type { AccessRole, DatabaseAddress, DatabaseEngine, TemplateVariables } from '../engine.ts';
+import type { AddressVariables } from '../template.ts';
+
+/** libpq's .pgpass escaping: `\` and `:` are preceded by a backslash. */
+export function pgpassEscape(s: string): string {
+  return s.replace(/[\\:]/g, (c) => `\\${c}`);
+}
+
+/** Percent-encoding for the user, password and database parts of a postgresql:// or jdbc URI. */
+export function uriEncode(s: string): string {
+  return encodeURIComponent(s);
+}
+
+/** Every variable a PostgreSQL role's templates may use, with what it holds. */
+export const POSTGRES_TEMPLATE_VARIABLES = {
+  username: 'the login name',
+  password: 'the password, as is',
+  urlUser: 'username, percent-encoded for a URI',
+  urlPassword: 'password, percent-encoded for a URI',
+  pgpassUser: 'username with : and \\ escaped for a .pgpass line',
+  pgpassPassword: 'password with : and \\ escaped for a .pgpass line',
+  host: 'the database host, from its AppBinding',
+  urlHost: 'host, in brackets if it is an IPv6 address',
+  pgpassHost: 'host with : and \\ escaped for a .pgpass line',
+  port: 'the database port (5432 unless the AppBinding says otherwise)',
+  dbname: 'the database name (the AppBinding URL\'s path; postgres if none)',
+  urlDbname: 'dbname, percent-encoded for a URI',
+  pgpassDbname: 'dbname with : and \\ escaped for a .pgpass line',
+  sslmode: 'the sslmode query parameter of the AppBinding URL (absent if it has none)',
+} as const;
+
+const ADDRESS_VARIABLES = ['host', 'urlHost', 'pgpassHost', 'port', 'dbname', 'urlDbname', 'pgpassDbname', 'sslmode'] as const;
+
+/** The database address a PostgreSQL AppBinding gives; the same reading the SecretEngine controller uses. */
+export function postgresAddress(ab: AppBinding): DatabaseAddress {
+  const url = appBindingUrl(ab);
+  // WHATWG URL keeps IPv6 brackets in hostname; libpq and .pgpass want the bare address.
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const sslmode = url.searchParams.get('sslmode') ?? undefined;
+  return {
+    host,
+    port: url.port || '5432',
+    dbname: decodeURIComponent(url.pathname.replace(/^\/+/, '')) || 'postgres',
+    params: sslmode ? { sslmode } : {},
+  };
+}
+
+export const postgresVariables: TemplateVariables = {
+  known: POSTGRES_TEMPLATE_VARIABLES,
+  address(address: DatabaseAddress | undefined, whyNone: string): AddressVariables {
+    if (!address) return { values: {}, unavailable: Object.fromEntries(ADDRESS_VARIABLES.map((v) => [v, whyNone])) };
+    const values: Record<string, string> = {
+      host: address.host,
+      urlHost: address.host.includes(':') ? `[${address.host}]` : address.host,
+      pgpassHost: pgpassEscape(address.host),
+      port: address.port,
+      dbname: address.dbname,
+      urlDbname: uriEncode(address.dbname),
+      pgpassDbname: pgpassEscape(address.dbname),
+    };
+    const unavailable: Record<string, string> = {};
+    if (address.params.sslmode !== undefined) values.sslmode = address.params.sslmode;
+    else unavailable.sslmode = 'the database AppBinding\'s URL has no sslmode parameter (use <%#sslmode%>…<%/sslmode%> for an optional part)';
+    return { values, unavailable };
+  },
+  credential(cred: { username: string; password: string }): Record<string, string> {
+    return {
+      username: cred.username,
+      password: cred.password,
+      urlUser: uriEncode(cred.username),
+      urlPassword: uriEncode(cred.password),
+      pgpassUser: pgpassEscape(cred.username),
+      pgpassPassword: pgpassEscape(cred.password),
+    };
+  },
+};
+
+const asPostgresRole = (role: AccessRole) => role as PostgresRole;
+
+export const postgres: DatabaseEngine = {
+  roleKind: 'PostgresRole',
+  role: (caches, namespace, name) => caches.postgresRoles.get(namespace, name),
+  target: (role, caches, cluster) => resolveRoleTarget(asPostgresRole(role), caches, cluster),
+  referenceRefusal: (role, caches, cluster) => roleReferenceRefusal(asPostgresRole(role), caches, cluster),
+  databaseAppBinding(role, caches) {
+    const r = asPostgresRole(role);
+    const ns = r.metadata.namespace ?? '';
+    let ref: { name: string; namespace?: string } | undefined;
+    if (r.spec.secretEngineRef) {
+      const engine = caches.secretEngines.get(ns, r.spec.secretEngineRef.name);
+      if (!engine) return { why: `SecretEngine ${ns}/${r.spec.secretEngineRef.name} does not exist` };
+      ref = engine.spec.postgres.databaseRef;
+    } else {
+      ref = r.spec.databaseRef;
+    }
+    if (!ref) return { why: `PostgresRole ${ns}/${r.metadata.name} names a Vault connection (databaseName), not a database AppBinding` };
+    const abNs = ref.namespace ?? ns;
+    const appBinding = caches.appBindings.get(abNs, ref.name);
+    return appBinding ? { appBinding, why: '' } : { why: `the database AppBinding ${abNs}/${ref.name} does not exist` };
+  },
+  address: postgresAddress,
+  variables: postgresVariables,
+};

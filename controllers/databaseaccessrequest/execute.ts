@@ -1,0 +1,372 @@
+// execute: runs a plan's steps in order through the effects (Kubernetes writes, Vault lease operations, Events,
+// metrics, what this process remembers), folds what each step answers into the pass's status (plan.ts fold*),
+// and ends the pass with one status write (only if it changed), its Events and audit records, and its Result.
+//
+// Status is written at most once per pass, plus the checkpoint exactly-once needs before Vault is asked to issue
+// (issuance.ts), which carries everything the pass decided until then (a decision observed, a rotation started).
+// A failure is recorded the same way (failureStatus) and then thrown: RetryableError for the queue to retry
+// (after the error's retryAfterMs, or its per-key backoff), TerminalError when only a change to the object helps.
+import { ConditionType, DATABASE_ACCESS_REQUEST, FINALIZER, KUBEVAULT_FINALIZER, Reason, type AppBinding, type DatabaseAccessRequest } from '../../api/index.ts';
+import {
+  DONE, PatchType, RetryableError, TerminalError, addFinalizer, describeError, isNotFound, patchStatus, removeFinalizer, requeueAfter,
+  type EventRecorder, type ReconcileContext, type ResourceType, type Result,
+} from '../../lib/runtime/index.ts';
+import type { ControllerContext } from '../shared/context.ts';
+import { desiredStatus, explain, type StatusUpdate } from '../shared/report.ts';
+import type { VaultConnection } from '../shared/vault-connections.ts';
+import { ReferenceNotAllowed } from '../shared/references.ts';
+import { auditRecord, auditSuffix } from './approval.ts';
+import { clearSecret, ownedSecret, rerenderSecret } from './credential-secret.ts';
+import { ensureGrants } from './grants.ts';
+import { issueCredential, sweep } from './issuance.ts';
+import type { LeaseOps } from './lease-ops.ts';
+import type { RequestMemory } from './memory.ts';
+import type { LeaseMetrics } from './metrics.ts';
+import type { Failure, Observed, RenewalAnswer } from './observe.ts';
+import {
+  RETRY_MS, failureStatus, foldIssued, foldPreviousRevoked, foldRestarted, foldRevocationsDone, type EventIntent, type Plan, type Revocation, type Step,
+} from './plan.ts';
+import type { RevocationTarget } from './revocation.ts';
+
+type Status = NonNullable<DatabaseAccessRequest['status']>;
+type Ref = { namespace?: string; name: string };
+
+/** What the steps act through. */
+export interface RequestEffects {
+  c: ControllerContext;
+  leases: LeaseOps;
+  memory: RequestMemory;
+  metrics: LeaseMetrics;
+  events: EventRecorder;
+}
+
+const WORKLOADS: Record<string, ResourceType> = {
+  Deployment: { group: 'apps', version: 'v1', plural: 'deployments', kind: 'Deployment' },
+  StatefulSet: { group: 'apps', version: 'v1', plural: 'statefulsets', kind: 'StatefulSet' },
+  DaemonSet: { group: 'apps', version: 'v1', plural: 'daemonsets', kind: 'DaemonSet' },
+};
+
+/** Reasons of an Available False that are no bad news: waiting, or access ended as asked. */
+const NOT_BAD_NEWS = new Set<string>([Reason.WaitingForApproval, Reason.RevokedOnDemand, Reason.LeaseExpired, Reason.ApprovalTimedOut]);
+/** Reasons whose Event is part of the audit trail (who asked and decided, in its message and a log line). */
+const AUDITED = new Set<string>([Reason.RevokedOnDemand, Reason.LeaseExpired, Reason.ApprovalTimedOut, Reason.ReasonRequired, Reason.SelfApprovalForbidden, Reason.RevocationFailed]);
+
+/** A step failed: what to record, and how to retry. */
+class StepFailure extends Error {
+  constructor(readonly failure: Failure & { revocation?: RevocationTarget; why?: string }, readonly cause: unknown) {
+    super(failure.message);
+  }
+}
+
+export class Pass {
+  /** The request as last written (or observed). */
+  current: DatabaseAccessRequest;
+  private status: Status;
+  private readonly initialConditions: NonNullable<Status['conditions']>;
+  private readonly events: EventIntent[] = [];
+  private requeueAtMs?: number;
+  private revocationFailed = false;
+  private plan?: Plan;
+
+  constructor(private readonly o: Observed, private readonly fx: RequestEffects, private readonly ctx: ReconcileContext) {
+    this.current = o.request;
+    this.status = structuredClone(o.request.status ?? {}) as Status;
+    this.initialConditions = o.request.status?.conditions ?? [];
+  }
+
+  /** Runs a plan's steps; returns a renewal's answer when the plan asks to be made again with it. */
+  async run(plan: Plan): Promise<RenewalAnswer | undefined> {
+    this.plan = plan;
+    this.status = plan.status;
+    this.events.push(...plan.events);
+    this.requeueAtMs = plan.requeueAtMs;
+    if (plan.failure) throw new StepFailure(plan.failure, undefined);
+    let answer: RenewalAnswer | undefined;
+    for (const step of plan.steps) answer = (await this.step(step)) ?? answer;
+    if (!plan.replan) {
+      if (plan.onSuccess) this.apply(plan.onSuccess);
+      this.events.push(...(plan.eventsOnSuccess ?? []));
+      if (!this.revocationFailed && plan.steps.some((s) => s.kind === 'revokeLease')) {
+        const done = foldRevocationsDone(this.status);
+        if (done) this.apply(done);
+      }
+    }
+    return answer;
+  }
+
+  /** Ends a pass whose steps all ran: the status write, Events, audit records, memory; when to run again. */
+  async finish(): Promise<Result> {
+    const plan = this.plan!;
+    const dar = this.current;
+    const uid = dar.metadata.uid ?? '';
+    const released = plan.steps.some((s) => s.kind === 'releaseFinalizer');
+    if (!released) await this.write();
+    this.emitAll();
+    if (plan.awaitingFirstIssue && !this.status.lease?.id) this.fx.memory.approvalSeenAt(uid, this.ctx.now().getTime());
+    if (plan.forget || released) {
+      this.fx.memory.forget(uid);
+      this.fx.metrics.forget(dar.metadata.namespace ?? '', dar.metadata.name ?? '');
+    } else if (this.status.lease?.expiresAt) {
+      this.fx.metrics.setExpiry(dar.metadata.namespace ?? '', dar.metadata.name ?? '', this.status.lease.expiresAt);
+    }
+    if (this.requeueAtMs === undefined) return DONE;
+    return requeueAfter(Math.max(0, this.requeueAtMs - this.ctx.now().getTime()));
+  }
+
+  /**
+   * Ends a pass that failed: a conflict is thrown as it is (the queue retries on fresh data); anything else is
+   * recorded in status (failureStatus) with its Event, then thrown for the queue to retry, or as terminal.
+   */
+  async fail(err: unknown): Promise<never> {
+    if (err instanceof RetryableError && err.reason === 'Conflict') throw err;
+    const f = err instanceof StepFailure ? err.failure : this.issuanceFailure(err);
+    const cause = err instanceof StepFailure ? err.cause : err;
+    if (f.reason === 'InternalError') {
+      // A bug, or an answer nobody expected: the log must show it.
+      this.ctx.log.error('a pass over the request failed unexpectedly', { namespace: this.current.metadata.namespace, name: this.current.metadata.name, error: f.message });
+    }
+    const rotation = this.status.rotation?.requestedAt && !this.status.rotation.completedAt ? this.status.rotation : undefined;
+    if (rotation && f.revocation === undefined) this.fx.metrics.rotations.labels(rotation.reason ?? 'unknown', 'error').inc();
+    this.apply(failureStatus(this.current, this.status, { ...f, cause }));
+    await this.write().catch((e) => this.ctx.log.warn('could not record a failure in status', { error: describeError(e), namespace: this.current.metadata.namespace }));
+    this.emitAll();
+    if (f.terminal) throw new TerminalError(f.reason, f.message, { cause });
+    throw new RetryableError(f.reason, f.message, { cause, retryAfterMs: f.retryAfterMs ?? (explain(cause).retryable ? 10_000 : 60_000) });
+  }
+
+  // ---- steps ---------------------------------------------------------------------------------------------
+
+  private async step(s: Step): Promise<RenewalAnswer | undefined> {
+    const { c } = this.fx;
+    const ctx = this.ctx;
+    switch (s.kind) {
+      case 'addFinalizer':
+        this.current = (await addFinalizer(c.kube, DATABASE_ACCESS_REQUEST, this.current, FINALIZER, ctx)).object;
+        return;
+      case 'releaseFinalizer': {
+        const obj = (await removeFinalizer(c.kube, DATABASE_ACCESS_REQUEST, this.current, FINALIZER, ctx)).object;
+        this.current = (await removeFinalizer(c.kube, DATABASE_ACCESS_REQUEST, obj, KUBEVAULT_FINALIZER, ctx)).object;
+        return;
+      }
+      case 'revokeLease':
+        return this.revoke(s.revocation, s.stopOnFailure);
+      case 'sweep': {
+        const target = { key: `sweep/${this.current.metadata.uid}`, subject: 'a lease issued for this request before a restart and never recorded' };
+        await this.guardRevocation(target, s.why, true, async () => {
+          const session = await this.session(s.attempt.vaultAppBinding);
+          if (session) await sweep(s.attempt, session.client, this.fx.leases, () => this.recordedLeases(), this.current, ctx);
+        });
+        return;
+      }
+      case 'clearSecret':
+        await clearSecret(c.kube, c.caches, this.current, ctx);
+        return;
+      case 'issue':
+        return this.issue(s.order);
+      case 'renewLease': {
+        const ref = this.current.status?.issuance?.vaultAppBinding;
+        const session = await this.session(ref);
+        if (!session) throw new StepFailure({ reason: Reason.ReferenceNotFound, message: `the Vault AppBinding this request's lease was issued through is gone; cannot renew lease ${s.leaseId}` }, undefined);
+        const answer = await this.fx.leases.renew(session.client, this.current.metadata.uid ?? '', s.leaseId, s.askSeconds, s.termSeconds);
+        if (answer.kind === 'failed') {
+          ctx.log.warn('lease renewal failed', { namespace: this.current.metadata.namespace, name: this.current.metadata.name, leaseId: s.leaseId, failures: answer.failures, error: answer.message });
+        }
+        return answer;
+      }
+      case 'ensureGrants':
+        await ensureGrants(c.kube, c.caches, { ...this.current, status: this.status }, ctx);
+        return;
+      case 'rerenderSecret': {
+        const e = await rerenderSecret(c.kube, { ...this.current, status: this.status }, this.o.layout!, s.repair, ctx);
+        if (e) this.events.push(e);
+        return;
+      }
+      case 'restartWorkloads':
+        return this.restart(s.at);
+    }
+  }
+
+  /** A lease revoked, or the failure recorded (Revoked False) with its retry scheduled; stops the pass when asked. */
+  private async revoke(r: Revocation, stopOnFailure: boolean): Promise<void> {
+    const ok = await this.guardRevocation(r.leaseId, r.why, stopOnFailure, async () => {
+      const session = await this.session(r.vaultAppBinding);
+      if (!session) return;
+      const outcome = await this.fx.leases.revoke(session.client, r.leaseId, r.reason);
+      if (r.previous) {
+        const { update, event } = foldPreviousRevoked(this.status, r, outcome);
+        this.apply(update);
+        this.events.push(event);
+      }
+    });
+    if (ok && r.reason === 'revoke-now') this.ctx.log.info('revoked on demand', { namespace: this.current.metadata.namespace, name: this.current.metadata.name, leaseId: r.leaseId });
+  }
+
+  private async guardRevocation(target: RevocationTarget, why: string, stopOnFailure: boolean, revoke: () => Promise<void>): Promise<boolean> {
+    try {
+      await revoke();
+      if (typeof target !== 'string') this.fx.memory.revocationRetries.done(target.key);
+      return true;
+    } catch (err) {
+      const key = typeof target === 'string' ? target : target.key;
+      const nowMs = this.ctx.now().getTime();
+      const delay = this.fx.memory.revocationRetries.failed(key, nowMs);
+      const { reason, message } = explain(err);
+      this.ctx.log.warn('lease not revoked, will retry', {
+        namespace: this.current.metadata.namespace, name: this.current.metadata.name, leaseId: key, context: why,
+        failures: this.fx.memory.revocationRetries.failures(key), retryInSeconds: Math.round(delay / 1000), error: message,
+      });
+      this.revocationFailed = true;
+      const failure = { reason, message, retryAfterMs: delay, revocation: target, why };
+      if (stopOnFailure) throw new StepFailure(failure, err);
+      // Not in the way of the rest of the pass (a previous lease): recorded, and tried again when due.
+      this.apply(failureStatus(this.current, this.status, { ...failure, cause: err }));
+      this.requeueAtMs = Math.min(this.requeueAtMs ?? Infinity, nowMs + delay);
+      return false;
+    }
+  }
+
+  private async issue(order: Extract<Step, { kind: 'issue' }>['order']): Promise<void> {
+    const { c, leases } = this.fx;
+    const ctx = this.ctx;
+    const session = await this.session(order.issuance.vaultAppBinding);
+    if (!session) throw new StepFailure({ reason: Reason.ReferenceNotFound, message: `the Vault AppBinding ${order.issuance.vaultAppBinding?.name} is gone` }, undefined);
+    let rotation: Status['rotation'];
+    const issued = await issueCredential(this.current, order, {
+      session, leases, layout: this.o.layout!, ctx,
+      recordedLeases: () => this.recordedLeases(),
+      checkpoint: async (issuance, secretName) => {
+        // The checkpoint: durable before Vault is asked, so a crash after it is found by the sweep. It carries
+        // what the pass decided so far (a decision observed, a rotation started) in the same write.
+        this.apply({ conditions: [], fields: { issuance, secret: { name: secretName } } });
+        rotation = this.status.rotation;
+        await this.write();
+        return this.current;
+      },
+    });
+    const { update, events, requeueAtMs, retired } = foldIssued(this.current, this.status, issued, this.o.role, ctx.now());
+    this.apply(update);
+    this.events.push(...events);
+    this.requeueAtMs = requeueAtMs;
+    const uid = this.current.metadata.uid ?? '';
+    this.fx.memory.liveness.alive(uid, issued.leaseId, ctx.now().getTime()); // just issued (or looked up): no look-up needed
+    const ns = this.current.metadata.namespace;
+    if (rotation?.requestedAt && !rotation.completedAt) {
+      this.fx.metrics.rotations.labels(rotation.reason ?? 'unknown', 'success').inc();
+      ctx.log.info('rotated credential', { namespace: ns, name: this.current.metadata.name, leaseId: issued.leaseId, reason: rotation.reason, secret: issued.secretName });
+    } else {
+      const seen = this.fx.memory.issuedFirst(uid);
+      if (seen !== undefined && !issued.adopted) this.fx.metrics.issuanceLatency.observe(Math.max(0, ctx.now().getTime() - seen) / 1000);
+      ctx.log.info('issued credential', { namespace: ns, name: this.current.metadata.name, leaseId: issued.leaseId, secret: issued.secretName, adopted: !!issued.adopted });
+    }
+    // A retired lease is renewed to last until its revokeAt: the grace period is a promise to the clients still
+    // using it, whatever was left of its term. Best effort: one at its max TTL can't be extended.
+    for (const p of retired) {
+      const left = p.revokeAt ? Math.ceil((Date.parse(p.revokeAt) - ctx.now().getTime()) / 1000) : NaN;
+      if (!Number.isFinite(left) || left <= 0) continue;
+      const s = await this.session(p.vaultAppBinding).catch(() => undefined);
+      await s?.client.renewLease(p.id, left + 5).catch((err: unknown) => ctx.log.debug('could not extend a retired lease for its grace period', { leaseId: p.id, error: explain(err).message }));
+    }
+    void c;
+  }
+
+  /** After a rotation: each rolloutRestartTarget's pod template gets the rotation's time, once. */
+  private async restart(at: string): Promise<void> {
+    const dar = this.current;
+    const ns = dar.metadata.namespace ?? '';
+    const done: string[] = [];
+    for (const t of dar.spec.rolloutRestartTargets ?? []) {
+      const resource = WORKLOADS[t.kind];
+      if (!resource) continue;
+      const patch = { spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': at } } } } };
+      try {
+        await this.fx.c.kube.patch(resource, ns, t.name, patch, PatchType.merge, this.ctx);
+        done.push(`${t.kind}/${t.name}`);
+      } catch (err) {
+        if (isNotFound(err)) {
+          this.events.push({ type: 'Warning', reason: 'RolloutRestartFailed', message: `rolloutRestartTargets: ${t.kind} ${ns}/${t.name} does not exist; not restarted` });
+          continue;
+        }
+        this.events.push({ type: 'Warning', reason: 'RolloutRestartFailed', message: `could not restart ${t.kind} ${ns}/${t.name}, will retry: ${explain(err).message}` });
+        // status.rotation.restartedAt stays unset: a later pass tries again (same value: one restart).
+        this.requeueAtMs = Math.min(this.requeueAtMs ?? Infinity, this.ctx.now().getTime() + RETRY_MS);
+        return;
+      }
+    }
+    if (done.length) this.events.push({ type: 'Normal', reason: 'RolloutRestartTriggered', message: `restarted ${done.join(', ')} for the credential rotated at ${at}` });
+    this.apply(foldRestarted(this.status, this.ctx.now()));
+  }
+
+  // ---- status, Events, audit -------------------------------------------------------------------------------
+
+  private apply(update: StatusUpdate): void {
+    this.status = desiredStatus({ ...this.current, status: this.status }, update, this.ctx.now()) as Status;
+  }
+
+  /** Writes the pass's status if it differs from the request's (resourceVersion-guarded). */
+  private async write(): Promise<void> {
+    const { object } = await patchStatus(this.fx.c.kube, DATABASE_ACCESS_REQUEST, this.current, this.status, this.ctx);
+    this.current = object;
+  }
+
+  /**
+   * The pass's Events: the ones decided (plan, step answers), and one for each transition of the request's
+   * summary conditions (Available; Revoked while a revocation fails) that no decided Event already tells,
+   * typed by whether it is bad news. Audited ones also name who asked and decided, and make an audit record.
+   */
+  private emitAll(): void {
+    const after = this.status.conditions ?? [];
+    const transitions: EventIntent[] = [];
+    for (const type of [ConditionType.Available, ConditionType.Revoked]) {
+      const now = after.find((c) => c.type === type);
+      const before = this.initialConditions.find((c) => c.type === type);
+      if (!now || (before && before.status === now.status && before.reason === now.reason)) continue;
+      if (this.events.some((e) => e.reason === now.reason || (now.status === 'True' && e.type === 'Normal'))) continue;
+      const bad = now.status === 'False' && !NOT_BAD_NEWS.has(now.reason ?? '');
+      transitions.push({ type: bad ? 'Warning' : 'Normal', reason: now.reason ?? type, message: now.message ?? '', audit: AUDITED.has(now.reason ?? '') });
+    }
+    const dar = { ...this.current, status: this.status };
+    const at = this.ctx.now();
+    for (const e of [...this.events, ...transitions]) {
+      this.fx.events.event(dar, e.type, e.reason, e.audit ? `${e.message}${auditSuffix(dar)}` : e.message);
+      if (e.audit) this.ctx.log.info(`audit: ${e.reason}`, auditRecord(dar, e.reason, e.message, at));
+    }
+    for (const a of this.plan?.audits ?? []) this.ctx.log.info(`audit: ${a.action}`, auditRecord(dar, a.action, a.message, at));
+    this.events.length = 0;
+  }
+
+  // ---- helpers ----------------------------------------------------------------------------------------------
+
+  /** A failure on the way to a credential: its reason (Vault refusing to issue is KubeVault's FailedToGetCredential). */
+  private issuanceFailure(err: unknown): Failure {
+    const explained = explain(err);
+    const reason = explained.reason === 'VaultServer' || explained.reason === 'VaultInvalid' ? Reason.FailedToGetCredential : explained.reason;
+    return {
+      reason, message: explained.message,
+      terminal: err instanceof TerminalError && !(err instanceof ReferenceNotAllowed),
+      ...(err instanceof ReferenceNotAllowed ? { retryAfterMs: 60_000 } : {}),
+    };
+  }
+
+  /** The Vault session of an AppBinding a lease was (or is to be) issued through; undefined when it is gone. */
+  private async session(ref: Ref | undefined): Promise<VaultConnection | undefined> {
+    if (!ref) return undefined;
+    const ab: AppBinding | undefined = this.fx.c.caches.appBindings.get(ref.namespace || this.current.metadata.namespace || '', ref.name);
+    return ab ? this.fx.c.connections.forAppBinding(ab, this.ctx.signal) : undefined;
+  }
+
+  /** Every lease id a request, a credential Secret or this process records: a sweep spares them. */
+  private recordedLeases(): Set<string> {
+    const { caches } = this.fx.c;
+    const recorded = new Set<string>(this.fx.memory.issuedLeases());
+    for (const r of caches.requests.list()) {
+      if (r.status?.lease?.id) recorded.add(r.status.lease.id);
+      for (const p of r.status?.previousLeases ?? []) recorded.add(p.id);
+    }
+    for (const s of caches.secrets.list()) {
+      const id = s.metadata?.annotations?.['leasehold.dev/lease-id'];
+      if (id) recorded.add(id);
+    }
+    void ownedSecret;
+    return recorded;
+  }
+}

@@ -1,0 +1,75 @@
+// What this process remembers about requests and leases between passes, behind named methods. None of it is
+// needed for correctness after a restart (status is the record): it times metrics, spaces retries, keeps a
+// lease this process just issued out of a concurrent sweep's hands, and saves Vault look-ups.
+import { RevocationRetries } from './decide.ts';
+import { LeaseLiveness } from './lease-liveness.ts';
+
+/** Leases this process issued are remembered this long, so a sweep never takes one the caches don't show yet. */
+const ISSUED_HERE_MS = 10 * 60_000;
+
+export class RequestMemory {
+  /** uid → when this process first saw the request approved and not yet issued (issuance latency). */
+  private readonly approvalSeen = new Map<string, number>();
+  /** uid → renewals failed in a row (an Event on the first failure and on the recovery only). */
+  private readonly renewalFailures = new Map<string, number>();
+  /** Lease id → when this process issued it (insertion order = age). */
+  private readonly issued = new Map<string, number>();
+  /** Revocations Vault didn't do, per lease: when to try each again. */
+  readonly revocationRetries = new RevocationRetries();
+
+  constructor(readonly liveness: LeaseLiveness) {}
+
+  /** The request is approved and waits for its first credential: latency is measured from the first time seen. */
+  approvalSeenAt(uid: string, nowMs: number): number {
+    let at = this.approvalSeen.get(uid);
+    if (at === undefined) this.approvalSeen.set(uid, (at = nowMs));
+    return at;
+  }
+
+  /** A renewal failed; returns how many failed in a row now. */
+  renewalFailed(uid: string): number {
+    const n = (this.renewalFailures.get(uid) ?? 0) + 1;
+    this.renewalFailures.set(uid, n);
+    return n;
+  }
+
+  /** A renewal succeeded (or was answered): returns how many had failed in a row before it. */
+  renewalAnswered(uid: string): number {
+    const n = this.renewalFailures.get(uid) ?? 0;
+    this.renewalFailures.delete(uid);
+    return n;
+  }
+
+  /** Vault just handed this lease over: a sweep must not take it for a crashed attempt's. */
+  issuedHere(leaseId: string, nowMs: number): void {
+    this.issued.set(leaseId, nowMs);
+    for (const [id, at] of this.issued) {
+      if (nowMs - at <= ISSUED_HERE_MS) break; // insertion order: the rest are newer
+      this.issued.delete(id);
+    }
+  }
+
+  /** A lease issued here was given back (recording it failed). */
+  givenBack(leaseId: string): void {
+    this.issued.delete(leaseId);
+  }
+
+  /** The leases this process issued recently. */
+  issuedLeases(): Iterable<string> {
+    return this.issued.keys();
+  }
+
+  /** A request ended or went: forget what was kept about it. */
+  forget(uid: string): void {
+    this.approvalSeen.delete(uid);
+    this.renewalFailures.delete(uid);
+    this.liveness.forget(uid);
+  }
+
+  /** The first credential was issued: latency measured. Returns when the approval was first seen, if it was. */
+  issuedFirst(uid: string): number | undefined {
+    const at = this.approvalSeen.get(uid);
+    this.approvalSeen.delete(uid);
+    return at;
+  }
+}
