@@ -9,10 +9,11 @@ import type { V1ObjectMeta } from '@kubernetes/client-node';
 import type { KindDefinition } from './crd.ts';
 import { DURATION_PATTERN, celDuration } from './duration.ts';
 import {
-  ConditionType, ENGINE_API_VERSION, ENGINE_GROUP, ENGINE_VERSION, REQUEST_PHASES, conditionsSchema, durationSchema,
+  DEFAULT_RENEW_FRACTION_TEXT, ENGINE_API_VERSION, ENGINE_GROUP, ENGINE_VERSION, REQUEST_PHASES, conditionsSchema, durationSchema,
   namespaceNameSchema, objectNameSchema, renewFractionSchema, secretTemplateSchema, subjectsSchema,
 } from './meta.ts';
 import { array, boolean, enumeration, integer, object, string, withRules, type Static, type ValidationRule } from './schema.ts';
+import { ConditionType } from './vocabulary.ts';
 
 export const roleRefSchema = object({
   description: 'The PostgresRole to issue from. Whether it exists, and admits requests from this namespace, is ' +
@@ -51,7 +52,7 @@ export const databaseAccessRequestSpecSchema = object({
     renew: boolean({ description: 'Keep the access for as long as the request exists: renew the lease before it runs out, and ' +
       'rotate to a fresh credential (same Secret) when Vault won\'t renew it any further (maxTTL). When false, the lease ' +
       'runs out at its TTL: phase Expired, the credential removed from the Secret.', default: true }),
-    renewFraction: renewFractionSchema('When to renew the lease. Defaults to the role\'s renewFraction.'),
+    renewFraction: renewFractionSchema(`When to renew the lease. Defaults to the role's renewFraction, else ${DEFAULT_RENEW_FRACTION_TEXT} (two thirds).`),
     rotationGracePeriod: durationSchema('When credentials are rotated, how long the previous login keeps working after the new ' +
       'one is in the Secret, before it is revoked. Defaults to 1m.'),
     rolloutRestartTargets: array(rolloutRestartTargetSchema, {

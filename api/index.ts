@@ -1,4 +1,5 @@
-// The API in one import: every kind's definition, types and schema, and the shared names in meta.ts.
+// The API in one import: every kind's definition, types and schema, the shared names in meta.ts, and the
+// words status and Events are written in (vocabulary.ts).
 import { APP_BINDING } from './appbinding.ts';
 import type { KindDefinition } from './crd.ts';
 import { DATABASE_ACCESS_REQUEST } from './databaseaccessrequest.ts';
@@ -11,6 +12,7 @@ export * from './duration.ts';
 export * from './meta.ts';
 export * from './postgresrole.ts';
 export * from './secretengine.ts';
+export * from './vocabulary.ts';
 export type { KindDefinition, PrinterColumn } from './crd.ts';
 
 /** Every kind Leasehold serves, in the order their CRDs are listed. */

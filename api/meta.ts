@@ -1,6 +1,7 @@
 // The names everything else agrees on: API groups and versions (KubeVault's, so its manifests apply unchanged),
-// our own label, annotation and finalizer keys, condition types, reasons, phases, and the schemas shared by
-// several kinds (conditions, references, names, durations).
+// our own label, annotation and finalizer keys, phases, defaults, and the schemas shared by several kinds
+// (conditions, references, names, durations). Condition types, reasons and Event reasons are in vocabulary.ts.
+import { MAX_CONDITION_MESSAGE, type Condition as WrittenCondition } from '../lib/runtime/conditions.ts';
 import { DURATION_PATTERN, celDuration } from './duration.ts';
 import { array, enumeration, integer, number, object, string, stringMap, type Schema, type Static } from './schema.ts';
 
@@ -56,7 +57,10 @@ export const Annotations = {
   revokeNow: `${DOMAIN}/revoke-now`,
   /** On a DatabaseAccessRequest: who created it, as recorded at admission (never trusted from the client). */
   requester: `${DOMAIN}/requester`,
-  /** On a workload's pod template: when Leasehold last restarted it for new credentials (RFC 3339). */
+  /**
+   * On a workload's pod template: when Leasehold last restarted it for new credentials (RFC 3339). Camel case,
+   * unlike our other keys, to mirror `kubectl rollout restart`'s kubectl.kubernetes.io/restartedAt (and VSO's).
+   */
   restartedAt: `${DOMAIN}/restartedAt`,
   /**
    * On an AppBinding (or a SecretEngine, for its mount): the other namespaces whose SecretEngines and
@@ -64,94 +68,32 @@ export const Annotations = {
    * objects in its own namespace may (controllers/shared/references.ts).
    */
   allowedNamespaces: `${DOMAIN}/allowed-namespaces`,
+  // On a request's credential Secret:
+  /** Which lease the credential in the Secret belongs to (its Vault lease id). */
+  leaseId: `${DOMAIN}/lease-id`,
+  /** The issuance attempt that wrote the Secret (status.issuance.attempt of its request). */
+  attempt: `${DOMAIN}/attempt`,
+  /** When the Secret's credential was last rotated (RFC 3339). */
+  rotatedAt: `${DOMAIN}/rotated-at`,
+  /** Fingerprint of the Secret's templates and database address (not the credential), to render again on change. */
+  layout: `${DOMAIN}/layout`,
+  /** Digest of the Secret's data as Leasehold wrote it, to tell a change by hand. */
+  dataDigest: `${DOMAIN}/data-digest`,
+  // On the issuer token's Secret, in the operator's namespace:
+  /** The Vault AppBinding (namespace/name) whose issuer token the Secret holds. */
+  vaultAppBinding: `${DOMAIN}/vault-appbinding`,
+  /** The address of that Vault. */
+  vaultAddress: `${DOMAIN}/vault-address`,
+  /** What the Secret is for, in a sentence, for whoever finds it. */
+  purpose: `${DOMAIN}/purpose`,
 } as const;
 
 // ---- Conditions ------------------------------------------------------------------------------------------------
 
-export const ConditionType = {
-  /** SecretEngine, PostgresRole: configured in Vault and usable. AppBinding: the address answers. */
-  Ready: 'Ready',
-  /** KubeVault's "ready" condition: kept in step with Ready, for tools written against KubeVault. */
-  Available: 'Available',
-  /** DatabaseAccessRequest: a person (or an auto-approval rule) approved it. Only ever True; permanent. */
-  Approved: 'Approved',
-  /** DatabaseAccessRequest: a person denied it. Only ever True; permanent; exclusive with Approved. */
-  Denied: 'Denied',
-  /** Something failed; reason and message say what. */
-  Failed: 'Failed',
-  /** DatabaseAccessRequest: the lease ran out, or the request waited for approval too long. */
-  Expired: 'Expired',
-  /** DatabaseAccessRequest: the lease was revoked on demand. False while a revocation (on demand, on deletion,
-   * at expiry, after a rotation's grace period) that Vault has not done yet is retried: reason RevocationFailed,
-   * VaultUnreachable, …, and the message says which lease and what Vault said. */
-  Revoked: 'Revoked',
-  /**
-   * AppBinding, SecretEngine, PostgresRole: being deleted, and the operator's cleanup isn't done. True throughout;
-   * the reason says whether it waits for dependents (LeasesOutstanding, InUse) or its cleanup failed (any other).
-   */
-  Terminating: 'Terminating',
-} as const;
-export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
-
-/** Condition reasons (CamelCase, as metav1.Condition requires). KubeVault's own are kept verbatim. */
-export const Reason = {
-  // Decisions, as KubeVault's kubectl plugin writes them.
-  KubectlApprove: 'KubectlApprove',
-  KubectlDeny: 'KubectlDeny',
-  KubectlRevoke: 'KubectlRevoke',
-  AutoApproved: 'AutoApproved',
-  // Progress and success.
-  Provisioned: 'Provisioned',
-  WaitingForApproval: 'WaitingForApproval',
-  SuccessfullyIssuedCredential: 'SuccessfullyIssuedCredential',
-  LeaseRenewed: 'LeaseRenewed',
-  CredentialRotated: 'CredentialRotated',
-  // Ends of a request's life.
-  LeaseExpired: 'LeaseExpired',
-  ApprovalTimedOut: 'ApprovalTimedOut',
-  RevokedOnDemand: 'RevokedOnDemand',
-  // Failures KubeVault reports, same names.
-  FailedToCreateSecretEnginePolicy: 'FailedToCreateSecretEnginePolicy',
-  FailedToUpdateAuthRole: 'FailedToUpdateAuthRole',
-  FailedToEnableSecretEngine: 'FailedToEnableSecretEngine',
-  FailedToCreateSecretEngineConfig: 'FailedToCreateSecretEngineConfig',
-  FailedToCreateDatabaseRole: 'FailedToCreateDatabaseRole',
-  FailedToCreateCredentialManager: 'FailedToCreateCredentialManager',
-  FailedToGetCredential: 'FailedToGetCredential',
-  FailedToCreateSecret: 'FailedToCreateSecret',
-  FailedToCreateRole: 'FailedToCreateRole',
-  FailedToCreateRoleBinding: 'FailedToCreateRoleBinding',
-  // Failures only a controller can detect (the schema can't see other objects).
-  ReferenceNotFound: 'ReferenceNotFound',
-  /** A reference into another namespace whose object doesn't admit the referring namespace (Annotations.allowedNamespaces). */
-  ReferenceNotAllowed: 'ReferenceNotAllowed',
-  NamespaceNotAllowed: 'NamespaceNotAllowed',
-  TTLExceedsMaxTTL: 'TTLExceedsMaxTTL',
-  ReasonRequired: 'ReasonRequired',
-  SelfApprovalForbidden: 'SelfApprovalForbidden',
-  VaultUnreachable: 'VaultUnreachable',
-  Unreachable: 'Unreachable',
-  /** Vault tried to revoke a lease and failed (PostgreSQL refused to drop a login that owns objects, say): the
-   * login still works, the lease is still live; retried with backoff. */
-  RevocationFailed: 'RevocationFailed',
-  // Deletion order (what live leases and the cleanup of Vault depend on).
-  /** Terminating: requests still hold leases through the object; it waits for them to be revoked. */
-  LeasesOutstanding: 'LeasesOutstanding',
-  /** Terminating: SecretEngines or PostgresRoles still need the object to clean up Vault; it waits for them. */
-  InUse: 'InUse',
-  /** A request's role, SecretEngine or Vault AppBinding is being deleted: no new credential is issued through it. */
-  ReferenceTerminating: 'ReferenceTerminating',
-  /** The operator holds no Vault login for an AppBinding and can't get one (its ServiceAccount or namespace is going). */
-  VaultLoginUnavailable: 'VaultLoginUnavailable',
-} as const;
-/** Terminating reasons that mean "waiting for dependents", not "the cleanup failed". */
-export const WAITING_REASONS: readonly string[] = [Reason.LeasesOutstanding, Reason.InUse];
-export type Reason = (typeof Reason)[keyof typeof Reason];
-
 const CONDITION_TYPE_PATTERN = '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$';
 const CONDITION_REASON_PATTERN = '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$';
-/** metav1.Condition's caps. Controllers truncate messages to fit. */
-export const MAX_CONDITION_MESSAGE = 32_768;
+/** metav1.Condition's cap on a message (lib/runtime/conditions.ts truncates to fit); and ours on their number. */
+export { MAX_CONDITION_MESSAGE };
 export const MAX_CONDITIONS = 16;
 
 export const conditionSchema = object({
@@ -172,8 +114,15 @@ export const conditionSchema = object({
     message: string({ description: 'Human-readable details. Never contains a credential.', maxLength: MAX_CONDITION_MESSAGE }),
   },
 });
+/**
+ * A condition as read from an object: metav1.Condition, or an older shape KubeVault left (no status, which means
+ * True; lastUpdateTime). What the operator writes is lib/runtime's Condition, which always fits this one.
+ */
 export type Condition = Static<typeof conditionSchema>;
 export type ConditionStatus = Condition['status'];
+/** Checked at compile time: every condition the operator writes is one the schema admits. */
+type Fits<T extends true> = T;
+export type _WrittenConditionFitsSchema = Fits<WrittenCondition extends Condition ? true : false>;
 
 export function conditionsSchema(description: string): Schema<Condition[]> {
   return array(conditionSchema, { description, maxItems: MAX_CONDITIONS, listType: 'map', listMapKeys: ['type'] });
@@ -308,7 +257,9 @@ export function secretTemplateSchema(description: string): Schema<Record<string,
 }
 
 /** Default for renewFraction: renew when two thirds of the lease have passed (what Vault Agent does). */
-export const DEFAULT_RENEW_FRACTION = 0.67;
+export const DEFAULT_RENEW_FRACTION = 2 / 3;
+/** DEFAULT_RENEW_FRACTION as the CRD descriptions say it ("0.667"). */
+export const DEFAULT_RENEW_FRACTION_TEXT = DEFAULT_RENEW_FRACTION.toFixed(3);
 
 export function renewFractionSchema(description: string): Schema<number> {
   return number({ description: `${description} A fraction of the lease's duration, from 0.1 to 0.95.`, minimum: 0.1, maximum: 0.95 });

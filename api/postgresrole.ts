@@ -7,7 +7,7 @@ import type { KindDefinition } from './crd.ts';
 import {
   celUnchanged,
   DEFAULT_MOUNT_PATH, DNS1123_LABEL, ENGINE_API_VERSION, ENGINE_GROUP, ENGINE_PHASES, ENGINE_VERSION, celDurationAtLeast,
-  conditionsSchema, durationSchema, localObjectReferenceSchema, mountPathSchema, renewFractionSchema, secretTemplateSchema,
+  DEFAULT_RENEW_FRACTION_TEXT, conditionsSchema, durationSchema, localObjectReferenceSchema, mountPathSchema, renewFractionSchema, secretTemplateSchema,
   subjectsSchema,
 } from './meta.ts';
 import { appReferenceSchema } from './secretengine.ts';
@@ -69,7 +69,7 @@ export const postgresRoleSpecSchema = object({
       maxItems: 64, listType: 'set',
     }),
     secretTemplate: secretTemplateSchema('Layout of the credential Secret for requests of this role.'),
-    renewFraction: renewFractionSchema('When leases of this role are renewed. Defaults to 0.67.'),
+    renewFraction: renewFractionSchema(`When leases of this role are renewed. Defaults to ${DEFAULT_RENEW_FRACTION_TEXT} (two thirds).`),
     approval: approvalPolicySchema,
   },
   rules: [
@@ -132,6 +132,3 @@ export const POSTGRES_ROLE = {
     { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp', description: 'Time since creation.' },
   ],
 } as const satisfies KindDefinition;
-
-/** The mount path of a vaultRef-style role that names none (same as DEFAULT_MOUNT_PATH). */
-export const DEFAULT_ROLE_PATH = DEFAULT_MOUNT_PATH;

@@ -1,7 +1,7 @@
 // The operator's controllers, as the entry point (lib/main.ts) registers them. Each controller reads its kinds
 // from shared watch caches and enqueues keys; dependents are enqueued when what they depend on changes.
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { DATABASE_ACCESS_REQUEST, DEFAULT_ROLE_PATH, IN_USE_FINALIZER, Labels, MANAGED_BY, type AppBinding, type DatabaseAccessRequest, type PostgresRole, type SecretEngine } from '../api/index.ts';
+import { DATABASE_ACCESS_REQUEST, DEFAULT_MOUNT_PATH, IN_USE_FINALIZER, Labels, MANAGED_BY, type AppBinding, type DatabaseAccessRequest, type PostgresRole, type SecretEngine } from '../api/index.ts';
 import { enqueueMapped, enqueueObject, enqueueOwner, hasFinalizer, specOrMetadataChanged, type ObjectKey } from '../lib/runtime/index.ts';
 import type { ControllerDeps, ControllerRegistration } from '../lib/runtime/registration.ts';
 import { AppBindingReconciler } from './appbinding/reconciler.ts';
@@ -61,7 +61,7 @@ export function buildControllers(deps: ControllerDeps): ControllerRegistration[]
   const mountOf = (e: SecretEngine) => e.spec.path ?? defaultMountPath(deps.config.clusterName, ns(e), e.metadata.name ?? '');
   caches.secretEngines.addIndex('mount', (e) => [mountOf(e)]);
   // Guide-style roles (vaultRef + path) by the mount they write into: a SecretEngine enabling it wakes them.
-  caches.postgresRoles.addIndex('mount', (r) => (r.spec.vaultRef && !r.spec.secretEngineRef ? [`${ns(r)}/${r.spec.vaultRef.name}/${r.spec.path ?? DEFAULT_ROLE_PATH}`] : []));
+  caches.postgresRoles.addIndex('mount', (r) => (r.spec.vaultRef && !r.spec.secretEngineRef ? [`${ns(r)}/${r.spec.vaultRef.name}/${r.spec.path ?? DEFAULT_MOUNT_PATH}`] : []));
   caches.requests.addIndex('role', (d) => [`${d.spec.roleRef.namespace ?? ns(d)}/${d.spec.roleRef.name}`]);
   caches.requests.addIndex(REQUESTS_BY_VAULT_APPBINDING, (d) => leaseAppBindings(d).map(refKey));
   caches.appBindings.addIndex('secret', (a) => (a.spec.secret ? [`${ns(a)}/${a.spec.secret.name}`] : []));

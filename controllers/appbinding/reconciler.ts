@@ -1,7 +1,9 @@
 // AppBinding: says in status whether its target answers — Vault through sys/health, a login and the issuer
 // token; PostgreSQL through a login with the AppBinding's Secret — and, when not, why (DNS, TLS, refused,
 // authentication), without ever repeating a secret. Checks are made when the AppBinding (or its Secret)
-// changes, again after a failure, and hourly; a resync of an unchanged, healthy AppBinding costs no call.
+// changes, every 30 s while it fails (nothing else would tell that Vault or the database is back: a failed check
+// is thrown as a RetryableError with that fixed delay), and hourly; a resync of an unchanged, healthy AppBinding
+// costs no call. The intervals are api/vocabulary.ts Interval's.
 //
 // A Vault AppBinding is what every lease issued through it is revoked through, and what SecretEngines and
 // PostgresRoles clean Vault up through: it holds the in-use finalizer, and so does the token Secret it names.
@@ -9,9 +11,13 @@
 // SecretEngine or PostgresRole has Vault left to clean up through it; then it is released, and its token Secret
 // with it. See ../shared/dependents.ts for the whole order.
 import pg from 'pg';
-import { ConditionType, IN_USE_FINALIZER, Reason, WAITING_REASONS, type AppBinding } from '../../api/index.ts';
 import {
-  DONE, addFinalizer, hasFinalizer, removeFinalizer, requeueAfter, type ObjectKey, type ReconcileContext, type Reconciler, type Result,
+  ConditionType, IN_USE_FINALIZER, Interval, Reason, VAULT_SERVER_CONFIGURATION_KIND, WAITING_REASONS,
+  type AppBinding, type ConditionReason,
+} from '../../api/index.ts';
+import {
+  DONE, RetryableError, addFinalizer, hasFinalizer, removeFinalizer, requeueAfter, type ConditionInput, type ObjectKey, type ReconcileContext,
+  type Reconciler, type Result,
 } from '../../lib/runtime/index.ts';
 import { VaultRequestError, scrub } from '../../lib/vault/errors.ts';
 import { appBindingUrl, applySecretTransforms, decodeSecretData, postgresTarget } from '../shared/appbinding.ts';
@@ -20,36 +26,29 @@ import { Dependencies, describeDependents, type Dependent } from '../shared/depe
 import { explain, report, terminating } from '../shared/report.ts';
 import { APP_BINDINGS, SECRETS } from '../shared/resources.ts';
 
-/** A condition on Vault AppBindings: whether issued leases are owned by the issuer token (and so outlive the login). */
-export const LEASE_OWNERSHIP = 'LeaseOwnership';
-const RECHECK_HEALTHY_MS = 60 * 60_000;
-const RECHECK_FAILED_MS = 30_000;
-/** While waiting for dependents (their changes wake it): look again this often anyway. */
-const WAITING_RECHECK_MS = 5 * 60_000;
-
 type Target = 'vault' | 'postgres' | 'other';
 
 export function targetKind(ab: AppBinding): Target {
-  if (ab.spec.parameters?.kind === 'VaultServerConfiguration') return 'vault';
+  if (ab.spec.parameters?.kind === VAULT_SERVER_CONFIGURATION_KIND) return 'vault';
   const scheme = (ab.spec.clientConfig.url ? ab.spec.clientConfig.url.split(':')[0] : ab.spec.clientConfig.service?.scheme)?.toLowerCase();
   if (scheme === 'postgres' || scheme === 'postgresql' || ab.spec.type?.toLowerCase().includes('postgres')) return 'postgres';
   if (ab.spec.type?.toLowerCase().includes('vault')) return 'vault';
   return 'other';
 }
 
-interface Check { ok: boolean; reason: string; message: string; extra?: { type: string; status: 'True' | 'False'; reason: string; message: string } }
+interface Check { ok: boolean; reason: ConditionReason; message: string; extra?: ConditionInput<ConditionReason> }
 
 /** Why a PostgreSQL connection failed, in words a person can act on (pg error codes and socket errors). */
-export function describePgError(err: unknown, where: string): { reason: string; message: string } {
+export function describePgError(err: unknown, where: string): { reason: ConditionReason; message: string } {
   const e = err as { code?: string; message?: string };
   switch (e.code) {
-    case '28P01': case '28000': return { reason: 'AuthenticationFailed', message: `${where}: the username or password in the AppBinding's Secret was refused` };
-    case '3D000': return { reason: 'DatabaseNotFound', message: `${where}: the database named in the AppBinding's path does not exist` };
-    case 'ENOTFOUND': case 'EAI_AGAIN': return { reason: 'DNSLookupFailed', message: `${where}: the host name does not resolve` };
+    case '28P01': case '28000': return { reason: Reason.AuthenticationFailed, message: `${where}: the username or password in the AppBinding's Secret was refused` };
+    case '3D000': return { reason: Reason.DatabaseNotFound, message: `${where}: the database named in the AppBinding's path does not exist` };
+    case 'ENOTFOUND': case 'EAI_AGAIN': return { reason: Reason.DNSLookupFailed, message: `${where}: the host name does not resolve` };
     case 'ECONNREFUSED': return { reason: Reason.Unreachable, message: `${where}: connection refused` };
     case 'ETIMEDOUT': return { reason: Reason.Unreachable, message: `${where}: connection timed out` };
     case 'DEPTH_ZERO_SELF_SIGNED_CERT': case 'SELF_SIGNED_CERT_IN_CHAIN': case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE': case 'ERR_TLS_CERT_ALTNAME_INVALID':
-      return { reason: 'TLSError', message: `${where}: TLS verification failed (${e.code})` };
+      return { reason: Reason.TLSError, message: `${where}: TLS verification failed (${e.code})` };
     default: return { reason: Reason.Unreachable, message: `${where}: ${scrub(e.message ?? String(err)).slice(0, 500)}` };
   }
 }
@@ -87,7 +86,7 @@ export class AppBindingReconciler implements Reconciler {
     const now = ctx.now().getTime();
     const last = this.lastCheck.get(ab.metadata.uid ?? '');
     if (last && last.version === version) {
-      const due = last.atMs + (last.ok ? RECHECK_HEALTHY_MS : RECHECK_FAILED_MS);
+      const due = last.atMs + (last.ok ? Interval.appBindingHealthyRecheckMs : Interval.appBindingFailedRecheckMs);
       if (now < due) return requeueAfter(due - now);
     }
     const check = kind === 'vault' ? await this.checkVault(ab, ctx) : await this.checkPostgres(ab, ctx);
@@ -99,20 +98,21 @@ export class AppBindingReconciler implements Reconciler {
     }, ctx.now(), ctx.signal);
     // Remembered only once reported: a status write lost to a conflict must be redone by the retry.
     this.lastCheck.set(ab.metadata.uid ?? '', { version: versionNow(), ok: check.ok, atMs: now });
-    return requeueAfter(check.ok ? RECHECK_HEALTHY_MS : RECHECK_FAILED_MS);
+    if (!check.ok) throw new RetryableError(check.reason, check.message, { retryAfterMs: Interval.appBindingFailedRecheckMs });
+    return requeueAfter(Interval.appBindingHealthyRecheckMs);
   }
 
   private async checkVault(ab: AppBinding, ctx: ReconcileContext): Promise<Check> {
     try {
       const conn = await this.c.connections.forAppBinding(ab, ctx.signal);
       const health = await conn.client.health();
-      if (!health.initialized || health.sealed) return { ok: false, reason: 'VaultSealed', message: `Vault at ${conn.endpoint.address} is ${health.initialized ? 'sealed' : 'not initialised'}` };
+      if (!health.initialized || health.sealed) return { ok: false, reason: Reason.VaultSealed, message: `Vault at ${conn.endpoint.address} is ${health.initialized ? 'sealed' : 'not initialised'}` };
       // Asked of Vault, not the cache: a token revoked behind the operator's back is replaced here.
       const issuer = await conn.verifyIssuer();
       const extra = issuer.kind === 'ready'
-        ? { type: LEASE_OWNERSHIP, status: 'True' as const, reason: 'IssuerToken', message: `leases are owned by an orphan periodic token from token role ${this.c.connections.issuerTokenRole}; they outlive the operator's login` }
-        : { type: LEASE_OWNERSHIP, status: 'False' as const, reason: issuer.reason, message: issuer.message };
-      return { ok: true, reason: 'Reachable', message: `Vault ${health.version ?? ''} at ${conn.endpoint.address} answers; logged in with ${conn.authDescription}`.replace('  ', ' '), extra };
+        ? { type: ConditionType.LeaseOwnership, status: 'True' as const, reason: Reason.IssuerToken, message: `leases are owned by an orphan periodic token from token role ${this.c.connections.issuerTokenRole}; they outlive the operator's login` }
+        : { type: ConditionType.LeaseOwnership, status: 'False' as const, reason: issuerReason(issuer.reason), message: issuer.message };
+      return { ok: true, reason: Reason.Reachable, message: `Vault ${health.version ?? ''} at ${conn.endpoint.address} answers; logged in with ${conn.authDescription}`.replace('  ', ' '), extra };
     } catch (err) {
       // Only a refused login drops the connection: an outage must not throw away a login that still works (in a
       // namespace being deleted it can't be made again).
@@ -137,7 +137,9 @@ export class AppBindingReconciler implements Reconciler {
       const condition = await this.waiting(ab, dependents, ctx);
       await report(this.c.kube, APP_BINDINGS, this.c.events('leasehold-appbinding'), ab, { conditions: [condition] }, ctx.now(), ctx.signal);
       if (ab.spec.secret) await this.guardTokenSecret(ns, ab.spec.secret.name, ctx);
-      return requeueAfter(WAITING_REASONS.includes(condition.reason) ? WAITING_RECHECK_MS : RECHECK_FAILED_MS);
+      // No login for the dependents' cleanup: a failure, retried with backoff (and woken by their changes).
+      if (!WAITING_REASONS.includes(condition.reason)) throw new RetryableError(condition.reason, condition.message);
+      return requeueAfter(Interval.dependentsRecheckMs);
     }
     this.lastCheck.delete(ab.metadata.uid ?? '');
     this.c.connections.invalidate(ab);
@@ -208,7 +210,7 @@ export class AppBindingReconciler implements Reconciler {
   private async checkPostgres(ab: AppBinding, ctx: ReconcileContext): Promise<Check> {
     const ns = ab.metadata.namespace ?? '';
     const where = `PostgreSQL at ${safeHost(ab)}`;
-    if (!ab.spec.secret) return { ok: false, reason: 'InvalidAppBinding', message: 'no spec.secret with the admin username and password' };
+    if (!ab.spec.secret) return { ok: false, reason: Reason.InvalidAppBinding, message: 'no spec.secret with the admin username and password' };
     const secret = await this.c.kube.tryGet<{ data?: Record<string, string>; metadata?: object }>(SECRETS, ns, ab.spec.secret.name, ctx);
     if (!secret) return { ok: false, reason: Reason.ReferenceNotFound, message: `Secret ${ns}/${ab.spec.secret.name} does not exist` };
     let client: pg.Client | undefined;
@@ -222,15 +224,20 @@ export class AppBindingReconciler implements Reconciler {
       client.on('error', () => undefined);
       await client.connect();
       await client.query('SELECT 1');
-      return { ok: true, reason: 'Reachable', message: `${where} accepts the admin login` };
+      return { ok: true, reason: Reason.Reachable, message: `${where} accepts the admin login` };
     } catch (err) {
       const e = explain(err);
-      if (e.reason !== 'InternalError') return { ok: false, reason: e.reason, message: e.message };
+      if (e.reason !== Reason.InternalError) return { ok: false, reason: e.reason, message: e.message };
       return { ok: false, ...describePgError(err, where) };
     } finally {
       await client?.end().catch(() => undefined);
     }
   }
+}
+
+/** The issuer token's reason for being unavailable, in the vocabulary (lib/vault names it without knowing api/). */
+function issuerReason(reason: string): ConditionReason {
+  return reason === Reason.IssuerTokenRoleUnavailable ? Reason.IssuerTokenRoleUnavailable : Reason.InternalError;
 }
 
 function safeHost(ab: AppBinding): string {

@@ -6,9 +6,9 @@
 // On deletion it waits (condition Terminating) while requests hold leases issued from it — renewing them reads
 // the Vault role — then deletes the Vault role (../shared/dependents.ts has the whole order).
 import crypto from 'node:crypto';
-import { EnginePhase, FINALIZER, KUBEVAULT_FINALIZER, parseDurationSeconds, Reason, type PostgresRole } from '../../api/index.ts';
-import { DONE, RetryableError, addFinalizer, hasFinalizer, removeFinalizer, requeueAfter, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/index.ts';
-import { VaultRequestError, isNotFound } from '../../lib/vault/errors.ts';
+import { EnginePhase, EventOnlyReason, FINALIZER, Interval, KUBEVAULT_FINALIZER, parseDurationSeconds, Reason, type PostgresRole } from '../../api/index.ts';
+import { DONE, RetryableError, TerminalError, addFinalizer, hasFinalizer, removeFinalizer, requeueAfter, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/index.ts';
+import { isNotFound } from '../../lib/vault/errors.ts';
 import { Dependencies, describeDependents } from '../shared/dependents.ts';
 import type { DatabaseRoleSpec } from '../../lib/vault/client.ts';
 import type { ControllerContext } from '../shared/context.ts';
@@ -16,11 +16,6 @@ import { vaultRoleName } from '../shared/names.ts';
 import { engineFailed, engineSucceeded, explain, report, terminating } from '../shared/report.ts';
 import { POSTGRES_ROLES } from '../shared/resources.ts';
 import { MissingReference, resolveRoleTarget } from '../shared/role-target.ts';
-
-/** Retry spacing for failures that a change elsewhere fixes (a missing reference, Vault down). */
-const RETRY_MS = 30_000;
-/** While waiting for dependents (their changes wake it): look again this often anyway. */
-const WAITING_RECHECK_MS = 5 * 60_000;
 
 export function roleSpecForVault(role: PostgresRole, connection: string): DatabaseRoleSpec {
   return {
@@ -32,11 +27,6 @@ export function roleSpecForVault(role: PostgresRole, connection: string): Databa
     defaultTtlSeconds: role.spec.defaultTTL ? parseDurationSeconds(role.spec.defaultTTL) : 0,
     maxTtlSeconds: role.spec.maxTTL ? parseDurationSeconds(role.spec.maxTTL) : 0,
   };
-}
-
-/** Vault answered 404 to a role write: nothing is mounted at the role's path (the route doesn't exist). */
-export function mountMissing(err: unknown): boolean {
-  return err instanceof VaultRequestError && err.kind === 'NotFound';
 }
 
 export class PostgresRoleReconciler implements Reconciler {
@@ -64,7 +54,7 @@ export class PostgresRoleReconciler implements Reconciler {
           conditions: [terminating(Reason.LeasesOutstanding, `deletion waits before deleting Vault role ${vaultRole}: ` +
             `${describeDependents(dependents)}. Renewing a lease reads its Vault role; this finishes on its own once they are revoked or deleted`)],
         }, ctx.now(), ctx.signal);
-        return requeueAfter(WAITING_RECHECK_MS);
+        return requeueAfter(Interval.dependentsRecheckMs);
       }
       try {
         // Cleanup even when a reference is refused (shared/references.ts): the Vault role is named after this
@@ -78,9 +68,9 @@ export class PostgresRoleReconciler implements Reconciler {
       } catch (err) {
         if (err instanceof MissingReference) {
           // Without the Vault AppBinding there is nothing we can reach: let the object go, but say so.
-          events.event(role, 'Warning', 'VaultRoleNotDeleted', `${err.message}; the Vault role ${vaultRole} was left in place`);
+          events.event(role, 'Warning', EventOnlyReason.VaultRoleNotDeleted, `${err.message}; the Vault role ${vaultRole} was left in place`);
         } else {
-          if (err instanceof RetryableError && err.reason === 'Conflict') throw err;
+          if (err instanceof RetryableError && err.reason === Reason.Conflict) throw err;
           const { reason, message } = explain(err);
           await report(this.c.kube, POSTGRES_ROLES, events, role, {
             conditions: [terminating(reason, `deleting Vault role ${vaultRole} failed, retried: ${message}`)],
@@ -115,20 +105,21 @@ export class PostgresRoleReconciler implements Reconciler {
       }, ctx.now(), ctx.signal);
       return DONE;
     } catch (err) {
-      const { reason, message, retryable } = explain(err);
-      const why = err instanceof MissingReference ? Reason.ReferenceNotFound : reason === 'VaultInvalid' ? Reason.FailedToCreateDatabaseRole : reason;
+      // A conflict means our read was stale: retried at once on fresh data, no status noise.
+      if (err instanceof RetryableError && err.reason === Reason.Conflict) throw err;
+      const { reason, message } = explain(err);
+      const why = err instanceof MissingReference ? Reason.ReferenceNotFound : reason === Reason.VaultInvalid ? Reason.FailedToCreateDatabaseRole : reason;
       await report(this.c.kube, POSTGRES_ROLES, events, role, {
         phase: EnginePhase.Failed,
         conditions: engineFailed(why, message),
         fields: { vaultRole },
       }, ctx.now(), ctx.signal);
-      // "Not found" is the mount not being there (yet): a SecretEngine applied with this role may be enabling it
-      // right now. Retried with the queue's backoff (quickly at first, then ever more rarely), and the engine's
-      // becoming ready wakes the role at once (controllers/index.ts).
-      if (mountMissing(err)) throw new RetryableError(why, message, { cause: err });
-      // Bad SQL or a bad spec won't fix itself: wait for a change (the watch re-triggers), but look again later
-      // in case Vault's side was fixed by hand.
-      return requeueAfter(retryable ? Math.min(RETRY_MS, 5_000) : 5 * 60_000);
+      if (err instanceof TerminalError) throw err;
+      // Retried with the queue's backoff (quickly at first, then ever more rarely, at most every 5 minutes). What
+      // fixes it usually wakes the role at once: "not found" is the mount not being there (yet), and a SecretEngine
+      // enabling it wakes the role as it becomes ready (controllers/index.ts); bad SQL or a bad spec waits for an
+      // edit of the role, the backoff covering a fix made in Vault by hand.
+      throw new RetryableError(why, message, { cause: err });
     }
   }
 }

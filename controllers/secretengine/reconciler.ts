@@ -10,7 +10,7 @@
 // SecretEngine, admits this namespace; otherwise the engine is Failed/ReferenceNotAllowed before anything is read
 // from the other namespace (its admin Secret) or written to Vault.
 import crypto from 'node:crypto';
-import { EnginePhase, FINALIZER, KUBEVAULT_FINALIZER, parseDurationSeconds, Reason, type AppBinding, type SecretEngine } from '../../api/index.ts';
+import { EnginePhase, EventOnlyReason, FINALIZER, Interval, KUBEVAULT_FINALIZER, parseDurationSeconds, Reason, type AppBinding, type SecretEngine } from '../../api/index.ts';
 import { DONE, RetryableError, TerminalError, addFinalizer, hasFinalizer, removeFinalizer, requeueAfter, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/index.ts';
 import { Dependencies, describeDependents } from '../shared/dependents.ts';
 import type { ConnectionConfig } from '../../lib/vault/client.ts';
@@ -23,9 +23,6 @@ import { SECRET_ENGINES, SECRETS } from '../shared/resources.ts';
 import { MissingReference } from '../shared/role-target.ts';
 
 type SecretWithData = { metadata?: { resourceVersion?: string }; data?: Record<string, string> };
-
-/** While waiting for dependents (their changes wake it): look again this often anyway. */
-const WAITING_RECHECK_MS = 5 * 60_000;
 
 export class SecretEngineReconciler implements Reconciler {
   /** Fingerprint of what was last applied per engine (includes the admin password's hash, never the password). */
@@ -68,7 +65,7 @@ export class SecretEngineReconciler implements Reconciler {
     const dbNs = ref.namespace ?? ns;
     const db = this.c.caches.appBindings.get(dbNs, ref.name);
     if (!db) throw new MissingReference(`AppBinding ${dbNs}/${ref.name} named by spec.postgres.databaseRef does not exist`);
-    if (!db.spec.secret) throw new TerminalError('InvalidAppBinding', `AppBinding ${dbNs}/${ref.name} has no spec.secret with the admin username and password`);
+    if (!db.spec.secret) throw new TerminalError(Reason.InvalidAppBinding, `AppBinding ${dbNs}/${ref.name} has no spec.secret with the admin username and password`);
     const secret = await this.c.kube.tryGet<SecretWithData & { kind?: string }>(SECRETS, dbNs, db.spec.secret.name, { signal });
     if (!secret) throw new MissingReference(`Secret ${dbNs}/${db.spec.secret.name} (admin login of AppBinding ${dbNs}/${ref.name}) does not exist`);
     const data = applySecretTransforms(decodeSecretData(secret.data), db.spec.secretTransforms, () => undefined);
@@ -137,18 +134,21 @@ export class SecretEngineReconciler implements Reconciler {
       }, ctx.now(), ctx.signal);
       return DONE;
     } catch (err) {
+      // A conflict means our read was stale: retried at once on fresh data, no status noise.
+      if (err instanceof RetryableError && err.reason === Reason.Conflict) throw err;
       this.applied.delete(engine.metadata.uid ?? '');
-      const { reason, message, retryable } = explain(err);
-      const why = err instanceof MissingReference ? Reason.ReferenceNotFound : reason === 'VaultInvalid' ? Reason.FailedToCreateSecretEngineConfig : reason;
+      const { reason, message } = explain(err);
+      const why = err instanceof MissingReference ? Reason.ReferenceNotFound : reason === Reason.VaultInvalid ? Reason.FailedToCreateSecretEngineConfig : reason;
       await report(this.c.kube, SECRET_ENGINES, events, engine, {
         phase: EnginePhase.Failed,
         conditions: engineFailed(why, message),
         fields: { path },
       }, ctx.now(), ctx.signal);
       if (err instanceof TerminalError) throw err;
-      // A wrong password or a database that is down is fixed elsewhere; the Secret's watch re-triggers us, and
-      // we look again every 30 s meanwhile.
-      return requeueAfter(retryable ? 10_000 : 30_000);
+      // Retried with the queue's backoff. What fixes it usually happens elsewhere and wakes the engine at once:
+      // the AppBindings or their Secrets (a wrong password), the database AppBinding's Ready turning True (a
+      // database back up: its check polls), the other namespace's consent.
+      throw new RetryableError(why, message, { cause: err });
     }
   }
 
@@ -165,12 +165,12 @@ export class SecretEngineReconciler implements Reconciler {
         conditions: [terminating(leases ? Reason.LeasesOutstanding : Reason.InUse, `deletion waits before removing connection ${connection} ` +
           `and the mount at ${path}/: ${describeDependents(dependents)}. It finishes on its own once they are gone`)],
       }, ctx.now(), ctx.signal);
-      return requeueAfter(WAITING_RECHECK_MS);
+      return requeueAfter(Interval.dependentsRecheckMs);
     }
     try {
       return await this.finalize(engine, path, ctx);
     } catch (err) {
-      if (err instanceof RetryableError && err.reason === 'Conflict') throw err;
+      if (err instanceof RetryableError && err.reason === Reason.Conflict) throw err;
       const { reason, message } = explain(err);
       await report(this.c.kube, SECRET_ENGINES, events, engine, {
         conditions: [terminating(reason, `removing connection ${connection} and the mount at ${path}/ failed, retried: ${message}`)],
@@ -187,7 +187,7 @@ export class SecretEngineReconciler implements Reconciler {
     try {
       ab = this.vaultAppBinding(engine);
     } catch {
-      events.event(engine, 'Warning', 'VaultCleanupSkipped', `the Vault AppBinding ${engine.spec.vaultRef.name} is gone: mount ${path}/ and its connection were left in Vault`);
+      events.event(engine, 'Warning', EventOnlyReason.VaultCleanupSkipped, `the Vault AppBinding ${engine.spec.vaultRef.name} is gone: mount ${path}/ and its connection were left in Vault`);
     }
     if (ab) {
       const vault = (await this.c.connections.forAppBinding(ab, ctx.signal)).client;
@@ -217,7 +217,7 @@ export class SecretEngineReconciler implements Reconciler {
           });
         } else {
           await vault.disableMount(path);
-          events.event(engine, 'Normal', 'MountDisabled', `disabled the database secrets engine at ${path}/ (every lease under it is revoked)`);
+          events.event(engine, 'Normal', EventOnlyReason.MountDisabled, `disabled the database secrets engine at ${path}/ (every lease under it is revoked)`);
         }
       }
     }

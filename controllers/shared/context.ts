@@ -1,5 +1,5 @@
 // What every reconciler gets: clients, caches, the Vault connections and the cluster name.
-import type { AppBinding, DatabaseAccessRequest, PostgresRole, SecretEngine } from '../../api/index.ts';
+import type { AppBinding, DatabaseAccessRequest, EventReason, PostgresRole, SecretEngine } from '../../api/index.ts';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { EventRecorder, KubeClient, Logger, WatchCache } from '../../lib/runtime/index.ts';
 import type { CachedSecret } from './secret-integrity.ts';
@@ -28,6 +28,7 @@ export interface ControllerContext {
   resyncPeriodMs: number;
   caches: Caches;
   connections: VaultConnections;
-  events(component: string): EventRecorder;
+  /** The Events recorder of `component` (e.g. leasehold-secretengine): reasons from api/vocabulary.ts only. */
+  events(component: string): EventRecorder<EventReason>;
   log: Logger;
 }

@@ -16,7 +16,7 @@
 // The functions at the top are pure (they take candidate objects and decide); `Dependencies` feeds them from
 // the watch caches (through their indexes) for the reconcilers and the watch mappings.
 import {
-  DEFAULT_ROLE_PATH, FINALIZER, KUBEVAULT_FINALIZER, RequestPhase,
+  DEFAULT_MOUNT_PATH, FINALIZER, KUBEVAULT_FINALIZER, RequestPhase,
   type AppBinding, type DatabaseAccessRequest, type PostgresRole, type SecretEngine,
 } from '../../api/index.ts';
 import { hasFinalizer, type ObjectKey } from '../../lib/runtime/index.ts';
@@ -146,7 +146,7 @@ export function roleRoute(role: PostgresRole, engineOf: (ref: ObjectRef) => Secr
   const db = role.spec.databaseRef;
   return {
     vaultAppBinding: { namespace: ns, name: role.spec.vaultRef.name },
-    mount: role.spec.path ?? DEFAULT_ROLE_PATH,
+    mount: role.spec.path ?? DEFAULT_MOUNT_PATH,
     connection: db ? connectionName(cluster, db.namespace ?? ns, db.name) : role.spec.databaseName,
   };
 }

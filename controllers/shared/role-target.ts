@@ -2,7 +2,7 @@
 // PostgresRole controller (to write the role) and the DatabaseAccessRequest controller (to issue from it) need
 // this, from the caches only. References into other namespaces are checked here (references.ts), so neither
 // writes nor issues through another namespace's Vault login or database unless that namespace opted in.
-import { ConditionType, DEFAULT_ROLE_PATH, Reason, type AppBinding, type PostgresRole, type SecretEngine } from '../../api/index.ts';
+import { ConditionType, DEFAULT_MOUNT_PATH, Reason, type AppBinding, type PostgresRole, type SecretEngine } from '../../api/index.ts';
 import { RetryableError, type WatchCache } from '../../lib/runtime/index.ts';
 import { connectionName, defaultMountPath } from './names.ts';
 import { ReferenceNotAllowed, cacheLookup, firstRefusal, postgresRoleReferences, secretEngineReferences } from './references.ts';
@@ -82,5 +82,5 @@ export function resolveRoleTarget(role: PostgresRole, caches: RoleCaches, cluste
   const connection = spec.databaseRef
     ? connectionName(cluster, spec.databaseRef.namespace ?? ns, spec.databaseRef.name)
     : spec.databaseName!;
-  return { vaultAppBinding: ab, mount: spec.path ?? DEFAULT_ROLE_PATH, connection };
+  return { vaultAppBinding: ab, mount: spec.path ?? DEFAULT_MOUNT_PATH, connection };
 }

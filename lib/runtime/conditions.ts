@@ -15,14 +15,28 @@ export interface Condition {
   message: string;
 }
 
-export interface ConditionInput {
+/**
+ * A condition as found on an object, perhaps in a shape an older writer left (KubeVault wrote conditions without
+ * a status, meaning True, and with lastUpdateTime): only `type` is sure. What setCondition keeps untouched.
+ */
+export interface StoredCondition {
+  type: string;
+  status?: ConditionStatus;
+  observedGeneration?: number;
+  lastTransitionTime?: string;
+  reason?: string;
+  message?: string;
+}
+
+/** A condition to set. `R`: the reasons the caller's vocabulary allows (any string by default). */
+export interface ConditionInput<R extends string = string> {
   type: string;
   status: ConditionStatus;
-  reason: string;
+  reason: R;
   message: string;
 }
 
-/** metav1.Condition caps messages at 32768 characters; the apiserver rejects longer ones. */
+/** metav1.Condition caps messages at 32768 characters; the apiserver rejects longer ones. The one source of it. */
 export const MAX_CONDITION_MESSAGE = 32_768;
 
 export function rfc3339(now: Date): string {
@@ -40,36 +54,24 @@ function safeMessage(raw: string): string {
 /**
  * Returns a new list with `next` set: an existing condition of the same type keeps its lastTransitionTime
  * unless its status changes; reason, message and observedGeneration are always updated. Order is kept; a new
- * type is appended. The input is not mutated.
+ * type is appended; the others are kept as they were. The input is not mutated.
  */
-export function setCondition(current: readonly Condition[] | undefined, next: ConditionInput, observedGeneration: number | undefined, now: Date): Condition[] {
-  const list = [...(current ?? [])];
+export function setCondition<C extends StoredCondition = Condition>(current: readonly C[] | undefined, next: ConditionInput, observedGeneration: number | undefined, now: Date): Array<C | Condition> {
+  const list: Array<C | Condition> = [...(current ?? [])];
   const i = list.findIndex((c) => c.type === next.type);
   const existing = i >= 0 ? list[i] : undefined;
+  const kept = existing && (existing.status ?? 'True') === next.status ? existing.lastTransitionTime : undefined;
   const updated: Condition = {
     type: next.type,
     status: next.status,
     ...(observedGeneration !== undefined ? { observedGeneration } : {}),
-    lastTransitionTime: existing && existing.status === next.status ? existing.lastTransitionTime : rfc3339(now),
+    lastTransitionTime: kept ?? rfc3339(now),
     reason: next.reason,
     message: safeMessage(next.message),
   };
   if (i >= 0) list[i] = updated;
   else list.push(updated);
   return list;
-}
-
-/** Returns a new list without conditions of `type`. */
-export function removeCondition(current: readonly Condition[] | undefined, type: string): Condition[] {
-  return (current ?? []).filter((c) => c.type !== type);
-}
-
-export function findCondition(conditions: readonly Condition[] | undefined, type: string): Condition | undefined {
-  return conditions?.find((c) => c.type === type);
-}
-
-export function isConditionTrue(conditions: readonly Condition[] | undefined, type: string): boolean {
-  return findCondition(conditions, type)?.status === 'True';
 }
 
 /** Same set of conditions, field for field, whatever their order. */

@@ -2,9 +2,13 @@
 // enqueue them; workers take keys from the queue and reconcile them, mapping outcomes as controller-runtime's
 // reconcileHandler does:
 //   done                     → forget the key's backoff
-//   requeueAfter(ms)         → forget, then add again after ms (the earliest pending time wins)
+//   requeueAfter(ms)         → forget, then add again after ms (the earliest pending time wins): for time only
+//                              (a lease to renew, a deadline), never for a failure
 //   TerminalError            → forget, and park the key: only a change (not the periodic resync) wakes it
-//   RetryableError / any other throw → rate-limited retry (5 ms doubling, capped at 5 minutes)
+//   RetryableError / any other throw → rate-limited retry: the longer of the key's backoff (5 ms doubling,
+//                              capped at 5 minutes) and the queue's global bucket (10 a second, bursts of 100)
+//   RetryableError with retryAfterMs → the same, with that fixed delay in place of the key's backoff (a poll
+//                              of something no watch covers)
 // Nothing a reconciler does (throw a string, reject, return garbage) can stop a worker or the process.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { randomUUID } from 'node:crypto';
@@ -14,7 +18,7 @@ import type { Metrics } from './metrics.ts';
 import { isControlledBy } from './owners.ts';
 import { RetryableError, TerminalError, keyFromString, keyOf, keyToString, type ObjectKey, type Reconciler, type Result } from './types.ts';
 import type { CacheEventHandler } from './watch.ts';
-import { WorkQueue, type BackoffPolicy } from './workqueue.ts';
+import { WorkQueue, type BackoffPolicy, type RateLimit } from './workqueue.ts';
 
 export type ObjectEvent<T> =
   | { type: 'add'; object: T }
@@ -143,6 +147,8 @@ export interface ControllerOptions {
   metrics?: Metrics;
   clock?: Clock;
   backoff?: BackoffPolicy;
+  /** The limit on retries across all keys (workqueue.ts DEFAULT_GLOBAL_RATE). */
+  globalRate?: RateLimit;
   /** For tests; the default is a random UUID. */
   newReconcileId?: () => string;
   /**
@@ -179,7 +185,7 @@ export class Controller {
     this.clock = opts.clock ?? systemClock;
     this.newReconcileId = opts.newReconcileId ?? randomUUID;
     this.reconcileTimeoutMs = opts.reconcileTimeoutMs;
-    this.queue = new WorkQueue({ clock: this.clock, backoff: opts.backoff, metrics: opts.metrics?.queueMetrics(opts.name) });
+    this.queue = new WorkQueue({ clock: this.clock, backoff: opts.backoff, globalRate: opts.globalRate, metrics: opts.metrics?.queueMetrics(opts.name) });
     this.metrics?.maxConcurrentReconciles.labels(opts.name).set(this.concurrency);
   }
 
@@ -316,11 +322,14 @@ export class Controller {
     // A write refused because the object changed since the cache showed it is optimistic concurrency doing its
     // job (typically the cache not having caught up with this controller's own last write): retried, not news.
     const level = err instanceof RetryableError && reason === 'Conflict' ? 'debug' : 'error';
+    const retries = this.queue.numRequeues(key);
+    const fixed = err instanceof RetryableError && err.retryAfterMs !== undefined && Number.isFinite(err.retryAfterMs) ? Math.max(0, err.retryAfterMs) : undefined;
+    const retryInMs = this.queue.addRateLimited(key, { afterMs: fixed });
     log[level]('reconcile failed; will retry', {
       ...(typeof reason === 'string' ? { reason } : {}),
       error: describeError(err),
-      retries: this.queue.numRequeues(key),
+      retries,
+      retryInMs,
     });
-    this.queue.addRateLimited(key);
   }
 }

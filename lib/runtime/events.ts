@@ -12,9 +12,13 @@ import type { ResourceType } from './types.ts';
 
 export type EventType = 'Normal' | 'Warning';
 
-export interface EventRecorder {
+/**
+ * Records Events. `R`: the reasons the caller's vocabulary allows, so that a misspelt reason doesn't compile
+ * (the operator's controllers get an EventRecorder of api/'s EventReason); any string by default.
+ */
+export interface EventRecorder<R extends string = string> {
   /** Records an Event about `obj`. Fire and forget: failures are logged, never thrown. */
-  event(obj: KubernetesObject, type: EventType, reason: string, message: string): void;
+  event(obj: KubernetesObject, type: EventType, reason: R, message: string): void;
 }
 
 /** Builds a recorder that reports as `component` (e.g. `leasehold-databaseaccessrequest`). */
@@ -176,10 +180,10 @@ export function eventName(objectName: string | undefined, nowMs: number): string
   return `${base || 'unknown'}.${suffix}`;
 }
 
-/** A recorder that keeps what it was given in memory; for tests. */
-export class MemoryEventRecorder implements EventRecorder {
-  readonly events: Array<{ namespace: string | undefined; name: string | undefined; type: EventType; reason: string; message: string }> = [];
-  event(obj: KubernetesObject, type: EventType, reason: string, message: string): void {
+/** A recorder that keeps what it was given in memory, in order; for tests. */
+export class MemoryEventRecorder<R extends string = string> implements EventRecorder<R> {
+  readonly events: Array<{ namespace: string | undefined; name: string | undefined; type: EventType; reason: R; message: string }> = [];
+  event(obj: KubernetesObject, type: EventType, reason: R, message: string): void {
     this.events.push({ namespace: obj.metadata?.namespace, name: obj.metadata?.name, type, reason, message });
   }
 }

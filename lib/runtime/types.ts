@@ -44,13 +44,24 @@ export class TerminalError extends Error {
   }
 }
 
-/** A failure worth retrying with backoff (a conflict, an unreachable Vault). */
+export interface RetryableErrorOptions {
+  cause?: unknown;
+  /**
+   * Retry after exactly this long (ms) instead of the key's growing backoff: for a fixed poll of something no
+   * watch covers (a database outside the cluster coming back, say). The queue's global rate limit still applies.
+   */
+  retryAfterMs?: number;
+}
+
+/** A failure worth retrying: with the key's backoff (a conflict, an unreachable Vault), or after `retryAfterMs`. */
 export class RetryableError extends Error {
   readonly reason: string;
-  constructor(reason: string, message: string, options?: { cause?: unknown }) {
+  readonly retryAfterMs: number | undefined;
+  constructor(reason: string, message: string, options?: RetryableErrorOptions) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'RetryableError';
     this.reason = reason;
+    this.retryAfterMs = options?.retryAfterMs;
   }
 }
 

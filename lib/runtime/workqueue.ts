@@ -1,7 +1,9 @@
 // A work queue after client-go's (util/workqueue): a `dirty` set and a `processing` set make a key appear at
 // most once in the queue and never be handed to two workers at once; a burst of adds collapses into one pass,
 // and an add while the key is being processed schedules exactly one more pass after `done`. Delays keep the
-// earliest due time per key; failures back off per key, exponentially, until `forget`.
+// earliest due time per key. Failures wait the longer of two delays, as client-go's DefaultControllerRateLimiter
+// does: the key's own backoff (exponential until `forget`) and a token bucket shared by every key of the queue,
+// so that an outage failing every object is retried at a bounded rate, not in proportion to their number.
 import { systemClock, type Clock, type TimerHandle } from './clock.ts';
 import { noQueueMetrics, type QueueMetrics } from './metrics.ts';
 
@@ -13,10 +15,44 @@ export interface BackoffPolicy {
 /** client-go's per-item limiter starts at 5 ms; we cap at 5 minutes rather than 1000 s so a fixed fault heals soon. */
 export const DEFAULT_BACKOFF: BackoffPolicy = { baseDelayMs: 5, maxDelayMs: 5 * 60_000 };
 
+/** A token bucket: `qps` tokens a second, at most `burst` saved up. */
+export interface RateLimit {
+  qps: number;
+  burst: number;
+}
+
+/** client-go's global limit on retries (DefaultControllerRateLimiter): 10 a second, in bursts of up to 100. */
+export const DEFAULT_GLOBAL_RATE: RateLimit = { qps: 10, burst: 100 };
+
 export interface WorkQueueOptions {
   clock?: Clock;
   backoff?: BackoffPolicy;
+  /** The limit on retries across all keys (DEFAULT_GLOBAL_RATE). */
+  globalRate?: RateLimit;
   metrics?: QueueMetrics;
+}
+
+/**
+ * golang.org/x/time/rate's Limiter as client-go's BucketRateLimiter uses it: every retry reserves a token, whether
+ * one is there or not, and waits until its token would have accrued. Time in ms.
+ */
+class TokenBucket {
+  private tokens: number;
+  private last: number;
+  constructor(private readonly rate: RateLimit, nowMs: number) {
+    this.tokens = rate.burst;
+    this.last = nowMs;
+  }
+
+  /** Takes a token; returns how long (ms) until it is there: 0 while the bucket has one. */
+  reserve(nowMs: number): number {
+    if (nowMs > this.last) {
+      this.tokens = Math.min(this.rate.burst, this.tokens + ((nowMs - this.last) / 1000) * this.rate.qps);
+      this.last = nowMs;
+    }
+    this.tokens -= 1;
+    return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens / this.rate.qps) * 1000);
+  }
 }
 
 /** A FIFO of strings with O(1) push and shift (an array with a moving head, compacted now and then). */
@@ -53,6 +89,7 @@ export class WorkQueue {
   private readonly startedAt = new Map<string, number>();
   private readonly waiting = new Map<string, { readyAt: number; timer: TimerHandle }>();
   private readonly failures = new Map<string, number>();
+  private readonly bucket: TokenBucket;
   private readonly getters: Array<(key: string | undefined) => void> = [];
   private readonly idleWaiters: Array<() => void> = [];
   private shuttingDown = false;
@@ -60,6 +97,7 @@ export class WorkQueue {
   constructor(opts: WorkQueueOptions = {}) {
     this.clock = opts.clock ?? systemClock;
     this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
+    this.bucket = new TokenBucket(opts.globalRate ?? DEFAULT_GLOBAL_RATE, this.clock.now());
     this.metrics = opts.metrics ?? noQueueMetrics;
   }
 
@@ -89,13 +127,20 @@ export class WorkQueue {
     this.waiting.set(key, { readyAt, timer });
   }
 
-  /** Adds `key` after its backoff delay, and grows that delay for next time. */
-  addRateLimited(key: string): void {
+  /**
+   * Adds `key` again after a failure, and counts it: after the longer of the key's delay and the global bucket's.
+   * The key's delay is its backoff (which grows for next time), or `opts.afterMs` when the failure asked for a
+   * fixed poll. Returns the delay chosen (ms).
+   */
+  addRateLimited(key: string, opts: { afterMs?: number } = {}): number {
     this.metrics.retried();
-    this.addAfter(key, this.nextDelay(key));
+    const own = this.nextDelay(key);
+    const delay = Math.max(opts.afterMs ?? own, this.bucket.reserve(this.clock.now()));
+    this.addAfter(key, delay);
+    return delay;
   }
 
-  /** The delay the next `addRateLimited(key)` waits: base × 2^failures, capped. Counts a failure. */
+  /** The key's own backoff: base × 2^failures, capped. Counts a failure. */
   private nextDelay(key: string): number {
     const n = this.failures.get(key) ?? 0;
     this.failures.set(key, n + 1);
@@ -158,10 +203,6 @@ export class WorkQueue {
 
   isProcessing(key: string): boolean {
     return this.processing.has(key);
-  }
-
-  isShuttingDown(): boolean {
-    return this.shuttingDown;
   }
 
   /** Stops handing out work at once: waiting `get`s resolve `undefined`, adds are ignored, delays dropped. */

@@ -5,7 +5,6 @@ import { newSecretName } from '../../../controllers/databaseaccessrequest/decide
 import {
   DEFAULT_VERIFY_PERIOD_MS, LeaseLiveness, RETRY_VERIFY_MS, leaseIdPrefix, listingMaxAgeMs, verifyDue, verifyPeriodMs,
 } from '../../../controllers/databaseaccessrequest/lease-liveness.ts';
-import { mountMissing } from '../../../controllers/postgresrole/reconciler.ts';
 import { MAX_LABEL_VALUE, labelValue, metadataProblems } from '../../../controllers/shared/names.ts';
 import {
   DATA_DIGEST_ANNOTATION, dataDigestAnnotation, decodeData, encodeData, secretCacheTransform, secretIntegrity,
@@ -215,12 +214,4 @@ test('a new lease of the same request is due on its own; a renewal counts as a l
   t.false(l.due('uid-1', lease(1), 0.9 * P));
   l.forget('uid-1');
   t.true(l.due('uid-1', lease(1), 0.9 * P));
-});
-
-// ---- roles and mounts ------------------------------------------------------------------------------------------
-
-test('a role write answered "not found" is a missing mount (retried); other refusals are not', (t) => {
-  t.true(mountMissing(new VaultRequestError('NotFound', 'writing role r in database', 'no handler for route "database/roles/r"', 404)));
-  t.false(mountMissing(new VaultRequestError('Invalid', 'writing role r in database', 'bad SQL', 400)));
-  t.false(mountMissing(new Error('boom')));
 });
