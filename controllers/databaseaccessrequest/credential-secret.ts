@@ -3,7 +3,7 @@
 // they are rendered with (the variables are the engine's), re-rendered from the credential it holds when either
 // changes. Writing a new credential into it is issuance's (issuance.ts); emptying it ends a request's access.
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { DOMAIN, Labels, MANAGED_BY, type DatabaseAccessRequest } from '../../api/index.ts';
+import { Annotations, Labels, MANAGED_BY, type DatabaseAccessRequest } from '../../api/index.ts';
 import { PatchType, type KubeClient, type ReconcileContext } from '../../lib/runtime/index.ts';
 import type { Caches } from '../shared/context.ts';
 import { labelValue } from '../shared/names.ts';
@@ -13,15 +13,6 @@ import { DATA_DIGEST_ANNOTATION, dataDigestAnnotation, decodeData, encodeData, s
 import type { AccessRole, DatabaseEngine } from './engine.ts';
 import type { EventIntent } from './plan.ts';
 import { checkTemplates, layoutHash, mergeTemplates, renderSecretData, templateView, type AddressVariables, type SecretTemplates } from './template.ts';
-
-/** The Secret annotation that records which lease its credential belongs to. */
-export const LEASE_ID_ANNOTATION = `${DOMAIN}/lease-id`;
-/** The Secret annotation naming the issuance attempt that wrote it (status.issuance.attempt). */
-export const ATTEMPT_ANNOTATION = `${DOMAIN}/attempt`;
-/** The Secret annotation holding when its credential was last rotated (RFC 3339). */
-export const ROTATED_AT_ANNOTATION = `${DOMAIN}/rotated-at`;
-/** The Secret annotation fingerprinting its templates and address (not the credential), to re-render on change. */
-export const LAYOUT_ANNOTATION = `${DOMAIN}/layout`;
 
 export type SecretMeta = CachedSecret;
 type SecretWithData = KubernetesObject & { data?: Record<string, string>; type?: string };
@@ -85,13 +76,13 @@ export async function rerenderSecret(kube: KubeClient, dar: DatabaseAccessReques
   if (!secret?.data?.username || !secret.data.password) return undefined;
   const integrity = secretIntegrity(secret.metadata?.annotations?.[DATA_DIGEST_ANNOTATION], decodeData(secret.data));
   if (integrity === 'credential') return undefined;
-  const layoutChanged = (secret.metadata?.annotations?.[LAYOUT_ANNOTATION] ?? '') !== layout.hash;
+  const layoutChanged = (secret.metadata?.annotations?.[Annotations.layout] ?? '') !== layout.hash;
   if (!layoutChanged && integrity !== 'layout') return undefined; // the cache lagged
   const cred = { username: Buffer.from(secret.data.username, 'base64').toString('utf8'), password: Buffer.from(secret.data.password, 'base64').toString('utf8') };
   const data = renderCredential(layout, cred);
   const annotations: Record<string, string> = { ...(secret.metadata?.annotations ?? {}), [DATA_DIGEST_ANNOTATION]: dataDigestAnnotation(encodeData(data)) };
-  if (layout.hash) annotations[LAYOUT_ANNOTATION] = layout.hash;
-  else delete annotations[LAYOUT_ANNOTATION];
+  if (layout.hash) annotations[Annotations.layout] = layout.hash;
+  else delete annotations[Annotations.layout];
   await kube.replace(SECRETS, ns, secret.metadata!.name!, { ...secret, metadata: { ...secret.metadata, annotations }, data: base64Data(data) } as never, ctx);
   return layoutChanged
     ? { type: 'Normal', reason: 'SecretUpdated', message: `Secret ${secret.metadata!.name} re-rendered: its secretTemplate or the database address changed` }

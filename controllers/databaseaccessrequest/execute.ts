@@ -6,17 +6,20 @@
 // (issuance.ts), which carries everything the pass decided until then (a decision observed, a rotation started).
 // A failure is recorded the same way (failureStatus) and then thrown: RetryableError for the queue to retry
 // (after the error's retryAfterMs, or its per-key backoff), TerminalError when only a change to the object helps.
-import { ConditionType, DATABASE_ACCESS_REQUEST, FINALIZER, KUBEVAULT_FINALIZER, Reason, type AppBinding, type DatabaseAccessRequest } from '../../api/index.ts';
+import {
+  Annotations, ConditionType, FINALIZER, KUBEVAULT_FINALIZER, Reason, isAbnormal, type AppBinding, type DatabaseAccessRequest, type EventReason,
+} from '../../api/index.ts';
 import {
   DONE, PatchType, RetryableError, TerminalError, addFinalizer, describeError, isNotFound, patchStatus, removeFinalizer, requeueAfter,
   type EventRecorder, type ReconcileContext, type ResourceType, type Result,
 } from '../../lib/runtime/index.ts';
 import type { ControllerContext } from '../shared/context.ts';
+import { DATABASE_ACCESS_REQUESTS } from '../shared/resources.ts';
 import { desiredStatus, explain, type StatusUpdate } from '../shared/report.ts';
 import type { VaultConnection } from '../shared/vault-connections.ts';
 import { ReferenceNotAllowed } from '../shared/references.ts';
 import { auditRecord, auditSuffix } from './approval.ts';
-import { clearSecret, ownedSecret, rerenderSecret } from './credential-secret.ts';
+import { clearSecret, rerenderSecret } from './credential-secret.ts';
 import { ensureGrants } from './grants.ts';
 import { issueCredential, sweep } from './issuance.ts';
 import type { LeaseOps } from './lease-ops.ts';
@@ -46,14 +49,12 @@ const WORKLOADS: Record<string, ResourceType> = {
   DaemonSet: { group: 'apps', version: 'v1', plural: 'daemonsets', kind: 'DaemonSet' },
 };
 
-/** Reasons of an Available False that are no bad news: waiting, or access ended as asked. */
-const NOT_BAD_NEWS = new Set<string>([Reason.WaitingForApproval, Reason.RevokedOnDemand, Reason.LeaseExpired, Reason.ApprovalTimedOut]);
 /** Reasons whose Event is part of the audit trail (who asked and decided, in its message and a log line). */
 const AUDITED = new Set<string>([Reason.RevokedOnDemand, Reason.LeaseExpired, Reason.ApprovalTimedOut, Reason.ReasonRequired, Reason.SelfApprovalForbidden, Reason.RevocationFailed]);
 
 /** A step failed: what to record, and how to retry. */
 class StepFailure extends Error {
-  constructor(readonly failure: Failure & { revocation?: RevocationTarget; why?: string }, readonly cause: unknown) {
+  constructor(readonly failure: Failure & { revocation?: RevocationTarget; why?: string }, override readonly cause: unknown) {
     super(failure.message);
   }
 }
@@ -82,7 +83,7 @@ export class Pass {
     this.requeueAtMs = plan.requeueAtMs;
     if (plan.failure) throw new StepFailure(plan.failure, undefined);
     let answer: RenewalAnswer | undefined;
-    for (const step of plan.steps) answer = (await this.step(step)) ?? answer;
+    for (const step of plan.steps) answer = (await this.step(step)) || answer;
     if (!plan.replan) {
       if (plan.onSuccess) this.apply(plan.onSuccess);
       this.events.push(...(plan.eventsOnSuccess ?? []));
@@ -119,7 +120,7 @@ export class Pass {
    */
   async fail(err: unknown): Promise<never> {
     if (err instanceof RetryableError && err.reason === 'Conflict') throw err;
-    const f = err instanceof StepFailure ? err.failure : this.issuanceFailure(err);
+    const f: Failure & { revocation?: RevocationTarget; why?: string } = err instanceof StepFailure ? err.failure : this.issuanceFailure(err);
     const cause = err instanceof StepFailure ? err.cause : err;
     if (f.reason === 'InternalError') {
       // A bug, or an answer nobody expected: the log must show it.
@@ -130,22 +131,22 @@ export class Pass {
     this.apply(failureStatus(this.current, this.status, { ...f, cause }));
     await this.write().catch((e) => this.ctx.log.warn('could not record a failure in status', { error: describeError(e), namespace: this.current.metadata.namespace }));
     this.emitAll();
-    if (f.terminal) throw new TerminalError(f.reason, f.message, { cause });
+    if (f.terminal) throw new TerminalError(f.reason, f.message);
     throw new RetryableError(f.reason, f.message, { cause, retryAfterMs: f.retryAfterMs ?? (explain(cause).retryable ? 10_000 : 60_000) });
   }
 
   // ---- steps ---------------------------------------------------------------------------------------------
 
-  private async step(s: Step): Promise<RenewalAnswer | undefined> {
+  private async step(s: Step): Promise<RenewalAnswer | void> {
     const { c } = this.fx;
     const ctx = this.ctx;
     switch (s.kind) {
       case 'addFinalizer':
-        this.current = (await addFinalizer(c.kube, DATABASE_ACCESS_REQUEST, this.current, FINALIZER, ctx)).object;
+        this.current = (await addFinalizer(c.kube, DATABASE_ACCESS_REQUESTS, this.current, FINALIZER, ctx)).object;
         return;
       case 'releaseFinalizer': {
-        const obj = (await removeFinalizer(c.kube, DATABASE_ACCESS_REQUEST, this.current, FINALIZER, ctx)).object;
-        this.current = (await removeFinalizer(c.kube, DATABASE_ACCESS_REQUEST, obj, KUBEVAULT_FINALIZER, ctx)).object;
+        const obj = (await removeFinalizer(c.kube, DATABASE_ACCESS_REQUESTS, this.current, FINALIZER, ctx)).object;
+        this.current = (await removeFinalizer(c.kube, DATABASE_ACCESS_REQUESTS, obj, KUBEVAULT_FINALIZER, ctx)).object;
         return;
       }
       case 'revokeLease':
@@ -226,7 +227,7 @@ export class Pass {
   }
 
   private async issue(order: Extract<Step, { kind: 'issue' }>['order']): Promise<void> {
-    const { c, leases } = this.fx;
+    const { leases } = this.fx;
     const ctx = this.ctx;
     const session = await this.session(order.issuance.vaultAppBinding);
     if (!session) throw new StepFailure({ reason: Reason.ReferenceNotFound, message: `the Vault AppBinding ${order.issuance.vaultAppBinding?.name} is gone` }, undefined);
@@ -266,7 +267,6 @@ export class Pass {
       const s = await this.session(p.vaultAppBinding).catch(() => undefined);
       await s?.client.renewLease(p.id, left + 5).catch((err: unknown) => ctx.log.debug('could not extend a retired lease for its grace period', { leaseId: p.id, error: explain(err).message }));
     }
-    void c;
   }
 
   /** After a rotation: each rolloutRestartTarget's pod template gets the rotation's time, once. */
@@ -277,7 +277,7 @@ export class Pass {
     for (const t of dar.spec.rolloutRestartTargets ?? []) {
       const resource = WORKLOADS[t.kind];
       if (!resource) continue;
-      const patch = { spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': at } } } } };
+      const patch = { spec: { template: { metadata: { annotations: { [Annotations.restartedAt]: at } } } } };
       try {
         await this.fx.c.kube.patch(resource, ns, t.name, patch, PatchType.merge, this.ctx);
         done.push(`${t.kind}/${t.name}`);
@@ -304,7 +304,7 @@ export class Pass {
 
   /** Writes the pass's status if it differs from the request's (resourceVersion-guarded). */
   private async write(): Promise<void> {
-    const { object } = await patchStatus(this.fx.c.kube, DATABASE_ACCESS_REQUEST, this.current, this.status, this.ctx);
+    const { object } = await patchStatus(this.fx.c.kube, DATABASE_ACCESS_REQUESTS, this.current, this.status, this.ctx);
     this.current = object;
   }
 
@@ -321,8 +321,7 @@ export class Pass {
       const before = this.initialConditions.find((c) => c.type === type);
       if (!now || (before && before.status === now.status && before.reason === now.reason)) continue;
       if (this.events.some((e) => e.reason === now.reason || (now.status === 'True' && e.type === 'Normal'))) continue;
-      const bad = now.status === 'False' && !NOT_BAD_NEWS.has(now.reason ?? '');
-      transitions.push({ type: bad ? 'Warning' : 'Normal', reason: now.reason ?? type, message: now.message ?? '', audit: AUDITED.has(now.reason ?? '') });
+      transitions.push({ type: isAbnormal(now, after) ? 'Warning' : 'Normal', reason: (now.reason ?? type) as EventReason, message: now.message ?? '', audit: AUDITED.has(now.reason ?? '') });
     }
     const dar = { ...this.current, status: this.status };
     const at = this.ctx.now();
@@ -363,10 +362,9 @@ export class Pass {
       for (const p of r.status?.previousLeases ?? []) recorded.add(p.id);
     }
     for (const s of caches.secrets.list()) {
-      const id = s.metadata?.annotations?.['leasehold.dev/lease-id'];
+      const id = s.metadata?.annotations?.[Annotations.leaseId];
       if (id) recorded.add(id);
     }
-    void ownedSecret;
     return recorded;
   }
 }

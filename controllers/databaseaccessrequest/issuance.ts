@@ -11,18 +11,16 @@
 // return (each lease is remembered as soon as Vault hands it over) and holds new ones back while it looks, so the
 // only unrecorded leases it can find are the crashed attempt's own. Issuing calls share the role otherwise:
 // requests are issued in parallel, up to --concurrency.
-import { Reason, type DatabaseAccessRequest } from '../../api/index.ts';
+import { Annotations, Reason, type DatabaseAccessRequest } from '../../api/index.ts';
 import { KubeApiError, RetryableError, TerminalError, controllerOwnerRef, isConflict, rfc3339, type ReconcileContext } from '../../lib/runtime/index.ts';
 import type { LeasedCredential, VaultClient } from '../../lib/vault/client.ts';
 import { crashPoint } from '../../lib/faults.ts';
 import { leasePrefix } from '../shared/names.ts';
 import { explain } from '../shared/report.ts';
 import { SECRETS } from '../shared/resources.ts';
-import { DATA_DIGEST_ANNOTATION, dataDigestAnnotation, encodeData } from '../shared/secret-integrity.ts';
+import { dataDigestAnnotation, encodeData } from '../shared/secret-integrity.ts';
 import type { VaultConnection } from '../shared/vault-connections.ts';
-import {
-  ATTEMPT_ANNOTATION, LAYOUT_ANNOTATION, LEASE_ID_ANNOTATION, ROTATED_AT_ANNOTATION, base64Data, credentialLabels, renderCredential, type Layout, type SecretMeta,
-} from './credential-secret.ts';
+import { base64Data, credentialLabels, renderCredential, type Layout, type SecretMeta } from './credential-secret.ts';
 import type { LeaseOps } from './lease-ops.ts';
 import type { IssueOrder, Issued } from './plan.ts';
 
@@ -141,13 +139,13 @@ async function writeSecret(x: IssueContext, dar: DatabaseAccessRequest, order: I
   }
   // Annotations others put on the Secret (a reloader's, say) stay; ours are replaced.
   const annotations: Record<string, string> = {
-    ...(existing?.metadata?.annotations ?? {}), [LEASE_ID_ANNOTATION]: leaseId, [ATTEMPT_ANNOTATION]: order.issuance.attempt!,
+    ...(existing?.metadata?.annotations ?? {}), [Annotations.leaseId]: leaseId, [Annotations.attempt]: order.issuance.attempt!,
     // What is written, so that a change by hand is seen from the cache (shared/secret-integrity.ts).
-    [DATA_DIGEST_ANNOTATION]: dataDigestAnnotation(encodeData(data)),
+    [Annotations.dataDigest]: dataDigestAnnotation(encodeData(data)),
   };
-  if (order.rotatedAt) annotations[ROTATED_AT_ANNOTATION] = order.rotatedAt;
-  if (x.layout.hash) annotations[LAYOUT_ANNOTATION] = x.layout.hash;
-  else delete annotations[LAYOUT_ANNOTATION];
+  if (order.rotatedAt) annotations[Annotations.rotatedAt] = order.rotatedAt;
+  if (x.layout.hash) annotations[Annotations.layout] = x.layout.hash;
+  else delete annotations[Annotations.layout];
   const body = {
     apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
     metadata: {

@@ -21,6 +21,9 @@ export const RETRY_VERIFY_MS = 30_000;
 
 export type Liveness = 'alive' | 'gone' | 'unknown';
 
+/** A lease this close to its recorded end (or 10 % of its term, if more) is not looked up: it is running out. */
+export const LIVENESS_END_MARGIN_MS = 5_000;
+
 /** The period a lease is looked up at most once per: --resync-period, or DEFAULT_VERIFY_PERIOD_MS without one. */
 export function verifyPeriodMs(resyncPeriodMs: number): number {
   return resyncPeriodMs > 0 ? resyncPeriodMs : DEFAULT_VERIFY_PERIOD_MS;

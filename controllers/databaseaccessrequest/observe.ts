@@ -10,10 +10,10 @@ import { ReferenceNotAllowed } from '../shared/references.ts';
 import type { RoleTarget } from '../shared/role-target.ts';
 import { SECRETS } from '../shared/resources.ts';
 import { DATA_DIGEST_ANNOTATION, decodeData, secretIntegrity, type SecretIntegrity } from '../shared/secret-integrity.ts';
-import { ATTEMPT_ANNOTATION, LAYOUT_ANNOTATION, LEASE_ID_ANNOTATION, ROTATED_AT_ANNOTATION, ownedSecret, secretLayout, type Layout, type SecretMeta } from './credential-secret.ts';
-import { leaseStep, stageOf, type Stage } from './decide.ts';
+import { ownedSecret, secretLayout, type Layout, type SecretMeta } from './credential-secret.ts';
+import { leaseStep, renewFraction, stageOf, type Stage } from './decide.ts';
 import { engineOf, type AccessRole, type DatabaseEngine } from './engine.ts';
-import { LIVENESS_END_MARGIN_MS, renewFraction, type Liveness } from './lease-liveness.ts';
+import { LIVENESS_END_MARGIN_MS, type Liveness } from './lease-liveness.ts';
 import type { RequestMemory } from './memory.ts';
 import { explain } from '../shared/report.ts';
 
@@ -157,7 +157,7 @@ async function secretView(dar: DatabaseAccessRequest, deps: ObserveDeps, ctx: Re
   const a = cached?.metadata?.annotations ?? {};
   const view: SecretView = {
     name, present: !!cached, drift: 'intact',
-    leaseId: a[LEASE_ID_ANNOTATION], attempt: a[ATTEMPT_ANNOTATION], rotatedAt: a[ROTATED_AT_ANNOTATION], layout: a[LAYOUT_ANNOTATION],
+    leaseId: a[Annotations.leaseId], attempt: a[Annotations.attempt], rotatedAt: a[Annotations.rotatedAt], layout: a[Annotations.layout],
   };
   // Only a recorded, approved credential is checked against the live Secret; every other stage reads the cache.
   if (!name || stage !== 'approved' || !dar.status?.lease?.id || !dar.status.issuance?.completed) return view;
@@ -168,7 +168,7 @@ async function secretView(dar: DatabaseAccessRequest, deps: ObserveDeps, ctx: Re
     const ours = !!live && !live.metadata?.deletionTimestamp && !!live.metadata?.ownerReferences?.some((r) => r.uid === dar.metadata.uid);
     if (!ours) return view;
     const la = live!.metadata?.annotations ?? {};
-    return { ...view, present: true, leaseId: la[LEASE_ID_ANNOTATION], attempt: la[ATTEMPT_ANNOTATION], rotatedAt: la[ROTATED_AT_ANNOTATION], layout: la[LAYOUT_ANNOTATION] };
+    return { ...view, present: true, leaseId: la[Annotations.leaseId], attempt: la[Annotations.attempt], rotatedAt: la[Annotations.rotatedAt], layout: la[Annotations.layout] };
   }
   if (!cached.integrity || cached.integrity === 'intact') return view;
   // The cache's verdict says the data changed; a read confirms it (the cache may show an older version).

@@ -18,7 +18,7 @@
 // (Observed.renewal). Failures of steps are mapped to status by failureStatus below; execute.ts runs it all.
 import { randomUUID } from 'node:crypto';
 import {
-  Annotations, ConditionType, Reason, RequestPhase, formatDuration, parseDurationSeconds, type DatabaseAccessRequest,
+  Annotations, ConditionType, Reason, RequestPhase, formatDuration, parseDurationSeconds, type DatabaseAccessRequest, type EventReason,
 } from '../../api/index.ts';
 import { rfc3339, type ConditionInput } from '../../lib/runtime/index.ts';
 import { desiredStatus, type StatusUpdate } from '../shared/report.ts';
@@ -88,7 +88,7 @@ export type Step =
 export type EventType = 'Normal' | 'Warning';
 export interface EventIntent {
   type: EventType;
-  reason: string;
+  reason: EventReason;
   message: string;
   /** Part of the audit trail: its message names who asked and decided, and a structured log line records it. */
   audit?: boolean;
