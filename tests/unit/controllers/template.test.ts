@@ -1,19 +1,22 @@
 import test from 'ava';
 import pg from 'pg';
 import type { AppBinding } from '../../../api/index.ts';
+import type { DatabaseAddress } from '../../../controllers/databaseaccessrequest/engine.ts';
 import {
-  addressVariables, checkTemplates, databaseAddress, layoutHash, mergeTemplates, pgpassEscape, renderSecretData, templateView,
-  TEMPLATE_VARIABLES, type DatabaseAddress,
-} from '../../../controllers/databaseaccessrequest/template.ts';
+  POSTGRES_TEMPLATE_VARIABLES as TEMPLATE_VARIABLES, pgpassEscape, postgresAddress as databaseAddress, postgresVariables,
+} from '../../../controllers/databaseaccessrequest/engines/postgres.ts';
+import { checkTemplates, layoutHash, mergeTemplates, renderSecretData, templateView } from '../../../controllers/databaseaccessrequest/template.ts';
+
+const addressVariables = (a: DatabaseAddress | undefined, why: string) => postgresVariables.address(a, why);
 
 // A password with every character that means something in a URI or a .pgpass line.
 const NASTY = { username: 'v-k8s-app:ro', password: 'p@ss:w/rd?#%\\x y&z=1' };
-const ADDRESS: DatabaseAddress = { host: 'db.demo.svc', port: '5432', dbname: 'app data', sslmode: 'disable' };
+const ADDRESS: DatabaseAddress = { host: 'db.demo.svc', port: '5432', dbname: 'app data', params: { sslmode: 'disable' } };
 
 function render(templates: Record<string, string>, address: DatabaseAddress | null = ADDRESS, cred = NASTY) {
   const t = mergeTemplates(undefined, 'demo/role', templates);
   const vars = addressVariables(address ?? undefined, 'the role names no database AppBinding');
-  return { problems: checkTemplates(t, vars), render: () => renderSecretData(t, templateView(vars, cred)) };
+  return { problems: checkTemplates(t, vars, TEMPLATE_VARIABLES), render: () => renderSecretData(t, templateView(vars, postgresVariables.credential(cred))) };
 }
 
 function appBinding(clientConfig: AppBinding['spec']['clientConfig']): AppBinding {
@@ -76,7 +79,7 @@ test('an unknown variable is a problem, never an empty value', (t) => {
 });
 
 test('a variable without a value here is a problem; inside its own section it is fine', (t) => {
-  const noSsl = { ...ADDRESS, sslmode: undefined };
+  const noSsl = { ...ADDRESS, params: {} };
   t.regex(render({ q: 'sslmode=<%sslmode%>' }, noSsl).problems[0]!, /"sslmode" has no value: .*no sslmode parameter/);
   const guarded = render({ q: 'x<%#sslmode%>?sslmode=<%sslmode%><%/sslmode%>' }, noSsl);
   t.deepEqual(guarded.problems, []);
@@ -103,25 +106,25 @@ test('Vault-style {{ }}, partials, delimiter changes, parse errors and credentia
 test('the request\'s keys override the role\'s; messages say where a template came from', (t) => {
   const m = mergeTemplates({ uri: 'role <%host%>', host: '<%host%>' }, 'demo/role', { uri: 'request <%bad%>' });
   t.deepEqual(m.templates, { uri: 'request <%bad%>', host: '<%host%>' });
-  const problems = checkTemplates(m, addressVariables(ADDRESS, ''));
+  const problems = checkTemplates(m, addressVariables(ADDRESS, ''), TEMPLATE_VARIABLES);
   t.is(problems.length, 1);
   t.regex(problems[0]!, /^spec\.secretTemplate key "uri"/);
-  const roleOnly = checkTemplates(mergeTemplates({ x: '<%nope%>' }, 'demo/role', undefined), addressVariables(ADDRESS, ''));
+  const roleOnly = checkTemplates(mergeTemplates({ x: '<%nope%>' }, 'demo/role', undefined), addressVariables(ADDRESS, ''), TEMPLATE_VARIABLES);
   t.regex(roleOnly[0]!, /^PostgresRole demo\/role spec\.secretTemplate key "x"/);
 });
 
 test('every documented variable has a value when the address is complete', (t) => {
-  const view = templateView(addressVariables(ADDRESS, ''), NASTY);
+  const view = templateView(addressVariables(ADDRESS, ''), postgresVariables.credential(NASTY));
   t.deepEqual(Object.keys(view).sort(), Object.keys(TEMPLATE_VARIABLES).sort());
 });
 
 test('the database address from an AppBinding URL or service', (t) => {
-  t.deepEqual(databaseAddress(appBinding({ url: 'postgresql://127.0.0.1:15432/postgres?sslmode=disable' })), { host: '127.0.0.1', port: '15432', dbname: 'postgres', sslmode: 'disable' });
+  t.deepEqual(databaseAddress(appBinding({ url: 'postgresql://127.0.0.1:15432/postgres?sslmode=disable' })), { host: '127.0.0.1', port: '15432', dbname: 'postgres', params: { sslmode: 'disable' } });
   t.deepEqual(databaseAddress(appBinding({ service: { scheme: 'postgresql', name: 'postgres', port: 5432, path: 'postgres', query: 'sslmode=disable' } })),
-    { host: 'postgres.demo.svc', port: '5432', dbname: 'postgres', sslmode: 'disable' });
-  t.deepEqual(databaseAddress(appBinding({ url: 'postgresql://db.example.com/my%20db' })), { host: 'db.example.com', port: '5432', dbname: 'my db' });
+    { host: 'postgres.demo.svc', port: '5432', dbname: 'postgres', params: { sslmode: 'disable' } });
+  t.deepEqual(databaseAddress(appBinding({ url: 'postgresql://db.example.com/my%20db' })), { host: 'db.example.com', port: '5432', dbname: 'my db', params: {} });
   const v6 = databaseAddress(appBinding({ url: 'postgresql://[::1]:5433/' }));
-  t.deepEqual(v6, { host: '::1', port: '5433', dbname: 'postgres' });
+  t.deepEqual(v6, { host: '::1', port: '5433', dbname: 'postgres', params: {} });
   const data = render({ uri: 'postgresql://<%urlHost%>:<%port%>/', pgpass: '<%pgpassHost%>' }, v6).render();
   t.is(data.uri, 'postgresql://[::1]:5433/');
   t.is(data.pgpass, '\\:\\:1');
