@@ -3,9 +3,9 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import {
   APPCATALOG_API_VERSION, ENGINE_API_VERSION, VAULT_SERVER_CONFIGURATION_API_VERSION, VAULT_SERVER_CONFIGURATION_KIND,
-  type AppBinding, type PostgresRole, type SecretEngine,
+  FINALIZER, RequestPhase, type AppBinding, type DatabaseAccessRequest, type PostgresRole, type SecretEngine,
 } from '../../api/index.ts';
-import { APP_BINDINGS, POSTGRES_ROLES, SECRET_ENGINES, SECRETS } from '../../controllers/shared/resources.ts';
+import { APP_BINDINGS, DATABASE_ACCESS_REQUESTS, POSTGRES_ROLES, SECRET_ENGINES, SECRETS } from '../../controllers/shared/resources.ts';
 import type { FakeKube } from './fake-kube.ts';
 
 export const NS = 'demo';
@@ -80,10 +80,32 @@ export function postgresRole(spec: Partial<PostgresRole['spec']> = {}, name = 'p
   };
 }
 
+/**
+ * A request for `role` that holds a lease issued through the Vault AppBinding `demo/vault` (Approved, finalizer held,
+ * status.lease and status.issuance recorded): what PostgresRoles, SecretEngines and AppBindings being deleted wait for.
+ */
+export function requestHoldingLease(leaseId: string, opts: { role?: string; mount?: string; connection?: string; name?: string } = {}): DatabaseAccessRequest {
+  return {
+    apiVersion: ENGINE_API_VERSION, kind: 'DatabaseAccessRequest',
+    metadata: { name: opts.name ?? 'postgres-cred-rqst', namespace: NS, finalizers: [FINALIZER] },
+    spec: { roleRef: { kind: 'PostgresRole', name: opts.role ?? 'psql-role' }, subjects: [{ kind: 'ServiceAccount', name: 'app', namespace: NS }] },
+    status: {
+      phase: RequestPhase.Approved,
+      lease: { id: leaseId },
+      issuance: { vaultAppBinding: { name: 'vault' }, mount: opts.mount ?? 'my-postgres-se', connection: opts.connection ?? 'k8s.test.demo.postgres-app' },
+    },
+  } as unknown as DatabaseAccessRequest;
+}
+
+/** A condition of an object's status, by type. */
+export function conditionOf(obj: { status?: object } | undefined, type: string): { status: string; reason?: string; message?: string } | undefined {
+  return ((obj?.status ?? {}) as { conditions?: Array<{ type: string; status: string; reason?: string; message?: string }> }).conditions?.find((c) => c.type === type);
+}
+
 /** Puts the guide's AppBindings and admin Secret into `kube` (as `kubectl apply` would: not counted as requests). */
 export function applyGuideBindings(kube: FakeKube): { vault: AppBinding; database: AppBinding } {
   kube.put(SECRETS, adminSecret());
   return { vault: kube.put(APP_BINDINGS, vaultAppBinding()), database: kube.put(APP_BINDINGS, postgresAppBinding()) };
 }
 
-export { APP_BINDINGS, POSTGRES_ROLES, SECRET_ENGINES, SECRETS };
+export { APP_BINDINGS, DATABASE_ACCESS_REQUESTS, POSTGRES_ROLES, SECRET_ENGINES, SECRETS };
