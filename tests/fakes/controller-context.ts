@@ -1,0 +1,306 @@
+// A whole controller world in memory: a FakeKube, a FakeVault, caches fed from the FakeKube with the indexes the
+// controllers query, Vault connections handing out the FakeVault, an Event recorder to assert on, a silent (but
+// recording) logger and a FakeClock. `fakeWorld()` builds one; `world.context` is the ControllerContext every
+// reconciler takes, and `world.reconcile(reconciler, key)` runs one pass with a ReconcileContext on the FakeClock.
+//
+//   const w = fakeWorld();
+//   w.kube.put(SECRET_ENGINES, engine);                    // arrange, as a person would (not counted)
+//   const r = new SecretEngineReconciler(w.context);
+//   await w.reconcile(r, engine);                          // one pass
+//   w.vault.fail('writeConnection', 'Invalid', { times: 1 }); w.vault.down(); w.kube.fail({ verb: 'patch' }, { code: 409 });
+//   w.events.warnings(); w.kube.writes(); w.vault.calls.renewLease; w.vault.liveLeases();
+import type { KubernetesObject } from '@kubernetes/client-node';
+import {
+  DEFAULT_ROLE_PATH, type AppBinding, type DatabaseAccessRequest, type PostgresRole, type SecretEngine,
+} from '../../api/index.ts';
+import { FakeClock } from '../../lib/runtime/clock.ts';
+import { KubeEventRecorder, type EventRecorder, type EventType } from '../../lib/runtime/events.ts';
+import { nullLogger, redact, type Logger } from '../../lib/runtime/logging.ts';
+import { keyOf, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/types.ts';
+import type { VaultClient } from '../../lib/vault/client.ts';
+import type { Caches, ControllerContext, Grant } from '../../controllers/shared/context.ts';
+import { REQUESTS_BY_VAULT_APPBINDING, leaseAppBindings, refKey } from '../../controllers/shared/dependents.ts';
+import { defaultMountPath } from '../../controllers/shared/names.ts';
+import { postgresRoleReferences } from '../../controllers/shared/references.ts';
+import { APP_BINDINGS, DATABASE_ACCESS_REQUESTS, POSTGRES_ROLES, ROLE_BINDINGS, ROLES, SECRET_ENGINES, SECRETS } from '../../controllers/shared/resources.ts';
+import { secretCacheTransform, type CachedSecret } from '../../controllers/shared/secret-integrity.ts';
+import { FakeWatchCache } from './fake-cache.ts';
+import { FakeKube } from './fake-kube.ts';
+import { FakeVault } from './fake-vault.ts';
+
+export const FAKE_CLUSTER = 'test';
+
+// ---- Events -------------------------------------------------------------------------------------------------------
+
+export interface RecordedEvent {
+  component: string;
+  kind: string | undefined;
+  namespace: string | undefined;
+  name: string | undefined;
+  type: EventType;
+  reason: string;
+  message: string;
+}
+
+/**
+ * Every Event the controllers record, in order, to assert on; each is also written to the FakeKube through the real
+ * KubeEventRecorder (same de-duplication, same apiserver requests) unless `toKube` is false.
+ */
+export class FakeEvents {
+  readonly recorded: RecordedEvent[] = [];
+  private readonly kubeRecorders = new Map<string, KubeEventRecorder>();
+
+  constructor(private readonly kube: FakeKube | undefined, private readonly clock: FakeClock) {}
+
+  /** The recorder a controller gets for `component` (ControllerContext.events). */
+  recorder(component: string): EventRecorder {
+    return {
+      event: (obj, type, reason, message) => {
+        this.recorded.push({ component, kind: obj.kind, namespace: obj.metadata?.namespace, name: obj.metadata?.name, type, reason, message });
+        if (!this.kube) return;
+        let r = this.kubeRecorders.get(component);
+        if (!r) this.kubeRecorders.set(component, (r = new KubeEventRecorder(this.kube, { component, clock: this.clock })));
+        r.event(obj, type, reason, message);
+      },
+    };
+  }
+
+  /** Events about one object (by name, and namespace when given), or all. */
+  about(obj?: { metadata?: { namespace?: string; name?: string } }): RecordedEvent[] {
+    if (!obj) return [...this.recorded];
+    return this.recorded.filter((e) => e.name === obj.metadata?.name && (obj.metadata?.namespace === undefined || e.namespace === obj.metadata.namespace));
+  }
+
+  warnings(obj?: { metadata?: { namespace?: string; name?: string } }): RecordedEvent[] {
+    return this.about(obj).filter((e) => e.type === 'Warning');
+  }
+
+  normals(obj?: { metadata?: { namespace?: string; name?: string } }): RecordedEvent[] {
+    return this.about(obj).filter((e) => e.type === 'Normal');
+  }
+
+  /** `Type Reason` of each Event, for compact assertions (`['Normal Provisioned']`). */
+  summary(obj?: { metadata?: { namespace?: string; name?: string } }): string[] {
+    return this.about(obj).map((e) => `${e.type} ${e.reason}`);
+  }
+
+  clear(): void {
+    this.recorded.length = 0;
+  }
+
+  /** Waits until the Events given to the FakeKube are written (they are fire-and-forget, as in the operator). */
+  async flush(): Promise<void> {
+    await Promise.all([...this.kubeRecorders.values()].map((r) => r.flush()));
+  }
+}
+
+// ---- logs ---------------------------------------------------------------------------------------------------------
+
+export interface LogEntry {
+  level: 'error' | 'warn' | 'info' | 'debug';
+  message: string;
+  /** Redacted as the operator's log sink redacts. */
+  meta: Record<string, unknown>;
+}
+
+/** A logger that prints nothing and keeps every entry (redacted like the real sink), e.g. to assert no secret is logged. */
+export function memoryLogger(entries: LogEntry[] = [], bound: Record<string, unknown> = {}): Logger & { entries: LogEntry[] } {
+  const at = (level: LogEntry['level']) => (message: string, meta: Record<string, unknown> = {}) => {
+    entries.push({ level, message, meta: redact({ ...bound, ...meta }) as Record<string, unknown> });
+    return undefined;
+  };
+  return { entries, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), child: (meta) => memoryLogger(entries, { ...bound, ...meta }) };
+}
+
+// ---- Vault connections --------------------------------------------------------------------------------------------
+
+export type IssuerState =
+  | { kind: 'ready'; token: string; accessor: string; renewAtMs: number }
+  | { kind: 'unavailable'; reason: string; message: string };
+
+/** What the controllers use of a Vault connection (controllers/shared/vault-connections.ts VaultConnection). */
+export interface FakeVaultConnection {
+  readonly endpoint: { address: string };
+  readonly authDescription: string;
+  readonly client: VaultClient;
+  issuer(): Promise<IssuerState>;
+  verifyIssuer(): Promise<IssuerState>;
+  issuingClient(): Promise<{ client: VaultClient; ownedBy: 'issuer-token' | 'login-token' }>;
+  login(): Promise<void>;
+}
+
+/**
+ * ControllerContext.connections in memory: every Vault AppBinding leads to a FakeVault (the world's, or the one
+ * `vaultFor` picks). The issuer token is ready unless `issuer` is set to an unavailable state; `failNext` makes
+ * forAppBinding itself throw (a token Secret missing, a login refused before any call).
+ */
+export class FakeVaultConnections {
+  readonly issuerTokenRole = 'leasehold-issuer';
+  /** The issuer token's state as every connection reports it. */
+  issuer: IssuerState = { kind: 'ready', token: 'hvs.fake-issuer-token', accessor: 'fake-accessor', renewAtMs: Number.MAX_SAFE_INTEGER };
+  /** forAppBinding calls, and the AppBindings invalidate() was called for (`namespace/name`). */
+  readonly calls = { forAppBinding: 0, invalidated: [] as string[] };
+  private readonly generations = new Map<string, number>();
+  private readonly failures: Error[] = [];
+
+  constructor(private readonly vaultFor: (ab: AppBinding) => FakeVault) {}
+
+  async forAppBinding(ab: AppBinding, _signal?: AbortSignal): Promise<FakeVaultConnection> {
+    this.calls.forAppBinding++;
+    await Promise.resolve();
+    const failure = this.failures.shift();
+    if (failure) throw failure;
+    const vault = this.vaultFor(ab);
+    const issuer = async () => {
+      await Promise.resolve();
+      return this.issuer;
+    };
+    return {
+      endpoint: { address: ab.spec.clientConfig.url ?? `https://${ab.spec.clientConfig.service?.name ?? 'vault'}.${ab.metadata.namespace}.svc:8200` },
+      authDescription: 'a fake login',
+      client: vault,
+      issuer,
+      verifyIssuer: async () => {
+        await vault.login();
+        return issuer();
+      },
+      issuingClient: async () => {
+        const s = await issuer();
+        return { client: vault, ownedBy: s.kind === 'ready' ? 'issuer-token' : 'login-token' };
+      },
+      login: () => vault.login(),
+    };
+  }
+
+  /** The next forAppBinding call(s) throw these. */
+  failNext(...errors: Error[]): void {
+    this.failures.push(...errors);
+  }
+
+  issuerGeneration(ab: AppBinding): number {
+    return this.generations.get(refKey({ namespace: ab.metadata.namespace ?? '', name: ab.metadata.name ?? '' })) ?? 0;
+  }
+
+  /** The issuer token of an AppBinding was replaced (what VaultConnections counts for LeaseOwnership). */
+  replaceIssuer(ab: { namespace: string; name: string }): void {
+    this.generations.set(refKey(ab), (this.generations.get(refKey(ab)) ?? 0) + 1);
+  }
+
+  invalidate(ab: AppBinding): void {
+    this.calls.invalidated.push(refKey({ namespace: ab.metadata.namespace ?? '', name: ab.metadata.name ?? '' }));
+  }
+}
+
+// ---- caches ---------------------------------------------------------------------------------------------------------
+
+/**
+ * The caches the operator builds (controllers/index.ts buildControllers), fed from `kube`, with the same transforms,
+ * selectors and indexes. The indexes are a copy of buildControllers'; once each kind wires its own (a setup per
+ * kind), call those here instead.
+ */
+export function fakeCaches(kube: FakeKube, clusterName: string): Caches {
+  const ours = 'app.kubernetes.io/managed-by=leasehold';
+  const caches: Caches = {
+    appBindings: new FakeWatchCache<AppBinding>(kube, APP_BINDINGS),
+    secretEngines: new FakeWatchCache<SecretEngine>(kube, SECRET_ENGINES),
+    postgresRoles: new FakeWatchCache<PostgresRole>(kube, POSTGRES_ROLES),
+    requests: new FakeWatchCache<DatabaseAccessRequest>(kube, DATABASE_ACCESS_REQUESTS),
+    secrets: new FakeWatchCache<CachedSecret>(kube, SECRETS, { transform: secretCacheTransform }),
+    grantRoles: new FakeWatchCache<Grant>(kube, ROLES, { labelSelector: ours }),
+    grantBindings: new FakeWatchCache<Grant>(kube, ROLE_BINDINGS, { labelSelector: ours }),
+  };
+  const ns = (o: KubernetesObject) => o.metadata?.namespace ?? '';
+  caches.secretEngines.addIndex('appbinding', (e) => [
+    `${e.spec.vaultRef.namespace ?? ns(e)}/${e.spec.vaultRef.name}`,
+    `${e.spec.postgres.databaseRef.namespace ?? ns(e)}/${e.spec.postgres.databaseRef.name}`,
+  ]);
+  caches.postgresRoles.addIndex('dependency', (r) => {
+    const out: string[] = [];
+    if (r.spec.secretEngineRef) out.push(`SecretEngine/${ns(r)}/${r.spec.secretEngineRef.name}`);
+    if (r.spec.vaultRef) out.push(`AppBinding/${ns(r)}/${r.spec.vaultRef.name}`);
+    for (const ref of postgresRoleReferences(r, clusterName)) out.push(`AppBinding/${ref.to.namespace}/${ref.to.name}`);
+    return out;
+  });
+  const mountOf = (e: SecretEngine) => e.spec.path ?? defaultMountPath(clusterName, ns(e), e.metadata.name ?? '');
+  caches.secretEngines.addIndex('mount', (e) => [mountOf(e)]);
+  caches.postgresRoles.addIndex('mount', (r) => (r.spec.vaultRef && !r.spec.secretEngineRef ? [`${ns(r)}/${r.spec.vaultRef.name}/${r.spec.path ?? DEFAULT_ROLE_PATH}`] : []));
+  caches.requests.addIndex('role', (d) => [`${d.spec.roleRef.namespace ?? ns(d)}/${d.spec.roleRef.name}`]);
+  caches.requests.addIndex(REQUESTS_BY_VAULT_APPBINDING, (d) => leaseAppBindings(d).map(refKey));
+  caches.appBindings.addIndex('secret', (a) => (a.spec.secret ? [`${ns(a)}/${a.spec.secret.name}`] : []));
+  return caches;
+}
+
+// ---- the world ----------------------------------------------------------------------------------------------------
+
+export interface FakeWorldOptions {
+  clusterName?: string;
+  resyncPeriodMs?: number;
+  /** Start time of the FakeClock (ms since the epoch). */
+  startMs?: number;
+  /** A Vault per Vault AppBinding; the world's `vault` for all of them by default. */
+  vaultFor?: (ab: AppBinding) => FakeVault;
+  /** Write Events to the FakeKube too (counted as requests), as the operator's recorder does. Default true. */
+  eventsToKube?: boolean;
+}
+
+export interface FakeWorld {
+  clock: FakeClock;
+  kube: FakeKube;
+  vault: FakeVault;
+  connections: FakeVaultConnections;
+  caches: Caches;
+  events: FakeEvents;
+  logs: LogEntry[];
+  /** What every reconciler is built with. */
+  context: ControllerContext;
+  /** A fresh ReconcileContext: its own id, the world's signal, `now()` from the FakeClock. */
+  reconcileContext(): ReconcileContext;
+  /** One reconcile pass of `reconciler` for `key` (or an object's key), then waits for the Events' writes. */
+  reconcile(reconciler: Reconciler, key: ObjectKey | KubernetesObject): Promise<Result>;
+  /** Aborts the world's signal (the operator shutting down). */
+  abort(): void;
+}
+
+export function fakeWorld(opts: FakeWorldOptions = {}): FakeWorld {
+  const clock = new FakeClock(opts.startMs);
+  const now = () => clock.now();
+  const kube = new FakeKube({ now });
+  const vault = new FakeVault({ now });
+  const connections = new FakeVaultConnections(opts.vaultFor ?? (() => vault));
+  const clusterName = opts.clusterName ?? FAKE_CLUSTER;
+  const caches = fakeCaches(kube, clusterName);
+  const events = new FakeEvents(opts.eventsToKube === false ? undefined : kube, clock);
+  const logs: LogEntry[] = [];
+  const log = memoryLogger(logs);
+  const abort = new AbortController();
+  let passes = 0;
+  const context: ControllerContext = {
+    kube,
+    clusterName,
+    resyncPeriodMs: opts.resyncPeriodMs ?? 0,
+    caches,
+    // The one cast: the controllers' VaultConnections type is a class (with private members), served structurally.
+    connections: connections as unknown as ControllerContext['connections'],
+    events: (component) => events.recorder(component),
+    log,
+  };
+  const reconcileContext = (): ReconcileContext => {
+    const reconcileId = `pass-${++passes}`;
+    return { reconcileId, signal: abort.signal, log: log.child({ reconcileID: reconcileId }), now: () => new Date(clock.now()) };
+  };
+  return {
+    clock, kube, vault, connections, caches, events, logs, context, reconcileContext,
+    async reconcile(reconciler, key) {
+      const k = 'metadata' in key || 'apiVersion' in key ? keyOf(key as KubernetesObject) : (key as ObjectKey);
+      try {
+        return await reconciler.reconcile(k, reconcileContext());
+      } finally {
+        await events.flush();
+      }
+    },
+    abort: () => abort.abort(),
+  };
+}
+
+/** A logger for tests that want nothing at all. */
+export const silentLogger = nullLogger;
