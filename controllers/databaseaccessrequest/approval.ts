@@ -26,8 +26,6 @@ export const DEFAULT_PENDING_TTL_SECONDS = 24 * 3600;
 export const CLUSTER_ADMIN_GROUP = 'system:masters';
 /** Who the decider is, in the condition message of an auto-approval. */
 export const OPERATOR_DECIDER = 'leasehold';
-/** A pending request is looked at again at least this often (a role's pendingTTL may change; timers are capped). */
-const MAX_WAIT_MS = 60 * 60_000;
 
 // ---- who asked -------------------------------------------------------------------------------------------
 

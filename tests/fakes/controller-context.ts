@@ -11,7 +11,7 @@
 //   w.events.warnings(); w.kube.writes(); w.vault.calls.renewLease; w.vault.liveLeases();
 import type { KubernetesObject } from '@kubernetes/client-node';
 import {
-  DEFAULT_ROLE_PATH, type AppBinding, type DatabaseAccessRequest, type PostgresRole, type SecretEngine,
+  DEFAULT_MOUNT_PATH, type AppBinding, type DatabaseAccessRequest, type PostgresRole, type SecretEngine,
 } from '../../api/index.ts';
 import { FakeClock } from '../../lib/runtime/clock.ts';
 import { KubeEventRecorder, type EventRecorder, type EventType } from '../../lib/runtime/events.ts';
@@ -223,7 +223,7 @@ export function fakeCaches(kube: FakeKube, clusterName: string): Caches {
   });
   const mountOf = (e: SecretEngine) => e.spec.path ?? defaultMountPath(clusterName, ns(e), e.metadata.name ?? '');
   caches.secretEngines.addIndex('mount', (e) => [mountOf(e)]);
-  caches.postgresRoles.addIndex('mount', (r) => (r.spec.vaultRef && !r.spec.secretEngineRef ? [`${ns(r)}/${r.spec.vaultRef.name}/${r.spec.path ?? DEFAULT_ROLE_PATH}`] : []));
+  caches.postgresRoles.addIndex('mount', (r) => (r.spec.vaultRef && !r.spec.secretEngineRef ? [`${ns(r)}/${r.spec.vaultRef.name}/${r.spec.path ?? DEFAULT_MOUNT_PATH}`] : []));
   caches.requests.addIndex('role', (d) => [`${d.spec.roleRef.namespace ?? ns(d)}/${d.spec.roleRef.name}`]);
   caches.requests.addIndex(REQUESTS_BY_VAULT_APPBINDING, (d) => leaseAppBindings(d).map(refKey));
   caches.appBindings.addIndex('secret', (a) => (a.spec.secret ? [`${ns(a)}/${a.spec.secret.name}`] : []));

@@ -3,7 +3,8 @@
 // waiting for what still goes through it.
 import test from 'ava';
 import { FINALIZER, IN_USE_FINALIZER, Reason, type AppBinding, type SecretEngine } from '../../../api/index.ts';
-import { AppBindingReconciler, LEASE_OWNERSHIP } from '../../../controllers/appbinding/reconciler.ts';
+import { ConditionType } from '../../../api/index.ts';
+import { AppBindingReconciler } from '../../../controllers/appbinding/reconciler.ts';
 import { fakeWorld } from '../../fakes/controller-context.ts';
 import { APP_BINDINGS, NS, SECRETS, SECRET_ENGINES, conditionOf, secretEngine, vaultAppBinding } from '../../fakes/fixtures.ts';
 
@@ -22,7 +23,7 @@ test('a Vault AppBinding whose Vault answers is Ready, says its leases are owned
   const ready = conditionOf(w.appBinding(), 'Ready');
   t.is(ready?.status, 'True');
   t.regex(ready?.message ?? '', /^Vault 1\.17\.0-fake at https:\/\/vault\.demo\.svc:8200 answers/);
-  t.is(conditionOf(w.appBinding(), LEASE_OWNERSHIP)?.reason, 'IssuerToken');
+  t.is(conditionOf(w.appBinding(), ConditionType.LeaseOwnership)?.reason, 'IssuerToken');
   t.deepEqual(w.appBinding()?.metadata.finalizers, [IN_USE_FINALIZER]);
   t.deepEqual(w.events.warnings(), []);
 });
@@ -32,7 +33,7 @@ test('a Vault AppBinding without an issuer token says LeaseOwnership False with 
   w.connections.issuer = { kind: 'unavailable', reason: 'IssuerTokenUnavailable', message: 'the token role leasehold-issuer does not exist' };
   await w.pass();
   t.is(conditionOf(w.appBinding(), 'Ready')?.status, 'True');
-  const ownership = conditionOf(w.appBinding(), LEASE_OWNERSHIP);
+  const ownership = conditionOf(w.appBinding(), ConditionType.LeaseOwnership);
   t.is(ownership?.status, 'False');
   t.is(ownership?.reason, 'IssuerTokenUnavailable');
 });
