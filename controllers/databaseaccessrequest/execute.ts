@@ -155,7 +155,7 @@ export class Pass {
         const target = { key: `sweep/${this.current.metadata.uid}`, subject: 'a lease issued for this request before a restart and never recorded' };
         await this.guardRevocation(target, s.why, true, async () => {
           const session = await this.session(s.attempt.vaultAppBinding);
-          if (session) await sweep(s.attempt, session.client, this.fx.leases, () => this.recordedLeases(), this.current, ctx);
+          if (session) await sweep(s.attempt, { vault: session.client, leases: this.fx.leases, recordedLeases: () => this.recordedLeases(), dar: this.current, ctx });
         });
         return;
       }

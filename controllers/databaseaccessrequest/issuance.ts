@@ -57,7 +57,7 @@ export async function issueCredential(dar: DatabaseAccessRequest, order: IssueOr
     }
   }
   if (order.sweep) {
-    await sweep(order.sweep, x.session.client, leases, x.recordedLeases, dar, ctx).catch((err: unknown) => {
+    await sweep(order.sweep, { vault: x.session.client, leases, recordedLeases: x.recordedLeases, dar, ctx }).catch((err: unknown) => {
       // An unrecorded lease Vault didn't revoke: issuing another would leave it behind for good.
       const { reason, message } = explain(err);
       throw new RetryableError(reason, `a lease issued for this request before a restart is not revoked, so nothing new is issued yet: ${message}`, { cause: err });
@@ -100,8 +100,8 @@ export async function issueCredential(dar: DatabaseAccessRequest, order: IssueOr
  * didn't revoke one (it stays live and unrecorded: the caller must not go on as if it were gone), or when the
  * leases can't be listed (not knowing is not "none left").
  */
-export async function sweep(attempt: Issuance, vault: VaultClient, leases: LeaseOps, recordedLeases: () => Set<string>,
-  dar: DatabaseAccessRequest, ctx: ReconcileContext): Promise<void> {
+export async function sweep(attempt: Issuance, x: { vault: VaultClient; leases: LeaseOps; recordedLeases: () => Set<string>; dar: DatabaseAccessRequest; ctx: ReconcileContext }): Promise<void> {
+  const { vault, leases, recordedLeases, dar, ctx } = x;
   const { mount, role, startedAt } = attempt;
   if (!mount || !role || !startedAt) return;
   await leases.exclusively(mount, role, async () => {

@@ -16,15 +16,28 @@ function roleKey(mount: string, vaultRole: string): string {
   return `${mount}/${vaultRole}`;
 }
 
+export interface LeaseOpsOptions {
+  kube: KubeClient;
+  metrics: LeaseMetrics;
+  memory: RequestMemory;
+  /** Per Vault role (mount/role): issuing calls hold it shared, a sweep alone. */
+  roleGate: KeyedReadWriteLock;
+  /** Records an Event about a request (the sweep's). */
+  emit: (dar: DatabaseAccessRequest, e: EventIntent) => void;
+  nowMs: () => number;
+}
+
 export class LeaseOps {
-  constructor(
-    readonly kube: KubeClient,
-    private readonly metrics: LeaseMetrics,
-    private readonly memory: RequestMemory,
-    private readonly roleGate: KeyedReadWriteLock,
-    private readonly emit: (dar: DatabaseAccessRequest, e: EventIntent) => void,
-    private readonly nowMs: () => number,
-  ) {}
+  readonly kube: KubeClient;
+  private readonly metrics: LeaseMetrics;
+  private readonly memory: RequestMemory;
+  private readonly roleGate: KeyedReadWriteLock;
+  private readonly emit: LeaseOpsOptions['emit'];
+  private readonly nowMs: () => number;
+
+  constructor(o: LeaseOpsOptions) {
+    ({ kube: this.kube, metrics: this.metrics, memory: this.memory, roleGate: this.roleGate, emit: this.emit, nowMs: this.nowMs } = o);
+  }
 
   /** `<mount>/creds/<role>`: a new lease, remembered at once so a concurrent sweep never takes it. */
   issue(client: VaultClient, mount: string, vaultRole: string): Promise<LeasedCredential> {

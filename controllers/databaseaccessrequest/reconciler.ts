@@ -34,8 +34,10 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
     this.memory = new RequestMemory(new LeaseLiveness(verifyPeriodMs(c.resyncPeriodMs)));
     this.dependencies = new Dependencies(c.caches, c.clusterName);
     const events = c.events('leasehold-databaseaccessrequest');
-    const leases = new LeaseOps(c.kube, this.metrics, this.memory, new KeyedReadWriteLock(),
-      (dar, e) => events.event(dar, e.type, e.reason, e.message), () => Date.now());
+    const leases = new LeaseOps({
+      kube: c.kube, metrics: this.metrics, memory: this.memory, roleGate: new KeyedReadWriteLock(),
+      emit: (dar, e) => events.event(dar, e.type, e.reason, e.message), nowMs: () => Date.now(),
+    });
     this.effects = { c, leases, memory: this.memory, metrics: this.metrics, events };
   }
 

@@ -174,7 +174,8 @@ test.serial('an approver with approve on the role approves; the decision names t
 
   const events = JSON.parse(kubectl(t.context.env, ['get', 'events', '-n', NS, '--field-selector', 'involvedObject.name=postgres-cred-rqst', '-o', 'json'])) as { items: { reason: string; message: string }[] };
   const byReason = (reason: string) => events.items.find((e) => e.reason === reason)?.message ?? '';
-  t.regex(byReason('RequestApproved'), /approved by bob \(OnCallApproval\).*requested by alice/);
+  // One Event per grant: the approval's audit record is the log line below, and the credential's Event names the approver.
+  t.is(byReason('RequestApproved'), '');
   t.regex(byReason('SuccessfullyIssuedCredential'), /\[for ServiceAccount demo\/demo-sa on PostgresRole demo\/psql-role; requested by alice; approved by bob\]/);
   await eventually(t, 'audit lines in the operator log', async () => {
     const lines = t.context.operator.logs().split('\n').filter((l) => l.includes('"audit":true') && l.includes('postgres-cred-rqst'));
