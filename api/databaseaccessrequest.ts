@@ -9,7 +9,7 @@ import type { V1ObjectMeta } from '@kubernetes/client-node';
 import type { KindDefinition } from './crd.ts';
 import { DURATION_PATTERN, celDuration } from './duration.ts';
 import {
-  DEFAULT_RENEW_FRACTION_TEXT, ENGINE_API_VERSION, ENGINE_GROUP, ENGINE_VERSION, REQUEST_PHASES, conditionsSchema, durationSchema,
+  DEFAULT_RENEW_FRACTION_TEXT, ENGINE_API_VERSION, type Condition, ENGINE_GROUP, ENGINE_VERSION, REQUEST_PHASES, conditionsSchema, durationSchema,
   namespaceNameSchema, objectNameSchema, renewFractionSchema, secretTemplateSchema, subjectsSchema,
 } from './meta.ts';
 import { array, boolean, enumeration, integer, object, string, withRules, type Static, type ValidationRule } from './schema.ts';
@@ -235,3 +235,31 @@ export const DATABASE_ACCESS_REQUEST = {
     { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp', description: 'Time since creation.' },
   ],
 } as const satisfies KindDefinition;
+
+// ---- What was decided ----------------------------------------------------------------------------------------
+
+/** A request's decision, and the condition that records it. */
+export interface RequestDecision {
+  type: typeof ConditionType.Approved | typeof ConditionType.Denied;
+  condition: Condition;
+}
+
+/**
+ * What was decided about a request: its Denied or Approved condition with status True (the API server defaults
+ * a missing status to True, as KubeVault's earliest conditions meant), or undefined while nobody has decided. The one predicate the
+ * operator and `kubectl vault` share. The API server keeps the two exclusive; were both there, Denied wins.
+ *
+ * The phase is never a decision on its own. A request whose status.phase says Approved (or Denied) without that
+ * condition, as KubeVault's plugin could leave one or a hand edit of status can, is undecided: the operator waits
+ * for a decision (setting the phase back to WaitingForApproval) and `kubectl vault approve|deny` may make one.
+ * Everything the API server guarantees about a decision (only holders of the `approve` verb on the role make it,
+ * four eyes, a required reason, permanence, the judged spec frozen) is attached to the conditions; a phase
+ * carries none of it, and issuing on one would issue what nobody was allowed to approve.
+ */
+export function decisionOf(dar: Pick<DatabaseAccessRequest, 'status'>): RequestDecision | undefined {
+  for (const type of [ConditionType.Denied, ConditionType.Approved] as const) {
+    const condition = dar.status?.conditions?.find((c) => c.type === type && c.status === 'True');
+    if (condition) return { type, condition };
+  }
+  return undefined;
+}

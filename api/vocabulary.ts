@@ -106,7 +106,6 @@ export const Reason = {
   /** A reference into another namespace whose object doesn't admit the referring namespace (Annotations.allowedNamespaces). */
   ReferenceNotAllowed: 'ReferenceNotAllowed',
   NamespaceNotAllowed: 'NamespaceNotAllowed',
-  TTLExceedsMaxTTL: 'TTLExceedsMaxTTL',
   ReasonRequired: 'ReasonRequired',
   SelfApprovalForbidden: 'SelfApprovalForbidden',
   /** A request's PostgresRole isn't Success yet. */

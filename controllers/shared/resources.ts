@@ -10,6 +10,5 @@ export const SECRET_ENGINES = kind(SECRET_ENGINE);
 export const POSTGRES_ROLES = kind(POSTGRES_ROLE);
 export const DATABASE_ACCESS_REQUESTS = kind(DATABASE_ACCESS_REQUEST);
 export const SECRETS: ResourceType = { group: '', version: 'v1', plural: 'secrets', kind: 'Secret' };
-export const SERVICE_ACCOUNTS: ResourceType = { group: '', version: 'v1', plural: 'serviceaccounts', kind: 'ServiceAccount' };
 export const ROLES: ResourceType = { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'roles', kind: 'Role' };
 export const ROLE_BINDINGS: ResourceType = { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'rolebindings', kind: 'RoleBinding' };

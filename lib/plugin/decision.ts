@@ -5,7 +5,7 @@
 // Decisions follow the approval idiom of CertificateSigningRequest: Approved and Denied are only ever True,
 // exclusive and permanent, so a request can't be approved once denied, denied once approved, or decided twice.
 import {
-  Annotations, ConditionType, Reason, RequestPhase, type Condition, type DatabaseAccessRequest,
+  Annotations, ConditionType, Reason, RequestPhase, decisionOf as requestDecision, type Condition, type DatabaseAccessRequest,
 } from '../../api/index.ts';
 import { setCondition, type Condition as RuntimeCondition } from '../runtime/conditions.ts';
 import type { ActionName } from './args.ts';
@@ -36,16 +36,8 @@ function isTrue(dar: DatabaseAccessRequest, type: string): Condition | undefined
   return c && (c.status ?? 'True') === 'True' ? c : undefined;
 }
 
-/** The request's decision, from its conditions (or, for requests KubeVault decided, from its phase). */
-export function decisionOf(dar: DatabaseAccessRequest): { type: 'Approved' | 'Denied'; condition?: Condition } | undefined {
-  const approved = isTrue(dar, ConditionType.Approved);
-  if (approved) return { type: ConditionType.Approved, condition: approved };
-  const denied = isTrue(dar, ConditionType.Denied);
-  if (denied) return { type: ConditionType.Denied, condition: denied };
-  if (dar.status?.phase === RequestPhase.Approved) return { type: ConditionType.Approved };
-  if (dar.status?.phase === RequestPhase.Denied) return { type: ConditionType.Denied };
-  return undefined;
-}
+/** The request's decision, from its conditions only: api/databaseaccessrequest.ts decisionOf, the operator's too. */
+export const decisionOf = requestDecision;
 
 /** Ended for good: the lease ran out (or the request waited too long), or it was revoked. */
 export function endOf(dar: DatabaseAccessRequest): 'Expired' | 'Revoked' | undefined {

@@ -61,9 +61,10 @@ test('deciding twice is refused', (t) => {
   t.regex(JSON.stringify(decide(denied(), 'deny', admin)), /is already denied/);
 });
 
-test('a phase KubeVault wrote counts as a decision too', (t) => {
-  t.is(decide(withStatus({ phase: 'Approved' }), 'deny', admin).kind, 'refuse');
-  t.is(decide(withStatus({ phase: 'Denied' }), 'approve', admin).kind, 'refuse');
+test('a phase without its condition is no decision: the request can still be approved or denied, as the operator sees it', (t) => {
+  t.is(decide(withStatus({ phase: 'Approved' }), 'deny', admin).kind, 'patch');
+  t.is(decide(withStatus({ phase: 'Denied' }), 'approve', admin).kind, 'patch');
+  t.true(isPending(withStatus({ phase: 'Approved' })));
 });
 
 test('expired, revoked and terminating requests can\'t be decided', (t) => {

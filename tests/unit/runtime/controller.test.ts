@@ -99,6 +99,28 @@ test('a retryable error is retried with growing backoff; success forgets the fai
   c.halt('test over');
 });
 
+test('a retryable error with retryAfterMs is retried after exactly that, pass after pass', async (t) => {
+  const clock = new FakeClock();
+  const source = new FakeSource<KubernetesObject>();
+  const r = recording(() => {
+    throw new RetryableError('Unreachable', 'PostgreSQL at db:5432: connection refused', { retryAfterMs: 30_000 });
+  });
+  const c = new Controller({ name: 't', reconciler: r, clock }).watch(source, enqueueObject());
+  c.start();
+  source.add(obj('a'));
+  await settle();
+  for (let pass = 2; pass <= 5; pass++) {
+    clock.advance(29_999);
+    await settle();
+    t.is(r.passes.length, pass - 1, `pass ${pass} not before 30 s`);
+    clock.advance(1);
+    await settle();
+    t.is(r.passes.length, pass, `pass ${pass} at 30 s, not a growing backoff`);
+  }
+  t.is(c.queue.numRequeues('ns/a'), 5, 'each failure still counts');
+  c.halt('test over');
+});
+
 test('anything thrown, even a non-Error, is retried and never escapes the worker', async (t) => {
   const clock = new FakeClock();
   const source = new FakeSource<KubernetesObject>();

@@ -85,6 +85,55 @@ test('forget resets the backoff to the base delay', (t) => {
   t.is(q.len(), 1);
 });
 
+test('retries across keys share a bucket of 100, refilled at 10 a second: the 101st waits 100 ms, the 110th a second', (t) => {
+  const clock = new FakeClock();
+  const q = new WorkQueue({ clock });
+  const delays = Array.from({ length: 110 }, (_, i) => q.addRateLimited(`k${i}`));
+  t.true(delays.slice(0, 100).every((d) => d === 5), 'the burst goes at each key\'s own first backoff');
+  t.is(delays[100], 100);
+  t.is(delays[109], 1000);
+  clock.advance(5);
+  t.is(q.len(), 100);
+  clock.advance(95);
+  t.is(q.len(), 101);
+  clock.advance(900);
+  t.is(q.len(), 110);
+});
+
+test('a retry waits the longer of its key\'s backoff and the bucket', (t) => {
+  const clock = new FakeClock();
+  const q = new WorkQueue({ clock, globalRate: { qps: 1, burst: 1 } });
+  t.is(q.addRateLimited('a'), 5, 'a token is there: the key\'s backoff');
+  t.is(q.addRateLimited('b'), 1000, 'the bucket is empty: its refill');
+  clock.advance(10_000);
+  for (let i = 0; i < 15; i++) q.addRateLimited('slow');
+  clock.advance(1_000_000);
+  t.is(q.addRateLimited('slow'), 5 * 2 ** 15, 'a long backoff outlasts the bucket');
+});
+
+test('the bucket refills while nothing fails, up to its burst and no more', (t) => {
+  const clock = new FakeClock();
+  const q = new WorkQueue({ clock, globalRate: { qps: 10, burst: 3 } });
+  for (let i = 0; i < 3; i++) t.is(q.addRateLimited(`a${i}`), 5);
+  t.is(q.addRateLimited('a3'), 100);
+  clock.advance(60_000);
+  for (let i = 0; i < 3; i++) t.is(q.addRateLimited(`b${i}`), 5, 'a minute refilled the burst');
+  t.is(q.addRateLimited('b3'), 100, 'but not beyond it');
+});
+
+test('a failure asking for a fixed delay waits exactly that, still counted, still under the bucket', (t) => {
+  const clock = new FakeClock();
+  const q = new WorkQueue({ clock, globalRate: { qps: 1, burst: 1 } });
+  t.is(q.addRateLimited('poll', { afterMs: 30_000 }), 30_000);
+  t.is(q.numRequeues('poll'), 1);
+  clock.advance(29_999);
+  t.is(q.len(), 0);
+  clock.advance(1);
+  t.is(q.len(), 1);
+  t.is(q.addRateLimited('other', { afterMs: 0 }), 0, 'the bucket refilled during the wait');
+  t.is(q.addRateLimited('third', { afterMs: 0 }), 1000, 'and is empty again');
+});
+
 test('addAfter keeps the earliest due time for a key', (t) => {
   const clock = new FakeClock();
   const q = new WorkQueue({ clock });
