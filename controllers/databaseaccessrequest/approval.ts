@@ -15,7 +15,7 @@
 // Everything here is pure (now is a parameter); plan.ts decides with it and execute.ts writes.
 import {
   Annotations, ConditionType, Reason, RequestPhase, formatDuration, isDuration, parseDurationSeconds,
-  type Condition, type DatabaseAccessRequest, type Requester, type Subject,
+  decisionOf, type DatabaseAccessRequest, type Requester, type Subject,
 } from '../../api/index.ts';
 import { rfc3339 } from '../../lib/runtime/index.ts';
 import type { AccessRole } from './engine.ts';
@@ -87,26 +87,21 @@ export function deciderOf(message: string | undefined): string | undefined {
   return message ? DECIDER.exec(message)?.[1] : undefined;
 }
 
-function trueCondition(dar: DatabaseAccessRequest, type: string): Condition | undefined {
-  return (dar.status?.conditions ?? []).find((c) => c.type === type && (c.status ?? 'True') === 'True');
-}
-
-export function decisionOf(dar: DatabaseAccessRequest): DecisionRecord | undefined {
-  for (const type of [ConditionType.Denied, ConditionType.Approved] as const) {
-    const c = trueCondition(dar, type);
-    if (!c) continue;
-    const decider = deciderOf(c.message);
-    const at = c.lastTransitionTime ?? c.lastUpdateTime;
-    return { type, reason: c.reason ?? '', message: c.message ?? '', ...(decider ? { decider } : {}), ...(at ? { at } : {}) };
-  }
-  return undefined;
+/** The decision (api decisionOf: the Approved or Denied condition), with who made it and when, as a record. */
+export function decisionRecord(dar: DatabaseAccessRequest): DecisionRecord | undefined {
+  const d = decisionOf(dar);
+  if (!d) return undefined;
+  const c = d.condition;
+  const decider = deciderOf(c.message);
+  const at = c.lastTransitionTime ?? c.lastUpdateTime;
+  return { type: d.type, reason: c.reason ?? '', message: c.message ?? '', ...(decider ? { decider } : {}), ...(at ? { at } : {}) };
 }
 
 /** A decision the controller hasn't acted on yet (phase still waiting): to be audited once and reflected in phase. */
 export function unobservedDecision(dar: DatabaseAccessRequest): DecisionRecord | undefined {
   const phase = dar.status?.phase;
   if (phase && phase !== RequestPhase.WaitingForApproval) return undefined;
-  return decisionOf(dar);
+  return decisionRecord(dar);
 }
 
 // ---- pending requests: expiry and auto-approval -----------------------------------------------------------
@@ -213,7 +208,7 @@ export function issueRefusal(dar: DatabaseAccessRequest, role: AccessRole, what:
   if (approval?.requireReason && !dar.spec.reason?.trim()) {
     return { reason: Reason.ReasonRequired, message: `${what} requires a reason (spec.reason) and the request has none; nothing is issued: create a new request with a reason` };
   }
-  const decision = decisionOf(dar);
+  const decision = decisionRecord(dar);
   const requester = requesterOf(dar);
   if (!approval?.allowSelfApproval && decision?.type === ConditionType.Approved && decision.reason !== Reason.AutoApproved && decision.decider && requester &&
     decision.decider === requester.username && !(requester.groups ?? []).includes(CLUSTER_ADMIN_GROUP)) {
@@ -235,7 +230,7 @@ export interface AuditAction {
 /** Who, what and why of a request, for an audit line (no credential: lease ids and Secret names are not secrets). */
 export function auditFields(dar: DatabaseAccessRequest): Record<string, unknown> {
   const ns = dar.metadata.namespace ?? '';
-  const decision = decisionOf(dar);
+  const decision = decisionRecord(dar);
   const requester = requesterOf(dar) ?? dar.status?.requester;
   return {
     request: `${ns}/${dar.metadata.name}`,

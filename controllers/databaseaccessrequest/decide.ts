@@ -1,7 +1,7 @@
 // The pure helpers plan.ts decides with: a request's stage, a lease's schedule (renew, rotate, expire),
 // previous leases and their grace periods, revocation retries. No I/O, no clock (now is a parameter).
 import crypto from 'node:crypto';
-import { ConditionType, DEFAULT_RENEW_FRACTION, type DatabaseAccessRequest } from '../../api/index.ts';
+import { ConditionType, DEFAULT_RENEW_FRACTION, decisionOf, type DatabaseAccessRequest } from '../../api/index.ts';
 import type { AccessRole } from './engine.ts';
 
 export { DEFAULT_RENEW_FRACTION };
@@ -11,15 +11,12 @@ const MAX_JITTER = 0.1;
 /** Where a request is in its life: what a pass over it is about. */
 export type Stage = 'finalize' | 'denied' | 'waitForApproval' | 'revokeNow' | 'finished' | 'approved';
 
-function conditionTrue(dar: DatabaseAccessRequest, type: string): boolean {
-  return (dar.status?.conditions ?? []).some((c) => c.type === type && (c.status ?? 'True') === 'True');
-}
-
 /** What stage of its life a request is in (the decision conditions people write decide most of it). */
 export function stageOf(dar: DatabaseAccessRequest, revokeAnnotation: string | undefined): Stage {
   if (dar.metadata.deletionTimestamp) return 'finalize';
-  if (conditionTrue(dar, ConditionType.Denied)) return 'denied';
-  if (!conditionTrue(dar, ConditionType.Approved)) return 'waitForApproval';
+  const decision = decisionOf(dar);
+  if (decision?.type === ConditionType.Denied) return 'denied';
+  if (!decision) return 'waitForApproval';
   const phase = dar.status?.phase;
   if (phase === 'Revoked' || phase === 'Expired') return 'finished';
   if (revokeAnnotation) return 'revokeNow';
