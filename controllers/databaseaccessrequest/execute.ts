@@ -81,6 +81,8 @@ export class Pass {
     this.status = plan.status;
     this.events.push(...plan.events);
     this.requeueAtMs = plan.requeueAtMs;
+    // Issuance latency is measured from the first pass that saw the request approved and waiting for a credential.
+    if (plan.awaitingFirstIssue) this.fx.memory.approvalSeenAt(this.current.metadata.uid ?? '', this.ctx.now().getTime());
     if (plan.failure) throw new StepFailure(plan.failure, undefined);
     let answer: RenewalAnswer | undefined;
     for (const step of plan.steps) answer = (await this.step(step)) || answer;
@@ -103,7 +105,6 @@ export class Pass {
     const released = plan.steps.some((s) => s.kind === 'releaseFinalizer');
     if (!released) await this.write();
     this.emitAll();
-    if (plan.awaitingFirstIssue && !this.status.lease?.id) this.fx.memory.approvalSeenAt(uid, this.ctx.now().getTime());
     if (plan.forget || released) {
       this.fx.memory.forget(uid);
       this.fx.metrics.forget(dar.metadata.namespace ?? '', dar.metadata.name ?? '');

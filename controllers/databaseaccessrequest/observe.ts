@@ -108,7 +108,11 @@ export async function observe(dar: DatabaseAccessRequest, deps: ObserveDeps, ctx
   if (stage === 'finalize' || stage === 'finished' || stage === 'denied') return o;
   o.role = engine?.role(c.caches, roleNs, dar.spec.roleRef.name);
   o.roleProblem = roleProblem(o, ns);
-  if (stage !== 'approved' || !o.role || !engine) return o;
+  if (stage !== 'approved') return o;
+  if (dar.status?.lease?.id && dar.status.issuance?.completed && o.secret.present && o.secret.drift !== 'credential') {
+    o.liveness = await leaseLiveness(dar, o.role, deps, ctx);
+  }
+  if (!o.role || !engine) return o;
 
   const role = o.role;
   try {
@@ -123,9 +127,6 @@ export async function observe(dar: DatabaseAccessRequest, deps: ObserveDeps, ctx
   }
   o.refusal = engine.referenceRefusal(role, c.caches, c.clusterName)?.message;
   if (!o.refusal) o.layout = secretLayout(engine, c.caches, dar, role);
-  if (dar.status?.lease?.id && dar.status.issuance?.completed && o.secret.present && o.secret.drift !== 'credential') {
-    o.liveness = await leaseLiveness(dar, role, deps, ctx);
-  }
   return o;
 }
 
@@ -202,7 +203,7 @@ function retryTimes(dar: DatabaseAccessRequest, memory: RequestMemory): Record<s
  * not due, and when the lease's own schedule is about to ask Vault anyway (renewal, expiry). 'unknown' when Vault
  * couldn't be asked: the lease is kept, and looked at again later.
  */
-async function leaseLiveness(dar: DatabaseAccessRequest, role: AccessRole, deps: ObserveDeps, ctx: ReconcileContext): Promise<Liveness> {
+async function leaseLiveness(dar: DatabaseAccessRequest, role: AccessRole | undefined, deps: ObserveDeps, ctx: ReconcileContext): Promise<Liveness> {
   const lease = dar.status!.lease!;
   const uid = dar.metadata.uid ?? '';
   const now = ctx.now().getTime();
