@@ -88,6 +88,11 @@ export class FakeEvents {
     this.recorded.length = 0;
   }
 
+  /** Drops the recorders' de-duplication memory (an operator restart); what was recorded stays. */
+  forgetRecorders(): void {
+    this.kubeRecorders.clear();
+  }
+
   /** Waits until the Events given to the FakeKube are written (they are fire-and-forget, as in the operator). */
   async flush(): Promise<void> {
     await Promise.all([...this.kubeRecorders.values()].map((r) => r.flush()));
@@ -243,63 +248,90 @@ export interface FakeWorldOptions {
   eventsToKube?: boolean;
 }
 
-export interface FakeWorld {
-  clock: FakeClock;
-  kube: FakeKube;
-  vault: FakeVault;
-  connections: FakeVaultConnections;
-  caches: Caches;
-  events: FakeEvents;
-  logs: LogEntry[];
+/**
+ * The cluster, Vault and clock (which outlive the operator) and one operator process (caches, Vault connections,
+ * Event de-duplication: what `restart()` replaces). Reconcilers are built by the test from `context`; after a
+ * restart, build them again (their own memory is the process's too).
+ */
+export class FakeWorld {
+  readonly clock: FakeClock;
+  readonly kube: FakeKube;
+  readonly vault: FakeVault;
+  /** Every Event recorded, across restarts. */
+  readonly events: FakeEvents;
+  /** Every log entry, across restarts (redacted as the operator's sink redacts). */
+  readonly logs: LogEntry[] = [];
+  caches!: Caches;
+  connections!: FakeVaultConnections;
   /** What every reconciler is built with. */
-  context: ControllerContext;
+  context!: ControllerContext;
+  private readonly opts: FakeWorldOptions;
+  private readonly abortController = new AbortController();
+  private passes = 0;
+
+  constructor(opts: FakeWorldOptions = {}) {
+    this.opts = opts;
+    this.clock = new FakeClock(opts.startMs);
+    const now = () => this.clock.now();
+    this.kube = new FakeKube({ now });
+    this.vault = new FakeVault({ now });
+    this.events = new FakeEvents(opts.eventsToKube === false ? undefined : this.kube, this.clock);
+    this.boot();
+  }
+
+  /**
+   * The operator restarts: caches rebuilt from the FakeKube (a fresh list), new Vault connections (the issuer token
+   * state carried over: it lives in a Secret), no Event de-duplication memory. Kube, Vault, clock, Events and logs stay.
+   */
+  restart(): ControllerContext {
+    for (const cache of Object.values(this.caches)) void (cache as FakeWatchCache).stop();
+    const issuer = this.connections.issuer;
+    this.boot();
+    this.connections.issuer = issuer;
+    return this.context;
+  }
+
   /** A fresh ReconcileContext: its own id, the world's signal, `now()` from the FakeClock. */
-  reconcileContext(): ReconcileContext;
+  reconcileContext(): ReconcileContext {
+    const reconcileId = `pass-${++this.passes}`;
+    return { reconcileId, signal: this.abortController.signal, log: this.context.log.child({ reconcileID: reconcileId }), now: () => new Date(this.clock.now()) };
+  }
+
   /** One reconcile pass of `reconciler` for `key` (or an object's key), then waits for the Events' writes. */
-  reconcile(reconciler: Reconciler, key: ObjectKey | KubernetesObject): Promise<Result>;
+  async reconcile(reconciler: Reconciler, key: ObjectKey | KubernetesObject): Promise<Result> {
+    const k = 'metadata' in key || 'apiVersion' in key ? keyOf(key as KubernetesObject) : (key as ObjectKey);
+    try {
+      return await reconciler.reconcile(k, this.reconcileContext());
+    } finally {
+      await this.events.flush();
+    }
+  }
+
   /** Aborts the world's signal (the operator shutting down). */
-  abort(): void;
+  abort(): void {
+    this.abortController.abort();
+  }
+
+  private boot(): void {
+    const clusterName = this.opts.clusterName ?? FAKE_CLUSTER;
+    this.caches = fakeCaches(this.kube, clusterName);
+    this.connections = new FakeVaultConnections(this.opts.vaultFor ?? (() => this.vault));
+    this.events.forgetRecorders();
+    this.context = {
+      kube: this.kube,
+      clusterName,
+      resyncPeriodMs: this.opts.resyncPeriodMs ?? 0,
+      caches: this.caches,
+      // The one cast: the controllers' VaultConnections type is a class (with private members), served structurally.
+      connections: this.connections as unknown as ControllerContext['connections'],
+      events: (component) => this.events.recorder(component),
+      log: memoryLogger(this.logs),
+    };
+  }
 }
 
 export function fakeWorld(opts: FakeWorldOptions = {}): FakeWorld {
-  const clock = new FakeClock(opts.startMs);
-  const now = () => clock.now();
-  const kube = new FakeKube({ now });
-  const vault = new FakeVault({ now });
-  const connections = new FakeVaultConnections(opts.vaultFor ?? (() => vault));
-  const clusterName = opts.clusterName ?? FAKE_CLUSTER;
-  const caches = fakeCaches(kube, clusterName);
-  const events = new FakeEvents(opts.eventsToKube === false ? undefined : kube, clock);
-  const logs: LogEntry[] = [];
-  const log = memoryLogger(logs);
-  const abort = new AbortController();
-  let passes = 0;
-  const context: ControllerContext = {
-    kube,
-    clusterName,
-    resyncPeriodMs: opts.resyncPeriodMs ?? 0,
-    caches,
-    // The one cast: the controllers' VaultConnections type is a class (with private members), served structurally.
-    connections: connections as unknown as ControllerContext['connections'],
-    events: (component) => events.recorder(component),
-    log,
-  };
-  const reconcileContext = (): ReconcileContext => {
-    const reconcileId = `pass-${++passes}`;
-    return { reconcileId, signal: abort.signal, log: log.child({ reconcileID: reconcileId }), now: () => new Date(clock.now()) };
-  };
-  return {
-    clock, kube, vault, connections, caches, events, logs, context, reconcileContext,
-    async reconcile(reconciler, key) {
-      const k = 'metadata' in key || 'apiVersion' in key ? keyOf(key as KubernetesObject) : (key as ObjectKey);
-      try {
-        return await reconciler.reconcile(k, reconcileContext());
-      } finally {
-        await events.flush();
-      }
-    },
-    abort: () => abort.abort(),
-  };
+  return new FakeWorld(opts);
 }
 
 /** A logger for tests that want nothing at all. */

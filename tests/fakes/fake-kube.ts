@@ -127,7 +127,8 @@ export class FakeKube extends KubeClient {
   private revision = 0;
   private readonly listeners = new Set<WatchListener>();
   private held: Array<() => void> | undefined;
-  private readonly faults: Array<{ match: RequestMatch; fault: KubeFault; remaining: number }> = [];
+  /** `after`: the request takes effect, then its answer is lost (a timeout, the operator dying right after the write). */
+  private readonly faults: Array<{ match: RequestMatch; fault: KubeFault; remaining: number; after: boolean }> = [];
   /** Every request made through the client (not the test-side helpers below), in order. */
   readonly requests: KubeRequest[] = [];
 
@@ -157,11 +158,11 @@ export class FakeKube extends KubeClient {
     };
     this.requests.push(entry);
     try {
-      const fault = this.injected(entry);
-      if (fault === 'Unreachable') throw Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
-      if (fault) throw new StatusAnswer(fault.code, fault.reason ?? '', fault.message ?? '');
+      const injected = this.injected(entry);
+      if (injected && !injected.after) throwFault(injected.fault);
       const { code, body } = this.serve(target, opts);
       entry.code = code;
+      if (injected) throwFault(injected.fault);
       return structuredClone(body) as T;
     } catch (err) {
       if (!(err instanceof StatusAnswer)) throw err;
@@ -176,8 +177,8 @@ export class FakeKube extends KubeClient {
    * Fails the requests matching `match` with `fault` (an API Status, or 'Unreachable'), the next `times` of them or
    * until the returned function (or clearFaults) is called.
    */
-  fail(match: RequestMatch, fault: KubeFault, opts: { times?: number } = {}): () => void {
-    const f = { match, fault, remaining: opts.times ?? Infinity };
+  fail(match: RequestMatch, fault: KubeFault, opts: { times?: number; after?: boolean } = {}): () => void {
+    const f = { match, fault, remaining: opts.times ?? Infinity, after: opts.after ?? false };
     this.faults.push(f);
     return () => {
       const i = this.faults.indexOf(f);
@@ -433,12 +434,12 @@ export class FakeKube extends KubeClient {
     else deliver();
   }
 
-  private injected(req: KubeRequest): KubeFault | undefined {
+  private injected(req: KubeRequest): { fault: KubeFault; after: boolean } | undefined {
     for (let i = this.faults.length - 1; i >= 0; i--) {
       const f = this.faults[i]!;
       if (!matches(req, f.match)) continue;
       if (--f.remaining <= 0) this.faults.splice(i, 1);
-      return f.fault;
+      return f;
     }
     return undefined;
   }
@@ -499,6 +500,12 @@ interface Target {
 }
 
 const regKey = (group: string, plural: string) => `${group}/${plural}`;
+
+/** An injected failure as the client sees it: a Status answer, or undici's "fetch failed" for a refused connection. */
+function throwFault(fault: KubeFault): never {
+  if (fault === 'Unreachable') throw Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
+  throw new StatusAnswer(fault.code, fault.reason ?? '', fault.message ?? '');
+}
 
 function matches(r: KubeRequest, m: RequestMatch): boolean {
   if (m.verb !== undefined && !(Array.isArray(m.verb) ? m.verb.includes(r.verb) : m.verb === r.verb)) return false;

@@ -49,6 +49,11 @@ export interface FaultOptions {
   detail?: string;
   /** Only calls whose arguments match (e.g. one lease id, one mount path). */
   when?: (args: readonly unknown[]) => boolean;
+  /**
+   * The call takes effect in Vault and only then fails (an answer lost on the way back: a timeout, the operator
+   * dying right after Vault issued). What exactly-once issuance must survive.
+   */
+  after?: boolean;
 }
 
 /** A lease as the fake keeps it, live or not. The password is kept so a test can check what reached a Secret. */
@@ -117,6 +122,7 @@ interface Fault {
   answer: VaultAnswer;
   remaining: number;
   when?: (args: readonly unknown[]) => boolean;
+  after: boolean;
 }
 
 /** Deterministic randomness (mulberry32): the same seed gives the same ids and passwords. */
@@ -167,7 +173,7 @@ export class FakeVault implements VaultClient {
    */
   fail(op: FakeVaultOperation | '*', spec: FaultSpec, opts: FaultOptions = {}): () => void {
     const answer = typeof spec === 'string' ? SHORTHAND[spec](opts.detail) : spec;
-    const fault: Fault = { op, answer, remaining: opts.times ?? Infinity, when: opts.when };
+    const fault: Fault = { op, answer, remaining: opts.times ?? Infinity, when: opts.when, after: opts.after ?? false };
     this.faults.push(fault);
     return () => {
       const i = this.faults.indexOf(fault);
@@ -464,8 +470,9 @@ export class FakeVault implements VaultClient {
     await Promise.resolve();
     try {
       const injected = this.injected(op, args);
-      if (injected) throw new Answer(injected);
+      if (injected && !injected.after) throw new Answer(injected.answer);
       const value = body();
+      if (injected) throw new Answer(injected.answer);
       this.history.push({ op, target, outcome: 'ok' });
       return value;
     } catch (err) {
@@ -480,14 +487,14 @@ export class FakeVault implements VaultClient {
     }
   }
 
-  private injected(op: FakeVaultOperation, args: readonly unknown[]): VaultAnswer | undefined {
-    if (this.outage) return this.outage;
-    if (this.sealedFlag && op !== 'health') return SHORTHAND.Sealed();
+  private injected(op: FakeVaultOperation, args: readonly unknown[]): { answer: VaultAnswer; after: boolean } | undefined {
+    if (this.outage) return { answer: this.outage, after: false };
+    if (this.sealedFlag && op !== 'health') return { answer: SHORTHAND.Sealed(), after: false };
     for (let i = this.faults.length - 1; i >= 0; i--) {
       const f = this.faults[i]!;
       if ((f.op !== '*' && f.op !== op) || (f.when && !f.when(args))) continue;
       if (--f.remaining <= 0) this.faults.splice(i, 1);
-      return f.answer;
+      return f;
     }
     return undefined;
   }

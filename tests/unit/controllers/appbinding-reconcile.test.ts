@@ -13,7 +13,7 @@ function world(ab: AppBinding = vaultAppBinding()) {
   const reconciler = new AppBindingReconciler(w.context);
   const appBinding = () => w.kube.object<AppBinding>(APP_BINDINGS, NS, 'vault');
   const pass = () => w.reconcile(reconciler, { namespace: NS, name: 'vault' });
-  return { ...w, reconciler, appBinding, pass };
+  return Object.assign(w, { reconciler, appBinding, pass });
 }
 
 test('a Vault AppBinding whose Vault answers is Ready, says its leases are owned by the issuer token, and holds the in-use finalizer', async (t) => {

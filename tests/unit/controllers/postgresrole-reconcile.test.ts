@@ -29,7 +29,7 @@ async function world(opts: { mounted?: boolean } = {}) {
   const reconciler = new PostgresRoleReconciler(w.context);
   const role = () => w.kube.object<PostgresRole>(POSTGRES_ROLES, NS, 'psql-role');
   const pass = () => w.reconcile(reconciler, { namespace: NS, name: 'psql-role' });
-  return { ...w, reconciler, role, pass };
+  return Object.assign(w, { reconciler, role, pass });
 }
 
 test('a PostgresRole written to Vault is named k8s.<cluster>.<ns>.<name>, with its statements and TTLs as written', async (t) => {

@@ -21,7 +21,7 @@ function world() {
   const reconciler = new SecretEngineReconciler(w.context);
   const engine = () => w.kube.object<SecretEngine>(SECRET_ENGINES, NS, ENGINE);
   const pass = () => w.reconcile(reconciler, { namespace: NS, name: ENGINE });
-  return { ...w, reconciler, engine, pass };
+  return Object.assign(w, { reconciler, engine, pass });
 }
 
 test('a SecretEngine whose Vault answers reaches Success and emits no Warning', async (t) => {
