@@ -16,7 +16,7 @@ import {
 import { FakeClock } from '../../lib/runtime/clock.ts';
 import { KubeEventRecorder, type EventRecorder, type EventType } from '../../lib/runtime/events.ts';
 import { nullLogger, redact, type Logger } from '../../lib/runtime/logging.ts';
-import { keyOf, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/types.ts';
+import { TerminalError, keyOf, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/types.ts';
 import type { VaultClient } from '../../lib/vault/client.ts';
 import type { Caches, ControllerContext, Grant } from '../../controllers/shared/context.ts';
 import { REQUESTS_BY_VAULT_APPBINDING, leaseAppBindings, refKey } from '../../controllers/shared/dependents.ts';
@@ -237,6 +237,9 @@ export function fakeCaches(kube: FakeKube, clusterName: string): Caches {
 
 // ---- the world ----------------------------------------------------------------------------------------------------
 
+/** One pass of FakeWorld.run: when it ran (ms since the epoch) and what it returned or threw. */
+export type PassRecord = { at: number; result: Result; error?: undefined } | { at: number; result?: undefined; error: unknown };
+
 export interface FakeWorldOptions {
   clusterName?: string;
   resyncPeriodMs?: number;
@@ -305,6 +308,34 @@ export class FakeWorld {
     } finally {
       await this.events.flush();
     }
+  }
+
+  /**
+   * A controller's loop for one key on the FakeClock: a pass; then, for `requeueAfter`, the clock moves on by that
+   * delay and another pass runs; for an error, after `retryMs` (a TerminalError ends it, as it parks the key); for
+   * `done`, it ends (nothing would wake it but a watch event). Stops once `forMs` of fake time have passed or after
+   * `maxPasses`. Returns what each pass gave, with the time it ran at. Timers set on the clock fire as it moves.
+   */
+  async run(reconciler: Reconciler, key: ObjectKey | KubernetesObject, opts: { forMs: number; retryMs?: number; maxPasses?: number }): Promise<PassRecord[]> {
+    const end = this.clock.now() + opts.forMs;
+    const trace: PassRecord[] = [];
+    while (this.clock.now() <= end && trace.length < (opts.maxPasses ?? 1_000)) {
+      const at = this.clock.now();
+      let wait: number;
+      try {
+        const result = await this.reconcile(reconciler, key);
+        trace.push({ at, result });
+        if (result.kind === 'done') break;
+        wait = result.delayMs;
+      } catch (error) {
+        trace.push({ at, error });
+        if (error instanceof TerminalError) break;
+        wait = opts.retryMs ?? 1_000;
+      }
+      if (at + wait > end) break;
+      this.clock.advance(wait);
+    }
+    return trace;
   }
 
   /** Aborts the world's signal (the operator shutting down). */

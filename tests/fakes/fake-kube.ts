@@ -57,6 +57,8 @@ interface Registered {
   resource: ResourceType;
   /** Has a status subresource. */
   status: boolean;
+  /** Keeps metadata.generation (custom resources and workloads do; Secrets, Events, RBAC objects don't). */
+  generation: boolean;
 }
 
 type Obj = KubernetesObject & { status?: unknown; data?: Record<string, string>; stringData?: Record<string, string> };
@@ -139,9 +141,10 @@ export class FakeKube extends KubeClient {
     for (const r of DEFAULT_RESOURCES) this.register(r.resource, { status: r.status });
   }
 
-  /** Serves another kind (a custom resource of a test, say). */
-  register(resource: ResourceType, opts: { status?: boolean } = {}): void {
-    this.registry.set(regKey(resource.group, resource.plural), { resource, status: opts.status ?? false });
+  /** Serves another kind (a custom resource of a test, say); `generation` defaults to `status`. */
+  register(resource: ResourceType, opts: { status?: boolean; generation?: boolean } = {}): void {
+    const status = opts.status ?? false;
+    this.registry.set(regKey(resource.group, resource.plural), { resource, status, generation: opts.generation ?? status });
   }
 
   // ---- the one method KubeClient sends everything through ------------------------------------------------------
@@ -334,6 +337,8 @@ export class FakeKube extends KubeClient {
     let name = md.name;
     if (!name && md.generateName) name = `${md.generateName}${crypto.randomBytes(3).toString('hex').slice(0, 5)}`;
     if (!name) throw invalid(`${r.kind} "" is invalid: metadata.name: Required value: name or generateName is required`);
+    // The storage layer refuses it (a plain error, hence 500), whatever the kind.
+    if (!byTest && md.resourceVersion) throw new StatusAnswer(500, 'InternalError', 'resourceVersion should not be set on objects to be created');
     const bucket = this.bucket(r);
     const ns = r.namespaced === false ? '' : namespace;
     if (bucket.has(`${ns}/${name}`)) throw new StatusAnswer(409, 'AlreadyExists', `${resourceName(r)} "${name}" already exists`);
@@ -348,6 +353,7 @@ export class FakeKube extends KubeClient {
       },
     };
     delete obj.metadata!.deletionTimestamp;
+    if (!reg.generation) delete obj.metadata!.generation;
     // The status subresource: status is not set on create (a test's put keeps it, as a seed).
     if (reg.status && !byTest) delete obj.status;
     normalizeSecret(r, obj);
@@ -381,7 +387,8 @@ export class FakeKube extends KubeClient {
     if (!obj.metadata.deletionTimestamp) delete obj.metadata.deletionTimestamp;
     if (obj.metadata.finalizers?.length === 0) delete obj.metadata.finalizers;
     if (deepEqual(obj, current)) return current;
-    if (!deepEqual(specOf(obj), specOf(current))) obj.metadata.generation = (cm.generation ?? 1) + 1;
+    if (reg.generation && !deepEqual(specOf(obj), specOf(current))) obj.metadata.generation = (cm.generation ?? 1) + 1;
+    if (!reg.generation) delete obj.metadata.generation;
     obj.metadata.resourceVersion = String(++this.revision);
     const key = `${cm.namespace ?? ''}/${cm.name}`;
     this.bucket(r).set(key, obj);

@@ -1,6 +1,8 @@
 // The fake world the reconcile tests run in: its ControllerContext, Events, restarts and lost answers.
 import test from 'ava';
 import type { KubernetesObject } from '@kubernetes/client-node';
+import type { AppBinding } from '../../../api/index.ts';
+import { AppBindingReconciler } from '../../../controllers/appbinding/reconciler.ts';
 import { SecretEngineReconciler } from '../../../controllers/secretengine/reconciler.ts';
 import { VaultRequestError } from '../../../lib/vault/errors.ts';
 import { fakeWorld } from '../../fakes/controller-context.ts';
@@ -74,4 +76,16 @@ test('what reconcilers log is kept, redacted as the operator\'s sink redacts it'
   const w = fakeWorld();
   w.context.log.child({ reconcileID: 'x' }).info('issued', { password: 'hunter2', leaseId: 'db/creds/r/1' });
   t.deepEqual(w.logs, [{ level: 'info', message: 'issued', meta: { reconcileID: 'x', password: '[REDACTED]', leaseId: 'db/creds/r/1' } }]);
+});
+
+test('a run on the fake clock follows requeueAfter: a Vault AppBinding is checked every 30 s while Vault is down, hourly once it answers', async (t) => {
+  const w = fakeWorld();
+  w.kube.put(APP_BINDINGS, vaultAppBinding());
+  w.vault.fail('health', 'Unreachable', { times: 2 });
+  const start = w.clock.now();
+  const trace = await w.run(new AppBindingReconciler(w.context), { namespace: NS, name: 'vault' }, { forMs: 2 * 3600_000 });
+  t.deepEqual(trace.map((p) => (p.at - start) / 1000), [0, 30, 60, 3660]);
+  t.deepEqual(trace.map((p) => p.result?.kind), ['requeueAfter', 'requeueAfter', 'requeueAfter', 'requeueAfter']);
+  t.is(w.vault.calls.health, 4);
+  t.is(w.kube.object<AppBinding>(APP_BINDINGS, NS, 'vault')?.status?.conditions?.find((c) => c.type === 'Ready')?.status, 'True');
 });
