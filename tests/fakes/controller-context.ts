@@ -26,7 +26,7 @@ import { APP_BINDINGS, DATABASE_ACCESS_REQUESTS, POSTGRES_ROLES, ROLE_BINDINGS, 
 import { secretCacheTransform, type CachedSecret } from '../../controllers/shared/secret-integrity.ts';
 import { FakeWatchCache } from './fake-cache.ts';
 import { FakeKube } from './fake-kube.ts';
-import { FakeVault } from './fake-vault.ts';
+import { FakeVault, type CallOpts } from './fake-vault.ts';
 
 export const FAKE_CLUSTER = 'test';
 
@@ -128,10 +128,10 @@ export interface FakeVaultConnection {
   readonly endpoint: { address: string };
   readonly authDescription: string;
   readonly client: VaultClient;
-  issuer(): Promise<IssuerState>;
-  verifyIssuer(): Promise<IssuerState>;
-  issuingClient(): Promise<{ client: VaultClient; ownedBy: 'issuer-token' | 'login-token' }>;
-  login(): Promise<void>;
+  issuer(opts?: CallOpts): Promise<IssuerState>;
+  verifyIssuer(opts?: CallOpts): Promise<IssuerState>;
+  issuingClient(opts?: CallOpts): Promise<{ client: VaultClient; ownedBy: 'issuer-token' | 'login-token' }>;
+  login(opts?: CallOpts): Promise<void>;
 }
 
 /**
@@ -150,14 +150,16 @@ export class FakeVaultConnections {
 
   constructor(private readonly vaultFor: (ab: AppBinding) => FakeVault) {}
 
-  async forAppBinding(ab: AppBinding, _signal?: AbortSignal): Promise<FakeVaultConnection> {
+  async forAppBinding(ab: AppBinding, signal?: AbortSignal): Promise<FakeVaultConnection> {
     this.calls.forAppBinding++;
     await Promise.resolve();
+    if (signal?.aborted) throw signal.reason ?? new Error('aborted');
     const failure = this.failures.shift();
     if (failure) throw failure;
     const vault = this.vaultFor(ab);
-    const issuer = async () => {
+    const issuer = async (opts?: CallOpts) => {
       await Promise.resolve();
+      if (opts?.signal?.aborted) throw opts.signal.reason ?? new Error('aborted');
       return this.issuer;
     };
     return {
@@ -165,15 +167,16 @@ export class FakeVaultConnections {
       authDescription: 'a fake login',
       client: vault,
       issuer,
-      verifyIssuer: async () => {
-        await vault.login();
-        return issuer();
+      // Renews the issuer token: a call to Vault, which an outage or a fault on `login` fails.
+      verifyIssuer: async (opts) => {
+        await vault.login(opts);
+        return issuer(opts);
       },
-      issuingClient: async () => {
-        const s = await issuer();
+      issuingClient: async (opts) => {
+        const s = await issuer(opts);
         return { client: vault, ownedBy: s.kind === 'ready' ? 'issuer-token' : 'login-token' };
       },
-      login: () => vault.login(),
+      login: (opts) => vault.login(opts),
     };
   }
 
