@@ -257,7 +257,8 @@ export interface FakeWorldOptions {
 /**
  * The cluster, Vault and clock (which outlive the operator) and one operator process (caches, Vault connections,
  * Event de-duplication: what `restart()` replaces). Reconcilers are built by the test from `context`; after a
- * restart, build them again (their own memory is the process's too).
+ * restart, build them again (their own memory is the process's too). Its functions are own properties, so
+ * `{ ...world, more }` keeps them; `context`, `caches` and `connections` of such a copy are those of before a restart.
  */
 export class FakeWorld {
   readonly clock: FakeClock;
@@ -289,29 +290,29 @@ export class FakeWorld {
    * The operator restarts: caches rebuilt from the FakeKube (a fresh list), new Vault connections (the issuer token
    * state carried over: it lives in a Secret), no Event de-duplication memory. Kube, Vault, clock, Events and logs stay.
    */
-  restart(): ControllerContext {
+  readonly restart = (): ControllerContext => {
     for (const cache of Object.values(this.caches)) void (cache as FakeWatchCache).stop();
     const issuer = this.connections.issuer;
     this.boot();
     this.connections.issuer = issuer;
     return this.context;
-  }
+  };
 
   /** A fresh ReconcileContext: its own id, the world's signal, `now()` from the FakeClock. */
-  reconcileContext(): ReconcileContext {
+  readonly reconcileContext = (): ReconcileContext => {
     const reconcileId = `pass-${++this.passes}`;
     return { reconcileId, signal: this.abortController.signal, log: this.context.log.child({ reconcileID: reconcileId }), now: () => new Date(this.clock.now()) };
-  }
+  };
 
   /** One reconcile pass of `reconciler` for `key` (or an object's key), then waits for the Events' writes. */
-  async reconcile(reconciler: Reconciler, key: ObjectKey | KubernetesObject): Promise<Result> {
+  readonly reconcile = async (reconciler: Reconciler, key: ObjectKey | KubernetesObject): Promise<Result> => {
     const k = 'metadata' in key || 'apiVersion' in key ? keyOf(key as KubernetesObject) : (key as ObjectKey);
     try {
       return await reconciler.reconcile(k, this.reconcileContext());
     } finally {
       await this.events.flush();
     }
-  }
+  };
 
   /**
    * A controller's loop for one key on the FakeClock: a pass; then, for `requeueAfter`, the clock moves on by that
@@ -319,7 +320,7 @@ export class FakeWorld {
    * `done`, it ends (nothing would wake it but a watch event). Stops once `forMs` of fake time have passed or after
    * `maxPasses`. Returns what each pass gave, with the time it ran at. Timers set on the clock fire as it moves.
    */
-  async run(reconciler: Reconciler, key: ObjectKey | KubernetesObject, opts: { forMs: number; retryMs?: number; maxPasses?: number }): Promise<PassRecord[]> {
+  readonly run = async (reconciler: Reconciler, key: ObjectKey | KubernetesObject, opts: { forMs: number; retryMs?: number; maxPasses?: number }): Promise<PassRecord[]> => {
     const end = this.clock.now() + opts.forMs;
     const trace: PassRecord[] = [];
     while (this.clock.now() <= end && trace.length < (opts.maxPasses ?? 1_000)) {
@@ -339,12 +340,12 @@ export class FakeWorld {
       this.clock.advance(wait);
     }
     return trace;
-  }
+  };
 
   /** Aborts the world's signal (the operator shutting down). */
-  abort(): void {
+  readonly abort = (): void => {
     this.abortController.abort();
-  }
+  };
 
   private boot(): void {
     const clusterName = this.opts.clusterName ?? FAKE_CLUSTER;
