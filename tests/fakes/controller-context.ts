@@ -256,21 +256,51 @@ export interface FakeWorldOptions {
 
 /**
  * The cluster, Vault and clock (which outlive the operator) and one operator process (caches, Vault connections,
- * Event de-duplication: what `restart()` replaces). Reconcilers are built by the test from `context`; after a
- * restart, build them again (their own memory is the process's too). Its functions are own properties, so
- * `{ ...world, more }` keeps them; `context`, `caches` and `connections` of such a copy are those of before a restart.
+ * Event de-duplication: what `restartOperator()` replaces). Reconcilers are built by the test from `context`; after
+ * a restart, build them again (their own memory is the process's too). Its functions are own properties, so a test's
+ * `{ ...world, more }` keeps them (`context`, `caches` and `connections` of such a copy are those of before a restart).
  */
-export class FakeWorld {
+export interface FakeWorld {
   readonly clock: FakeClock;
   readonly kube: FakeKube;
   readonly vault: FakeVault;
   /** Every Event recorded, across restarts. */
   readonly events: FakeEvents;
   /** Every log entry, across restarts (redacted as the operator's sink redacts). */
+  readonly logs: LogEntry[];
+  caches: Caches;
+  connections: FakeVaultConnections;
+  /** What every reconciler is built with. */
+  context: ControllerContext;
+  /**
+   * The operator restarts: caches rebuilt from the FakeKube (a fresh list), new Vault connections (the issuer token
+   * state carried over: it lives in a Secret), no Event de-duplication memory. Kube, Vault, clock, Events and logs
+   * stay. Returns the new context.
+   */
+  restartOperator(): ControllerContext;
+  /** A fresh ReconcileContext: its own id, the world's signal, `now()` from the FakeClock. */
+  reconcileContext(): ReconcileContext;
+  /** One reconcile pass of `reconciler` for `key` (or an object's key), then waits for the Events' writes. */
+  reconcile(reconciler: Reconciler, key: ObjectKey | KubernetesObject): Promise<Result>;
+  /**
+   * A controller's loop for one key on the FakeClock: a pass; then, for `requeueAfter`, the clock moves on by that
+   * delay and another pass runs; for an error, after `retryMs` (a TerminalError ends it, as it parks the key); for
+   * `done`, it ends (nothing would wake it but a watch event). Stops once `forMs` of fake time have passed or after
+   * `maxPasses`. Returns what each pass gave, with the time it ran at. Timers set on the clock fire as it moves.
+   */
+  run(reconciler: Reconciler, key: ObjectKey | KubernetesObject, opts: { forMs: number; retryMs?: number; maxPasses?: number }): Promise<PassRecord[]>;
+  /** Aborts the world's signal (the operator shutting down). */
+  abort(): void;
+}
+
+class World implements FakeWorld {
+  readonly clock: FakeClock;
+  readonly kube: FakeKube;
+  readonly vault: FakeVault;
+  readonly events: FakeEvents;
   readonly logs: LogEntry[] = [];
   caches!: Caches;
   connections!: FakeVaultConnections;
-  /** What every reconciler is built with. */
   context!: ControllerContext;
   private readonly opts: FakeWorldOptions;
   private readonly abortController = new AbortController();
@@ -286,11 +316,7 @@ export class FakeWorld {
     this.boot();
   }
 
-  /**
-   * The operator restarts: caches rebuilt from the FakeKube (a fresh list), new Vault connections (the issuer token
-   * state carried over: it lives in a Secret), no Event de-duplication memory. Kube, Vault, clock, Events and logs stay.
-   */
-  readonly restart = (): ControllerContext => {
+  readonly restartOperator = (): ControllerContext => {
     for (const cache of Object.values(this.caches)) void (cache as FakeWatchCache).stop();
     const issuer = this.connections.issuer;
     this.boot();
@@ -298,13 +324,11 @@ export class FakeWorld {
     return this.context;
   };
 
-  /** A fresh ReconcileContext: its own id, the world's signal, `now()` from the FakeClock. */
   readonly reconcileContext = (): ReconcileContext => {
     const reconcileId = `pass-${++this.passes}`;
     return { reconcileId, signal: this.abortController.signal, log: this.context.log.child({ reconcileID: reconcileId }), now: () => new Date(this.clock.now()) };
   };
 
-  /** One reconcile pass of `reconciler` for `key` (or an object's key), then waits for the Events' writes. */
   readonly reconcile = async (reconciler: Reconciler, key: ObjectKey | KubernetesObject): Promise<Result> => {
     const k = 'metadata' in key || 'apiVersion' in key ? keyOf(key as KubernetesObject) : (key as ObjectKey);
     try {
@@ -314,12 +338,6 @@ export class FakeWorld {
     }
   };
 
-  /**
-   * A controller's loop for one key on the FakeClock: a pass; then, for `requeueAfter`, the clock moves on by that
-   * delay and another pass runs; for an error, after `retryMs` (a TerminalError ends it, as it parks the key); for
-   * `done`, it ends (nothing would wake it but a watch event). Stops once `forMs` of fake time have passed or after
-   * `maxPasses`. Returns what each pass gave, with the time it ran at. Timers set on the clock fire as it moves.
-   */
   readonly run = async (reconciler: Reconciler, key: ObjectKey | KubernetesObject, opts: { forMs: number; retryMs?: number; maxPasses?: number }): Promise<PassRecord[]> => {
     const end = this.clock.now() + opts.forMs;
     const trace: PassRecord[] = [];
@@ -342,7 +360,6 @@ export class FakeWorld {
     return trace;
   };
 
-  /** Aborts the world's signal (the operator shutting down). */
   readonly abort = (): void => {
     this.abortController.abort();
   };
@@ -366,7 +383,7 @@ export class FakeWorld {
 }
 
 export function fakeWorld(opts: FakeWorldOptions = {}): FakeWorld {
-  return new FakeWorld(opts);
+  return new World(opts);
 }
 
 /** A logger for tests that want nothing at all. */

@@ -45,7 +45,7 @@ test('a restarted operator reads the cluster afresh and has forgotten what the l
   await w.reconcile(new SecretEngineReconciler(w.context), key);
   const before = w.caches;
   w.vault.resetCalls();
-  w.restart();
+  w.restartOperator();
   t.not(w.caches, before);
   t.is(w.caches.secretEngines.get(NS, 'postgresql-engine')?.status?.phase, 'Success', 'the new cache lists what is there');
   await w.reconcile(new SecretEngineReconciler(w.context), key);
