@@ -16,7 +16,7 @@ import {
 import { FakeClock } from '../../lib/runtime/clock.ts';
 import { KubeEventRecorder, type EventRecorder, type EventType } from '../../lib/runtime/events.ts';
 import { nullLogger, redact, type Logger } from '../../lib/runtime/logging.ts';
-import { TerminalError, keyOf, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/types.ts';
+import { RetryableError, TerminalError, keyOf, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/types.ts';
 import type { VaultClient } from '../../lib/vault/client.ts';
 import type { Caches, ControllerContext, Grant } from '../../controllers/shared/context.ts';
 import { REQUESTS_BY_VAULT_APPBINDING, leaseAppBindings, refKey } from '../../controllers/shared/dependents.ts';
@@ -240,6 +240,40 @@ export function fakeCaches(kube: FakeKube, clusterName: string): Caches {
 
 // ---- the world ----------------------------------------------------------------------------------------------------
 
+/**
+ * What the controller does after a pass, whichever way the reconciler said it: nothing (`done`), another pass after
+ * a delay (`requeueAfter`), a retry (a RetryableError: after its `retryAfterMs`, else with the key's backoff), or
+ * nothing until the object changes (`terminal`). Anything else thrown is `error` (the controller retries it too).
+ */
+export type Outcome =
+  | { kind: 'done' }
+  | { kind: 'requeueAfter'; delayMs: number }
+  | { kind: 'retry'; reason: string; message: string; retryAfterMs?: number }
+  | { kind: 'terminal'; reason: string; message: string }
+  | { kind: 'error'; error: unknown };
+
+/** The Outcome of a settled pass (a PassRecord of FakeWorld.run, say). */
+export function outcomeOf(settled: { result?: Result; error?: unknown }): Outcome {
+  if (settled.result) return settled.result;
+  const err = settled.error;
+  if (err instanceof TerminalError) return { kind: 'terminal', reason: err.reason, message: err.message };
+  if (err instanceof RetryableError) {
+    const retryAfterMs = (err as { retryAfterMs?: number }).retryAfterMs;
+    return { kind: 'retry', reason: err.reason, message: err.message, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
+  }
+  return { kind: 'error', error: err };
+}
+
+/** Whether the controller will look again by itself (a requeue, or a retry of any failure but a terminal one). */
+export function comesBack(o: Outcome): boolean {
+  return o.kind === 'requeueAfter' || o.kind === 'retry' || o.kind === 'error';
+}
+
+/** When the controller looks again, if the outcome fixes it: a requeue's delay, or a retry's retryAfterMs. */
+export function nextPassInMs(o: Outcome): number | undefined {
+  return o.kind === 'requeueAfter' ? o.delayMs : o.kind === 'retry' ? o.retryAfterMs : undefined;
+}
+
 /** One pass of FakeWorld.run: when it ran (ms since the epoch) and what it returned or threw. */
 export type PassRecord = { at: number; result: Result; error?: undefined } | { at: number; result?: undefined; error: unknown };
 
@@ -282,9 +316,11 @@ export interface FakeWorld {
   reconcileContext(): ReconcileContext;
   /** One reconcile pass of `reconciler` for `key` (or an object's key), then waits for the Events' writes. */
   reconcile(reconciler: Reconciler, key: ObjectKey | KubernetesObject): Promise<Result>;
+  /** One pass, as what the controller does next (never throws): see Outcome. */
+  attempt(reconciler: Reconciler, key: ObjectKey | KubernetesObject): Promise<Outcome>;
   /**
    * A controller's loop for one key on the FakeClock: a pass; then, for `requeueAfter`, the clock moves on by that
-   * delay and another pass runs; for an error, after `retryMs` (a TerminalError ends it, as it parks the key); for
+   * delay and another pass runs; for an error, after its retryAfterMs or else `retryMs` (a TerminalError ends it, as it parks the key); for
    * `done`, it ends (nothing would wake it but a watch event). Stops once `forMs` of fake time have passed or after
    * `maxPasses`. Returns what each pass gave, with the time it ran at. Timers set on the clock fire as it moves.
    */
@@ -338,6 +374,9 @@ class World implements FakeWorld {
     }
   };
 
+  readonly attempt = async (reconciler: Reconciler, key: ObjectKey | KubernetesObject): Promise<Outcome> =>
+    outcomeOf(await this.reconcile(reconciler, key).then((result) => ({ result }), (error: unknown) => ({ error })));
+
   readonly run = async (reconciler: Reconciler, key: ObjectKey | KubernetesObject, opts: { forMs: number; retryMs?: number; maxPasses?: number }): Promise<PassRecord[]> => {
     const end = this.clock.now() + opts.forMs;
     const trace: PassRecord[] = [];
@@ -352,7 +391,7 @@ class World implements FakeWorld {
       } catch (error) {
         trace.push({ at, error });
         if (error instanceof TerminalError) break;
-        wait = opts.retryMs ?? 1_000;
+        wait = (error as { retryAfterMs?: number }).retryAfterMs ?? opts.retryMs ?? 1_000;
       }
       if (at + wait > end) break;
       this.clock.advance(wait);
