@@ -4,7 +4,7 @@
 import test from 'ava';
 import { FINALIZER, IN_USE_FINALIZER, Reason, type AppBinding, type SecretEngine } from '../../../api/index.ts';
 import { AppBindingReconciler, LEASE_OWNERSHIP } from '../../../controllers/appbinding/reconciler.ts';
-import { fakeWorld, nextPassInMs } from '../../fakes/controller-context.ts';
+import { fakeWorld } from '../../fakes/controller-context.ts';
 import { APP_BINDINGS, NS, SECRETS, SECRET_ENGINES, conditionOf, secretEngine, vaultAppBinding } from '../../fakes/fixtures.ts';
 
 function world(ab: AppBinding = vaultAppBinding()) {
@@ -51,7 +51,8 @@ test('a healthy Vault AppBinding is not asked again before the hour is up', asyn
 test('a Vault AppBinding whose Vault is down is not Ready (VaultUnreachable), with one Warning, and is checked again in 30 s', async (t) => {
   const w = world();
   w.vault.down();
-  t.is(nextPassInMs(await w.pass()), 30_000);
+  const o = await w.pass();
+  t.is(o.kind === 'requeueAfter' ? o.delayMs : o.kind === 'retry' ? o.retryAfterMs : undefined, 30_000, 'looked at again in 30 s');
   const ready = conditionOf(w.appBinding(), 'Ready');
   t.is(ready?.status, 'False');
   t.is(ready?.reason, Reason.VaultUnreachable);
