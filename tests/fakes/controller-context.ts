@@ -16,7 +16,7 @@ import {
 import { FakeClock } from '../../lib/runtime/clock.ts';
 import { KubeEventRecorder, type EventRecorder, type EventType } from '../../lib/runtime/events.ts';
 import { nullLogger, redact, type Logger } from '../../lib/runtime/logging.ts';
-import { keyOf, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/types.ts';
+import { RetryableError, TerminalError, keyOf, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/types.ts';
 import type { VaultClient } from '../../lib/vault/client.ts';
 import type { Caches, ControllerContext, Grant } from '../../controllers/shared/context.ts';
 import { REQUESTS_BY_VAULT_APPBINDING, leaseAppBindings, refKey } from '../../controllers/shared/dependents.ts';
@@ -26,7 +26,7 @@ import { APP_BINDINGS, DATABASE_ACCESS_REQUESTS, POSTGRES_ROLES, ROLE_BINDINGS, 
 import { secretCacheTransform, type CachedSecret } from '../../controllers/shared/secret-integrity.ts';
 import { FakeWatchCache } from './fake-cache.ts';
 import { FakeKube } from './fake-kube.ts';
-import { FakeVault } from './fake-vault.ts';
+import { FakeVault, type CallOpts } from './fake-vault.ts';
 
 export const FAKE_CLUSTER = 'test';
 
@@ -88,6 +88,11 @@ export class FakeEvents {
     this.recorded.length = 0;
   }
 
+  /** Drops the recorders' de-duplication memory (an operator restart); what was recorded stays. */
+  forgetRecorders(): void {
+    this.kubeRecorders.clear();
+  }
+
   /** Waits until the Events given to the FakeKube are written (they are fire-and-forget, as in the operator). */
   async flush(): Promise<void> {
     await Promise.all([...this.kubeRecorders.values()].map((r) => r.flush()));
@@ -123,10 +128,10 @@ export interface FakeVaultConnection {
   readonly endpoint: { address: string };
   readonly authDescription: string;
   readonly client: VaultClient;
-  issuer(): Promise<IssuerState>;
-  verifyIssuer(): Promise<IssuerState>;
-  issuingClient(): Promise<{ client: VaultClient; ownedBy: 'issuer-token' | 'login-token' }>;
-  login(): Promise<void>;
+  issuer(opts?: CallOpts): Promise<IssuerState>;
+  verifyIssuer(opts?: CallOpts): Promise<IssuerState>;
+  issuingClient(opts?: CallOpts): Promise<{ client: VaultClient; ownedBy: 'issuer-token' | 'login-token' }>;
+  login(opts?: CallOpts): Promise<void>;
 }
 
 /**
@@ -145,14 +150,16 @@ export class FakeVaultConnections {
 
   constructor(private readonly vaultFor: (ab: AppBinding) => FakeVault) {}
 
-  async forAppBinding(ab: AppBinding, _signal?: AbortSignal): Promise<FakeVaultConnection> {
+  async forAppBinding(ab: AppBinding, signal?: AbortSignal): Promise<FakeVaultConnection> {
     this.calls.forAppBinding++;
     await Promise.resolve();
+    if (signal?.aborted) throw signal.reason ?? new Error('aborted');
     const failure = this.failures.shift();
     if (failure) throw failure;
     const vault = this.vaultFor(ab);
-    const issuer = async () => {
+    const issuer = async (opts?: CallOpts) => {
       await Promise.resolve();
+      if (opts?.signal?.aborted) throw opts.signal.reason ?? new Error('aborted');
       return this.issuer;
     };
     return {
@@ -160,15 +167,16 @@ export class FakeVaultConnections {
       authDescription: 'a fake login',
       client: vault,
       issuer,
-      verifyIssuer: async () => {
-        await vault.login();
-        return issuer();
+      // Renews the issuer token: a call to Vault, which an outage or a fault on `login` fails.
+      verifyIssuer: async (opts) => {
+        await vault.login(opts);
+        return issuer(opts);
       },
-      issuingClient: async () => {
-        const s = await issuer();
+      issuingClient: async (opts) => {
+        const s = await issuer(opts);
         return { client: vault, ownedBy: s.kind === 'ready' ? 'issuer-token' : 'login-token' };
       },
-      login: () => vault.login(),
+      login: (opts) => vault.login(opts),
     };
   }
 
@@ -232,6 +240,43 @@ export function fakeCaches(kube: FakeKube, clusterName: string): Caches {
 
 // ---- the world ----------------------------------------------------------------------------------------------------
 
+/**
+ * What the controller does after a pass, whichever way the reconciler said it: nothing (`done`), another pass after
+ * a delay (`requeueAfter`), a retry (a RetryableError: after its `retryAfterMs`, else with the key's backoff), or
+ * nothing until the object changes (`terminal`). Anything else thrown is `error` (the controller retries it too).
+ */
+export type Outcome =
+  | { kind: 'done' }
+  | { kind: 'requeueAfter'; delayMs: number }
+  | { kind: 'retry'; reason: string; message: string; retryAfterMs?: number }
+  | { kind: 'terminal'; reason: string; message: string }
+  | { kind: 'error'; error: unknown };
+
+/** The Outcome of a settled pass (a PassRecord of FakeWorld.run, say). */
+export function outcomeOf(settled: { result?: Result; error?: unknown }): Outcome {
+  if (settled.result) return settled.result;
+  const err = settled.error;
+  if (err instanceof TerminalError) return { kind: 'terminal', reason: err.reason, message: err.message };
+  if (err instanceof RetryableError) {
+    const retryAfterMs = (err as { retryAfterMs?: number }).retryAfterMs;
+    return { kind: 'retry', reason: err.reason, message: err.message, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
+  }
+  return { kind: 'error', error: err };
+}
+
+/** Whether the controller will look again by itself (a requeue, or a retry of any failure but a terminal one). */
+export function comesBack(o: Outcome): boolean {
+  return o.kind === 'requeueAfter' || o.kind === 'retry' || o.kind === 'error';
+}
+
+/** When the controller looks again, if the outcome fixes it: a requeue's delay, or a retry's retryAfterMs. */
+export function nextPassInMs(o: Outcome): number | undefined {
+  return o.kind === 'requeueAfter' ? o.delayMs : o.kind === 'retry' ? o.retryAfterMs : undefined;
+}
+
+/** One pass of FakeWorld.run: when it ran (ms since the epoch) and what it returned or threw. */
+export type PassRecord = { at: number; result: Result; error?: undefined } | { at: number; result?: undefined; error: unknown };
+
 export interface FakeWorldOptions {
   clusterName?: string;
   resyncPeriodMs?: number;
@@ -243,63 +288,141 @@ export interface FakeWorldOptions {
   eventsToKube?: boolean;
 }
 
+/**
+ * The cluster, Vault and clock (which outlive the operator) and one operator process (caches, Vault connections,
+ * Event de-duplication: what `restartOperator()` replaces). Reconcilers are built by the test from `context`; after
+ * a restart, build them again (their own memory is the process's too). Its functions are own properties, so a test's
+ * `{ ...world, more }` keeps them (`context`, `caches` and `connections` of such a copy are those of before a restart).
+ */
 export interface FakeWorld {
-  clock: FakeClock;
-  kube: FakeKube;
-  vault: FakeVault;
-  connections: FakeVaultConnections;
+  readonly clock: FakeClock;
+  readonly kube: FakeKube;
+  readonly vault: FakeVault;
+  /** Every Event recorded, across restarts. */
+  readonly events: FakeEvents;
+  /** Every log entry, across restarts (redacted as the operator's sink redacts). */
+  readonly logs: LogEntry[];
   caches: Caches;
-  events: FakeEvents;
-  logs: LogEntry[];
+  connections: FakeVaultConnections;
   /** What every reconciler is built with. */
   context: ControllerContext;
+  /**
+   * The operator restarts: caches rebuilt from the FakeKube (a fresh list), new Vault connections (the issuer token
+   * state carried over: it lives in a Secret), no Event de-duplication memory. Kube, Vault, clock, Events and logs
+   * stay. Returns the new context.
+   */
+  restartOperator(): ControllerContext;
   /** A fresh ReconcileContext: its own id, the world's signal, `now()` from the FakeClock. */
   reconcileContext(): ReconcileContext;
   /** One reconcile pass of `reconciler` for `key` (or an object's key), then waits for the Events' writes. */
   reconcile(reconciler: Reconciler, key: ObjectKey | KubernetesObject): Promise<Result>;
+  /** One pass, as what the controller does next (never throws): see Outcome. */
+  attempt(reconciler: Reconciler, key: ObjectKey | KubernetesObject): Promise<Outcome>;
+  /**
+   * A controller's loop for one key on the FakeClock: a pass; then, for `requeueAfter`, the clock moves on by that
+   * delay and another pass runs; for an error, after its retryAfterMs or else `retryMs` (a TerminalError ends it, as it parks the key); for
+   * `done`, it ends (nothing would wake it but a watch event). Stops once `forMs` of fake time have passed or after
+   * `maxPasses`. Returns what each pass gave, with the time it ran at. Timers set on the clock fire as it moves.
+   */
+  run(reconciler: Reconciler, key: ObjectKey | KubernetesObject, opts: { forMs: number; retryMs?: number; maxPasses?: number }): Promise<PassRecord[]>;
   /** Aborts the world's signal (the operator shutting down). */
   abort(): void;
 }
 
-export function fakeWorld(opts: FakeWorldOptions = {}): FakeWorld {
-  const clock = new FakeClock(opts.startMs);
-  const now = () => clock.now();
-  const kube = new FakeKube({ now });
-  const vault = new FakeVault({ now });
-  const connections = new FakeVaultConnections(opts.vaultFor ?? (() => vault));
-  const clusterName = opts.clusterName ?? FAKE_CLUSTER;
-  const caches = fakeCaches(kube, clusterName);
-  const events = new FakeEvents(opts.eventsToKube === false ? undefined : kube, clock);
-  const logs: LogEntry[] = [];
-  const log = memoryLogger(logs);
-  const abort = new AbortController();
-  let passes = 0;
-  const context: ControllerContext = {
-    kube,
-    clusterName,
-    resyncPeriodMs: opts.resyncPeriodMs ?? 0,
-    caches,
-    // The one cast: the controllers' VaultConnections type is a class (with private members), served structurally.
-    connections: connections as unknown as ControllerContext['connections'],
-    events: (component) => events.recorder(component),
-    log,
+class World implements FakeWorld {
+  readonly clock: FakeClock;
+  readonly kube: FakeKube;
+  readonly vault: FakeVault;
+  readonly events: FakeEvents;
+  readonly logs: LogEntry[] = [];
+  caches!: Caches;
+  connections!: FakeVaultConnections;
+  context!: ControllerContext;
+  private readonly opts: FakeWorldOptions;
+  private readonly abortController = new AbortController();
+  private passes = 0;
+
+  constructor(opts: FakeWorldOptions = {}) {
+    this.opts = opts;
+    this.clock = new FakeClock(opts.startMs);
+    const now = () => this.clock.now();
+    this.kube = new FakeKube({ now });
+    this.vault = new FakeVault({ now });
+    this.events = new FakeEvents(opts.eventsToKube === false ? undefined : this.kube, this.clock);
+    this.boot();
+  }
+
+  readonly restartOperator = (): ControllerContext => {
+    for (const cache of Object.values(this.caches)) void (cache as FakeWatchCache).stop();
+    const issuer = this.connections.issuer;
+    this.boot();
+    this.connections.issuer = issuer;
+    return this.context;
   };
-  const reconcileContext = (): ReconcileContext => {
-    const reconcileId = `pass-${++passes}`;
-    return { reconcileId, signal: abort.signal, log: log.child({ reconcileID: reconcileId }), now: () => new Date(clock.now()) };
+
+  readonly reconcileContext = (): ReconcileContext => {
+    const reconcileId = `pass-${++this.passes}`;
+    return { reconcileId, signal: this.abortController.signal, log: this.context.log.child({ reconcileID: reconcileId }), now: () => new Date(this.clock.now()) };
   };
-  return {
-    clock, kube, vault, connections, caches, events, logs, context, reconcileContext,
-    async reconcile(reconciler, key) {
-      const k = 'metadata' in key || 'apiVersion' in key ? keyOf(key as KubernetesObject) : (key as ObjectKey);
+
+  readonly reconcile = async (reconciler: Reconciler, key: ObjectKey | KubernetesObject): Promise<Result> => {
+    const k = 'metadata' in key || 'apiVersion' in key ? keyOf(key as KubernetesObject) : (key as ObjectKey);
+    try {
+      return await reconciler.reconcile(k, this.reconcileContext());
+    } finally {
+      await this.events.flush();
+    }
+  };
+
+  readonly attempt = async (reconciler: Reconciler, key: ObjectKey | KubernetesObject): Promise<Outcome> =>
+    outcomeOf(await this.reconcile(reconciler, key).then((result) => ({ result }), (error: unknown) => ({ error })));
+
+  readonly run = async (reconciler: Reconciler, key: ObjectKey | KubernetesObject, opts: { forMs: number; retryMs?: number; maxPasses?: number }): Promise<PassRecord[]> => {
+    const end = this.clock.now() + opts.forMs;
+    const trace: PassRecord[] = [];
+    while (this.clock.now() <= end && trace.length < (opts.maxPasses ?? 1_000)) {
+      const at = this.clock.now();
+      let wait: number;
       try {
-        return await reconciler.reconcile(k, reconcileContext());
-      } finally {
-        await events.flush();
+        const result = await this.reconcile(reconciler, key);
+        trace.push({ at, result });
+        if (result.kind === 'done') break;
+        wait = result.delayMs;
+      } catch (error) {
+        trace.push({ at, error });
+        if (error instanceof TerminalError) break;
+        wait = (error as { retryAfterMs?: number }).retryAfterMs ?? opts.retryMs ?? 1_000;
       }
-    },
-    abort: () => abort.abort(),
+      if (at + wait > end) break;
+      this.clock.advance(wait);
+    }
+    return trace;
   };
+
+  readonly abort = (): void => {
+    this.abortController.abort();
+  };
+
+  private boot(): void {
+    const clusterName = this.opts.clusterName ?? FAKE_CLUSTER;
+    this.caches = fakeCaches(this.kube, clusterName);
+    this.connections = new FakeVaultConnections(this.opts.vaultFor ?? (() => this.vault));
+    this.events.forgetRecorders();
+    this.context = {
+      kube: this.kube,
+      clusterName,
+      resyncPeriodMs: this.opts.resyncPeriodMs ?? 0,
+      caches: this.caches,
+      // The one cast: the controllers' VaultConnections type is a class (with private members), served structurally.
+      connections: this.connections as unknown as ControllerContext['connections'],
+      events: (component) => this.events.recorder(component),
+      log: memoryLogger(this.logs),
+    };
+  }
+}
+
+export function fakeWorld(opts: FakeWorldOptions = {}): FakeWorld {
+  return new World(opts);
 }
 
 /** A logger for tests that want nothing at all. */

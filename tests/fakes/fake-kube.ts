@@ -57,6 +57,8 @@ interface Registered {
   resource: ResourceType;
   /** Has a status subresource. */
   status: boolean;
+  /** Keeps metadata.generation (custom resources and workloads do; Secrets, Events, RBAC objects don't). */
+  generation: boolean;
 }
 
 type Obj = KubernetesObject & { status?: unknown; data?: Record<string, string>; stringData?: Record<string, string> };
@@ -127,7 +129,8 @@ export class FakeKube extends KubeClient {
   private revision = 0;
   private readonly listeners = new Set<WatchListener>();
   private held: Array<() => void> | undefined;
-  private readonly faults: Array<{ match: RequestMatch; fault: KubeFault; remaining: number }> = [];
+  /** `after`: the request takes effect, then its answer is lost (a timeout, the operator dying right after the write). */
+  private readonly faults: Array<{ match: RequestMatch; fault: KubeFault; remaining: number; after: boolean }> = [];
   /** Every request made through the client (not the test-side helpers below), in order. */
   readonly requests: KubeRequest[] = [];
 
@@ -138,9 +141,10 @@ export class FakeKube extends KubeClient {
     for (const r of DEFAULT_RESOURCES) this.register(r.resource, { status: r.status });
   }
 
-  /** Serves another kind (a custom resource of a test, say). */
-  register(resource: ResourceType, opts: { status?: boolean } = {}): void {
-    this.registry.set(regKey(resource.group, resource.plural), { resource, status: opts.status ?? false });
+  /** Serves another kind (a custom resource of a test, say); `generation` defaults to `status`. */
+  register(resource: ResourceType, opts: { status?: boolean; generation?: boolean } = {}): void {
+    const status = opts.status ?? false;
+    this.registry.set(regKey(resource.group, resource.plural), { resource, status, generation: opts.generation ?? status });
   }
 
   // ---- the one method KubeClient sends everything through ------------------------------------------------------
@@ -157,11 +161,11 @@ export class FakeKube extends KubeClient {
     };
     this.requests.push(entry);
     try {
-      const fault = this.injected(entry);
-      if (fault === 'Unreachable') throw Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
-      if (fault) throw new StatusAnswer(fault.code, fault.reason ?? '', fault.message ?? '');
+      const injected = this.injected(entry);
+      if (injected && !injected.after) throwFault(injected.fault);
       const { code, body } = this.serve(target, opts);
       entry.code = code;
+      if (injected) throwFault(injected.fault);
       return structuredClone(body) as T;
     } catch (err) {
       if (!(err instanceof StatusAnswer)) throw err;
@@ -176,8 +180,8 @@ export class FakeKube extends KubeClient {
    * Fails the requests matching `match` with `fault` (an API Status, or 'Unreachable'), the next `times` of them or
    * until the returned function (or clearFaults) is called.
    */
-  fail(match: RequestMatch, fault: KubeFault, opts: { times?: number } = {}): () => void {
-    const f = { match, fault, remaining: opts.times ?? Infinity };
+  fail(match: RequestMatch, fault: KubeFault, opts: { times?: number; after?: boolean } = {}): () => void {
+    const f = { match, fault, remaining: opts.times ?? Infinity, after: opts.after ?? false };
     this.faults.push(f);
     return () => {
       const i = this.faults.indexOf(f);
@@ -333,6 +337,8 @@ export class FakeKube extends KubeClient {
     let name = md.name;
     if (!name && md.generateName) name = `${md.generateName}${crypto.randomBytes(3).toString('hex').slice(0, 5)}`;
     if (!name) throw invalid(`${r.kind} "" is invalid: metadata.name: Required value: name or generateName is required`);
+    // The storage layer refuses it (a plain error, hence 500), whatever the kind.
+    if (!byTest && md.resourceVersion) throw new StatusAnswer(500, 'InternalError', 'resourceVersion should not be set on objects to be created');
     const bucket = this.bucket(r);
     const ns = r.namespaced === false ? '' : namespace;
     if (bucket.has(`${ns}/${name}`)) throw new StatusAnswer(409, 'AlreadyExists', `${resourceName(r)} "${name}" already exists`);
@@ -347,6 +353,7 @@ export class FakeKube extends KubeClient {
       },
     };
     delete obj.metadata!.deletionTimestamp;
+    if (!reg.generation) delete obj.metadata!.generation;
     // The status subresource: status is not set on create (a test's put keeps it, as a seed).
     if (reg.status && !byTest) delete obj.status;
     normalizeSecret(r, obj);
@@ -380,7 +387,8 @@ export class FakeKube extends KubeClient {
     if (!obj.metadata.deletionTimestamp) delete obj.metadata.deletionTimestamp;
     if (obj.metadata.finalizers?.length === 0) delete obj.metadata.finalizers;
     if (deepEqual(obj, current)) return current;
-    if (!deepEqual(specOf(obj), specOf(current))) obj.metadata.generation = (cm.generation ?? 1) + 1;
+    if (reg.generation && !deepEqual(specOf(obj), specOf(current))) obj.metadata.generation = (cm.generation ?? 1) + 1;
+    if (!reg.generation) delete obj.metadata.generation;
     obj.metadata.resourceVersion = String(++this.revision);
     const key = `${cm.namespace ?? ''}/${cm.name}`;
     this.bucket(r).set(key, obj);
@@ -433,12 +441,12 @@ export class FakeKube extends KubeClient {
     else deliver();
   }
 
-  private injected(req: KubeRequest): KubeFault | undefined {
+  private injected(req: KubeRequest): { fault: KubeFault; after: boolean } | undefined {
     for (let i = this.faults.length - 1; i >= 0; i--) {
       const f = this.faults[i]!;
       if (!matches(req, f.match)) continue;
       if (--f.remaining <= 0) this.faults.splice(i, 1);
-      return f.fault;
+      return f;
     }
     return undefined;
   }
@@ -499,6 +507,12 @@ interface Target {
 }
 
 const regKey = (group: string, plural: string) => `${group}/${plural}`;
+
+/** An injected failure as the client sees it: a Status answer, or undici's "fetch failed" for a refused connection. */
+function throwFault(fault: KubeFault): never {
+  if (fault === 'Unreachable') throw Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
+  throw new StatusAnswer(fault.code, fault.reason ?? '', fault.message ?? '');
+}
 
 function matches(r: KubeRequest, m: RequestMatch): boolean {
   if (m.verb !== undefined && !(Array.isArray(m.verb) ? m.verb.includes(r.verb) : m.verb === r.verb)) return false;

@@ -17,17 +17,24 @@ import crypto from 'node:crypto';
 import type {
   ConnectionConfig, DatabaseRoleSpec, Lease, LeaseInfo, LeasedCredential, MountInfo, RevokeOutcome, VaultClient,
 } from '../../lib/vault/client.ts';
-import { VaultRequestError, classifyVaultError, isNotFound, type VaultErrorKind } from '../../lib/vault/errors.ts';
+import { VaultRequestError, classifyVaultError, type VaultErrorKind } from '../../lib/vault/errors.ts';
+
+const isNotFound = (e: VaultRequestError) => e.kind === 'NotFound';
 
 /** Vault's defaults when neither a role nor its mount set a TTL (`default_lease_ttl`, `max_lease_ttl`: 768 h). */
 export const SYSTEM_DEFAULT_TTL_SECONDS = 768 * 3600;
 export const SYSTEM_MAX_TTL_SECONDS = 768 * 3600;
 
 /** A VaultClient method, as faults and call counts name them; `login` is the connection's own login. */
-export type VaultMethod = {
-  [K in keyof VaultClient]: VaultClient[K] extends (...args: never[]) => unknown ? K : never;
-}[keyof VaultClient];
-export type FakeVaultOperation = VaultMethod | 'login';
+export type FakeVaultOperation =
+  | 'health' | 'readMount' | 'enableDatabaseMount' | 'tuneMount' | 'disableMount' | 'listConnections' | 'writeConnection'
+  | 'deleteConnection' | 'writeRole' | 'readRole' | 'deleteRole' | 'issueCredential' | 'renewLease' | 'lookupLease'
+  | 'listLeases' | 'revokeLease' | 'login';
+
+/** What every Vault call may take last: the reconcile's signal. An aborted call rejects with the signal's reason. */
+export interface CallOpts {
+  signal?: AbortSignal;
+}
 
 /**
  * What Vault (or the network) answers instead of doing an operation: an HTTP error status with Vault's `errors`,
@@ -49,6 +56,11 @@ export interface FaultOptions {
   detail?: string;
   /** Only calls whose arguments match (e.g. one lease id, one mount path). */
   when?: (args: readonly unknown[]) => boolean;
+  /**
+   * The call takes effect in Vault and only then fails (an answer lost on the way back: a timeout, the operator
+   * dying right after Vault issued). What exactly-once issuance must survive.
+   */
+  after?: boolean;
 }
 
 /** A lease as the fake keeps it, live or not. The password is kept so a test can check what reached a Secret. */
@@ -117,6 +129,7 @@ interface Fault {
   answer: VaultAnswer;
   remaining: number;
   when?: (args: readonly unknown[]) => boolean;
+  after: boolean;
 }
 
 /** Deterministic randomness (mulberry32): the same seed gives the same ids and passwords. */
@@ -130,6 +143,8 @@ function seeded(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+type Tuning = { defaultLeaseTtlSeconds?: number; maxLeaseTtlSeconds?: number };
 
 const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 const clean = (path: string) => path.replace(/^\/+|\/+$/g, '');
@@ -167,7 +182,7 @@ export class FakeVault implements VaultClient {
    */
   fail(op: FakeVaultOperation | '*', spec: FaultSpec, opts: FaultOptions = {}): () => void {
     const answer = typeof spec === 'string' ? SHORTHAND[spec](opts.detail) : spec;
-    const fault: Fault = { op, answer, remaining: opts.times ?? Infinity, when: opts.when };
+    const fault: Fault = { op, answer, remaining: opts.times ?? Infinity, when: opts.when, after: opts.after ?? false };
     this.faults.push(fault);
     return () => {
       const i = this.faults.indexOf(fault);
@@ -266,37 +281,37 @@ export class FakeVault implements VaultClient {
 
   // ---- VaultClient ---------------------------------------------------------------------------------------------
 
-  async health(): Promise<{ initialized: boolean; sealed: boolean; standby: boolean; version?: string }> {
-    return this.op('health', 'checking Vault health', [], undefined, () => ({ initialized: true, sealed: this.sealedFlag, standby: false, version: this.version }));
+  async health(opts?: CallOpts): Promise<{ initialized: boolean; sealed: boolean; standby: boolean; version?: string }> {
+    return this.op('health', 'checking Vault health', [], opts, undefined, () => ({ initialized: true, sealed: this.sealedFlag, standby: false, version: this.version }));
   }
 
-  async readMount(path: string): Promise<MountInfo | undefined> {
-    return this.op('readMount', `reading mount ${path}`, [path], { when: (e) => isNotFound(e) || /no secret engine mount/i.test(e.detail), value: undefined }, () => {
+  async readMount(path: string, opts?: CallOpts): Promise<MountInfo | undefined> {
+    return this.op('readMount', `reading mount ${path}`, [path], opts, { when: (e) => isNotFound(e) || /no secret engine mount/i.test(e.detail), value: undefined }, () => {
       const m = this.mountTable.get(clean(path));
       if (!m) throw http(400, `No secret engine mount at ${clean(path)}/`);
       return { type: m.type, description: m.description };
     });
   }
 
-  async enableDatabaseMount(path: string, description: string, tuning: { defaultLeaseTtlSeconds?: number; maxLeaseTtlSeconds?: number }): Promise<void> {
-    return this.op('enableDatabaseMount', `enabling the database engine at ${path}`, [path], undefined, () => {
+  async enableDatabaseMount(path: string, description: string, tuning: Tuning, opts?: CallOpts): Promise<void> {
+    return this.op('enableDatabaseMount', `enabling the database engine at ${path}`, [path], opts, undefined, () => {
       if (this.mountTable.has(clean(path))) throw http(400, `path is already in use at ${clean(path)}/`);
       this.addMount(path, { type: 'database', description, ...definedTuning(tuning) });
     });
   }
 
-  async tuneMount(path: string, tuning: { defaultLeaseTtlSeconds?: number; maxLeaseTtlSeconds?: number }): Promise<void> {
+  async tuneMount(path: string, tuning: Tuning, opts?: CallOpts): Promise<void> {
     // NodeVaultClient sends nothing for an empty tuning.
     if (tuning.defaultLeaseTtlSeconds === undefined && tuning.maxLeaseTtlSeconds === undefined) return;
-    return this.op('tuneMount', `tuning mount ${path}`, [path], undefined, () => {
+    return this.op('tuneMount', `tuning mount ${path}`, [path], opts, undefined, () => {
       const m = this.mountTable.get(clean(path));
       if (!m) throw http(400, `no mount entry found for ${clean(path)}/`);
       Object.assign(m, definedTuning(tuning));
     });
   }
 
-  async disableMount(path: string): Promise<void> {
-    return this.op('disableMount', `disabling mount ${path}`, [path], undefined, () => {
+  async disableMount(path: string, opts?: CallOpts): Promise<void> {
+    return this.op('disableMount', `disabling mount ${path}`, [path], opts, undefined, () => {
       const p = clean(path);
       if (!this.mountTable.has(p)) return;
       // Vault revokes the mount's leases first (revoke-prefix) and keeps the mount if one of them can't be.
@@ -310,28 +325,29 @@ export class FakeVault implements VaultClient {
     });
   }
 
-  async listConnections(mount: string): Promise<string[]> {
-    return this.op('listConnections', `listing connections in ${mount}`, [mount], { when: isNotFound, value: [] as string[] }, () => {
+  // listConnections and readRole: in VaultClient until the Vault boundary drops them (nothing calls them).
+  async listConnections(mount: string, opts?: CallOpts): Promise<string[]> {
+    return this.op('listConnections', `listing connections in ${mount}`, [mount], opts, { when: isNotFound, value: [] as string[] }, () => {
       const keys = [...this.mountOf(mount).connections.keys()];
       if (keys.length === 0) throw http(404);
       return keys;
     });
   }
 
-  async writeConnection(mount: string, name: string, config: ConnectionConfig): Promise<void> {
-    return this.op('writeConnection', `configuring connection ${name} in ${mount}`, [mount, name], undefined, () => {
+  async writeConnection(mount: string, name: string, config: ConnectionConfig, opts?: CallOpts): Promise<void> {
+    return this.op('writeConnection', `configuring connection ${name} in ${mount}`, [mount, name], opts, undefined, () => {
       this.mountOf(mount).connections.set(name, { ...config, allowedRoles: [...config.allowedRoles] });
     });
   }
 
-  async deleteConnection(mount: string, name: string): Promise<void> {
-    return this.op('deleteConnection', `deleting connection ${name} in ${mount}`, [mount, name], undefined, () => {
+  async deleteConnection(mount: string, name: string, opts?: CallOpts): Promise<void> {
+    return this.op('deleteConnection', `deleting connection ${name} in ${mount}`, [mount, name], opts, undefined, () => {
       this.mountOf(mount).connections.delete(name);
     });
   }
 
-  async writeRole(mount: string, name: string, role: DatabaseRoleSpec): Promise<void> {
-    return this.op('writeRole', `writing role ${name} in ${mount}`, [mount, name], undefined, () => {
+  async writeRole(mount: string, name: string, role: DatabaseRoleSpec, opts?: CallOpts): Promise<void> {
+    return this.op('writeRole', `writing role ${name} in ${mount}`, [mount, name], opts, undefined, () => {
       const m = this.mountOf(mount);
       if (!role.dbName) throw http(400, 'empty database name attribute');
       if (role.maxTtlSeconds > 0 && role.defaultTtlSeconds > role.maxTtlSeconds) throw http(400, 'ttl cannot be greater than max_ttl');
@@ -339,22 +355,22 @@ export class FakeVault implements VaultClient {
     });
   }
 
-  async readRole(mount: string, name: string): Promise<DatabaseRoleSpec | undefined> {
-    return this.op('readRole', `reading role ${name} in ${mount}`, [mount, name], { when: isNotFound, value: undefined }, () => {
+  async readRole(mount: string, name: string, opts?: CallOpts): Promise<DatabaseRoleSpec | undefined> {
+    return this.op('readRole', `reading role ${name} in ${mount}`, [mount, name], opts, { when: isNotFound, value: undefined }, () => {
       const r = this.mountOf(mount).roles.get(name);
       if (!r) throw http(404);
       return structuredClone(r);
     });
   }
 
-  async deleteRole(mount: string, name: string): Promise<void> {
-    return this.op('deleteRole', `deleting role ${name} in ${mount}`, [mount, name], undefined, () => {
+  async deleteRole(mount: string, name: string, opts?: CallOpts): Promise<void> {
+    return this.op('deleteRole', `deleting role ${name} in ${mount}`, [mount, name], opts, undefined, () => {
       this.mountOf(mount).roles.delete(name);
     });
   }
 
-  async issueCredential(mount: string, role: string): Promise<LeasedCredential> {
-    return this.op('issueCredential', `issuing credentials for role ${role} in ${mount}`, [mount, role], undefined, () => {
+  async issueCredential(mount: string, role: string, opts?: CallOpts): Promise<LeasedCredential> {
+    return this.op('issueCredential', `issuing credentials for role ${role} in ${mount}`, [mount, role], opts, undefined, () => {
       const m = this.mountOf(mount);
       const r = m.roles.get(role);
       if (!r) throw http(400, `unknown role: ${role}`);
@@ -375,8 +391,8 @@ export class FakeVault implements VaultClient {
     });
   }
 
-  async renewLease(leaseId: string, incrementSeconds?: number): Promise<Lease> {
-    return this.op('renewLease', 'renewing a lease', [leaseId, incrementSeconds], undefined, () => {
+  async renewLease(leaseId: string, incrementSeconds?: number, opts?: CallOpts): Promise<Lease> {
+    return this.op('renewLease', 'renewing a lease', [leaseId, incrementSeconds], opts, undefined, () => {
       const l = this.leaseTable.get(leaseId);
       if (!l || !this.isLive(l)) throw http(400, 'lease not found');
       if (!l.renewable) throw http(400, 'lease is not renewable');
@@ -396,9 +412,9 @@ export class FakeVault implements VaultClient {
     });
   }
 
-  async lookupLease(leaseId: string): Promise<LeaseInfo | undefined> {
+  async lookupLease(leaseId: string, opts?: CallOpts): Promise<LeaseInfo | undefined> {
     const unknown = (e: VaultRequestError) => e.kind === 'NotFound' || (e.kind === 'Invalid' && /invalid lease/i.test(e.detail));
-    return this.op('lookupLease', 'looking up a lease', [leaseId], { when: unknown, value: undefined }, () => {
+    return this.op('lookupLease', 'looking up a lease', [leaseId], opts, { when: unknown, value: undefined }, () => {
       const l = this.leaseTable.get(leaseId);
       if (!l || !this.isLive(l)) throw http(400, 'invalid lease');
       return {
@@ -408,9 +424,9 @@ export class FakeVault implements VaultClient {
     });
   }
 
-  async listLeases(prefix: string): Promise<string[]> {
+  async listLeases(prefix: string, opts?: CallOpts): Promise<string[]> {
     const dir = prefix.replace(/\/+$/, '');
-    return this.op('listLeases', `listing leases under ${dir}`, [prefix], { when: isNotFound, value: [] as string[] }, () => {
+    return this.op('listLeases', `listing leases under ${dir}`, [prefix], opts, { when: isNotFound, value: [] as string[] }, () => {
       // sys/leases/lookup/<prefix> lists one level, like a directory: ids, and `name/` for deeper ones.
       const keys = new Set<string>();
       for (const l of this.leaseTable.values()) {
@@ -424,11 +440,11 @@ export class FakeVault implements VaultClient {
     });
   }
 
-  async revokeLease(leaseId: string): Promise<RevokeOutcome> {
+  async revokeLease(leaseId: string, opts?: CallOpts): Promise<RevokeOutcome> {
     const what = `revoking lease ${leaseId}`;
     let refusal: VaultRequestError;
     try {
-      await this.op('revokeLease', what, [leaseId], undefined, () => {
+      await this.op('revokeLease', what, [leaseId], opts, undefined, () => {
         const l = this.leaseTable.get(leaseId);
         if (!l || !this.isLive(l)) throw http(400, 'invalid lease');
         const refused = this.revocationRefusal(l);
@@ -441,14 +457,14 @@ export class FakeVault implements VaultClient {
       if (refusal.kind !== 'Invalid' && refusal.kind !== 'NotFound' && refusal.kind !== 'Server') throw refusal;
     }
     // As NodeVaultClient: Vault answers 400 for an unknown lease and for a failed revocation alike; look it up.
-    const info = await this.lookupLease(leaseId);
+    const info = await this.lookupLease(leaseId, opts);
     if (!info) return 'gone';
     throw new VaultRequestError('RevocationFailed', what, refusal.detail, refusal.status);
   }
 
   /** The operator's login (VaultConnection.login): fails only through faults, an outage or a seal. */
-  async login(): Promise<void> {
-    return this.op('login', 'logging in to Vault', [], undefined, () => undefined);
+  async login(opts?: CallOpts): Promise<void> {
+    return this.op('login', 'logging in to Vault', [], opts, undefined, () => undefined);
   }
 
   // ---- internals -------------------------------------------------------------------------------------------------
@@ -457,15 +473,18 @@ export class FakeVault implements VaultClient {
    * One call: counted, then answered by an outage, the seal or an injected fault, else by `body`. Failures are
    * classified like NodeVaultClient's; those `absent` expects resolve to its value.
    */
-  private async op<T>(op: FakeVaultOperation, what: string, args: readonly unknown[], absent: { when: (e: VaultRequestError) => boolean; value: T } | undefined, body: () => T): Promise<T> {
+  private async op<T>(op: FakeVaultOperation, what: string, args: readonly unknown[], opts: CallOpts | undefined, absent: { when: (e: VaultRequestError) => boolean; value: T } | undefined, body: () => T): Promise<T> {
     this.calls[op]++;
     const target = args.filter((a) => typeof a === 'string').join(' ');
     // Like a network round trip: the caller's code after `await` runs later, never synchronously.
     await Promise.resolve();
+    // A cancelled call never reaches Vault, and rejects with the signal's reason, as the real client's does.
+    if (opts?.signal?.aborted) throw opts.signal.reason ?? new Error('aborted');
     try {
       const injected = this.injected(op, args);
-      if (injected) throw new Answer(injected);
+      if (injected && !injected.after) throw new Answer(injected.answer);
       const value = body();
+      if (injected) throw new Answer(injected.answer);
       this.history.push({ op, target, outcome: 'ok' });
       return value;
     } catch (err) {
@@ -480,14 +499,14 @@ export class FakeVault implements VaultClient {
     }
   }
 
-  private injected(op: FakeVaultOperation, args: readonly unknown[]): VaultAnswer | undefined {
-    if (this.outage) return this.outage;
-    if (this.sealedFlag && op !== 'health') return SHORTHAND.Sealed();
+  private injected(op: FakeVaultOperation, args: readonly unknown[]): { answer: VaultAnswer; after: boolean } | undefined {
+    if (this.outage) return { answer: this.outage, after: false };
+    if (this.sealedFlag && op !== 'health') return { answer: SHORTHAND.Sealed(), after: false };
     for (let i = this.faults.length - 1; i >= 0; i--) {
       const f = this.faults[i]!;
       if ((f.op !== '*' && f.op !== op) || (f.when && !f.when(args))) continue;
       if (--f.remaining <= 0) this.faults.splice(i, 1);
-      return f.answer;
+      return f;
     }
     return undefined;
   }
@@ -521,7 +540,7 @@ export class FakeVault implements VaultClient {
   }
 }
 
-function definedTuning(t: { defaultLeaseTtlSeconds?: number; maxLeaseTtlSeconds?: number }): Partial<FakeMount> {
+function definedTuning(t: Tuning): Partial<FakeMount> {
   const out: Partial<FakeMount> = {};
   if (t.defaultLeaseTtlSeconds !== undefined) out.defaultLeaseTtlSeconds = t.defaultLeaseTtlSeconds;
   if (t.maxLeaseTtlSeconds !== undefined) out.maxLeaseTtlSeconds = t.maxLeaseTtlSeconds;

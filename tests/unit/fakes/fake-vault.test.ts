@@ -116,7 +116,7 @@ test('disabling a mount revokes its leases and takes its roles along', async (t)
   t.is(vault.leaseRecord(a.leaseId)?.ended?.how, 'mount-disabled');
   t.is(await vault.readMount('db'), undefined);
   t.is(await kindOf(vault.writeRole('db', 'app', role(60, 60))), 'NotFound', 'no mount: the route does not exist');
-  t.is(await vault.readRole('db', 'app'), undefined);
+  t.is(vault.roleAt('db', 'app'), undefined);
 });
 
 test('a mount one of whose leases can\'t be revoked stays, with every lease', async (t) => {
@@ -181,6 +181,15 @@ test('a fault can target one lease only', async (t) => {
 test('a role whose default TTL exceeds its max TTL is refused, as Vault refuses it', async (t) => {
   const { vault } = await vaultWithRole();
   t.is(await kindOf(vault.writeRole('db', 'bad', role(7200, 3600))), 'Invalid');
+});
+
+test('a cancelled call never reaches Vault and rejects with the signal\'s reason', async (t) => {
+  const { vault } = await vaultWithRole();
+  const abort = new AbortController();
+  abort.abort(new Error('shutting down'));
+  const err = await vault.issueCredential('db', 'app', { signal: abort.signal }).catch((e: unknown) => e);
+  t.is((err as Error).message, 'shutting down');
+  t.deepEqual(vault.liveLeases(), []);
 });
 
 test('enabling a mount twice is refused; reading an absent mount is undefined', async (t) => {
