@@ -14,7 +14,7 @@ const NASTY = { username: 'v-k8s-app:ro', password: 'p@ss:w/rd?#%\\x y&z=1' };
 const ADDRESS: DatabaseAddress = { host: 'db.demo.svc', port: '5432', dbname: 'app data', params: { sslmode: 'disable' } };
 
 function render(templates: Record<string, string>, address: DatabaseAddress | null = ADDRESS, cred = NASTY) {
-  const t = mergeTemplates(undefined, 'demo/role', templates);
+  const t = mergeTemplates(undefined, 'PostgresRole demo/role', templates);
   const vars = addressVariables(address ?? undefined, 'the role names no database AppBinding');
   return { problems: checkTemplates(t, vars, TEMPLATE_VARIABLES), render: () => renderSecretData(t, templateView(vars, postgresVariables.credential(cred))) };
 }
@@ -104,12 +104,12 @@ test('Vault-style {{ }}, partials, delimiter changes, parse errors and credentia
 });
 
 test('the request\'s keys override the role\'s; messages say where a template came from', (t) => {
-  const m = mergeTemplates({ uri: 'role <%host%>', host: '<%host%>' }, 'demo/role', { uri: 'request <%bad%>' });
+  const m = mergeTemplates({ uri: 'role <%host%>', host: '<%host%>' }, 'PostgresRole demo/role', { uri: 'request <%bad%>' });
   t.deepEqual(m.templates, { uri: 'request <%bad%>', host: '<%host%>' });
   const problems = checkTemplates(m, addressVariables(ADDRESS, ''), TEMPLATE_VARIABLES);
   t.is(problems.length, 1);
   t.regex(problems[0]!, /^spec\.secretTemplate key "uri"/);
-  const roleOnly = checkTemplates(mergeTemplates({ x: '<%nope%>' }, 'demo/role', undefined), addressVariables(ADDRESS, ''), TEMPLATE_VARIABLES);
+  const roleOnly = checkTemplates(mergeTemplates({ x: '<%nope%>' }, 'PostgresRole demo/role', undefined), addressVariables(ADDRESS, ''), TEMPLATE_VARIABLES);
   t.regex(roleOnly[0]!, /^PostgresRole demo\/role spec\.secretTemplate key "x"/);
 });
 
