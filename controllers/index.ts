@@ -1,4 +1,4 @@
-// The operator's controllers, as the entry point (lib/main.ts) registers them. Each controller reads its kinds
+// The operator's controllers, as the entry point (cmd/operator/main.ts) registers them. Each controller reads its kinds
 // from shared watch caches and enqueues keys; dependents are enqueued when what they depend on changes.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { DATABASE_ACCESS_REQUEST, DEFAULT_ROLE_PATH, IN_USE_FINALIZER, Labels, MANAGED_BY, type AppBinding, type DatabaseAccessRequest, type PostgresRole, type SecretEngine } from '../api/index.ts';

@@ -1,14 +1,14 @@
-// Entry point: `npm run operator -- [flags]` from the repo, `node dist/lib/main.js [flags]` in the container.
+// Entry point: `npm run operator -- [flags]` from the repo, `node dist/cmd/operator/main.js [flags]` in the container.
 // Reads as its steps: parse flags, build the logger, connect, register controllers, run until SIGTERM.
 import { KubeConfig } from '@kubernetes/client-node';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildControllers } from '../controllers/index.ts';
+import { buildControllers } from '../../controllers/index.ts';
 import { parseConfig, type Config } from './config.ts';
-import { createLogger, describeError, type Logger } from './runtime/logging.ts';
-import { Manager } from './runtime/manager.ts';
-import { Metrics } from './runtime/metrics.ts';
+import { createLogger, describeError, type Logger } from '../../lib/runtime/logging.ts';
+import { Manager } from '../../lib/runtime/manager.ts';
+import { Metrics } from '../../lib/runtime/metrics.ts';
 
 /** Exit codes: 0 clean stop, 1 runtime failure or lost leadership, 2 invalid flags. */
 const EXIT_FAILURE = 1;

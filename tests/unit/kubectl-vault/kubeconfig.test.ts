@@ -2,8 +2,8 @@ import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadKubeconfig } from '../../../lib/plugin/kubeconfig.ts';
-import { CommandError } from '../../../lib/plugin/errors.ts';
+import { loadKubeconfig } from '../../../cmd/kubectl-vault/kubeconfig.ts';
+import { CommandError } from '../../../cmd/kubectl-vault/errors.ts';
 
 function kubeconfig(opts: { current?: string; contexts: { name: string; cluster: string; namespace?: string }[]; clusters: { name: string; server: string }[] }): string {
   const lines = ['apiVersion: v1', 'kind: Config'];

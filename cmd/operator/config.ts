@@ -2,9 +2,9 @@
 // variable fallback so a Deployment can configure the operator either way. Precedence: flag, variable,
 // default. Parsing is pure (argv, env and a file reader are parameters) so it is unit-tested without a process.
 import fs from 'node:fs';
-import { LOG_LEVELS, type LogLevel } from './runtime/logging.ts';
-import { parseBindAddress } from './runtime/health.ts';
-import { parseDurationMs } from '../api/duration.ts';
+import { LOG_LEVELS, type LogLevel } from '../../lib/runtime/logging.ts';
+import { parseBindAddress } from '../../lib/runtime/health.ts';
+import { parseDurationMs } from '../../api/duration.ts';
 
 export interface Config {
   /** Path to a kubeconfig; undefined means in-cluster (then ~/.kube/config). */

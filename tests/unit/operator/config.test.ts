@@ -1,5 +1,5 @@
 import test from 'ava';
-import { parseConfig, parseDuration, usage, type Config } from '../../../lib/config.ts';
+import { parseConfig, parseDuration, usage, type Config } from '../../../cmd/operator/config.ts';
 
 const noFile = () => undefined;
 
