@@ -32,7 +32,7 @@ export interface Config {
   gracefulShutdownTimeoutMs: number;
   /** Namespace of the operator's own objects (the Vault issuer-token Secrets). */
   operatorNamespace: string;
-  /** The operator's ServiceAccount (`namespace/name` on the command line), for Vault's kubernetes auth; undefined when not given. */
+  /** The operator's ServiceAccount (`namespace/name` on the command line), for Vault's kubernetes auth; undefined: none. */
   operatorServiceAccount: ServiceAccountRef | undefined;
   /** Vault token role the issuer tokens (which own every issued lease) are created from. */
   vaultIssuerTokenRole: string;
