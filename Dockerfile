@@ -3,13 +3,14 @@
 # tests/unit/dockerfile.test.ts checks that what this file copies and runs exists after a build, and that it
 # agrees with the Deployment (entry point, ports, user).
 
-# ---- build: every dependency (TypeScript), compile api/, controllers/ and lib/ to dist/ ----------------------
+# ---- build: every dependency (TypeScript), compile api/, cmd/, controllers/ and lib/ to dist/ ----------------
 FROM node:24-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY api ./api
+COPY cmd ./cmd
 COPY controllers ./controllers
 COPY lib ./lib
 RUN npm run build
@@ -29,4 +30,4 @@ COPY --from=build /app/dist ./dist
 USER 65532:65532
 # 8080: /metrics (--metrics-bind-address); 8081: /healthz and /readyz (--health-probe-bind-address).
 EXPOSE 8080 8081
-ENTRYPOINT ["node", "dist/lib/main.js"]
+ENTRYPOINT ["node", "dist/cmd/operator/main.js"]

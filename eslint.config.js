@@ -14,4 +14,15 @@ export default tseslint.config(
         { selector: "CallExpression[callee.object.name='test'][callee.property.name='skip']", message: 'no test.skip left behind' }],
     },
   },
+  // The layers, imported one way only: cmd/ (the programs) → controllers/ → api/ → lib/ (libraries knowing none of
+  // them). tests/unit/layers.test.ts runs these rules as part of `npm test`.
+  layer('lib/**', ['api', 'controllers', 'cmd'], 'lib/ is a library: it imports neither api/, controllers/ nor cmd/'),
+  layer('api/**', ['controllers', 'cmd'], 'api/ describes the kinds: it imports neither controllers/ nor cmd/'),
+  layer('controllers/**', ['cmd'], 'controllers/ get their settings from cmd/, never import it'),
 );
+
+/** no-restricted-imports for the files under `files`: a relative import reaching one of the top-level `folders`. */
+function layer(files, folders, message) {
+  const regex = `^(\\.\\./)+(${folders.join('|')})(/|$)`;
+  return { files: [files], rules: { 'no-restricted-imports': ['error', { patterns: [{ regex, message }] }] } };
+}

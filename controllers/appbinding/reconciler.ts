@@ -22,7 +22,7 @@ import {
 import { VaultRequestError, scrub } from '../../lib/vault/errors.ts';
 import { appBindingUrl, applySecretTransforms, decodeSecretData, postgresTarget } from '../shared/appbinding.ts';
 import type { ControllerContext } from '../shared/context.ts';
-import { Dependencies, describeDependents, type Dependent } from '../shared/dependents.ts';
+import { APPBINDINGS_BY_SECRET, Dependencies, describeDependents, type Dependent } from '../shared/dependents.ts';
 import { explain, report, terminating } from '../shared/report.ts';
 import { APP_BINDINGS, SECRETS } from '../shared/resources.ts';
 
@@ -179,7 +179,7 @@ export class AppBindingReconciler implements Reconciler {
     const held = this.c.caches.secrets.list().filter((s) => (s.metadata?.namespace ?? '') === ns && hasFinalizer(s, IN_USE_FINALIZER));
     for (const s of held) {
       const name = s.metadata?.name ?? '';
-      const named = this.c.caches.appBindings.byIndex('secret', `${ns}/${name}`).some((a) => hasFinalizer(a, IN_USE_FINALIZER));
+      const named = this.c.caches.appBindings.byIndex(APPBINDINGS_BY_SECRET, `${ns}/${name}`).some((a) => hasFinalizer(a, IN_USE_FINALIZER));
       if (!named) await this.guardTokenSecret(ns, name, ctx);
     }
   }
@@ -187,7 +187,7 @@ export class AppBindingReconciler implements Reconciler {
   private async guardTokenSecret(ns: string, name: string, ctx: ReconcileContext, releasing?: AppBinding): Promise<void> {
     const secret = this.c.caches.secrets.get(ns, name);
     if (!secret) return;
-    const users = this.c.caches.appBindings.byIndex('secret', `${ns}/${name}`).filter((a) =>
+    const users = this.c.caches.appBindings.byIndex(APPBINDINGS_BY_SECRET, `${ns}/${name}`).filter((a) =>
       a.metadata.uid !== releasing?.metadata.uid && hasFinalizer(a, IN_USE_FINALIZER));
     if (!secret.metadata?.deletionTimestamp) {
       if (users.length > 0) await addFinalizer(this.c.kube, SECRETS, secret, IN_USE_FINALIZER, ctx);

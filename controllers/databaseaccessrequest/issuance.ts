@@ -14,7 +14,7 @@
 import { Annotations, Reason, type DatabaseAccessRequest } from '../../api/index.ts';
 import { KubeApiError, RetryableError, TerminalError, controllerOwnerRef, isConflict, rfc3339, type ReconcileContext } from '../../lib/runtime/index.ts';
 import type { LeasedCredential, VaultClient } from '../../lib/vault/client.ts';
-import { crashPoint } from '../../lib/faults.ts';
+import { crashPoint } from '../../lib/runtime/faults.ts';
 import { leasePrefix } from '../shared/names.ts';
 import { explain } from '../shared/report.ts';
 import { SECRETS } from '../shared/resources.ts';

@@ -22,6 +22,7 @@ import {
 import { hasFinalizer, type ObjectKey } from '../../lib/runtime/index.ts';
 import type { Caches } from './context.ts';
 import { connectionName, defaultMountPath } from './names.ts';
+import { postgresRoleReferences } from './references.ts';
 
 export interface ObjectRef {
   namespace: string;
@@ -257,13 +258,40 @@ export function terminatingOnIssuePath(role: PostgresRole, vaultAppBinding: AppB
 
 // ---- from the caches ---------------------------------------------------------------------------------------------
 
+// The cache indexes several kinds query (this graph, the reconcilers and more than one kind's setup.ts); an index
+// only one kind's watches use is added in that kind's setup.ts.
+
 /** Cache index of requests by the Vault AppBindings their leases were issued through (see leaseAppBindings). */
 export const REQUESTS_BY_VAULT_APPBINDING = 'vaultAppBinding';
+/** Cache index of requests by their PostgresRole, `namespace/name`. */
+export const REQUESTS_BY_ROLE = 'role';
+/** Cache index of SecretEngines by the AppBindings they use (Vault and database), `namespace/name`. */
+export const SECRET_ENGINES_BY_APPBINDING = 'appbinding';
+/** Cache index of PostgresRoles by what they use: `SecretEngine/namespace/name` or `AppBinding/namespace/name`. */
+export const POSTGRES_ROLES_BY_DEPENDENCY = 'dependency';
+/** Cache index of AppBindings by the Secret they name (spec.secret), `namespace/name`. */
+export const APPBINDINGS_BY_SECRET = 'secret';
 
-/**
- * The dependency graph over the watch caches. Needs the indexes controllers/index.ts adds: SecretEngines by
- * `appbinding`, PostgresRoles by `dependency`, requests by `role` and by REQUESTS_BY_VAULT_APPBINDING.
- */
+/** Adds the shared indexes above to the caches; call once, before the caches start. */
+export function addDependencyIndexes(caches: Caches, cluster: string): void {
+  caches.secretEngines.addIndex(SECRET_ENGINES_BY_APPBINDING, (e) => [
+    `${e.spec.vaultRef.namespace ?? nsOf(e)}/${e.spec.vaultRef.name}`,
+    `${e.spec.postgres.databaseRef.namespace ?? nsOf(e)}/${e.spec.postgres.databaseRef.name}`,
+  ]);
+  caches.postgresRoles.addIndex(POSTGRES_ROLES_BY_DEPENDENCY, (r) => {
+    const out: string[] = [];
+    if (r.spec.secretEngineRef) out.push(`SecretEngine/${nsOf(r)}/${r.spec.secretEngineRef.name}`);
+    if (r.spec.vaultRef) out.push(`AppBinding/${nsOf(r)}/${r.spec.vaultRef.name}`);
+    // Tenancy: the database AppBinding whose leasehold.dev/allowed-namespaces decides whether the role may use it.
+    for (const ref of postgresRoleReferences(r, cluster)) out.push(`AppBinding/${ref.to.namespace}/${ref.to.name}`);
+    return out;
+  });
+  caches.requests.addIndex(REQUESTS_BY_ROLE, (d) => [refKey(roleOfRequest(d))]);
+  caches.requests.addIndex(REQUESTS_BY_VAULT_APPBINDING, (d) => leaseAppBindings(d).map(refKey));
+  caches.appBindings.addIndex(APPBINDINGS_BY_SECRET, (a) => (a.spec.secret ? [`${nsOf(a)}/${a.spec.secret.name}`] : []));
+}
+
+/** The dependency graph over the watch caches, through the indexes addDependencyIndexes adds. */
 export class Dependencies {
   constructor(private readonly caches: Caches, private readonly cluster: string) {}
 
@@ -275,14 +303,14 @@ export class Dependencies {
 
   private rolesUsing(ab: ObjectRef, engines: readonly SecretEngine[]): PostgresRole[] {
     return [
-      ...this.caches.postgresRoles.byIndex('dependency', `AppBinding/${refKey(ab)}`),
-      ...engines.flatMap((e) => this.caches.postgresRoles.byIndex('dependency', `SecretEngine/${nsOf(e)}/${nameOf(e)}`)),
+      ...this.caches.postgresRoles.byIndex(POSTGRES_ROLES_BY_DEPENDENCY, `AppBinding/${refKey(ab)}`),
+      ...engines.flatMap((e) => this.caches.postgresRoles.byIndex(POSTGRES_ROLES_BY_DEPENDENCY, `SecretEngine/${nsOf(e)}/${nameOf(e)}`)),
     ];
   }
 
   ofAppBinding(ab: AppBinding): Dependent[] {
     const self = { namespace: nsOf(ab), name: nameOf(ab) };
-    const engines = this.caches.secretEngines.byIndex('appbinding', refKey(self));
+    const engines = this.caches.secretEngines.byIndex(SECRET_ENGINES_BY_APPBINDING, refKey(self));
     return dependentsOfAppBinding(ab, { requests: this.requestsThrough(self), engines, roles: this.rolesUsing(self, engines) }, this.engineOf, this.cluster);
   }
 
@@ -292,7 +320,7 @@ export class Dependencies {
   }
 
   ofPostgresRole(role: PostgresRole): Dependent[] {
-    return dependentsOfPostgresRole(role, this.caches.requests.byIndex('role', refKey({ namespace: nsOf(role), name: nameOf(role) })));
+    return dependentsOfPostgresRole(role, this.caches.requests.byIndex(REQUESTS_BY_ROLE, refKey({ namespace: nsOf(role), name: nameOf(role) })));
   }
 
   /** The SecretEngines serving a role: its spec.secretEngineRef, or those whose mount and connection it names. */
@@ -303,7 +331,7 @@ export class Dependencies {
     }
     const route = roleRoute(role, this.engineOf, this.cluster);
     if (!route) return [];
-    return this.caches.secretEngines.byIndex('appbinding', refKey(route.vaultAppBinding)).filter((e) => sameRoute(engineRoute(e, this.cluster), route));
+    return this.caches.secretEngines.byIndex(SECRET_ENGINES_BY_APPBINDING, refKey(route.vaultAppBinding)).filter((e) => sameRoute(engineRoute(e, this.cluster), route));
   }
 
   /** The SecretEngines a request's recorded leases went through (whatever the request's state: for watches). */
@@ -311,7 +339,7 @@ export class Dependencies {
     const { current, previous } = recordedRoutes(dar);
     const out = new Map<string, SecretEngine>();
     for (const route of current ? [current, ...previous] : previous) {
-      for (const e of this.caches.secretEngines.byIndex('appbinding', refKey(route.vaultAppBinding))) {
+      for (const e of this.caches.secretEngines.byIndex(SECRET_ENGINES_BY_APPBINDING, refKey(route.vaultAppBinding))) {
         if (routeWithin(route, engineRoute(e, this.cluster))) out.set(`${nsOf(e)}/${nameOf(e)}`, e);
       }
     }

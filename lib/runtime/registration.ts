@@ -1,7 +1,6 @@
 // What the entry point hands each controller when it builds them, and what it gets back. Controllers get
 // everything through here, so none of them touches watch, queue or election code.
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
-import type { Config } from '../config.ts';
 import type { Controller, ControllerOptions } from './controller.ts';
 import type { EventRecorderFactory } from './events.ts';
 import type { KubeClient } from './kube.ts';
@@ -13,7 +12,6 @@ import type { WatchCache } from './watch.ts';
 
 export interface ControllerDeps {
   kubeConfig: KubeConfig;
-  config: Config;
   logger: Logger;
   /** Add module metrics to `metrics.registry`; count Vault calls in `metrics.vaultRequests`. */
   metrics: Metrics;

@@ -382,7 +382,7 @@ export interface Versions {
   vaultFlavor: string;
   postgres: string;
   commit: string;
-  /** Files under api/, controllers/, lib/ that differ from the commit when the run started. */
+  /** Files under api/, cmd/, controllers/, lib/ that differ from the commit when the run started. */
   uncommitted: string[];
 }
 
@@ -639,7 +639,7 @@ export class Bench {
       vaultFlavor: this.env.vault.flavor,
       postgres,
       commit: git(['rev-parse', 'HEAD']),
-      uncommitted: git(['status', '--porcelain', '--', 'api', 'controllers', 'lib']).split('\n').filter(Boolean),
+      uncommitted: git(['status', '--porcelain', '--', 'api', 'cmd', 'controllers', 'lib']).split('\n').filter(Boolean),
     };
   }
 

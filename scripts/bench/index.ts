@@ -40,7 +40,7 @@ Runs Leasehold's benchmarks (issue 10) on a local stack and writes bench/results
   --concurrency LIST  operator --concurrency values for the burst scenario (default 1,4,16)
   --cpu-prof          write a V8 CPU profile of each operator process to bench/results/profiles/<timestamp>/
   --operator RUNTIME  compiled (default: tsc output on node@24, as the image runs it), tsx (as the tests run it),
-                      or the path of a built entry point (e.g. dist/lib/main.js) to benchmark that build
+                      or the path of a built entry point (e.g. dist/cmd/operator/main.js) to benchmark that build
   --log-level LEVEL   the operator's --log-level (default info)
   --node-options STR  NODE_OPTIONS for the operator process (default: the Deployment's, from
                       manifests/operator/deployment.yaml; "" for none)

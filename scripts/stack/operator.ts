@@ -1,6 +1,6 @@
 // Runs the operator as its own process (as in production) against the local stack: `node --import tsx
-// lib/main.ts` (or a compiled entry point, as the benchmarks run it) in its own process group, logging to a file
-// under the stack's directory, health and metrics on free ports of 127.0.0.1. Used by `npm run demo`, the
+// cmd/operator/main.ts` (or a compiled entry point, as the benchmarks run it) in its own process group, logging to a
+// file under the stack's directory, health and metrics on free ports of 127.0.0.1. Used by `npm run demo`, the
 // integration tests and `npm run bench`.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -32,7 +32,7 @@ export interface OperatorOptions {
   readyTimeoutMs?: number;
   /** How long a graceful stop may take before SIGKILL (default 35 s: the operator's own grace is 30 s). */
   stopGraceMs?: number;
-  /** A compiled lib/main.js to run with plain node (default: lib/main.ts through tsx). */
+  /** A compiled cmd/operator/main.js to run with plain node (default: cmd/operator/main.ts through tsx). */
   entryPoint?: string;
   /** NODE_OPTIONS for the operator's process (profiling, heap limits). */
   nodeOptions?: string;
@@ -51,7 +51,7 @@ export async function startOperator(env: Env, extraArgs: string[] = [], name = '
     name,
     command: nodeBinary(),
     args: [
-      ...(opts.entryPoint ? [opts.entryPoint] : ['--import', 'tsx', path.join(REPO_ROOT, 'lib/main.ts')]),
+      ...(opts.entryPoint ? [opts.entryPoint] : ['--import', 'tsx', path.join(REPO_ROOT, 'cmd/operator/main.ts')]),
       `--kubeconfig=${env.kubernetes.kubeconfig}`,
       `--health-probe-bind-address=127.0.0.1:${health}`,
       `--metrics-bind-address=127.0.0.1:${metrics}`,

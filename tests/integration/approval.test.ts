@@ -11,8 +11,8 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { getCr as getCrIn, guideBindings, sample } from './helpers/leasehold.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
-import { startOperator, type OperatorProcess } from './helpers/operator.ts';
-import { configureVaultForOperator, installCrds, kubectl } from './helpers/setup.ts';
+import { startOperator, type OperatorProcess } from '../../scripts/stack/operator.ts';
+import { configureVaultForOperator, installCrds, kubectl } from '../../scripts/stack/leasehold-setup.ts';
 
 type Ctx = StackContext & { operator: OperatorProcess };
 const test = anyTest as TestFn<Ctx>;

@@ -5,9 +5,9 @@ import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { CoreV1Api } from '@kubernetes/client-node';
 import pg from 'pg';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
-import { OperatorSlot, startOperator } from './helpers/operator.ts';
-import { configureVaultForOperator, installCrds, kubectl } from './helpers/setup.ts';
-import { vaultRequest } from './helpers/vault.ts';
+import { startOperator } from '../../scripts/stack/operator.ts';
+import { OperatorSlot } from './helpers/operator.ts';
+import { configureVaultForOperator, installCrds, kubectl, vaultRequest } from '../../scripts/stack/leasehold-setup.ts';
 import { credentialsOf, decide, getCr, guideBindings, login, sampleIn, type Cr } from './helpers/leasehold.ts';
 
 type Ctx = StackContext & { operator: OperatorSlot };

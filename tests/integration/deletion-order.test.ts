@@ -9,10 +9,10 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import pg from 'pg';
 import YAML from 'yaml';
 import { credentialsOf, decide, getCr, guideBindings, login, sampleIn, type Cr, loginWorks } from './helpers/leasehold.ts';
-import { OperatorSlot, startOperator } from './helpers/operator.ts';
-import { configureVaultForOperator, installCrds, kubectl } from './helpers/setup.ts';
+import { startOperator } from '../../scripts/stack/operator.ts';
+import { OperatorSlot } from './helpers/operator.ts';
+import { configureVaultForOperator, installCrds, kubectl, vaultRequest } from '../../scripts/stack/leasehold-setup.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
-import { vaultRequest } from './helpers/vault.ts';
 
 type Ctx = StackContext & { operator: OperatorSlot };
 type T = ExecutionContext<Ctx>;

@@ -8,9 +8,8 @@ import pg from 'pg';
 import YAML from 'yaml';
 import { credentialsOf, decide as decideIn, getCr as getCrIn, guideBindings, login, sample } from './helpers/leasehold.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
-import { startOperator, type OperatorProcess } from './helpers/operator.ts';
-import { configureVaultForOperator, installCrds, kubectl } from './helpers/setup.ts';
-import { vaultRequest } from './helpers/vault.ts';
+import { startOperator, type OperatorProcess } from '../../scripts/stack/operator.ts';
+import { configureVaultForOperator, installCrds, kubectl, vaultRequest } from '../../scripts/stack/leasehold-setup.ts';
 
 type Ctx = StackContext & { operator: OperatorProcess; startedAt: number };
 const test = anyTest as TestFn<Ctx>;

@@ -15,10 +15,10 @@ import pg from 'pg';
 import YAML from 'yaml';
 import { Annotations } from '../../api/index.ts';
 import { GROUP, VERSION, decide, getCr, type Cr, approvedRequest as approved, loginWorks, prepareGuide } from './helpers/leasehold.ts';
-import { OperatorSlot, startOperator } from './helpers/operator.ts';
-import { guideRole, kubectl } from './helpers/setup.ts';
+import { startOperator } from '../../scripts/stack/operator.ts';
+import { OperatorSlot } from './helpers/operator.ts';
+import { guideRole, kubectl, vaultRequest } from '../../scripts/stack/leasehold-setup.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
-import { vaultRequest } from './helpers/vault.ts';
 
 type Ctx = StackContext & { operator: OperatorSlot; passwords: Set<string> };
 const test = anyTest as TestFn<Ctx>;

@@ -14,10 +14,9 @@ import pg from 'pg';
 import YAML from 'yaml';
 import { Annotations } from '../../api/index.ts';
 import { GROUP, VERSION, credentialsOf, getCr, login, type Cr, approvedRequest as approved, loginWorks, prepareGuide } from './helpers/leasehold.ts';
-import { startOperator, type OperatorProcess } from './helpers/operator.ts';
-import { guideRole, kubectl } from './helpers/setup.ts';
+import { startOperator, type OperatorProcess } from '../../scripts/stack/operator.ts';
+import { guideRole, kubectl, vaultRequest } from '../../scripts/stack/leasehold-setup.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
-import { vaultRequest } from './helpers/vault.ts';
 
 type Ctx = StackContext & { operator: OperatorProcess };
 const test = anyTest as TestFn<Ctx>;

@@ -5,7 +5,7 @@ import { CoreV1Api, type V1ConfigMap } from '@kubernetes/client-node';
 import fs from 'node:fs';
 import pg from 'pg';
 import { isListening } from '../../scripts/stack/ports.ts';
-import { vaultRequest } from './helpers/vault.ts';
+import { vaultRequest } from '../../scripts/stack/leasehold-setup.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
 
 const test = anyTest as TestFn<StackContext>;

@@ -10,10 +10,10 @@ import { CoreV1Api, PatchStrategy, setHeaderOptions, type V1Secret } from '@kube
 import YAML from 'yaml';
 import { labelValue } from '../../controllers/shared/names.ts';
 import { GROUP, VERSION, getCr, type Cr, approvedRequest as approved, loginWorks, prepareGuide } from './helpers/leasehold.ts';
-import { OperatorSlot, startOperator } from './helpers/operator.ts';
-import { guideRole, kubectl } from './helpers/setup.ts';
+import { startOperator } from '../../scripts/stack/operator.ts';
+import { OperatorSlot } from './helpers/operator.ts';
+import { guideRole, kubectl, vaultRequest } from '../../scripts/stack/leasehold-setup.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
-import { vaultRequest } from './helpers/vault.ts';
 
 type Ctx = StackContext & { operator: OperatorSlot };
 const test = anyTest as TestFn<Ctx>;

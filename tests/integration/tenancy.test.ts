@@ -11,9 +11,8 @@ import pg from 'pg';
 import YAML from 'yaml';
 import { credentialsOf, getCr as getCrIn, guideBindings, login, sample, type Cr } from './helpers/leasehold.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
-import { startOperator, type OperatorProcess } from './helpers/operator.ts';
-import { configureVaultForOperator, guideManifests, installCrds, kubectl, kubectlAsync, type KubectlRun } from './helpers/setup.ts';
-import { vaultRequest } from './helpers/vault.ts';
+import { startOperator, type OperatorProcess } from '../../scripts/stack/operator.ts';
+import { configureVaultForOperator, guideManifests, installCrds, kubectl, kubectlAsync, vaultRequest, type KubectlRun } from '../../scripts/stack/leasehold-setup.ts';
 
 type Ctx = StackContext & { operator: OperatorProcess };
 const test = anyTest as TestFn<Ctx>;

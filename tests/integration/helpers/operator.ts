@@ -1,8 +1,6 @@
-// Runs the operator as its own process (as in production) against the test stack. The code lives in
-// scripts/stack/operator.ts, which `npm run demo` uses too.
+// The operator a test file runs, replaceable by its tests. Starting one is scripts/stack/operator.ts'
+// startOperator, which `npm run demo` uses too.
 import type { OperatorProcess } from '../../../scripts/stack/operator.ts';
-
-export { startOperator, type OperatorOptions, type OperatorProcess } from '../../../scripts/stack/operator.ts';
 
 /**
  * The one operator a test file runs, as a slot whose process a test may replace. AVA gives each test a shallow

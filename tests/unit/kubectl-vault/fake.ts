@@ -2,9 +2,9 @@
 // resourceVersion precondition (409 when stale), and per-call permission denials written the way RBAC words them.
 import type { V1Secret } from '@kubernetes/client-node';
 import type { DatabaseAccessRequest } from '../../../api/index.ts';
-import type { PluginApi, UserInfo } from '../../../lib/plugin/api.ts';
-import type { Connection, Io } from '../../../lib/plugin/cli.ts';
-import { ApiCallError, type ApiCall } from '../../../lib/plugin/errors.ts';
+import type { PluginApi, UserInfo } from '../../../cmd/kubectl-vault/api.ts';
+import type { Connection, Io } from '../../../cmd/kubectl-vault/cli.ts';
+import { ApiCallError, type ApiCall } from '../../../cmd/kubectl-vault/errors.ts';
 
 export const NOW = new Date('2026-03-01T12:00:00Z');
 

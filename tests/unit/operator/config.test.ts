@@ -1,5 +1,5 @@
 import test from 'ava';
-import { parseConfig, parseDuration, usage, type Config } from '../../../lib/config.ts';
+import { parseConfig, parseDuration, usage, type Config } from '../../../cmd/operator/config.ts';
 
 const noFile = () => undefined;
 
@@ -36,15 +36,26 @@ test('flags take both --flag=value and --flag value forms, and beat environment 
 
 test('environment variables fill in what flags leave out', (t) => {
   const c = config(['--leader-elect=false'], {
-    KUBECONFIG: '/env/kc', LEASEHOLD_CLUSTER_NAME: 'prod-eu', LEASEHOLD_LEADER_ELECT: 'true', LEASEHOLD_METRICS_BIND_ADDRESS: '0',
+    LEASEHOLD_CLUSTER_NAME: 'prod-eu', LEASEHOLD_LEADER_ELECT: 'true', LEASEHOLD_METRICS_BIND_ADDRESS: '0',
     LEASEHOLD_HEALTH_PROBE_BIND_ADDRESS: '127.0.0.1:9440', LEASEHOLD_RESYNC_PERIOD: '30s',
   });
-  t.is(c.kubeconfig, '/env/kc');
   t.is(c.clusterName, 'prod-eu');
   t.false(c.leaderElect, 'the flag wins');
   t.is(c.metricsBindAddress, '0');
   t.is(c.healthProbeBindAddress, '127.0.0.1:9440');
   t.is(c.resyncPeriodMs, 30_000);
+});
+
+test('KUBECONFIG is left to the kubeconfig loader, which merges its files as kubectl does; --kubeconfig names one file', (t) => {
+  t.is(config([], { KUBECONFIG: '/env/a:/env/b' }).kubeconfig, undefined);
+  t.is(config(['--kubeconfig=/tmp/kc'], { KUBECONFIG: '/env/a:/env/b' }).kubeconfig, '/tmp/kc');
+  t.regex(usage(), /--kubeconfig string\n.*env KUBECONFIG/);
+});
+
+test('the operator\'s ServiceAccount is parsed once, from namespace/name; none given is undefined', (t) => {
+  t.is(config([]).operatorServiceAccount, undefined);
+  t.deepEqual(config(['--operator-service-account=leasehold-system/leasehold']).operatorServiceAccount, { namespace: 'leasehold-system', name: 'leasehold' });
+  t.deepEqual(config([], { LEASEHOLD_OPERATOR_SERVICE_ACCOUNT: 'ops/vault.login' }).operatorServiceAccount, { namespace: 'ops', name: 'vault.login' });
 });
 
 test('invalid input is an error naming the flag or variable', (t) => {
@@ -58,6 +69,9 @@ test('invalid input is an error naming the flag or variable', (t) => {
     [['--namespace'], {}, /--namespace needs a value/],
     [['stray'], {}, /unexpected argument "stray"/],
     [[], { LEASEHOLD_LEADER_ELECT: 'maybe' }, /LEASEHOLD_LEADER_ELECT.*not a boolean/],
+    [['--operator-service-account=leasehold'], {}, /--operator-service-account: "leasehold" is not namespace\/name of a ServiceAccount/],
+    [['--operator-service-account=a/b/c'], {}, /--operator-service-account.*not namespace\/name/],
+    [[], { LEASEHOLD_OPERATOR_SERVICE_ACCOUNT: 'Ops/x' }, /LEASEHOLD_OPERATOR_SERVICE_ACCOUNT.*not namespace\/name/],
   ];
   for (const [argv, env, message] of cases) {
     const r = parseConfig(argv, env, noFile);

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Annotations } from '../../../api/index.ts';
-import { run } from '../../../lib/plugin/cli.ts';
+import { run } from '../../../cmd/kubectl-vault/cli.ts';
 import { FakeApi, NOW, fakeIo, request } from './fake.ts';
 
 async function cli(api: FakeApi, argv: string[], opts: { namespace?: string; stdin?: string } = {}) {

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { Annotations, type DatabaseAccessRequest } from '../../../api/index.ts';
-import { decide, decisionMessage, isPending, revoke, rotate } from '../../../lib/plugin/decision.ts';
+import { decide, decisionMessage, isPending, revoke, rotate } from '../../../cmd/kubectl-vault/decision.ts';
 import { NOW, request } from './fake.ts';
 
 const admin = { identity: { username: 'admin' }, now: NOW };

@@ -1,35 +1,16 @@
-// Entry point: `npm run operator -- [flags]` from the repo, `node dist/lib/main.js [flags]` in the container.
+// Entry point: `npm run operator -- [flags]` from the repo, `node dist/cmd/operator/main.js [flags]` in the container.
 // Reads as its steps: parse flags, build the logger, connect, register controllers, run until SIGTERM.
-import { KubeConfig } from '@kubernetes/client-node';
-import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
-import { buildControllers } from '../controllers/index.ts';
-import { parseConfig, type Config } from './config.ts';
-import { createLogger, describeError, type Logger } from './runtime/logging.ts';
-import { Manager } from './runtime/manager.ts';
-import { Metrics } from './runtime/metrics.ts';
+import { buildControllers } from '../../controllers/index.ts';
+import { loadKubeconfig } from '../../lib/runtime/kubeconfig.ts';
+import { createLogger, describeError, type Logger } from '../../lib/runtime/logging.ts';
+import { Manager } from '../../lib/runtime/manager.ts';
+import { Metrics } from '../../lib/runtime/metrics.ts';
+import { parseConfig } from './config.ts';
 
 /** Exit codes: 0 clean stop, 1 runtime failure or lost leadership, 2 invalid flags. */
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
-
-function loadKubeConfig(config: Config): KubeConfig {
-  const kc = new KubeConfig();
-  if (config.kubeconfig) {
-    // KUBECONFIG may list several files; like kubectl's first-wins merge, the first existing one is used.
-    const file = config.kubeconfig.split(path.delimiter).find((f) => f && fs.existsSync(f));
-    if (!file) throw new Error(`kubeconfig ${config.kubeconfig} does not exist`);
-    kc.loadFromFile(file);
-  } else if (process.env.KUBERNETES_SERVICE_HOST) {
-    kc.loadFromCluster();
-  } else {
-    const home = path.join(os.homedir(), '.kube', 'config');
-    if (!fs.existsSync(home)) throw new Error('no --kubeconfig given, not running in a cluster, and no ~/.kube/config');
-    kc.loadFromFile(home);
-  }
-  return kc;
-}
 
 /** A reconcile bug must not take the operator down: log what escaped, keep serving the other objects. */
 function keepRunningOnStrayErrors(log: Logger): void {
@@ -58,7 +39,8 @@ async function main(argv: string[]): Promise<void> {
   const log = createLogger({ level: config.logLevel });
   keepRunningOnStrayErrors(log);
 
-  const kubeConfig = loadKubeConfig(config);
+  // The plugin's loader, in controller-runtime's order: --kubeconfig, $KUBECONFIG, in-cluster, ~/.kube/config.
+  const { kubeConfig } = loadKubeconfig({ kubeconfig: config.kubeconfig, inClusterFirst: true }, process.env);
   const metrics = new Metrics();
   const manager = new Manager({
     kubeConfig, log, metrics,
@@ -76,11 +58,17 @@ async function main(argv: string[]): Promise<void> {
   });
 
   const registrations = buildControllers({
-    kubeConfig, config, logger: log, metrics,
+    kubeConfig, logger: log, metrics,
     client: manager.client,
     eventRecorder: (component) => manager.eventRecorder(component),
     cache: (resource, opts) => manager.cache(resource, opts),
     newController: (opts) => manager.newController({ concurrency: config.concurrency, ...opts }),
+  }, {
+    clusterName: config.clusterName,
+    resyncPeriodMs: config.resyncPeriodMs,
+    operatorNamespace: config.operatorNamespace,
+    operatorServiceAccount: config.operatorServiceAccount,
+    vaultIssuerTokenRole: config.vaultIssuerTokenRole,
   });
   for (const r of registrations) manager.add(r.controller);
 

@@ -1,5 +1,5 @@
-// The plugin's version: package.json's, found by walking up from this module (lib/plugin/ in the repository,
-// dist/lib/plugin/ when built), so the source, the build and an npm install all report the same thing.
+// The plugin's version: package.json's, found by walking up from this module (cmd/kubectl-vault/ in the repository,
+// dist/cmd/kubectl-vault/ when built), so the source, the build and an npm install all report the same thing.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { Annotations } from '../../../api/index.ts';
-import { displayExpiry, displayPhase, displayRequester, displaySubjects, humanDuration, renderTable, requestTable } from '../../../lib/plugin/format.ts';
+import { displayExpiry, displayPhase, displayRequester, displaySubjects, humanDuration, renderTable, requestTable } from '../../../cmd/kubectl-vault/format.ts';
 import { NOW, request } from './fake.ts';
 
 test('humanDuration matches kubectl\'s AGE column', (t) => {

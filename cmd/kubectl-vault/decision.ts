@@ -7,7 +7,7 @@
 import {
   Annotations, ConditionType, Reason, RequestPhase, decisionOf as requestDecision, type Condition, type DatabaseAccessRequest,
 } from '../../api/index.ts';
-import { setCondition, type Condition as RuntimeCondition } from '../runtime/conditions.ts';
+import { setCondition, type Condition as RuntimeCondition } from '../../lib/runtime/conditions.ts';
 import type { ActionName } from './args.ts';
 import type { UserInfo } from './api.ts';
 

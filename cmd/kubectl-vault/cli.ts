@@ -10,7 +10,7 @@ import { ApiCallError, CommandError, ExitCode, UsageError, exitCodeOf, renderErr
 import { readTargets, type Target } from './files.ts';
 import { requestTable } from './format.ts';
 import { commandHelp, rootHelp } from './help.ts';
-import type { Environment, KubeconfigOptions } from './kubeconfig.ts';
+import type { Environment, KubeconfigOptions } from '../../lib/runtime/kubeconfig.ts';
 import { versionText } from './version.ts';
 
 export interface Connection {
@@ -40,7 +40,7 @@ const QUALIFIED = `${DATABASE_ACCESS_REQUEST.singular}.${ENGINE_GROUP}`;
  */
 export function defaultConnect(env: Environment): (opts: KubeconfigOptions) => Promise<Connection> {
   return async (opts) => {
-    const [{ loadKubeconfig }, { KubePluginApi }] = await Promise.all([import('./kubeconfig.ts'), import('./api.ts')]);
+    const [{ loadKubeconfig }, { KubePluginApi }] = await Promise.all([import('../../lib/runtime/kubeconfig.ts'), import('./api.ts')]);
     const loaded = loadKubeconfig(opts, env);
     return { api: new KubePluginApi(loaded.kubeConfig), namespace: loaded.namespace };
   };

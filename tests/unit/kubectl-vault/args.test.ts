@@ -1,6 +1,6 @@
 import test from 'ava';
-import { parseArgs, RESOURCE_NAMES } from '../../../lib/plugin/args.ts';
-import { UsageError } from '../../../lib/plugin/errors.ts';
+import { parseArgs, RESOURCE_NAMES } from '../../../cmd/kubectl-vault/args.ts';
+import { UsageError } from '../../../cmd/kubectl-vault/errors.ts';
 
 const usage = (argv: string[]) => {
   const err = (() => {

@@ -2,8 +2,7 @@ import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadKubeconfig } from '../../../lib/plugin/kubeconfig.ts';
-import { CommandError } from '../../../lib/plugin/errors.ts';
+import { KubeconfigError, loadKubeconfig } from '../../../lib/runtime/kubeconfig.ts';
 
 function kubeconfig(opts: { current?: string; contexts: { name: string; cluster: string; namespace?: string }[]; clusters: { name: string; server: string }[] }): string {
   const lines = ['apiVersion: v1', 'kind: Config'];
@@ -53,11 +52,11 @@ test('~/.kube/config when nothing else is set', (t) => {
 
 test('clear errors: missing file, unknown context, no current context, nothing at all', (t) => {
   const d = dir(t);
-  t.throws(() => loadKubeconfig({ kubeconfig: path.join(d, 'nope') }, {}), { instanceOf: CommandError, message: /does not exist/ });
+  t.throws(() => loadKubeconfig({ kubeconfig: path.join(d, 'nope') }, {}), { instanceOf: KubeconfigError, message: /does not exist/ });
   const file = path.join(d, 'a');
   fs.writeFileSync(file, kubeconfig({ clusters: [{ name: 'c', server: 'https://x' }], contexts: [{ name: 'one', cluster: 'c' }] }));
-  t.throws(() => loadKubeconfig({ kubeconfig: file, context: 'zzz' }, {}), { instanceOf: CommandError, message: /context "zzz" is not in/ });
-  t.throws(() => loadKubeconfig({ kubeconfig: file }, {}), { instanceOf: CommandError, message: /sets no current context/ });
-  t.throws(() => loadKubeconfig({}, { HOME: d }), { instanceOf: CommandError, message: /no kubeconfig found/ });
-  t.throws(() => loadKubeconfig({}, { KUBECONFIG: path.join(d, 'nope'), HOME: d }), { instanceOf: CommandError, message: /none of the files in KUBECONFIG/ });
+  t.throws(() => loadKubeconfig({ kubeconfig: file, context: 'zzz' }, {}), { instanceOf: KubeconfigError, message: /context "zzz" is not in/ });
+  t.throws(() => loadKubeconfig({ kubeconfig: file }, {}), { instanceOf: KubeconfigError, message: /sets no current context/ });
+  t.throws(() => loadKubeconfig({}, { HOME: d }), { instanceOf: KubeconfigError, message: /no kubeconfig found/ });
+  t.throws(() => loadKubeconfig({}, { KUBECONFIG: path.join(d, 'nope'), HOME: d }), { instanceOf: KubeconfigError, message: /none of the files in KUBECONFIG/ });
 });

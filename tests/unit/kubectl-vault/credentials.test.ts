@@ -1,6 +1,6 @@
 import test from 'ava';
-import { decodeSecret, formatCredentials, shellQuote } from '../../../lib/plugin/credentials.ts';
-import { CommandError } from '../../../lib/plugin/errors.ts';
+import { decodeSecret, formatCredentials, shellQuote } from '../../../cmd/kubectl-vault/credentials.ts';
+import { CommandError } from '../../../cmd/kubectl-vault/errors.ts';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const full = { host: 'db.demo.svc', port: '5432', dbname: 'app', username: 'v-token-x', password: "p'w d$x" };

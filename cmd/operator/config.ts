@@ -2,12 +2,21 @@
 // variable fallback so a Deployment can configure the operator either way. Precedence: flag, variable,
 // default. Parsing is pure (argv, env and a file reader are parameters) so it is unit-tested without a process.
 import fs from 'node:fs';
-import { LOG_LEVELS, type LogLevel } from './runtime/logging.ts';
-import { parseBindAddress } from './runtime/health.ts';
-import { parseDurationMs } from '../api/duration.ts';
+import { LOG_LEVELS, type LogLevel } from '../../lib/runtime/logging.ts';
+import { parseBindAddress } from '../../lib/runtime/health.ts';
+import { parseDurationMs } from '../../api/duration.ts';
+
+/** A ServiceAccount, as `--operator-service-account=namespace/name` names it. */
+export interface ServiceAccountRef {
+  namespace: string;
+  name: string;
+}
 
 export interface Config {
-  /** Path to a kubeconfig; undefined means in-cluster (then ~/.kube/config). */
+  /**
+   * --kubeconfig: one kubeconfig file. Undefined: lib/runtime/kubeconfig.ts looks further, in controller-runtime's
+   * order (every file of $KUBECONFIG merged as kubectl merges them, the in-cluster service account, ~/.kube/config).
+   */
   kubeconfig: string | undefined;
   clusterName: string;
   leaderElect: boolean;
@@ -23,8 +32,8 @@ export interface Config {
   gracefulShutdownTimeoutMs: number;
   /** Namespace of the operator's own objects (the Vault issuer-token Secrets). */
   operatorNamespace: string;
-  /** `namespace/name` of the operator's ServiceAccount, for Vault's kubernetes auth; '' when unknown. */
-  operatorServiceAccount: string;
+  /** The operator's ServiceAccount (`namespace/name` on the command line), for Vault's kubernetes auth; undefined: none. */
+  operatorServiceAccount: ServiceAccountRef | undefined;
   /** Vault token role the issuer tokens (which own every issued lease) are created from. */
   vaultIssuerTokenRole: string;
 }
@@ -34,11 +43,13 @@ export type ParseOutcome =
   | { kind: 'help'; text: string }
   | { kind: 'error'; message: string };
 
-type Kind = 'string' | 'bool' | 'int' | 'duration' | 'bind' | 'level';
+type Kind = 'string' | 'bool' | 'int' | 'duration' | 'bind' | 'level' | 'serviceAccount';
 
 interface Flag {
   name: string;
   env: string;
+  /** The variable is read by someone else (the kubeconfig loader), not parsed into the Config. */
+  envReadElsewhere?: boolean;
   kind: Kind;
   help: string;
   /** Shown in --help; the real default comes from `defaults()`. */
@@ -49,7 +60,7 @@ interface Flag {
 export const SERVICE_ACCOUNT_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
 const FLAGS: readonly Flag[] = [
-  { name: 'kubeconfig', env: 'KUBECONFIG', kind: 'string', key: 'kubeconfig', defaultText: 'in-cluster', help: 'Path to a kubeconfig. Only required if out-of-cluster.' },
+  { name: 'kubeconfig', env: 'KUBECONFIG', envReadElsewhere: true, kind: 'string', key: 'kubeconfig', defaultText: 'KUBECONFIG\'s files merged as kubectl merges them, else in-cluster, else ~/.kube/config', help: 'Path to a kubeconfig. Only required if out-of-cluster.' },
   { name: 'cluster-name', env: 'LEASEHOLD_CLUSTER_NAME', kind: 'string', key: 'clusterName', defaultText: '-', help: 'Name of this cluster, as recorded in Vault role and credential names.' },
   { name: 'leader-elect', env: 'LEASEHOLD_LEADER_ELECT', kind: 'bool', key: 'leaderElect', defaultText: 'false', help: 'Enable leader election, ensuring only one active operator replica.' },
   { name: 'leader-election-namespace', env: 'LEASEHOLD_LEADER_ELECTION_NAMESPACE', kind: 'string', key: 'leaderElectionNamespace', defaultText: "the pod's namespace, else leasehold-system", help: 'Namespace of the leader election Lease.' },
@@ -61,7 +72,7 @@ const FLAGS: readonly Flag[] = [
   { name: 'log-level', env: 'LEASEHOLD_LOG_LEVEL', kind: 'level', key: 'logLevel', defaultText: 'info', help: `Log level: ${LOG_LEVELS.join(', ')}.` },
   { name: 'resync-period', env: 'LEASEHOLD_RESYNC_PERIOD', kind: 'duration', key: 'resyncPeriodMs', defaultText: '10m', help: 'How often every object is reconciled even if nothing changed (0 disables).' },
   { name: 'operator-namespace', env: 'LEASEHOLD_OPERATOR_NAMESPACE', kind: 'string', key: 'operatorNamespace', defaultText: "the pod's namespace, else leasehold-system", help: 'Namespace where the operator keeps its Vault issuer-token Secrets.' },
-  { name: 'operator-service-account', env: 'LEASEHOLD_OPERATOR_SERVICE_ACCOUNT', kind: 'string', key: 'operatorServiceAccount', defaultText: 'none', help: 'namespace/name of the operator\'s ServiceAccount: logs into Vault (kubernetes auth) for AppBindings that name no service account.' },
+  { name: 'operator-service-account', env: 'LEASEHOLD_OPERATOR_SERVICE_ACCOUNT', kind: 'serviceAccount', key: 'operatorServiceAccount', defaultText: 'none', help: 'namespace/name of the operator\'s ServiceAccount: logs into Vault (kubernetes auth) for AppBindings that name no service account.' },
   { name: 'vault-issuer-token-role', env: 'LEASEHOLD_VAULT_ISSUER_TOKEN_ROLE', kind: 'string', key: 'vaultIssuerTokenRole', defaultText: 'leasehold-issuer', help: 'Vault token role (orphan, periodic) for the tokens that own issued leases, so credentials outlive the operator\'s login.' },
   { name: 'graceful-shutdown-timeout', env: 'LEASEHOLD_GRACEFUL_SHUTDOWN_TIMEOUT', kind: 'duration', key: 'gracefulShutdownTimeoutMs', defaultText: '30s', help: 'How long in-flight reconciles may finish after SIGTERM.' },
 ];
@@ -82,7 +93,7 @@ function defaults(readFile: (path: string) => string | undefined): Config {
     resyncPeriodMs: 10 * 60_000,
     gracefulShutdownTimeoutMs: 30_000,
     operatorNamespace: podNamespace || 'leasehold-system',
-    operatorServiceAccount: '',
+    operatorServiceAccount: undefined,
     vaultIssuerTokenRole: 'leasehold-issuer',
   };
 }
@@ -134,7 +145,23 @@ function convert(flag: Flag, raw: string, source: string): Config[keyof Config] 
     case 'level':
       if (!(LOG_LEVELS as readonly string[]).includes(raw)) throw new Error(`${where}: "${raw}" is not one of ${LOG_LEVELS.join(', ')}`);
       return raw as LogLevel;
+    case 'serviceAccount':
+      return parseServiceAccount(raw, where);
   }
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** `namespace/name` → the ServiceAccount; '' → undefined (none given). Throws naming `where` for anything else. */
+function parseServiceAccount(raw: string, where: string): ServiceAccountRef | undefined {
+  if (raw.trim() === '') return undefined;
+  const parts = raw.trim().split('/');
+  const [namespace = '', name = ''] = parts;
+  if (parts.length !== 2 || !DNS_LABEL.test(namespace) || !DNS_SUBDOMAIN.test(name)) {
+    throw new Error(`${where}: "${raw}" is not namespace/name of a ServiceAccount (e.g. leasehold-system/leasehold)`);
+  }
+  return { namespace, name };
 }
 
 function readFileOrUndefined(path: string): string | undefined {
@@ -150,7 +177,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   const config = defaults(readFile) as unknown as Record<string, unknown>;
   try {
     for (const flag of FLAGS) {
-      const v = env[flag.env];
+      const v = flag.envReadElsewhere ? undefined : env[flag.env];
       if (v !== undefined && v !== '') config[flag.key] = convert(flag, v, 'environment variable');
     }
     for (let i = 0; i < argv.length; i++) {

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { KubeApiError } from '../../../lib/runtime/kube.ts';
-import { toCallError } from '../../../lib/plugin/api.ts';
-import { ApiCallError, CommandError, UsageError, exitCodeOf, renderError, type ApiCall } from '../../../lib/plugin/errors.ts';
+import { toCallError } from '../../../cmd/kubectl-vault/api.ts';
+import { ApiCallError, CommandError, UsageError, exitCodeOf, renderError, type ApiCall } from '../../../cmd/kubectl-vault/errors.ts';
 
 const statusWrite: ApiCall = { verb: 'patch', resource: 'databaseaccessrequests', group: 'engine.kubevault.com', subresource: 'status', namespace: 'demo', name: 'r' };
 const RBAC_403 = 'databaseaccessrequests.engine.kubevault.com "r" is forbidden: User "alice" cannot patch resource "databaseaccessrequests/status" in API group "engine.kubevault.com" in the namespace "demo"';

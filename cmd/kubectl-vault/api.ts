@@ -3,8 +3,8 @@
 // person at the terminal learns which permission is missing rather than reading an HTTP dump.
 import { HttpMethod, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import { DATABASE_ACCESS_REQUEST, type DatabaseAccessRequest } from '../../api/index.ts';
-import { KubeApiError, KubeClient, PatchType, resourcePath } from '../runtime/kube.ts';
-import type { ResourceType } from '../runtime/types.ts';
+import { KubeApiError, KubeClient, PatchType, resourcePath } from '../../lib/runtime/kube.ts';
+import type { ResourceType } from '../../lib/runtime/types.ts';
 import { ApiCallError, CommandError, type ApiCall } from './errors.ts';
 
 export const DAR_RESOURCE: ResourceType = {
