@@ -9,7 +9,7 @@ import type { Caches } from '../shared/context.ts';
 import { labelValue } from '../shared/names.ts';
 import { explain } from '../shared/report.ts';
 import { SECRETS } from '../shared/resources.ts';
-import { DATA_DIGEST_ANNOTATION, dataDigestAnnotation, decodeData, encodeData, secretIntegrity, type CachedSecret } from '../shared/secret-integrity.ts';
+import { dataDigestAnnotation, decodeData, encodeData, secretIntegrity, type CachedSecret } from '../shared/secret-integrity.ts';
 import type { AccessRole, DatabaseEngine } from './engine.ts';
 import type { EventIntent } from './plan.ts';
 import { checkTemplates, layoutHash, mergeTemplates, renderSecretData, templateView, type AddressVariables, type SecretTemplates } from './template.ts';
@@ -74,13 +74,13 @@ export async function rerenderSecret(kube: KubeClient, dar: DatabaseAccessReques
   const ns = dar.metadata.namespace ?? '';
   const secret = await kube.tryGet<SecretWithData>(SECRETS, ns, dar.status!.secret!.name, ctx);
   if (!secret?.data?.username || !secret.data.password) return undefined;
-  const integrity = secretIntegrity(secret.metadata?.annotations?.[DATA_DIGEST_ANNOTATION], decodeData(secret.data));
+  const integrity = secretIntegrity(secret.metadata?.annotations?.[Annotations.dataDigest], decodeData(secret.data));
   if (integrity === 'credential') return undefined;
   const layoutChanged = (secret.metadata?.annotations?.[Annotations.layout] ?? '') !== layout.hash;
   if (!layoutChanged && integrity !== 'layout') return undefined; // the cache lagged
   const cred = { username: Buffer.from(secret.data.username, 'base64').toString('utf8'), password: Buffer.from(secret.data.password, 'base64').toString('utf8') };
   const data = renderCredential(layout, cred);
-  const annotations: Record<string, string> = { ...(secret.metadata?.annotations ?? {}), [DATA_DIGEST_ANNOTATION]: dataDigestAnnotation(encodeData(data)) };
+  const annotations: Record<string, string> = { ...(secret.metadata?.annotations ?? {}), [Annotations.dataDigest]: dataDigestAnnotation(encodeData(data)) };
   if (layout.hash) annotations[Annotations.layout] = layout.hash;
   else delete annotations[Annotations.layout];
   await kube.replace(SECRETS, ns, secret.metadata!.name!, { ...secret, metadata: { ...secret.metadata, annotations }, data: base64Data(data) } as never, ctx);
@@ -99,7 +99,7 @@ export async function clearSecret(kube: KubeClient, caches: Pick<Caches, 'secret
     if (!live || live.metadata?.deletionTimestamp || !live.metadata?.ownerReferences?.some((o) => o.uid === dar.metadata.uid)) return;
   }
   // The digest goes with the data: an emptied Secret is not a credential changed by hand.
-  await kube.patch(SECRETS, dar.metadata.namespace ?? '', name, { data: null, metadata: { annotations: { [DATA_DIGEST_ANNOTATION]: null } } }, PatchType.merge, ctx);
+  await kube.patch(SECRETS, dar.metadata.namespace ?? '', name, { data: null, metadata: { annotations: { [Annotations.dataDigest]: null } } }, PatchType.merge, ctx);
 }
 
 /** String data as a Secret's base64 `data`. */

@@ -245,7 +245,7 @@ export class Pass {
         return this.current;
       },
     });
-    const { update, events, requeueAtMs, retired } = foldIssued(this.current, this.status, issued, this.o.role, ctx.now());
+    const { update, events, requeueAtMs, retired } = foldIssued({ dar: this.current, status: this.status, issued, role: this.o.role, now: ctx.now() });
     this.apply(update);
     this.events.push(...events);
     this.requeueAtMs = requeueAtMs;

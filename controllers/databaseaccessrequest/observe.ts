@@ -9,7 +9,7 @@ import type { Dependencies } from '../shared/dependents.ts';
 import { ReferenceNotAllowed } from '../shared/references.ts';
 import type { RoleTarget } from '../shared/role-target.ts';
 import { SECRETS } from '../shared/resources.ts';
-import { DATA_DIGEST_ANNOTATION, decodeData, secretIntegrity, type SecretIntegrity } from '../shared/secret-integrity.ts';
+import { decodeData, secretIntegrity, type SecretIntegrity } from '../shared/secret-integrity.ts';
 import { ownedSecret, secretLayout, type Layout, type SecretMeta } from './credential-secret.ts';
 import { leaseStep, renewFraction, stageOf, type Stage } from './decide.ts';
 import { engineOf, type AccessRole, type DatabaseEngine } from './engine.ts';
@@ -155,27 +155,26 @@ export function namespaceAllowed(role: AccessRole, requestNamespace: string): bo
 async function secretView(dar: DatabaseAccessRequest, deps: ObserveDeps, ctx: ReconcileContext, stage: Stage): Promise<SecretView> {
   const name = dar.status?.secret?.name;
   const cached = ownedSecret(deps.c.caches, dar);
-  const a = cached?.metadata?.annotations ?? {};
-  const view: SecretView = {
-    name, present: !!cached, drift: 'intact',
-    leaseId: a[Annotations.leaseId], attempt: a[Annotations.attempt], rotatedAt: a[Annotations.rotatedAt], layout: a[Annotations.layout],
-  };
+  const view: SecretView = { name, present: !!cached, drift: 'intact', ...annotationsOf(cached) };
   // Only a recorded, approved credential is checked against the live Secret; every other stage reads the cache.
   if (!name || stage !== 'approved' || !dar.status?.lease?.id || !dar.status.issuance?.completed) return view;
-  const ns = dar.metadata.namespace ?? '';
   if (!cached) {
     // The cache may lag behind our own create: an absence is confirmed by a read.
-    const live = await deps.c.kube.tryGet<SecretMeta>(SECRETS, ns, name, ctx);
+    const live = await deps.c.kube.tryGet<SecretMeta>(SECRETS, dar.metadata.namespace ?? '', name, ctx);
     const ours = !!live && !live.metadata?.deletionTimestamp && !!live.metadata?.ownerReferences?.some((r) => r.uid === dar.metadata.uid);
-    if (!ours) return view;
-    const la = live!.metadata?.annotations ?? {};
-    return { ...view, present: true, leaseId: la[Annotations.leaseId], attempt: la[Annotations.attempt], rotatedAt: la[Annotations.rotatedAt], layout: la[Annotations.layout] };
+    return ours ? { ...view, present: true, ...annotationsOf(live) } : view;
   }
   if (!cached.integrity || cached.integrity === 'intact') return view;
   // The cache's verdict says the data changed; a read confirms it (the cache may show an older version).
-  const live = await deps.c.kube.tryGet<SecretMeta & { data?: Record<string, string> }>(SECRETS, ns, name, ctx);
+  const live = await deps.c.kube.tryGet<SecretMeta & { data?: Record<string, string> }>(SECRETS, dar.metadata.namespace ?? '', name, ctx);
   if (!live) return view; // deleted meanwhile: its watch event brings the next pass (SecretDeleted)
-  return { ...view, drift: secretIntegrity(live.metadata?.annotations?.[DATA_DIGEST_ANNOTATION], decodeData(live.data)) ?? 'intact' };
+  return { ...view, drift: secretIntegrity(live.metadata?.annotations?.[Annotations.dataDigest], decodeData(live.data)) ?? 'intact' };
+}
+
+/** The lease, attempt, rotation time and layout a credential Secret's annotations record. */
+function annotationsOf(secret: SecretMeta | undefined): Pick<SecretView, 'leaseId' | 'attempt' | 'rotatedAt' | 'layout'> {
+  const a = secret?.metadata?.annotations ?? {};
+  return { leaseId: a[Annotations.leaseId], attempt: a[Annotations.attempt], rotatedAt: a[Annotations.rotatedAt], layout: a[Annotations.layout] };
 }
 
 function recordedVaultAppBindings(dar: DatabaseAccessRequest, c: ControllerContext): Set<string> {

@@ -41,6 +41,8 @@ const MAX_WAIT_MS = 60 * 60_000;
 const TEMPLATE_POLL_MS = 60_000;
 
 type Status = NonNullable<DatabaseAccessRequest['status']>;
+/** Why and how a credential is replaced. */
+type Rotation = { reason: RotationReason; message: string; opts?: { leaseGone?: boolean; broken?: boolean; extra?: Record<string, unknown> } };
 type Ref = { namespace?: string; name: string };
 
 /** One lease to revoke, and what its revocation means. */
@@ -307,40 +309,65 @@ class PlanBuilder {
   // ---- a recorded lease: keep it alive, or replace it --------------------------------------------------------
 
   keepLease(): Plan {
-    const o = this.o;
-    const st = this.dar.status!;
-    const lease = st.lease!;
-    if (!o.secret.present) {
-      // Its credential left the cluster with it; running pods may still hold it, hence the usual grace period.
-      return this.rotate(RotationReason.SecretDeleted, `Secret ${st.secret?.name} was deleted`);
-    }
-    if (o.secret.drift === 'credential') {
-      // The operator never keeps the password: a credential changed by hand can only be replaced.
-      return this.rotate(RotationReason.SecretModified, `the username or password in Secret ${st.secret?.name} was changed or removed by hand`, { broken: true });
-    }
-    if (o.liveness === 'gone') {
-      return this.rotate(RotationReason.LeaseRevoked, `lease ${lease.id} no longer exists in Vault (revoked outside Leasehold?)`, { leaseGone: true, broken: true });
-    }
+    const lease = this.dar.status!.lease!;
+    const broken = this.brokenCredential();
+    if (broken) return this.rotate(broken.reason, broken.message, broken.opts);
     // Without its role (or with a template that can't render) nothing new can be issued: the lease is kept
     // alive as long as Vault allows, and rotated once it can be.
-    const canIssue = !!o.layout && o.layout.problems.length === 0 && !o.roleProblem;
-    const schedule = leaseStep(lease, { renew: this.dar.spec.renew !== false, fraction: renewFraction(this.dar, o.role), uid: this.uid, nowMs: this.nowMs });
-
-    // A renewal due is asked first, alone: its answer decides the rest of the pass (renewed, or rotate).
-    if (schedule.kind === 'renew' && !o.refusal && !o.renewal) {
+    const canIssue = !!this.o.layout && this.o.layout.problems.length === 0 && !this.o.roleProblem;
+    const schedule = leaseStep(lease, { renew: this.dar.spec.renew !== false, fraction: renewFraction(this.dar, this.o.role), uid: this.uid, nowMs: this.nowMs });
+    if (schedule.kind === 'renew' && !this.o.refusal && !this.o.renewal) {
+      // A renewal due is asked first, alone: its answer decides the rest of the pass (renewed, or rotate).
       this.step({ kind: 'renewLease', leaseId: lease.id!, askSeconds: this.requestedTtlSeconds() ?? schedule.askSeconds, termSeconds: schedule.askSeconds });
       this.p.replan = true;
       return this.p;
     }
-    if (o.renewal) {
-      const r = o.renewal;
-      if (r.kind === 'gone') return this.rotate(RotationReason.LeaseRevoked, `lease ${lease.id} no longer exists in Vault (revoked outside Leasehold?)`, { leaseGone: true, broken: true });
-      if (r.kind === 'refused') return this.rotate(RotationReason.RenewalRefused, `Vault refused to renew lease ${lease.id} (${r.detail})`);
-      if (r.kind === 'renewed' && canIssue && renewalTruncated(r.askedSeconds, r.grantedSeconds, r.termSeconds)) {
-        return this.rotate(RotationReason.RenewalTruncated, `Vault renewed lease ${lease.id} for ${r.grantedSeconds}s of the ${r.askedSeconds}s asked (max TTL reached)`);
-      }
+    const replaced = this.o.renewal ? this.renewalRotation(this.o.renewal, canIssue) : undefined;
+    if (replaced) return this.rotate(replaced.reason, replaced.message, replaced.opts);
+    this.upkeep();
+    const token = rotateRequestToken(this.dar.metadata.annotations?.[Annotations.rotateNow]);
+    if (canIssue && rotateRequested(token, this.dar.status!.lastRotateRequest)) {
+      return this.rotate(RotationReason.RotateRequested, `the ${Annotations.rotateNow} annotation asked for it`, { extra: { lastRotateRequest: token } });
     }
+    if (this.o.renewal) return this.renewed(this.o.renewal);
+    return this.onSchedule(schedule, canIssue);
+  }
 
+  /** A credential that no longer works, or is gone: replaced whatever the schedule says. */
+  private brokenCredential(): Rotation | undefined {
+    const st = this.dar.status!;
+    if (!this.o.secret.present) {
+      // Its credential left the cluster with it; running pods may still hold it, hence the usual grace period.
+      return { reason: RotationReason.SecretDeleted, message: `Secret ${st.secret?.name} was deleted` };
+    }
+    if (this.o.secret.drift === 'credential') {
+      // The operator never keeps the password: a credential changed by hand can only be replaced.
+      return { reason: RotationReason.SecretModified, message: `the username or password in Secret ${st.secret?.name} was changed or removed by hand`, opts: { broken: true } };
+    }
+    if (this.o.liveness === 'gone') return this.leaseGone();
+    return undefined;
+  }
+
+  private leaseGone(): Rotation {
+    return { reason: RotationReason.LeaseRevoked, message: `lease ${this.dar.status!.lease!.id} no longer exists in Vault (revoked outside Leasehold?)`, opts: { leaseGone: true, broken: true } };
+  }
+
+  /** A renewal's answer that means the lease can't be kept: gone, refused, or truncated at its max TTL. */
+  private renewalRotation(r: NonNullable<Observed['renewal']>, canIssue: boolean): Rotation | undefined {
+    const id = this.dar.status!.lease!.id;
+    if (r.kind === 'gone') return this.leaseGone();
+    if (r.kind === 'refused') return { reason: RotationReason.RenewalRefused, message: `Vault refused to renew lease ${id} (${r.detail})` };
+    if (r.kind === 'renewed' && canIssue && renewalTruncated(r.askedSeconds, r.grantedSeconds, r.termSeconds)) {
+      return { reason: RotationReason.RenewalTruncated, message: `Vault renewed lease ${id} for ${r.grantedSeconds}s of the ${r.askedSeconds}s asked (max TTL reached)` };
+    }
+    return undefined;
+  }
+
+  /** What a live lease's request needs on every pass: its grants, due revocations and restarts, its Secret's layout. */
+  private upkeep(): void {
+    const o = this.o;
+    const st = this.dar.status!;
+    const lease = st.lease!;
     this.step({ kind: 'ensureGrants' });
     this.duePrevious();
     this.restartAfterRotation(st.rotation);
@@ -355,12 +382,10 @@ class PlanBuilder {
       if (o.secret.drift === 'layout' || (o.secret.layout ?? '') !== o.layout.hash) this.step({ kind: 'rerenderSecret', repair: o.secret.drift === 'layout' });
       this.available(`credential in Secret ${st.secret?.name}; lease ${lease.id}`);
     }
+  }
 
-    const token = rotateRequestToken(this.dar.metadata.annotations?.[Annotations.rotateNow]);
-    if (canIssue && rotateRequested(token, st.lastRotateRequest)) {
-      return this.rotate(RotationReason.RotateRequested, `the ${Annotations.rotateNow} annotation asked for it`, { extra: { lastRotateRequest: token } });
-    }
-    if (o.renewal) return this.renewed(o.renewal);
+  /** The lease's schedule: expire, replace, or wait for the renewal point (a renewal due is planned above). */
+  private onSchedule(schedule: ReturnType<typeof leaseStep>, canIssue: boolean): Plan {
     switch (schedule.kind) {
       case 'expire':
         return this.endAccess('expire');
@@ -371,7 +396,7 @@ class PlanBuilder {
         break;
       case 'renew': {
         // Refused by tenancy: not renewed; looked at again before it runs out.
-        const left = Date.parse(lease.expiresAt ?? '') - this.nowMs;
+        const left = Date.parse(this.dar.status!.lease!.expiresAt ?? '') - this.nowMs;
         this.requeueAt(this.nowMs + Math.max(1000, Math.min(RETRY_MS * 2, Number.isFinite(left) ? left : RETRY_MS * 2)));
         break;
       }
@@ -462,57 +487,67 @@ class PlanBuilder {
 
   /** Issue the request's credential (first, or a rotation's), once every reason not to is ruled out. */
   issuePath(): Plan {
-    const o = this.o;
     const st = this.p.status;
     const rotation = st.rotation?.requestedAt && !st.rotation.completedAt ? st.rotation : undefined;
     if (!rotation) this.p.awaitingFirstIssue = true;
     if (rotation?.notAfter && this.nowMs >= Date.parse(rotation.notAfter)) return this.endAccess('expire');
-    const prefix = rotation ? `rotating the credential (${rotation.reason}): ` : '';
-    const failure = o.roleProblem ?? this.issueRefusal() ?? o.targetProblem ?? this.roleNotReady() ??
-      (o.terminating ? { reason: Reason.ReferenceTerminating, message: `${o.terminating} is being deleted: no new credential is issued through it ` +
-        '(a lease already issued is still renewed, and revoked when the request goes)' } : undefined);
-    if (failure) return this.fail({ ...failure, message: `${prefix}${failure.message}` });
-    if (!o.layout || o.layout.problems.length > 0) {
+    const blocked = this.issueBlocked();
+    if (blocked) return this.fail({ ...blocked, message: `${rotation ? `rotating the credential (${rotation.reason}): ` : ''}${blocked.message}` });
+    if (!this.o.layout || this.o.layout.problems.length > 0) {
       // Refused before anything is issued: a Secret with an empty or wrong value would be worse than none.
       this.templateProblems();
       // A change to the request or its role wakes us; a database AppBinding appearing doesn't, hence the poll.
       this.requeueAt(this.nowMs + TEMPLATE_POLL_MS);
       return this.p;
     }
-    const name = this.dar.metadata.name ?? '';
-    const secretName = st.secret?.name ?? newSecretName(name);
+    const secretName = st.secret?.name ?? newSecretName(this.dar.metadata.name ?? '');
     // Whatever the API server would refuse is refused here, before Vault issues a lease that would be revoked again.
     const problems = metadataProblems('Secret', { name: secretName, labels: credentialLabels(this.dar) });
     if (problems.length) return this.fail({ reason: Reason.FailedToCreateSecret, message: `the credential's Secret can't be written: ${problems.join('; ')}`, terminal: true });
+    const order = this.issueOrder(secretName, rotation);
+    this.step({ kind: 'issue', order });
+    this.step({ kind: 'ensureGrants' });
+    this.restartAfterRotation(rotation, order.rotatedAt);
+    return this.p;
+  }
 
+  /** The first reason nothing may be issued now, if there is one: the role, the backstop, a reference, readiness, deletion. */
+  private issueBlocked(): Failure | undefined {
+    const o = this.o;
+    return o.roleProblem ?? this.issueRefusal() ?? o.targetProblem ?? this.roleNotReady() ??
+      (o.terminating ? { reason: Reason.ReferenceTerminating, message: `${o.terminating} is being deleted: no new credential is issued through it ` +
+        '(a lease already issued is still renewed, and revoked when the request goes)' } : undefined);
+  }
+
+  /** The exactly-once order: the checkpoint to write, a lease to adopt or an attempt to sweep, the TTL to ask. */
+  private issueOrder(secretName: string, rotation: Status['rotation']): IssueOrder {
+    const o = this.o;
+    const st = this.p.status;
     const prior = st.issuance;
-    const adopt = o.secret.leaseId && prior?.attempt && !prior.completed &&
-      (o.secret.attempt ? o.secret.attempt === prior.attempt : !(st.previousLeases ?? []).some((p) => p.id === o.secret.leaseId))
-      ? o.secret.leaseId : undefined;
+    const unfinished = prior?.attempt && !prior.completed ? prior : undefined;
+    // Only this attempt's lease: during a rotation the Secret still holds the lease being replaced. (Secrets
+    // written before attempts were annotated: anything but a previous lease.)
+    const ours = o.secret.attempt ? o.secret.attempt === unfinished?.attempt : !(st.previousLeases ?? []).some((p) => p.id === o.secret.leaseId);
+    const adopt = unfinished && o.secret.leaseId && ours ? o.secret.leaseId : undefined;
     const target = o.target!;
-    const rotatedAt = rotation ? rfc3339(this.now) : undefined;
     let ttlSeconds = this.requestedTtlSeconds();
     if (rotation?.notAfter) {
       // renew: false: a rotated credential ends when the one it replaces would have.
       const left = Math.max(1, Math.floor((Date.parse(rotation.notAfter) - this.nowMs) / 1000));
       ttlSeconds = ttlSeconds === undefined ? left : Math.min(ttlSeconds, left);
     }
-    const order: IssueOrder = {
+    return {
       secretName,
       issuance: {
         vaultAppBinding: { namespace: target.vaultAppBinding.metadata.namespace ?? '', name: target.vaultAppBinding.metadata.name ?? '' },
         mount: target.mount, connection: target.connection, role: o.role!.status!.vaultRole!, attempt: randomUUID(), startedAt: rfc3339(this.now), completed: false,
       },
       ...(adopt ? { adopt } : {}),
-      ...(prior?.attempt && !prior.completed ? { sweep: prior } : {}),
+      ...(unfinished ? { sweep: unfinished } : {}),
       ...(ttlSeconds !== undefined ? { ttlSeconds } : {}),
-      ...(rotatedAt ? { rotatedAt } : {}),
+      ...(rotation ? { rotatedAt: rfc3339(this.now) } : {}),
       first: !prior,
     };
-    this.step({ kind: 'issue', order });
-    this.step({ kind: 'ensureGrants' });
-    this.restartAfterRotation(rotation, rotatedAt);
-    return this.p;
   }
 
   /** The backstop before a first issuance (approval.ts issueRefusal): requireReason and four eyes. */
@@ -581,7 +616,8 @@ export interface Issued {
  * Records an issued credential: the lease, the completed attempt, a rotation completed (its previous leases get
  * their revocation time), Available True; the Event (audited), and when to look at the lease next.
  */
-export function foldIssued(dar: DatabaseAccessRequest, status: Status, x: Issued, role: Observed['role'], now: Date): { update: StatusUpdate; events: EventIntent[]; requeueAtMs?: number; retired: PreviousLease[] } {
+export function foldIssued({ dar, status, issued: x, role, now }: { dar: DatabaseAccessRequest; status: Status; issued: Issued; role: Observed['role']; now: Date }):
+  { update: StatusUpdate; events: EventIntent[]; requeueAtMs?: number; retired: PreviousLease[] } {
   const rotation = status.rotation?.requestedAt && !status.rotation.completedAt ? status.rotation : undefined;
   const completedAt = x.rotatedAt ?? rfc3339(now);
   const previous = rotation ? retirePrevious(status.previousLeases ?? [], Date.parse(completedAt), graceSeconds(dar)) : undefined;

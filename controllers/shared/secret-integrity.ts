@@ -6,11 +6,11 @@
 // re-render from the credential restores (templated keys edited or removed, keys added).
 import crypto from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { DOMAIN } from '../../api/index.ts';
+import { Annotations } from '../../api/index.ts';
 import { stripSecretData } from '../../lib/runtime/index.ts';
 
 /** The Secret annotation with the digest of the data Leasehold last wrote: `v1.<salt>.<credential>.<data>`. */
-export const DATA_DIGEST_ANNOTATION = `${DOMAIN}/data-digest`;
+export const DATA_DIGEST_ANNOTATION = Annotations.dataDigest;
 
 /** The keys that are the credential itself. */
 export const CREDENTIAL_KEYS = ['username', 'password'] as const;
