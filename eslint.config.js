@@ -14,6 +14,12 @@ export default tseslint.config(
         { selector: "CallExpression[callee.object.name='test'][callee.property.name='skip']", message: 'no test.skip left behind' }],
     },
   },
+  // Warnings a reviewer reads: a function with more than 15 paths (split its decisions out), or more than 4
+  // positional parameters (take an options object). Tests are exempt: a table of cases is long by design.
+  {
+    files: ['api/**', 'controllers/**', 'lib/**', 'cmd/**', 'scripts/**'],
+    rules: { complexity: ['warn', 15], 'max-params': ['warn', 4] },
+  },
   // The layers, imported one way only: cmd/ (the programs) → controllers/ → api/ → lib/ (libraries knowing none of
   // them). tests/unit/layers.test.ts runs these rules as part of `npm test`.
   layer('lib/**', ['api', 'controllers', 'cmd'], 'lib/ is a library: it imports neither api/, controllers/ nor cmd/'),
