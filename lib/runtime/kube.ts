@@ -3,7 +3,7 @@
 // generated CustomObjectsApi cannot reach the core group, and typed APIs differ per kind. Errors come back
 // classified (KubeApiError) with a message that never carries headers or request bodies, and every write is
 // counted in kube_writes_total so an idle operator can be shown to write nothing.
-import { HttpMethod, IsomorphicFetchHttpLibrary, RequestContext, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { HttpMethod, IsomorphicFetchHttpLibrary, RequestContext, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { reuseConnections } from './connection-reuse.ts';
 import type { Metrics } from './metrics.ts';
 import type { ResourceType } from './types.ts';
@@ -68,6 +68,17 @@ export interface ListOptions {
   continue?: string;
   resourceVersion?: string;
   signal?: AbortSignal;
+}
+
+/** What a watch stream calls: each event's type and object, then once how the stream ended (null: cleanly). */
+export interface WatchCallbacks {
+  onEvent(type: string, object: unknown): void;
+  onDone(err: unknown): void;
+}
+
+export interface WatchOptions {
+  /** A stream that delivers nothing for this long fails with a TimeoutError. */
+  inactivityTimeoutMs: number;
 }
 
 export interface ListPage<T> {
@@ -220,6 +231,77 @@ export class KubeClient {
   }
 
   /**
+   * Opens a watch (`GET path?watch=true&…`) and streams its events: one JSON object a line, `{type, object}`.
+   * Resolves with a controller that ends the stream (onDone is then not called); connection failures and
+   * non-200 answers (a KubeApiError carrying `statusCode`, 410 included) reach `onDone`, once. Same contract
+   * as client-node's `Watch.watch`, which is used when client-node chose no dispatcher (plain HTTP without TLS
+   * options): that one decodes through fetch, web streams and readline, and restarts a timer on every chunk,
+   * most of what a watch event cost the operator in a burst; this reads the socket's stream and splits lines
+   * itself.
+   */
+  async watch(path: string, query: Record<string, string | number | boolean | undefined>, cb: WatchCallbacks, opts: WatchOptions): Promise<AbortController> {
+    const cluster = this.kubeConfig.getCurrentCluster();
+    if (!cluster) throw new Error('the kubeconfig has no current cluster');
+    const url = new URL(cluster.server.replace(/\/+$/, '') + path);
+    url.searchParams.set('watch', 'true');
+    for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
+    const ctx = new RequestContext(url.toString(), HttpMethod.GET);
+    await this.authenticate(ctx);
+    const dispatcher = ctx.getDispatcher() as unknown as RequestDispatcher | undefined;
+    if (typeof dispatcher?.request !== 'function') {
+      const w = new Watch(this.kubeConfig);
+      // client-node's own inactivity timer (a private field, hence the guarded cast).
+      const timer = w as unknown as { requestTimeoutMs?: number };
+      if (typeof timer.requestTimeoutMs === 'number') timer.requestTimeoutMs = opts.inactivityTimeoutMs;
+      return w.watch(path, query, (type, obj) => cb.onEvent(type, obj), (err) => cb.onDone(err));
+    }
+    const controller = new AbortController();
+    let done = false;
+    const finish = (err: unknown) => {
+      if (done) return;
+      done = true;
+      if (!controller.signal.aborted) controller.abort();
+      cb.onDone(err);
+    };
+    controller.signal.addEventListener('abort', () => (done = true), { once: true });
+    dispatcher.request({
+      origin: url.origin, path: `${url.pathname}${url.search}`, method: 'GET', headers: { ...ctx.getHeaders(), Accept: 'application/json' },
+      signal: controller.signal, headersTimeout: 30_000, bodyTimeout: opts.inactivityTimeoutMs,
+    }).then(async (res) => {
+      if (res.statusCode !== 200) {
+        if (res.statusCode === 401) this.auth = undefined;
+        return finish(toApiError(res.statusCode, await res.body.text()));
+      }
+      const body = res.body;
+      body.setEncoding('utf8');
+      let rest = '';
+      body.on('data', (chunk: string) => {
+        if (done) return;
+        const text = rest + chunk;
+        let start = 0;
+        for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
+          const line = text.slice(start, nl);
+          start = nl + 1;
+          if (line.trim() === '') continue;
+          let event: { type?: string; object?: unknown };
+          try {
+            event = JSON.parse(line) as typeof event;
+          } catch {
+            continue; // as client-node does: a line that isn't JSON is skipped
+          }
+          cb.onEvent(event.type ?? '', event.object);
+          if (done) return;
+        }
+        rest = text.slice(start);
+      });
+      body.on('end', () => finish(null));
+      body.on('close', () => finish(null));
+      body.on('error', (err: unknown) => finish(timeoutAware(err)));
+    }, (err: unknown) => finish(timeoutAware(err)));
+    return controller;
+  }
+
+  /**
    * Sends through the connection pool client-node chose for this request (its undici dispatcher: auth, TLS,
    * proxy) with the dispatcher's own `request`, not `fetch`: the WHATWG layer (Request/Response and Headers
    * objects, web streams for the body, a dependent AbortSignal per call) was a third of the CPU a Kubernetes call
@@ -251,7 +333,17 @@ export class KubeClient {
 interface RequestDispatcher {
   request(opts: {
     origin: string; path: string; method: string; headers: Record<string, string>; body?: string; signal?: AbortSignal;
-  }): Promise<{ statusCode: number; body: { text(): Promise<string> } }>;
+    headersTimeout?: number; bodyTimeout?: number;
+  }): Promise<{ statusCode: number; body: NodeJS.ReadableStream & { text(): Promise<string> } }>;
+}
+
+/** undici's header and body timeouts as the TimeoutError a watch's caller looks for (a stale stream). */
+function timeoutAware(err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    return Object.assign(new Error('the watch sent nothing in time', { cause: err }), { name: 'TimeoutError' });
+  }
+  return err;
 }
 
 /** Keeps only the Status reason and message of an error body: never the request, headers or other fields. */

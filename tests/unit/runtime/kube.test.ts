@@ -91,3 +91,68 @@ test('a request past its timeout fails with the timeout as the reason', async (t
   const client = new KubeClient(kubeConfig(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, 't'));
   await t.throwsAsync(client.request(HttpMethod.GET, '/api', { timeoutMs: 200 }), { name: 'TimeoutError' });
 });
+
+/** A server that answers a watch with `status` and writes `chunks` (strings or Buffers) one at a time. */
+async function watchServer(status: number, chunks: Array<string | Buffer>, end: boolean): Promise<{ url: string; paths: string[]; close(): Promise<void> }> {
+  const paths: string[] = [];
+  const server = http.createServer(async (req, res) => {
+    paths.push(req.url ?? '');
+    res.writeHead(status, { 'Content-Type': 'application/json' });
+    for (const c of chunks) {
+      res.write(c);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    if (end) res.end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, paths,
+    close: () => new Promise((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    }),
+  };
+}
+
+function collect(): { events: Array<[string, unknown]>; done: Promise<unknown>; cb: { onEvent(type: string, o: unknown): void; onDone(err: unknown): void } } {
+  const events: Array<[string, unknown]> = [];
+  let resolve!: (err: unknown) => void;
+  const done = new Promise<unknown>((r) => (resolve = r));
+  return { events, done, cb: { onEvent: (type, o) => events.push([type, o]), onDone: (err) => resolve(err) } };
+}
+
+test('a watch delivers every event in order, however the lines are cut into chunks (a multi-byte character included), then ends cleanly', async (t) => {
+  const lines = [
+    JSON.stringify({ type: 'ADDED', object: { metadata: { name: 'a', resourceVersion: '1' } } }),
+    JSON.stringify({ type: 'MODIFIED', object: { metadata: { name: 'é', resourceVersion: '2' } } }),
+    JSON.stringify({ type: 'BOOKMARK', object: { metadata: { resourceVersion: '3' } } }),
+  ].join('\n') + '\n';
+  const bytes = Buffer.from(lines);
+  const cut = bytes.indexOf(Buffer.from('é')) + 1; // inside the two bytes of é
+  const api = await watchServer(200, [bytes.subarray(0, 10), bytes.subarray(10, cut), bytes.subarray(cut)], true);
+  t.teardown(() => api.close());
+  const c = collect();
+  await new KubeClient(kubeConfig(api.url, 't')).watch('/api/v1/configmaps', { resourceVersion: '0', labelSelector: 'a=b' }, c.cb, { inactivityTimeoutMs: 5_000 });
+  t.is(await c.done, null);
+  t.deepEqual(c.events.map(([type, o]) => `${type} ${(o as { metadata: { name?: string } }).metadata.name ?? '-'}`), ['ADDED a', 'MODIFIED é', 'BOOKMARK -']);
+  t.is(api.paths[0], '/api/v1/configmaps?watch=true&resourceVersion=0&labelSelector=a%3Db');
+});
+
+test('a watch answered 410 Gone ends with an error carrying statusCode 410, and no event', async (t) => {
+  const api = await watchServer(410, [JSON.stringify({ kind: 'Status', reason: 'Expired', message: 'too old resource version' })], true);
+  t.teardown(() => api.close());
+  const c = collect();
+  await new KubeClient(kubeConfig(api.url, 't')).watch('/api/v1/configmaps', {}, c.cb, { inactivityTimeoutMs: 5_000 });
+  const err = await c.done;
+  t.is((err as { statusCode?: number }).statusCode, 410);
+  t.deepEqual(c.events, []);
+});
+
+test('a watch that goes quiet past its inactivity limit ends with a TimeoutError, after the events it did send', async (t) => {
+  const api = await watchServer(200, [`${JSON.stringify({ type: 'ADDED', object: { metadata: { name: 'a' } } })}\n`], false);
+  t.teardown(() => api.close());
+  const quiet = collect();
+  await new KubeClient(kubeConfig(api.url, 't')).watch('/api/v1/configmaps', {}, quiet.cb, { inactivityTimeoutMs: 300 });
+  t.is(((await quiet.done) as { name?: string }).name, 'TimeoutError');
+  t.is(quiet.events.length, 1);
+});
