@@ -142,6 +142,8 @@ export interface Work {
   operatorKubeRequestsTotal: number;
   operatorKubeWrites: Record<string, number>;
   operatorVaultCalls: Record<string, number>;
+  /** Reconcile passes of the operator's controllers (controller_runtime_reconcile_total), by controller and result. */
+  operatorReconciles: Record<string, number>;
 }
 
 // ---- /proc ------------------------------------------------------------------------------------------------------
@@ -560,6 +562,7 @@ export class Bench {
       operatorKubeRequestsTotal: Object.values(operatorKubeRequests).reduce((a, b) => a + b, 0),
       operatorKubeWrites: counterDelta(mark.op, now.op, 'kube_writes_total'),
       operatorVaultCalls: counterDelta(mark.op, now.op, 'vault_requests_total'),
+      operatorReconciles: counterDelta(mark.op, now.op, 'controller_runtime_reconcile_total'),
     };
   }
 
