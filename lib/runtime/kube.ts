@@ -122,6 +122,8 @@ export class KubeClient {
   private readonly http = new IsomorphicFetchHttpLibrary();
   private readonly metrics: Metrics | undefined;
   private auth: Auth | undefined;
+  /** `verb resource` → increments its kube_requests_total (and kube_writes_total) series: prom-client's labels() hashes per call. */
+  private readonly counters = new Map<string, () => void>();
 
   constructor(kubeConfig: KubeConfig, opts: { metrics?: Metrics } = {}) {
     // Keep-alive connections for this client and for every watch made from the same KubeConfig.
@@ -204,16 +206,28 @@ export class KubeClient {
     }
     const timeout = AbortSignal.timeout(opts.timeoutMs ?? 30_000);
     ctx.setSignal(opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout);
-    const verb = WRITE_VERBS[method];
-    if (countAs) {
-      if (verb) this.metrics?.kubeWrites.labels(verb, countAs.plural).inc();
-      const requestVerb = verb ?? (method === HttpMethod.GET ? (url.pathname.endsWith(`/${countAs.plural}`) ? 'list' : 'get') : method.toLowerCase());
-      this.metrics?.kubeRequests.labels(requestVerb, countAs.plural).inc();
-    }
+    if (countAs && this.metrics) this.count(method, url, countAs.plural, this.metrics);
     const { status, text } = await this.send(ctx, url);
     if (status === 401) this.auth = undefined;
     if (status < 200 || status > 299) throw toApiError(status, text);
     return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  private count(method: HttpMethod, url: URL, plural: string, metrics: Metrics): void {
+    const write = WRITE_VERBS[method];
+    const verb = write ?? (method === HttpMethod.GET ? (url.pathname.endsWith(`/${plural}`) ? 'list' : 'get') : method.toLowerCase());
+    const key = `${verb} ${plural}`;
+    let inc = this.counters.get(key);
+    if (!inc) {
+      const requests = metrics.kubeRequests.labels(verb, plural);
+      const writes = write ? metrics.kubeWrites.labels(write, plural) : undefined;
+      inc = () => {
+        requests.inc();
+        writes?.inc();
+      };
+      this.counters.set(key, inc);
+    }
+    inc();
   }
 
   /** Headers (Authorization…) and connection pool from client-node, reused for AUTH_REUSE_MS. */

@@ -39,7 +39,7 @@ function kubeConfig(server: string, token: string): KubeConfig {
   return kc;
 }
 
-test('requests carry the kubeconfig\'s token and JSON body, answers come back parsed, and each is counted by verb and resource', async (t) => {
+test('requests carry the kubeconfig\'s token and JSON body, answers come back parsed, and each is counted by verb and resource (writes as writes too)', async (t) => {
   const api = await apiserver((s) => ({ status: 200, body: s.url.includes('/configmaps/') ? { metadata: { name: 'a' } } : { items: [], metadata: { resourceVersion: '7' } } }));
   t.teardown(() => api.close());
   const metrics = new Metrics({ defaultMetrics: false });
@@ -59,6 +59,8 @@ test('requests carry the kubeconfig\'s token and JSON body, answers come back pa
   t.deepEqual(JSON.parse(api.seen[2]!.body), { data: { k: 'v' } });
   const counted = (await metrics.registry.getSingleMetric('kube_requests_total')!.get()).values.map((v) => `${v.labels.verb} ${v.labels.resource} ${v.value}`);
   t.deepEqual(counted.sort(), ['get configmaps 1', 'list configmaps 1', 'patch configmaps 1']);
+  const writes = (await metrics.registry.getSingleMetric('kube_writes_total')!.get()).values.map((v) => `${v.labels.verb} ${v.labels.resource} ${v.value}`);
+  t.deepEqual(writes, ['patch configmaps 1'], 'reads are not writes');
 });
 
 test('an answer of 401 makes the next request ask the kubeconfig for credentials again (a rotated token is picked up)', async (t) => {
