@@ -22,17 +22,26 @@ const SENSITIVE_KEY = /password|passwd|token|secret|jwt|key|authorization|creden
 
 // Values masked wherever they appear, message strings included. Vault service tokens are `hvs.`/`s.`, batch
 // tokens `hvb.`/`b.`, recovery tokens `hvr.`/`r.`; the length floor keeps "s.t." in prose untouched.
-const VALUE_PATTERNS: readonly RegExp[] = [
+const VALUE_PATTERNS: readonly [RegExp, RegExp] = [
   /\b(?:hv[sbr]|[sbr])\.[A-Za-z0-9_-]{20,}/g,
   /\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g, // JWTs: header.payload.signature
 ];
 const BEARER = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi;
 const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@]+):[^\s@/]+@/gi; // postgres://user:pass@host
 
+// Cheap tests that every match of the patterns above passes (each needs these substrings), so that the
+// regular expressions only run on text that might hold a secret: most log text holds none, and running all
+// four on every string of every entry was most of what a log line cost.
+const MAYBE_AUTH_SCHEME = /bearer|basic/i;
+const mayHoldVaultToken = (s: string) => s.includes('s.') || s.includes('b.') || s.includes('r.');
+
 /** Masks token-like substrings of free text. */
 export function maskString(s: string): string {
-  let out = s.replace(BEARER, (_m, scheme: string) => `${scheme} ${REDACTED}`).replace(URL_PASSWORD, `$1:${REDACTED}@`);
-  for (const p of VALUE_PATTERNS) out = out.replace(p, REDACTED);
+  let out = s;
+  if (MAYBE_AUTH_SCHEME.test(out)) out = out.replace(BEARER, (_m, scheme: string) => `${scheme} ${REDACTED}`);
+  if (out.includes('://') && out.includes('@')) out = out.replace(URL_PASSWORD, `$1:${REDACTED}@`);
+  if (mayHoldVaultToken(out)) out = out.replace(VALUE_PATTERNS[0]!, REDACTED);
+  if (out.includes('eyJ')) out = out.replace(VALUE_PATTERNS[1]!, REDACTED);
   return out;
 }
 
@@ -42,11 +51,12 @@ const MAX_DEPTH = 8;
  * Returns a copy of `value` safe to log: sensitive keys replaced, token-like strings masked, Errors reduced to
  * describeError. Never mutates its input (callers may pass live cache objects).
  */
-export function redact(value: unknown, depth = 0, seen = new WeakSet<object>()): unknown {
+export function redact(value: unknown, depth = 0, seen?: WeakSet<object>): unknown {
   if (typeof value === 'string') return maskString(value);
   if (value === null || typeof value !== 'object') return value;
   if (value instanceof Error) return describeError(value);
   if (value instanceof Date) return value.toISOString();
+  seen ??= new WeakSet<object>();
   if (seen.has(value)) return '[Circular]';
   if (depth >= MAX_DEPTH) return '[Truncated]';
   seen.add(value);
@@ -56,8 +66,21 @@ export function redact(value: unknown, depth = 0, seen = new WeakSet<object>()):
   return out;
 }
 
-function redactEntry(key: string, value: unknown, depth: number, seen: WeakSet<object>): unknown {
-  if (SENSITIVE_KEY.test(key) && value !== undefined && value !== null && value !== '') return REDACTED;
+// Field names repeat from line to line: remember which are sensitive (bounded, in case keys are data).
+const sensitiveKeys = new Map<string, boolean>();
+
+function isSensitiveKey(key: string): boolean {
+  let v = sensitiveKeys.get(key);
+  if (v === undefined) {
+    v = SENSITIVE_KEY.test(key);
+    if (sensitiveKeys.size >= 2_000) sensitiveKeys.clear();
+    sensitiveKeys.set(key, v);
+  }
+  return v;
+}
+
+function redactEntry(key: string, value: unknown, depth: number, seen: WeakSet<object> | undefined): unknown {
+  if (isSensitiveKey(key) && value !== undefined && value !== null && value !== '') return REDACTED;
   // A Secret's payload is sensitive whatever its keys are called.
   if ((key === 'data' || key === 'stringData') && value !== null && typeof value === 'object') return REDACTED;
   return redact(value, depth, seen);
@@ -70,7 +93,7 @@ export const redactFormat = winston.format((info) => {
   for (const k of Object.keys(info)) {
     if (RESERVED.has(k)) continue;
     const v = info[k];
-    info[k] = k === 'message' ? (typeof v === 'string' ? maskString(v) : redact(v)) : redactEntry(k, v, 0, new WeakSet());
+    info[k] = k === 'message' ? (typeof v === 'string' ? maskString(v) : redact(v)) : redactEntry(k, v, 0, undefined);
   }
   return info;
 });

@@ -38,6 +38,11 @@ export class Metrics {
   /** Every create/update/patch/delete the operator sends to the apiserver, by verb and resource (plural). */
   readonly kubeWrites: Counter<'verb' | 'resource'>;
   /**
+   * Every request the operator sends to the apiserver but watches, by verb (`get`, `list`, `create`, `update`,
+   * `patch`, `delete`) and resource (plural): reads and writes, what a grant costs the apiserver.
+   */
+  readonly kubeRequests: Counter<'verb' | 'resource'>;
+  /**
    * Every Vault request, by operation and outcome. Operations, one per VaultClient method (lib/vault/client.ts):
    * `health`, `readMount`, `enableMount`, `tuneMount`, `disableMount`, `listConnections`, `writeConnection`,
    * `deleteConnection`, `writeRole`, `readRole`, `deleteRole`, `issueCredential`, `renewLease`, `lookupLease`,
@@ -66,6 +71,7 @@ export class Metrics {
     this.workqueueWorkDuration = new Histogram({ name: 'workqueue_work_duration_seconds', help: 'How long in seconds processing an item from workqueue takes', labelNames: ['name'], buckets: DURATION_BUCKETS, registers });
     this.leaderStatus = new Gauge({ name: 'leader_election_master_status', help: 'Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master', labelNames: ['name'], registers });
     this.kubeWrites = new Counter({ name: 'kube_writes_total', help: 'Write requests sent to the Kubernetes API, by verb and resource', labelNames: ['verb', 'resource'], registers });
+    this.kubeRequests = new Counter({ name: 'kube_requests_total', help: 'Requests sent to the Kubernetes API (watches aside), by verb and resource', labelNames: ['verb', 'resource'], registers });
     this.vaultRequests = new Counter({ name: 'vault_requests_total', help: 'Requests sent to Vault, by operation and outcome', labelNames: ['operation', 'outcome'], registers });
     this.watchRestarts = new Counter({ name: 'leasehold_watch_restarts_total', help: 'Watch reconnections per resource, by why the previous watch ended', labelNames: ['resource', 'reason'], registers });
   }

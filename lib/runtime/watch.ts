@@ -9,7 +9,7 @@
 //   - nothing at all (events, bookmarks, the server's routine end after 2–3 min) for `staleAfterMs` → the
 //     watch is presumed dead (a half-open TCP connection) and replaced.
 // Handlers only learn that something changed; they are expected to enqueue keys and return.
-import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { sleep, systemClock, type Clock, type TimerHandle } from './clock.ts';
 import { KubeClient, isGone, resourcePath } from './kube.ts';
 import { describeError, nullLogger, type Logger } from './logging.ts';
@@ -106,7 +106,6 @@ export class WatchCache<T extends KubernetesObject = KubernetesObject> {
   readonly namespace: string;
   private readonly opts: WatchCacheOptions<T>;
   private readonly client: KubeClient;
-  private readonly watcher: Watch;
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly log: Logger;
@@ -135,17 +134,11 @@ export class WatchCache<T extends KubernetesObject = KubernetesObject> {
     this.resource = opts.resource;
     this.namespace = opts.namespace ?? '';
     this.client = opts.client ?? new KubeClient(opts.kubeConfig);
-    this.watcher = new Watch(opts.kubeConfig);
     this.clock = opts.clock ?? systemClock;
     this.random = opts.random ?? Math.random;
     this.log = (opts.log ?? nullLogger()).child({ resource: this.describe() });
     this.transform = opts.transform ?? ((o) => stripManagedFields(o) as T);
     this.synced = new Promise((r) => (this.resolveSynced = r));
-    // client-node's Watch aborts a stream after 30 s without data (its inactivity timer), which would replace
-    // every quiet watch twice a minute; our own watchdog takes over instead and this stays a backstop. The
-    // field is private in the typings, hence the guarded cast.
-    const w = this.watcher as unknown as { requestTimeoutMs?: number };
-    if (typeof w.requestTimeoutMs === 'number') w.requestTimeoutMs = this.staleAfterMs() + 60_000;
   }
 
   /** e.g. `configmaps.v1` or `databaseaccessrequests.v1alpha1.example.com`, for logs and metrics. */
@@ -367,7 +360,8 @@ export class WatchCache<T extends KubernetesObject = KubernetesObject> {
         finish({ reason: 'error', error: err, sawEvents });
       };
       this.log.debug('watch starting', { resourceVersion: rv });
-      this.watcher.watch(resourcePath(this.resource, this.namespace || undefined), query, onEvent, onDone).then(
+      // The stream's own inactivity limit is a backstop: the watchdog above replaces a quiet watch first.
+      this.client.watch(resourcePath(this.resource, this.namespace || undefined), query, { onEvent, onDone }, { inactivityTimeoutMs: this.staleAfterMs() + 60_000 }).then(
         (c) => {
           controller = c;
           if (ended) c.abort(); // failed, or abandoned by the watchdog or stop() while connecting

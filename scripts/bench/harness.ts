@@ -137,8 +137,13 @@ export interface Work {
   /** Requests the apiserver served (every client: the operator, this benchmark, kube-controller-manager), by verb and resource. */
   apiserverRequests: Record<string, number>;
   apiserverRequestsTotal: number;
+  /** The operator's own requests to the apiserver (its kube_requests_total: reads and writes, watches aside). */
+  operatorKubeRequests: Record<string, number>;
+  operatorKubeRequestsTotal: number;
   operatorKubeWrites: Record<string, number>;
   operatorVaultCalls: Record<string, number>;
+  /** Reconcile passes of the operator's controllers (controller_runtime_reconcile_total), by controller and result. */
+  operatorReconciles: Record<string, number>;
 }
 
 // ---- /proc ------------------------------------------------------------------------------------------------------
@@ -416,6 +421,8 @@ export class Bench {
   concurrency = DEFAULT_CONCURRENCY;
   /** Times the operator was started, for log names. */
   private starts = 0;
+  /** The current operator's log and profile name (`operator-<n>-c<concurrency>`). */
+  private operatorName = '';
   readonly roles: { long: RoleInfo; short: RoleInfo } = { long: { name: 'bench-long', vaultRole: '' }, short: { name: 'bench-short', vaultRole: '' } };
 
   constructor(readonly env: Env, readonly opts: BenchOptions) {
@@ -481,6 +488,7 @@ export class Bench {
   async startOperator(concurrency: number): Promise<number> {
     this.concurrency = concurrency;
     const name = `operator-${++this.starts}-c${concurrency}`;
+    this.operatorName = name;
     const t0 = performance.now();
     const prof = this.opts.cpuProfileDir;
     const heap = this.opts.heapSnapshotDir;
@@ -494,6 +502,27 @@ export class Bench {
       entryPoint: await this.opts.operatorMain, nodeOptions: nodeOptions.length ? nodeOptions.join(' ') : undefined,
     });
     return performance.now() - t0;
+  }
+
+  /**
+   * A point in time on the clock V8's CPU profiles use (CLOCK_MONOTONIC, microseconds): `profileWindow` turns
+   * two of them into a window of the current operator's profile.
+   */
+  monotonicUs(): number {
+    return Number(process.hrtime.bigint() / 1000n);
+  }
+
+  /**
+   * With --cpu-prof, records that the current operator's profile spent [startUs, now] on `label` (`grants`
+   * grants), in `windows.json` beside the profiles: `scripts/bench/profile-summary.ts --window LABEL` reads it.
+   */
+  profileWindow(label: string, startUs: number, grants: number): void {
+    const dir = this.opts.cpuProfileDir;
+    if (!dir) return;
+    const file = path.join(dir, 'windows.json');
+    const list = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as unknown[]) : [];
+    list.push({ label, profile: `${this.operatorName}.cpuprofile`, startUs, endUs: this.monotonicUs(), grants });
+    fs.writeFileSync(file, `${JSON.stringify(list, null, 1)}\n`);
   }
 
   async stopOperator(): Promise<void> {
@@ -525,11 +554,15 @@ export class Bench {
   async workSince(mark: { api: Scrape; op: Scrape }): Promise<Work> {
     const now = await this.workMark();
     const api = groupedDelta(mark.api, now.api, 'apiserver_request_total', ['verb', 'resource', 'subresource']);
+    const operatorKubeRequests = counterDelta(mark.op, now.op, 'kube_requests_total');
     return {
       apiserverRequests: api,
       apiserverRequestsTotal: Object.values(api).reduce((a, b) => a + b, 0),
+      operatorKubeRequests,
+      operatorKubeRequestsTotal: Object.values(operatorKubeRequests).reduce((a, b) => a + b, 0),
       operatorKubeWrites: counterDelta(mark.op, now.op, 'kube_writes_total'),
       operatorVaultCalls: counterDelta(mark.op, now.op, 'vault_requests_total'),
+      operatorReconciles: counterDelta(mark.op, now.op, 'controller_runtime_reconcile_total'),
     };
   }
 

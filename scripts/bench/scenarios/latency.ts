@@ -22,6 +22,7 @@ export async function latency({ bench, sizes }: ScenarioContext): Promise<Scenar
   let working = 0;
   const mark = await bench.workMark();
   const cpu0 = bench.cpuSnapshot();
+  const mono0 = bench.monotonicUs();
   for (let i = 0; i < n; i++) {
     const name = `latency-${i}`;
     await bench.createWaiting([name], role.name, 1, 60_000);
@@ -42,6 +43,7 @@ export async function latency({ bench, sizes }: ScenarioContext): Promise<Scenar
     if ((i + 1) % 50 === 0) bench.log(`  latency: ${i + 1}/${n}`);
   }
   const cpu = bench.cpuUsage(cpu0);
+  bench.profileWindow('latency', mono0, n);
   const work = await bench.workSince(mark);
   await bench.vault.revoke(rawLeases);
 

@@ -54,6 +54,16 @@ test('token-like values are masked inside free text; ordinary text is not', (t) 
   t.is(maskString('e.g. the s.t. case'), 'e.g. the s.t. case');
 });
 
+test('every kind of token is masked, whatever its case or prefix: batch, recovery and legacy Vault tokens, lower-case schemes, URLs with passwords', (t) => {
+  const tail = 'AbCdEfGhIjKlMnOpQrStUvWx';
+  for (const token of [`hvb.${tail}`, `hvr.${tail}`, `b.${tail}`, `r.${tail}`, `s.${tail}`]) t.is(maskString(`got ${token} back`), 'got [REDACTED] back', token);
+  t.is(maskString('authorization: bearer abc'), 'authorization: bearer [REDACTED]');
+  t.is(maskString('BASIC dXNlcjpwYXNz'), 'BASIC [REDACTED]');
+  t.is(maskString(`jwt ${JWT}`), 'jwt [REDACTED]');
+  t.is(maskString('mysql://u:p@h/db and https://x:y@z'), 'mysql://u:[REDACTED]@h/db and https://x:[REDACTED]@z');
+  t.is(maskString('lease my-postgres/creds/k8s.-.demo.bench-long/QVvpQ6e44jt1dKMrsPhvSQfH renewed'), 'lease my-postgres/creds/k8s.-.demo.bench-long/QVvpQ6e44jt1dKMrsPhvSQfH renewed');
+});
+
 test('describeError keeps the HTTP status and Status reason, never headers or bodies beyond them', (t) => {
   const apiException = Object.assign(new Error(`HTTP-Code: 403 Message: forbidden Headers: {"authorization":"Bearer ${JWT}"} Body: {"spec":{"password":"${PASSWORD}"}}`), {
     code: 403,
