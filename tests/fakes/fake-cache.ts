@@ -40,7 +40,7 @@ export class FakeWatchCache<T extends KubernetesObject = KubernetesObject> exten
       store.upsert(transform(obj));
     };
     for (const obj of kube.objects(resource)) apply('ADDED', obj);
-    this.unwatch = kube.watch((r, type, obj) => {
+    this.unwatch = kube.onChange((r, type, obj) => {
       if (sameKind(r)) apply(type, obj);
     });
   }

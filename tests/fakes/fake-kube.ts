@@ -208,7 +208,7 @@ export class FakeKube extends KubeClient {
   }
 
   /** Tells `listener` of every change from now on; returns a function that stops it. */
-  watch(listener: WatchListener): () => void {
+  onChange(listener: WatchListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
