@@ -76,7 +76,8 @@ export function classifyVaultError(operation: string, err: unknown): VaultReques
   return new VaultRequestError('Server', operation, detail, status);
 }
 
-export function isNotFound(err: unknown): boolean {
+/** Vault answered 404 (its own "not found", apart from the Kubernetes one in lib/runtime). */
+export function isVaultNotFound(err: unknown): boolean {
   return err instanceof VaultRequestError && err.kind === 'NotFound';
 }
 
