@@ -37,19 +37,30 @@ export async function probePostgres(target: PostgresProbeTarget, where: string, 
   });
   // An error after connect (the server going away) is emitted, not thrown: without a listener it would crash us.
   client.on('error', () => undefined);
-  const cancel = () => void client.end().catch(() => undefined);
-  opts.signal?.addEventListener('abort', cancel, { once: true });
-  try {
-    opts.signal?.throwIfAborted();
+  const { signal } = opts;
+  // pg takes no signal, and a client ended while connecting never settles its connect(): race the abort instead.
+  // The client is ended without waiting: a server that doesn't answer keeps the socket until the connect timeout.
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<'aborted'>((resolve) => {
+    onAbort = () => resolve('aborted');
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  const login = (async () => {
     await client.connect();
     await client.query('SELECT 1');
+    return 'ok' as const;
+  })();
+  login.catch(() => undefined);
+  try {
+    if ((await Promise.race([login, aborted])) === 'aborted') return { ok: false, reason: 'Unreachable', message: `${where}: cancelled` };
     return { ok: true };
   } catch (err) {
-    if (opts.signal?.aborted) return { ok: false, reason: 'Unreachable', message: `${where}: cancelled` };
     return { ok: false, ...describePgError(err, where, target.password) };
   } finally {
-    opts.signal?.removeEventListener('abort', cancel);
-    await client.end().catch(() => undefined);
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
+    const ended = client.end().catch(() => undefined);
+    if (!signal?.aborted) await ended;
   }
 }
 

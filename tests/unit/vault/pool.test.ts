@@ -1,0 +1,126 @@
+// A Vault session logs in lazily and keeps its login usable: a login token Vault refuses (revoked behind the
+// operator's back) is dropped and replaced by a fresh login; a refused login is the login's failure, tried once;
+// logins and token renewals are counted under fixed operation names like every other call.
+import test from 'ava';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { VaultRequestError } from '../../../lib/vault/errors.ts';
+import type { IssuerTokenStore } from '../../../lib/vault/issuer-token.ts';
+import { VaultPool, type VaultSessionSpec } from '../../../lib/vault/pool.ts';
+import type { CallOutcome, VaultOperation } from '../../../lib/vault/transport.ts';
+
+type Route = (req: { token?: string; body: Record<string, unknown> }) => { status: number; body: unknown };
+
+/** A local HTTP server answering `routes` by "METHOD /path"; records each request's route and token. */
+async function fakeVault(t: { teardown(fn: () => unknown): void }, routes: Record<string, Route>) {
+  const seen: Array<{ route: string; token?: string }> = [];
+  const server = http.createServer((req, res) => {
+    let text = '';
+    req.on('data', (c: Buffer) => (text += c.toString()));
+    req.on('end', () => {
+      const route = `${req.method} ${req.url}`;
+      const token = req.headers['x-vault-token'] as string | undefined;
+      seen.push({ route, token });
+      const handler = routes[route];
+      const answer = handler ? handler({ token, body: text ? JSON.parse(text) as Record<string, unknown> : {} }) : { status: 404, body: { errors: [] } };
+      res.statusCode = answer.status;
+      res.end(JSON.stringify(answer.body));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => {
+    server.closeAllConnections();
+    server.close(() => resolve());
+  }));
+  return { address: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+}
+
+const noIssuerStore: IssuerTokenStore = { load: async () => undefined, save: async () => undefined };
+const ok = (body: unknown) => ({ status: 200, body });
+const denied = { status: 403, body: { errors: ['permission denied'] } };
+const renewed = ok({ lease_id: 'db/creds/r/1', lease_duration: 600, renewable: true });
+
+function pool(now?: () => number) {
+  const counted: Array<[VaultOperation, CallOutcome]> = [];
+  return { pool: new VaultPool({ issuerTokenRole: 'leasehold-issuer', observe: (op, outcome) => counted.push([op, outcome]), now }), counted };
+}
+
+test('a login token Vault refuses (revoked behind the operator\'s back) is dropped: the call logs in afresh and succeeds', async (t) => {
+  const revoked = new Set<string>();
+  const vault = await fakeVault(t, {
+    'GET /v1/auth/token/lookup-self': ({ token }) => (token && !revoked.has(token) ? ok({ data: { ttl: 3600, renewable: true } }) : denied),
+    'POST /v1/sys/leases/renew': ({ token }) => (token && !revoked.has(token) ? renewed : denied),
+  });
+  // The token Secret holds tok-1, revoked in Vault, until an admin puts tok-2 in.
+  const tokens = ['tok-1', 'tok-2'];
+  const { pool: p } = pool();
+  const spec: VaultSessionSpec = {
+    key: 'demo/vault', version: '1', endpoint: { address: vault.address }, issuerStore: noIssuerStore,
+    auth: { method: 'token', description: 'token from Secret demo/vault-token', token: async () => tokens[0]! },
+  };
+  const session = p.open(spec);
+  await session.client.renewLease('db/creds/r/1', 600);
+  revoked.add('tok-1');
+  tokens.shift();
+  const lease = await session.client.renewLease('db/creds/r/1', 600);
+  t.is(lease.leaseDurationSeconds, 600);
+  t.deepEqual(vault.seen.map((s) => `${s.route} ${s.token}`), [
+    'GET /v1/auth/token/lookup-self tok-1',
+    'POST /v1/sys/leases/renew tok-1',
+    'POST /v1/sys/leases/renew tok-1',
+    'GET /v1/auth/token/lookup-self tok-2',
+    'POST /v1/sys/leases/renew tok-2',
+  ]);
+});
+
+test('a refused login is the login\'s failure, said as such, and is tried once', async (t) => {
+  const vault = await fakeVault(t, { 'POST /v1/auth/kubernetes/login': () => denied });
+  let jwts = 0;
+  const { pool: p, counted } = pool();
+  const session = p.open({
+    key: 'demo/vault', version: '1', endpoint: { address: vault.address }, issuerStore: noIssuerStore,
+    auth: { method: 'kubernetes', mountPath: 'kubernetes', role: 'r', subject: 'ServiceAccount demo/vault', jwt: async () => `jwt-${++jwts}` },
+  });
+  const err = await t.throwsAsync(session.client.writeRole('db', 'r', {
+    dbName: 'c', creationStatements: [], revocationStatements: [], rollbackStatements: [], renewStatements: [], defaultTtlSeconds: 60, maxTtlSeconds: 60,
+  }), { instanceOf: VaultRequestError });
+  t.is(err.kind, 'PermissionDenied');
+  t.is(err.message, 'logging in with kubernetes auth at auth/kubernetes, role r, as ServiceAccount demo/vault: permission denied');
+  t.is(jwts, 1);
+  t.deepEqual(counted, [['login', 'error'], ['writeRole', 'error']]);
+});
+
+test('the login token is renewed (renew-self) once two thirds of its TTL have passed, and counted as renewToken', async (t) => {
+  const vault = await fakeVault(t, {
+    'POST /v1/auth/kubernetes/login': () => ok({ auth: { client_token: 'tok-1', lease_duration: 30, renewable: true } }),
+    'POST /v1/auth/token/renew-self': () => ok({ auth: { lease_duration: 30, renewable: true } }),
+    'POST /v1/sys/leases/renew': () => renewed,
+  });
+  let nowMs = 1_000_000;
+  const { pool: p, counted } = pool(() => nowMs);
+  const session = p.open({
+    key: 'demo/vault', version: '1', endpoint: { address: vault.address }, issuerStore: noIssuerStore,
+    auth: { method: 'kubernetes', mountPath: 'kubernetes', role: 'r', subject: 'ServiceAccount demo/vault', jwt: async () => 'jwt' },
+  });
+  await session.client.renewLease('db/creds/r/1');
+  nowMs += 10_000;
+  await session.client.renewLease('db/creds/r/1');
+  nowMs += 15_000;
+  await session.client.renewLease('db/creds/r/1');
+  t.deepEqual(counted, [['login', 'success'], ['renewLease', 'success'], ['renewLease', 'success'], ['renewToken', 'success'], ['renewLease', 'success']]);
+});
+
+test('the same version keeps the session (and its login); another version replaces it', async (t) => {
+  const { pool: p } = pool();
+  const spec: VaultSessionSpec = {
+    key: 'demo/vault', version: '1', endpoint: { address: 'http://127.0.0.1:1' }, issuerStore: noIssuerStore,
+    auth: { method: 'token', description: 'token', token: async () => 'tok' },
+  };
+  const first = p.open(spec);
+  t.is(p.open(spec), first);
+  t.is(p.held('demo/vault'), first);
+  const second = p.open({ ...spec, version: '2' });
+  t.not(second, first);
+  p.drop('demo/vault');
+  t.is(p.held('demo/vault'), undefined);
+});
