@@ -23,7 +23,7 @@ test('each known failure has its own reason and a message saying what to check',
   ];
   for (const [err, reason, message] of cases) {
     const d = describePgError(err, WHERE);
-    t.is<string>(d.reason, reason, err.message);
+    t.is(d.reason as string, reason, err.message);
     t.regex(d.message, message);
     t.true(d.message.startsWith(`${WHERE}: `));
   }
