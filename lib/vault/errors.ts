@@ -38,7 +38,7 @@ export function scrub(text: string): string {
     .replace(/:\/\/([^:/@\s]+):([^@\s]+)@/g, '://$1:[REDACTED]@');
 }
 
-interface NodeVaultLikeError {
+interface HttpLikeError {
   message?: string;
   code?: string;
   response?: { statusCode?: number; body?: { errors?: unknown[] } };
@@ -62,7 +62,7 @@ const unreachableCodes: Record<string, string> = {
 
 export function classifyVaultError(operation: string, err: unknown): VaultRequestError {
   if (err instanceof VaultRequestError) return err;
-  const e = (err ?? {}) as NodeVaultLikeError & { cause?: NodeVaultLikeError };
+  const e = (err ?? {}) as HttpLikeError & { cause?: HttpLikeError };
   const code = e.code ?? e.cause?.code;
   if (code && unreachableCodes[code]) return new VaultRequestError('Unreachable', operation, unreachableCodes[code]!);
   const status = e.response?.statusCode;

@@ -124,3 +124,32 @@ test('the same version keeps the session (and its login); another version replac
   p.drop('demo/vault');
   t.is(p.held('demo/vault'), undefined);
 });
+
+test('an issuer token revoked in Vault is replaced when an issuance is refused, the issuance made with the new one, and the change told once', async (t) => {
+  const revoked = new Set<string>();
+  let created = 0;
+  const vault = await fakeVault(t, {
+    'POST /v1/auth/kubernetes/login': () => ok({ auth: { client_token: 'login-1', lease_duration: 3600, renewable: true } }),
+    'POST /v1/auth/token/create/leasehold-issuer': ({ token }) => (token === 'login-1'
+      ? ok({ auth: { client_token: `issuer-${++created}`, accessor: `acc-${created}`, lease_duration: 3600 } }) : denied),
+    'POST /v1/auth/token/renew-self': ({ token }) => (token && !revoked.has(token) ? ok({ auth: { lease_duration: 3600, renewable: true } }) : denied),
+    'GET /v1/db/creds/r': ({ token }) => (token?.startsWith('issuer-') && !revoked.has(token)
+      ? ok({ lease_id: `db/creds/r/${token}`, lease_duration: 600, renewable: true, data: { username: 'v-r', password: 'pw' } }) : denied),
+  });
+  let stored: { token: string; accessor: string } | undefined;
+  const changed: string[] = [];
+  const p = new VaultPool({ issuerTokenRole: 'leasehold-issuer', onIssuerChanged: (key) => changed.push(key) });
+  const session = p.open({
+    key: 'demo/vault', version: '1', endpoint: { address: vault.address },
+    issuerStore: { load: async () => stored, save: async (s) => void (stored = s) },
+    auth: { method: 'kubernetes', mountPath: 'kubernetes', role: 'r', subject: 'ServiceAccount demo/vault', jwt: async () => 'jwt' },
+  });
+  const first = await session.issuingClient();
+  t.is(first.ownedBy, 'issuer-token');
+  t.is((await first.client.issueCredential('db', 'r')).leaseId, 'db/creds/r/issuer-1');
+  revoked.add('issuer-1');
+  t.is((await first.client.issueCredential('db', 'r')).leaseId, 'db/creds/r/issuer-2');
+  t.deepEqual(stored, { token: 'issuer-2', accessor: 'acc-2' });
+  t.deepEqual(changed, ['demo/vault']);
+  t.is(p.issuerGeneration('demo/vault'), 1);
+});
