@@ -2,7 +2,7 @@
 // to log in, turned into a VaultSessionSpec whose ports read a token Secret, mint a service-account token through
 // the TokenRequest API, and keep the issuer token in a Secret of the operator's namespace.
 import crypto from 'node:crypto';
-import { HttpMethod } from '@kubernetes/client-node';
+import { HttpMethod, type KubernetesObject } from '@kubernetes/client-node';
 import { Labels, MANAGED_BY, Reason, type AppBinding } from '../../api/index.ts';
 import { KubeApiError, RetryableError, isNotFound, keyToString, type KubeClient } from '../../lib/runtime/index.ts';
 import type { AuthSource } from '../../lib/vault/auth.ts';
@@ -159,7 +159,7 @@ export function issuerTokenStore(kube: KubeClient, namespace: string, ab: AppBin
       return d.token && d.accessor ? { token: d.token, accessor: d.accessor } : undefined;
     },
     async save(t: StoredIssuerToken): Promise<void> {
-      const body = {
+      const body: KubernetesObject & { type: string; stringData: Record<string, string> } = {
         apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
         metadata: {
           name, namespace,
@@ -169,10 +169,10 @@ export function issuerTokenStore(kube: KubeClient, namespace: string, ab: AppBin
         stringData: { token: t.token, accessor: t.accessor, address },
       };
       try {
-        await kube.replace(SECRETS, namespace, name, body as never);
+        await kube.replace(SECRETS, namespace, name, body);
       } catch (err) {
         if (!isNotFound(err)) throw err;
-        await kube.create(SECRETS, namespace, body as never);
+        await kube.create(SECRETS, namespace, body);
       }
     },
   };
