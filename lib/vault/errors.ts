@@ -58,6 +58,12 @@ const unreachableCodes: Record<string, string> = {
   ERR_TLS_CERT_ALTNAME_INVALID: 'TLS: the certificate does not match the host name (set serverName)',
   CERT_HAS_EXPIRED: 'TLS: the server certificate has expired',
   EPROTO: 'TLS/protocol error (http vs https mismatch?)',
+  ERR_SSL_WRONG_VERSION_NUMBER: 'TLS: Vault did not answer in TLS (is its address http://?)',
+  // undici's own codes (transport.ts sends through undici)
+  UND_ERR_SOCKET: 'connection closed by Vault before it answered',
+  UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
+  UND_ERR_HEADERS_TIMEOUT: 'request timed out',
+  UND_ERR_BODY_TIMEOUT: 'request timed out',
 };
 
 export function classifyVaultError(operation: string, err: unknown): VaultRequestError {

@@ -1,8 +1,8 @@
 // Vault sessions, one per key (a Vault AppBinding, for the operator), reused across reconciles: a login-token
 // keeper, a client on that login, an issuer token and a client on it. One transport (one keep-alive agent) per
-// endpoint, shared by every session that talks to it. Where the secret material comes from — a token Secret, a
-// TokenRequest, the Secret the issuer token is kept in — is the caller's: it passes ports in (AuthSource,
-// IssuerTokenStore), so nothing here knows Kubernetes.
+// endpoint, shared by every session that talks to it, and closed when the last of them is dropped. Where the secret
+// material comes from — a token Secret, a TokenRequest, the Secret the issuer token is kept in — is the caller's: it
+// passes ports in (AuthSource, IssuerTokenStore), so nothing here knows Kubernetes.
 import { RetryableError } from '../runtime/types.ts';
 import { authMethod, type AuthSource } from './auth.ts';
 import type { VaultClient } from './client.ts';
@@ -51,7 +51,8 @@ export interface VaultPoolOptions {
 }
 
 export class VaultPool {
-  private readonly sessions = new Map<string, { version: string; session: VaultSession }>();
+  private readonly sessions = new Map<string, { version: string; session: VaultSession; endpointId: string }>();
+  /** By endpoint id (address and TLS settings). */
   private readonly transports = new Map<string, VaultTransport>();
   /** Per key: what its issuer token's last refresh found, and how often that changed. Outlives rebuilt sessions. */
   private readonly issuerSeen = new Map<string, { found: string; changes: number }>();
@@ -71,14 +72,22 @@ export class VaultPool {
   open(spec: VaultSessionSpec): VaultSession {
     const held = this.sessions.get(spec.key);
     if (held && held.version === spec.version) return held.session;
-    const session = this.build(spec);
-    this.sessions.set(spec.key, { version: spec.version, session });
+    const endpointId = endpointIdOf(spec.endpoint);
+    const session = this.build(spec, this.transport(endpointId, spec.endpoint));
+    this.sessions.set(spec.key, { version: spec.version, session, endpointId });
+    if (held) this.release(held.endpointId);
     return session;
   }
 
-  /** Drops the session held for `key` (its credentials stopped working, or its owner is gone). */
+  /**
+   * Drops the session held for `key` (its credentials stopped working, or its owner is gone). When no other session
+   * talks to its endpoint, the endpoint's connections are closed once their requests in flight have answered.
+   */
   drop(key: string): void {
+    const held = this.sessions.get(key);
+    if (!held) return;
     this.sessions.delete(key);
+    this.release(held.endpointId);
   }
 
   /** How often the issuer token of `key` was replaced or lost in this process (0: never). */
@@ -86,16 +95,23 @@ export class VaultPool {
     return this.issuerSeen.get(key)?.changes ?? 0;
   }
 
-  /** One transport per endpoint (address and TLS settings), so one agent and its sockets per Vault. */
-  private transport(ep: VaultEndpoint): VaultTransport {
-    const id = JSON.stringify([ep.address, ep.caBundlePem ?? '', !!ep.insecureSkipTLSVerify, ep.serverName ?? '', ep.timeoutMs ?? 0]);
+  /** One transport per endpoint, so one agent and its sockets per Vault. */
+  private transport(id: string, ep: VaultEndpoint): VaultTransport {
     let t = this.transports.get(id);
     if (!t) this.transports.set(id, (t = new VaultTransport(ep, this.opts.observe)));
     return t;
   }
 
-  private build(spec: VaultSessionSpec): VaultSession {
-    const transport = this.transport(spec.endpoint);
+  /** Closes the endpoint's transport when no held session uses it any more. */
+  private release(endpointId: string): void {
+    for (const held of this.sessions.values()) if (held.endpointId === endpointId) return;
+    const t = this.transports.get(endpointId);
+    this.transports.delete(endpointId);
+    // Closing waits for the requests in flight; a caller still holding a dropped session opens new connections.
+    t?.close().catch(() => undefined);
+  }
+
+  private build(spec: VaultSessionSpec, transport: VaultTransport): VaultSession {
     const auth = authMethod(transport, spec.auth);
     const keeper = new TokenKeeper(transport, auth, this.opts.now);
     const loginToken = (o?: CallOptions) => keeper.token(o);
@@ -134,3 +150,7 @@ export class VaultPool {
     if (seen) this.opts.onIssuerChanged?.(key);
   }
 }
+
+/** What tells endpoints apart: address and TLS settings (and the timeout, a transport setting too). */
+const endpointIdOf = (ep: VaultEndpoint) =>
+  JSON.stringify([ep.address, ep.caBundlePem ?? '', !!ep.insecureSkipTLSVerify, ep.serverName ?? '', ep.timeoutMs ?? 0]);

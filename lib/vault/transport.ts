@@ -2,11 +2,12 @@
 // the caller's AbortSignal, every failure classified (errors.ts) and every call counted under a fixed operation name.
 // VaultClient methods, logins and the token renewals all go through `VaultTransport.call`.
 //
-// Node's own http/https modules rather than a Vault client library: node-vault, used before, drops an AbortSignal
-// (its axios wrapper forwards only method, url, headers, body, timeout and agents), mutates the headers it is
-// given, and prints request bodies (passwords) under DEBUG=node-vault. Vault's HTTP API needs none of its extras.
-import http from 'node:http';
-import https from 'node:https';
+// No Vault client library: node-vault, used before, drops an AbortSignal (its axios wrapper forwards only method,
+// url, headers, body, timeout and agents), mutates the headers it is given, and prints request bodies (passwords)
+// under DEBUG=node-vault. Vault's HTTP API is plain JSON over HTTP and needs none of its extras.
+// undici sends the requests: the Node core team's HTTP client (what Node's fetch is built on), already in the tree
+// through @kubernetes/client-node; it gives keep-alive pools, TLS options, AbortSignal and body reading.
+import { Agent, request } from 'undici';
 import { VaultRequestError, classifyVaultError } from './errors.ts';
 
 export interface VaultEndpoint {
@@ -86,6 +87,8 @@ export interface CallSpec {
 
 export class VaultTransport {
   private readonly sendHttp: HttpSend;
+  /** The endpoint's connections (undici keeps them alive, closes idle ones after a few seconds); made on first use. */
+  private agent?: Agent;
 
   /** `send`: replaces the HTTP sender (tests). Otherwise one keep-alive agent serves every call to `endpoint`. */
   constructor(
@@ -93,7 +96,17 @@ export class VaultTransport {
     private readonly observe: CallObserver = () => undefined,
     send?: HttpSend,
   ) {
-    this.sendHttp = send ?? nodeHttpSend(endpoint);
+    this.sendHttp = send ?? ((req) => this.undiciSend(req));
+  }
+
+  /**
+   * Closes the endpoint's connections once the requests in flight have answered. Resolves when they are closed. A
+   * call made afterwards (by a caller still holding the transport) opens new ones.
+   */
+  async close(): Promise<void> {
+    const agent = this.agent;
+    this.agent = undefined;
+    await agent?.close();
   }
 
   /** One call, counted as `op` (success or error). Resolves with Vault's JSON answer (undefined for a 204). */
@@ -174,53 +187,31 @@ export class VaultTransport {
       throw classifyVaultError(spec.what, err);
     }
   }
-}
 
-/** The agent for an endpoint: keep-alive, with the endpoint's CA bundle, server name and verification choice. */
-function agentFor(ep: VaultEndpoint): http.Agent {
-  if (ep.address.startsWith('http:')) return new http.Agent({ keepAlive: true, maxSockets: 32 });
-  return new https.Agent({
-    keepAlive: true,
-    maxSockets: 32,
-    ca: ep.caBundlePem || undefined,
-    rejectUnauthorized: !ep.insecureSkipTLSVerify,
-    servername: ep.serverName || undefined,
-  });
-}
-
-/** Sends over node:http(s) with one agent for the endpoint; the signal destroys the request (and its socket). */
-function nodeHttpSend(ep: VaultEndpoint): HttpSend {
-  const agent = agentFor(ep);
-  const base = ep.address.replace(/\/+$/, '');
-  const lib = base.startsWith('http:') ? http : https;
-  return (req) => new Promise((resolve, reject) => {
-    // LIST as GET ?list=true: the same to Vault, and no custom verb for proxies to refuse.
-    const url = new URL(`${base}/v1/${req.path.replace(/^\/+/, '')}`);
-    if (req.method === 'LIST') url.searchParams.set('list', 'true');
-    const payload = req.body === undefined ? undefined : JSON.stringify(req.body);
-    const headers: Record<string, string> = { Accept: 'application/json' };
-    if (req.token) headers['X-Vault-Token'] = req.token;
-    if (payload !== undefined) {
-      headers['Content-Type'] = 'application/json';
-      headers['Content-Length'] = String(Buffer.byteLength(payload));
-    }
-    const r = lib.request(url, { method: req.method === 'LIST' ? 'GET' : req.method, headers, agent, signal: req.signal }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let body: unknown;
-        try {
-          body = text ? JSON.parse(text) : undefined;
-        } catch {
-          // Not JSON (a proxy's error page, say): the status alone says enough; the text may echo anything.
-          body = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, body });
-      });
+  /** Sends through the endpoint's agent; the signal aborts the request (its socket closed); any status resolves. */
+  private async undiciSend(req: HttpRequest): Promise<{ status: number; body: unknown }> {
+    const ep = this.endpoint;
+    this.agent ??= new Agent({
+      connections: 32,
+      connect: { ca: ep.caBundlePem || undefined, rejectUnauthorized: !ep.insecureSkipTLSVerify, servername: ep.serverName || undefined },
     });
-    r.on('error', reject);
-    r.end(payload);
-  });
+    // LIST as GET ?list=true: the same to Vault, and no custom verb for proxies to refuse.
+    const url = new URL(`${ep.address.replace(/\/+$/, '')}/v1/${req.path.replace(/^\/+/, '')}`);
+    if (req.method === 'LIST') url.searchParams.set('list', 'true');
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (req.token) headers['x-vault-token'] = req.token;
+    if (req.body !== undefined) headers['content-type'] = 'application/json';
+    const res = await request(url, {
+      dispatcher: this.agent, signal: req.signal, headers,
+      method: req.method === 'LIST' ? 'GET' : req.method,
+      body: req.body === undefined ? undefined : JSON.stringify(req.body),
+    });
+    const text = await res.body.text();
+    try {
+      return { status: res.statusCode, body: text ? JSON.parse(text) : undefined };
+    } catch {
+      // Not JSON (a proxy's error page, say): the status alone says enough; the text may echo anything.
+      return { status: res.statusCode, body: undefined };
+    }
+  }
 }

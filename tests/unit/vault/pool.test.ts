@@ -3,7 +3,7 @@
 // logins and token renewals are counted under fixed operation names like every other call.
 import test from 'ava';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { VaultRequestError } from '../../../lib/vault/errors.ts';
 import type { IssuerTokenStore } from '../../../lib/vault/issuer-token.ts';
 import { VaultPool, type VaultSessionSpec } from '../../../lib/vault/pool.ts';
@@ -11,10 +11,16 @@ import type { CallOutcome, VaultOperation } from '../../../lib/vault/transport.t
 
 type Route = (req: { token?: string; body: Record<string, unknown> }) => { status: number; body: unknown };
 
-/** A local HTTP server answering `routes` by "METHOD /path"; records each request's route and token. */
+/**
+ * A local HTTP server answering `routes` by "METHOD /path"; records each request's route and token, and counts
+ * connections (kept alive for a minute, longer than any test: only the client closes them).
+ */
 async function fakeVault(t: { teardown(fn: () => unknown): void }, routes: Record<string, Route>) {
   const seen: Array<{ route: string; token?: string }> = [];
-  const server = http.createServer((req, res) => {
+  const open = new Set<Socket>();
+  let connections = 0;
+  let allClosed: (() => void) | undefined;
+  const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
     let text = '';
     req.on('data', (c: Buffer) => (text += c.toString()));
     req.on('end', () => {
@@ -27,12 +33,26 @@ async function fakeVault(t: { teardown(fn: () => unknown): void }, routes: Recor
       res.end(JSON.stringify(answer.body));
     });
   });
+  server.on('connection', (socket: Socket) => {
+    connections++;
+    open.add(socket);
+    socket.on('close', () => {
+      open.delete(socket);
+      if (open.size === 0) allClosed?.();
+    });
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => new Promise<void>((resolve) => {
     server.closeAllConnections();
     server.close(() => resolve());
   }));
-  return { address: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+  return {
+    address: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    seen,
+    connections: () => connections,
+    /** Resolves once no connection is open. */
+    closed: () => new Promise<void>((resolve) => (open.size === 0 ? resolve() : (allClosed = resolve))),
+  };
 }
 
 const noIssuerStore: IssuerTokenStore = { load: async () => undefined, save: async () => undefined };
@@ -152,4 +172,27 @@ test('an issuer token revoked in Vault is replaced when an issuance is refused, 
   t.deepEqual(stored, { token: 'issuer-2', accessor: 'acc-2' });
   t.deepEqual(changed, ['demo/vault']);
   t.is(p.issuerGeneration('demo/vault'), 1);
+});
+
+test('dropping the last session on a Vault closes its connections; while another session uses that Vault they stay open', async (t) => {
+  const vault = await fakeVault(t, {
+    'GET /v1/auth/token/lookup-self': () => ok({ data: { ttl: 3600, renewable: true } }),
+    'POST /v1/sys/leases/renew': () => renewed,
+  });
+  const { pool: p } = pool();
+  const session = (key: string) => p.open({
+    key, version: '1', endpoint: { address: vault.address }, issuerStore: noIssuerStore,
+    auth: { method: 'token', description: 'token', token: async () => 'tok' },
+  });
+  const a = session('demo/vault-a');
+  const b = session('demo/vault-b');
+  await a.client.renewLease('db/creds/r/1');
+  await b.client.renewLease('db/creds/r/1');
+  const opened = vault.connections();
+  p.drop('demo/vault-a');
+  await b.client.renewLease('db/creds/r/1');
+  t.is(vault.connections(), opened);
+  p.drop('demo/vault-b');
+  await vault.closed();
+  t.pass('every connection to Vault was closed');
 });
