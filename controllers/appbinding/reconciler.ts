@@ -10,7 +10,6 @@
 // Deleted, it waits (condition Terminating, naming them) until no request holds a lease through it and no
 // SecretEngine or PostgresRole has Vault left to clean up through it; then it is released, and its token Secret
 // with it. See ../shared/dependents.ts for the whole order.
-import pg from 'pg';
 import {
   ConditionType, IN_USE_FINALIZER, Interval, Reason, VAULT_SERVER_CONFIGURATION_KIND, WAITING_REASONS,
   type AppBinding, type ConditionReason,
@@ -19,7 +18,8 @@ import {
   DONE, RetryableError, addFinalizer, hasFinalizer, removeFinalizer, requeueAfter, type ConditionInput, type ObjectKey, type ReconcileContext,
   type Reconciler, type Result,
 } from '../../lib/runtime/index.ts';
-import { VaultRequestError, scrub } from '../../lib/vault/errors.ts';
+import { probePostgres } from '../../lib/postgres/probe.ts';
+import { VaultRequestError } from '../../lib/vault/errors.ts';
 import { appBindingUrl, applySecretTransforms, decodeSecretData, postgresTarget } from '../shared/appbinding.ts';
 import type { ControllerContext } from '../shared/context.ts';
 import { APPBINDINGS_BY_SECRET, Dependencies, describeDependents, type Dependent } from '../shared/dependents.ts';
@@ -37,21 +37,6 @@ export function targetKind(ab: AppBinding): Target {
 }
 
 interface Check { ok: boolean; reason: ConditionReason; message: string; extra?: ConditionInput<ConditionReason> }
-
-/** Why a PostgreSQL connection failed, in words a person can act on (pg error codes and socket errors). */
-export function describePgError(err: unknown, where: string): { reason: ConditionReason; message: string } {
-  const e = err as { code?: string; message?: string };
-  switch (e.code) {
-    case '28P01': case '28000': return { reason: Reason.AuthenticationFailed, message: `${where}: the username or password in the AppBinding's Secret was refused` };
-    case '3D000': return { reason: Reason.DatabaseNotFound, message: `${where}: the database named in the AppBinding's path does not exist` };
-    case 'ENOTFOUND': case 'EAI_AGAIN': return { reason: Reason.DNSLookupFailed, message: `${where}: the host name does not resolve` };
-    case 'ECONNREFUSED': return { reason: Reason.Unreachable, message: `${where}: connection refused` };
-    case 'ETIMEDOUT': return { reason: Reason.Unreachable, message: `${where}: connection timed out` };
-    case 'DEPTH_ZERO_SELF_SIGNED_CERT': case 'SELF_SIGNED_CERT_IN_CHAIN': case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE': case 'ERR_TLS_CERT_ALTNAME_INVALID':
-      return { reason: Reason.TLSError, message: `${where}: TLS verification failed (${e.code})` };
-    default: return { reason: Reason.Unreachable, message: `${where}: ${scrub(e.message ?? String(err)).slice(0, 500)}` };
-  }
-}
 
 export class AppBindingReconciler implements Reconciler {
   private readonly lastCheck = new Map<string, { version: string; ok: boolean; atMs: number }>();
@@ -105,10 +90,10 @@ export class AppBindingReconciler implements Reconciler {
   private async checkVault(ab: AppBinding, ctx: ReconcileContext): Promise<Check> {
     try {
       const conn = await this.c.connections.forAppBinding(ab, ctx.signal);
-      const health = await conn.client.health();
+      const health = await conn.client.health({ signal: ctx.signal });
       if (!health.initialized || health.sealed) return { ok: false, reason: Reason.VaultSealed, message: `Vault at ${conn.endpoint.address} is ${health.initialized ? 'sealed' : 'not initialised'}` };
       // Asked of Vault, not the cache: a token revoked behind the operator's back is replaced here.
-      const issuer = await conn.verifyIssuer();
+      const issuer = await conn.verifyIssuer({ signal: ctx.signal });
       const extra = issuer.kind === 'ready'
         ? { type: ConditionType.LeaseOwnership, status: 'True' as const, reason: Reason.IssuerToken, message: `leases are owned by an orphan periodic token from token role ${this.c.connections.issuerTokenRole}; they outlive the operator's login` }
         : { type: ConditionType.LeaseOwnership, status: 'False' as const, reason: issuerReason(issuer.reason), message: issuer.message };
@@ -155,7 +140,7 @@ export class AppBindingReconciler implements Reconciler {
     const who = describeDependents(dependents);
     if (targetKind(ab) !== 'postgres') {
       try {
-        await (await this.c.connections.forAppBinding(ab, ctx.signal)).login();
+        await (await this.c.connections.forAppBinding(ab, ctx.signal)).login({ signal: ctx.signal });
       } catch (err) {
         const e = explain(err);
         return terminating(e.reason, `${e.message}. Waiting on this login: ${who}`);
@@ -213,24 +198,17 @@ export class AppBindingReconciler implements Reconciler {
     if (!ab.spec.secret) return { ok: false, reason: Reason.InvalidAppBinding, message: 'no spec.secret with the admin username and password' };
     const secret = await this.c.kube.tryGet<{ data?: Record<string, string>; metadata?: object }>(SECRETS, ns, ab.spec.secret.name, ctx);
     if (!secret) return { ok: false, reason: Reason.ReferenceNotFound, message: `Secret ${ns}/${ab.spec.secret.name} does not exist` };
-    let client: pg.Client | undefined;
     try {
       const t = postgresTarget(ab, applySecretTransforms(decodeSecretData(secret.data), ab.spec.secretTransforms, () => undefined));
-      const sslmode = new URLSearchParams(t.query).get('sslmode');
-      client = new pg.Client({
-        host: t.host, port: t.port, database: t.database, user: t.username, password: t.password, connectionTimeoutMillis: 5000,
-        ssl: !sslmode || sslmode === 'disable' ? false : { rejectUnauthorized: !ab.spec.clientConfig.insecureSkipTLSVerify, ca: ab.spec.clientConfig.caBundle ? Buffer.from(ab.spec.clientConfig.caBundle, 'base64').toString() : undefined },
-      });
-      client.on('error', () => undefined);
-      await client.connect();
-      await client.query('SELECT 1');
-      return { ok: true, reason: Reason.Reachable, message: `${where} accepts the admin login` };
+      const cc = ab.spec.clientConfig;
+      const probe = await probePostgres({
+        ...t, sslmode: new URLSearchParams(t.query).get('sslmode') ?? undefined,
+        insecureSkipTLSVerify: cc.insecureSkipTLSVerify, caPem: cc.caBundle ? Buffer.from(cc.caBundle, 'base64').toString() : undefined,
+      }, where, { signal: ctx.signal });
+      return probe.ok ? { ok: true, reason: Reason.Reachable, message: `${where} accepts the admin login` } : probe;
     } catch (err) {
       const e = explain(err);
-      if (e.reason !== Reason.InternalError) return { ok: false, reason: e.reason, message: e.message };
-      return { ok: false, ...describePgError(err, where) };
-    } finally {
-      await client?.end().catch(() => undefined);
+      return { ok: false, reason: e.reason, message: e.message };
     }
   }
 }

@@ -8,7 +8,7 @@
 import crypto from 'node:crypto';
 import { EnginePhase, EventOnlyReason, FINALIZER, Interval, KUBEVAULT_FINALIZER, parseDurationSeconds, Reason, type PostgresRole } from '../../api/index.ts';
 import { DONE, RetryableError, TerminalError, addFinalizer, hasFinalizer, removeFinalizer, requeueAfter, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/index.ts';
-import { isNotFound } from '../../lib/vault/errors.ts';
+import { isVaultNotFound } from '../../lib/vault/errors.ts';
 import { Dependencies, describeDependents } from '../shared/dependents.ts';
 import type { DatabaseRoleSpec } from '../../lib/vault/client.ts';
 import type { ControllerContext } from '../shared/context.ts';
@@ -62,8 +62,8 @@ export class PostgresRoleReconciler implements Reconciler {
         const target = resolveRoleTarget(role, this.c.caches, this.c.clusterName, { forCleanup: true });
         const conn = await this.c.connections.forAppBinding(target.vaultAppBinding, ctx.signal);
         // A mount disabled already took its roles along (Vault answers 404 for a path under no mount).
-        await conn.client.deleteRole(target.mount, vaultRole).catch((err) => {
-          if (!isNotFound(err)) throw err;
+        await conn.client.deleteRole(target.mount, vaultRole, { signal: ctx.signal }).catch((err) => {
+          if (!isVaultNotFound(err)) throw err;
         });
       } catch (err) {
         if (err instanceof MissingReference) {
@@ -94,7 +94,7 @@ export class PostgresRoleReconciler implements Reconciler {
       role = (await addFinalizer(this.c.kube, POSTGRES_ROLES, role, FINALIZER, ctx)).object;
       if (this.applied.get(appliedKey) !== fingerprint || role.status?.phase !== EnginePhase.Success) {
         const conn = await this.c.connections.forAppBinding(target.vaultAppBinding, ctx.signal);
-        await conn.client.writeRole(target.mount, vaultRole, spec);
+        await conn.client.writeRole(target.mount, vaultRole, spec, { signal: ctx.signal });
         this.applied.set(appliedKey, fingerprint);
       }
       const message = `Vault role ${vaultRole} written under ${target.mount}/ (connection ${target.connection})`;

@@ -111,19 +111,19 @@ export class SecretEngineReconciler implements Reconciler {
       engine = (await addFinalizer(this.c.kube, SECRET_ENGINES, engine, FINALIZER, ctx)).object;
       if (this.applied.get(engine.metadata.uid ?? '') !== fingerprint || engine.status?.phase !== EnginePhase.Success) {
         const vault = (await this.c.connections.forAppBinding(ab, ctx.signal)).client;
-        const mount = await vault.readMount(path);
+        const mount = await vault.readMount(path, { signal: ctx.signal });
         const owner = mountOwnerFromDescription(mount?.description);
         this.mountOwners.set(engine.metadata.uid ?? '', { path, owner });
         const mountRefused = owner ? this.mountRefusal(engine, path, owner) : undefined;
         if (mountRefused) throw mountRefused;
         if (!mount) {
-          await vault.enableDatabaseMount(path, mountOwnerDescription(key.namespace, key.name), tuning);
+          await vault.enableDatabaseMount(path, mountOwnerDescription(key.namespace, key.name), tuning, { signal: ctx.signal });
         } else if (mount.type !== 'database') {
           throw new TerminalError(Reason.FailedToEnableSecretEngine, `Vault path ${path}/ already holds a "${mount.type}" secrets engine; choose another spec.path`);
         } else {
-          await vault.tuneMount(path, tuning);
+          await vault.tuneMount(path, tuning, { signal: ctx.signal });
         }
-        await vault.writeConnection(path, name, config);
+        await vault.writeConnection(path, name, config, { signal: ctx.signal });
         this.applied.set(engine.metadata.uid ?? '', fingerprint);
       }
       const message = `database secrets engine at ${path}/ connected as ${name}`;
@@ -193,7 +193,7 @@ export class SecretEngineReconciler implements Reconciler {
       const vault = (await this.c.connections.forAppBinding(ab, ctx.signal)).client;
       const ref = engine.spec.postgres.databaseRef;
       const name = connectionName(this.c.clusterName, ref.namespace ?? ns, ref.name);
-      const mount = await vault.readMount(path);
+      const mount = await vault.readMount(path, { signal: ctx.signal });
       // Tenancy: in a mount that isn't its own, a refused engine never wrote; what is there isn't its to delete.
       const own = mount?.description === mountOwnerDescription(ns, engine.metadata.name ?? '');
       const owner = mountOwnerFromDescription(mount?.description);
@@ -211,12 +211,12 @@ export class SecretEngineReconciler implements Reconciler {
         // A connection must outlive the leases issued through it: disabling the mount revokes them through it first
         // (and fails if one can't be), then takes it along. Only a mount kept for others loses just the connection.
         if (!own || others.length > 0) {
-          await vault.deleteConnection(path, name).catch((err) => {
+          await vault.deleteConnection(path, name, { signal: ctx.signal }).catch((err) => {
             const { reason, message } = explain(err); // labelled by what Vault said, not always VaultUnreachable
             throw new RetryableError(reason, `deleting connection ${name}: ${message}`);
           });
         } else {
-          await vault.disableMount(path);
+          await vault.disableMount(path, { signal: ctx.signal });
           events.event(engine, 'Normal', EventOnlyReason.MountDisabled, `disabled the database secrets engine at ${path}/ (every lease under it is revoked)`);
         }
       }

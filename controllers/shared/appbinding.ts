@@ -2,7 +2,7 @@
 // should use. Pure functions over the AppBinding and its Secret; I/O stays in the reconcilers.
 import type { AppBinding, SecretTransform } from '../../api/index.ts';
 import { TerminalError } from '../../lib/runtime/index.ts';
-import type { VaultEndpoint } from '../../lib/vault/node-vault-client.ts';
+import type { VaultEndpoint } from '../../lib/vault/transport.ts';
 
 /** The address an AppBinding's clientConfig points at, as a URL. */
 export function appBindingUrl(ab: AppBinding): URL {

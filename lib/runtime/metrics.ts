@@ -43,10 +43,11 @@ export class Metrics {
    */
   readonly kubeRequests: Counter<'verb' | 'resource'>;
   /**
-   * Every Vault request, by operation and outcome. Operations, one per VaultClient method (lib/vault/client.ts):
-   * `health`, `readMount`, `enableMount`, `tuneMount`, `disableMount`, `listConnections`, `writeConnection`,
-   * `deleteConnection`, `writeRole`, `readRole`, `deleteRole`, `issueCredential`, `renewLease`, `lookupLease`,
-   * `listLeases`, `revokeLease` (a refused revocation is followed by a `lookupLease`). Outcomes: `success`;
+   * Every Vault request, by operation and outcome. Operations (`VaultOperation`, lib/vault/transport.ts): one per
+   * VaultClient method, `health`, `readMount`, `enableMount`, `tuneMount`, `disableMount`, `writeConnection`,
+   * `deleteConnection`, `writeRole`, `deleteRole`, `issueCredential`, `renewLease`, `lookupLease`, `listLeases`,
+   * `revokeLease` (a refused revocation is followed by a `lookupLease`); and the operator's own token calls,
+   * `login`, `lookupToken` (a token from a Secret), `renewToken`, `createToken` (an issuer token). Outcomes: `success`;
    * `not_found`, an expected answer that the thing doesn't exist (a lease already gone, a mount or role not
    * created yet), not a failure; `error`, everything else (unreachable, refused, a revocation that failed).
    */

@@ -1,5 +1,10 @@
 // The narrow Vault/OpenBao surface the controllers use. Everything behind it speaks Vault's HTTP API
-// (node-vault today); controllers and tests see only this interface and the classified errors in errors.ts.
+// (http-client.ts over transport.ts); controllers and tests see only this interface and the classified errors in
+// errors.ts. Every method takes an optional last `opts: { signal }`: aborting it cancels the HTTP request, and the
+// call rejects with the signal's reason (not a VaultRequestError).
+import type { CallOptions } from './transport.ts';
+
+export type { CallOptions, VaultEndpoint } from './transport.ts';
 
 export interface MountInfo {
   type: string;
@@ -51,27 +56,30 @@ export interface LeaseInfo {
   renewable: boolean;
 }
 
+export interface MountTuning {
+  defaultLeaseTtlSeconds?: number;
+  maxLeaseTtlSeconds?: number;
+}
+
 export interface VaultClient {
-  /** sys/health without a token: resolves with what the server says, throws VaultUnreachableError otherwise. */
-  health(): Promise<{ initialized: boolean; sealed: boolean; standby: boolean; version?: string }>;
-  readMount(path: string): Promise<MountInfo | undefined>;
-  enableDatabaseMount(path: string, description: string, tuning: { defaultLeaseTtlSeconds?: number; maxLeaseTtlSeconds?: number }): Promise<void>;
-  tuneMount(path: string, tuning: { defaultLeaseTtlSeconds?: number; maxLeaseTtlSeconds?: number }): Promise<void>;
-  disableMount(path: string): Promise<void>;
-  listConnections(mount: string): Promise<string[]>;
-  writeConnection(mount: string, name: string, config: ConnectionConfig): Promise<void>;
-  deleteConnection(mount: string, name: string): Promise<void>;
-  writeRole(mount: string, name: string, role: DatabaseRoleSpec): Promise<void>;
-  readRole(mount: string, name: string): Promise<DatabaseRoleSpec | undefined>;
-  deleteRole(mount: string, name: string): Promise<void>;
+  /** sys/health without a token: resolves with what the server says (sealed, standby…); throws a VaultRequestError (Unreachable) when no answer comes. */
+  health(opts?: CallOptions): Promise<{ initialized: boolean; sealed: boolean; standby: boolean; version?: string }>;
+  readMount(path: string, opts?: CallOptions): Promise<MountInfo | undefined>;
+  enableDatabaseMount(path: string, description: string, tuning: MountTuning, opts?: CallOptions): Promise<void>;
+  tuneMount(path: string, tuning: MountTuning, opts?: CallOptions): Promise<void>;
+  disableMount(path: string, opts?: CallOptions): Promise<void>;
+  writeConnection(mount: string, name: string, config: ConnectionConfig, opts?: CallOptions): Promise<void>;
+  deleteConnection(mount: string, name: string, opts?: CallOptions): Promise<void>;
+  writeRole(mount: string, name: string, role: DatabaseRoleSpec, opts?: CallOptions): Promise<void>;
+  deleteRole(mount: string, name: string, opts?: CallOptions): Promise<void>;
   /** Reads `<mount>/creds/<role>`. The creds endpoint takes no TTL: a request's own TTL is applied by renewing
    * the new lease with that increment right away (Vault caps it at the role's max_ttl). */
-  issueCredential(mount: string, role: string): Promise<LeasedCredential>;
-  renewLease(leaseId: string, incrementSeconds?: number): Promise<Lease>;
-  lookupLease(leaseId: string): Promise<LeaseInfo | undefined>;
+  issueCredential(mount: string, role: string, opts?: CallOptions): Promise<LeasedCredential>;
+  renewLease(leaseId: string, incrementSeconds?: number, opts?: CallOptions): Promise<Lease>;
+  lookupLease(leaseId: string, opts?: CallOptions): Promise<LeaseInfo | undefined>;
   /** Lease ids currently live under a prefix (e.g. `<mount>/creds/<role>/`): used to find leases that were
    * issued but never recorded (a crash between issuing and recording). */
-  listLeases(prefix: string): Promise<string[]>;
+  listLeases(prefix: string, opts?: CallOptions): Promise<string[]>;
   /**
    * `sys/leases/revoke` (synchronous): resolves `revoked` when Vault revoked the lease (for a database lease: ran
    * the role's revocation statements), `gone` when Vault doesn't know the lease (revoked or expired before). Vault
@@ -80,7 +88,7 @@ export interface VaultClient {
    * the call throws a VaultRequestError of kind `RevocationFailed` whose detail is Vault's own words. Throws the
    * other kinds (Unreachable, Sealed, PermissionDenied…) when Vault can't be asked; never resolves on a failure.
    */
-  revokeLease(leaseId: string): Promise<RevokeOutcome>;
+  revokeLease(leaseId: string, opts?: CallOptions): Promise<RevokeOutcome>;
 }
 
 export type RevokeOutcome = 'revoked' | 'gone';

@@ -38,7 +38,7 @@ export function scrub(text: string): string {
     .replace(/:\/\/([^:/@\s]+):([^@\s]+)@/g, '://$1:[REDACTED]@');
 }
 
-interface NodeVaultLikeError {
+interface HttpLikeError {
   message?: string;
   code?: string;
   response?: { statusCode?: number; body?: { errors?: unknown[] } };
@@ -58,11 +58,17 @@ const unreachableCodes: Record<string, string> = {
   ERR_TLS_CERT_ALTNAME_INVALID: 'TLS: the certificate does not match the host name (set serverName)',
   CERT_HAS_EXPIRED: 'TLS: the server certificate has expired',
   EPROTO: 'TLS/protocol error (http vs https mismatch?)',
+  ERR_SSL_WRONG_VERSION_NUMBER: 'TLS: Vault did not answer in TLS (is its address http://?)',
+  // undici's own codes (transport.ts sends through undici)
+  UND_ERR_SOCKET: 'connection closed by Vault before it answered',
+  UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
+  UND_ERR_HEADERS_TIMEOUT: 'request timed out',
+  UND_ERR_BODY_TIMEOUT: 'request timed out',
 };
 
 export function classifyVaultError(operation: string, err: unknown): VaultRequestError {
   if (err instanceof VaultRequestError) return err;
-  const e = (err ?? {}) as NodeVaultLikeError & { cause?: NodeVaultLikeError };
+  const e = (err ?? {}) as HttpLikeError & { cause?: HttpLikeError };
   const code = e.code ?? e.cause?.code;
   if (code && unreachableCodes[code]) return new VaultRequestError('Unreachable', operation, unreachableCodes[code]!);
   const status = e.response?.statusCode;
@@ -76,7 +82,8 @@ export function classifyVaultError(operation: string, err: unknown): VaultReques
   return new VaultRequestError('Server', operation, detail, status);
 }
 
-export function isNotFound(err: unknown): boolean {
+/** Vault answered 404 (its own "not found", apart from the Kubernetes one in lib/runtime). */
+export function isVaultNotFound(err: unknown): boolean {
   return err instanceof VaultRequestError && err.kind === 'NotFound';
 }
 

@@ -7,8 +7,10 @@
 //
 // If the token role is missing or the policy forbids it, issuance falls back to the login token and the
 // AppBinding reports it (condition LeaseOwnership=False), so an admin can fix the Vault side.
-import { classifyVaultError, VaultRequestError } from './errors.ts';
-import { rawVaultClient, type TokenSource, type VaultEndpoint } from './node-vault-client.ts';
+import { renewSelf } from './auth.ts';
+import { VaultRequestError } from './errors.ts';
+import { untilAborted } from './token-keeper.ts';
+import type { CallOptions, TokenSource, VaultTransport } from './transport.ts';
 
 export interface StoredIssuerToken {
   token: string;
@@ -31,32 +33,51 @@ export class IssuerToken {
   private cached: { token: string; accessor: string; renewAtMs: number } | undefined;
   private inflight: Promise<IssuerTokenState> | undefined;
 
-  /**
-   * `onRefresh`: told what each refresh found (`token:<accessor>`, or `none:<reason>`), e.g. to notice a replaced
-   * token and have the AppBinding's LeaseOwnership condition written again. Never told the token.
-   */
-  constructor(
-    private readonly ep: VaultEndpoint,
-    private readonly loginToken: TokenSource,
-    private readonly store: IssuerTokenStore,
-    readonly tokenRole: string,
-    private readonly now: () => number = Date.now,
-    private readonly onRefresh: (found: string) => void = () => undefined,
-  ) {}
+  private readonly transport: VaultTransport;
+  private readonly loginToken: TokenSource;
+  private readonly store: IssuerTokenStore;
+  /** The Vault token role issuer tokens are created from. */
+  readonly tokenRole: string;
+  private readonly now: () => number;
+  private readonly onRefresh: (found: string) => void;
 
-  /** The issuer token, renewed or created first when due. No Vault call when the cached token isn't due. */
-  state(): Promise<IssuerTokenState> {
+  /**
+   * `loginToken`: the operator's login, which creates the issuer token. `onRefresh`: told what each refresh found
+   * (`token:<accessor>`, or `none:<reason>`), e.g. to notice a replaced token and have the AppBinding's
+   * LeaseOwnership condition written again. Never told the token.
+   */
+  constructor(o: {
+    transport: VaultTransport;
+    loginToken: TokenSource;
+    store: IssuerTokenStore;
+    tokenRole: string;
+    now?: () => number;
+    onRefresh?: (found: string) => void;
+  }) {
+    this.transport = o.transport;
+    this.loginToken = o.loginToken;
+    this.store = o.store;
+    this.tokenRole = o.tokenRole;
+    this.now = o.now ?? Date.now;
+    this.onRefresh = o.onRefresh ?? (() => undefined);
+  }
+
+  /**
+   * The issuer token, renewed or created first when due. No Vault call when the cached token isn't due. A refresh is
+   * shared by concurrent callers: an aborted caller stops waiting for it, the refresh goes on.
+   */
+  state(opts: CallOptions = {}): Promise<IssuerTokenState> {
     const c = this.cached;
     if (c && this.now() < c.renewAtMs) return Promise.resolve({ kind: 'ready', ...c });
-    return this.refreshOnce();
+    return untilAborted(this.refreshOnce(), opts.signal);
   }
 
   /**
    * The issuer token as Vault sees it now: renewed (`auth/token/renew-self`, which also proves Vault still knows
    * it), or created afresh when Vault no longer does (revoked by hand, say). One Vault call, two when replaced.
    */
-  verify(): Promise<IssuerTokenState> {
-    return this.refreshOnce();
+  verify(opts: CallOptions = {}): Promise<IssuerTokenState> {
+    return untilAborted(this.refreshOnce(), opts.signal);
   }
 
   /** Drops the cached token (Vault refused it): the next use renews or replaces it. */
@@ -75,29 +96,26 @@ export class IssuerToken {
   }
 
   private async refresh(): Promise<IssuerTokenState> {
-    const raw = rawVaultClient(this.ep);
     const existing = this.cached ?? (await this.store.load());
     if (existing) {
       try {
-        const res = (await raw.write('auth/token/renew-self', {}, { headers: { 'X-Vault-Token': existing.token } } as never)) as {
-          auth: { lease_duration: number };
-        };
-        return this.remember(existing, res.auth.lease_duration);
+        return this.remember(existing, (await renewSelf(this.transport, existing.token, 'renewing the issuer token')).ttlSeconds);
       } catch (err) {
-        const e = classifyVaultError('renewing the issuer token', err);
         // Only a token Vault no longer knows is replaced; an outage must not mint a second issuer token.
-        if (e.kind !== 'PermissionDenied' && e.kind !== 'NotFound' && e.kind !== 'Invalid') throw e;
+        if (!(err instanceof VaultRequestError) || (err.kind !== 'PermissionDenied' && err.kind !== 'NotFound' && err.kind !== 'Invalid')) throw err;
       }
     }
+    // Outside the try: a login that fails is the login's failure (its reason reaches status), not the token role's.
+    const login = await this.loginToken();
     let created: { client_token: string; accessor: string; lease_duration: number };
     try {
-      const login = await this.loginToken();
-      const res = (await raw.write(`auth/token/create/${this.tokenRole}`, { renewable: true, display_name: 'leasehold-issuer' },
-        { headers: { 'X-Vault-Token': login } } as never)) as { auth: typeof created };
+      const res = await this.transport.call<{ auth: typeof created }>('createToken', {
+        method: 'POST', path: `auth/token/create/${this.tokenRole}`, body: { renewable: true, display_name: 'leasehold-issuer' },
+        token: login, what: `creating an issuer token from token role ${this.tokenRole}`,
+      });
       created = res.auth;
-    } catch (err) {
-      const e = classifyVaultError(`creating an issuer token from token role ${this.tokenRole}`, err);
-      if (e.kind === 'PermissionDenied' || e.kind === 'Invalid' || e.kind === 'NotFound') {
+    } catch (e) {
+      if (e instanceof VaultRequestError && (e.kind === 'PermissionDenied' || e.kind === 'Invalid' || e.kind === 'NotFound')) {
         return {
           kind: 'unavailable',
           reason: 'IssuerTokenRoleUnavailable',

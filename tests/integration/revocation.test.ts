@@ -39,7 +39,8 @@ const README_REVOCATION = [
 ];
 /** Vault's operation names for vault_requests_total (lib/runtime/metrics.ts). */
 const OPERATIONS = new Set(['health', 'readMount', 'enableMount', 'tuneMount', 'disableMount', 'listConnections', 'writeConnection', 'deleteConnection',
-  'writeRole', 'readRole', 'deleteRole', 'issueCredential', 'renewLease', 'lookupLease', 'listLeases', 'revokeLease']);
+  'writeRole', 'readRole', 'deleteRole', 'issueCredential', 'renewLease', 'lookupLease', 'listLeases', 'revokeLease',
+  'login', 'lookupToken', 'renewToken', 'createToken']);
 
 // ---- helpers ------------------------------------------------------------------------------------------------------
 
@@ -351,4 +352,5 @@ test('vault_requests_total: fixed operation names, and the expected "not found" 
   const operations = new Set(samples(text, 'vault_requests_total').map((x) => x.labels.operation!));
   t.deepEqual([...operations].filter((op) => !OPERATIONS.has(op)), []);
   t.true(operations.has('issueCredential') && operations.has('renewLease') && operations.has('writeRole'));
+  t.true(operations.has('login') || operations.has('lookupToken'), 'the operator\'s own logins are counted too');
 });

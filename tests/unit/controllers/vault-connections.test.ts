@@ -3,8 +3,9 @@
 import test from 'ava';
 import crypto from 'node:crypto';
 import type { AppBinding } from '../../../api/index.ts';
-import { KubeApiError, type KubeClient } from '../../../lib/runtime/index.ts';
+import { KubeApiError, RetryableError, type KubeClient } from '../../../lib/runtime/index.ts';
 import { VaultConnections, issuerTokenStore, loginUnavailableMessage } from '../../../controllers/shared/vault-connections.ts';
+import { tokenRequestMinter } from '../../../controllers/shared/vault-ports.ts';
 
 const settings = { operatorNamespace: 'leasehold-system', issuerTokenRole: 'leasehold-issuer', tokenAudiences: [] };
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -121,4 +122,26 @@ test('an issuer token kept before tokens were bound to an address is adopted (an
   t.deepEqual(await issuerTokenStore(kube, 'leasehold-system', appBinding()).load(), { token: 'hvs.legacy', accessor: 'acc-0' });
   secrets.set(legacyName, { metadata: { name: legacyName }, data: { token: b64('hvs.legacy'), accessor: b64('acc-0'), address: b64('https://elsewhere:8200') } });
   t.is(await issuerTokenStore(kube, 'leasehold-system', appBinding()).load(), undefined);
+});
+
+test('a ServiceAccount token comes from a TokenRequest for that account; a refused one is VaultLoginUnavailable, saying what to do', async (t) => {
+  const asked: Array<{ method: string; path: string; body: unknown }> = [];
+  let refuse: KubeApiError | undefined = undefined;
+  const kube = {
+    request: async (method: string, path: string, opts: { body: unknown }) => {
+      asked.push({ method, path, body: opts.body });
+      if (refuse) throw refuse;
+      return { status: { token: 'eyJ.sa-token' } };
+    },
+  } as unknown as KubeClient;
+  const mint = tokenRequestMinter(kube, ['vault']);
+  t.is(await mint({ namespace: 'demo', name: 'vault' }), 'eyJ.sa-token');
+  t.deepEqual(asked[0], {
+    method: 'POST', path: '/api/v1/namespaces/demo/serviceaccounts/vault/token',
+    body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences: ['vault'], expirationSeconds: 600 } },
+  });
+  refuse = new KubeApiError(403, 'Forbidden', 'unable to create new content in namespace demo because it is being terminated');
+  const err = await t.throwsAsync(mint({ namespace: 'demo', name: 'vault' }), { instanceOf: RetryableError });
+  t.is(err.reason, 'VaultLoginUnavailable');
+  t.regex(err.message, /no Vault login as ServiceAccount demo\/vault: namespace demo is being deleted/);
 });

@@ -1,13 +1,14 @@
 // The Vault boundary tells a lease that is gone from a revocation that failed (Vault answers HTTP 400 to both),
 // and counts calls under fixed operation names, expected "not found" answers apart from errors.
 import test from 'ava';
-import { NodeVaultClient, type CallOutcome, type VaultOperation } from '../../../lib/vault/node-vault-client.ts';
+import { HttpVaultClient } from '../../../lib/vault/http-client.ts';
+import { VaultTransport, type CallOutcome, type HttpSend, type VaultOperation } from '../../../lib/vault/transport.ts';
 import { VaultRequestError } from '../../../lib/vault/errors.ts';
 import { explain } from '../../../controllers/shared/report.ts';
 
-/** What node-vault throws for an HTTP error answer. */
-function answer(statusCode: number, errors: string[]): Error {
-  return Object.assign(new Error(`Status ${statusCode}`), { response: { statusCode, body: { errors } } });
+/** Vault's answer with an HTTP error status. */
+function answer(status: number, errors: string[]): { status: number; body: unknown } {
+  return { status, body: { errors } };
 }
 const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8200'), { code: 'ECONNREFUSED' });
 
@@ -17,21 +18,19 @@ const UNKNOWN_LEASE = answer(400, ['invalid lease']);
 const DROP_REFUSED = answer(400, [`failed to revoke lease: lease_id=${LEASE}: failed to revoke entry: resp: (*logical.Response)(nil) err: ` +
   'pq: role "v-k8s-psql-abc" cannot be dropped because some objects depend on it']);
 
-type Raw = Record<'read' | 'write' | 'list' | 'delete', (path: string, body?: unknown) => Promise<unknown>>;
-
-/** A client over a fake node-vault: `routes` answers each path (a value, or an Error to throw). */
-function client(routes: Record<string, unknown | Error>) {
+/** A client over a fake HTTP sender: `routes` answers each path (a body for 200, an `answer(…)`, or an Error to throw). */
+function client(routes: Record<string, unknown>) {
   const calls: string[] = [];
   const counted: Array<[VaultOperation, CallOutcome]> = [];
-  const handle = async (path: string) => {
+  const send: HttpSend = async ({ path }) => {
     calls.push(path);
     const r = routes[path];
     if (r instanceof Error) throw r;
     if (r === undefined) throw new Error(`unexpected call to ${path}`);
-    return r;
+    return typeof r === 'object' && r !== null && 'status' in r ? (r as { status: number; body: unknown }) : { status: 200, body: r };
   };
-  const raw: Raw = { read: handle, write: handle, list: handle, delete: handle };
-  const vault = new NodeVaultClient({ address: 'https://vault.test:8200' }, async () => 'test-token', (op, outcome) => counted.push([op, outcome]), raw as never);
+  const transport = new VaultTransport({ address: 'https://vault.test:8200' }, (op, outcome) => counted.push([op, outcome]), send);
+  const vault = new HttpVaultClient(transport, async () => 'test-token');
   return { vault, calls, counted };
 }
 
@@ -93,17 +92,13 @@ test('a denied revocation stays PermissionDenied (the lease is not looked up)', 
 test('expected "not found" answers are counted as not_found, with fixed operation names', async (t) => {
   const { vault, counted } = client({
     'sys/mounts/absent': answer(400, ['No secret engine mount at absent/']),
-    'db/roles/none': answer(404, []),
-    'db/config': answer(404, []),
     'sys/leases/lookup/db/creds/none': answer(404, []),
     'sys/leases/lookup': UNKNOWN_LEASE,
   });
   t.is(await vault.readMount('absent'), undefined);
-  t.is(await vault.readRole('db', 'none'), undefined);
-  t.deepEqual(await vault.listConnections('db'), []);
   t.deepEqual(await vault.listLeases('db/creds/none/'), []);
   t.is(await vault.lookupLease(LEASE), undefined);
-  t.deepEqual(counted, [['readMount', 'not_found'], ['readRole', 'not_found'], ['listConnections', 'not_found'], ['listLeases', 'not_found'], ['lookupLease', 'not_found']]);
+  t.deepEqual(counted, [['readMount', 'not_found'], ['listLeases', 'not_found'], ['lookupLease', 'not_found']]);
 });
 
 test('other failures are errors under the method\'s own name, whatever the message says', async (t) => {
