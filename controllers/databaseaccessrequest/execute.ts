@@ -156,7 +156,7 @@ export class Pass {
         const target = { key: `sweep/${this.current.metadata.uid}`, subject: 'a lease issued for this request before a restart and never recorded' };
         await this.guardRevocation(target, s.why, true, async () => {
           const session = await this.session(s.attempt.vaultAppBinding);
-          if (session) await sweep(s.attempt, { vault: session.client, leases: this.fx.leases, recordedLeases: () => this.recordedLeases(), dar: this.current, ctx });
+          if (session) await sweep(s.attempt, { vault: { client: session.client, signal: ctx.signal }, leases: this.fx.leases, recordedLeases: () => this.recordedLeases(), dar: this.current, ctx });
         });
         return;
       }
@@ -169,15 +169,17 @@ export class Pass {
         const ref = this.current.status?.issuance?.vaultAppBinding;
         const session = await this.session(ref);
         if (!session) throw new StepFailure({ reason: Reason.ReferenceNotFound, message: `the Vault AppBinding this request's lease was issued through is gone; cannot renew lease ${s.leaseId}` }, undefined);
-        const answer = await this.fx.leases.renew(session.client, this.current.metadata.uid ?? '', s.leaseId, s.askSeconds, s.termSeconds);
+        const answer = await this.fx.leases.renew({ client: session.client, signal: ctx.signal }, { uid: this.current.metadata.uid ?? '', leaseId: s.leaseId, askSeconds: s.askSeconds, termSeconds: s.termSeconds });
         if (answer.kind === 'failed') {
           ctx.log.warn('lease renewal failed', { namespace: this.current.metadata.namespace, name: this.current.metadata.name, leaseId: s.leaseId, failures: answer.failures, error: answer.message });
         }
         return answer;
       }
-      case 'ensureGrants':
-        await ensureGrants(c.kube, c.caches, { ...this.current, status: this.status }, ctx);
+      case 'ensureGrants': {
+        const waitMs = await ensureGrants({ kube: c.kube, caches: c.caches, created: this.fx.memory.createdGrants }, { ...this.current, status: this.status }, ctx);
+        if (waitMs !== undefined) this.requeueAtMs = Math.min(this.requeueAtMs ?? Infinity, ctx.now().getTime() + waitMs);
         return;
+      }
       case 'rerenderSecret': {
         const e = await rerenderSecret(c.kube, { ...this.current, status: this.status }, this.o.layout!, s.repair, ctx);
         if (e) this.events.push(e);
@@ -193,7 +195,7 @@ export class Pass {
     const ok = await this.guardRevocation(r.leaseId, r.why, stopOnFailure, async () => {
       const session = await this.session(r.vaultAppBinding);
       if (!session) return;
-      const outcome = await this.fx.leases.revoke(session.client, r.leaseId, r.reason);
+      const outcome = await this.fx.leases.revoke({ client: session.client, signal: this.ctx.signal }, r.leaseId, r.reason);
       if (r.previous) {
         const { update, event } = foldPreviousRevoked(this.status, r, outcome);
         this.apply(update);
@@ -266,7 +268,7 @@ export class Pass {
       const left = p.revokeAt ? Math.ceil((Date.parse(p.revokeAt) - ctx.now().getTime()) / 1000) : NaN;
       if (!Number.isFinite(left) || left <= 0) continue;
       const s = await this.session(p.vaultAppBinding).catch(() => undefined);
-      await s?.client.renewLease(p.id, left + 5).catch((err: unknown) => ctx.log.debug('could not extend a retired lease for its grace period', { leaseId: p.id, error: explain(err).message }));
+      await s?.client.renewLease(p.id, left + 5, { signal: ctx.signal }).catch((err: unknown) => ctx.log.debug('could not extend a retired lease for its grace period', { leaseId: p.id, error: explain(err).message }));
     }
   }
 

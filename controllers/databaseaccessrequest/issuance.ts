@@ -13,7 +13,7 @@
 // requests are issued in parallel, up to --concurrency.
 import { Annotations, Reason, type DatabaseAccessRequest } from '../../api/index.ts';
 import { KubeApiError, RetryableError, TerminalError, controllerOwnerRef, isConflict, rfc3339, type ReconcileContext } from '../../lib/runtime/index.ts';
-import type { LeasedCredential, VaultClient } from '../../lib/vault/client.ts';
+import type { LeasedCredential } from '../../lib/vault/client.ts';
 import { crashPoint } from '../../lib/runtime/faults.ts';
 import { leasePrefix } from '../shared/names.ts';
 import { explain } from '../shared/report.ts';
@@ -21,7 +21,7 @@ import { SECRETS } from '../shared/resources.ts';
 import { dataDigestAnnotation, encodeData } from '../shared/secret-integrity.ts';
 import type { VaultConnection } from '../shared/vault-connections.ts';
 import { base64Data, credentialLabels, renderCredential, type Layout, type SecretMeta } from './credential-secret.ts';
-import type { LeaseOps } from './lease-ops.ts';
+import type { LeaseOps, VaultAt } from './lease-ops.ts';
 import type { IssueOrder, Issued } from './plan.ts';
 
 /** Leases issued this long before an attempt's recorded start still count as the attempt's (clock skew). */
@@ -46,7 +46,8 @@ export async function issueCredential(dar: DatabaseAccessRequest, order: IssueOr
   const { ctx, leases } = x;
   if (order.adopt) {
     // A Secret already holding this attempt's lease (a pass stopped after writing it, before status): adopt it.
-    const info = await leases.lookup(x.session.client, order.adopt);
+    const vault = { client: x.session.client, signal: ctx.signal };
+    const info = await leases.lookup(vault, order.adopt);
     if (info) {
       const now = ctx.now();
       return {
@@ -57,7 +58,7 @@ export async function issueCredential(dar: DatabaseAccessRequest, order: IssueOr
     }
   }
   if (order.sweep) {
-    await sweep(order.sweep, { vault: x.session.client, leases, recordedLeases: x.recordedLeases, dar, ctx }).catch((err: unknown) => {
+    await sweep(order.sweep, { vault: { client: x.session.client, signal: ctx.signal }, leases, recordedLeases: x.recordedLeases, dar, ctx }).catch((err: unknown) => {
       // An unrecorded lease Vault didn't revoke: issuing another would leave it behind for good.
       const { reason, message } = explain(err);
       throw new RetryableError(reason, `a lease issued for this request before a restart is not revoked, so nothing new is issued yet: ${message}`, { cause: err });
@@ -66,11 +67,11 @@ export async function issueCredential(dar: DatabaseAccessRequest, order: IssueOr
   dar = await x.checkpoint(order.issuance, order.secretName);
 
   const { client, ownedBy } = await x.session.issuingClient();
-  let cred: LeasedCredential = await leases.issue(client, order.issuance.mount!, order.issuance.role!);
+  let cred: LeasedCredential = await leases.issue({ client, signal: ctx.signal }, order.issuance.mount!, order.issuance.role!);
   crashPoint('crash-after-issue'); // the window exactly-once must survive: issued, recorded nowhere
   try {
     if (order.ttlSeconds !== undefined && order.ttlSeconds !== cred.leaseDurationSeconds && cred.renewable) {
-      const renewed = await x.session.client.renewLease(cred.leaseId, order.ttlSeconds);
+      const renewed = await x.session.client.renewLease(cred.leaseId, order.ttlSeconds, { signal: ctx.signal });
       cred = { ...cred, leaseDurationSeconds: renewed.leaseDurationSeconds };
     }
     const now = ctx.now();
@@ -86,7 +87,7 @@ export async function issueCredential(dar: DatabaseAccessRequest, order: IssueOr
   } catch (err) {
     // Not in the Secret: give the lease back now rather than leave it to the next pass's sweep (which may take
     // it if this fails: it is no longer one this process vouches for).
-    await leases.giveBack(x.session.client, cred.leaseId);
+    await leases.giveBack({ client: x.session.client }, cred.leaseId);
     // The API server refusing the Secret as invalid will refuse it again: not a retry (a lease each time).
     if (err instanceof KubeApiError && err.statusCode === 422) {
       throw new TerminalError(Reason.FailedToCreateSecret, `the API server refused the credential's Secret ${order.secretName}: ${err.message}`);
@@ -100,7 +101,7 @@ export async function issueCredential(dar: DatabaseAccessRequest, order: IssueOr
  * didn't revoke one (it stays live and unrecorded: the caller must not go on as if it were gone), or when the
  * leases can't be listed (not knowing is not "none left").
  */
-export async function sweep(attempt: Issuance, x: { vault: VaultClient; leases: LeaseOps; recordedLeases: () => Set<string>; dar: DatabaseAccessRequest; ctx: ReconcileContext }): Promise<void> {
+export async function sweep(attempt: Issuance, x: { vault: VaultAt; leases: LeaseOps; recordedLeases: () => Set<string>; dar: DatabaseAccessRequest; ctx: ReconcileContext }): Promise<void> {
   const { vault, leases, recordedLeases, dar, ctx } = x;
   const { mount, role, startedAt } = attempt;
   if (!mount || !role || !startedAt) return;
@@ -109,7 +110,7 @@ export async function sweep(attempt: Issuance, x: { vault: VaultClient; leases: 
     const recorded = recordedLeases();
     let ids: string[];
     try {
-      ids = await vault.listLeases(leasePrefix(mount, role));
+      ids = await vault.client.listLeases(leasePrefix(mount, role), { signal: vault.signal });
     } catch (err) {
       // The reason stays Vault's (VaultUnreachable, VaultPermissionDenied, …): that is what a person must fix.
       const { reason, message } = explain(err);
@@ -118,7 +119,7 @@ export async function sweep(attempt: Issuance, x: { vault: VaultClient; leases: 
     const since = Date.parse(startedAt) - SWEEP_SKEW_MS;
     for (const leaseId of ids) {
       if (recorded.has(leaseId)) continue;
-      const info = await vault.lookupLease(leaseId);
+      const info = await vault.client.lookupLease(leaseId, { signal: vault.signal });
       if (!info?.issueTime || Date.parse(info.issueTime) < since) continue;
       if ((await leases.revoke(vault, leaseId, 'orphan')) === 'gone') continue;
       leases.event(dar, { type: 'Warning', reason: 'OrphanLeaseRevoked', message: `revoked lease ${leaseId}: it was issued for this request before a restart and never recorded`, audit: true });

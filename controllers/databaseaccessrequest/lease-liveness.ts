@@ -89,7 +89,9 @@ export class LeaseLiveness {
    * none), then on its own when the listing doesn't show it. Records it alive when it is. 'unknown' when Vault
    * couldn't be asked (the caller keeps the lease and tries later).
    */
-  async check(uid: string, leaseId: string, vault: VaultClient, connectionKey: string, nowMs: () => number): Promise<Liveness> {
+  async check(lease: { uid: string; leaseId: string }, vault: VaultClient, how: { connectionKey: string; nowMs: () => number; signal?: AbortSignal }): Promise<Liveness> {
+    const { uid, leaseId } = lease;
+    const { connectionKey, nowMs, signal } = how;
     const prefix = leaseIdPrefix(leaseId);
     let listing: Listing | undefined;
     if (prefix) {
@@ -105,7 +107,7 @@ export class LeaseLiveness {
     }
     const at = nowMs();
     try {
-      const info = await vault.lookupLease(leaseId);
+      const info = await vault.lookupLease(leaseId, { signal });
       if (!info) return 'gone';
       this.alive(uid, leaseId, at);
       return 'alive';

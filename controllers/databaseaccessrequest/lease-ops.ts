@@ -11,6 +11,12 @@ import type { RenewalAnswer } from './observe.ts';
 import type { EventIntent } from './plan.ts';
 import { renewalTruncated } from './decide.ts';
 
+/** A Vault to call, and the reconcile's signal that cancels the call when the pass is abandoned. */
+export interface VaultAt {
+  client: VaultClient;
+  signal?: AbortSignal;
+}
+
 /** The key issuance and sweeps of one Vault role share. */
 function roleKey(mount: string, vaultRole: string): string {
   return `${mount}/${vaultRole}`;
@@ -40,9 +46,9 @@ export class LeaseOps {
   }
 
   /** `<mount>/creds/<role>`: a new lease, remembered at once so a concurrent sweep never takes it. */
-  issue(client: VaultClient, mount: string, vaultRole: string): Promise<LeasedCredential> {
+  issue(vault: VaultAt, mount: string, vaultRole: string): Promise<LeasedCredential> {
     return this.roleGate.shared(roleKey(mount, vaultRole), async () => {
-      const issued = await client.issueCredential(mount, vaultRole);
+      const issued = await vault.client.issueCredential(mount, vaultRole, { signal: vault.signal });
       this.memory.issuedHere(issued.leaseId, this.nowMs());
       return issued;
     });
@@ -53,17 +59,18 @@ export class LeaseOps {
     return this.roleGate.exclusive(roleKey(mount, vaultRole), fn);
   }
 
-  lookup(client: VaultClient, leaseId: string): Promise<LeaseInfo | undefined> {
-    return client.lookupLease(leaseId);
+  lookup(vault: VaultAt, leaseId: string): Promise<LeaseInfo | undefined> {
+    return vault.client.lookupLease(leaseId, { signal: vault.signal });
   }
 
   /**
    * Renews a lease for `askSeconds` and says what came of it: renewed (for how long), refused (Vault won't: a
    * lease that still exists), gone (Vault doesn't know it), or failed (Vault couldn't be asked: keep trying).
    */
-  async renew(client: VaultClient, uid: string, leaseId: string, askSeconds: number, termSeconds: number): Promise<RenewalAnswer> {
+  async renew(vault: VaultAt, r: { uid: string; leaseId: string; askSeconds: number; termSeconds: number }): Promise<RenewalAnswer> {
+    const { uid, leaseId, askSeconds, termSeconds } = r;
     try {
-      const granted = (await client.renewLease(leaseId, askSeconds)).leaseDurationSeconds;
+      const granted = (await vault.client.renewLease(leaseId, askSeconds, { signal: vault.signal })).leaseDurationSeconds;
       const truncated = renewalTruncated(askSeconds, granted, termSeconds);
       this.metrics.renewals.labels(truncated ? 'truncated' : 'success').inc();
       this.memory.liveness.alive(uid, leaseId, this.nowMs());
@@ -72,7 +79,7 @@ export class LeaseOps {
       if (err instanceof VaultRequestError && (err.kind === 'Invalid' || err.kind === 'NotFound')) {
         this.metrics.renewals.labels('refused').inc();
         this.memory.renewalAnswered(uid);
-        const info = await client.lookupLease(leaseId).catch(() => null);
+        const info = await vault.client.lookupLease(leaseId, { signal: vault.signal }).catch(() => null);
         return info === undefined ? { kind: 'gone' } : { kind: 'refused', detail: err.detail };
       }
       this.metrics.renewals.labels('error').inc();
@@ -84,9 +91,9 @@ export class LeaseOps {
    * Revokes a lease, counting the outcome: `success` (Vault revoked it) or `gone` (Vault doesn't know it). Throws
    * whatever kept Vault from revoking it (RevocationFailed, Unreachable, …); the caller keeps the lease recorded.
    */
-  async revoke(client: VaultClient, leaseId: string, reason: RevocationReason): Promise<'success' | 'gone'> {
+  async revoke(vault: VaultAt, leaseId: string, reason: RevocationReason): Promise<'success' | 'gone'> {
     try {
-      const outcome = (await client.revokeLease(leaseId)) === 'revoked' ? 'success' : 'gone';
+      const outcome = (await vault.client.revokeLease(leaseId, { signal: vault.signal })) === 'revoked' ? 'success' : 'gone';
       this.metrics.revocations.labels(reason, outcome).inc();
       this.memory.revocationRetries.done(leaseId);
       return outcome;
@@ -97,9 +104,10 @@ export class LeaseOps {
   }
 
   /** A lease issued here that could not be put in its Secret: revoked at once (best effort; the sweep is the backstop). */
-  async giveBack(client: VaultClient, leaseId: string): Promise<void> {
+  async giveBack(vault: VaultAt, leaseId: string): Promise<void> {
     this.memory.givenBack(leaseId);
-    await this.revoke(client, leaseId, 'unrecorded').catch(() => undefined);
+    // Not cancelled with the pass: a lease this process can't record must go back to Vault whatever happens.
+    await this.revoke({ client: vault.client }, leaseId, 'unrecorded').catch(() => undefined);
   }
 
   event(dar: DatabaseAccessRequest, e: EventIntent): void {

@@ -2,6 +2,7 @@
 // needed for correctness after a restart (status is the record): it times metrics, spaces retries, keeps a
 // lease this process just issued out of a concurrent sweep's hands, and saves Vault look-ups.
 import { RevocationRetries } from './decide.ts';
+import { CreatedGrants } from './grants.ts';
 import { LeaseLiveness } from './lease-liveness.ts';
 
 /** Leases this process issued are remembered this long, so a sweep never takes one the caches don't show yet. */
@@ -16,6 +17,8 @@ export class RequestMemory {
   private readonly issued = new Map<string, number>();
   /** Revocations Vault didn't do, per lease: when to try each again. */
   readonly revocationRetries = new RevocationRetries();
+  /** Roles and RoleBindings this process created that the caches don't show yet. */
+  readonly createdGrants = new CreatedGrants();
 
   constructor(readonly liveness: LeaseLiveness) {}
 

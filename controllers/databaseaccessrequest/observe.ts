@@ -224,7 +224,7 @@ async function leaseLiveness(dar: DatabaseAccessRequest, role: AccessRole | unde
     liveness.retryLater(uid, lease.id!, now);
     return 'unknown';
   }
-  const found = await liveness.check(uid, lease.id!, session.client, refKeyOf(ref, ns), () => ctx.now().getTime());
+  const found = await liveness.check({ uid, leaseId: lease.id! }, session.client, { connectionKey: refKeyOf(ref, ns), nowMs: () => ctx.now().getTime(), signal: ctx.signal });
   if (found === 'unknown') ctx.log.debug('could not look the lease up in Vault; will try again', { namespace: ns, name: dar.metadata.name, leaseId: lease.id });
   return found;
 }

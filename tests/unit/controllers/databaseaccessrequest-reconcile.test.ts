@@ -270,3 +270,17 @@ for (let k = 1; k <= 7; k++) {
     t.is(w.secret()?.metadata?.annotations?.[Annotations.leaseId], dar.status!.lease!.id);
   });
 }
+
+test('a pass on caches that lag behind the operator\'s own writes issues nothing twice and creates nothing twice', async (t) => {
+  const w = await world();
+  w.kube.pauseWatch(); // the watch delivers nothing: the caches stay as they were before the grant
+  await w.pass();
+  w.kube.resetRequests();
+  const calls = w.vault.calls.issueCredential;
+  t.true((await w.tryPass()) instanceof RetryableError, 'the stale pass ends on a conflict');
+  t.is(w.vault.calls.issueCredential, calls);
+  t.deepEqual(w.kube.writes().filter((r) => r.verb === 'create').map((r) => r.resource), []);
+  w.kube.resumeWatch();
+  await w.pass();
+  t.deepEqual(w.live(), [w.dar().status!.lease!.id]);
+});

@@ -169,15 +169,15 @@ test('one listing answers for every lease of a role; only a lease it lacks is lo
   const { vault, calls } = fakeVault(live);
   const l = new LeaseLiveness(P);
   let now = 1_000;
-  const results = await Promise.all([1, 2, 3].map((n) => l.check(`uid-${n}`, lease(n), vault, 'demo/vault', () => now)));
+  const results = await Promise.all([1, 2, 3].map((n) => l.check({ uid: `uid-${n}`, leaseId: lease(n) }, vault, { connectionKey: 'demo/vault', nowMs: () => now })));
   t.deepEqual(results, ['alive', 'alive', 'alive']);
   t.deepEqual(calls, { list: 1, lookup: 0 }, 'three requests, one call');
   live.delete(lease(2));
-  t.is(await l.check('uid-2', lease(2), vault, 'demo/vault', () => now), 'alive', 'within the listing\'s age it still answers');
+  t.is(await l.check({ uid: 'uid-2', leaseId: lease(2) }, vault, { connectionKey: 'demo/vault', nowMs: () => now }), 'alive', 'within the listing\'s age it still answers');
   t.false(l.due('uid-1', lease(1), now + 60_000), 'verified: not due until the next resync');
   now += 0.85 * P; // the next resync
   t.true(l.due('uid-2', lease(2), now));
-  t.is(await l.check('uid-2', lease(2), vault, 'demo/vault', () => now), 'gone');
+  t.is(await l.check({ uid: 'uid-2', leaseId: lease(2) }, vault, { connectionKey: 'demo/vault', nowMs: () => now }), 'gone');
   t.deepEqual(calls, { list: 2, lookup: 1 }, 'a fresh listing, then a look-up to confirm');
   t.true(l.due('uid-2', lease(2), now), 'a lease found gone stays due (it is rotated, not trusted)');
 });
@@ -186,21 +186,21 @@ test('a lease issued after the listing is confirmed by its own look-up, not take
   const live = new Set([lease(1)]);
   const { vault, calls } = fakeVault(live);
   const l = new LeaseLiveness(P);
-  t.is(await l.check('uid-1', lease(1), vault, 'demo/vault', () => 0), 'alive');
+  t.is(await l.check({ uid: 'uid-1', leaseId: lease(1) }, vault, { connectionKey: 'demo/vault', nowMs: () => 0 }), 'alive');
   live.add(lease(9));
-  t.is(await l.check('uid-9', lease(9), vault, 'demo/vault', () => 10), 'alive');
+  t.is(await l.check({ uid: 'uid-9', leaseId: lease(9) }, vault, { connectionKey: 'demo/vault', nowMs: () => 10 }), 'alive');
   t.deepEqual(calls, { list: 1, lookup: 1 });
 });
 
 test('without the list capability each lease is looked up on its own; when Vault can\'t answer, the lease is kept and tried again later', async (t) => {
   const { vault, calls } = fakeVault(new Set([lease(1)]), { listFails: true });
   const l = new LeaseLiveness(P);
-  t.is(await l.check('uid-1', lease(1), vault, 'demo/vault', () => 0), 'alive');
-  t.is(await l.check('uid-2', lease(2), vault, 'demo/vault', () => 0), 'gone');
+  t.is(await l.check({ uid: 'uid-1', leaseId: lease(1) }, vault, { connectionKey: 'demo/vault', nowMs: () => 0 }), 'alive');
+  t.is(await l.check({ uid: 'uid-2', leaseId: lease(2) }, vault, { connectionKey: 'demo/vault', nowMs: () => 0 }), 'gone');
   t.deepEqual(calls, { list: 2, lookup: 2 });
   const down = fakeVault(new Set([lease(1)]), { listFails: true, lookupFails: true });
   const m = new LeaseLiveness(P);
-  t.is(await m.check('uid-1', lease(1), down.vault, 'demo/vault', () => 0), 'unknown');
+  t.is(await m.check({ uid: 'uid-1', leaseId: lease(1) }, down.vault, { connectionKey: 'demo/vault', nowMs: () => 0 }), 'unknown');
   t.false(m.due('uid-1', lease(1), RETRY_VERIFY_MS - 1), 'not on every pass');
   t.true(m.due('uid-1', lease(1), RETRY_VERIFY_MS));
 });
