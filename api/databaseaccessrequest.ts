@@ -75,7 +75,7 @@ export const leaseSchema = object({
     expiresAt: string({ description: 'When the lease runs out unless renewed.', format: 'date-time', maxLength: 64 }),
   },
 });
-export type Lease = Static<typeof leaseSchema>;
+export type LeaseStatus = Static<typeof leaseSchema>;
 
 const decisionTypes = `['${ConditionType.Approved}', '${ConditionType.Denied}']`;
 

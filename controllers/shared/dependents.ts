@@ -1,5 +1,5 @@
 // Who still depends on what, so that a deletion never takes away something a live lease needs in order to be
-// revoked, nor something the cleanup of Vault needs (issue 15, part 2).
+// revoked, nor something the cleanup of Vault needs.
 //
 // A lease is revoked through the Vault AppBinding it was issued through (address, CA, the operator's login:
 // status.issuance.vaultAppBinding), and by Vault through the mount's database connection (Vault keeps the

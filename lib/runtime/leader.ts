@@ -26,7 +26,7 @@ export interface LeaseSpec {
   leaseTransitions?: number | null;
 }
 
-interface Lease extends KubernetesObject {
+interface CoordinationLease extends KubernetesObject {
   spec?: LeaseSpec;
 }
 
@@ -69,7 +69,7 @@ export class LeaderElector {
   private observed: LeaseSpec | undefined;
   private observedAt = 0;
   /** The Lease as last written by us, for the renew fast path (no GET). */
-  private lastWritten: Lease | undefined;
+  private lastWritten: CoordinationLease | undefined;
   private leading = false;
   private lastLeader: string | undefined;
   private running: Promise<ElectionOutcome> | undefined;
@@ -170,15 +170,15 @@ export class LeaderElector {
     if (this.leading && this.lastWritten?.spec) {
       const renewed = this.withSpec(this.lastWritten, { ...this.lastWritten.spec, renewTime: microTime(now) });
       try {
-        this.remember(await client.replace<Lease>(LEASES, namespace, name, renewed, req), now);
+        this.remember(await client.replace<CoordinationLease>(LEASES, namespace, name, renewed, req), now);
         return true;
       } catch (err) {
         this.log.debug('fast-path lease renewal failed; re-reading the lease', { error: describeError(err) });
       }
     }
-    let lease: Lease | undefined;
+    let lease: CoordinationLease | undefined;
     try {
-      lease = await client.get<Lease>(LEASES, namespace, name, req);
+      lease = await client.get<CoordinationLease>(LEASES, namespace, name, req);
     } catch (err) {
       if (!isNotFound(err)) {
         this.log.warn('could not read the leader lease', { error: describeError(err) });
@@ -188,7 +188,7 @@ export class LeaderElector {
     if (!lease) {
       const spec: LeaseSpec = { holderIdentity: identity, leaseDurationSeconds: this.leaseSeconds(), acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0 };
       try {
-        const created = await client.create<Lease>(LEASES, namespace, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace }, spec }, req);
+        const created = await client.create<CoordinationLease>(LEASES, namespace, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace }, spec }, req);
         this.remember(created, now);
         return true;
       } catch (err) {
@@ -214,7 +214,7 @@ export class LeaderElector {
       leaseTransitions: ours ? (current.leaseTransitions ?? 0) : (current.leaseTransitions ?? 0) + 1,
     };
     try {
-      this.remember(await client.replace<Lease>(LEASES, namespace, name, this.withSpec(lease, spec), req), now);
+      this.remember(await client.replace<CoordinationLease>(LEASES, namespace, name, this.withSpec(lease, spec), req), now);
       return true;
     } catch (err) {
       if (!isConflict(err)) this.log.warn('could not update the leader lease', { error: describeError(err) });
@@ -227,14 +227,14 @@ export class LeaderElector {
     const now = this.clock.now();
     const spec: LeaseSpec = { holderIdentity: '', leaseDurationSeconds: 1, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: this.lastWritten.spec.leaseTransitions ?? 0 };
     try {
-      await this.opts.client.replace<Lease>(LEASES, this.opts.namespace, this.opts.name, this.withSpec(this.lastWritten, spec), { timeoutMs: 5_000 });
+      await this.opts.client.replace<CoordinationLease>(LEASES, this.opts.namespace, this.opts.name, this.withSpec(this.lastWritten, spec), { timeoutMs: 5_000 });
       this.log.info('released the leader lease');
     } catch (err) {
       this.log.warn('could not release the leader lease; a successor will wait for it to expire', { error: describeError(err) });
     }
   }
 
-  private remember(lease: Lease, now: number): void {
+  private remember(lease: CoordinationLease, now: number): void {
     this.lastWritten = lease;
     this.observed = { ...(lease.spec ?? {}) };
     this.observedAt = now;
@@ -249,7 +249,7 @@ export class LeaderElector {
     }
   }
 
-  private withSpec(lease: Lease, spec: LeaseSpec): Lease {
+  private withSpec(lease: CoordinationLease, spec: LeaseSpec): CoordinationLease {
     return {
       apiVersion: 'coordination.k8s.io/v1', kind: 'Lease',
       metadata: { name: this.opts.name, namespace: this.opts.namespace, resourceVersion: lease.metadata?.resourceVersion },

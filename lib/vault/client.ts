@@ -36,14 +36,14 @@ export interface DatabaseRoleSpec {
   maxTtlSeconds: number;
 }
 
-export interface Lease {
+export interface VaultLease {
   leaseId: string;
   leaseDurationSeconds: number;
   renewable: boolean;
 }
 
 /** A freshly issued credential. `password` is a plain field: callers must never log the object. */
-export interface LeasedCredential extends Lease {
+export interface LeasedCredential extends VaultLease {
   username: string;
   password: string;
 }
@@ -75,7 +75,7 @@ export interface VaultClient {
   /** Reads `<mount>/creds/<role>`. The creds endpoint takes no TTL: a request's own TTL is applied by renewing
    * the new lease with that increment right away (Vault caps it at the role's max_ttl). */
   issueCredential(mount: string, role: string, opts?: CallOptions): Promise<LeasedCredential>;
-  renewLease(leaseId: string, incrementSeconds?: number, opts?: CallOptions): Promise<Lease>;
+  renewLease(leaseId: string, incrementSeconds?: number, opts?: CallOptions): Promise<VaultLease>;
   lookupLease(leaseId: string, opts?: CallOptions): Promise<LeaseInfo | undefined>;
   /** Lease ids currently live under a prefix (e.g. `<mount>/creds/<role>/`): used to find leases that were
    * issued but never recorded (a crash between issuing and recording). */

@@ -2,7 +2,7 @@
 // VaultTransport (transport.ts): counted under the method's operation name, failures classified, the caller's signal
 // reaching the HTTP request. The token is asked of the token source for every call, so a re-login is picked up.
 import type {
-  ConnectionConfig, DatabaseRoleSpec, Lease, LeaseInfo, LeasedCredential, MountInfo, MountTuning, RevokeOutcome, VaultClient,
+  ConnectionConfig, DatabaseRoleSpec, VaultLease, LeaseInfo, LeasedCredential, MountInfo, MountTuning, RevokeOutcome, VaultClient,
 } from './client.ts';
 import { VaultRequestError, isVaultNotFound } from './errors.ts';
 import type { CallOptions, CallSpec, TokenSource, VaultTransport } from './transport.ts';
@@ -100,7 +100,7 @@ export class HttpVaultClient implements VaultClient {
     };
   }
 
-  async renewLease(leaseId: string, incrementSeconds?: number, opts?: CallOptions): Promise<Lease> {
+  async renewLease(leaseId: string, incrementSeconds?: number, opts?: CallOptions): Promise<VaultLease> {
     const data: Record<string, unknown> = { lease_id: leaseId };
     if (incrementSeconds !== undefined) data.increment = incrementSeconds;
     const body = await this.transport.call<{ lease_id: string; lease_duration: number; renewable: boolean }>('renewLease',

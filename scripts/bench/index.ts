@@ -1,6 +1,6 @@
 // npm run bench [-- --quick] [--scenario NAME[,NAME]] [--concurrency 1,4,16] [--cpu-prof]
 //
-// Benchmarks of issue 10 against the local stack (scripts/stack/: kube-apiserver, etcd, Vault, PostgreSQL on
+// Leasehold's benchmarks against the local stack (scripts/stack/: kube-apiserver, etcd, Vault, PostgreSQL on
 // 127.0.0.1) with the operator as its own process, each measured against raw Vault in the same run where the
 // issue asks for a ratio. Prints a table per scenario and writes bench/results/<timestamp>.json (machine,
 // versions, parameters, raw samples, summaries, targets) and an SVG plot next to it. See bench/README.md.
@@ -33,7 +33,7 @@ const RUNNERS: Record<ScenarioName, (ctx: ScenarioContext) => Promise<ScenarioRe
 
 const USAGE = `usage: npm run bench -- [--quick] [--scenario NAME[,NAME…]] [--concurrency LIST] [--cpu-prof] [--operator compiled|tsx]
 
-Runs Leasehold's benchmarks (issue 10) on a local stack and writes bench/results/<timestamp>.json and .svg.
+Runs Leasehold's benchmarks on a local stack and writes bench/results/<timestamp>.json and .svg.
 
   --quick             small sizes (under two minutes with a warm binary cache)
   --scenario NAMES    only these, comma-separated or repeated: ${SCENARIOS.join(', ')}
@@ -287,7 +287,7 @@ async function main(): Promise<number> {
   const svgPath = plotFile(jsonPath);
   await teardown();
 
-  console.log('Targets (issue 10):');
+  console.log('Targets:');
   for (const t of targets) console.log(`  ${t.met === true ? '✓' : t.met === false ? '✗' : '·'} [${t.scenario}] ${t.what}: ${t.value} (goal ${t.goal})`);
   for (const e of errors) console.log(`  ✗ [${e.scenario}] failed: ${e.message}`);
   log(`done in ${totalSeconds.toFixed(1)} s; load now ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);

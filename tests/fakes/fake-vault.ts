@@ -15,7 +15,7 @@
 // role or lease) resolve as `undefined`/`[]` instead of throwing. Injected faults are HTTP answers as well.
 import crypto from 'node:crypto';
 import type {
-  ConnectionConfig, DatabaseRoleSpec, Lease, LeaseInfo, LeasedCredential, MountInfo, RevokeOutcome, VaultClient,
+  ConnectionConfig, DatabaseRoleSpec, VaultLease, LeaseInfo, LeasedCredential, MountInfo, RevokeOutcome, VaultClient,
 } from '../../lib/vault/client.ts';
 import { VaultRequestError, classifyVaultError, type VaultErrorKind } from '../../lib/vault/errors.ts';
 
@@ -391,7 +391,7 @@ export class FakeVault implements VaultClient {
     });
   }
 
-  async renewLease(leaseId: string, incrementSeconds?: number, opts?: CallOpts): Promise<Lease> {
+  async renewLease(leaseId: string, incrementSeconds?: number, opts?: CallOpts): Promise<VaultLease> {
     return this.op('renewLease', 'renewing a lease', [leaseId, incrementSeconds], opts, undefined, () => {
       const l = this.leaseTable.get(leaseId);
       if (!l || !this.isLive(l)) throw http(400, 'lease not found');

@@ -1,4 +1,4 @@
-// Approval that means something (issue 11), against the real stack with the admission policies of
+// Approval that means something, against the real stack with the admission policies of
 // manifests/admission installed and several users with different RBAC:
 //   alice: requests (leasehold-requester) and may approve (leasehold-approver) in demo;
 //   bob:   approves (leasehold-approver) in demo;

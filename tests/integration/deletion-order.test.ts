@@ -1,4 +1,4 @@
-// Revocation never depends on something that can disappear first (issue 15, part 2): every order in which a
+// Revocation never depends on something that can disappear first: every order in which a
 // platform team can delete what an approved, issued request depends on — the Vault AppBinding, the SecretEngine,
 // the PostgresRole, the admin Secret, the Vault token Secret, the whole namespace (with the operator running, or
 // down while it happens) — ends with the login refused by PostgreSQL, its lease gone from Vault, and no Vault role,

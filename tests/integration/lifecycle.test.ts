@@ -1,4 +1,4 @@
-// Leases that live as long as the request (issue 8), against the real stack with short TTLs: a role with
+// Leases that live as long as the request, against the real stack with short TTLs: a role with
 // default_ttl 10s and max_ttl 30s, so a request's credential is renewed every ~6 s and rotated every ~25 s.
 //
 // Every login Vault creates here has a password full of characters that mean something in a URI or a .pgpass
@@ -447,7 +447,7 @@ test('metrics: renewals, rotations, revocations and issuance latency were counte
   const revokedRotations = metricValue(text, 'leasehold_credential_rotations_total', { reason: 'LeaseRevoked', outcome: 'success' }) ?? 0;
   t.is(metricValue(text, 'leasehold_credential_rotations_total', { reason: 'RotateRequested', outcome: 'success' }), 1);
   // One lease revoked by hand ('healed'). A lease at its max TTL is rotated as RenewalTruncated, except that on a
-  // loaded machine it is sometimes found gone first (lease look-ups, issue 15) and counted as LeaseRevoked: the
+  // loaded machine it is sometimes found gone first (lease look-ups) and counted as LeaseRevoked: the
   // two together are what this file caused.
   t.true(revokedRotations >= 1, `LeaseRevoked rotations: ${revokedRotations}`);
   t.true(truncatedRotations >= 2 - (revokedRotations - 1), `RenewalTruncated rotations: ${truncatedRotations}`);

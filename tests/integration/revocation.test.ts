@@ -1,11 +1,11 @@
-// A revocation is done only when Vault has done it (issue 15, part 1), against the real stack. A login whose role
+// A revocation is done only when Vault has done it, against the real stack. A login whose role
 // may `CREATE` in schema public creates a table; PostgreSQL then refuses Vault's DROP ROLE (the login owns an
 // object), and Vault answers HTTP 400, as it does for a lease it doesn't know. Whatever ends the access (deleting
 // the request, `kubectl vault revoke`, a rotation's grace period, expiry) must then keep what it was ending, say
 // so with Vault's words (one Warning Event), retry with backoff, and finish once the cause is fixed: the role's
 // revocationStatements reassign and drop what the login owns (the README's example), or a DBA does it by hand.
 // A lease that really is gone (revoked in Vault by hand) still counts as done. Vault's request metrics count the
-// expected "not found" answers as such (issue 15, part 6).
+// expected "not found" answers as such.
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { execFileSync } from 'node:child_process';

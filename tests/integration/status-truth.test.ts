@@ -1,4 +1,4 @@
-// Issue 15, parts 4 and 5, on the real stack: status tells the truth about the lease (one revoked in Vault by
+// On the real stack: status tells the truth about the lease (one revoked in Vault by
 // hand, the issuer token revoked, the credential Secret edited by hand: each is noticed and put right, while the
 // operator runs and across a restart), and no input makes the operator churn (a request name longer than a label
 // value; a guide-style role applied before the SecretEngine that mounts its path).

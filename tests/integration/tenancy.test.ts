@@ -1,4 +1,4 @@
-// Tenancy (issue 15, part 3): a namespace can't borrow another namespace's Vault login or database. Against the
+// Tenancy: a namespace can't borrow another namespace's Vault login or database. Against the
 // real stack, with the people's ClusterRoles and the admission policies installed:
 //   demo:     KubeVault's guide, set up by a cluster administrator (admin); admin approves there;
 //   tenant-b: alice is bound to leasehold-admin and leasehold-requester only, bob to leasehold-approver only.

@@ -31,7 +31,7 @@ export const QUICK: Sizes = {
   renewal: 40, renewalTtlSeconds: 12, renewalObserveSeconds: 12,
 };
 
-/** A goal from issue 10, and where this run stands. `met` is null when the run could not tell. */
+/** A goal the benchmarks track, and where this run stands. `met` is null when the run could not tell. */
 export interface Target {
   what: string;
   goal: string;

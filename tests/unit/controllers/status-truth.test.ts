@@ -1,4 +1,4 @@
-// The pure pieces behind "status tells the truth" and "no input makes the operator churn" (issue 15): label values
+// The pure pieces behind "status tells the truth" and "no input makes the operator churn": label values
 // and names derived from request names, the Secret's data digest, and when a recorded lease is looked up in Vault.
 import test from 'ava';
 import { newSecretName } from '../../../controllers/databaseaccessrequest/decide.ts';
