@@ -76,7 +76,7 @@ export async function issueCredential(dar: DatabaseAccessRequest, order: IssueOr
     }
     const now = ctx.now();
     const data = renderCredential(x.layout, cred);
-    await writeSecret(x, dar, order, data, cred.leaseId);
+    await writeSecret(x, dar, order, { data, leaseId: cred.leaseId });
     crashPoint('crash-after-secret'); // the other window: in the Secret, not in status
     return {
       leaseId: cred.leaseId, durationSeconds: cred.leaseDurationSeconds, renewable: cred.renewable, issuedAt: rfc3339(now),
@@ -129,7 +129,9 @@ export async function sweep(attempt: Issuance, x: { vault: VaultAt; leases: Leas
 }
 
 /** Writes the credential into the request's Secret (created the first time), annotated with its lease and attempt. */
-async function writeSecret(x: IssueContext, dar: DatabaseAccessRequest, order: IssueOrder, data: Record<string, string>, leaseId: string, first = order.first): Promise<void> {
+async function writeSecret(x: IssueContext, dar: DatabaseAccessRequest, order: IssueOrder, w: { data: Record<string, string>; leaseId: string; first?: boolean }): Promise<void> {
+  const { data, leaseId } = w;
+  const first = w.first ?? order.first;
   const { ctx } = x;
   const kube = x.leases.kube;
   const ns = dar.metadata.namespace ?? '';
@@ -167,6 +169,6 @@ async function writeSecret(x: IssueContext, dar: DatabaseAccessRequest, order: I
   } catch (err) {
     // There after all (a pass that stopped before recording it): look, and write over it if it is ours.
     if (!first || !isConflict(err)) throw err;
-    await writeSecret(x, dar, order, data, leaseId, false);
+    await writeSecret(x, dar, order, { data, leaseId, first: false });
   }
 }
