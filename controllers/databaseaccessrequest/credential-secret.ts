@@ -70,8 +70,7 @@ export function renderCredential(layout: Layout, cred: { username: string; passw
  * so; a Secret without a digest is trusted, as before digests); otherwise nothing is written and the Secret's
  * next event brings a pass that rotates. Returns the Event to emit, if it wrote.
  */
-export async function rerenderSecret(kube: KubeClient, dar: DatabaseAccessRequest, how: { layout: Layout; repair: boolean }, ctx: ReconcileContext): Promise<EventIntent | undefined> {
-  const { layout, repair } = how;
+export async function rerenderSecret(kube: KubeClient, dar: DatabaseAccessRequest, layout: Layout, ctx: ReconcileContext): Promise<EventIntent | undefined> {
   const ns = dar.metadata.namespace ?? '';
   const secret = await kube.tryGet<SecretWithData>(SECRETS, ns, dar.status!.secret!.name, ctx);
   if (!secret?.data?.username || !secret.data.password) return undefined;

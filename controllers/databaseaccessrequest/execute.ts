@@ -181,7 +181,7 @@ export class Pass {
         return;
       }
       case 'rerenderSecret': {
-        const e = await rerenderSecret(c.kube, { ...this.current, status: this.status }, { layout: this.o.layout!, repair: s.repair }, ctx);
+        const e = await rerenderSecret(c.kube, { ...this.current, status: this.status }, this.o.layout!, ctx);
         if (e) this.events.push(e);
         return;
       }
