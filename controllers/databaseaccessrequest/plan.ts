@@ -84,7 +84,7 @@ export type Step =
   | { kind: 'issue'; order: IssueOrder }
   | { kind: 'renewLease'; leaseId: string; askSeconds: number; termSeconds: number }
   | { kind: 'ensureGrants' }
-  | { kind: 'rerenderSecret'; repair: boolean }
+  | { kind: 'rerenderSecret' }
   | { kind: 'restartWorkloads'; at: string };
 
 export type EventType = 'Normal' | 'Warning';
@@ -379,7 +379,7 @@ class PlanBuilder {
     } else if (o.layout && o.layout.problems.length > 0) {
       this.templateProblems();
     } else if (o.layout) {
-      if (o.secret.drift === 'layout' || (o.secret.layout ?? '') !== o.layout.hash) this.step({ kind: 'rerenderSecret', repair: o.secret.drift === 'layout' });
+      if (o.secret.drift === 'layout' || (o.secret.layout ?? '') !== o.layout.hash) this.step({ kind: 'rerenderSecret' });
       this.available(`credential in Secret ${st.secret?.name}; lease ${lease.id}`);
     }
   }
