@@ -66,7 +66,7 @@ export function renderCredential(layout: Layout, cred: { username: string; passw
 /**
  * Renders the Secret again from the credential it holds, when its layout changed (a template or the database
  * address: the layout annotation differs) or keys other than the credential were edited, added or
- * removed by hand). Its username and password are kept only if they are what Leasehold wrote (the digest says
+ * removed by hand. Its username and password are kept only if they are what Leasehold wrote (the digest says
  * so; a Secret without a digest is trusted, as before digests); otherwise nothing is written and the Secret's
  * next event brings a pass that rotates. Returns the Event to emit, if it wrote.
  */
