@@ -494,11 +494,9 @@ class PlanBuilder {
     const blocked = this.issueBlocked();
     if (blocked) return this.fail({ ...blocked, message: `${rotation ? `rotating the credential (${rotation.reason}): ` : ''}${blocked.message}` });
     if (!this.o.layout || this.o.layout.problems.length > 0) {
-      // Refused before anything is issued: a Secret with an empty or wrong value would be worse than none.
-      this.templateProblems();
-      // A change to the request or its role wakes us; a database AppBinding appearing doesn't, hence the poll.
-      this.requeueAt(this.nowMs + TEMPLATE_POLL_MS);
-      return this.p;
+      // Refused before anything is issued: a Secret with an empty or wrong value would be worse than none. A
+      // change to the request or its role wakes us; a database AppBinding appearing doesn't, hence the poll.
+      return this.fail({ reason: Reason.InvalidSecretTemplate, message: this.templateMessage(), retryAfterMs: TEMPLATE_POLL_MS });
     }
     const secretName = st.secret?.name ?? newSecretName(this.dar.metadata.name ?? '');
     // Whatever the API server would refuse is refused here, before Vault issues a lease that would be revoked again.
@@ -564,8 +562,11 @@ class PlanBuilder {
   }
 
   private templateProblems(): void {
-    const message = `secretTemplate can't be rendered, so nothing is issued or rotated until it is fixed: ${this.o.layout?.problems.join('; ') ?? ''}`.slice(0, 4000);
-    this.set({ phase: RequestPhase.Approved, conditions: [{ type: ConditionType.Available, status: 'False', reason: Reason.InvalidSecretTemplate, message }] });
+    this.set({ phase: RequestPhase.Approved, conditions: [{ type: ConditionType.Available, status: 'False', reason: Reason.InvalidSecretTemplate, message: this.templateMessage() }] });
+  }
+
+  private templateMessage(): string {
+    return `secretTemplate can't be rendered, so nothing is issued or rotated until it is fixed: ${this.o.layout?.problems.join('; ') ?? ''}`.slice(0, 4000);
   }
 
   /** Available back to True once whatever made it False (a template, a failed rotation) is over. */

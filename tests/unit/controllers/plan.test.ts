@@ -108,8 +108,8 @@ const rows: Array<[string, Observed, (t: import('ava').ExecutionContext, p: Plan
   }],
   ['a template that can not render issues nothing and polls for the address', observed({ status: { conditions: [approved] }, layout: { ...layout, problems: ['spec.secretTemplate key "uri": unknown variable "x"'] } }), (t, p) => {
     t.deepEqual(kinds(p), []);
-    t.is(cond(p, 'Available')?.reason, Reason.InvalidSecretTemplate);
-    t.is(p.requeueAtMs, NOW.getTime() + 60_000);
+    t.is(p.failure?.reason, Reason.InvalidSecretTemplate);
+    t.is(p.failure?.retryAfterMs, 60_000);
   }],
   ['an unfinished attempt whose Secret holds its lease is adopted', observed({
     status: { conditions: [approved], phase: 'Approved', secret: { name: 'req-abc123' }, issuance: { vaultAppBinding: VAB, attempt: 'a1', startedAt: at(-5), completed: false, mount: 'db', role: 'r' } },
