@@ -184,8 +184,9 @@ export class NodeVaultClient implements VaultClient {
 
   async writeConnection(mount: string, name: string, c: ConnectionConfig) {
     const body: Record<string, unknown> = {
+      ...c.parameters,
       plugin_name: c.pluginName,
-      connection_url: c.connectionUrl,
+      ...(c.connectionUrl !== undefined ? { connection_url: c.connectionUrl } : {}),
       username: c.username,
       password: c.password,
       allowed_roles: c.allowedRoles,

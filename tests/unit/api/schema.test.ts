@@ -78,7 +78,8 @@ test('the names KubeVault users type still work', (t) => {
   const names = KINDS.map((d) => renderCrd(d)).map((crd) => (crd.metadata as { name: string }).name).sort();
   t.deepEqual(names, [
     'appbindings.appcatalog.appscode.com', 'databaseaccessrequests.engine.kubevault.com',
-    'postgresroles.engine.kubevault.com', 'secretengines.engine.kubevault.com',
+    'mariadbroles.engine.kubevault.com', 'mysqlroles.engine.kubevault.com',
+    'postgresroles.engine.kubevault.com', 'redisroles.engine.kubevault.com', 'secretengines.engine.kubevault.com',
   ]);
   t.deepEqual(DATABASE_ACCESS_REQUEST.shortNames, ['dar']);
   for (const def of KINDS) t.true(def.categories.includes('leasehold'), def.kind);
@@ -88,7 +89,7 @@ test('phase enums are the exported phase constants', (t) => {
   const phaseOf = (def: KindDefinition) => (def.status.properties?.phase?.enum ?? []) as readonly string[];
   t.deepEqual(phaseOf(DATABASE_ACCESS_REQUEST), REQUEST_PHASES);
   t.true(REQUEST_PHASES.includes(RequestPhase.WaitingForApproval));
-  for (const def of KINDS.filter((d) => d.kind === 'SecretEngine' || d.kind === 'PostgresRole')) t.deepEqual(phaseOf(def), ENGINE_PHASES);
+  for (const def of KINDS.filter((d) => d.kind === 'SecretEngine' || d.kind.endsWith('Role'))) t.deepEqual(phaseOf(def), ENGINE_PHASES);
 });
 
 test('the finalizer is domain-qualified, as the API server recommends', (t) => {
@@ -99,6 +100,8 @@ test('kind definitions address their resources for the kube client as they are',
   const resources: readonly ResourceType[] = KINDS; // checked by tsc: no second list of plurals to keep in step
   t.deepEqual(resources.map((r) => `${r.plural}.${r.group}/${r.version}`), [
     'appbindings.appcatalog.appscode.com/v1alpha1', 'secretengines.engine.kubevault.com/v1alpha1',
-    'postgresroles.engine.kubevault.com/v1alpha1', 'databaseaccessrequests.engine.kubevault.com/v1alpha1',
+    'postgresroles.engine.kubevault.com/v1alpha1', 'mysqlroles.engine.kubevault.com/v1alpha1',
+    'mariadbroles.engine.kubevault.com/v1alpha1', 'redisroles.engine.kubevault.com/v1alpha1',
+    'databaseaccessrequests.engine.kubevault.com/v1alpha1',
   ]);
 });
