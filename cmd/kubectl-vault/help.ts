@@ -88,14 +88,19 @@ export const HELP: Record<CommandName, CommandHelp> = {
     summary: 'Print the credentials issued for a request (if you may read its Secret).',
     description: 'Reads the Secret the request\'s status names. Only the request\'s subjects, and whoever may read\n' +
       'Secrets in the namespace, can. Output formats:\n' +
-      '  env   shell assignments with libpq\'s names (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD): the default\n' +
+      '  env   shell assignments for the database\'s client (the default): for a PostgresRole libpq\'s names\n' +
+      '        (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD); for a MySQLRole or MariaDBRole MYSQL_HOST,\n' +
+      '        MYSQL_TCP_PORT, MYSQL_PWD (read by mysql and mariadb), MYSQL_USER, MYSQL_DATABASE; for a RedisRole\n' +
+      '        REDIS_HOST, REDIS_PORT, REDIS_USER, REDISCLI_AUTH (read by redis-cli), REDIS_URL\n' +
       '  json  every key of the Secret\n' +
-      '  uri   a postgresql:// connection URI (needs host in the Secret, or a uri key)\n' +
+      '  uri   a connection URI: the Secret\'s uri key, else built (postgresql://, mysql://, redis://; needs host)\n' +
       'The output is the credential itself: don\'t paste it anywhere it would be kept.',
     flags: { output: 'Output format: env (default), json or uri.' },
     examples: [
       'eval "$(kubectl vault credentials dar postgres-cred-rqst -n demo)" && psql',
       'psql "$(kubectl vault credentials dar postgres-cred-rqst -n demo -o uri)"',
+      'eval "$(kubectl vault credentials dar mysql-cred-rqst -n demo)" && mysql -u "$MYSQL_USER"',
+      'eval "$(kubectl vault credentials dar redis-cred-rqst -n demo)" && redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --user "$REDIS_USER"',
     ],
   },
   version: {
