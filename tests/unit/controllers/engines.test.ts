@@ -14,10 +14,10 @@ const ab = (clientConfig: AppBinding['spec']['clientConfig'], name = 'db'): AppB
 });
 
 /** The Secret an engine writes for `cred`, with its default keys only; and what checkTemplates finds wrong with them. */
-function secretFor(engine: typeof mysql, appBinding: AppBinding | undefined, cred: { username: string; password: string }) {
+function secretFor(engine: typeof mysql, appBinding: AppBinding | undefined, cred: { username: string; password: string }): Record<string, unknown> {
   const address = engine.variables.address(appBinding ? engine.address(appBinding) : undefined, 'no database AppBinding');
   const templates = mergeTemplates(engine.variables.defaults?.(address), 'role', undefined);
-  const data: Record<string, string | string[]> = renderSecretData(templates, templateView(address, engine.variables.credential(cred)));
+  const data = renderSecretData(templates, templateView(address, engine.variables.credential(cred)));
   return { problems: checkTemplates(templates, address, engine.variables.known), ...data };
 }
 
