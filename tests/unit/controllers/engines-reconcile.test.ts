@@ -133,3 +133,29 @@ test('requests for a MySQLRole and a PostgresRole of the same name wait for thei
   await w.pass();
   t.is(conditionOf(w.dar(), ConditionType.Available)?.status, 'True');
 });
+
+test('deleting a Redis SecretEngine waits, Terminating, while its RedisRole keeps a Vault role under it; then the role, then the engine go', async (t) => {
+  const f = engineFixture('RedisRole');
+  const w = await world(f);
+  const engineKey = { namespace: NS, name: f.secretEngine.metadata.name! };
+  const roleKey = { namespace: NS, name: f.role.metadata.name! };
+  w.kube.remove(SECRET_ENGINES, NS, engineKey.name);
+  t.is((await w.attempt(new SecretEngineReconciler(w.context), engineKey)).kind, 'requeueAfter');
+  t.regex(conditionOf(w.engine(), ConditionType.Terminating)?.message ?? '', /1 RedisRole still uses it \(demo\/redis-role\)/);
+  w.kube.remove(f.roleResource, NS, roleKey.name);
+  t.deepEqual(await w.attempt(new RoleReconciler(w.context, 'RedisRole'), roleKey), { kind: 'done' });
+  t.is(w.vault.roleAt(`k8s.test.redis.${NS}.redis-engine`, `k8s.test.${NS}.redis-role`), undefined, 'the Vault role is deleted');
+  t.deepEqual(await w.attempt(new SecretEngineReconciler(w.context), engineKey), { kind: 'done' });
+  t.is(w.vault.mountAt(`k8s.test.redis.${NS}.redis-engine`), undefined);
+});
+
+test('deleting a MySQLRole waits while a request holds a lease issued from it', async (t) => {
+  const f = engineFixture('MySQLRole');
+  const w = await world(f);
+  await w.pass();
+  const roleKey = { namespace: NS, name: f.role.metadata.name! };
+  w.kube.remove(f.roleResource, NS, roleKey.name);
+  t.is((await w.attempt(new RoleReconciler(w.context, 'MySQLRole'), roleKey)).kind, 'requeueAfter');
+  t.regex(conditionOf(w.role(), ConditionType.Terminating)?.message ?? '', /1 DatabaseAccessRequest still holds leases through it \(demo\/mysql-cred-rqst\)/);
+  t.truthy(w.vault.roleAt(`k8s.test.mysql.${NS}.mysql-engine`, `k8s.test.${NS}.mysql-role`));
+});
