@@ -23,21 +23,10 @@ export interface DatabaseEndpoint {
 }
 
 /**
- * Where a database AppBinding points. Reads clientConfig.url (a URL, or the Go MySQL driver's form
- * `tcp(host:port)/db` that KubeDB writes for MySQL and MariaDB) or clientConfig.service.
+ * Where a database AppBinding points: clientConfig.url (a URL, or the Go MySQL driver's form `tcp(host:port)/db`
+ * that KubeDB writes for MySQL and MariaDB) or clientConfig.service.
  */
 export function databaseEndpoint(ab: AppBinding, defaultPort: number): DatabaseEndpoint {
-  const raw = ab.spec.clientConfig.url;
-  const dsn = raw ? /^(?:[^@/]*@)?tcp\(([^)]*)\)\/([^?]*)(?:\?(.*))?$/.exec(raw) : null;
-  if (dsn) {
-    const [, hostPort = '', path = '', query = ''] = dsn;
-    const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(hostPort);
-    if (!m) throw new TerminalError('InvalidAppBinding', `AppBinding ${ab.metadata.namespace}/${ab.metadata.name}: no host in clientConfig.url`);
-    return {
-      host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port: m[2] ? Number(m[2]) : defaultPort, path: decodeURIComponent(path),
-      params: Object.fromEntries(new URLSearchParams(query)), scheme: 'tcp',
-    };
-  }
   const url = appBindingUrl(ab);
   return {
     host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
