@@ -66,6 +66,18 @@ function find(names: string[], cacheDir: string): string | undefined {
   return undefined;
 }
 
+/** The first of `names` that is executable in `dirs` (absent ones skipped) or on PATH. */
+export function findExecutable(names: string[], dirs: Array<string | undefined>): string | undefined {
+  const all = [...dirs.filter((d): d is string => !!d), ...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean)];
+  for (const dir of all) {
+    for (const name of names) {
+      const candidate = path.join(dir, name);
+      if (isExecutable(candidate)) return candidate;
+    }
+  }
+  return undefined;
+}
+
 function findPostgresBinDir(): string {
   const candidates = [process.env.LEASEHOLD_PG_BIN_DIR, '/usr/lib/postgresql/15/bin'];
   const pgConfig = spawnSync('pg_config', ['--bindir'], { encoding: 'utf8' });
