@@ -34,6 +34,7 @@ export type MySQLProbeOutcome = DatabaseProbeOutcome;
  * `signal` ends the attempt at once (reported as Unreachable, "cancelled"), the socket destroyed.
  */
 export async function probeMySQL(target: MySQLProbeTarget, where: string, opts: { signal?: AbortSignal } = {}): Promise<MySQLProbeOutcome> {
+  if (opts.signal?.aborted) return { ok: false, reason: 'Unreachable', message: `${where}: cancelled` };
   const conn = mysql.createConnection({
     host: target.host, port: target.port, user: target.username, password: target.password, database: target.database || undefined,
     connectTimeout: target.connectTimeoutMs ?? 5000,

@@ -37,6 +37,7 @@ export type RedisProbeOutcome = DatabaseProbeOutcome;
  * `signal` ends the attempt at once (reported as Unreachable, "cancelled"), the socket destroyed.
  */
 export async function probeRedis(target: RedisProbeTarget, where: string, opts: { signal?: AbortSignal } = {}): Promise<RedisProbeOutcome> {
+  if (opts.signal?.aborted) return { ok: false, reason: 'Unreachable', message: `${where}: cancelled` };
   const common = { host: target.host, port: target.port, connectTimeout: target.connectTimeoutMs ?? 5000, reconnectStrategy: false as const };
   const client = createClient({
     username: target.username || undefined,
@@ -49,7 +50,10 @@ export async function probeRedis(target: RedisProbeTarget, where: string, opts: 
   // Failures are also emitted as events: without a listener they would crash us.
   client.on('error', () => undefined);
   const close = () => {
-    if (client.isOpen) client.destroy();
+    client.destroy();
+    // node-redis 6.3 forgets a destroy() that comes while the TCP connection is still being made: the socket it
+    // then gets is kept (and sends HELLO). Destroyed again as soon as it exists, so an abort never leaks one.
+    client.once('connect', () => client.destroy());
   };
   const login = (async () => {
     await client.connect();
