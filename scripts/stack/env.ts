@@ -116,7 +116,7 @@ export async function startEnv(opts: StartEnvOptions = {}): Promise<Env> {
       startControlPlane(dir, bins, pki, (p) => (started.plane = p)),
       startVault(dir, bins, pki, (v) => (started.vault = v)),
       startPostgres(dir, bins, (p) => (started.postgres = p)),
-      ...databases.map((d) => timed(d, log, d === 'mariadb' ? startMariaDB(dir, (m) => (started.mariadb = m)) : startRedis(dir, (r) => (started.redis = r)))),
+      ...databases.map((d) => timed(d, log, () => d === 'mariadb' ? startMariaDB(dir, (m) => (started.mariadb = m)) : startRedis(dir, (r) => (started.redis = r)))),
     ]);
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed.length > 0) throw failed[0]!.reason;
@@ -139,9 +139,9 @@ export async function startEnv(opts: StartEnvOptions = {}): Promise<Env> {
 }
 
 /** Logs how long a database took to start (they start in parallel with the rest: this is their own time). */
-async function timed<T>(name: string, log: (line: string) => void, started: Promise<T>): Promise<T> {
+async function timed<T>(name: string, log: (line: string) => void, start: () => Promise<T>): Promise<T> {
   const t0 = Date.now();
-  const v = await started;
+  const v = await start();
   log(`${name} ready in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
   return v;
 }

@@ -7,7 +7,7 @@
 // (setpriv execs in place, so the pid we hold is mariadbd's own). The admin user is made by a bootstrap run fed on
 // stdin, so its password is never written to a file.
 import crypto from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
@@ -70,22 +70,22 @@ export async function startMariaDB(dir: string, onCreated: (m: MariaDBServer) =>
     fs.chmodSync(dir, 0o711);
     execFileSync('chown', ['mysql:mysql', myDir]);
   }
-  const run = (what: string, command: string, args: string[], input?: string) => {
+  // Asynchronous: the other components start meanwhile (a synchronous exec would stall their start-up checks).
+  const run = (what: string, command: string, args: string[], input?: string) => new Promise<void>((resolve, reject) => {
     const [cmd, argv] = asMysqlUser(command, args);
-    try {
-      execFileSync(cmd, argv, { input, stdio: ['pipe', 'pipe', 'pipe'] });
-    } catch (err) {
-      const e = err as { stderr?: Buffer; stdout?: Buffer };
-      throw new Error(`${what} failed: ${e.stderr?.toString() || e.stdout?.toString() || String(err)}`, { cause: err });
-    }
-  };
+    const child = execFile(cmd, argv, { maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${what} failed: ${stderr || stdout || err.message}`, { cause: err }));
+      else resolve();
+    });
+    child.stdin?.end(input ?? '');
+  });
   // --no-defaults first: /etc/mysql/*.cnf (the packaged service's settings) must not apply to this server.
-  run('mariadb-install-db', bins.installDb, [
+  await run('mariadb-install-db', bins.installDb, [
     '--no-defaults', `--datadir=${dataDir}`, '--auth-root-authentication-method=socket', '--skip-test-db', ...SERVER_OPTIONS,
   ]);
   const password = crypto.randomBytes(18).toString('base64url');
   // Grant tables are off in bootstrap mode until FLUSH PRIVILEGES loads them.
-  run('creating the MariaDB admin user', bins.server, [
+  await run('creating the MariaDB admin user', bins.server, [
     '--no-defaults', '--bootstrap', `--datadir=${dataDir}`, `--log-error=${path.join(myDir, 'bootstrap.log')}`, ...SERVER_OPTIONS,
   ], `FLUSH PRIVILEGES;\nCREATE USER 'admin'@'%' IDENTIFIED BY '${password}';\nGRANT ALL PRIVILEGES ON *.* TO 'admin'@'%' WITH GRANT OPTION;\n`);
 
