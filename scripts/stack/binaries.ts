@@ -66,10 +66,14 @@ function find(names: string[], cacheDir: string): string | undefined {
   return undefined;
 }
 
-/** The first of `names` that is executable in `dirs` (absent ones skipped) or on PATH. */
+/** The directories on PATH. */
+export function pathDirs(): string[] {
+  return (process.env.PATH ?? '').split(path.delimiter).filter(Boolean);
+}
+
+/** The first of `names` that is executable in one of `dirs` (absent ones skipped), in order. */
 export function findExecutable(names: string[], dirs: Array<string | undefined>): string | undefined {
-  const all = [...dirs.filter((d): d is string => !!d), ...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean)];
-  for (const dir of all) {
+  for (const dir of dirs.filter((d): d is string => !!d)) {
     for (const name of names) {
       const candidate = path.join(dir, name);
       if (isExecutable(candidate)) return candidate;

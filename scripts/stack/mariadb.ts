@@ -11,7 +11,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
-import { findExecutable } from './binaries.ts';
+import { findExecutable, pathDirs } from './binaries.ts';
 import { waitFor } from './http.ts';
 import { assertRunning } from './kube.ts';
 import { freePort } from './ports.ts';
@@ -39,9 +39,8 @@ function asMysqlUser(command: string, args: string[]): [string, string[]] {
   return isRoot ? ['setpriv', ['--reuid=mysql', '--regid=mysql', '--init-groups', '--', command, ...args]] : [command, args];
 }
 
-/** mariadbd and mariadb-install-db, or an error that names the package to install. */
-export function findMariaDB(): { server: string; installDb: string } {
-  const dirs = [process.env.LEASEHOLD_MARIADB_BIN_DIR, '/usr/sbin', '/usr/bin'];
+/** mariadbd and mariadb-install-db, found in `dirs`, or an error that names the package to install. */
+export function findMariaDB(dirs: Array<string | undefined> = [process.env.LEASEHOLD_MARIADB_BIN_DIR, '/usr/sbin', '/usr/bin', ...pathDirs()]): { server: string; installDb: string } {
   const server = findExecutable(['mariadbd'], dirs);
   const installDb = findExecutable(['mariadb-install-db'], dirs);
   if (!server || !installDb) {

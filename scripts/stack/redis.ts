@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createClient } from '@redis/client';
-import { findExecutable } from './binaries.ts';
+import { findExecutable, pathDirs } from './binaries.ts';
 import { waitFor } from './http.ts';
 import { assertRunning } from './kube.ts';
 import { freePort } from './ports.ts';
@@ -34,9 +34,9 @@ export interface RedisServer {
 
 const isRoot = process.getuid?.() === 0;
 
-/** redis-server (version 7 or later), or an error that names the package to install. */
-export function findRedis(): { server: string; version: string } {
-  const server = findExecutable(['redis-server'], [process.env.LEASEHOLD_REDIS_BIN_DIR, '/usr/bin', '/usr/local/bin']);
+/** redis-server (version 7 or later), found in `dirs`, or an error that names the package to install. */
+export function findRedis(dirs: Array<string | undefined> = [process.env.LEASEHOLD_REDIS_BIN_DIR, '/usr/bin', '/usr/local/bin', ...pathDirs()]): { server: string; version: string } {
+  const server = findExecutable(['redis-server'], dirs);
   if (!server) {
     throw new Error(
       'redis-server not found (looked in $LEASEHOLD_REDIS_BIN_DIR, /usr/bin, /usr/local/bin and PATH); the stack was asked for Redis. ' +
