@@ -6,7 +6,7 @@ import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { execFile, execFileSync } from 'node:child_process';
 import path from 'node:path';
 import YAML from 'yaml';
-import { getCr as getCrIn } from './helpers/leasehold.ts';
+import { getCr as getCrIn, type Cr } from './helpers/leasehold.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
 import { startOperator, type OperatorProcess } from '../../scripts/stack/operator.ts';
 import { configureVaultForOperator, guideManifests, installCrds, kubectl, vaultRequest } from '../../scripts/stack/leasehold-setup.ts';
@@ -37,7 +37,7 @@ function credentialsEnv(t: { context: Ctx }, name: string): Record<string, strin
     encoding: 'utf8', env: { ...process.env, PATH: `${path.join(repo, 'bin')}:${path.join(repo, 'node_modules/.bin')}:${process.env.PATH}` },
   });
   // Evaluated by the shell itself, so the quoting is what is tested.
-  const dumped = execFileSync('bash', ['-c', `${out}\nenv -0`], { encoding: 'utf8', env: {} });
+  const dumped = execFileSync('bash', ['--norc', '--noprofile', '-c', `${out}\nenv -0`], { encoding: 'utf8', env: {} });
   return Object.fromEntries(dumped.split('\0').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
 }
 
@@ -129,7 +129,7 @@ test.before(async (t) => {
   });
 });
 
-async function ready(t: ExecutionContext<Ctx>, plural: string, name: string): Promise<Record<string, Record<string, unknown>>> {
+async function ready(t: ExecutionContext<Ctx>, plural: string, name: string): Promise<Cr> {
   return eventually(t, `${plural} ${name} phase Success`, async () => {
     const o = await getCr(t, plural, name);
     return o?.status?.phase === 'Success' ? o : undefined;
@@ -137,7 +137,7 @@ async function ready(t: ExecutionContext<Ctx>, plural: string, name: string): Pr
 }
 
 /** A request for `role`, approved with the plugin; the request once its Secret is written. */
-async function approved(t: ExecutionContext<Ctx>, name: string, kind: string, role: string): Promise<Record<string, Record<string, unknown>>> {
+async function approved(t: ExecutionContext<Ctx>, name: string, kind: string, role: string): Promise<Cr> {
   kubectl(t.context.env, ['apply', '-f', '-'], yaml([request(name, kind, role)]));
   await eventually(t, `${name} WaitingForApproval`, async () => (await getCr(t, 'databaseaccessrequests', name))?.status?.phase === 'WaitingForApproval', 30_000);
   t.regex(kubectlVault(t, ['approve', 'databaseaccessrequest', name, '-n', NS]), /approved/i);
@@ -153,12 +153,12 @@ for (const type of ['mysql', 'mariadb'] as const) {
     kubectl(t.context.env, ['apply', '-f', '-'], yaml([g.engine, g.role]));
     const engine = await ready(t, 'secretengines', g.engine.metadata.name);
     const mount = `k8s.-.${type}.${NS}.${g.engine.metadata.name}`;
-    t.is(engine.status!.path, mount);
+    t.is(engine.status.path, mount);
     const conn = (await vaultRequest(t.context.env, 'GET', `${mount}/config/k8s.-.${NS}.${type}`)).body as { data: { plugin_name: string; connection_details: { connection_url: string } } };
     t.is(conn.data.plugin_name, 'mysql-database-plugin');
     t.is(conn.data.connection_details.connection_url, `{{username}}:{{password}}@tcp(${t.context.env.mariadb.host}:${t.context.env.mariadb.port})/`);
     const role = await ready(t, `${type}roles`, g.role.metadata.name);
-    t.is(role.status!.vaultRole, `k8s.-.${NS}.${g.role.metadata.name}`);
+    t.is(role.status.vaultRole, `k8s.-.${NS}.${g.role.metadata.name}`);
     const vaultRole = (await vaultRequest(t.context.env, 'GET', `${mount}/roles/k8s.-.${NS}.${g.role.metadata.name}`)).body as { data: Record<string, unknown> };
     t.deepEqual(vaultRole.data.creation_statements, g.role.spec.creationStatements);
     t.is(vaultRole.data.db_name, `k8s.-.${NS}.${type}`);
@@ -203,7 +203,7 @@ test('RedisRole: the guide\'s SecretEngine connects with host and port, the ACL 
   const g = guide.redis;
   kubectl(t.context.env, ['apply', '-f', '-'], yaml([g.engine, g.role]));
   const engine = await ready(t, 'secretengines', g.engine.metadata.name);
-  const mount = engine.status!.path as string;
+  const mount = engine.status.path as string;
   t.is(mount, `k8s.-.redis.${NS}.${g.engine.metadata.name}`);
   const conn = (await vaultRequest(t.context.env, 'GET', `${mount}/config/k8s.-.${NS}.redis-standalone`)).body as { data: { plugin_name: string; connection_details: Record<string, unknown> } };
   t.is(conn.data.plugin_name, 'redis-database-plugin');
@@ -252,10 +252,60 @@ test('a wrong MySQL admin password and bad statements surface MariaDB\'s own wor
   await ready(t, 'mysqlroles', 'bad-sql-role');
   kubectl(env, ['apply', '-f', '-'], yaml([request('bad-sql-rqst', 'MySQLRole', 'bad-sql-role')]));
   t.regex(kubectlVault(t, ['approve', 'databaseaccessrequest', 'bad-sql-rqst', '-n', NS]), /approved/i);
-  const dar = await eventually(t, 'bad-sql-rqst reports the failure', async () => {
+  let last: unknown;
+  const available = await eventually(t, 'bad-sql-rqst Available=False with MariaDB\'s error', async () => {
     const o = await getCr(t, 'databaseaccessrequests', 'bad-sql-rqst');
-    const c = o?.status?.conditions?.find((x: { type: string; status: string }) => x.type === 'Failed' && x.status === 'True');
-    return c ? c : undefined;
-  }, 60_000);
-  t.regex(dar.message, /You have an error in your SQL syntax/);
+    last = o?.status;
+    return o?.status?.conditions?.find((c: { type: string; status: string; message?: string }) => c.type === 'Available' && c.status === 'False' && /SQL syntax/.test(c.message ?? ''));
+  }, 60_000).catch((err: unknown) => {
+    t.log(`last status: ${JSON.stringify(last)}`);
+    throw err;
+  });
+  t.is(available.reason, 'FailedToGetCredential');
+  t.regex(available.message, /You have an error in your SQL syntax/);
+  t.falsy((await getCr(t, 'databaseaccessrequests', 'bad-sql-rqst')).status.lease, 'no lease is held');
+});
+
+test('MySQLRole: past its maxTTL the credential is rotated into the same Secret, and the new login works', async (t) => {
+  const short = { ...guide.mysql.role, metadata: { name: 'short-lived-role', namespace: NS }, spec: { ...guide.mysql.role.spec, defaultTTL: '10s', maxTTL: '20s' } };
+  kubectl(t.context.env, ['apply', '-f', '-'], yaml([short]));
+  await ready(t, 'mysqlroles', short.metadata.name);
+  const first = await approved(t, 'rotating-rqst', 'MySQLRole', short.metadata.name);
+  const before = credentialsEnv(t, 'rotating-rqst');
+  const rotated = await eventually(t, 'a rotation completed', async () => {
+    const o = await getCr(t, 'databaseaccessrequests', 'rotating-rqst');
+    return o?.status?.rotation?.completedAt && o.status.lease?.id !== first.status.lease.id ? o : undefined;
+  }, 90_000);
+  t.is(rotated.status.secret.name, first.status.secret.name, 'the same Secret');
+  const after = credentialsEnv(t, 'rotating-rqst');
+  t.not(after.MYSQL_USER, before.MYSQL_USER);
+  const read = await loginSql(after, 'SELECT count(*) FROM items');
+  t.is(read.code, 0, read.stderr);
+  kubectl(t.context.env, ['-n', NS, 'delete', 'databaseaccessrequest', 'rotating-rqst', '--wait=true', '--timeout=60s']);
+});
+
+test('mixed: a PostgresRole, a MySQLRole and a RedisRole in one namespace, approved at once: each Secret has its engine\'s keys, and deleting the three revokes the three leases', async (t) => {
+  const { env } = t.context;
+  kubectl(env, ['apply', '-f', 'manifests/samples/30-postgres-secret-engine.yaml', '-f', 'manifests/samples/40-postgres-role.yaml']);
+  await ready(t, 'postgresroles', 'psql-role');
+  const requests = [['mixed-pg', 'PostgresRole', 'psql-role'], ['mixed-mysql', 'MySQLRole', guide.mysql.role.metadata.name], ['mixed-redis', 'RedisRole', guide.redis.role.metadata.name]] as const;
+  kubectl(env, ['apply', '-f', '-'], yaml(requests.map(([name, kind, role]) => request(name, kind, role))));
+  for (const [name] of requests) {
+    await eventually(t, `${name} WaitingForApproval`, async () => (await getCr(t, 'databaseaccessrequests', name))?.status?.phase === 'WaitingForApproval', 30_000);
+  }
+  t.regex(kubectlVault(t, ['approve', 'dar', ...requests.map(([name]) => name), '-n', NS]), /approved/i);
+  const issued = await Promise.all(requests.map(([name]) => eventually(t, `${name} issued`, async () => {
+    const o = await getCr(t, 'databaseaccessrequests', name);
+    return o?.status?.lease?.id && o.status.secret?.name ? o : undefined;
+  }, 60_000)));
+  const keys = (name: string) => Object.keys(JSON.parse(kubectlVault(t, ['credentials', 'dar', name, '-n', NS, '-o', 'json']))).sort();
+  t.deepEqual(keys('mixed-pg'), ['password', 'username']);
+  t.deepEqual(keys('mixed-mysql'), ['database', 'host', 'password', 'port', 'uri', 'username']);
+  t.deepEqual(keys('mixed-redis'), ['database', 'host', 'password', 'port', 'uri', 'username']);
+  const leases = issued.map((d) => d.status.lease.id as string);
+  kubectl(env, ['-n', NS, 'delete', 'dar', ...requests.map(([name]) => name), '--wait=true', '--timeout=90s']);
+  for (const id of leases) {
+    const lookup = await vaultRequest(env, 'PUT', 'sys/leases/lookup', { lease_id: id }, { allowError: true });
+    t.true(lookup.status >= 400, `lease ${id} is revoked`);
+  }
 });
