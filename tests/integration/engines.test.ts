@@ -309,3 +309,35 @@ test('mixed: a PostgresRole, a MySQLRole and a RedisRole in one namespace, appro
     t.true(lookup.status >= 400, `lease ${id} is revoked`);
   }
 });
+
+test('a wrong Redis admin password and a bad ACL rule surface Redis\'s own words in status', async (t) => {
+  const { env } = t.context;
+  const secret = (password: string) => yaml([{ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'redis-standalone-admin', namespace: NS }, data: { username: b64(env.redis.user), password: b64(password) } }]);
+  kubectl(env, ['apply', '-f', '-'], secret('not-the-password'));
+  const failed = await eventually(t, 'redis-secret-engine Failed', async () => {
+    const o = await getCr(t, 'secretengines', 'redis-secret-engine');
+    return o?.status?.phase === 'Failed' ? o : undefined;
+  }, 90_000);
+  const condition = failed.status.conditions.find((c: { type: string }) => c.type === 'Failed');
+  t.regex(condition.message, /WRONGPASS/);
+  t.notRegex(condition.message, /not-the-password/);
+  kubectl(env, ['apply', '-f', '-'], secret(env.redis.password));
+  await ready(t, 'secretengines', 'redis-secret-engine');
+
+  const bad = { ...guide.redis.role, metadata: { name: 'bad-acl-role', namespace: NS }, spec: { ...guide.redis.role.spec, creationStatements: ['["~*", "+@no-such-category"]'] } };
+  kubectl(env, ['apply', '-f', '-'], yaml([bad]));
+  await ready(t, 'redisroles', 'bad-acl-role');
+  kubectl(env, ['apply', '-f', '-'], yaml([request('bad-acl-rqst', 'RedisRole', 'bad-acl-role')]));
+  t.regex(kubectlVault(t, ['approve', 'databaseaccessrequest', 'bad-acl-rqst', '-n', NS]), /approved/i);
+  let last: unknown;
+  const available = await eventually(t, 'bad-acl-rqst Available=False with Redis\'s error', async () => {
+    const o = await getCr(t, 'databaseaccessrequests', 'bad-acl-rqst');
+    last = o?.status;
+    return o?.status?.conditions?.find((c: { type: string; status: string; message?: string }) => c.type === 'Available' && c.status === 'False' && /no-such-category/.test(c.message ?? ''));
+  }, 60_000).catch((err: unknown) => {
+    t.log(`last status: ${JSON.stringify(last)}`);
+    throw err;
+  });
+  t.is(available.reason, 'FailedToGetCredential');
+  t.regex(available.message, /ERR Error in ACL SETUSER modifier/);
+});
