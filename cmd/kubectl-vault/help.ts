@@ -31,7 +31,8 @@ export const HELP: Record<CommandName, CommandHelp> = {
       'expired or revoked, is refused. The write is conditional on the request not having changed since it was\n' +
       'read, so two people deciding at once can\'t both win.\n\n' +
       'Needs get on databaseaccessrequests, patch on databaseaccessrequests/status, and the verb approve on the\n' +
-      'PostgresRole the request names (the leasehold-approver ClusterRole has all three). With Leasehold\'s\n' +
+      'role the request names, a PostgresRole, MySQLRole, MariaDBRole or RedisRole (the leasehold-approver\n' +
+      'ClusterRole has all three). With Leasehold\'s\n' +
       'admission policies installed the API server also refuses approving your own request (four eyes), a\n' +
       'request without the reason its role requires, and one that expired waiting (docs/approval.md).',
     flags: DECISION_FLAGS('approve', Reason.KubectlApprove),
@@ -49,7 +50,7 @@ export const HELP: Record<CommandName, CommandHelp> = {
       `API server) in its message; the reason is ${Reason.KubectlDeny} unless --reason says otherwise. Denying an\n` +
       'approved request is refused (revoke it instead), as is denying twice.\n\n' +
       'Needs get on databaseaccessrequests, patch on databaseaccessrequests/status, and the verb approve on the\n' +
-      'PostgresRole the request names.',
+      'role the request names (a PostgresRole, MySQLRole, MariaDBRole or RedisRole).',
     flags: DECISION_FLAGS('deny', Reason.KubectlDeny),
     examples: [
       'kubectl vault deny dar postgres-cred-rqst -n demo --message "use the read replica"',

@@ -105,3 +105,25 @@ test('kind definitions address their resources for the kube client as they are',
     'databaseaccessrequests.engine.kubevault.com/v1alpha1',
   ]);
 });
+
+test('every role kind has the same approval, Secret layout, renewal, tenancy and TTL fields, status and columns as a PostgresRole', (t) => {
+  const roles = KINDS.filter((d) => d.kind.endsWith('Role'));
+  t.deepEqual(roles.map((d) => d.kind), ['PostgresRole', 'MySQLRole', 'MariaDBRole', 'RedisRole']);
+  const postgres = roles[0]!;
+  const shared = ['approval', 'secretTemplate', 'renewFraction', 'allowedRequestNamespaces', 'defaultTTL', 'maxTTL', 'secretEngineRef'];
+  for (const def of roles.slice(1)) {
+    for (const field of shared) t.deepEqual(def.spec.properties?.[field], postgres.spec.properties?.[field], `${def.kind}.spec.${field}`);
+    t.deepEqual(def.status, postgres.status, `${def.kind}.status`);
+    t.deepEqual(def.printerColumns, postgres.printerColumns, `${def.kind} columns`);
+    t.true(def.spec.required?.includes('creationStatements'), `${def.kind} requires creationStatements`);
+  }
+  // KubeVault's 2021 style (vaultRef, path, databaseRef | databaseName) is PostgresRole's and MySQLRole's only.
+  for (const def of roles) t.is(!!def.spec.properties?.vaultRef, def.kind === 'PostgresRole' || def.kind === 'MySQLRole', def.kind);
+});
+
+test('a SecretEngine connects to exactly one of the databases Leasehold serves, each under KubeVault\'s field', (t) => {
+  const spec = KINDS.find((d) => d.kind === 'SecretEngine')!.spec;
+  for (const field of ['postgres', 'mysql', 'mariadb', 'redis']) t.deepEqual(spec.properties?.[field]?.required, ['databaseRef'], field);
+  t.false('mongodb' in (spec.properties ?? {}));
+  t.true(spec['x-kubernetes-validations']!.some((r) => /exactly one of postgres, mysql, mariadb, redis/.test(r.message ?? '')));
+});
