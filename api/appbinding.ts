@@ -28,9 +28,13 @@ export const clientConfigSchema = object({
   description: 'How to reach the service: either url or service.',
   properties: {
     url: string({
-      description: 'The address as an absolute URL, e.g. https://vault.example.com:8200.',
+      description: 'The address as an absolute URL, e.g. https://vault.example.com:8200; for MySQL and MariaDB also the Go ' +
+        'driver\'s form KubeDB writes, tcp(host:port)/database.',
       maxLength: 2048,
-      rules: [{ rule: "isURL(self) && url(self).getScheme() != '' && url(self).getHost() != ''", message: 'must be an absolute URL with a scheme and a host, e.g. https://vault.example.com:8200' }],
+      rules: [{
+        rule: "(isURL(self) && url(self).getScheme() != '' && url(self).getHost() != '') || self.matches(r'^tcp\\([^()@/]+\\)/[^/]*$')",
+        message: 'must be an absolute URL with a scheme and a host, e.g. https://vault.example.com:8200 (or, for MySQL, tcp(host:port)/)',
+      }],
     }),
     service: serviceReferenceSchema,
     caBundle: string({ description: 'PEM CA certificates (base64 in the manifest) that sign the server\'s certificate.', format: 'byte', maxLength: 262144 }),

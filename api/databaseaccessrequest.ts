@@ -13,15 +13,16 @@ import {
   namespaceNameSchema, objectNameSchema, renewFractionSchema, secretTemplateSchema, subjectsSchema,
 } from './meta.ts';
 import { array, boolean, enumeration, integer, object, string, withRules, type Static, type ValidationRule } from './schema.ts';
+import { ROLE_KINDS } from './role.ts';
 import { ConditionType } from './vocabulary.ts';
 
 export const roleRefSchema = object({
-  description: 'The PostgresRole to issue from. Whether it exists, and admits requests from this namespace, is ' +
-    'checked by the controller, not here.',
+  description: 'The role to issue from (a PostgresRole, MySQLRole, MariaDBRole or RedisRole). Whether it exists, and ' +
+    'admits requests from this namespace, is checked by the controller, not here.',
   required: ['kind', 'name'],
   properties: {
     apiGroup: enumeration([ENGINE_GROUP], { description: `API group of the role: ${ENGINE_GROUP}.` }),
-    kind: enumeration(['PostgresRole'], { description: 'Kind of the role: PostgresRole.' }),
+    kind: enumeration(ROLE_KINDS, { description: `Kind of the role: ${ROLE_KINDS.join(', ')}.` }),
     name: objectNameSchema('Name of the role.'),
     namespace: namespaceNameSchema('Namespace of the role. Defaults to the request\'s namespace; another namespace ' +
       'works only if the role lists this one in allowedRequestNamespaces.'),
@@ -220,15 +221,15 @@ export const DATABASE_ACCESS_REQUEST = {
   namespaced: true,
   shortNames: ['dar'],
   categories: ['vault', 'appscode', 'all', 'leasehold'],
-  description: 'DatabaseAccessRequest asks for a short-lived PostgreSQL login from a PostgresRole. Nothing is ' +
-    'issued until it is approved.',
+  description: 'DatabaseAccessRequest asks for a short-lived database login from a PostgresRole, MySQLRole, ' +
+    'MariaDBRole or RedisRole. Nothing is issued until it is approved.',
   spec: databaseAccessRequestSpecSchema,
   specRequired: true,
   status: databaseAccessRequestStatusSchema,
   rules: databaseAccessRequestRules,
   printerColumns: [
     { name: 'Status', type: 'string', jsonPath: '.status.phase', description: 'WaitingForApproval, Approved, Denied, Expired, Revoked or Failed.' },
-    { name: 'Role', type: 'string', jsonPath: '.spec.roleRef.name', description: 'The PostgresRole requested.' },
+    { name: 'Role', type: 'string', jsonPath: '.spec.roleRef.name', description: 'The role requested.' },
     { name: 'Secret', type: 'string', jsonPath: '.status.secret.name', description: 'The Secret holding the credential.' },
     // A string, not a date: kubectl prints a future date column as "<invalid>".
     { name: 'Expires', type: 'string', jsonPath: '.status.lease.expiresAt', description: 'When the lease runs out unless renewed.' },

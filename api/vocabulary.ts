@@ -61,6 +61,9 @@ export const SummaryCondition: Readonly<Record<string, ConditionType>> = {
   AppBinding: ConditionType.Ready,
   SecretEngine: ConditionType.Ready,
   PostgresRole: ConditionType.Ready,
+  MySQLRole: ConditionType.Ready,
+  MariaDBRole: ConditionType.Ready,
+  RedisRole: ConditionType.Ready,
   DatabaseAccessRequest: ConditionType.Available,
 };
 
@@ -110,6 +113,8 @@ export const Reason = {
   SelfApprovalForbidden: 'SelfApprovalForbidden',
   /** A request's PostgresRole isn't Success yet. */
   RoleNotReady: 'RoleNotReady',
+  /** A role's SecretEngine connects to another kind of database (a MySQLRole naming a SecretEngine with spec.redis, say). */
+  EngineKindMismatch: 'EngineKindMismatch',
   /** A secretTemplate can't be rendered: nothing is issued. */
   InvalidSecretTemplate: 'InvalidSecretTemplate',
   /** An AppBinding without an address, or without the Secret a database AppBinding needs. */

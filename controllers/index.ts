@@ -1,16 +1,21 @@
 // The operator's controllers, as the entry point (cmd/operator/main.ts) registers them. This file builds what they
 // share (the watch caches and their shared indexes, the Vault connections, the reconcilers' context); each kind's
 // setup.ts (controller-runtime's SetupWithManager) adds its own watches, predicates and indexes.
-import { Labels, MANAGED_BY, type AppBinding, type DatabaseAccessRequest, type PostgresRole, type SecretEngine } from '../api/index.ts';
+import { Labels, MANAGED_BY, type AppBinding, type DatabaseAccessRequest, type MariaDBRole, type MySQLRole, type PostgresRole, type RedisRole, type SecretEngine } from '../api/index.ts';
 import type { ObjectKey } from '../lib/runtime/index.ts';
 import type { ControllerDeps, ControllerRegistration } from '../lib/runtime/registration.ts';
 import { setupAppBindingController } from './appbinding/setup.ts';
 import { setupDatabaseAccessRequestController } from './databaseaccessrequest/setup.ts';
+import { setupMariaDBRoleController } from './mariadbrole/setup.ts';
+import { setupMySQLRoleController } from './mysqlrole/setup.ts';
 import { setupPostgresRoleController } from './postgresrole/setup.ts';
+import { setupRedisRoleController } from './redisrole/setup.ts';
 import { setupSecretEngineController } from './secretengine/setup.ts';
 import type { Caches, ControllerContext, Grant } from './shared/context.ts';
 import { Dependencies, addDependencyIndexes } from './shared/dependents.ts';
-import { APP_BINDINGS, DATABASE_ACCESS_REQUESTS, POSTGRES_ROLES, ROLE_BINDINGS, ROLES, SECRET_ENGINES, SECRETS } from './shared/resources.ts';
+import {
+  APP_BINDINGS, DATABASE_ACCESS_REQUESTS, MARIADB_ROLES, MYSQL_ROLES, POSTGRES_ROLES, REDIS_ROLES, ROLE_BINDINGS, ROLES, SECRET_ENGINES, SECRETS,
+} from './shared/resources.ts';
 import { secretCacheTransform, type CachedSecret } from './shared/secret-integrity.ts';
 import type { SetupContext } from './shared/setup.ts';
 import { VaultConnections } from './shared/vault-connections.ts';
@@ -38,6 +43,9 @@ export function buildControllers(deps: ControllerDeps, settings: ControllerSetti
     appBindings: deps.cache<AppBinding>(APP_BINDINGS),
     secretEngines: deps.cache<SecretEngine>(SECRET_ENGINES),
     postgresRoles: deps.cache<PostgresRole>(POSTGRES_ROLES),
+    mysqlRoles: deps.cache<MySQLRole>(MYSQL_ROLES),
+    mariadbRoles: deps.cache<MariaDBRole>(MARIADB_ROLES),
+    redisRoles: deps.cache<RedisRole>(REDIS_ROLES),
     requests: deps.cache<DatabaseAccessRequest>(DATABASE_ACCESS_REQUESTS),
     // Metadata only: the data of no Secret is ever kept in memory (for credential Secrets, a verdict on it).
     secrets: deps.cache<CachedSecret>(SECRETS, { transform: secretCacheTransform }),
@@ -84,6 +92,9 @@ export function buildControllers(deps: ControllerDeps, settings: ControllerSetti
     { name: 'appbinding', controller: appBindings },
     { name: 'secretengine', controller: setupSecretEngineController(setup) },
     { name: 'postgresrole', controller: setupPostgresRoleController(setup) },
+    { name: 'mysqlrole', controller: setupMySQLRoleController(setup) },
+    { name: 'mariadbrole', controller: setupMariaDBRoleController(setup) },
+    { name: 'redisrole', controller: setupRedisRoleController(setup) },
     { name: 'databaseaccessrequest', controller: setupDatabaseAccessRequestController(setup) },
   ];
 }

@@ -4,7 +4,7 @@
 import { ConditionType, DATABASE_ACCESS_REQUEST, ENGINE_GROUP, RequestPhase, type DatabaseAccessRequest } from '../../api/index.ts';
 import type { PluginApi, UserInfo } from './api.ts';
 import { parseArgs, type ActionName, type Invocation } from './args.ts';
-import { decodeSecret, formatCredentials } from './credentials.ts';
+import { decodeSecret, engineOfRoleKind, formatCredentials } from './credentials.ts';
 import { PAST_TENSE, decisionOf, describeRequest, endOf, findCondition, isPending, outcomeFor } from './decision.ts';
 import { ApiCallError, CommandError, ExitCode, UsageError, exitCodeOf, renderError } from './errors.ts';
 import { readTargets, type Target } from './files.ts';
@@ -186,6 +186,6 @@ async function credentials(inv: Invocation, io: Io): Promise<number> {
       : `${what} is waiting for approval: nothing has been issued yet`);
   }
   const secret = await api.getSecret(namespace, secretName);
-  io.stdout(formatCredentials(decodeSecret(secret), inv.output));
+  io.stdout(formatCredentials(decodeSecret(secret), inv.output, engineOfRoleKind(dar.spec.roleRef.kind)));
   return ExitCode.ok;
 }

@@ -31,7 +31,8 @@ export const HELP: Record<CommandName, CommandHelp> = {
       'expired or revoked, is refused. The write is conditional on the request not having changed since it was\n' +
       'read, so two people deciding at once can\'t both win.\n\n' +
       'Needs get on databaseaccessrequests, patch on databaseaccessrequests/status, and the verb approve on the\n' +
-      'PostgresRole the request names (the leasehold-approver ClusterRole has all three). With Leasehold\'s\n' +
+      'role the request names, a PostgresRole, MySQLRole, MariaDBRole or RedisRole (the leasehold-approver\n' +
+      'ClusterRole has all three). With Leasehold\'s\n' +
       'admission policies installed the API server also refuses approving your own request (four eyes), a\n' +
       'request without the reason its role requires, and one that expired waiting (docs/approval.md).',
     flags: DECISION_FLAGS('approve', Reason.KubectlApprove),
@@ -49,7 +50,7 @@ export const HELP: Record<CommandName, CommandHelp> = {
       `API server) in its message; the reason is ${Reason.KubectlDeny} unless --reason says otherwise. Denying an\n` +
       'approved request is refused (revoke it instead), as is denying twice.\n\n' +
       'Needs get on databaseaccessrequests, patch on databaseaccessrequests/status, and the verb approve on the\n' +
-      'PostgresRole the request names.',
+      'role the request names (a PostgresRole, MySQLRole, MariaDBRole or RedisRole).',
     flags: DECISION_FLAGS('deny', Reason.KubectlDeny),
     examples: [
       'kubectl vault deny dar postgres-cred-rqst -n demo --message "use the read replica"',
@@ -88,14 +89,19 @@ export const HELP: Record<CommandName, CommandHelp> = {
     summary: 'Print the credentials issued for a request (if you may read its Secret).',
     description: 'Reads the Secret the request\'s status names. Only the request\'s subjects, and whoever may read\n' +
       'Secrets in the namespace, can. Output formats:\n' +
-      '  env   shell assignments with libpq\'s names (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD): the default\n' +
+      '  env   shell assignments for the database\'s client (the default): for a PostgresRole libpq\'s names\n' +
+      '        (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD); for a MySQLRole or MariaDBRole MYSQL_HOST,\n' +
+      '        MYSQL_TCP_PORT, MYSQL_PWD (read by mysql and mariadb), MYSQL_USER, MYSQL_DATABASE; for a RedisRole\n' +
+      '        REDIS_HOST, REDIS_PORT, REDIS_USER, REDISCLI_AUTH (read by redis-cli), REDIS_URL\n' +
       '  json  every key of the Secret\n' +
-      '  uri   a postgresql:// connection URI (needs host in the Secret, or a uri key)\n' +
+      '  uri   a connection URI: the Secret\'s uri key, else built (postgresql://, mysql://, redis://; needs host)\n' +
       'The output is the credential itself: don\'t paste it anywhere it would be kept.',
     flags: { output: 'Output format: env (default), json or uri.' },
     examples: [
       'eval "$(kubectl vault credentials dar postgres-cred-rqst -n demo)" && psql',
       'psql "$(kubectl vault credentials dar postgres-cred-rqst -n demo -o uri)"',
+      'eval "$(kubectl vault credentials dar mysql-cred-rqst -n demo)" && mysql -u "$MYSQL_USER"',
+      'eval "$(kubectl vault credentials dar redis-cred-rqst -n demo)" && redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --user "$REDIS_USER"',
     ],
   },
   version: {

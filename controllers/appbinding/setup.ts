@@ -3,6 +3,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { IN_USE_FINALIZER } from '../../api/index.ts';
 import { enqueueMapped, enqueueObject, hasFinalizer, type Controller } from '../../lib/runtime/index.ts';
 import { APPBINDINGS_BY_SECRET, engineRoute, leaseAppBindings, type ObjectRef } from '../shared/dependents.ts';
+import { roleCaches } from '../shared/role-kinds.ts';
 import { keyOf, nsOf, type SetupContext } from '../shared/setup.ts';
 import { AppBindingReconciler } from './reconciler.ts';
 
@@ -17,7 +18,7 @@ export function setupAppBindingController({ ctx, dependencies, newController }: 
       !!(ab.spec.secret && caches.secrets.get(r!.namespace, ab.spec.secret.name)?.metadata?.deletionTimestamp));
   });
 
-  return newController({ name: 'appbinding', reconciler: new AppBindingReconciler(ctx) })
+  const controller = newController({ name: 'appbinding', reconciler: new AppBindingReconciler(ctx) })
     .watch(caches.appBindings, enqueueObject())
     .watch(caches.secrets, enqueueMapped((s) => bySecret(s).map(keyOf)))
     // A token Secret still holding in-use that no AppBinding names any more: any in-use AppBinding of its
@@ -26,6 +27,7 @@ export function setupAppBindingController({ ctx, dependencies, newController }: 
       ? caches.appBindings.list().filter((a) => nsOf(a) === nsOf(s) && hasFinalizer(a, IN_USE_FINALIZER)).slice(0, 1).map(keyOf)
       : [])))
     .watch(caches.requests, enqueueMapped((d) => waitingAppBindings(leaseAppBindings(d))))
-    .watch(caches.secretEngines, enqueueMapped((e) => waitingAppBindings([engineRoute(e, clusterName).vaultAppBinding])))
-    .watch(caches.postgresRoles, enqueueMapped((r) => waitingAppBindings([dependencies.appBindingOfRole(r)])));
+    .watch(caches.secretEngines, enqueueMapped((e) => waitingAppBindings([engineRoute(e, clusterName).vaultAppBinding])));
+  for (const roles of roleCaches(caches)) controller.watch(roles, enqueueMapped((r) => waitingAppBindings([dependencies.appBindingOfRole(r)])));
+  return controller;
 }

@@ -43,7 +43,6 @@ export function ownedSecret(caches: Pick<Caches, 'secrets'>, dar: DatabaseAccess
 
 /** The request's layout: its role's templates overridden by its own, over the engine's variables for the role's database. */
 export function secretLayout(engine: DatabaseEngine, caches: Caches, dar: DatabaseAccessRequest, role: AccessRole): Layout {
-  const templates = mergeTemplates(role.spec.secretTemplate, `${engine.roleKind} ${role.metadata.namespace}/${role.metadata.name}`, dar.spec.secretTemplate);
   const { appBinding, why } = engine.databaseAppBinding(role, caches);
   let address: AddressVariables;
   try {
@@ -51,6 +50,10 @@ export function secretLayout(engine: DatabaseEngine, caches: Caches, dar: Databa
   } catch (err) {
     address = engine.variables.address(undefined, explain(err).message);
   }
+  // The engine's default keys first (only over variables that have a value), then the role's, then the request's.
+  const defaults = engine.variables.defaults?.(address) ?? {};
+  const templates = mergeTemplates({ ...defaults, ...role.spec.secretTemplate }, `${engine.roleKind} ${role.metadata.namespace}/${role.metadata.name}`, dar.spec.secretTemplate);
+  for (const key of Object.keys(defaults)) if (!role.spec.secretTemplate?.[key] && !dar.spec.secretTemplate?.[key]) templates.origin[key] = `${engine.roleKind}'s default`;
   const problems = checkTemplates(templates, address, engine.variables.known);
   return {
     templates, address, problems, credentialVariables: engine.variables.credential,

@@ -2,22 +2,24 @@
 // knows which database a request is for: the role kind its spec.roleRef names supplies what differs, through a
 // DatabaseEngine. A new kind (KubeVault's MySQLRole, MariaDBRole, RedisRole) is one file in engines/ and one
 // line in ENGINES, with no edit elsewhere in the pipeline.
-import type { AppBinding, DatabaseAccessRequest, PostgresRole } from '../../api/index.ts';
+import type { AppBinding, DatabaseAccessRequest, DatabaseRole } from '../../api/index.ts';
 import type { RoleCaches, RoleTarget } from '../shared/role-target.ts';
 import type { ReferenceNotAllowed } from '../shared/references.ts';
 import type { Caches } from '../shared/context.ts';
 import type { AddressVariables } from './template.ts';
+import { mariadb, mysql } from './engines/mysql.ts';
 import { postgres } from './engines/postgres.ts';
+import { redis } from './engines/redis.ts';
 
 /**
  * What every role kind shares and the pipeline reads: KubeVault's TTL fields plus Leasehold's approval, renewal,
  * tenancy and Secret-layout fields, and `status.vaultRole` (the Vault role the role's controller wrote). Typed
- * from PostgresRole's schema, which defines them once for every kind.
+ * from api/role.ts, which defines them once for every kind.
  */
 export interface AccessRole {
-  metadata: PostgresRole['metadata'];
-  spec: Pick<PostgresRole['spec'], 'defaultTTL' | 'maxTTL' | 'renewFraction' | 'allowedRequestNamespaces' | 'secretTemplate' | 'approval'>;
-  status?: Pick<NonNullable<PostgresRole['status']>, 'phase' | 'vaultRole'>;
+  metadata: DatabaseRole['metadata'];
+  spec: Pick<DatabaseRole['spec'], 'defaultTTL' | 'maxTTL' | 'renewFraction' | 'allowedRequestNamespaces' | 'secretTemplate' | 'approval'>;
+  status?: Pick<NonNullable<DatabaseRole['status']>, 'phase' | 'vaultRole'>;
 }
 
 /** The database's address as a role's database AppBinding gives it. Nothing secret. */
@@ -38,6 +40,11 @@ export interface TemplateVariables {
   address(address: DatabaseAddress | undefined, whyNone: string): AddressVariables;
   /** The credential variables (the escaped forms of username and password a URI or config file needs). */
   credential(cred: { username: string; password: string }): Record<string, string>;
+  /**
+   * Keys every credential Secret of this engine has besides username and password (host, port, uri, …): templates
+   * over the variables that have a value here. The role's and the request's secretTemplate override them key by key.
+   */
+  defaults?(address: AddressVariables): Record<string, string>;
 }
 
 export interface DatabaseEngine {
@@ -59,6 +66,9 @@ export interface DatabaseEngine {
 /** The engines, by role kind. */
 export const ENGINES: Readonly<Record<string, DatabaseEngine>> = {
   [postgres.roleKind]: postgres,
+  [mysql.roleKind]: mysql,
+  [mariadb.roleKind]: mariadb,
+  [redis.roleKind]: redis,
 };
 
 /** The engine of a request's role (spec.roleRef.kind; PostgresRole when absent), or undefined for a kind Leasehold doesn't serve. */

@@ -24,7 +24,7 @@ export function notRevokedCondition(target: RevocationTarget, err: unknown, cont
   const subject = typeof target === 'string' ? `lease ${target}` : target.subject;
   const text = err instanceof VaultRequestError && err.kind === 'RevocationFailed'
     ? `Vault could not revoke ${subject} (${context}): its database login was not dropped and may still work. Vault said: ${typeof target === 'string' ? err.detail : err.message}. If the login owns ` +
-      'objects, the PostgresRole\'s revocationStatements must reassign or drop them (REASSIGN OWNED BY … TO …; DROP OWNED BY …) ' +
+      'objects (PostgreSQL), the role\'s revocationStatements must reassign or drop them (REASSIGN OWNED BY … TO …; DROP OWNED BY …) ' +
       'before DROP ROLE; retried with backoff'
     : `${subject} is not revoked yet (${context}): ${message}; retried with backoff`;
   return { type: ConditionType.Revoked, status: 'False', reason, message: text };

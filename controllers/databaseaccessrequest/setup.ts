@@ -1,7 +1,8 @@
 // The DatabaseAccessRequest controller's wiring (controller-runtime's SetupWithManager): what wakes a request.
 import { DATABASE_ACCESS_REQUEST, type DatabaseAccessRequest } from '../../api/index.ts';
 import { enqueueMapped, enqueueObject, enqueueOwner, specOrMetadataChanged, type Controller } from '../../lib/runtime/index.ts';
-import { REQUESTS_BY_ROLE, REQUESTS_BY_VAULT_APPBINDING, refKey } from '../shared/dependents.ts';
+import { REQUESTS_BY_ROLE, REQUESTS_BY_VAULT_APPBINDING, refKey, roleKey } from '../shared/dependents.ts';
+import { kindOfRole, roleCaches } from '../shared/role-kinds.ts';
 import { keyOf, nsOf, refOf, type SetupContext } from '../shared/setup.ts';
 import { DatabaseAccessRequestReconciler } from './reconciler.ts';
 
@@ -15,11 +16,14 @@ export function decisionChanged(a: DatabaseAccessRequest, b: DatabaseAccessReque
 
 export function setupDatabaseAccessRequestController({ ctx, metrics, newController }: SetupContext): Controller {
   const { caches } = ctx;
-  return newController({ name: 'databaseaccessrequest', reconciler: new DatabaseAccessRequestReconciler(ctx, metrics.registry) })
+  const controller = newController({ name: 'databaseaccessrequest', reconciler: new DatabaseAccessRequestReconciler(ctx, metrics.registry) });
+  // Status changes of a role (it became ready) matter to its requests: every change counts. Every role kind alike.
+  for (const roles of roleCaches(caches)) {
+    controller.watch(roles, enqueueMapped((r) => caches.requests.byIndex(REQUESTS_BY_ROLE, roleKey({ kind: kindOfRole(r), namespace: nsOf(r), name: r.metadata.name ?? '' })).map(keyOf)));
+  }
+  return controller
     // A decision arrives as a status write by a person: it must wake the controller, unlike our own status writes.
     .watch(caches.requests, enqueueObject<DatabaseAccessRequest>({ predicate: (a, b) => specOrMetadataChanged(a, b) || decisionChanged(a, b) }))
-    // Status changes of a role (it became ready) matter to its requests: every change counts.
-    .watch(caches.postgresRoles, enqueueMapped((r) => caches.requests.byIndex(REQUESTS_BY_ROLE, `${nsOf(r)}/${r.metadata.name}`).map(keyOf)))
     // What a request owns: changed or deleted by someone, it is put back at once.
     .watch(caches.secrets, enqueueOwner(REQUEST_OWNER))
     .watch(caches.grantRoles, enqueueOwner(REQUEST_OWNER))

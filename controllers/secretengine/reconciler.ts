@@ -1,22 +1,23 @@
 // SecretEngine → a `database` mount at spec.path and the connection `k8s.<cluster>.<dbNs>.<db>` to the
-// PostgreSQL its AppBinding describes. Re-applied whenever the AppBinding or its Secret changes (a rotated admin
+// database (PostgreSQL, MySQL, MariaDB or Redis: shared/database-connection.ts) its AppBinding describes. Re-applied whenever the AppBinding or its Secret changes (a rotated admin
 // password). On deletion: first it waits (condition Terminating) while requests hold leases through its
 // connection or PostgresRoles keep Vault roles under it (../shared/dependents.ts); then the mount goes if
 // Leasehold enabled it (its description says so) and no other SecretEngine still uses it — which takes the
 // connection along, after revoking anything left under it through that connection — else only the connection.
 //
-// Tenancy (shared/references.ts): an AppBinding in another namespace (spec.vaultRef, spec.postgres.databaseRef)
+// Tenancy (shared/references.ts): an AppBinding in another namespace (spec.vaultRef, spec.<type>.databaseRef)
 // and a mount another namespace's SecretEngine enabled (spec.path) are used only if that AppBinding, or that
 // SecretEngine, admits this namespace; otherwise the engine is Failed/ReferenceNotAllowed before anything is read
 // from the other namespace (its admin Secret) or written to Vault.
 import crypto from 'node:crypto';
-import { EnginePhase, EventOnlyReason, FINALIZER, Interval, KUBEVAULT_FINALIZER, parseDurationSeconds, Reason, type AppBinding, type SecretEngine } from '../../api/index.ts';
+import { EnginePhase, EventOnlyReason, FINALIZER, Interval, KUBEVAULT_FINALIZER, engineDatabase, parseDurationSeconds, Reason, type AppBinding, type EngineDatabase, type SecretEngine } from '../../api/index.ts';
 import { DONE, RetryableError, TerminalError, addFinalizer, hasFinalizer, removeFinalizer, requeueAfter, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/index.ts';
 import { Dependencies, describeDependents } from '../shared/dependents.ts';
 import type { ConnectionConfig } from '../../lib/vault/client.ts';
-import { applySecretTransforms, decodeSecretData, postgresTarget, vaultConnectionUrl } from '../shared/appbinding.ts';
+import { applySecretTransforms, decodeSecretData } from '../shared/appbinding.ts';
+import { vaultConnectionConfig } from '../shared/database-connection.ts';
 import type { ControllerContext } from '../shared/context.ts';
-import { connectionName, defaultMountPath, mountOwnerDescription, mountOwnerFromDescription } from '../shared/names.ts';
+import { connectionName, engineMountPath, mountOwnerDescription, mountOwnerFromDescription } from '../shared/names.ts';
 import { cacheLookup, checkReference, firstRefusal, mountReference, secretEngineReferences, type ReferenceNotAllowed } from '../shared/references.ts';
 import { engineFailed, engineSucceeded, explain, report, terminating } from '../shared/report.ts';
 import { SECRET_ENGINES, SECRETS } from '../shared/resources.ts';
@@ -36,7 +37,7 @@ export class SecretEngineReconciler implements Reconciler {
   }
 
   mountPath(engine: SecretEngine): string {
-    return engine.spec.path ?? defaultMountPath(this.c.clusterName, engine.metadata.namespace ?? '', engine.metadata.name ?? '');
+    return engineMountPath(this.c.clusterName, engine);
   }
 
   /** A reference into another namespace that namespace doesn't admit (AppBindings from the cache; the mount's owner as last read). */
@@ -61,30 +62,29 @@ export class SecretEngineReconciler implements Reconciler {
 
   private async connectionConfig(engine: SecretEngine, signal: AbortSignal): Promise<{ name: string; config: ConnectionConfig }> {
     const ns = engine.metadata.namespace ?? '';
-    const ref = engine.spec.postgres.databaseRef;
+    const database = this.database(engine);
+    const ref = database.config.databaseRef;
     const dbNs = ref.namespace ?? ns;
     const db = this.c.caches.appBindings.get(dbNs, ref.name);
-    if (!db) throw new MissingReference(`AppBinding ${dbNs}/${ref.name} named by spec.postgres.databaseRef does not exist`);
+    if (!db) throw new MissingReference(`AppBinding ${dbNs}/${ref.name} named by spec.${database.type}.databaseRef does not exist`);
     if (!db.spec.secret) throw new TerminalError(Reason.InvalidAppBinding, `AppBinding ${dbNs}/${ref.name} has no spec.secret with the admin username and password`);
     const secret = await this.c.kube.tryGet<SecretWithData & { kind?: string }>(SECRETS, dbNs, db.spec.secret.name, { signal });
     if (!secret) throw new MissingReference(`Secret ${dbNs}/${db.spec.secret.name} (admin login of AppBinding ${dbNs}/${ref.name}) does not exist`);
     const data = applySecretTransforms(decodeSecretData(secret.data), db.spec.secretTransforms, () => undefined);
-    const target = postgresTarget(db, data);
-    const pg = engine.spec.postgres;
-    return {
-      name: connectionName(this.c.clusterName, dbNs, ref.name),
-      config: {
-        pluginName: pg.pluginName ?? 'postgresql-database-plugin',
-        connectionUrl: vaultConnectionUrl(target),
-        username: target.username,
-        password: target.password,
-        allowedRoles: pg.allowedRoles ?? ['*'],
-        maxOpenConnections: pg.maxOpenConnections,
-        maxIdleConnections: pg.maxIdleConnections,
-        maxConnectionLifetimeSeconds: pg.maxConnectionLifetime ? parseDurationSeconds(pg.maxConnectionLifetime) : undefined,
-        verifyConnection: true,
-      },
-    };
+    return { name: connectionName(this.c.clusterName, dbNs, ref.name), config: vaultConnectionConfig(database, db, data) };
+  }
+
+  /** The engine's database configuration; the schema admits exactly one, so none is an object it never validated. */
+  private database(engine: SecretEngine): EngineDatabase {
+    const database = engineDatabase(engine);
+    if (!database) throw new TerminalError(Reason.FailedToCreateSecretEngineConfig, 'the SecretEngine has none of spec.postgres, spec.mysql, spec.mariadb and spec.redis');
+    return database;
+  }
+
+  /** The connection the engine writes, by name (none for an engine without a database configuration). */
+  private connectionOf(engine: SecretEngine): string | undefined {
+    const ref = engineDatabase(engine)?.config.databaseRef;
+    return ref ? connectionName(this.c.clusterName, ref.namespace ?? engine.metadata.namespace ?? '', ref.name) : undefined;
   }
 
   async reconcile(key: ObjectKey, ctx: ReconcileContext): Promise<Result> {
@@ -157,8 +157,7 @@ export class SecretEngineReconciler implements Reconciler {
     if (!hasFinalizer(engine, FINALIZER) && !hasFinalizer(engine, KUBEVAULT_FINALIZER)) return DONE;
     const events = this.c.events('leasehold-secretengine');
     const dependents = this.dependencies.ofSecretEngine(engine);
-    const ref = engine.spec.postgres.databaseRef;
-    const connection = connectionName(this.c.clusterName, ref.namespace ?? engine.metadata.namespace ?? '', ref.name);
+    const connection = this.connectionOf(engine) ?? '(none)';
     if (dependents.length > 0) {
       const leases = dependents.some((d) => d.kind === 'DatabaseAccessRequest');
       await report(this.c.kube, SECRET_ENGINES, events, engine, {
@@ -191,8 +190,7 @@ export class SecretEngineReconciler implements Reconciler {
     }
     if (ab) {
       const vault = (await this.c.connections.forAppBinding(ab, ctx.signal)).client;
-      const ref = engine.spec.postgres.databaseRef;
-      const name = connectionName(this.c.clusterName, ref.namespace ?? ns, ref.name);
+      const name = this.connectionOf(engine);
       const mount = await vault.readMount(path, { signal: ctx.signal });
       // Tenancy: in a mount that isn't its own, a refused engine never wrote; what is there isn't its to delete.
       const own = mount?.description === mountOwnerDescription(ns, engine.metadata.name ?? '');
@@ -211,7 +209,7 @@ export class SecretEngineReconciler implements Reconciler {
         // A connection must outlive the leases issued through it: disabling the mount revokes them through it first
         // (and fails if one can't be), then takes it along. Only a mount kept for others loses just the connection.
         if (!own || others.length > 0) {
-          await vault.deleteConnection(path, name, { signal: ctx.signal }).catch((err) => {
+          if (name) await vault.deleteConnection(path, name, { signal: ctx.signal }).catch((err) => {
             const { reason, message } = explain(err); // labelled by what Vault said, not always VaultUnreachable
             throw new RetryableError(reason, `deleting connection ${name}: ${message}`);
           });

@@ -4,9 +4,12 @@ import type { AppBinding, SecretTransform } from '../../api/index.ts';
 import { TerminalError } from '../../lib/runtime/index.ts';
 import type { VaultEndpoint } from '../../lib/vault/transport.ts';
 
-/** The address an AppBinding's clientConfig points at, as a URL. */
+/** The address an AppBinding's clientConfig points at, as a URL (a MySQL DSN's tcp(host:port)/db as mysql://host:port/db). */
 export function appBindingUrl(ab: AppBinding): URL {
   const cc = ab.spec.clientConfig;
+  // The Go MySQL driver's form KubeDB writes for MySQL and MariaDB, tcp(host:port)/db, read as mysql://host:port/db.
+  const dsn = cc.url ? /^tcp\(([^()@/]+)\)\/(.*)$/.exec(cc.url) : null;
+  if (dsn) return new URL(`mysql://${dsn[1]}/${dsn[2]}`);
   if (cc.url) return new URL(cc.url);
   const svc = cc.service;
   if (!svc) throw new TerminalError('InvalidAppBinding', `AppBinding ${ab.metadata.namespace}/${ab.metadata.name} has neither clientConfig.url nor clientConfig.service`);

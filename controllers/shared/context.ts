@@ -1,5 +1,5 @@
 // What every reconciler gets: clients, caches, the Vault connections and the cluster name.
-import type { AppBinding, DatabaseAccessRequest, EventReason, PostgresRole, SecretEngine } from '../../api/index.ts';
+import type { AppBinding, DatabaseAccessRequest, EventReason, MariaDBRole, MySQLRole, PostgresRole, RedisRole, SecretEngine } from '../../api/index.ts';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { EventRecorder, KubeClient, Logger, WatchCache } from '../../lib/runtime/index.ts';
 import type { CachedSecret } from './secret-integrity.ts';
@@ -9,6 +9,9 @@ export interface Caches {
   appBindings: WatchCache<AppBinding>;
   secretEngines: WatchCache<SecretEngine>;
   postgresRoles: WatchCache<PostgresRole>;
+  mysqlRoles: WatchCache<MySQLRole>;
+  mariadbRoles: WatchCache<MariaDBRole>;
+  redisRoles: WatchCache<RedisRole>;
   requests: WatchCache<DatabaseAccessRequest>;
   /** Every Secret, metadata only (no data is cached; for credential Secrets, the verdict on their data). */
   secrets: WatchCache<CachedSecret>;

@@ -16,20 +16,21 @@
 // The functions at the top are pure (they take candidate objects and decide); `Dependencies` feeds them from
 // the watch caches (through their indexes) for the reconcilers and the watch mappings.
 import {
-  DEFAULT_MOUNT_PATH, FINALIZER, KUBEVAULT_FINALIZER, RequestPhase,
-  type AppBinding, type DatabaseAccessRequest, type PostgresRole, type SecretEngine,
+  DEFAULT_MOUNT_PATH, FINALIZER, KUBEVAULT_FINALIZER, ROLE_KINDS, RequestPhase, engineDatabase,
+  type AppBinding, type DatabaseAccessRequest, type DatabaseRole, type RoleKind, type SecretEngine,
 } from '../../api/index.ts';
 import { hasFinalizer, type ObjectKey } from '../../lib/runtime/index.ts';
 import type { Caches } from './context.ts';
-import { connectionName, defaultMountPath } from './names.ts';
-import { postgresRoleReferences } from './references.ts';
+import { connectionName, engineMountPath } from './names.ts';
+import { roleReferences } from './references.ts';
+import { kindOfRole, roleCaches } from './role-kinds.ts';
 
 export interface ObjectRef {
   namespace: string;
   name: string;
 }
 
-export type DependentKind = 'DatabaseAccessRequest' | 'PostgresRole' | 'SecretEngine';
+export type DependentKind = 'DatabaseAccessRequest' | RoleKind | 'SecretEngine';
 
 /** Something that still needs an object being deleted. */
 export interface Dependent {
@@ -117,27 +118,32 @@ export function renewsThroughRole(dar: DatabaseAccessRequest): boolean {
   return (!ended(dar) && !!dar.status?.lease?.id) || (dar.status?.previousLeases ?? []).length > 0;
 }
 
-/** The PostgresRole a request names (spec.roleRef; its namespace defaults to the request's). */
-export function roleOfRequest(dar: DatabaseAccessRequest): ObjectRef {
-  return { namespace: dar.spec.roleRef.namespace ?? nsOf(dar), name: dar.spec.roleRef.name };
+/** The role a request names (spec.roleRef; its namespace defaults to the request's). */
+export function roleOfRequest(dar: DatabaseAccessRequest): ObjectRef & { kind: RoleKind } {
+  return { kind: dar.spec.roleRef.kind ?? 'PostgresRole', namespace: dar.spec.roleRef.namespace ?? nsOf(dar), name: dar.spec.roleRef.name };
+}
+
+/** The key of the REQUESTS_BY_ROLE index: `Kind/namespace/name` (a MySQLRole and a PostgresRole may share a name). */
+export function roleKey(r: { kind?: string; namespace: string; name: string }): string {
+  return `${r.kind ?? 'PostgresRole'}/${r.namespace}/${r.name}`;
 }
 
 /** A SecretEngine's route: its Vault AppBinding, mount (spec.path or the default) and connection name. */
 export function engineRoute(engine: SecretEngine, cluster: string): Route {
   const ns = nsOf(engine);
-  const db = engine.spec.postgres.databaseRef;
+  const db = engineDatabase(engine)?.config.databaseRef;
   return {
     vaultAppBinding: { namespace: engine.spec.vaultRef.namespace ?? ns, name: engine.spec.vaultRef.name },
-    mount: engine.spec.path ?? defaultMountPath(cluster, ns, nameOf(engine)),
-    connection: connectionName(cluster, db.namespace ?? ns, db.name),
+    mount: engineMountPath(cluster, engine),
+    connection: db ? connectionName(cluster, db.namespace ?? ns, db.name) : undefined,
   };
 }
 
 /**
- * A PostgresRole's route, as resolveRoleTarget finds it but without requiring the AppBinding to exist: through its
+ * A role's route, as resolveRoleTarget finds it but without requiring the AppBinding to exist: through its
  * SecretEngine (spec.secretEngineRef; undefined if that is gone), or spec.vaultRef + spec.path + the connection.
  */
-export function roleRoute(role: PostgresRole, engineOf: (ref: ObjectRef) => SecretEngine | undefined, cluster: string): Route | undefined {
+export function roleRoute(role: DatabaseRole, engineOf: (ref: ObjectRef) => SecretEngine | undefined, cluster: string): Route | undefined {
   const ns = nsOf(role);
   if (role.spec.secretEngineRef) {
     const engine = engineOf({ namespace: ns, name: role.spec.secretEngineRef.name });
@@ -167,7 +173,7 @@ function sameRoute(a: Route, b: Route): boolean {
 export interface Candidates {
   requests?: readonly DatabaseAccessRequest[];
   engines?: readonly SecretEngine[];
-  roles?: readonly PostgresRole[];
+  roles?: readonly DatabaseRole[];
 }
 
 function unique(deps: Dependent[]): Dependent[] {
@@ -197,7 +203,7 @@ export function dependentsOfAppBinding(ab: AppBinding, c: Candidates, engineOf: 
   }
   for (const r of c.roles ?? []) {
     const route = cleanupPending(r) ? roleRoute(r, engineOf, cluster) : undefined;
-    if (route && refKey(route.vaultAppBinding) === self) out.push(dependent('PostgresRole', r));
+    if (route && refKey(route.vaultAppBinding) === self) out.push(dependent(kindOfRole(r), r));
   }
   return unique(out);
 }
@@ -217,16 +223,19 @@ export function dependentsOfSecretEngine(engine: SecretEngine, c: Candidates, en
     if (!cleanupPending(r)) continue;
     const named = r.spec.secretEngineRef && r.spec.secretEngineRef.name === nameOf(engine) && nsOf(r) === nsOf(engine);
     const route = named ? undefined : roleRoute(r, engineOf, cluster);
-    if (named || (route && sameRoute(route, through))) out.push(dependent('PostgresRole', r));
+    if (named || (route && sameRoute(route, through))) out.push(dependent(kindOfRole(r), r));
   }
   return unique(out);
 }
 
-/** What a PostgresRole being deleted waits for: requests naming it that hold a lease (renewing one reads the Vault role). */
-export function dependentsOfPostgresRole(role: PostgresRole, requests: readonly DatabaseAccessRequest[]): Dependent[] {
-  const self = refKey({ namespace: nsOf(role), name: nameOf(role) });
-  return unique(requests.filter((r) => refKey(roleOfRequest(r)) === self && renewsThroughRole(r)).map((r) => dependent('DatabaseAccessRequest', r)));
+/** What a role being deleted waits for: requests naming it that hold a lease (renewing one reads the Vault role). */
+export function dependentsOfRole(role: DatabaseRole, requests: readonly DatabaseAccessRequest[]): Dependent[] {
+  const self = roleKey({ kind: kindOfRole(role), namespace: nsOf(role), name: nameOf(role) });
+  return unique(requests.filter((r) => roleKey(roleOfRequest(r)) === self && renewsThroughRole(r)).map((r) => dependent('DatabaseAccessRequest', r)));
 }
+
+/** PostgresRole's name for dependentsOfRole. */
+export const dependentsOfPostgresRole = dependentsOfRole;
 
 /**
  * Dependents in a sentence for a condition: each kind with its count and the first `max` names, e.g.
@@ -241,15 +250,15 @@ export function describeDependents(deps: readonly Dependent[], max = 3): string 
     parts.push(`${of.length} ${kind}${of.length === 1 ? '' : 's'} still ${of.length === 1 ? one : many} (${names})`);
   };
   group('DatabaseAccessRequest', 'holds leases through it', 'hold leases through it');
-  group('PostgresRole', 'uses it', 'use it');
+  for (const kind of ROLE_KINDS) group(kind, 'uses it', 'use it');
   group('SecretEngine', 'uses it', 'use it');
   return parts.join('; ');
 }
 
 /** The first object on a role's issuance path that is being deleted, as `Kind namespace/name`, or undefined. */
-export function terminatingOnIssuePath(role: PostgresRole, vaultAppBinding: AppBinding | undefined, engines: readonly SecretEngine[]): string | undefined {
+export function terminatingOnIssuePath(role: DatabaseRole, vaultAppBinding: AppBinding | undefined, engines: readonly SecretEngine[]): string | undefined {
   const deleting = (o: Obj | undefined) => !!o?.metadata?.deletionTimestamp;
-  if (deleting(role)) return `PostgresRole ${nsOf(role)}/${nameOf(role)}`;
+  if (deleting(role)) return `${kindOfRole(role)} ${nsOf(role)}/${nameOf(role)}`;
   const engine = engines.find(deleting);
   if (engine) return `SecretEngine ${nsOf(engine)}/${nameOf(engine)}`;
   if (deleting(vaultAppBinding)) return `AppBinding ${nsOf(vaultAppBinding!)}/${nameOf(vaultAppBinding!)}`;
@@ -263,30 +272,32 @@ export function terminatingOnIssuePath(role: PostgresRole, vaultAppBinding: AppB
 
 /** Cache index of requests by the Vault AppBindings their leases were issued through (see leaseAppBindings). */
 export const REQUESTS_BY_VAULT_APPBINDING = 'vaultAppBinding';
-/** Cache index of requests by their PostgresRole, `namespace/name`. */
+/** Cache index of requests by their role, `Kind/namespace/name` (roleKey). */
 export const REQUESTS_BY_ROLE = 'role';
 /** Cache index of SecretEngines by the AppBindings they use (Vault and database), `namespace/name`. */
 export const SECRET_ENGINES_BY_APPBINDING = 'appbinding';
-/** Cache index of PostgresRoles by what they use: `SecretEngine/namespace/name` or `AppBinding/namespace/name`. */
+/** Cache index of roles (every kind's cache) by what they use: `SecretEngine/namespace/name` or `AppBinding/namespace/name`. */
 export const POSTGRES_ROLES_BY_DEPENDENCY = 'dependency';
 /** Cache index of AppBindings by the Secret they name (spec.secret), `namespace/name`. */
 export const APPBINDINGS_BY_SECRET = 'secret';
 
 /** Adds the shared indexes above to the caches; call once, before the caches start. */
 export function addDependencyIndexes(caches: Caches, cluster: string): void {
-  caches.secretEngines.addIndex(SECRET_ENGINES_BY_APPBINDING, (e) => [
-    `${e.spec.vaultRef.namespace ?? nsOf(e)}/${e.spec.vaultRef.name}`,
-    `${e.spec.postgres.databaseRef.namespace ?? nsOf(e)}/${e.spec.postgres.databaseRef.name}`,
-  ]);
-  caches.postgresRoles.addIndex(POSTGRES_ROLES_BY_DEPENDENCY, (r) => {
-    const out: string[] = [];
-    if (r.spec.secretEngineRef) out.push(`SecretEngine/${nsOf(r)}/${r.spec.secretEngineRef.name}`);
-    if (r.spec.vaultRef) out.push(`AppBinding/${nsOf(r)}/${r.spec.vaultRef.name}`);
-    // Tenancy: the database AppBinding whose leasehold.dev/allowed-namespaces decides whether the role may use it.
-    for (const ref of postgresRoleReferences(r, cluster)) out.push(`AppBinding/${ref.to.namespace}/${ref.to.name}`);
-    return out;
+  caches.secretEngines.addIndex(SECRET_ENGINES_BY_APPBINDING, (e) => {
+    const db = engineDatabase(e)?.config.databaseRef;
+    return [`${e.spec.vaultRef.namespace ?? nsOf(e)}/${e.spec.vaultRef.name}`, ...(db ? [`${db.namespace ?? nsOf(e)}/${db.name}`] : [])];
   });
-  caches.requests.addIndex(REQUESTS_BY_ROLE, (d) => [refKey(roleOfRequest(d))]);
+  for (const roles of roleCaches(caches)) {
+    roles.addIndex(POSTGRES_ROLES_BY_DEPENDENCY, (r) => {
+      const out: string[] = [];
+      if (r.spec.secretEngineRef) out.push(`SecretEngine/${nsOf(r)}/${r.spec.secretEngineRef.name}`);
+      if (r.spec.vaultRef) out.push(`AppBinding/${nsOf(r)}/${r.spec.vaultRef.name}`);
+      // Tenancy: the database AppBinding whose leasehold.dev/allowed-namespaces decides whether the role may use it.
+      for (const ref of roleReferences(r, cluster)) out.push(`AppBinding/${ref.to.namespace}/${ref.to.name}`);
+      return out;
+    });
+  }
+  caches.requests.addIndex(REQUESTS_BY_ROLE, (d) => [roleKey(roleOfRequest(d))]);
   caches.requests.addIndex(REQUESTS_BY_VAULT_APPBINDING, (d) => leaseAppBindings(d).map(refKey));
   caches.appBindings.addIndex(APPBINDINGS_BY_SECRET, (a) => (a.spec.secret ? [`${nsOf(a)}/${a.spec.secret.name}`] : []));
 }
@@ -301,11 +312,11 @@ export class Dependencies {
     return this.caches.requests.byIndex(REQUESTS_BY_VAULT_APPBINDING, refKey(ab));
   }
 
-  private rolesUsing(ab: ObjectRef, engines: readonly SecretEngine[]): PostgresRole[] {
-    return [
-      ...this.caches.postgresRoles.byIndex(POSTGRES_ROLES_BY_DEPENDENCY, `AppBinding/${refKey(ab)}`),
-      ...engines.flatMap((e) => this.caches.postgresRoles.byIndex(POSTGRES_ROLES_BY_DEPENDENCY, `SecretEngine/${nsOf(e)}/${nameOf(e)}`)),
-    ];
+  private rolesUsing(ab: ObjectRef, engines: readonly SecretEngine[]): DatabaseRole[] {
+    return roleCaches(this.caches).flatMap((roles) => [
+      ...roles.byIndex(POSTGRES_ROLES_BY_DEPENDENCY, `AppBinding/${refKey(ab)}`),
+      ...engines.flatMap((e) => roles.byIndex(POSTGRES_ROLES_BY_DEPENDENCY, `SecretEngine/${nsOf(e)}/${nameOf(e)}`)),
+    ]);
   }
 
   ofAppBinding(ab: AppBinding): Dependent[] {
@@ -319,12 +330,12 @@ export class Dependencies {
     return dependentsOfSecretEngine(engine, { requests: this.requestsThrough(through), roles: this.rolesUsing(through, [engine]) }, this.engineOf, this.cluster);
   }
 
-  ofPostgresRole(role: PostgresRole): Dependent[] {
-    return dependentsOfPostgresRole(role, this.caches.requests.byIndex(REQUESTS_BY_ROLE, refKey({ namespace: nsOf(role), name: nameOf(role) })));
+  ofRole(role: DatabaseRole): Dependent[] {
+    return dependentsOfRole(role, this.caches.requests.byIndex(REQUESTS_BY_ROLE, roleKey({ kind: kindOfRole(role), namespace: nsOf(role), name: nameOf(role) })));
   }
 
   /** The SecretEngines serving a role: its spec.secretEngineRef, or those whose mount and connection it names. */
-  enginesOfRole(role: PostgresRole): SecretEngine[] {
+  enginesOfRole(role: DatabaseRole): SecretEngine[] {
     if (role.spec.secretEngineRef) {
       const e = this.engineOf({ namespace: nsOf(role), name: role.spec.secretEngineRef.name });
       return e ? [e] : [];
@@ -347,12 +358,12 @@ export class Dependencies {
   }
 
   /** The Vault AppBinding a role uses (directly, or through its SecretEngine). */
-  appBindingOfRole(role: PostgresRole): ObjectRef | undefined {
+  appBindingOfRole(role: DatabaseRole): ObjectRef | undefined {
     return roleRoute(role, this.engineOf, this.cluster)?.vaultAppBinding;
   }
 
   /** The first object on the role's issuance path that is being deleted (see terminatingOnIssuePath). */
-  terminatingOnIssuePath(role: PostgresRole, vaultAppBinding: AppBinding | undefined): string | undefined {
+  terminatingOnIssuePath(role: DatabaseRole, vaultAppBinding: AppBinding | undefined): string | undefined {
     return terminatingOnIssuePath(role, vaultAppBinding, this.enginesOfRole(role));
   }
 }

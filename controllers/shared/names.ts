@@ -2,8 +2,9 @@
 // KubeVault's scheme, kept so existing Vault policies written for KubeVault still match. And the limits of
 // Kubernetes names and labels Leasehold derives from names people chose.
 import crypto from 'node:crypto';
+import { engineDatabase, type SecretEngine } from '../../api/index.ts';
 
-/** Vault database role for a PostgresRole: `k8s.<cluster>.<namespace>.<name>`. */
+/** Vault database role for a role of any kind: `k8s.<cluster>.<namespace>.<name>`. */
 export function vaultRoleName(cluster: string, namespace: string, name: string): string {
   return `k8s.${cluster}.${namespace}.${name}`;
 }
@@ -13,9 +14,14 @@ export function connectionName(cluster: string, dbNamespace: string, dbAppBindin
   return `k8s.${cluster}.${dbNamespace}.${dbAppBinding}`;
 }
 
-/** Default mount path of a SecretEngine without spec.path. */
-export function defaultMountPath(cluster: string, namespace: string, name: string): string {
-  return `k8s.${cluster}.postgres.${namespace}.${name}`;
+/** Default mount path of a SecretEngine without spec.path: `k8s.<cluster>.<type>.<namespace>.<name>` (KubeVault's). */
+export function defaultMountPath(cluster: string, namespace: string, name: string, type = 'postgres'): string {
+  return `k8s.${cluster}.${type}.${namespace}.${name}`;
+}
+
+/** Where a SecretEngine is mounted: spec.path, else the default for its kind of database. */
+export function engineMountPath(cluster: string, engine: Pick<SecretEngine, 'metadata' | 'spec'>): string {
+  return engine.spec.path ?? defaultMountPath(cluster, engine.metadata.namespace ?? '', engine.metadata.name ?? '', engineDatabase(engine)?.type);
 }
 
 /** The description Leasehold writes on mounts it enables; only mounts carrying it are ever unmounted. */

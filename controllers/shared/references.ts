@@ -4,7 +4,7 @@
 // referenced object admits the referring namespace in its leasehold.dev/allowed-namespaces annotation, which
 // only someone allowed to edit objects in the referenced namespace can write. Pure functions over the objects;
 // the reconcilers read them from their caches and act on the verdict.
-import { Annotations, Reason, type AppBinding, type PostgresRole, type SecretEngine } from '../../api/index.ts';
+import { Annotations, Reason, engineDatabase, type AppBinding, type DatabaseRole, type SecretEngine } from '../../api/index.ts';
 import { TerminalError } from '../../lib/runtime/index.ts';
 import { connectionOwner } from './names.ts';
 
@@ -86,14 +86,15 @@ export function firstRefusal(refs: readonly Reference[], lookup: Lookup): Refere
   return undefined;
 }
 
-/** A SecretEngine's references: its Vault AppBinding (spec.vaultRef) and its database AppBinding (spec.postgres.databaseRef). */
+/** A SecretEngine's references: its Vault AppBinding (spec.vaultRef) and its database AppBinding (spec.<type>.databaseRef). */
 export function secretEngineReferences(engine: SecretEngine): Reference[] {
   const ns = engine.metadata.namespace ?? '';
   const from = { kind: 'SecretEngine', namespace: ns, name: engine.metadata.name ?? '' };
-  const db = engine.spec.postgres.databaseRef;
+  const database = engineDatabase(engine);
+  const db = database?.config.databaseRef;
   return [
     { from, field: 'spec.vaultRef', to: { kind: 'AppBinding', namespace: engine.spec.vaultRef.namespace || ns, name: engine.spec.vaultRef.name }, use: 'its Vault login' },
-    { from, field: 'spec.postgres.databaseRef', to: { kind: 'AppBinding', namespace: db.namespace || ns, name: db.name }, use: 'the database and its admin password' },
+    ...(db ? [{ from, field: `spec.${database.type}.databaseRef`, to: { kind: 'AppBinding' as const, namespace: db.namespace || ns, name: db.name }, use: 'the database and its admin password' }] : []),
   ];
 }
 
@@ -111,14 +112,14 @@ export function mountReference(engine: SecretEngine, owner: { namespace: string;
 }
 
 /**
- * A vaultRef-style PostgresRole's references into other namespaces: spec.databaseRef, and spec.databaseName
+ * A vaultRef-style role's (PostgresRole, MySQLRole) references into other namespaces: spec.databaseRef, and spec.databaseName
  * when it names a connection Leasehold manages for a database AppBinding (`k8s.<cluster>.<ns>.<name>`). Its
  * vaultRef and secretEngineRef are in its own namespace by schema; a secretEngineRef's references are the
  * SecretEngine's (secretEngineReferences).
  */
-export function postgresRoleReferences(role: PostgresRole, cluster: string): Reference[] {
+export function roleReferences(role: Pick<DatabaseRole, 'metadata' | 'spec'> & { kind?: string }, cluster: string): Reference[] {
   const ns = role.metadata.namespace ?? '';
-  const from = { kind: 'PostgresRole', namespace: ns, name: role.metadata.name ?? '' };
+  const from = { kind: role.kind ?? 'PostgresRole', namespace: ns, name: role.metadata.name ?? '' };
   const use = 'the database whose Vault connection the role would use';
   if (role.spec.databaseRef) {
     return [{ from, field: 'spec.databaseRef', to: { kind: 'AppBinding', namespace: role.spec.databaseRef.namespace || ns, name: role.spec.databaseRef.name }, use }];
@@ -126,6 +127,9 @@ export function postgresRoleReferences(role: PostgresRole, cluster: string): Ref
   const owner = role.spec.databaseName ? connectionOwner(cluster, role.spec.databaseName) : undefined;
   return owner ? [{ from, field: 'spec.databaseName', to: { kind: 'AppBinding', ...owner }, use }] : [];
 }
+
+/** PostgresRole's name for roleReferences. */
+export const postgresRoleReferences = roleReferences;
 
 /** A Lookup over the caches every controller has. */
 export function cacheLookup(caches: {

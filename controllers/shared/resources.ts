@@ -1,5 +1,5 @@
 // The kinds the controllers read and write, as the runtime addresses them.
-import { APP_BINDING, DATABASE_ACCESS_REQUEST, POSTGRES_ROLE, SECRET_ENGINE } from '../../api/index.ts';
+import { APP_BINDING, DATABASE_ACCESS_REQUEST, MARIADB_ROLE, MYSQL_ROLE, POSTGRES_ROLE, REDIS_ROLE, SECRET_ENGINE } from '../../api/index.ts';
 import type { ResourceType } from '../../lib/runtime/index.ts';
 
 const kind = (d: { group: string; version: string; plural: string; kind: string }): ResourceType =>
@@ -8,6 +8,9 @@ const kind = (d: { group: string; version: string; plural: string; kind: string 
 export const APP_BINDINGS = kind(APP_BINDING);
 export const SECRET_ENGINES = kind(SECRET_ENGINE);
 export const POSTGRES_ROLES = kind(POSTGRES_ROLE);
+export const MYSQL_ROLES = kind(MYSQL_ROLE);
+export const MARIADB_ROLES = kind(MARIADB_ROLE);
+export const REDIS_ROLES = kind(REDIS_ROLE);
 export const DATABASE_ACCESS_REQUESTS = kind(DATABASE_ACCESS_REQUEST);
 export const SECRETS: ResourceType = { group: '', version: 'v1', plural: 'secrets', kind: 'Secret' };
 export const ROLES: ResourceType = { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'roles', kind: 'Role' };

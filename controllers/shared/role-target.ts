@@ -1,11 +1,12 @@
-// Where a PostgresRole lives in Vault: which Vault (AppBinding), which mount, which connection. Both the
-// PostgresRole controller (to write the role) and the DatabaseAccessRequest controller (to issue from it) need
+// Where a role (any kind: PostgresRole, MySQLRole, MariaDBRole, RedisRole) lives in Vault: which Vault
+// (AppBinding), which mount, which connection. Both the role controller (to write the role) and the DatabaseAccessRequest controller (to issue from it) need
 // this, from the caches only. References into other namespaces are checked here (references.ts), so neither
 // writes nor issues through another namespace's Vault login or database unless that namespace opted in.
-import { ConditionType, DEFAULT_MOUNT_PATH, Reason, type AppBinding, type PostgresRole, type SecretEngine } from '../../api/index.ts';
-import { RetryableError, type WatchCache } from '../../lib/runtime/index.ts';
-import { connectionName, defaultMountPath } from './names.ts';
-import { ReferenceNotAllowed, cacheLookup, firstRefusal, postgresRoleReferences, secretEngineReferences } from './references.ts';
+import { ConditionType, DEFAULT_MOUNT_PATH, Reason, engineDatabase, type AppBinding, type DatabaseRole, type SecretEngine } from '../../api/index.ts';
+import { RetryableError, TerminalError, type WatchCache } from '../../lib/runtime/index.ts';
+import { connectionName, engineMountPath } from './names.ts';
+import { ReferenceNotAllowed, cacheLookup, firstRefusal, roleReferences, secretEngineReferences } from './references.ts';
+import { kindOfRole, roleKindInfo } from './role-kinds.ts';
 
 export interface RoleTarget {
   vaultAppBinding: AppBinding;
@@ -30,7 +31,7 @@ export class MissingReference extends RetryableError {
  * SecretEngine (spec.vaultRef, spec.postgres.databaseRef, or the mount, as the engine's status reports) points
  * into a namespace that doesn't admit the role's; undefined otherwise, and when what it names doesn't exist.
  */
-export function roleReferenceRefusal(role: PostgresRole, caches: RoleCaches, cluster: string): ReferenceNotAllowed | undefined {
+export function roleReferenceRefusal(role: DatabaseRole, caches: RoleCaches, cluster: string): ReferenceNotAllowed | undefined {
   const lookup = cacheLookup(caches);
   if (role.spec.secretEngineRef) {
     const ns = role.metadata.namespace ?? '';
@@ -42,13 +43,13 @@ export function roleReferenceRefusal(role: PostgresRole, caches: RoleCaches, clu
     const failed = engine.status?.conditions?.find((c) => c.type === ConditionType.Failed && (c.status ?? 'True') === 'True');
     if (failed?.reason === Reason.ReferenceNotAllowed) {
       return new ReferenceNotAllowed(`SecretEngine ${ns}/${engine.metadata.name} named by spec.secretEngineRef is refused: ${failed.message ?? ''}`, {
-        from: { kind: 'PostgresRole', namespace: ns, name: role.metadata.name ?? '' },
+        from: { kind: kindOfRole(role), namespace: ns, name: role.metadata.name ?? '' },
         field: 'spec.secretEngineRef', to: { kind: 'SecretEngine', namespace: ns, name: engine.metadata.name ?? '' }, use: 'its mount',
       });
     }
     return undefined;
   }
-  return firstRefusal(postgresRoleReferences(role, cluster), lookup);
+  return firstRefusal(roleReferences({ ...role, kind: kindOfRole(role) }, cluster), lookup);
 }
 
 /**
@@ -56,7 +57,7 @@ export function roleReferenceRefusal(role: PostgresRole, caches: RoleCaches, clu
  * `opts.forCleanup`: deleting the role's own Vault role (named after the role's namespace) is allowed whatever
  * it refers to. Throws MissingReference while something it names doesn't exist.
  */
-export function resolveRoleTarget(role: PostgresRole, caches: RoleCaches, cluster: string, opts: { forCleanup?: boolean } = {}): RoleTarget {
+export function resolveRoleTarget(role: DatabaseRole, caches: RoleCaches, cluster: string, opts: { forCleanup?: boolean } = {}): RoleTarget {
   const ns = role.metadata.namespace ?? '';
   const spec = role.spec;
   if (!opts.forCleanup) {
@@ -69,10 +70,17 @@ export function resolveRoleTarget(role: PostgresRole, caches: RoleCaches, cluste
     const abNs = engine.spec.vaultRef.namespace ?? ns;
     const ab = caches.appBindings.get(abNs, engine.spec.vaultRef.name);
     if (!ab) throw new MissingReference(`AppBinding ${abNs}/${engine.spec.vaultRef.name} (Vault of SecretEngine ${ns}/${engine.metadata.name}) does not exist`);
-    const db = engine.spec.postgres.databaseRef;
+    const database = engineDatabase(engine);
+    const kind = kindOfRole(role);
+    const wanted = roleKindInfo(kind)!.engineType;
+    if (database?.type !== wanted) {
+      throw new TerminalError(Reason.EngineKindMismatch, `SecretEngine ${ns}/${engine.metadata.name} named by spec.secretEngineRef ` +
+        `connects to ${database ? `a ${database.type} database (spec.${database.type})` : 'no database'}; a ${kind} needs a SecretEngine with spec.${wanted}`);
+    }
+    const db = database.config.databaseRef;
     return {
       vaultAppBinding: ab,
-      mount: engine.spec.path ?? defaultMountPath(cluster, ns, engine.metadata.name ?? ''),
+      mount: engineMountPath(cluster, engine),
       connection: connectionName(cluster, db.namespace ?? ns, db.name),
     };
   }

@@ -15,8 +15,10 @@ export interface MountInfo {
  * never read back: Vault doesn't return it, and we never log this object. */
 export interface ConnectionConfig {
   pluginName: string;
-  /** With `{{username}}`/`{{password}}` placeholders that Vault fills in itself. */
-  connectionUrl: string;
+  /** With `{{username}}`/`{{password}}` placeholders that Vault fills in itself. Absent for plugins without one (Redis). */
+  connectionUrl?: string;
+  /** The plugin's own fields, written as given (Redis: host, port, tls, insecure_tls, ca_cert; MySQL: tls_ca). Nothing secret. */
+  parameters?: Record<string, string | number | boolean>;
   username: string;
   password: string;
   allowedRoles: string[];

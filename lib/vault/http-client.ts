@@ -58,8 +58,9 @@ export class HttpVaultClient implements VaultClient {
 
   async writeConnection(mount: string, name: string, c: ConnectionConfig, opts?: CallOptions) {
     const body: Record<string, unknown> = {
+      ...c.parameters,
       plugin_name: c.pluginName,
-      connection_url: c.connectionUrl,
+      ...(c.connectionUrl !== undefined ? { connection_url: c.connectionUrl } : {}),
       username: c.username,
       password: c.password,
       allowed_roles: c.allowedRoles,

@@ -66,6 +66,22 @@ function find(names: string[], cacheDir: string): string | undefined {
   return undefined;
 }
 
+/** The directories on PATH. */
+export function pathDirs(): string[] {
+  return (process.env.PATH ?? '').split(path.delimiter).filter(Boolean);
+}
+
+/** The first of `names` that is executable in one of `dirs` (absent ones skipped), in order. */
+export function findExecutable(names: string[], dirs: Array<string | undefined>): string | undefined {
+  for (const dir of dirs.filter((d): d is string => !!d)) {
+    for (const name of names) {
+      const candidate = path.join(dir, name);
+      if (isExecutable(candidate)) return candidate;
+    }
+  }
+  return undefined;
+}
+
 function findPostgresBinDir(): string {
   const candidates = [process.env.LEASEHOLD_PG_BIN_DIR, '/usr/lib/postgresql/15/bin'];
   const pgConfig = spawnSync('pg_config', ['--bindir'], { encoding: 'utf8' });

@@ -11,7 +11,7 @@
 //   w.events.warnings(); w.kube.writes(); w.vault.calls.renewLease; w.vault.liveLeases();
 import type { KubernetesObject } from '@kubernetes/client-node';
 import {
-  DEFAULT_MOUNT_PATH, type AppBinding, type DatabaseAccessRequest, type PostgresRole, type SecretEngine,
+  DEFAULT_MOUNT_PATH, type AppBinding, type DatabaseAccessRequest, type MariaDBRole, type MySQLRole, type PostgresRole, type RedisRole, type SecretEngine,
 } from '../../api/index.ts';
 import { FakeClock } from '../../lib/runtime/clock.ts';
 import { KubeEventRecorder, type EventRecorder, type EventType } from '../../lib/runtime/events.ts';
@@ -19,10 +19,12 @@ import { nullLogger, redact, type Logger } from '../../lib/runtime/logging.ts';
 import { RetryableError, TerminalError, keyOf, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/types.ts';
 import type { VaultClient } from '../../lib/vault/client.ts';
 import type { Caches, ControllerContext, Grant } from '../../controllers/shared/context.ts';
-import { REQUESTS_BY_VAULT_APPBINDING, leaseAppBindings, refKey } from '../../controllers/shared/dependents.ts';
-import { defaultMountPath } from '../../controllers/shared/names.ts';
-import { postgresRoleReferences } from '../../controllers/shared/references.ts';
-import { APP_BINDINGS, DATABASE_ACCESS_REQUESTS, POSTGRES_ROLES, ROLE_BINDINGS, ROLES, SECRET_ENGINES, SECRETS } from '../../controllers/shared/resources.ts';
+import { addDependencyIndexes, refKey } from '../../controllers/shared/dependents.ts';
+import { engineMountPath } from '../../controllers/shared/names.ts';
+import { roleCaches } from '../../controllers/shared/role-kinds.ts';
+import {
+  APP_BINDINGS, DATABASE_ACCESS_REQUESTS, MARIADB_ROLES, MYSQL_ROLES, POSTGRES_ROLES, REDIS_ROLES, ROLE_BINDINGS, ROLES, SECRET_ENGINES, SECRETS,
+} from '../../controllers/shared/resources.ts';
 import { secretCacheTransform, type CachedSecret } from '../../controllers/shared/secret-integrity.ts';
 import { FakeWatchCache } from './fake-cache.ts';
 import { FakeKube } from './fake-kube.ts';
@@ -203,8 +205,8 @@ export class FakeVaultConnections {
 
 /**
  * The caches the operator builds (controllers/index.ts buildControllers), fed from `kube`, with the same transforms,
- * selectors and indexes. The indexes are a copy of buildControllers'; once each kind wires its own (a setup per
- * kind), call those here instead.
+ * selectors and indexes: the shared ones from addDependencyIndexes, and a copy of the `mount` indexes the
+ * SecretEngine and role setups add.
  */
 export function fakeCaches(kube: FakeKube, clusterName: string): Caches {
   const ours = 'app.kubernetes.io/managed-by=leasehold';
@@ -212,29 +214,21 @@ export function fakeCaches(kube: FakeKube, clusterName: string): Caches {
     appBindings: new FakeWatchCache<AppBinding>(kube, APP_BINDINGS),
     secretEngines: new FakeWatchCache<SecretEngine>(kube, SECRET_ENGINES),
     postgresRoles: new FakeWatchCache<PostgresRole>(kube, POSTGRES_ROLES),
+    mysqlRoles: new FakeWatchCache<MySQLRole>(kube, MYSQL_ROLES),
+    mariadbRoles: new FakeWatchCache<MariaDBRole>(kube, MARIADB_ROLES),
+    redisRoles: new FakeWatchCache<RedisRole>(kube, REDIS_ROLES),
     requests: new FakeWatchCache<DatabaseAccessRequest>(kube, DATABASE_ACCESS_REQUESTS),
     secrets: new FakeWatchCache<CachedSecret>(kube, SECRETS, { transform: secretCacheTransform }),
     grantRoles: new FakeWatchCache<Grant>(kube, ROLES, { labelSelector: ours }),
     grantBindings: new FakeWatchCache<Grant>(kube, ROLE_BINDINGS, { labelSelector: ours }),
   };
   const ns = (o: KubernetesObject) => o.metadata?.namespace ?? '';
-  caches.secretEngines.addIndex('appbinding', (e) => [
-    `${e.spec.vaultRef.namespace ?? ns(e)}/${e.spec.vaultRef.name}`,
-    `${e.spec.postgres.databaseRef.namespace ?? ns(e)}/${e.spec.postgres.databaseRef.name}`,
-  ]);
-  caches.postgresRoles.addIndex('dependency', (r) => {
-    const out: string[] = [];
-    if (r.spec.secretEngineRef) out.push(`SecretEngine/${ns(r)}/${r.spec.secretEngineRef.name}`);
-    if (r.spec.vaultRef) out.push(`AppBinding/${ns(r)}/${r.spec.vaultRef.name}`);
-    for (const ref of postgresRoleReferences(r, clusterName)) out.push(`AppBinding/${ref.to.namespace}/${ref.to.name}`);
-    return out;
-  });
-  const mountOf = (e: SecretEngine) => e.spec.path ?? defaultMountPath(clusterName, ns(e), e.metadata.name ?? '');
+  addDependencyIndexes(caches, clusterName);
+  const mountOf = (e: SecretEngine) => engineMountPath(clusterName, e);
   caches.secretEngines.addIndex('mount', (e) => [mountOf(e)]);
-  caches.postgresRoles.addIndex('mount', (r) => (r.spec.vaultRef && !r.spec.secretEngineRef ? [`${ns(r)}/${r.spec.vaultRef.name}/${r.spec.path ?? DEFAULT_MOUNT_PATH}`] : []));
-  caches.requests.addIndex('role', (d) => [`${d.spec.roleRef.namespace ?? ns(d)}/${d.spec.roleRef.name}`]);
-  caches.requests.addIndex(REQUESTS_BY_VAULT_APPBINDING, (d) => leaseAppBindings(d).map(refKey));
-  caches.appBindings.addIndex('secret', (a) => (a.spec.secret ? [`${ns(a)}/${a.spec.secret.name}`] : []));
+  for (const roles of roleCaches(caches)) {
+    roles.addIndex('mount', (r) => (r.spec.vaultRef && !r.spec.secretEngineRef ? [`${ns(r)}/${r.spec.vaultRef.name}/${r.spec.path ?? DEFAULT_MOUNT_PATH}`] : []));
+  }
   return caches;
 }
 

@@ -1,11 +1,14 @@
 // The guide's objects (manifests/samples) as literals for unit tests: the Vault AppBinding, the database AppBinding
-// and its admin Secret, the SecretEngine and the PostgresRole, in namespace `demo`. Each builder takes overrides.
+// and its admin Secret, the SecretEngine and the PostgresRole, in namespace `demo`; and the same for KubeVault's
+// MySQL, MariaDB and Redis guides (engineFixtures). Each builder takes overrides.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import {
   APPCATALOG_API_VERSION, ENGINE_API_VERSION, VAULT_SERVER_CONFIGURATION_API_VERSION, VAULT_SERVER_CONFIGURATION_KIND,
-  FINALIZER, RequestPhase, type AppBinding, type DatabaseAccessRequest, type PostgresRole, type SecretEngine,
+  FINALIZER, RequestPhase, type AppBinding, type DatabaseAccessRequest, type DatabaseRole, type PostgresRole, type SecretEngine,
 } from '../../api/index.ts';
-import { APP_BINDINGS, DATABASE_ACCESS_REQUESTS, POSTGRES_ROLES, SECRET_ENGINES, SECRETS } from '../../controllers/shared/resources.ts';
+import {
+  APP_BINDINGS, DATABASE_ACCESS_REQUESTS, MARIADB_ROLES, MYSQL_ROLES, POSTGRES_ROLES, REDIS_ROLES, SECRET_ENGINES, SECRETS,
+} from '../../controllers/shared/resources.ts';
 import type { FakeKube } from './fake-kube.ts';
 
 export const NS = 'demo';
@@ -108,4 +111,68 @@ export function applyGuideBindings(kube: FakeKube): { vault: AppBinding; databas
   return { vault: kube.put(APP_BINDINGS, vaultAppBinding()), database: kube.put(APP_BINDINGS, postgresAppBinding()) };
 }
 
-export { APP_BINDINGS, DATABASE_ACCESS_REQUESTS, POSTGRES_ROLES, SECRET_ENGINES, SECRETS };
+/** One of KubeVault's MySQL, MariaDB and Redis guides, as objects: database AppBinding, its admin Secret, SecretEngine, role. */
+export interface EngineFixture {
+  /** The role kind, as a request's spec.roleRef.kind names it. */
+  kind: 'MySQLRole' | 'MariaDBRole' | 'RedisRole';
+  /** The SecretEngine field (and `<type>` of its default mount path). */
+  type: 'mysql' | 'mariadb' | 'redis';
+  appBinding: AppBinding;
+  adminSecret: Secret;
+  secretEngine: SecretEngine;
+  role: DatabaseRole;
+  roleResource: typeof MYSQL_ROLES;
+}
+
+/** The guide's objects for `kind` in namespace `demo`; the role's name is `<type>-role`, its engine's `<type>-engine`. */
+export function engineFixture(kind: EngineFixture['kind'], roleSpec: Partial<DatabaseRole['spec']> = {}): EngineFixture {
+  const type = kind === 'MySQLRole' ? 'mysql' : kind === 'MariaDBRole' ? 'mariadb' : 'redis';
+  const redis = type === 'redis';
+  const appBinding: AppBinding = {
+    apiVersion: APPCATALOG_API_VERSION, kind: 'AppBinding',
+    metadata: { name: type, namespace: NS },
+    spec: {
+      secret: { name: `${type}-admin` },
+      clientConfig: redis
+        ? { service: { name: 'redis-standalone', scheme: 'redis', port: 6379 } }
+        : { url: `tcp(${type}.${NS}.svc:3306)/app` },
+    } as AppBinding['spec'],
+  };
+  const adminSecret: Secret = {
+    apiVersion: 'v1', kind: 'Secret', metadata: { name: `${type}-admin`, namespace: NS },
+    data: redis ? { password: b64('redis-admin-pw') } : { username: b64('root'), password: b64('r00t:"pw"') },
+  };
+  const secretEngine: SecretEngine = {
+    apiVersion: ENGINE_API_VERSION, kind: 'SecretEngine',
+    metadata: { name: `${type}-engine`, namespace: NS },
+    spec: {
+      vaultRef: { name: 'vault' },
+      [type]: { databaseRef: { name: type, namespace: NS }, pluginName: redis ? 'redis-database-plugin' : 'mysql-database-plugin' },
+    } as unknown as SecretEngine['spec'],
+  };
+  const role: DatabaseRole = {
+    apiVersion: ENGINE_API_VERSION, kind,
+    metadata: { name: `${type}-role`, namespace: NS },
+    spec: {
+      secretEngineRef: { name: `${type}-engine` },
+      creationStatements: redis
+        ? ['["~*", "+@read"]']
+        : ["CREATE USER '{{name}}'@'%' IDENTIFIED BY '{{password}}';", "GRANT SELECT ON app.* TO '{{name}}'@'%';"],
+      defaultTTL: '1h',
+      maxTTL: '24h',
+      ...roleSpec,
+    },
+  };
+  return { kind, type, appBinding, adminSecret, secretEngine, role, roleResource: kind === 'MySQLRole' ? MYSQL_ROLES : kind === 'MariaDBRole' ? MARIADB_ROLES : REDIS_ROLES };
+}
+
+/** Puts an engine fixture's objects (and the Vault AppBinding) into `kube`, as `kubectl apply` would. */
+export function applyEngineFixture(kube: FakeKube, f: EngineFixture): void {
+  kube.put(APP_BINDINGS, vaultAppBinding());
+  kube.put(SECRETS, f.adminSecret);
+  kube.put(APP_BINDINGS, f.appBinding);
+  kube.put(SECRET_ENGINES, f.secretEngine);
+  kube.put(f.roleResource, f.role);
+}
+
+export { APP_BINDINGS, DATABASE_ACCESS_REQUESTS, MARIADB_ROLES, MYSQL_ROLES, POSTGRES_ROLES, REDIS_ROLES, SECRET_ENGINES, SECRETS };

@@ -81,6 +81,23 @@ const postgresRole = (): Obj => ({
     creationStatements: ['CREATE ROLE "{{name}}" WITH LOGIN PASSWORD \'{{password}}\';'], defaultTTL: '1h', maxTTL: '24h',
   },
 });
+/** KubeVault's MySQL, MariaDB and Redis guides' SecretEngine and role (the guides' manifests, addresses aside). */
+const engineFor = (type: 'mysql' | 'mariadb' | 'redis'): Obj => ({
+  apiVersion: 'engine.kubevault.com/v1alpha1', kind: 'SecretEngine', metadata: { name: `${type}-engine`, namespace: NS },
+  spec: { vaultRef: { name: 'vault' }, [type]: { databaseRef: { name: type, namespace: NS }, pluginName: type === 'redis' ? 'redis-database-plugin' : 'mysql-database-plugin' } },
+});
+const mysqlRole = (kind: 'MySQLRole' | 'MariaDBRole' = 'MySQLRole'): Obj => ({
+  apiVersion: 'engine.kubevault.com/v1alpha1', kind, metadata: { name: `${kind.toLowerCase()}-superuser-role`, namespace: NS },
+  spec: {
+    secretEngineRef: { name: kind === 'MySQLRole' ? 'mysql-engine' : 'mariadb-engine' },
+    creationStatements: ["CREATE USER '{{name}}'@'%' IDENTIFIED BY '{{password}}';", "GRANT SELECT ON *.* TO '{{name}}'@'%';"],
+    defaultTTL: '1h', maxTTL: '24h',
+  },
+});
+const redisRole = (): Obj => ({
+  apiVersion: 'engine.kubevault.com/v1alpha1', kind: 'RedisRole', metadata: { name: 'write-read-role', namespace: NS },
+  spec: { secretEngineRef: { name: 'redis-engine' }, creationStatements: ['["~*", "+@read","+@write"]'], defaultTTL: '1h', maxTTL: '24h' },
+});
 const accessRequest = (name = 'req'): Obj => ({
   apiVersion: 'engine.kubevault.com/v1alpha1', kind: 'DatabaseAccessRequest', metadata: { name, namespace: NS },
   spec: { roleRef: { kind: 'PostgresRole', name: 'role', namespace: NS }, subjects: [{ kind: 'ServiceAccount', name: 'app', namespace: NS }], ttl: '1h' },
@@ -126,7 +143,11 @@ const BAD_INPUTS: BadInput[] = [
   bad('an AppBinding secret transform doing two things', appBinding, (o) => { spec(o).secretTransforms = [{ renameKey: { from: 'user', to: 'username' }, removeKey: { key: 'x' } }]; }, /spec\.secretTransforms\[0\]: Invalid value.*exactly one of renameKey/),
   bad('an AppBinding secret without a name', appBinding, (o) => { spec(o).secret = {}; }, /spec\.secret\.name: Required value/),
   // SecretEngine
-  bad('a SecretEngine without postgres (other engines are not supported)', secretEngine, (o) => delete spec(o).postgres, /spec\.postgres: Required value/),
+  bad('a SecretEngine without a database (KubeVault\'s other engines are not supported)', secretEngine, (o) => delete spec(o).postgres, /spec: Invalid value.*set exactly one of postgres, mysql, mariadb, redis/),
+  bad('a SecretEngine connected to two databases', secretEngine, (o) => { spec(o).mysql = { databaseRef: { name: 'db' } }; }, /spec: Invalid value.*set exactly one of postgres, mysql, mariadb, redis/),
+  bad('a MySQL SecretEngine allowing no roles', () => engineFor('mysql'), (o) => { spec(o).mysql.allowedRoles = []; }, /spec\.mysql\.allowedRoles: Invalid value.*at least 1 items/),
+  bad('a Redis SecretEngine without databaseRef', () => engineFor('redis'), (o) => { spec(o).redis = { pluginName: 'redis-database-plugin' }; }, /spec\.redis\.databaseRef: Required value/),
+  bad('a Redis SecretEngine with MySQL\'s pool settings', () => engineFor('redis'), (o) => { spec(o).redis.maxOpenConnections = 4; }, /unknown field "spec\.redis\.maxOpenConnections"/),
   bad('a SecretEngine for another engine kind', secretEngine, (o) => { spec(o).aws = { region: 'eu-west-1' }; }, /unknown field "spec\.aws"/),
   bad('a SecretEngine path with a leading slash', secretEngine, (o) => { spec(o).path = '/my-postgres-se'; }, /spec\.path: Invalid value: "\/my-postgres-se"/),
   bad('a SecretEngine path climbing out with ..', secretEngine, (o) => { spec(o).path = 'my-se/../sys'; }, /spec\.path: Invalid value.*must not contain '\.\.'/),
@@ -150,10 +171,21 @@ const BAD_INPUTS: BadInput[] = [
   bad('a PostgresRole allowing a namespace that is not a DNS label', postgresRole, (o) => { spec(o).allowedRequestNamespaces = ['Team_A']; }, /spec\.allowedRequestNamespaces\[0\]: Invalid value: "Team_A"/),
   bad('a PostgresRole secretTemplate key that a Secret cannot hold', postgresRole, (o) => { spec(o).secretTemplate = { 'bad key!': '{{username}}' }; }, /spec\.secretTemplate: Invalid value.*valid Secret keys/),
   bad('a PostgresRole auto-approving everyone', postgresRole, (o) => { spec(o).approval = { autoApprove: { maxTTL: '1h' } }; }, /spec\.approval\.autoApprove: Invalid value.*subjects or namespaces/),
+  // MySQLRole, MariaDBRole, RedisRole: the shared fields are checked as on a PostgresRole
+  bad('a MySQLRole without creationStatements', mysqlRole, (o) => delete spec(o).creationStatements, /spec\.creationStatements: Required value/),
+  bad('a MySQLRole with both secretEngineRef and vaultRef', mysqlRole, (o) => { spec(o).vaultRef = { name: 'vault' }; }, /spec: Invalid value.*exactly one of secretEngineRef and vaultRef/),
+  bad('a MySQLRole whose maxTTL is below defaultTTL', mysqlRole, (o) => { spec(o).maxTTL = '30m'; }, /spec\.maxTTL: Invalid value.*maxTTL must be at least defaultTTL/),
+  bad('a MySQLRole auto-approving everyone', mysqlRole, (o) => { spec(o).approval = { autoApprove: { maxTTL: '1h' } }; }, /spec\.approval\.autoApprove: Invalid value.*subjects or namespaces/),
+  bad('a MariaDBRole without secretEngineRef', () => mysqlRole('MariaDBRole'), (o) => delete spec(o).secretEngineRef, /spec\.secretEngineRef: Required value/),
+  bad('a MariaDBRole in KubeVault\'s 2021 style (MariaDBRole never had it)', () => mysqlRole('MariaDBRole'), (o) => { spec(o).vaultRef = { name: 'vault' }; }, /unknown field "spec\.vaultRef"/),
+  bad('a MariaDBRole renewFraction above 0.95', () => mysqlRole('MariaDBRole'), (o) => { spec(o).renewFraction = 0.99; }, /spec\.renewFraction: Invalid value: 0\.99.*0\.95/),
+  bad('a RedisRole creation statement that is not a JSON list of ACL rules', redisRole, (o) => { spec(o).creationStatements = ['+@read ~*']; }, /spec\.creationStatements\[0\]: Invalid value.*JSON list of ACL rules/),
+  bad('a RedisRole with rollbackStatements (the Redis plugin has none)', redisRole, (o) => { spec(o).rollbackStatements = ['[]']; }, /unknown field "spec\.rollbackStatements"/),
+  bad('a RedisRole secretTemplate key that a Secret cannot hold', redisRole, (o) => { spec(o).secretTemplate = { 'bad key!': 'x' }; }, /spec\.secretTemplate: Invalid value.*valid Secret keys/),
   // DatabaseAccessRequest
   bad('a request without subjects', accessRequest, (o) => delete spec(o).subjects, /spec\.subjects: Required value/),
   bad('a request with an empty subjects list', accessRequest, (o) => { spec(o).subjects = []; }, /spec\.subjects: Invalid value.*at least 1 items/),
-  bad('a request for a role kind Leasehold does not serve', accessRequest, (o) => { spec(o).roleRef.kind = 'MySQLRole'; }, /spec\.roleRef\.kind: Unsupported value: "MySQLRole"/),
+  bad('a request for a role kind Leasehold does not serve', accessRequest, (o) => { spec(o).roleRef.kind = 'MongoDBRole'; }, /spec\.roleRef\.kind: Unsupported value: "MongoDBRole"/),
   bad('a request whose roleRef names another API group', accessRequest, (o) => { spec(o).roleRef.apiGroup = 'rbac.authorization.k8s.io'; }, /spec\.roleRef\.apiGroup: Unsupported value/),
   bad('a request whose roleRef has no name', accessRequest, (o) => delete spec(o).roleRef.name, /spec\.roleRef\.name: Required value/),
   bad('a subject of an unknown kind', accessRequest, (o) => { spec(o).subjects[0].kind = 'Robot'; }, /spec\.subjects\[0\]\.kind: Unsupported value: "Robot"/),
@@ -187,6 +219,33 @@ test('the valid objects the bad-input table starts from are accepted, in both Po
   };
   await kubectlOk(t, ['create', '--dry-run=server', '-f', '-'], { input: JSON.stringify(newer) });
   t.pass();
+});
+
+test('KubeVault\'s MySQL, MariaDB and Redis guides\' SecretEngines and roles apply unchanged, and requests may name every role kind', async (t) => {
+  // KubeDB's MySQL AppBinding gives its address in the Go driver's form.
+  const kubedbMySQL = appBinding();
+  spec(kubedbMySQL).clientConfig = { url: 'tcp(mysql.bad-inputs.svc:3306)/' };
+  const objects = [kubedbMySQL, engineFor('mysql'), engineFor('mariadb'), engineFor('redis'), mysqlRole(), mysqlRole('MariaDBRole'), redisRole()];
+  for (const o of objects) {
+    const created = JSON.parse(await kubectlOk(t, ['create', '--dry-run=server', '-o', 'json', '-f', '-'], { input: JSON.stringify(o) }));
+    assertKept(t, o.spec, created.spec, `${o.kind} spec`);
+  }
+  // A MySQLRole in KubeVault's 2021 style, as a PostgresRole may be.
+  const old = mysqlRole();
+  old.spec = { vaultRef: { name: 'vault' }, databaseRef: { name: 'mysql', namespace: NS }, path: 'database', creationStatements: ['SELECT 1'] };
+  await kubectlOk(t, ['create', '--dry-run=server', '-f', '-'], { input: JSON.stringify(old) });
+  for (const kind of ['MySQLRole', 'MariaDBRole', 'RedisRole']) {
+    const req = accessRequest(`for-${kind.toLowerCase()}`);
+    spec(req).roleRef.kind = kind;
+    await kubectlOk(t, ['create', '--dry-run=server', '-f', '-'], { input: JSON.stringify(req) });
+  }
+  // Every role kind prints the same columns as a PostgresRole.
+  const shown = { ...redisRole(), metadata: { name: 'shown-redis', namespace: NS } };
+  await kubectlOk(t, ['create', '-f', '-'], { input: JSON.stringify(shown) });
+  t.is((await writeStatus(t, 'redisrole', NS, 'shown-redis', { phase: 'Success', path: 'k8s.-.redis.bad-inputs.redis-engine', vaultRole: 'k8s.-.bad-inputs.shown-redis' })).code, 0);
+  const columns = table(await kubectlOk(t, ['get', 'redisroles', '-n', NS, 'shown-redis']));
+  t.deepEqual(columns[0], ['NAME', 'STATUS', 'VAULT ROLE', 'PATH', 'AGE']);
+  t.deepEqual(columns[1]?.slice(0, 4), ['shown-redis', 'Success', 'k8s.-.bad-inputs.shown-redis', 'k8s.-.redis.bad-inputs.redis-engine']);
 });
 
 // ---- The guide, unchanged --------------------------------------------------------------------------------------
@@ -414,6 +473,8 @@ test('the operator\'s ClusterRole allows what the operator does and no more', as
   for (const [verb, resource, subresource] of [
     ['patch', 'databaseaccessrequests.engine.kubevault.com', ''], ['update', 'databaseaccessrequests.engine.kubevault.com', 'status'],
     ['patch', 'postgresroles.engine.kubevault.com', 'status'], ['patch', 'appbindings.appcatalog.appscode.com', 'status'],
+    ['patch', 'mysqlroles.engine.kubevault.com', 'status'], ['patch', 'mariadbroles.engine.kubevault.com', 'status'], ['patch', 'redisroles.engine.kubevault.com', 'status'],
+    ['update', 'mysqlroles.engine.kubevault.com', 'finalizers'], ['watch', 'redisroles.engine.kubevault.com', ''],
     ['create', 'secrets', ''], ['create', 'serviceaccounts', 'token'], ['create', 'rolebindings.rbac.authorization.k8s.io', ''],
     ['patch', 'deployments.apps', ''], ['create', 'events.events.k8s.io', ''], ['create', 'events', ''],
     // A Vault AppBinding's in-use finalizer (a JSON patch guarded by a test of the list).
@@ -456,6 +517,17 @@ test('what routes leases can\'t move under them: a SecretEngine\'s Vault and dat
     const r = await kubectl(t, ['patch', 'postgresrole', 'routed', '-n', NS, '--type=merge', '-p', JSON.stringify({ spec: { [field]: value } })]);
     t.regex(r.stderr, new RegExp(`spec\\.${field}: Invalid value.*${field} is immutable`), field);
   }
+  // The same for the other kinds: a MySQL engine's database and kind, a RedisRole's SecretEngine.
+  const mysqlEngine = { ...engineFor('mysql'), metadata: { name: 'routed-mysql', namespace: NS } };
+  await kubectlOk(t, ['create', '-f', '-'], { input: JSON.stringify(mysqlEngine) });
+  const moved = await kubectl(t, ['patch', 'secretengine', 'routed-mysql', '-n', NS, '--type=merge', '-p', JSON.stringify({ spec: { mysql: { databaseRef: { name: 'other-db' } } } })]);
+  t.regex(moved.stderr, /spec\.mysql\.databaseRef: Invalid value.*mysql\.databaseRef is immutable/);
+  const switched = await kubectl(t, ['patch', 'secretengine', 'routed-mysql', '-n', NS, '--type=merge', '-p', JSON.stringify({ spec: { mysql: null, mariadb: { databaseRef: { name: 'mysql' } } } })]);
+  t.regex(switched.stderr, /the kind of database/);
+  const redis = { ...redisRole(), metadata: { name: 'routed-redis', namespace: NS } };
+  await kubectlOk(t, ['create', '-f', '-'], { input: JSON.stringify(redis) });
+  const r = await kubectl(t, ['patch', 'redisrole', 'routed-redis', '-n', NS, '--type=merge', '-p', JSON.stringify({ spec: { secretEngineRef: { name: 'other' } } })]);
+  t.regex(r.stderr, /spec\.secretEngineRef: Invalid value.*secretEngineRef is immutable.*create another RedisRole instead/);
   const ok = await kubectl(t, ['patch', 'postgresrole', 'routed', '-n', NS, '--type=merge', '-p', JSON.stringify({ spec: { maxTTL: '48h' } })]);
   t.is(ok.code, 0, ok.stderr);
 });

@@ -229,6 +229,40 @@ test.serial('a role may require a reason: a request without one is refused, and 
   t.regex(r.stderr, /this request can't be approved: PostgresRole demo\/later-role requires a reason and the request has no spec\.reason/);
 });
 
+test.serial('a MySQLRole, MariaDBRole or RedisRole is approved as a PostgresRole is: approve on its own resource, four eyes, its required reason', async (t) => {
+  const { env } = t.context;
+  // Admission needs only the roles (not a database): their SecretEngine need not exist.
+  const role = (kind: string, name: string, approval?: Record<string, unknown>) => YAML.stringify({
+    apiVersion: 'engine.kubevault.com/v1alpha1', kind, metadata: { name, namespace: NS },
+    spec: { secretEngineRef: { name: 'absent' }, creationStatements: [kind === 'RedisRole' ? '["~*", "+@read"]' : "CREATE USER '{{name}}'@'%' IDENTIFIED BY '{{password}}';"], ...(approval ? { approval } : {}) },
+  });
+  const request = (name: string, kind: string, roleName: string, reason?: string) => YAML.stringify({
+    apiVersion: 'engine.kubevault.com/v1alpha1', kind: 'DatabaseAccessRequest', metadata: { name, namespace: NS },
+    spec: { roleRef: { kind, name: roleName }, subjects: [{ kind: 'ServiceAccount', name: 'demo-sa', namespace: NS }], ...(reason ? { reason } : {}) },
+  });
+  kubectl(env, ['apply', '-f', '-'], [role('MySQLRole', 'shop-mysql'), role('MariaDBRole', 'shop-mariadb'), role('RedisRole', 'cache-redis', { requireReason: true })].join('---\n'));
+  // A PostgresRole of the same name requiring a reason applies to PostgresRole requests only.
+  kubectl(env, ['apply', '-f', '-'], roleYaml('shop-mysql', { requireReason: true }));
+
+  // RedisRole's requireReason, checked by its own policy.
+  const refused = await eventually(t, 'a RedisRole request without a reason refused', async () => {
+    const r = as(t, 'alice', ['create', '--dry-run=server', '-f', '-'], request('cache-no-reason', 'RedisRole', 'cache-redis'));
+    return r.code !== 0 ? r : undefined;
+  });
+  t.regex(refused.stderr, /RedisRole demo\/cache-redis requires a reason: set spec\.reason/);
+  t.is(as(t, 'alice', ['create', '-f', '-'], request('mysql-rqst', 'MySQLRole', 'shop-mysql')).code, 0, 'the PostgresRole of that name does not apply');
+  t.is(as(t, 'alice', ['create', '-f', '-'], request('mariadb-rqst', 'MariaDBRole', 'shop-mariadb')).code, 0);
+
+  // approve on mysqlroles is what it takes; carol has none.
+  const carol = vault(t, 'carol', ['approve', 'dar', 'mysql-rqst', '-n', NS]);
+  t.regex(carol.stderr, /user carol may not approve requests for MySQLRole demo\/shop-mysql: that takes the RBAC verb "approve" on mysqlroles \(group engine\.kubevault\.com\) named shop-mysql in namespace demo/);
+  t.regex(vault(t, 'alice', ['approve', 'dar', 'mysql-rqst', '-n', NS]).stderr, /four eyes/);
+  for (const name of ['mysql-rqst', 'mariadb-rqst']) {
+    const bob = vault(t, 'bob', ['approve', 'dar', name, '-n', NS]);
+    t.is(bob.code, 0, bob.stderr);
+  }
+});
+
 test.serial('a role in another namespace: the operator refuses to issue without its required reason (the policy can\'t see that role)', async (t) => {
   const { env } = t.context;
   kubectl(env, ['apply', '-f', '-'], roleYaml('shared-role', { requireReason: true }, 'shared').replace('spec:', 'spec:\n  allowedRequestNamespaces: [demo]'));

@@ -1,21 +1,18 @@
 // PostgreSQL (KubeVault's PostgresRole): where its roles live in Vault, the address its database AppBinding
 // gives (a postgresql:// URL; port 5432 and database postgres by default), and the template variables a
 // PostgreSQL client needs: URI-escaped and .pgpass-escaped forms, and libpq's sslmode.
-import type { AppBinding, PostgresRole } from '../../../api/index.ts';
+import type { AppBinding } from '../../../api/index.ts';
 import { appBindingUrl } from '../../shared/appbinding.ts';
-import { resolveRoleTarget, roleReferenceRefusal } from '../../shared/role-target.ts';
-import type { AccessRole, DatabaseAddress, DatabaseEngine, TemplateVariables } from '../engine.ts';
+import type { DatabaseAddress, DatabaseEngine, TemplateVariables } from '../engine.ts';
 import type { AddressVariables } from '../template.ts';
+import { roleLookup, uriEncode } from './common.ts';
 
 /** libpq's .pgpass escaping: `\` and `:` are preceded by a backslash. */
 export function pgpassEscape(s: string): string {
   return s.replace(/[\\:]/g, (c) => `\\${c}`);
 }
 
-/** Percent-encoding for the user, password and database parts of a postgresql:// or jdbc URI. */
-export function uriEncode(s: string): string {
-  return encodeURIComponent(s);
-}
+export { uriEncode };
 
 /** Every variable a PostgreSQL role's templates may use, with what it holds. */
 export const POSTGRES_TEMPLATE_VARIABLES = {
@@ -81,29 +78,8 @@ export const postgresVariables: TemplateVariables = {
   },
 };
 
-const asPostgresRole = (role: AccessRole) => role as PostgresRole;
-
 export const postgres: DatabaseEngine = {
-  roleKind: 'PostgresRole',
-  role: (caches, namespace, name) => caches.postgresRoles.get(namespace, name),
-  target: (role, caches, cluster) => resolveRoleTarget(asPostgresRole(role), caches, cluster),
-  referenceRefusal: (role, caches, cluster) => roleReferenceRefusal(asPostgresRole(role), caches, cluster),
-  databaseAppBinding(role, caches) {
-    const r = asPostgresRole(role);
-    const ns = r.metadata.namespace ?? '';
-    let ref: { name: string; namespace?: string } | undefined;
-    if (r.spec.secretEngineRef) {
-      const engine = caches.secretEngines.get(ns, r.spec.secretEngineRef.name);
-      if (!engine) return { why: `SecretEngine ${ns}/${r.spec.secretEngineRef.name} does not exist` };
-      ref = engine.spec.postgres.databaseRef;
-    } else {
-      ref = r.spec.databaseRef;
-    }
-    if (!ref) return { why: `PostgresRole ${ns}/${r.metadata.name} names a Vault connection (databaseName), not a database AppBinding` };
-    const abNs = ref.namespace ?? ns;
-    const appBinding = caches.appBindings.get(abNs, ref.name);
-    return appBinding ? { appBinding, why: '' } : { why: `the database AppBinding ${abNs}/${ref.name} does not exist` };
-  },
+  ...roleLookup('PostgresRole'),
   address: postgresAddress,
   variables: postgresVariables,
 };

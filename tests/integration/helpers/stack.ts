@@ -1,7 +1,7 @@
 // Shared set-up for integration tests: one real stack per test file, always stopped afterwards.
 // A missing component fails the run loudly (startEnv throws naming what is missing); nothing is skipped.
 import type { ExecutionContext, TestFn } from 'ava';
-import { startEnv, type Env } from '../../../scripts/stack/env.ts';
+import { startEnv, type Env, type StackDatabase } from '../../../scripts/stack/env.ts';
 import { auditIsClean, auditLeases, describeAudit, type LeaseAudit } from './lease-audit.ts';
 
 export interface StackContext {
@@ -18,12 +18,13 @@ const AUDIT_SETTLE_MS = 60_000;
  * stack stops, while the file's operators still run, Vault's database leases are audited against what the
  * requests record (helpers/lease-audit.ts): a lease no request records, a recorded live lease Vault doesn't have,
  * or an ended request whose lease lives fails the file. `withoutLeaseAudit` says why a file has no leases to
- * audit (it writes request statuses by hand, with no operator).
+ * audit (it writes request statuses by hand, with no operator). `databases` starts MariaDB (it serves the MySQL
+ * tests too) and/or Redis beside PostgreSQL: then `t.context.env.mariadb` / `.redis` hold their addresses and admin login.
  */
-export function useStack<T extends StackContext>(test: TestFn<T>, opts: { withoutLeaseAudit?: string } = {}): void {
+export function useStack<T extends StackContext>(test: TestFn<T>, opts: { withoutLeaseAudit?: string; databases?: StackDatabase[] } = {}): void {
   test.before(async (t) => {
     t.timeout(80 * 60_000, 'starting the local stack (a cold machine builds binaries first; `npm run stack:prepare` does it up front)');
-    t.context.env = await startEnv({ log: (l) => t.log(l) });
+    t.context.env = await startEnv({ log: (l) => t.log(l), databases: opts.databases });
   });
   test.after.always('Vault holds exactly the leases the requests record', async (t) => {
     if (!t.context.env) return;

@@ -78,7 +78,8 @@ test('the names KubeVault users type still work', (t) => {
   const names = KINDS.map((d) => renderCrd(d)).map((crd) => (crd.metadata as { name: string }).name).sort();
   t.deepEqual(names, [
     'appbindings.appcatalog.appscode.com', 'databaseaccessrequests.engine.kubevault.com',
-    'postgresroles.engine.kubevault.com', 'secretengines.engine.kubevault.com',
+    'mariadbroles.engine.kubevault.com', 'mysqlroles.engine.kubevault.com',
+    'postgresroles.engine.kubevault.com', 'redisroles.engine.kubevault.com', 'secretengines.engine.kubevault.com',
   ]);
   t.deepEqual(DATABASE_ACCESS_REQUEST.shortNames, ['dar']);
   for (const def of KINDS) t.true(def.categories.includes('leasehold'), def.kind);
@@ -88,7 +89,7 @@ test('phase enums are the exported phase constants', (t) => {
   const phaseOf = (def: KindDefinition) => (def.status.properties?.phase?.enum ?? []) as readonly string[];
   t.deepEqual(phaseOf(DATABASE_ACCESS_REQUEST), REQUEST_PHASES);
   t.true(REQUEST_PHASES.includes(RequestPhase.WaitingForApproval));
-  for (const def of KINDS.filter((d) => d.kind === 'SecretEngine' || d.kind === 'PostgresRole')) t.deepEqual(phaseOf(def), ENGINE_PHASES);
+  for (const def of KINDS.filter((d) => d.kind === 'SecretEngine' || d.kind.endsWith('Role'))) t.deepEqual(phaseOf(def), ENGINE_PHASES);
 });
 
 test('the finalizer is domain-qualified, as the API server recommends', (t) => {
@@ -99,6 +100,30 @@ test('kind definitions address their resources for the kube client as they are',
   const resources: readonly ResourceType[] = KINDS; // checked by tsc: no second list of plurals to keep in step
   t.deepEqual(resources.map((r) => `${r.plural}.${r.group}/${r.version}`), [
     'appbindings.appcatalog.appscode.com/v1alpha1', 'secretengines.engine.kubevault.com/v1alpha1',
-    'postgresroles.engine.kubevault.com/v1alpha1', 'databaseaccessrequests.engine.kubevault.com/v1alpha1',
+    'postgresroles.engine.kubevault.com/v1alpha1', 'mysqlroles.engine.kubevault.com/v1alpha1',
+    'mariadbroles.engine.kubevault.com/v1alpha1', 'redisroles.engine.kubevault.com/v1alpha1',
+    'databaseaccessrequests.engine.kubevault.com/v1alpha1',
   ]);
+});
+
+test('every role kind has the same approval, Secret layout, renewal, tenancy and TTL fields, status and columns as a PostgresRole', (t) => {
+  const roles = KINDS.filter((d) => d.kind.endsWith('Role'));
+  t.deepEqual(roles.map((d) => d.kind), ['PostgresRole', 'MySQLRole', 'MariaDBRole', 'RedisRole']);
+  const postgres = roles[0]!;
+  const shared = ['approval', 'secretTemplate', 'renewFraction', 'allowedRequestNamespaces', 'defaultTTL', 'maxTTL', 'secretEngineRef'];
+  for (const def of roles.slice(1)) {
+    for (const field of shared) t.deepEqual(def.spec.properties?.[field], postgres.spec.properties?.[field], `${def.kind}.spec.${field}`);
+    t.deepEqual(def.status, postgres.status, `${def.kind}.status`);
+    t.deepEqual(def.printerColumns, postgres.printerColumns, `${def.kind} columns`);
+    t.true(def.spec.required?.includes('creationStatements'), `${def.kind} requires creationStatements`);
+  }
+  // KubeVault's 2021 style (vaultRef, path, databaseRef | databaseName) is PostgresRole's and MySQLRole's only.
+  for (const def of roles) t.is(!!def.spec.properties?.vaultRef, def.kind === 'PostgresRole' || def.kind === 'MySQLRole', def.kind);
+});
+
+test('a SecretEngine connects to exactly one of the databases Leasehold serves, each under KubeVault\'s field', (t) => {
+  const spec = KINDS.find((d) => d.kind === 'SecretEngine')!.spec;
+  for (const field of ['postgres', 'mysql', 'mariadb', 'redis']) t.deepEqual(spec.properties?.[field]?.required, ['databaseRef'], field);
+  t.false('mongodb' in (spec.properties ?? {}));
+  t.true(spec['x-kubernetes-validations']!.some((r) => /exactly one of postgres, mysql, mariadb, redis/.test(r.message ?? '')));
 });

@@ -50,11 +50,36 @@ test('the MutatingAdmissionPolicy and the guard spell the requester JSON the sam
   t.is(expr('requester-mutating.yaml'), expr('requester-guard.yaml'));
 });
 
-test('the approver ClusterRole holds approve on postgresroles', (t) => {
+test('the approver ClusterRole holds approve on every role kind', (t) => {
   const docs = YAML.parseAllDocuments(fs.readFileSync('manifests/rbac/people.yaml', 'utf8')).map((d) => d.toJS());
   const approver = docs.find((d) => d.metadata.name === 'leasehold-approver');
-  t.true(approver.rules.some((r: { resources: string[]; verbs: string[]; apiGroups: string[] }) =>
-    r.apiGroups.includes('engine.kubevault.com') && r.resources.includes('postgresroles') && r.verbs.includes('approve')));
+  for (const resource of ['postgresroles', 'mysqlroles', 'mariadbroles', 'redisroles']) {
+    t.true(approver.rules.some((r: { resources: string[]; verbs: string[]; apiGroups: string[] }) =>
+      r.apiGroups.includes('engine.kubevault.com') && r.resources.includes(resource) && r.verbs.includes('approve')), resource);
+  }
+});
+
+test('the operator may read, finalize and report on every role kind', (t) => {
+  const docs = YAML.parseAllDocuments(fs.readFileSync('manifests/rbac/operator.yaml', 'utf8')).map((d) => d.toJS());
+  const rules = docs.find((d) => d.kind === 'ClusterRole').rules as { resources: string[]; verbs: string[] }[];
+  for (const kind of ['postgresroles', 'mysqlroles', 'mariadbroles', 'redisroles']) {
+    for (const [resource, verb] of [[kind, 'watch'], [kind, 'patch'], [`${kind}/status`, 'patch'], [`${kind}/finalizers`, 'update']] as const) {
+      t.true(rules.some((r) => r.resources.includes(resource) && r.verbs.includes(verb)), `${verb} ${resource}`);
+    }
+  }
+});
+
+test('each role kind has its approval policy, matching requests for that kind only', (t) => {
+  const docs = YAML.parseAllDocuments(fs.readFileSync('manifests/admission/approval-role.yaml', 'utf8')).map((d) => d.toJS());
+  const policies = docs.filter((d) => d.kind === 'ValidatingAdmissionPolicy');
+  t.deepEqual(policies.map((p) => p.spec.paramKind.kind), ['PostgresRole', 'MySQLRole', 'MariaDBRole', 'RedisRole']);
+  for (const p of policies) {
+    t.true(docs.some((d) => d.kind === 'ValidatingAdmissionPolicyBinding' && d.spec.policyName === p.metadata.name), `${p.metadata.name} is bound`);
+    const kindCondition = p.spec.matchConditions.find((c: { name: string }) => c.name === 'role-kind').expression as string;
+    t.true(kindCondition.endsWith(`== '${p.spec.paramKind.kind}'`), p.metadata.name);
+  }
+  const approval = YAML.parseAllDocuments(fs.readFileSync('manifests/admission/approval.yaml', 'utf8')).map((d) => d.toJS())[0];
+  t.regex(JSON.stringify(approval.spec.validations[0]), /resource\(variables\.roleResource\)/);
 });
 
 test('subjects match users, groups and service accounts (namespace defaulting to the role\'s)', (t) => {

@@ -6,7 +6,7 @@ import {
   Annotations, ConditionType, FINALIZER, Reason, RequestPhase, type DatabaseAccessRequest, type PostgresRole,
 } from '../../../api/index.ts';
 import { DatabaseAccessRequestReconciler } from '../../../controllers/databaseaccessrequest/reconciler.ts';
-import { PostgresRoleReconciler } from '../../../controllers/postgresrole/reconciler.ts';
+import { PostgresRoleReconciler } from '../../../controllers/role/reconciler.ts';
 import { SecretEngineReconciler } from '../../../controllers/secretengine/reconciler.ts';
 import { ROLE_BINDINGS, ROLES } from '../../../controllers/shared/resources.ts';
 import { RetryableError, TerminalError, type Result } from '../../../lib/runtime/index.ts';

@@ -2,7 +2,7 @@
 // my-postgres-se + databaseRef), the Vault role it writes, and what status and Events say.
 import test from 'ava';
 import { EnginePhase, FINALIZER, Reason, type PostgresRole } from '../../../api/index.ts';
-import { PostgresRoleReconciler } from '../../../controllers/postgresrole/reconciler.ts';
+import { PostgresRoleReconciler } from '../../../controllers/role/reconciler.ts';
 import { SecretEngineReconciler } from '../../../controllers/secretengine/reconciler.ts';
 import { VaultRequestError } from '../../../lib/vault/errors.ts';
 import { comesBack, fakeWorld } from '../../fakes/controller-context.ts';

@@ -155,7 +155,8 @@ test('explain names failures in the vocabulary; a reason outside it is an Intern
 
 test('every kind Leasehold serves has a summary condition its Events are written from', (t) => {
   t.deepEqual(Object.fromEntries(KINDS.map((k) => [k.kind, SummaryCondition[k.kind]])), {
-    AppBinding: 'Ready', SecretEngine: 'Ready', PostgresRole: 'Ready', DatabaseAccessRequest: 'Available',
+    AppBinding: 'Ready', SecretEngine: 'Ready', PostgresRole: 'Ready', MySQLRole: 'Ready', MariaDBRole: 'Ready', RedisRole: 'Ready',
+    DatabaseAccessRequest: 'Available',
   });
 });
 

@@ -1,12 +1,14 @@
-// PostgresRole → the Vault role `k8s.<cluster>.<ns>.<name>` under the engine's mount. SQL statements go to
-// Vault exactly as written: Vault's {{name}}/{{password}}/{{expiration}} are Vault's to fill in. A database (or
+// Any role kind (PostgresRole, MySQLRole, MariaDBRole, RedisRole; role-kinds.ts has the table) → the Vault role
+// `k8s.<cluster>.<ns>.<name>` under the engine's mount. Statements go to Vault exactly as written (SQL, or Redis's
+// JSON ACL rule lists): Vault's {{name}}/{{password}}/{{expiration}} are Vault's to fill in. A database (or
 // SecretEngine) of another namespace that doesn't admit this one is refused, Failed/ReferenceNotAllowed, before
 // anything is written (shared/role-target.ts); a role written before that namespace withdrew its consent stays
 // in Vault until the PostgresRole is deleted, but nothing more is issued from it.
+// A role whose SecretEngine connects to another kind of database is Failed/EngineKindMismatch.
 // On deletion it waits (condition Terminating) while requests hold leases issued from it — renewing them reads
 // the Vault role — then deletes the Vault role (../shared/dependents.ts has the whole order).
 import crypto from 'node:crypto';
-import { EnginePhase, EventOnlyReason, FINALIZER, Interval, KUBEVAULT_FINALIZER, parseDurationSeconds, Reason, type PostgresRole } from '../../api/index.ts';
+import { EnginePhase, EventOnlyReason, FINALIZER, Interval, KUBEVAULT_FINALIZER, parseDurationSeconds, Reason, type DatabaseRole, type RoleKind } from '../../api/index.ts';
 import { DONE, RetryableError, TerminalError, addFinalizer, hasFinalizer, removeFinalizer, requeueAfter, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/index.ts';
 import { isVaultNotFound } from '../../lib/vault/errors.ts';
 import { Dependencies, describeDependents } from '../shared/dependents.ts';
@@ -14,10 +16,11 @@ import type { DatabaseRoleSpec } from '../../lib/vault/client.ts';
 import type { ControllerContext } from '../shared/context.ts';
 import { vaultRoleName } from '../shared/names.ts';
 import { engineFailed, engineSucceeded, explain, report, terminating } from '../shared/report.ts';
-import { POSTGRES_ROLES } from '../shared/resources.ts';
+import { ROLE_KIND_INFO, type RoleKindInfo } from '../shared/role-kinds.ts';
 import { MissingReference, resolveRoleTarget } from '../shared/role-target.ts';
 
-export function roleSpecForVault(role: PostgresRole, connection: string): DatabaseRoleSpec {
+/** The Vault role a role of any kind writes: its statements untouched, its TTLs in seconds. */
+export function roleSpecForVault(role: Pick<DatabaseRole, 'spec'>, connection: string): DatabaseRoleSpec {
   return {
     dbName: connection,
     creationStatements: role.spec.creationStatements,
@@ -29,28 +32,32 @@ export function roleSpecForVault(role: PostgresRole, connection: string): Databa
   };
 }
 
-export class PostgresRoleReconciler implements Reconciler {
+/** The controller of one role kind: the same for every kind, parameterized by its row of ROLE_KIND_INFO. */
+export class RoleReconciler implements Reconciler {
   /** What was last written to Vault per role, so a resync with nothing changed makes no Vault call. */
   private readonly applied = new Map<string, string>();
   private readonly dependencies: Dependencies;
+  private readonly info: RoleKindInfo;
 
-  constructor(private readonly c: ControllerContext) {
+  constructor(private readonly c: ControllerContext, kind: RoleKind) {
     this.dependencies = new Dependencies(c.caches, c.clusterName);
+    this.info = ROLE_KIND_INFO[kind];
   }
 
   async reconcile(key: ObjectKey, ctx: ReconcileContext): Promise<Result> {
-    const cached = this.c.caches.postgresRoles.get(key.namespace, key.name);
+    const cached = this.info.cache(this.c.caches).get(key.namespace, key.name);
     if (!cached) return DONE;
     let role = cached;
-    const events = this.c.events('leasehold-postgresrole');
+    const resource = this.info.resource;
+    const events = this.c.events(`leasehold-${this.info.controllerName}`);
     const vaultRole = vaultRoleName(this.c.clusterName, key.namespace, key.name);
     const appliedKey = `${role.metadata.uid}`;
 
     if (role.metadata.deletionTimestamp) {
       if (!hasFinalizer(role, FINALIZER) && !hasFinalizer(role, KUBEVAULT_FINALIZER)) return DONE;
-      const dependents = this.dependencies.ofPostgresRole(role);
+      const dependents = this.dependencies.ofRole(role);
       if (dependents.length > 0) {
-        await report(this.c.kube, POSTGRES_ROLES, events, role, {
+        await report(this.c.kube, resource, events, role, {
           conditions: [terminating(Reason.LeasesOutstanding, `deletion waits before deleting Vault role ${vaultRole}: ` +
             `${describeDependents(dependents)}. Renewing a lease reads its Vault role; this finishes on its own once they are revoked or deleted`)],
         }, ctx.now(), ctx.signal);
@@ -72,15 +79,15 @@ export class PostgresRoleReconciler implements Reconciler {
         } else {
           if (err instanceof RetryableError && err.reason === Reason.Conflict) throw err;
           const { reason, message } = explain(err);
-          await report(this.c.kube, POSTGRES_ROLES, events, role, {
+          await report(this.c.kube, resource, events, role, {
             conditions: [terminating(reason, `deleting Vault role ${vaultRole} failed, retried: ${message}`)],
           }, ctx.now(), ctx.signal);
           throw err;
         }
       }
       this.applied.delete(appliedKey);
-      role = (await removeFinalizer(this.c.kube, POSTGRES_ROLES, role, FINALIZER, ctx)).object;
-      await removeFinalizer(this.c.kube, POSTGRES_ROLES, role, KUBEVAULT_FINALIZER, ctx);
+      role = (await removeFinalizer(this.c.kube, resource, role, FINALIZER, ctx)).object;
+      await removeFinalizer(this.c.kube, resource, role, KUBEVAULT_FINALIZER, ctx);
       return DONE;
     }
 
@@ -91,14 +98,14 @@ export class PostgresRoleReconciler implements Reconciler {
       const going = hasFinalizer(role, FINALIZER) || hasFinalizer(role, KUBEVAULT_FINALIZER) ? undefined : this.dependencies.terminatingOnIssuePath(role, target.vaultAppBinding);
       // Nothing new is set up through a SecretEngine or AppBinding on its way out (it would only have to wait for it).
       if (going) throw new RetryableError(Reason.ReferenceTerminating, `${going} is being deleted: no new Vault role is written through it`);
-      role = (await addFinalizer(this.c.kube, POSTGRES_ROLES, role, FINALIZER, ctx)).object;
+      role = (await addFinalizer(this.c.kube, resource, role, FINALIZER, ctx)).object;
       if (this.applied.get(appliedKey) !== fingerprint || role.status?.phase !== EnginePhase.Success) {
         const conn = await this.c.connections.forAppBinding(target.vaultAppBinding, ctx.signal);
         await conn.client.writeRole(target.mount, vaultRole, spec, { signal: ctx.signal });
         this.applied.set(appliedKey, fingerprint);
       }
       const message = `Vault role ${vaultRole} written under ${target.mount}/ (connection ${target.connection})`;
-      await report(this.c.kube, POSTGRES_ROLES, events, role, {
+      await report(this.c.kube, resource, events, role, {
         phase: EnginePhase.Success,
         conditions: engineSucceeded(message),
         fields: { vaultRole, path: target.mount },
@@ -109,7 +116,7 @@ export class PostgresRoleReconciler implements Reconciler {
       if (err instanceof RetryableError && err.reason === Reason.Conflict) throw err;
       const { reason, message } = explain(err);
       const why = err instanceof MissingReference ? Reason.ReferenceNotFound : reason === Reason.VaultInvalid ? Reason.FailedToCreateDatabaseRole : reason;
-      await report(this.c.kube, POSTGRES_ROLES, events, role, {
+      await report(this.c.kube, resource, events, role, {
         phase: EnginePhase.Failed,
         conditions: engineFailed(why, message),
         fields: { vaultRole },
@@ -121,5 +128,12 @@ export class PostgresRoleReconciler implements Reconciler {
       // edit of the role, the backoff covering a fix made in Vault by hand.
       throw new RetryableError(why, message, { cause: err });
     }
+  }
+}
+
+/** The PostgresRole controller's reconciler (RoleReconciler for PostgresRole). */
+export class PostgresRoleReconciler extends RoleReconciler {
+  constructor(c: ControllerContext) {
+    super(c, 'PostgresRole');
   }
 }
