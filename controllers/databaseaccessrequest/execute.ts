@@ -142,9 +142,13 @@ export class Pass {
     const { c } = this.fx;
     const ctx = this.ctx;
     switch (s.kind) {
-      case 'addFinalizer':
-        this.current = (await addFinalizer(c.kube, DATABASE_ACCESS_REQUESTS, this.current, FINALIZER, ctx)).object;
+      case 'addFinalizer': {
+        const before = this.current.metadata.resourceVersion;
+        const { object, changed } = await addFinalizer(c.kube, DATABASE_ACCESS_REQUESTS, this.current, FINALIZER, ctx);
+        this.current = object;
+        if (changed) this.fx.memory.wrote(before, object);
         return;
+      }
       case 'releaseFinalizer': {
         const obj = (await removeFinalizer(c.kube, DATABASE_ACCESS_REQUESTS, this.current, FINALIZER, ctx)).object;
         this.current = (await removeFinalizer(c.kube, DATABASE_ACCESS_REQUESTS, obj, KUBEVAULT_FINALIZER, ctx)).object;
@@ -307,8 +311,10 @@ export class Pass {
 
   /** Writes the pass's status if it differs from the request's (resourceVersion-guarded). */
   private async write(): Promise<void> {
-    const { object } = await patchStatus(this.fx.c.kube, DATABASE_ACCESS_REQUESTS, this.current, this.status, this.ctx);
+    const before = this.current.metadata.resourceVersion;
+    const { object, changed } = await patchStatus(this.fx.c.kube, DATABASE_ACCESS_REQUESTS, this.current, this.status, this.ctx);
     this.current = object;
+    if (changed) this.fx.memory.wrote(before, object);
   }
 
   /**

@@ -1,6 +1,7 @@
 // What this process remembers about requests and leases between passes, behind named methods. None of it is
 // needed for correctness after a restart (status is the record): it times metrics, spaces retries, keeps a
 // lease this process just issued out of a concurrent sweep's hands, and saves Vault look-ups.
+import type { DatabaseAccessRequest } from '../../api/index.ts';
 import { RevocationRetries } from './decide.ts';
 import { CreatedGrants } from './grants.ts';
 import { LeaseLiveness } from './lease-liveness.ts';
@@ -19,6 +20,8 @@ export class RequestMemory {
   readonly revocationRetries = new RevocationRetries();
   /** Roles and RoleBindings this process created that the caches don't show yet. */
   readonly createdGrants = new CreatedGrants();
+  /** uid → the request as this process last wrote it, and the resourceVersions its writes replaced since the cache last showed one of them. */
+  private readonly written = new Map<string, { replaced: Set<string>; object: DatabaseAccessRequest }>();
 
   constructor(readonly liveness: LeaseLiveness) {}
 
@@ -62,8 +65,37 @@ export class RequestMemory {
     return this.issued.keys();
   }
 
+  /** This process wrote `object` over the version `replaced` (its status, its finalizers). */
+  wrote(replaced: string | undefined, object: DatabaseAccessRequest): void {
+    const uid = object.metadata.uid;
+    if (!uid || !replaced || object.metadata.resourceVersion === replaced) return;
+    const w = this.written.get(uid);
+    if (w) {
+      w.replaced.add(replaced);
+      w.object = object;
+    } else {
+      this.written.set(uid, { replaced: new Set([replaced]), object });
+    }
+  }
+
+  /**
+   * The freshest request known: the cache's, unless the cache still shows a version one of this process's own
+   * writes replaced (their watch events haven't arrived: a pass woken by a child object can run that early), in
+   * which case the one written last. Any other version in the cache (ours caught up, or someone else wrote
+   * since) is the cache's to tell.
+   */
+  freshest(cached: DatabaseAccessRequest): DatabaseAccessRequest {
+    const uid = cached.metadata.uid ?? '';
+    const w = this.written.get(uid);
+    if (!w) return cached;
+    if (w.replaced.has(cached.metadata.resourceVersion ?? '')) return w.object;
+    this.written.delete(uid);
+    return cached;
+  }
+
   /** A request ended or went: forget what was kept about it. */
   forget(uid: string): void {
+    this.written.delete(uid);
     this.approvalSeen.delete(uid);
     this.renewalFailures.delete(uid);
     this.liveness.forget(uid);

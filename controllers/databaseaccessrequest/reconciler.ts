@@ -47,7 +47,9 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
       this.metrics.forget(key.namespace, key.name);
       return DONE;
     }
-    const observed = await observe(cached, { c: this.c, dependencies: this.dependencies, memory: this.memory }, ctx);
+    // The cache may not show this process's own last write yet: then that write is the request as it stands.
+    const request = this.memory.freshest(cached);
+    const observed = await observe(request, { c: this.c, dependencies: this.dependencies, memory: this.memory }, ctx);
     const pass = new Pass(observed, this.effects, ctx);
     try {
       let p = plan(observed, ctx.now());

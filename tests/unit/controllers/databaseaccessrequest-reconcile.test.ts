@@ -277,9 +277,10 @@ test('a pass on caches that lag behind the operator\'s own writes issues nothing
   await w.pass();
   w.kube.resetRequests();
   const calls = w.vault.calls.issueCredential;
-  t.true((await w.tryPass()) instanceof RetryableError, 'the stale pass ends on a conflict');
+  const r = await w.tryPass();
+  t.false(r instanceof Error, `the pass goes on from what this process wrote, not the stale cache: ${String(r)}`);
   t.is(w.vault.calls.issueCredential, calls);
-  t.deepEqual(w.kube.writes().filter((r) => r.verb === 'create').map((r) => r.resource), []);
+  t.deepEqual(w.kube.writes().map((r) => `${r.verb} ${r.resource}`), []);
   w.kube.resumeWatch();
   await w.pass();
   t.deepEqual(w.live(), [w.dar().status!.lease!.id]);
