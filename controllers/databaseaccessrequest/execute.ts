@@ -27,7 +27,7 @@ import type { RequestMemory } from './memory.ts';
 import type { LeaseMetrics } from './metrics.ts';
 import type { Failure, Observed, RenewalAnswer } from './observe.ts';
 import {
-  RETRY_MS, failureStatus, foldIssued, foldPreviousRevoked, foldRestarted, foldRevocationsDone, type EventIntent, type Plan, type Revocation, type Step,
+  RETRY_MS, failureStatus, foldIssued, type Issued, foldPreviousRevoked, foldRestarted, foldRevocationsDone, type EventIntent, type Plan, type Revocation, type Step,
 } from './plan.ts';
 import type { RevocationTarget } from './revocation.ts';
 
@@ -67,6 +67,8 @@ export class Pass {
   private readonly events: EventIntent[] = [];
   private requeueAtMs?: number;
   private revocationFailed = false;
+  /** The credential this pass issued (or adopted), until its record is written. */
+  private issued?: Issued;
   private plan?: Plan;
 
   constructor(private readonly o: Observed, private readonly fx: RequestEffects, private readonly ctx: ReconcileContext) {
@@ -103,7 +105,7 @@ export class Pass {
     const dar = this.current;
     const uid = dar.metadata.uid ?? '';
     const released = plan.steps.some((s) => s.kind === 'releaseFinalizer');
-    if (!released) await this.write();
+    if (!released) await (this.issued ? this.recordIssued(this.issued) : this.write());
     this.emitAll();
     if (plan.forget || released) {
       this.fx.memory.forget(uid);
@@ -113,6 +115,27 @@ export class Pass {
     }
     if (this.requeueAtMs === undefined) return DONE;
     return requeueAfter(Math.max(0, this.requeueAtMs - this.ctx.now().getTime()));
+  }
+
+  /**
+   * The write that records an issued credential. Its lease is live and in the Secret: a conflict (someone edited
+   * the request meanwhile) must not leave it unrecorded, so the record is folded again into a fresh read and
+   * written, as long as the request still shows this pass's attempt.
+   */
+  private async recordIssued(issued: Issued): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.write();
+        return;
+      } catch (err) {
+        if (!(err instanceof RetryableError && err.reason === 'Conflict') || attempt >= 3) throw err;
+        const fresh = await this.fx.c.kube.get<DatabaseAccessRequest>(DATABASE_ACCESS_REQUESTS, this.current.metadata.namespace ?? '', this.current.metadata.name ?? '', this.ctx);
+        if (fresh.status?.issuance?.attempt !== this.status.issuance?.attempt) throw err;
+        this.current = fresh;
+        this.status = structuredClone(fresh.status ?? {}) as Status;
+        this.apply(foldIssued({ dar: fresh, status: this.status, issued, role: this.o.role, now: this.ctx.now() }).update);
+      }
+    }
   }
 
   /**
@@ -160,7 +183,8 @@ export class Pass {
         const target = { key: `sweep/${this.current.metadata.uid}`, subject: 'a lease issued for this request before a restart and never recorded' };
         await this.guardRevocation(target, s.why, true, async () => {
           const session = await this.session(s.attempt.vaultAppBinding);
-          if (session) await sweep(s.attempt, { vault: { client: session.client, signal: ctx.signal }, leases: this.fx.leases, recordedLeases: () => this.recordedLeases(), dar: this.current, ctx });
+          if (!session) throw new RetryableError(Reason.ReferenceNotFound, 'the Vault AppBinding the unfinished issuance used is gone');
+          await sweep(s.attempt, { vault: { client: session.client, signal: ctx.signal }, leases: this.fx.leases, recordedLeases: () => this.recordedLeases(), dar: this.current, ctx });
         });
         return;
       }
@@ -198,7 +222,8 @@ export class Pass {
   private async revoke(r: Revocation, stopOnFailure: boolean): Promise<void> {
     const ok = await this.guardRevocation(r.leaseId, r.why, stopOnFailure, async () => {
       const session = await this.session(r.vaultAppBinding);
-      if (!session) return;
+      // Planned with its Vault AppBinding there; gone since: not revoked, so not done.
+      if (!session) throw new RetryableError(Reason.ReferenceNotFound, `the Vault AppBinding lease ${r.leaseId} was issued through is gone`);
       const outcome = await this.fx.leases.revoke({ client: session.client, signal: this.ctx.signal }, r.leaseId, r.reason);
       if (r.previous) {
         const { update, event } = foldPreviousRevoked(this.status, r, outcome);
@@ -251,10 +276,11 @@ export class Pass {
         return this.current;
       },
     });
+    this.issued = issued;
     const { update, events, requeueAtMs, retired } = foldIssued({ dar: this.current, status: this.status, issued, role: this.o.role, now: ctx.now() });
     this.apply(update);
     this.events.push(...events);
-    this.requeueAtMs = requeueAtMs;
+    if (requeueAtMs !== undefined) this.requeueAtMs = Math.min(this.requeueAtMs ?? Infinity, requeueAtMs);
     const uid = this.current.metadata.uid ?? '';
     this.fx.memory.liveness.alive(uid, issued.leaseId, ctx.now().getTime()); // just issued (or looked up): no look-up needed
     const ns = this.current.metadata.namespace;
@@ -329,7 +355,8 @@ export class Pass {
       const now = after.find((c) => c.type === type);
       const before = this.initialConditions.find((c) => c.type === type);
       if (!now || (before && before.status === now.status && before.reason === now.reason)) continue;
-      if (this.events.some((e) => e.reason === now.reason || (now.status === 'True' && e.type === 'Normal'))) continue;
+      const told = [...this.events, ...transitions];
+      if (told.some((e) => e.reason === now.reason || (now.status === 'True' && e.type === 'Normal'))) continue;
       transitions.push({ type: isAbnormal(now, after) ? 'Warning' : 'Normal', reason: (now.reason ?? type) as EventReason, message: now.message ?? '', audit: AUDITED.has(now.reason ?? '') });
     }
     const dar = { ...this.current, status: this.status };
@@ -365,7 +392,7 @@ export class Pass {
   /** Every lease id a request, a credential Secret or this process records: a sweep spares them. */
   private recordedLeases(): Set<string> {
     const { caches } = this.fx.c;
-    const recorded = new Set<string>(this.fx.memory.issuedLeases());
+    const recorded = new Set<string>(this.fx.memory.issuedForOthers(this.current.metadata.uid ?? ''));
     for (const r of caches.requests.list()) {
       if (r.status?.lease?.id) recorded.add(r.status.lease.id);
       for (const p of r.status?.previousLeases ?? []) recorded.add(p.id);

@@ -67,7 +67,7 @@ export async function issueCredential(dar: DatabaseAccessRequest, order: IssueOr
   dar = await x.checkpoint(order.issuance, order.secretName);
 
   const { client, ownedBy } = await x.session.issuingClient();
-  let cred: LeasedCredential = await leases.issue({ client, signal: ctx.signal }, order.issuance.mount!, order.issuance.role!);
+  let cred: LeasedCredential = await leases.issue({ client, signal: ctx.signal }, { mount: order.issuance.mount!, vaultRole: order.issuance.role!, forUid: dar.metadata.uid ?? '' });
   crashPoint('crash-after-issue'); // the window exactly-once must survive: issued, recorded nowhere
   try {
     if (order.ttlSeconds !== undefined && order.ttlSeconds !== cred.leaseDurationSeconds && cred.renewable) {

@@ -46,10 +46,11 @@ export class LeaseOps {
   }
 
   /** `<mount>/creds/<role>`: a new lease, remembered at once so a concurrent sweep never takes it. */
-  issue(vault: VaultAt, mount: string, vaultRole: string): Promise<LeasedCredential> {
+  issue(vault: VaultAt, role: { mount: string; vaultRole: string; forUid: string }): Promise<LeasedCredential> {
+    const { mount, vaultRole, forUid } = role;
     return this.roleGate.shared(roleKey(mount, vaultRole), async () => {
       const issued = await vault.client.issueCredential(mount, vaultRole, { signal: vault.signal });
-      this.memory.issuedHere(issued.leaseId, this.nowMs());
+      this.memory.issuedHere(issued.leaseId, forUid, this.nowMs());
       return issued;
     });
   }

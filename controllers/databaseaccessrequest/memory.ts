@@ -14,8 +14,8 @@ export class RequestMemory {
   private readonly approvalSeen = new Map<string, number>();
   /** uid → renewals failed in a row (an Event on the first failure and on the recovery only). */
   private readonly renewalFailures = new Map<string, number>();
-  /** Lease id → when this process issued it (insertion order = age). */
-  private readonly issued = new Map<string, number>();
+  /** Lease id → the request it was issued for and when (insertion order = age). */
+  private readonly issued = new Map<string, { uid: string; atMs: number }>();
   /** Revocations Vault didn't do, per lease: when to try each again. */
   readonly revocationRetries = new RevocationRetries();
   /** Roles and RoleBindings this process created that the caches don't show yet. */
@@ -46,11 +46,11 @@ export class RequestMemory {
     return n;
   }
 
-  /** Vault just handed this lease over: a sweep must not take it for a crashed attempt's. */
-  issuedHere(leaseId: string, nowMs: number): void {
-    this.issued.set(leaseId, nowMs);
-    for (const [id, at] of this.issued) {
-      if (nowMs - at <= ISSUED_HERE_MS) break; // insertion order: the rest are newer
+  /** Vault just handed this lease over for the request `uid`: another request's sweep must not take it for a crashed attempt's. */
+  issuedHere(leaseId: string, uid: string, nowMs: number): void {
+    this.issued.set(leaseId, { uid, atMs: nowMs });
+    for (const [id, { atMs }] of this.issued) {
+      if (nowMs - atMs <= ISSUED_HERE_MS) break; // insertion order: the rest are newer
       this.issued.delete(id);
     }
   }
@@ -60,9 +60,12 @@ export class RequestMemory {
     this.issued.delete(leaseId);
   }
 
-  /** The leases this process issued recently. */
-  issuedLeases(): Iterable<string> {
-    return this.issued.keys();
+  /**
+   * The leases this process issued recently for requests other than `uid`: in flight or not yet in their caches.
+   * A request's own are not spared by its sweep: one that never reached its Secret or status is the orphan.
+   */
+  issuedForOthers(uid: string): string[] {
+    return [...this.issued].filter(([, v]) => v.uid !== uid).map(([id]) => id);
   }
 
   /** This process wrote `object` over the version `replaced` (its status, its finalizers). */

@@ -156,8 +156,17 @@ async function secretView(dar: DatabaseAccessRequest, deps: ObserveDeps, ctx: Re
   const name = dar.status?.secret?.name;
   const cached = ownedSecret(deps.c.caches, dar);
   const view: SecretView = { name, present: !!cached, drift: 'intact', ...annotationsOf(cached) };
+  if (!name) return view;
+  const unfinished = !!dar.status?.issuance?.attempt && !dar.status.issuance.completed;
+  if (unfinished && stage !== 'finished' && stage !== 'denied') {
+    // An attempt that wasn't recorded: what its Secret holds decides between adopting its lease and sweeping,
+    // and the cache may not show our own write yet. Read it.
+    const live = await deps.c.kube.tryGet<SecretMeta>(SECRETS, dar.metadata.namespace ?? '', name, ctx);
+    const ours = !!live && !live.metadata?.deletionTimestamp && !!live.metadata?.ownerReferences?.some((r) => r.uid === dar.metadata.uid);
+    return ours ? { ...view, present: true, ...annotationsOf(live) } : { ...view, present: false, leaseId: undefined, attempt: undefined };
+  }
   // Only a recorded, approved credential is checked against the live Secret; every other stage reads the cache.
-  if (!name || stage !== 'approved' || !dar.status?.lease?.id || !dar.status.issuance?.completed) return view;
+  if (stage !== 'approved' || !dar.status?.lease?.id || !dar.status.issuance?.completed) return view;
   if (!cached) {
     // The cache may lag behind our own create: an absence is confirmed by a read.
     const live = await deps.c.kube.tryGet<SecretMeta>(SECRETS, dar.metadata.namespace ?? '', name, ctx);

@@ -245,16 +245,20 @@ class PlanBuilder {
     const revokeNow = kind === 'revokeNow';
     const reason: RevocationReason = revokeNow ? 'revoke-now' : 'expiry';
     const why = revokeNow ? 'revoked on request' : 'the request expired';
-    if (leaseId) {
+    // The recorded lease, one the Secret holds that isn't recorded yet, and any an unfinished attempt got.
+    const leaseIds = [...new Set([leaseId, this.o.secret.leaseId].filter((id): id is string => !!id))];
+    const unfinished = st.issuance?.attempt && !st.issuance.completed ? st.issuance : undefined;
+    if (leaseIds.length || unfinished) {
       const vab = st.issuance?.vaultAppBinding;
       if (vab && this.o.vaultAppBindings.has(refKeyOf(vab, this.ns))) {
-        this.step({ kind: 'revokeLease', revocation: { leaseId, vaultAppBinding: vab, reason, why }, stopOnFailure: true });
+        for (const id of leaseIds) this.step({ kind: 'revokeLease', revocation: { leaseId: id, vaultAppBinding: vab, reason, why }, stopOnFailure: true });
+        if (unfinished) this.step({ kind: 'sweep', attempt: unfinished, why });
       } else if (revokeNow) {
         // Revoked on request means revoked: without the Vault it was issued through, wait for it.
-        return this.fail({ reason: Reason.ReferenceNotFound, message: `cannot reach the Vault lease ${leaseId} was issued through` });
+        return this.fail({ reason: Reason.ReferenceNotFound, message: `cannot reach the Vault lease ${leaseIds.join(', ') || 'of the unfinished issuance'} was issued through` });
       }
     }
-    this.revokePrevious(st.previousLeases ?? [], reason, why, true);
+    this.revokePrevious((st.previousLeases ?? []).filter((p) => !leaseIds.includes(p.id)), reason, why, true);
     this.step({ kind: 'clearSecret' });
     this.p.onSuccess = revokeNow
       ? {
@@ -277,13 +281,20 @@ class PlanBuilder {
 
   /** Revocations of previous leases: each named by a Normal Event when done; one without its Vault AppBinding is left to expire. */
   private revokePrevious(previous: readonly PreviousLease[], reason: RevocationReason, why: string, stopOnFailure: boolean): void {
+    const leftToExpire: string[] = [];
     for (const p of previous) {
       if (p.vaultAppBinding && !this.o.vaultAppBindings.has(refKeyOf(p.vaultAppBinding, this.ns))) {
+        // Said once: the lease leaves previousLeases, nothing can revoke it any more.
         this.p.events.push({ type: 'Warning', reason: 'LeaseNotRevoked', message: `the Vault AppBinding is gone: previous lease ${p.id} is left to expire`, audit: true });
+        leftToExpire.push(p.id);
         continue;
       }
       const vaultAppBinding = p.vaultAppBinding ?? this.dar.status?.issuance?.vaultAppBinding;
       this.step({ kind: 'revokeLease', revocation: { leaseId: p.id, vaultAppBinding, reason, why, previous: true }, stopOnFailure });
+    }
+    if (leftToExpire.length) {
+      const kept = (this.p.status.previousLeases ?? []).filter((p) => !leftToExpire.includes(p.id));
+      this.set({ conditions: [], fields: { previousLeases: kept.length ? kept : undefined } });
     }
   }
 
@@ -298,8 +309,9 @@ class PlanBuilder {
       for (const leaseId of leaseIds) this.step({ kind: 'revokeLease', revocation: { leaseId, vaultAppBinding: vab, reason: 'deletion', why }, stopOnFailure: true });
       if (st.issuance?.attempt && !st.issuance.completed) this.step({ kind: 'sweep', attempt: st.issuance, why });
       if (leaseIds.length) (this.p.eventsOnSuccess ??= []).push({ type: 'Normal', reason: 'LeaseRevoked', message: `revoked lease ${leaseIds.join(', ')}`, audit: true });
-    } else if (leaseIds.length) {
-      this.p.events.push({ type: 'Warning', reason: 'LeaseNotRevoked', message: `the Vault AppBinding is gone: lease ${leaseIds.join(', ')} is left to expire`, audit: true });
+    } else if (leaseIds.length || (st.issuance?.attempt && !st.issuance.completed)) {
+      const what = leaseIds.length ? `lease ${leaseIds.join(', ')} is` : 'any lease the unfinished issuance got is';
+      this.p.events.push({ type: 'Warning', reason: 'LeaseNotRevoked', message: `the Vault AppBinding is gone: ${what} left to expire`, audit: true });
     }
     this.revokePrevious((st.previousLeases ?? []).filter((p) => !leaseIds.includes(p.id)), 'deletion', why, true);
     this.step({ kind: 'releaseFinalizer' });
@@ -314,7 +326,7 @@ class PlanBuilder {
     if (broken) return this.rotate(broken.reason, broken.message, broken.opts);
     // Without its role (or with a template that can't render) nothing new can be issued: the lease is kept
     // alive as long as Vault allows, and rotated once it can be.
-    const canIssue = !!this.o.layout && this.o.layout.problems.length === 0 && !this.o.roleProblem;
+    const canIssue = !!this.o.layout && this.o.layout.problems.length === 0 && !this.issueBlocked();
     const schedule = leaseStep(lease, { renew: this.dar.spec.renew !== false, fraction: renewFraction(this.dar, this.o.role), uid: this.uid, nowMs: this.nowMs });
     if (schedule.kind === 'renew' && !this.o.refusal && !this.o.renewal) {
       // A renewal due is asked first, alone: its answer decides the rest of the pass (renewed, or rotate).
@@ -543,7 +555,8 @@ class PlanBuilder {
       ...(adopt ? { adopt } : {}),
       ...(unfinished ? { sweep: unfinished } : {}),
       ...(ttlSeconds !== undefined ? { ttlSeconds } : {}),
-      ...(rotation ? { rotatedAt: rfc3339(this.now) } : {}),
+      // Adopted, the rotation happened when its Secret was written (the grace period and restarts count from then).
+      ...(rotation ? { rotatedAt: (adopt && o.secret.rotatedAt) || rfc3339(this.now) } : {}),
       first: !prior,
     };
   }
@@ -623,7 +636,7 @@ export function foldIssued({ dar, status, issued: x, role, now }: { dar: Databas
   const completedAt = x.rotatedAt ?? rfc3339(now);
   const previous = rotation ? retirePrevious(status.previousLeases ?? [], Date.parse(completedAt), graceSeconds(dar)) : undefined;
   const retired = (previous ?? []).filter((p) => !(status.previousLeases ?? []).find((q) => q.id === p.id)?.revokeAt);
-  const what = x.adopted ? `credential in Secret ${x.secretName} recovered after a restart` : `credential issued into Secret ${x.secretName}`;
+  const what = x.adopted ? `credential in Secret ${x.secretName} recorded from the Secret (an earlier pass stopped before recording it)` : `credential issued into Secret ${x.secretName}`;
   const lease = { id: x.leaseId, duration: formatDuration(x.durationSeconds), renewable: x.renewable, issuedAt: x.issuedAt, expiresAt: x.expiresAt };
   const update: StatusUpdate = {
     phase: RequestPhase.Approved,

@@ -285,3 +285,74 @@ test('a pass on caches that lag behind the operator\'s own writes issues nothing
   await w.pass();
   t.deepEqual(w.live(), [w.dar().status!.lease!.id]);
 });
+
+test('someone editing the request while its credential is recorded, and a Secret cache that lags, still leave one live lease', async (t) => {
+  const w = await world();
+  const kube = w.kube as unknown as { create: (...a: unknown[]) => Promise<unknown> };
+  const create = kube.create.bind(w.kube);
+  let once = true;
+  kube.create = async (...a: unknown[]) => {
+    const r = await create(...a);
+    if ((a[0] as { plural: string }).plural === 'secrets' && once) {
+      once = false;
+      w.kube.edit<DatabaseAccessRequest>(DATABASE_ACCESS_REQUESTS, NS, KEY.name, (o) => {
+        o.metadata.labels = { team: 'x' };
+      });
+    }
+    return r;
+  };
+  await w.tryPass();
+  const secrets = w.caches.secrets as unknown as { get: (ns: string, name: string) => unknown };
+  const get = secrets.get.bind(w.caches.secrets);
+  secrets.get = (ns, name) => (name.startsWith(`${KEY.name}-`) ? undefined : get(ns, name));
+  await w.tryPass();
+  secrets.get = get;
+  await w.tryPass();
+  const dar = w.dar();
+  t.deepEqual(w.live(), [dar.status!.lease!.id]);
+  t.is(w.secret()?.metadata?.annotations?.[Annotations.leaseId], dar.status!.lease!.id);
+});
+
+test('revoke-now while an issuance is unfinished revokes whatever lease it got before saying Revoked', async (t) => {
+  const w = await world();
+  w.vault.fail('issueCredential', { network: 'ECONNRESET' }, { times: 1, after: true }); // issued, the answer lost
+  await w.tryPass();
+  t.is(w.live().length, 1);
+  w.kube.edit<DatabaseAccessRequest>(DATABASE_ACCESS_REQUESTS, NS, KEY.name, (o) => {
+    o.metadata.annotations = { ...o.metadata.annotations, [Annotations.revokeNow]: 'now' };
+  });
+  await w.pass();
+  t.is(w.dar().status?.phase, RequestPhase.Revoked);
+  t.deepEqual(w.live(), []);
+});
+
+test('revoke-now says so in one Event', async (t) => {
+  const w = await world();
+  await w.pass();
+  w.events.clear();
+  w.kube.edit<DatabaseAccessRequest>(DATABASE_ACCESS_REQUESTS, NS, KEY.name, (o) => {
+    o.metadata.annotations = { ...o.metadata.annotations, [Annotations.revokeNow]: 'now' };
+  });
+  await w.pass();
+  t.deepEqual(w.events.summary(w.dar()), ['Normal RevokedOnDemand']);
+});
+
+test('a previous lease whose Vault AppBinding is gone is said to be left to expire once, and leaves status', async (t) => {
+  const w = await world();
+  await w.pass();
+  w.kube.edit<DatabaseAccessRequest>(DATABASE_ACCESS_REQUESTS, NS, KEY.name, (o) => {
+    o.metadata.annotations = { ...o.metadata.annotations, [Annotations.rotateNow]: 'r1' };
+  });
+  await w.pass();
+  w.kube.edit<DatabaseAccessRequest>(DATABASE_ACCESS_REQUESTS, NS, KEY.name, (o) => {
+    o.status!.previousLeases![0]!.vaultAppBinding = { namespace: NS, name: 'old-vault' };
+  });
+  w.clock.advance(120_000);
+  w.events.clear();
+  for (let i = 0; i < 3; i++) {
+    await w.tryPass();
+    w.clock.advance(1000);
+  }
+  t.deepEqual(w.events.summary(w.dar()), ['Warning LeaseNotRevoked']);
+  t.is(w.dar().status?.previousLeases, undefined);
+});
