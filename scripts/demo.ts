@@ -1,8 +1,9 @@
-// npm run demo [-- --keep]
+// npm run demo [-- --engine postgres|mysql|mariadb|redis] [--keep]
 //
-// KubeVault's PostgreSQL guide, end to end, on this machine: a real Kubernetes control plane, Vault and
-// PostgreSQL on 127.0.0.1 (scripts/stack/), Leasehold's operator as its own process, the guide's manifests
-// (addresses aside), approval with the `kubectl vault` plugin, the credential proved by a query and then revoked.
+// KubeVault's PostgreSQL guide (or its MySQL, MariaDB or Redis guide: --engine; what changes per engine is in
+// demo-engines.ts), end to end, on this machine: a real Kubernetes control plane, Vault and the database on
+// 127.0.0.1 (scripts/stack/), Leasehold's operator as its own process, the guide's manifests (addresses aside),
+// approval with the `kubectl vault` plugin, the credential proved with the engine's own client and then revoked.
 // Each step prints one line with the time since start; a failed step ends the run with exit code 1 and says
 // which step it was. `--keep` leaves everything running and says how to reach it; Ctrl-C tears everything down.
 //
@@ -13,24 +14,25 @@ import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
+import { ENGINE_DEMOS, ENGINE_NAMES, samplePath, type EngineDemo, type EngineName } from './demo-engines.ts';
 import { cacheRoot, pinnedVersion, resolveBinaries } from './stack/binaries.ts';
 import { startEnv, type Env } from './stack/env.ts';
 import {
-  REPO_ROOT, SAMPLES_DIR, configureVaultForOperator, guideManifests, installCrdsAsync, kubectlAsync, vaultRequest, type KubectlRun,
+  REPO_ROOT, configureVaultForOperator, guideManifests, installCrdsAsync, kubectlAsync, vaultRequest, type KubectlRun,
 } from './stack/leasehold-setup.ts';
 import { startOperator, type OperatorProcess } from './stack/operator.ts';
 
-const USAGE = `usage: npm run demo [-- --keep]
+const USAGE = `usage: npm run demo [-- --engine postgres|mysql|mariadb|redis] [--keep]
 
-Runs KubeVault's PostgreSQL guide against Leasehold on a local stack (Kubernetes, Vault, PostgreSQL on
-127.0.0.1): request, approve with \`kubectl vault\`, log in with the issued credential, revoke.
+Runs KubeVault's PostgreSQL guide (or, with --engine, its MySQL, MariaDB or Redis guide) against Leasehold on a
+local stack (Kubernetes, Vault, the database on 127.0.0.1): request, approve with \`kubectl vault\`, log in with
+the issued credential using the engine's own client, revoke.
 
-  --keep   leave everything running afterwards and print how to reach it; Ctrl-C stops it
+  --engine NAME  the database: postgres (default), mysql, mariadb (both on the stack's MariaDB), redis
+  --keep         leave everything running afterwards and print how to reach it; Ctrl-C stops it
 `;
 
 const NS = 'demo';
-const REQUEST = 'postgres-cred-rqst';
 /** The guide's Vault AppBinding logs in with the kubernetes auth role it names (parameters.vaultRole). */
 const AUTH_ROLE = 'vault-policy-controller';
 /** The person who approves: a non-admin user of the stack, given only the leasehold-approver ClusterRole. */
@@ -114,7 +116,7 @@ type Cr = { status?: Record<string, any> } & Record<string, unknown>; // eslint-
 async function getCr(plural: string, name: string): Promise<Cr | undefined> {
   try {
     return (await need(env).kubeConfig.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({
-      group: 'engine.kubevault.com', version: 'v1alpha1', namespace: NS, plural, name,
+      group: plural === 'appbindings' ? 'appcatalog.appscode.com' : 'engine.kubevault.com', version: 'v1alpha1', namespace: NS, plural, name,
     })) as Cr;
   } catch {
     return undefined;
@@ -141,17 +143,6 @@ function statusSummary(o: Cr | undefined): string {
   return `phase ${o.status?.phase ?? '(none)'}${bad ? `, ${bad.type}=${bad.status} ${bad.reason ?? ''}: ${bad.message ?? ''}` : ''}`;
 }
 
-async function login(user: string, password: string, sql: string): Promise<pg.QueryResult> {
-  const e = need(env);
-  const c = new pg.Client({ host: e.postgres.host, port: e.postgres.port, database: e.postgres.database, user, password, connectionTimeoutMillis: 10_000 });
-  await c.connect();
-  try {
-    return await c.query(sql);
-  } finally {
-    await c.end().catch(() => undefined);
-  }
-}
-
 const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /** Copies the stack's logs (the operator's among them) out of its directory before teardown deletes it. */
@@ -176,10 +167,12 @@ process.on('exit', () => {
   if (buildingInto) fs.rmSync(`${buildingInto}.lock`, { recursive: true, force: true });
 });
 
-async function demo(keep: boolean): Promise<void> {
+async function demo(engine: EngineDemo, keep: boolean): Promise<void> {
+  const REQUEST = engine.request;
   let coldNoted = false;
   await step('start the local stack', async () => {
     env = await startEnv({
+      databases: engine.databases,
       log: (l) => {
         if (l.startsWith('stack ready')) return;
         const into = /^building .* into (\S+) \(/.exec(l);
@@ -193,18 +186,9 @@ async function demo(keep: boolean): Promise<void> {
         detail(l);
       },
     });
-    const admin = new pg.Client({ connectionString: env.postgres.url });
-    await admin.connect();
-    let pgVersion: string;
-    try {
-      pgVersion = (await admin.query<{ v: string }>('SELECT current_setting(\'server_version\') AS v')).rows[0]!.v.split(' ')[0]!;
-      // Something for the issued login to read: the guide's role grants SELECT on every table in public.
-      await admin.query('CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items VALUES (1, \'apple\'), (2, \'pear\'), (3, \'plum\')');
-    } finally {
-      await admin.end();
-    }
+    const seeded = await engine.seed(env);
     const vault = env.vault.flavor === 'vault' ? `vault ${pinnedVersion('vault')}` : 'openbao';
-    return `stack up (kubernetes ${pinnedVersion('k8s')}, ${vault}, postgresql ${pgVersion} with table items) in ${env.dir}`;
+    return `stack up (kubernetes ${pinnedVersion('k8s')}, ${vault}, ${seeded}) in ${env.dir}`;
   });
 
   await step('install Leasehold and the guide\'s AppBindings', async () => {
@@ -213,10 +197,12 @@ async function demo(keep: boolean): Promise<void> {
     await kc(['create', 'namespace', 'leasehold-system']);
     await kc(['apply', '-f', path.join(REPO_ROOT, 'manifests/rbac/people.yaml')]);
     await kc(['apply', '-f', '-'], { input: guideManifests(e) });
+    const app = engine.appManifest(e);
+    if (app) await kc(['apply', '-f', '-'], { input: app });
     await kc(['-n', NS, 'create', 'serviceaccount', 'vault']);
     await kc(['-n', NS, 'create', 'serviceaccount', 'demo-sa']);
     await kc(['-n', NS, 'create', 'rolebinding', `${APPROVER}-approves`, '--clusterrole=leasehold-approver', `--user=${APPROVER}`]);
-    return `CRDs and ClusterRoles installed; namespace ${NS}, AppBindings vault and postgres-app (addresses pointed at the stack); ${APPROVER} may approve in ${NS}`;
+    return `CRDs and ClusterRoles installed; namespace ${NS}, AppBindings vault and ${engine.appBinding} (addresses pointed at the stack); ${APPROVER} may approve in ${NS}`;
   });
 
   await step('configure Vault for the operator', async () => {
@@ -229,28 +215,37 @@ async function demo(keep: boolean): Promise<void> {
     return `operator running (pid ${operator.pid}; log ${operator.logFile})`;
   });
 
-  await step('SecretEngine postgresql-engine', async () => {
-    await kc(['apply', '-f', path.join(SAMPLES_DIR, '30-postgres-secret-engine.yaml')]);
+  await step(`SecretEngine ${engine.secretEngine}`, async () => {
+    await kc(['apply', '-f', samplePath(engine.samples.engine)]);
     const se = await until('SecretEngine phase Success', async () => {
-      const o = await getCr('secretengines', 'postgresql-engine');
+      const o = await getCr('secretengines', engine.secretEngine);
       return o?.status?.phase === 'Success' ? o : undefined;
-    }, 60_000, async () => statusSummary(await getCr('secretengines', 'postgresql-engine')));
-    return `SecretEngine postgresql-engine: Success (database engine at ${se.status!.path}/, connection k8s.-.${NS}.postgres-app)`;
+    }, 60_000, async () => statusSummary(await getCr('secretengines', engine.secretEngine)));
+    return `SecretEngine ${engine.secretEngine}: Success (database engine at ${se.status!.path}/, connection k8s.-.${NS}.${engine.appBinding})`;
+  });
+
+  await step(`AppBinding ${engine.appBinding} is Ready`, async () => {
+    const ab = await until(`AppBinding ${engine.appBinding} Ready`, async () => {
+      const o = await getCr('appbindings', engine.appBinding);
+      const ready = ((o?.status?.conditions ?? []) as Array<{ type: string; status: string; message?: string }>).find((c) => c.type === 'Ready');
+      return ready?.status === 'True' ? ready : undefined;
+    }, 60_000, async () => statusSummary(await getCr('appbindings', engine.appBinding)));
+    return `AppBinding ${engine.appBinding}: Ready (${ab.message})`;
   });
 
   let vaultRole = '';
-  await step('PostgresRole psql-role', async () => {
-    await kc(['apply', '-f', path.join(SAMPLES_DIR, '40-postgres-role.yaml')]);
-    const role = await until('PostgresRole phase Success', async () => {
-      const o = await getCr('postgresroles', 'psql-role');
+  await step(`${engine.roleKind} ${engine.role}`, async () => {
+    await kc(['apply', '-f', samplePath(engine.samples.role)]);
+    const role = await until(`${engine.roleKind} phase Success`, async () => {
+      const o = await getCr(engine.rolePlural, engine.role);
       return o?.status?.phase === 'Success' ? o : undefined;
-    }, 60_000, async () => statusSummary(await getCr('postgresroles', 'psql-role')));
+    }, 60_000, async () => statusSummary(await getCr(engine.rolePlural, engine.role)));
     vaultRole = String(role.status!.vaultRole);
-    return `PostgresRole psql-role: Success (Vault role ${vaultRole})`;
+    return `${engine.roleKind} ${engine.role}: Success (Vault role ${vaultRole})`;
   });
 
   await step(`DatabaseAccessRequest ${REQUEST} waits for approval`, async () => {
-    await kc(['apply', '-f', path.join(SAMPLES_DIR, '50-postgres-access-request.yaml')]);
+    await kc(['apply', '-f', samplePath(engine.samples.request)]);
     const waiting = await until('phase WaitingForApproval', async () => {
       const o = await getCr('databaseaccessrequests', REQUEST);
       return o?.status?.phase === 'WaitingForApproval' ? o : undefined;
@@ -270,8 +265,7 @@ async function demo(keep: boolean): Promise<void> {
     return [`approved by ${APPROVER} (ClusterRole leasehold-approver) with the plugin:`, `$ kubectl vault approve databaseaccessrequest ${REQUEST} -n ${NS}\n${(r.stdout + r.stderr).trim()}`];
   });
 
-  let username = '';
-  let password = '';
+  const issued = { username: '', password: '' };
   let leaseId = '';
   await step('credential Secret', async () => {
     const e = need(env);
@@ -281,9 +275,9 @@ async function demo(keep: boolean): Promise<void> {
     }, 60_000, async () => statusSummary(await getCr('databaseaccessrequests', REQUEST)));
     const st = dar.status!;
     const secret = await e.kubeConfig.makeApiClient(CoreV1Api).readNamespacedSecret({ namespace: NS, name: st.secret.name });
-    username = Buffer.from(secret.data?.username ?? '', 'base64').toString();
-    password = Buffer.from(secret.data?.password ?? '', 'base64').toString();
-    if (!username || !password) throw new Error(`Secret ${NS}/${st.secret.name} holds no username/password`);
+    issued.username = Buffer.from(secret.data?.username ?? '', 'base64').toString();
+    issued.password = Buffer.from(secret.data?.password ?? '', 'base64').toString();
+    if (!issued.username || !issued.password) throw new Error(`Secret ${NS}/${st.secret.name} holds no username/password`);
     leaseId = String(st.lease.id);
     const available = ((st.conditions ?? []) as Array<{ type: string; message?: string }>).find((c) => c.type === 'Available');
     const owner = available?.message?.includes('login token')
@@ -294,38 +288,20 @@ async function demo(keep: boolean): Promise<void> {
       `lease id     ${leaseId}`,
       `expires      ${st.lease.expiresAt} (lease ${st.lease.duration}, renewed at about 2/3 of it)`,
       `lease owner  ${owner}`,
-      `username     ${username}   (the password stays in the Secret)`,
+      `username     ${issued.username}   (the password stays in the Secret)`,
     ].join('\n')];
   });
 
-  await step('query as the issued user', async () => {
-    const r = await login(username, password, 'SELECT current_user AS who, count(*)::int AS n, string_agg(name, \', \' ORDER BY id) AS names FROM items');
-    const row = r.rows[0] as { who: string; n: number; names: string };
-    if (row.who !== username) throw new Error(`logged in as ${row.who}, expected ${username}`);
-    let write = 'unexpectedly allowed';
-    try {
-      await login(username, password, 'INSERT INTO items VALUES (4, \'fig\')');
-    } catch (err) {
-      write = `refused (${errorText(err)})`;
-    }
-    if (!write.startsWith('refused')) throw new Error('the read-only login could write to items');
-    return [`logged into PostgreSQL as ${username} (read-only, as the PostgresRole grants):`,
-      `SELECT count(*) FROM items   →  ${row.n} (${row.names})\nINSERT INTO items …           →  ${write}`];
-  });
+  await step('log in as the issued user', () => engine.use(need(env), issued));
 
   await step('delete the request', async () => {
     await kc(['delete', 'databaseaccessrequest', REQUEST, '-n', NS, '--timeout=60s']);
-    let loginError = '';
-    try {
-      await login(username, password, 'SELECT 1');
-    } catch (err) {
-      loginError = errorText(err);
-    }
-    if (!loginError) throw new Error(`${username} can still log in after the request was deleted`);
+    const refused = await engine.refusal(need(env), issued);
+    if (!refused) throw new Error(`${issued.username} can still log in after the request was deleted`);
     const lookup = await vaultRequest(need(env), 'PUT', 'sys/leases/lookup', { lease_id: leaseId }, { allowError: true });
     if (lookup.status < 400) throw new Error(`Vault still knows lease ${leaseId}`);
     return [`request ${REQUEST} deleted: the operator revoked lease ${leaseId.split('/').pop()} in Vault; the same login now fails:`,
-      `$ kubectl delete databaseaccessrequest ${REQUEST} -n ${NS}\nlogin as ${username}  →  ${loginError}`];
+      `$ kubectl delete databaseaccessrequest ${REQUEST} -n ${NS}\nlogin as ${issued.username}  →  ${refused}`];
   });
 
   if (!keep) {
@@ -337,30 +313,29 @@ async function demo(keep: boolean): Promise<void> {
   }
   // Already found (or built) by startEnv: this only looks them up again, for the vault command line below.
   const vaultBinary = (await resolveBinaries(() => undefined)).vaultServer;
-  printKeepHelp(need(env), vaultBinary);
+  printKeepHelp(need(env), engine, vaultBinary);
   setInterval(() => undefined, 1 << 30);
 }
 
-function printKeepHelp(e: Env, vaultBinary: string): void {
+function printKeepHelp(e: Env, engine: EngineDemo, vaultBinary: string): void {
   const bin = path.join(REPO_ROOT, 'bin');
   console.log(`
 Everything is still running (--keep). In another shell:
 
   export KUBECONFIG=${e.kubernetes.kubeconfig}
   export PATH="${bin}:${path.join(REPO_ROOT, 'node_modules/.bin')}:$PATH"     # kubectl vault
-  kubectl get appbindings,secretengines,postgresroles,databaseaccessrequests -n ${NS}
+  kubectl get appbindings,secretengines,${engine.rolePlural},databaseaccessrequests -n ${NS}
 
   # request again, approve as ${APPROVER} (leasehold-approver in ${NS}), read the credential
-  kubectl apply -f ${path.join(SAMPLES_DIR, '50-postgres-access-request.yaml')}
-  kubectl vault approve databaseaccessrequest ${REQUEST} -n ${NS} --kubeconfig ${e.kubernetes.users[APPROVER].kubeconfig}
+  kubectl apply -f ${samplePath(engine.samples.request)}
+  kubectl vault approve databaseaccessrequest ${engine.request} -n ${NS} --kubeconfig ${e.kubernetes.users[APPROVER].kubeconfig}
   kubectl vault get databaseaccessrequests -n ${NS}
-  export PGHOST=${e.postgres.host} PGPORT=${e.postgres.port} PGDATABASE=${e.postgres.database}
-  eval "$(kubectl vault credentials databaseaccessrequest ${REQUEST} -n ${NS})" && psql -c 'SELECT current_user, * FROM items'
+  ${engine.keepHelp(e)}
 
   # Vault (root token in ${path.join(e.dir, 'vault/init.json')}, key rootToken)
   export VAULT_ADDR=${e.vault.addr} VAULT_CACERT=${e.vault.caFile}
   export VAULT_TOKEN=$(node -p 'require("${path.join(e.dir, 'vault/init.json')}").rootToken')
-  ${vaultBinary} list my-postgres-se/roles
+  ${vaultBinary} secrets list
 
   operator log: ${operator?.logFile ?? '(not running)'}
   stack logs:   ${path.join(e.dir, 'logs')}
@@ -370,10 +345,19 @@ Press Ctrl-C to stop everything.`);
 
 // ---- main -------------------------------------------------------------------------------------------------------
 
-function parseArgs(argv: string[]): { keep: boolean } {
+function parseArgs(argv: string[]): { keep: boolean; engine: EngineName } {
   let keep = false;
-  for (const a of argv) {
-    if (a === '--keep') keep = true;
+  let engine: EngineName = 'postgres';
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = a.startsWith('--engine=') ? a.slice('--engine='.length) : a === '--engine' ? argv[++i] ?? '' : undefined;
+    if (value !== undefined) {
+      if (!(ENGINE_NAMES as readonly string[]).includes(value)) {
+        process.stderr.write(`demo: --engine takes one of ${ENGINE_NAMES.join(', ')}, not "${value}"\n${USAGE}`);
+        process.exit(2);
+      }
+      engine = value as EngineName;
+    } else if (a === '--keep') keep = true;
     else if (a === '-h' || a === '--help') {
       process.stdout.write(USAGE);
       process.exit(0);
@@ -382,15 +366,16 @@ function parseArgs(argv: string[]): { keep: boolean } {
       process.exit(2);
     }
   }
-  return { keep };
+  return { keep, engine };
 }
 
-const { keep } = parseArgs(process.argv.slice(2));
+const { keep, engine: engineName } = parseArgs(process.argv.slice(2));
+const engine = ENGINE_DEMOS[engineName];
 process.on('SIGINT', () => onSignal('SIGINT'));
 process.on('SIGTERM', () => onSignal('SIGTERM'));
-say('▶', `Leasehold demo: KubeVault's PostgreSQL guide on a local stack${keep ? ' (--keep)' : ''}`);
+say('▶', `Leasehold demo: KubeVault's ${engine.title} guide on a local stack${keep ? ' (--keep)' : ''}`);
 try {
-  await demo(keep);
+  await demo(engine, keep);
 } catch (err) {
   // Ctrl-C reaches the whole foreground process group: a kubectl or openssl child may die of it (failing the
   // step) before our own handler runs. Give the handler its turn before calling this a failure.

@@ -1,5 +1,6 @@
 // AppBinding: says in status whether its target answers — Vault through sys/health, a login and the issuer
-// token; PostgreSQL through a login with the AppBinding's Secret — and, when not, why (DNS, TLS, refused,
+// token; PostgreSQL, MySQL, MariaDB and Redis through a login with the AppBinding's Secret (./database-health.ts
+// decides which) — and, when not, why (DNS, TLS, refused,
 // authentication), without ever repeating a secret. Checks are made when the AppBinding (or its Secret)
 // changes, every 30 s while it fails (nothing else would tell that Vault or the database is back: a failed check
 // is thrown as a RetryableError with that fixed delay), and hourly; a resync of an unchanged, healthy AppBinding
@@ -11,30 +12,20 @@
 // SecretEngine or PostgresRole has Vault left to clean up through it; then it is released, and its token Secret
 // with it. See ../shared/dependents.ts for the whole order.
 import {
-  ConditionType, IN_USE_FINALIZER, Interval, Reason, VAULT_SERVER_CONFIGURATION_KIND, WAITING_REASONS,
+  ConditionType, IN_USE_FINALIZER, Interval, Reason, WAITING_REASONS,
   type AppBinding, type ConditionReason,
 } from '../../api/index.ts';
 import {
   DONE, RetryableError, addFinalizer, hasFinalizer, removeFinalizer, requeueAfter, type ConditionInput, type ObjectKey, type ReconcileContext,
   type Reconciler, type Result,
 } from '../../lib/runtime/index.ts';
-import { probePostgres } from '../../lib/postgres/probe.ts';
 import { VaultRequestError } from '../../lib/vault/errors.ts';
-import { appBindingUrl, applySecretTransforms, decodeSecretData, postgresTarget } from '../shared/appbinding.ts';
+import { applySecretTransforms, decodeSecretData } from '../shared/appbinding.ts';
 import type { ControllerContext } from '../shared/context.ts';
-import { APPBINDINGS_BY_SECRET, Dependencies, describeDependents, type Dependent } from '../shared/dependents.ts';
+import { APPBINDINGS_BY_SECRET, Dependencies, SECRET_ENGINES_BY_APPBINDING, describeDependents, type Dependent } from '../shared/dependents.ts';
 import { explain, report, terminating } from '../shared/report.ts';
 import { APP_BINDINGS, SECRETS } from '../shared/resources.ts';
-
-type Target = 'vault' | 'postgres' | 'other';
-
-export function targetKind(ab: AppBinding): Target {
-  if (ab.spec.parameters?.kind === VAULT_SERVER_CONFIGURATION_KIND) return 'vault';
-  const scheme = (ab.spec.clientConfig.url ? ab.spec.clientConfig.url.split(':')[0] : ab.spec.clientConfig.service?.scheme)?.toLowerCase();
-  if (scheme === 'postgres' || scheme === 'postgresql' || ab.spec.type?.toLowerCase().includes('postgres')) return 'postgres';
-  if (ab.spec.type?.toLowerCase().includes('vault')) return 'vault';
-  return 'other';
-}
+import { DATABASE_CHECKS, REAL_PROBES, describeTarget, isDatabase, targetKind, type DatabaseKind, type DatabaseProbes, type TargetKind } from './database-health.ts';
 
 interface Check { ok: boolean; reason: ConditionReason; message: string; extra?: ConditionInput<ConditionReason> }
 
@@ -44,7 +35,7 @@ export class AppBindingReconciler implements Reconciler {
   /** Uids of token Secrets whose deletion was told (one Event) to wait. */
   private readonly heldSecrets = new Set<string>();
 
-  constructor(private readonly c: ControllerContext) {
+  constructor(private readonly c: ControllerContext, private readonly probes: DatabaseProbes = REAL_PROBES) {
     this.dependencies = new Dependencies(c.caches, c.clusterName);
   }
 
@@ -52,7 +43,7 @@ export class AppBindingReconciler implements Reconciler {
     let ab = this.c.caches.appBindings.get(key.namespace, key.name);
     if (!ab) return DONE;
     if (ab.metadata.deletionTimestamp) return this.release(ab, ctx);
-    const kind = targetKind(ab);
+    const kind = this.kindOf(ab);
     // What live leases need is kept until they are revoked, whatever the AppBinding looks like: one that says
     // nothing of Vault (no VaultServerConfiguration, no type) but that SecretEngines, PostgresRoles or leases use
     // as their Vault is held just the same.
@@ -66,7 +57,7 @@ export class AppBindingReconciler implements Reconciler {
     // The generation, not the resourceVersion: our own status writes and finalizer don't call for a new check. An
     // issuer token replaced or lost since the last check (revoked in Vault, found at issuance) is news too.
     const checked = ab;
-    const versionNow = () => `${checked.metadata.generation ?? checked.metadata.resourceVersion}/${secretVersion}/${this.c.connections.issuerGeneration(checked)}`;
+    const versionNow = () => `${kind}/${checked.metadata.generation ?? checked.metadata.resourceVersion}/${secretVersion}/${this.c.connections.issuerGeneration(checked)}`;
     const version = versionNow();
     const now = ctx.now().getTime();
     const last = this.lastCheck.get(ab.metadata.uid ?? '');
@@ -74,7 +65,7 @@ export class AppBindingReconciler implements Reconciler {
       const due = last.atMs + (last.ok ? Interval.appBindingHealthyRecheckMs : Interval.appBindingFailedRecheckMs);
       if (now < due) return requeueAfter(due - now);
     }
-    const check = kind === 'vault' ? await this.checkVault(ab, ctx) : await this.checkPostgres(ab, ctx);
+    const check = kind === 'vault' ? await this.checkVault(ab, ctx) : await this.checkDatabase(kind, ab, ctx);
     await report(this.c.kube, APP_BINDINGS, this.c.events('leasehold-appbinding'), ab, {
       conditions: [
         { type: ConditionType.Ready, status: check.ok ? 'True' : 'False', reason: check.reason, message: check.message },
@@ -138,7 +129,7 @@ export class AppBindingReconciler implements Reconciler {
   /** The Terminating condition while dependents remain: waiting for them, or unable to log in for them. */
   private async waiting(ab: AppBinding, dependents: Dependent[], ctx: ReconcileContext): Promise<ReturnType<typeof terminating>> {
     const who = describeDependents(dependents);
-    if (targetKind(ab) !== 'postgres') {
+    if (!isDatabase(this.kindOf(ab))) {
       try {
         await (await this.c.connections.forAppBinding(ab, ctx.signal)).login({ signal: ctx.signal });
       } catch (err) {
@@ -192,19 +183,20 @@ export class AppBindingReconciler implements Reconciler {
     }
   }
 
-  private async checkPostgres(ab: AppBinding, ctx: ReconcileContext): Promise<Check> {
+  /** What the AppBinding points at; the SecretEngines naming it as their database say which database. */
+  private kindOf(ab: AppBinding): TargetKind {
+    return targetKind(ab, this.c.caches.secretEngines.byIndex(SECRET_ENGINES_BY_APPBINDING, `${ab.metadata.namespace ?? ''}/${ab.metadata.name}`));
+  }
+
+  private async checkDatabase(kind: DatabaseKind, ab: AppBinding, ctx: ReconcileContext): Promise<Check> {
     const ns = ab.metadata.namespace ?? '';
-    const where = `PostgreSQL at ${safeHost(ab)}`;
+    const where = describeTarget(kind, ab);
     if (!ab.spec.secret) return { ok: false, reason: Reason.InvalidAppBinding, message: 'no spec.secret with the admin username and password' };
     const secret = await this.c.kube.tryGet<{ data?: Record<string, string>; metadata?: object }>(SECRETS, ns, ab.spec.secret.name, ctx);
     if (!secret) return { ok: false, reason: Reason.ReferenceNotFound, message: `Secret ${ns}/${ab.spec.secret.name} does not exist` };
     try {
-      const t = postgresTarget(ab, applySecretTransforms(decodeSecretData(secret.data), ab.spec.secretTransforms, () => undefined));
-      const cc = ab.spec.clientConfig;
-      const probe = await probePostgres({
-        ...t, sslmode: new URLSearchParams(t.query).get('sslmode') ?? undefined,
-        insecureSkipTLSVerify: cc.insecureSkipTLSVerify, caPem: cc.caBundle ? Buffer.from(cc.caBundle, 'base64').toString() : undefined,
-      }, where, { signal: ctx.signal });
+      const credentials = applySecretTransforms(decodeSecretData(secret.data), ab.spec.secretTransforms, () => undefined);
+      const probe = await DATABASE_CHECKS[kind].probe({ ab, credentials, probes: this.probes, where, signal: ctx.signal });
       return probe.ok ? { ok: true, reason: Reason.Reachable, message: `${where} accepts the admin login` } : probe;
     } catch (err) {
       const e = explain(err);
@@ -216,13 +208,4 @@ export class AppBindingReconciler implements Reconciler {
 /** The issuer token's reason for being unavailable, in the vocabulary (lib/vault names it without knowing api/). */
 function issuerReason(reason: string): ConditionReason {
   return reason === Reason.IssuerTokenRoleUnavailable ? Reason.IssuerTokenRoleUnavailable : Reason.InternalError;
-}
-
-function safeHost(ab: AppBinding): string {
-  try {
-    const u = appBindingUrl(ab);
-    return `${u.hostname}:${u.port || 5432}`;
-  } catch {
-    return 'an invalid address';
-  }
 }

@@ -1,6 +1,6 @@
 // The AppBinding controller's wiring (controller-runtime's SetupWithManager): what wakes an AppBinding.
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { IN_USE_FINALIZER } from '../../api/index.ts';
+import { IN_USE_FINALIZER, engineDatabase } from '../../api/index.ts';
 import { enqueueMapped, enqueueObject, hasFinalizer, type Controller } from '../../lib/runtime/index.ts';
 import { APPBINDINGS_BY_SECRET, engineRoute, leaseAppBindings, type ObjectRef } from '../shared/dependents.ts';
 import { roleCaches } from '../shared/role-kinds.ts';
@@ -27,7 +27,12 @@ export function setupAppBindingController({ ctx, dependencies, newController }: 
       ? caches.appBindings.list().filter((a) => nsOf(a) === nsOf(s) && hasFinalizer(a, IN_USE_FINALIZER)).slice(0, 1).map(keyOf)
       : [])))
     .watch(caches.requests, enqueueMapped((d) => waitingAppBindings(leaseAppBindings(d))))
-    .watch(caches.secretEngines, enqueueMapped((e) => waitingAppBindings([engineRoute(e, clusterName).vaultAppBinding])));
+    .watch(caches.secretEngines, enqueueMapped((e) => waitingAppBindings([engineRoute(e, clusterName).vaultAppBinding])))
+    // The database AppBinding a SecretEngine names: that names its kind of database (a check only if it changed).
+    .watch(caches.secretEngines, enqueueMapped((e) => {
+      const db = engineDatabase(e)?.config.databaseRef;
+      return db ? [{ namespace: db.namespace ?? nsOf(e), name: db.name }] : [];
+    }));
   for (const roles of roleCaches(caches)) controller.watch(roles, enqueueMapped((r) => waitingAppBindings([dependencies.appBindingOfRole(r)])));
   return controller;
 }

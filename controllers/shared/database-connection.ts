@@ -37,7 +37,8 @@ export function databaseEndpoint(ab: AppBinding, defaultPort: number): DatabaseE
   };
 }
 
-function adminLogin(ab: AppBinding, credentials: Record<string, string>, defaultUser?: string): { username: string; password: string } {
+/** The admin login in an AppBinding's (transformed) Secret data; `defaultUser` when it may name none. */
+export function adminLogin(ab: AppBinding, credentials: Record<string, string>, defaultUser?: string): { username: string; password: string } {
   const username = credentials.username ?? defaultUser;
   const password = credentials.password;
   if (!username || password === undefined) {

@@ -231,6 +231,34 @@ test('RedisRole: an approved request\'s login works with redis-cli (REDISCLI_AUT
   t.regex(after.stdout + after.stderr, /WRONGPASS|invalid username-password/i);
 });
 
+/** The database AppBinding `name` once its Ready condition has `status` (and `reason`, when given). */
+async function appBindingReady(t: ExecutionContext<Ctx>, name: string, status: 'True' | 'False', reason?: string): Promise<{ reason: string; message: string }> {
+  let last: unknown;
+  return eventually(t, `AppBinding ${name} Ready ${status} ${reason ?? ''}`, async () => {
+    const o = await getCr(t, 'appbindings', name);
+    const c = o?.status?.conditions?.find((x: { type: string }) => x.type === 'Ready');
+    last = c;
+    return c?.status === status && (!reason || c.reason === reason) ? c : undefined;
+  }, 90_000).catch((err: unknown) => {
+    t.log(`last Ready: ${JSON.stringify(last)}`);
+    throw err;
+  });
+}
+
+test('the guides\' MySQL, MariaDB and Redis AppBindings are Ready: each checked with its own engine\'s login, without a Warning', async (t) => {
+  const { mariadb, redis } = t.context.env;
+  for (const [name, label, where] of [
+    ['mysql', 'MySQL', `${mariadb.host}:${mariadb.port}`], ['mariadb', 'MariaDB', `${mariadb.host}:${mariadb.port}`], ['redis-standalone', 'Redis', `${redis.host}:${redis.port}`],
+  ] as const) {
+    const ready = await appBindingReady(t, name, 'True');
+    t.is(ready.reason, 'Reachable');
+    t.is(ready.message, `${label} at ${where} accepts the admin login`);
+  }
+  const warnings = kubectl(t.context.env, ['-n', NS, 'get', 'events', '--field-selector', 'type=Warning,involvedObject.kind=AppBinding',
+    '-o', 'jsonpath={range .items[*]}{.involvedObject.name} {.reason}: {.message}{"\\n"}{end}']);
+  t.deepEqual(warnings.split('\n').filter((l) => /^(mysql|mariadb|redis-standalone) /.test(l)), [], 'no Warning about a database AppBinding');
+});
+
 test('a wrong MySQL admin password and bad statements surface MariaDB\'s own words in status', async (t) => {
   const { env } = t.context;
   // The admin Secret with a wrong password: the SecretEngine says what MariaDB said.
@@ -243,8 +271,12 @@ test('a wrong MySQL admin password and bad statements surface MariaDB\'s own wor
   const condition = failed.status.conditions.find((c: { type: string }) => c.type === 'Failed');
   t.regex(condition.message, /Access denied for user/);
   t.notRegex(condition.message, /not-the-password/);
+  // The AppBinding says so too, in its own words.
+  const refused = await appBindingReady(t, 'mysql', 'False', 'AuthenticationFailed');
+  t.regex(refused.message, /^MySQL at .*: the username or password in the AppBinding's Secret was refused$/);
   kubectl(env, ['apply', '-f', '-'], databaseBindings(t));
   await ready(t, 'secretengines', 'mysql-engine');
+  await appBindingReady(t, 'mysql', 'True');
 
   // Bad SQL: Vault writes the role (it doesn't run it), the request fails with MariaDB's words.
   const bad = { ...guide.mysql.role, metadata: { name: 'bad-sql-role', namespace: NS }, spec: { ...guide.mysql.role.spec, creationStatements: ["CREATE USERR '{{name}}'@'%';"] } };
@@ -321,8 +353,11 @@ test('a wrong Redis admin password and a bad ACL rule surface Redis\'s own words
   const condition = failed.status.conditions.find((c: { type: string }) => c.type === 'Failed');
   t.regex(condition.message, /WRONGPASS/);
   t.notRegex(condition.message, /not-the-password/);
+  const refused = await appBindingReady(t, 'redis-standalone', 'False', 'AuthenticationFailed');
+  t.regex(refused.message, /^Redis at .*: the username or password in the AppBinding's Secret was refused$/);
   kubectl(env, ['apply', '-f', '-'], secret(env.redis.password));
   await ready(t, 'secretengines', 'redis-secret-engine');
+  await appBindingReady(t, 'redis-standalone', 'True');
 
   const bad = { ...guide.redis.role, metadata: { name: 'bad-acl-role', namespace: NS }, spec: { ...guide.redis.role.spec, creationStatements: ['["~*", "+@no-such-category"]'] } };
   kubectl(env, ['apply', '-f', '-'], yaml([bad]));
