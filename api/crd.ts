@@ -74,14 +74,16 @@ export function renderCrd(def: KindDefinition): Record<string, unknown> {
         categories: [...def.categories],
       },
       scope: 'Namespaced',
-      versions: [{
-        name: def.version,
-        served: true,
-        storage: true,
-        subresources: { status: {} },
-        additionalPrinterColumns: def.printerColumns.map((c) => ({ ...c })),
-        schema: { openAPIV3Schema: objectSchema(def) },
-      }],
+      versions: [
+        {
+          name: def.version,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: def.printerColumns.map((c) => ({ ...c })),
+          schema: { openAPIV3Schema: objectSchema(def) },
+        },
+      ],
     },
   };
 }

@@ -9,23 +9,47 @@ import type { V1ObjectMeta } from '@kubernetes/client-node';
 import type { KindDefinition } from './crd.ts';
 import { DURATION_PATTERN, celDuration } from './duration.ts';
 import {
-  DEFAULT_RENEW_FRACTION_TEXT, ENGINE_API_VERSION, type Condition, ENGINE_GROUP, ENGINE_VERSION, REQUEST_PHASES, conditionsSchema, durationSchema,
-  namespaceNameSchema, objectNameSchema, renewFractionSchema, secretTemplateSchema, subjectsSchema,
+  DEFAULT_RENEW_FRACTION_TEXT,
+  ENGINE_API_VERSION,
+  type Condition,
+  ENGINE_GROUP,
+  ENGINE_VERSION,
+  REQUEST_PHASES,
+  conditionsSchema,
+  durationSchema,
+  namespaceNameSchema,
+  objectNameSchema,
+  renewFractionSchema,
+  secretTemplateSchema,
+  subjectsSchema,
 } from './meta.ts';
-import { array, boolean, enumeration, integer, object, string, withRules, type Static, type ValidationRule } from './schema.ts';
+import {
+  array,
+  boolean,
+  enumeration,
+  integer,
+  object,
+  string,
+  withRules,
+  type Static,
+  type ValidationRule,
+} from './schema.ts';
 import { ROLE_KINDS } from './role.ts';
 import { ConditionType } from './vocabulary.ts';
 
 export const roleRefSchema = object({
-  description: 'The role to issue from (a PostgresRole, MySQLRole, MariaDBRole or RedisRole). Whether it exists, and ' +
+  description:
+    'The role to issue from (a PostgresRole, MySQLRole, MariaDBRole or RedisRole). Whether it exists, and ' +
     'admits requests from this namespace, is checked by the controller, not here.',
   required: ['kind', 'name'],
   properties: {
     apiGroup: enumeration([ENGINE_GROUP], { description: `API group of the role: ${ENGINE_GROUP}.` }),
     kind: enumeration(ROLE_KINDS, { description: `Kind of the role: ${ROLE_KINDS.join(', ')}.` }),
     name: objectNameSchema('Name of the role.'),
-    namespace: namespaceNameSchema('Namespace of the role. Defaults to the request\'s namespace; another namespace ' +
-      'works only if the role lists this one in allowedRequestNamespaces.'),
+    namespace: namespaceNameSchema(
+      "Namespace of the role. Defaults to the request's namespace; another namespace " +
+        'works only if the role lists this one in allowedRequestNamespaces.',
+    ),
   },
 });
 export type RoleRef = Static<typeof roleRefSchema>;
@@ -34,8 +58,10 @@ export const rolloutRestartTargetSchema = object({
   description: 'A workload to restart when new credentials replace old ones.',
   required: ['kind', 'name'],
   properties: {
-    kind: enumeration(['Deployment', 'StatefulSet', 'DaemonSet'], { description: 'Deployment, StatefulSet or DaemonSet.' }),
-    name: objectNameSchema('Name of the workload, in the request\'s namespace.'),
+    kind: enumeration(['Deployment', 'StatefulSet', 'DaemonSet'], {
+      description: 'Deployment, StatefulSet or DaemonSet.',
+    }),
+    name: objectNameSchema("Name of the workload, in the request's namespace."),
   },
 });
 export type RolloutRestartTarget = Static<typeof rolloutRestartTargetSchema>;
@@ -46,21 +72,39 @@ export const databaseAccessRequestSpecSchema = object({
   properties: {
     roleRef: roleRefSchema,
     subjects: subjectsSchema('Who may read the credential Secret (a Role and RoleBinding are created for them).', 1),
-    ttl: withRules(durationSchema('How long the access should last. Defaults to the role\'s defaultTTL. A ttl above the role\'s ' +
-      'maxTTL is refused by the controller (the schema can\'t see the role).'), [
-      { rule: `!self.matches(r'${DURATION_PATTERN}') || ${celDuration('self')} > duration('0s')`, message: 'must be longer than zero' },
-    ]),
-    renew: boolean({ description: 'Keep the access for as long as the request exists: renew the lease before it runs out, and ' +
-      'rotate to a fresh credential (same Secret) when Vault won\'t renew it any further (maxTTL). When false, the lease ' +
-      'runs out at its TTL: phase Expired, the credential removed from the Secret.', default: true }),
-    renewFraction: renewFractionSchema(`When to renew the lease. Defaults to the role's renewFraction, else ${DEFAULT_RENEW_FRACTION_TEXT} (two thirds).`),
-    rotationGracePeriod: durationSchema('When credentials are rotated, how long the previous login keeps working after the new ' +
-      'one is in the Secret, before it is revoked. Defaults to 1m.'),
+    ttl: withRules(
+      durationSchema(
+        "How long the access should last. Defaults to the role's defaultTTL. A ttl above the role's " +
+          "maxTTL is refused by the controller (the schema can't see the role).",
+      ),
+      [
+        {
+          rule: `!self.matches(r'${DURATION_PATTERN}') || ${celDuration('self')} > duration('0s')`,
+          message: 'must be longer than zero',
+        },
+      ],
+    ),
+    renew: boolean({
+      description:
+        'Keep the access for as long as the request exists: renew the lease before it runs out, and ' +
+        "rotate to a fresh credential (same Secret) when Vault won't renew it any further (maxTTL). When false, the lease " +
+        'runs out at its TTL: phase Expired, the credential removed from the Secret.',
+      default: true,
+    }),
+    renewFraction: renewFractionSchema(
+      `When to renew the lease. Defaults to the role's renewFraction, else ${DEFAULT_RENEW_FRACTION_TEXT} (two thirds).`,
+    ),
+    rotationGracePeriod: durationSchema(
+      'When credentials are rotated, how long the previous login keeps working after the new ' +
+        'one is in the Secret, before it is revoked. Defaults to 1m.',
+    ),
     rolloutRestartTargets: array(rolloutRestartTargetSchema, {
       description: 'Workloads to restart after the credentials change, so they pick up the new ones.',
-      maxItems: 16, listType: 'map', listMapKeys: ['kind', 'name'],
+      maxItems: 16,
+      listType: 'map',
+      listMapKeys: ['kind', 'name'],
     }),
-    secretTemplate: secretTemplateSchema('Layout of the credential Secret; keys given here override the role\'s.'),
+    secretTemplate: secretTemplateSchema("Layout of the credential Secret; keys given here override the role's."),
     reason: string({ description: 'Why access is needed, for the approver (a ticket, an incident).', maxLength: 1024 }),
   },
 });
@@ -69,7 +113,10 @@ export const leaseSchema = object({
   description: 'The Vault lease behind the credential.',
   properties: {
     id: string({ description: 'Vault lease id (<mount>/creds/<role>/<id>). Not a credential.', maxLength: 1024 }),
-    duration: string({ description: 'Lease duration when last issued or renewed, as Go prints it ("1h0m0s").', maxLength: 64 }),
+    duration: string({
+      description: 'Lease duration when last issued or renewed, as Go prints it ("1h0m0s").',
+      maxLength: 64,
+    }),
     renewable: boolean({ description: 'Whether Vault lets the lease be renewed.' }),
     issuedAt: string({ description: 'When the current credential was issued.', format: 'date-time', maxLength: 64 }),
     lastRenewalTime: string({ description: 'When the lease was last renewed.', format: 'date-time', maxLength: 64 }),
@@ -81,71 +128,133 @@ export type LeaseStatus = Static<typeof leaseSchema>;
 const decisionTypes = `['${ConditionType.Approved}', '${ConditionType.Denied}']`;
 
 export const databaseAccessRequestStatusSchema = object({
-  description: 'Where the request stands. Approvers write the Approved or Denied condition; the controller writes the rest.',
+  description:
+    'Where the request stands. Approvers write the Approved or Denied condition; the controller writes the rest.',
   properties: {
-    phase: enumeration(REQUEST_PHASES, { description: 'WaitingForApproval, Approved, Denied, Expired, Revoked or Failed.' }),
-    observedGeneration: integer({ description: 'The metadata.generation this status describes.', format: 'int64', minimum: 0 }),
-    conditions: conditionsSchema('Approved or Denied (the decision: status True, permanent, reason = who, message = why), ' +
-      'Available (credential issued), Failed, Expired, Revoked.'),
+    phase: enumeration(REQUEST_PHASES, {
+      description: 'WaitingForApproval, Approved, Denied, Expired, Revoked or Failed.',
+    }),
+    observedGeneration: integer({
+      description: 'The metadata.generation this status describes.',
+      format: 'int64',
+      minimum: 0,
+    }),
+    conditions: conditionsSchema(
+      'Approved or Denied (the decision: status True, permanent, reason = who, message = why), ' +
+        'Available (credential issued), Failed, Expired, Revoked.',
+    ),
     lease: leaseSchema,
     secret: object({
-      description: 'The Secret holding the credential, in the request\'s namespace.',
+      description: "The Secret holding the credential, in the request's namespace.",
       required: ['name'],
       properties: { name: objectNameSchema('Name of the Secret.') },
     }),
     issuance: object({
-      description: 'Where the credential comes from, written before Vault is asked for it: if the operator stops ' +
+      description:
+        'Where the credential comes from, written before Vault is asked for it: if the operator stops ' +
         'between issuing and recording, the next pass finds the unrecorded lease by this record and revokes it, so ' +
         'a request never holds two live leases and no lease is left that no request records.',
       properties: {
         vaultAppBinding: object({
-          description: 'The Vault AppBinding the lease was issued through (needed to revoke it after the role is gone).',
+          description:
+            'The Vault AppBinding the lease was issued through (needed to revoke it after the role is gone).',
           required: ['name'],
-          properties: { name: objectNameSchema('Name of the AppBinding.'), namespace: namespaceNameSchema('Namespace of the AppBinding.') },
+          properties: {
+            name: objectNameSchema('Name of the AppBinding.'),
+            namespace: namespaceNameSchema('Namespace of the AppBinding.'),
+          },
         }),
         mount: string({ description: 'Mount path of the database secrets engine.', maxLength: 255 }),
-        connection: string({ description: 'The database connection of that mount the Vault role uses: revoking the lease needs ' +
-          'it, so its SecretEngine waits for the lease before deleting it.', maxLength: 512 }),
+        connection: string({
+          description:
+            'The database connection of that mount the Vault role uses: revoking the lease needs ' +
+            'it, so its SecretEngine waits for the lease before deleting it.',
+          maxLength: 512,
+        }),
         role: string({ description: 'Vault role the credential is read from.', maxLength: 512 }),
-        attempt: string({ description: 'Id of the issuance in progress, or of the last one completed.', maxLength: 64 }),
-        startedAt: string({ description: 'When the issuance in progress started.', format: 'date-time', maxLength: 64 }),
+        attempt: string({
+          description: 'Id of the issuance in progress, or of the last one completed.',
+          maxLength: 64,
+        }),
+        startedAt: string({
+          description: 'When the issuance in progress started.',
+          format: 'date-time',
+          maxLength: 64,
+        }),
         completed: boolean({ description: 'Whether the attempt was recorded (lease and Secret written).' }),
       },
     }),
-    previousLeases: array(object({
-      description: 'A lease replaced by a rotation, kept working until revokeAt so clients can switch to the new credential.',
-      required: ['id'],
-      properties: {
-        id: string({ description: 'Vault lease id. Not a credential.', maxLength: 1024 }),
-        revokeAt: string({ description: 'When the lease is revoked: the rotation\'s completion plus spec.rotationGracePeriod. ' +
-          'Absent while the new credential is still being issued.', format: 'date-time', maxLength: 64 }),
-        vaultAppBinding: object({
-          description: 'The Vault AppBinding the lease was issued through.',
-          required: ['name'],
-          properties: { name: objectNameSchema('Name of the AppBinding.'), namespace: namespaceNameSchema('Namespace of the AppBinding.') },
-        }),
-      },
-    }), { description: 'Leases replaced by rotations and not revoked yet (revoked on deletion too).', maxItems: 16 }),
+    previousLeases: array(
+      object({
+        description:
+          'A lease replaced by a rotation, kept working until revokeAt so clients can switch to the new credential.',
+        required: ['id'],
+        properties: {
+          id: string({ description: 'Vault lease id. Not a credential.', maxLength: 1024 }),
+          revokeAt: string({
+            description:
+              "When the lease is revoked: the rotation's completion plus spec.rotationGracePeriod. " +
+              'Absent while the new credential is still being issued.',
+            format: 'date-time',
+            maxLength: 64,
+          }),
+          vaultAppBinding: object({
+            description: 'The Vault AppBinding the lease was issued through.',
+            required: ['name'],
+            properties: {
+              name: objectNameSchema('Name of the AppBinding.'),
+              namespace: namespaceNameSchema('Namespace of the AppBinding.'),
+            },
+          }),
+        },
+      }),
+      { description: 'Leases replaced by rotations and not revoked yet (revoked on deletion too).', maxItems: 16 },
+    ),
     rotation: object({
-      description: 'The last rotation: a fresh credential written into the same Secret, the old lease revoked after the grace period.',
+      description:
+        'The last rotation: a fresh credential written into the same Secret, the old lease revoked after the grace period.',
       properties: {
-        reason: string({ description: 'Why: RenewalTruncated, RenewalRefused, LeaseRevoked, LeaseExpired, NotRenewable, RotateRequested, SecretDeleted or SecretModified.', maxLength: 64 }),
+        reason: string({
+          description:
+            'Why: RenewalTruncated, RenewalRefused, LeaseRevoked, LeaseExpired, NotRenewable, RotateRequested, SecretDeleted or SecretModified.',
+          maxLength: 64,
+        }),
         message: string({ description: 'Details. Never contains a credential.', maxLength: 1024 }),
         requestedAt: string({ description: 'When the rotation was decided.', format: 'date-time', maxLength: 64 }),
-        completedAt: string({ description: 'When the new credential was written to the Secret (also its leasehold.dev/rotated-at ' +
-          'annotation, and the value given to rolloutRestartTargets). Absent while under way.', format: 'date-time', maxLength: 64 }),
-        notAfter: string({ description: 'With spec.renew false: the new lease ends no later than the one it replaces.', format: 'date-time', maxLength: 64 }),
-        restartedAt: string({ description: 'When spec.rolloutRestartTargets were restarted for this rotation. Absent while still to do.', format: 'date-time', maxLength: 64 }),
+        completedAt: string({
+          description:
+            'When the new credential was written to the Secret (also its leasehold.dev/rotated-at ' +
+            'annotation, and the value given to rolloutRestartTargets). Absent while under way.',
+          format: 'date-time',
+          maxLength: 64,
+        }),
+        notAfter: string({
+          description: 'With spec.renew false: the new lease ends no later than the one it replaces.',
+          format: 'date-time',
+          maxLength: 64,
+        }),
+        restartedAt: string({
+          description: 'When spec.rolloutRestartTargets were restarted for this rotation. Absent while still to do.',
+          format: 'date-time',
+          maxLength: 64,
+        }),
       },
     }),
-    lastRotateRequest: string({ description: 'The value of the leasehold.dev/rotate-now annotation last acted on (a long value is ' +
-      'kept as its sha256): each new value rotates once.', maxLength: 256 }),
+    lastRotateRequest: string({
+      description:
+        'The value of the leasehold.dev/rotate-now annotation last acted on (a long value is ' +
+        'kept as its sha256): each new value rotates once.',
+      maxLength: 256,
+    }),
     requester: object({
       description: 'Who created the request, as the API server authenticated them.',
       properties: {
         username: string({ description: 'User name.', maxLength: 256 }),
         uid: string({ description: 'User uid.', maxLength: 256 }),
-        groups: array(string({ description: 'A group.', maxLength: 256 }), { description: 'Groups of the user.', maxItems: 64 }),
+        groups: array(string({ description: 'A group.', maxLength: 256 }), {
+          description: 'Groups of the user.',
+          maxItems: 64,
+        }),
       },
     }),
   },
@@ -158,13 +267,14 @@ export const databaseAccessRequestStatusSchema = object({
     {
       rule: `!has(self.conditions) || !(self.conditions.exists(c, c.type == '${ConditionType.Approved}') && self.conditions.exists(c, c.type == '${ConditionType.Denied}'))`,
       fieldPath: '.conditions',
-      message: 'a request can\'t be both Approved and Denied',
+      message: "a request can't be both Approved and Denied",
     },
   ],
 });
 
 /** CEL over the previous object: a decision (Approved or Denied, True) had been recorded. */
-const WAS_DECIDED = `has(oldSelf.status) && has(oldSelf.status.conditions) && ` +
+const WAS_DECIDED =
+  `has(oldSelf.status) && has(oldSelf.status.conditions) && ` +
   `oldSelf.status.conditions.exists(c, c.type in ${decisionTypes} && c.status == 'True')`;
 
 function frozenAfterDecision(field: 'roleRef' | 'subjects' | 'ttl' | 'reason', optional: boolean): ValidationRule {
@@ -190,12 +300,13 @@ export const databaseAccessRequestRules: ValidationRule[] = [
   frozenAfterDecision('ttl', true),
   frozenAfterDecision('reason', true),
   {
-    rule: `!has(oldSelf.status) || !has(oldSelf.status.conditions) || oldSelf.status.conditions.all(o, ` +
+    rule:
+      `!has(oldSelf.status) || !has(oldSelf.status.conditions) || oldSelf.status.conditions.all(o, ` +
       `!(o.type in ${decisionTypes} && o.status == 'True') || (has(self.status) && has(self.status.conditions) && ` +
       `self.status.conditions.exists(n, n.type == o.type && n.status == 'True' && ` +
       `${optionalText('n', 'reason')} == ${optionalText('o', 'reason')} && ${optionalText('n', 'message')} == ${optionalText('o', 'message')})))`,
     fieldPath: '.status.conditions',
-    message: 'an Approved or Denied decision is permanent: it can\'t be removed, flipped or reworded',
+    message: "an Approved or Denied decision is permanent: it can't be removed, flipped or reworded",
   },
 ];
 
@@ -221,18 +332,34 @@ export const DATABASE_ACCESS_REQUEST = {
   namespaced: true,
   shortNames: ['dar'],
   categories: ['vault', 'appscode', 'all', 'leasehold'],
-  description: 'DatabaseAccessRequest asks for a short-lived database login from a PostgresRole, MySQLRole, ' +
+  description:
+    'DatabaseAccessRequest asks for a short-lived database login from a PostgresRole, MySQLRole, ' +
     'MariaDBRole or RedisRole. Nothing is issued until it is approved.',
   spec: databaseAccessRequestSpecSchema,
   specRequired: true,
   status: databaseAccessRequestStatusSchema,
   rules: databaseAccessRequestRules,
   printerColumns: [
-    { name: 'Status', type: 'string', jsonPath: '.status.phase', description: 'WaitingForApproval, Approved, Denied, Expired, Revoked or Failed.' },
+    {
+      name: 'Status',
+      type: 'string',
+      jsonPath: '.status.phase',
+      description: 'WaitingForApproval, Approved, Denied, Expired, Revoked or Failed.',
+    },
     { name: 'Role', type: 'string', jsonPath: '.spec.roleRef.name', description: 'The role requested.' },
-    { name: 'Secret', type: 'string', jsonPath: '.status.secret.name', description: 'The Secret holding the credential.' },
+    {
+      name: 'Secret',
+      type: 'string',
+      jsonPath: '.status.secret.name',
+      description: 'The Secret holding the credential.',
+    },
     // A string, not a date: kubectl prints a future date column as "<invalid>".
-    { name: 'Expires', type: 'string', jsonPath: '.status.lease.expiresAt', description: 'When the lease runs out unless renewed.' },
+    {
+      name: 'Expires',
+      type: 'string',
+      jsonPath: '.status.lease.expiresAt',
+      description: 'When the lease runs out unless renewed.',
+    },
     { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp', description: 'Time since creation.' },
   ],
 } as const satisfies KindDefinition;

@@ -8,8 +8,8 @@
 const NS_PER_UNIT: Readonly<Record<string, bigint>> = {
   ns: 1n,
   us: 1_000n,
-  'µs': 1_000n, // U+00B5 micro sign
-  'μs': 1_000n, // U+03BC Greek mu
+  µs: 1_000n, // U+00B5 micro sign
+  μs: 1_000n, // U+03BC Greek mu
   ms: 1_000_000n,
   s: 1_000_000_000n,
   m: 60_000_000_000n,
@@ -48,7 +48,8 @@ export function parseDurationNs(input: string): bigint {
       ELEMENT.lastIndex = at;
       const m = ELEMENT.exec(input);
       const [whole = '', frac, unit = ''] = m ? m.slice(1) : [];
-      if (!m || (whole === '' && !frac)) throw new DurationError(input, 'expected a number followed by a unit (ns, us, ms, s, m, h)');
+      if (!m || (whole === '' && !frac))
+        throw new DurationError(input, 'expected a number followed by a unit (ns, us, ms, s, m, h)');
       const perUnit = NS_PER_UNIT[unit]!;
       total += BigInt(whole || '0') * perUnit;
       if (frac) total += (BigInt(frac) * perUnit) / 10n ** BigInt(frac.length);

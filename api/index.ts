@@ -22,5 +22,11 @@ export type { KindDefinition, PrinterColumn } from './crd.ts';
 
 /** Every kind Leasehold serves, in the order their CRDs are listed. */
 export const KINDS: readonly KindDefinition[] = [
-  APP_BINDING, SECRET_ENGINE, POSTGRES_ROLE, MYSQL_ROLE, MARIADB_ROLE, REDIS_ROLE, DATABASE_ACCESS_REQUEST,
+  APP_BINDING,
+  SECRET_ENGINE,
+  POSTGRES_ROLE,
+  MYSQL_ROLE,
+  MARIADB_ROLE,
+  REDIS_ROLE,
+  DATABASE_ACCESS_REQUEST,
 ];

@@ -90,28 +90,54 @@ export const Annotations = {
 
 // ---- Conditions ------------------------------------------------------------------------------------------------
 
-const CONDITION_TYPE_PATTERN = '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$';
+const CONDITION_TYPE_PATTERN =
+  '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$';
 const CONDITION_REASON_PATTERN = '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$';
 /** metav1.Condition's cap on a message (lib/runtime/conditions.ts truncates to fit); and ours on their number. */
 export { MAX_CONDITION_MESSAGE };
 export const MAX_CONDITIONS = 16;
 
 export const conditionSchema = object({
-  description: 'One aspect of the object\'s state (metav1.Condition). `lastUpdateTime`, which KubeVault ' +
+  description:
+    "One aspect of the object's state (metav1.Condition). `lastUpdateTime`, which KubeVault " +
     'wrote before it adopted metav1.Condition, is accepted too.',
   required: ['type', 'status'],
   properties: {
-    type: string({ description: 'CamelCase type of the condition, e.g. Ready, Approved, Denied.', pattern: CONDITION_TYPE_PATTERN, maxLength: 316 }),
+    type: string({
+      description: 'CamelCase type of the condition, e.g. Ready, Approved, Denied.',
+      pattern: CONDITION_TYPE_PATTERN,
+      maxLength: 316,
+    }),
     status: enumeration(['True', 'False', 'Unknown'], {
-      description: 'True, False or Unknown. Defaults to True: KubeVault\'s earliest conditions had no status and ' +
+      description:
+        "True, False or Unknown. Defaults to True: KubeVault's earliest conditions had no status and " +
         'meant True by being present.',
       default: 'True',
     }),
-    observedGeneration: integer({ description: 'The metadata.generation the condition was set for.', format: 'int64', minimum: 0 }),
-    lastTransitionTime: string({ description: 'When status last changed (RFC 3339).', format: 'date-time', maxLength: 64 }),
-    lastUpdateTime: string({ description: 'Deprecated (KubeVault v0.3): when the condition was written. Use lastTransitionTime.', format: 'date-time', maxLength: 64 }),
-    reason: string({ description: 'CamelCase reason for the last transition; for Approved and Denied, who or what decided.', pattern: CONDITION_REASON_PATTERN, maxLength: 1024 }),
-    message: string({ description: 'Human-readable details. Never contains a credential.', maxLength: MAX_CONDITION_MESSAGE }),
+    observedGeneration: integer({
+      description: 'The metadata.generation the condition was set for.',
+      format: 'int64',
+      minimum: 0,
+    }),
+    lastTransitionTime: string({
+      description: 'When status last changed (RFC 3339).',
+      format: 'date-time',
+      maxLength: 64,
+    }),
+    lastUpdateTime: string({
+      description: 'Deprecated (KubeVault v0.3): when the condition was written. Use lastTransitionTime.',
+      format: 'date-time',
+      maxLength: 64,
+    }),
+    reason: string({
+      description: 'CamelCase reason for the last transition; for Approved and Denied, who or what decided.',
+      pattern: CONDITION_REASON_PATTERN,
+      maxLength: 1024,
+    }),
+    message: string({
+      description: 'Human-readable details. Never contains a credential.',
+      maxLength: MAX_CONDITION_MESSAGE,
+    }),
   },
 });
 /**
@@ -145,8 +171,12 @@ export const RequestPhase = {
 } as const;
 export type RequestPhase = (typeof RequestPhase)[keyof typeof RequestPhase];
 export const REQUEST_PHASES = [
-  RequestPhase.WaitingForApproval, RequestPhase.Approved, RequestPhase.Denied,
-  RequestPhase.Expired, RequestPhase.Revoked, RequestPhase.Failed,
+  RequestPhase.WaitingForApproval,
+  RequestPhase.Approved,
+  RequestPhase.Denied,
+  RequestPhase.Expired,
+  RequestPhase.Revoked,
+  RequestPhase.Failed,
 ] as const;
 
 // ---- Names -----------------------------------------------------------------------------------------------------
@@ -177,7 +207,10 @@ export const DEFAULT_MOUNT_PATH = 'database';
 
 export function mountPathSchema(description: string): Schema<string> {
   return string({
-    description, pattern: MOUNT_PATH_PATTERN, minLength: 1, maxLength: 255,
+    description,
+    pattern: MOUNT_PATH_PATTERN,
+    minLength: 1,
+    maxLength: 255,
     rules: [{ rule: "!self.contains('..')", message: "must not contain '..'" }],
   });
 }
@@ -185,7 +218,9 @@ export function mountPathSchema(description: string): Schema<string> {
 export function durationSchema(description: string): Schema<string> {
   return string({
     description: `${description} A Go duration ("1h", "90m", "1h30m", "1.5h") or a whole number of seconds ("3600").`,
-    pattern: DURATION_PATTERN, minLength: 1, maxLength: 64,
+    pattern: DURATION_PATTERN,
+    minLength: 1,
+    maxLength: 64,
   });
 }
 
@@ -196,8 +231,10 @@ export function durationSchema(description: string): Schema<string> {
 export function celDurationAtLeast(self: string, min: string, max: string): string {
   const well = (f: string) => `${self}.${f}.matches(r'${DURATION_PATTERN}')`;
   const d = (f: string) => celDuration(`${self}.${f}`);
-  return `!has(${self}.${min}) || !has(${self}.${max}) || !${well(min)} || !${well(max)} || ` +
-    `${d(max)} == duration('0s') || ${d(max)} >= ${d(min)}`;
+  return (
+    `!has(${self}.${min}) || !has(${self}.${max}) || !${well(min)} || !${well(max)} || ` +
+    `${d(max)} == duration('0s') || ${d(max)} >= ${d(min)}`
+  );
 }
 
 // ---- References ------------------------------------------------------------------------------------------------
@@ -218,14 +255,35 @@ export const subjectSchema = object({
   properties: {
     kind: enumeration(['User', 'Group', 'ServiceAccount'], { description: 'User, Group or ServiceAccount.' }),
     name: string({ description: 'Name of the user, group or service account.', minLength: 1, maxLength: 256 }),
-    namespace: namespaceNameSchema('ServiceAccount only: its namespace. Defaults to the namespace of the object that holds this subject.'),
-    apiGroup: string({ description: `Empty for ServiceAccount; "${RBAC_GROUP}" (the default) for User and Group.`, maxLength: 64 }),
+    namespace: namespaceNameSchema(
+      'ServiceAccount only: its namespace. Defaults to the namespace of the object that holds this subject.',
+    ),
+    apiGroup: string({
+      description: `Empty for ServiceAccount; "${RBAC_GROUP}" (the default) for User and Group.`,
+      maxLength: 64,
+    }),
   },
   rules: [
-    { rule: `self.kind != 'ServiceAccount' || self.name.matches(r'${DNS1123_SUBDOMAIN}')`, fieldPath: '.name', message: 'a ServiceAccount name must be a DNS-1123 subdomain (lower case letters, digits, - and .)' },
-    { rule: `self.kind == 'ServiceAccount' || !has(self.namespace) || self.namespace == ''`, fieldPath: '.namespace', message: 'namespace applies to ServiceAccount subjects only' },
-    { rule: `self.kind != 'ServiceAccount' || !has(self.apiGroup) || self.apiGroup == ''`, fieldPath: '.apiGroup', message: 'apiGroup must be empty for a ServiceAccount' },
-    { rule: `self.kind == 'ServiceAccount' || !has(self.apiGroup) || self.apiGroup == '' || self.apiGroup == '${RBAC_GROUP}'`, fieldPath: '.apiGroup', message: `apiGroup must be ${RBAC_GROUP} for a User or Group` },
+    {
+      rule: `self.kind != 'ServiceAccount' || self.name.matches(r'${DNS1123_SUBDOMAIN}')`,
+      fieldPath: '.name',
+      message: 'a ServiceAccount name must be a DNS-1123 subdomain (lower case letters, digits, - and .)',
+    },
+    {
+      rule: `self.kind == 'ServiceAccount' || !has(self.namespace) || self.namespace == ''`,
+      fieldPath: '.namespace',
+      message: 'namespace applies to ServiceAccount subjects only',
+    },
+    {
+      rule: `self.kind != 'ServiceAccount' || !has(self.apiGroup) || self.apiGroup == ''`,
+      fieldPath: '.apiGroup',
+      message: 'apiGroup must be empty for a ServiceAccount',
+    },
+    {
+      rule: `self.kind == 'ServiceAccount' || !has(self.apiGroup) || self.apiGroup == '' || self.apiGroup == '${RBAC_GROUP}'`,
+      fieldPath: '.apiGroup',
+      message: `apiGroup must be ${RBAC_GROUP} for a User or Group`,
+    },
   ],
 });
 export type Subject = Static<typeof subjectSchema>;
@@ -243,17 +301,26 @@ export const SECRET_KEY_PATTERN = '^[-._a-zA-Z0-9]+$';
 export const MAX_SECRET_TEMPLATE_KEYS = 32;
 
 export function secretTemplateSchema(description: string): Schema<Record<string, string>> {
-  return stringMap(string({ description: 'A Mustache template for one key of the Secret, with <% %> delimiters.', maxLength: 4096 }), {
-    description: `${description} Each key is a Mustache template with <% %> delimiters (not {{ }}, which Vault's own ` +
-      'templates use) and no HTML escaping, e.g. {"uri": "postgresql://<%urlUser%>:<%urlPassword%>@<%urlHost%>:<%port%>/<%urlDbname%>"}. ' +
-      'Variables: username, password; urlUser, urlPassword (percent-encoded, for URIs); pgpassUser, pgpassPassword ' +
-      '(: and \\ escaped, for .pgpass); host, urlHost, pgpassHost, port, dbname, urlDbname, pgpassDbname, sslmode (from the ' +
-      'database AppBinding). <%#sslmode%>…<%/sslmode%> renders only when the variable has a value. An unknown variable is ' +
-      'a status error (reason InvalidSecretTemplate) and nothing is issued until it is fixed. The keys username and ' +
-      'password are always the credential itself and can\'t be templated.',
-    maxProperties: MAX_SECRET_TEMPLATE_KEYS,
-    rules: [{ rule: `self.all(k, size(k) <= 253 && k.matches(r'${SECRET_KEY_PATTERN}'))`, message: 'keys must be valid Secret keys (letters, digits, -, _ and .; at most 253 characters)' }],
-  });
+  return stringMap(
+    string({ description: 'A Mustache template for one key of the Secret, with <% %> delimiters.', maxLength: 4096 }),
+    {
+      description:
+        `${description} Each key is a Mustache template with <% %> delimiters (not {{ }}, which Vault's own ` +
+        'templates use) and no HTML escaping, e.g. {"uri": "postgresql://<%urlUser%>:<%urlPassword%>@<%urlHost%>:<%port%>/<%urlDbname%>"}. ' +
+        'Variables: username, password; urlUser, urlPassword (percent-encoded, for URIs); pgpassUser, pgpassPassword ' +
+        '(: and \\ escaped, for .pgpass); host, urlHost, pgpassHost, port, dbname, urlDbname, pgpassDbname, sslmode (from the ' +
+        'database AppBinding). <%#sslmode%>…<%/sslmode%> renders only when the variable has a value. An unknown variable is ' +
+        'a status error (reason InvalidSecretTemplate) and nothing is issued until it is fixed. The keys username and ' +
+        "password are always the credential itself and can't be templated.",
+      maxProperties: MAX_SECRET_TEMPLATE_KEYS,
+      rules: [
+        {
+          rule: `self.all(k, size(k) <= 253 && k.matches(r'${SECRET_KEY_PATTERN}'))`,
+          message: 'keys must be valid Secret keys (letters, digits, -, _ and .; at most 253 characters)',
+        },
+      ],
+    },
+  );
 }
 
 /** Default for renewFraction: renew when two thirds of the lease have passed (what Vault Agent does). */
@@ -262,7 +329,11 @@ export const DEFAULT_RENEW_FRACTION = 2 / 3;
 export const DEFAULT_RENEW_FRACTION_TEXT = DEFAULT_RENEW_FRACTION.toFixed(3);
 
 export function renewFractionSchema(description: string): Schema<number> {
-  return number({ description: `${description} A fraction of the lease's duration, from 0.1 to 0.95.`, minimum: 0.1, maximum: 0.95 });
+  return number({
+    description: `${description} A fraction of the lease's duration, from 0.1 to 0.95.`,
+    minimum: 0.1,
+    maximum: 0.95,
+  });
 }
 
 /**

@@ -6,23 +6,44 @@
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import type { ENGINE_API_VERSION } from './meta.ts';
 import {
-  roleAccessProperties, roleKind, roleSecretEngineRefProperty, roleSpecRules, roleTtlProperties, roleVaultRefProperties,
-  statementsSchema, type RoleStatus,
+  roleAccessProperties,
+  roleKind,
+  roleSecretEngineRefProperty,
+  roleSpecRules,
+  roleTtlProperties,
+  roleVaultRefProperties,
+  statementsSchema,
+  type RoleStatus,
 } from './role.ts';
 import { object, string, type Static } from './schema.ts';
 
-const sql = string({ description: 'One SQL statement; Vault substitutes {{name}} and {{password}}.', minLength: 1, maxLength: 16384 });
+const sql = string({
+  description: 'One SQL statement; Vault substitutes {{name}} and {{password}}.',
+  minLength: 1,
+  maxLength: 16384,
+});
 const statements = {
-  creationStatements: statementsSchema(sql, 'SQL run to create a login, e.g. CREATE USER \'{{name}}\'@\'%\' IDENTIFIED BY ' +
-    '\'{{password}}\'; GRANT SELECT ON db.* TO \'{{name}}\'@\'%\'. At least one.', 1),
-  revocationStatements: statementsSchema(sql, 'SQL run to drop a login. Vault\'s default: DROP USER \'{{name}}\'@\'%\'.'),
+  creationStatements: statementsSchema(
+    sql,
+    "SQL run to create a login, e.g. CREATE USER '{{name}}'@'%' IDENTIFIED BY " +
+      "'{{password}}'; GRANT SELECT ON db.* TO '{{name}}'@'%'. At least one.",
+    1,
+  ),
+  revocationStatements: statementsSchema(sql, "SQL run to drop a login. Vault's default: DROP USER '{{name}}'@'%'."),
 };
 
 export const mysqlRoleSpecSchema = object({
-  description: 'A Vault database role issuing MySQL logins. Set either secretEngineRef (a SecretEngine with spec.mysql), ' +
+  description:
+    'A Vault database role issuing MySQL logins. Set either secretEngineRef (a SecretEngine with spec.mysql), ' +
     'or vaultRef with path and databaseRef (or databaseName).',
   required: ['creationStatements'],
-  properties: { ...roleSecretEngineRefProperty, ...roleVaultRefProperties, ...statements, ...roleTtlProperties, ...roleAccessProperties },
+  properties: {
+    ...roleSecretEngineRefProperty,
+    ...roleVaultRefProperties,
+    ...statements,
+    ...roleTtlProperties,
+    ...roleAccessProperties,
+  },
   rules: roleSpecRules('MySQLRole', 'both'),
 });
 
@@ -55,13 +76,15 @@ export interface MariaDBRole {
 export const MYSQL_ROLE = roleKind({
   kind: 'MySQLRole',
   plural: 'mysqlroles',
-  description: 'MySQLRole is a Vault database role: the SQL that creates a short-lived MySQL login, its TTLs, and who may request it.',
+  description:
+    'MySQLRole is a Vault database role: the SQL that creates a short-lived MySQL login, its TTLs, and who may request it.',
   spec: mysqlRoleSpecSchema,
 });
 
 export const MARIADB_ROLE = roleKind({
   kind: 'MariaDBRole',
   plural: 'mariadbroles',
-  description: 'MariaDBRole is a Vault database role: the SQL that creates a short-lived MariaDB login, its TTLs, and who may request it.',
+  description:
+    'MariaDBRole is a Vault database role: the SQL that creates a short-lived MariaDB login, its TTLs, and who may request it.',
   spec: mariadbRoleSpecSchema,
 });

@@ -75,7 +75,8 @@ export interface StringOptions extends Common {
 
 export function string(o: StringOptions): Schema<string> {
   return {
-    type: 'string', ...common(o),
+    type: 'string',
+    ...common(o),
     ...(o.format ? { format: o.format } : {}),
     ...(o.pattern ? { pattern: o.pattern } : {}),
     ...(o.minLength !== undefined ? { minLength: o.minLength } : {}),
@@ -88,7 +89,10 @@ export interface EnumOptions<V extends string> extends Common {
   default?: V;
 }
 
-export function enumeration<const V extends readonly string[]>(values: V, o: EnumOptions<V[number]>): Schema<V[number]> {
+export function enumeration<const V extends readonly string[]>(
+  values: V,
+  o: EnumOptions<V[number]>,
+): Schema<V[number]> {
   return { type: 'string', ...common(o), enum: values, ...(o.default !== undefined ? { default: o.default } : {}) };
 }
 
@@ -109,7 +113,8 @@ export function number(o: NumberOptions): Schema<number> {
 
 function numeric(type: 'integer' | 'number', o: NumberOptions): JSONSchemaProps {
   return {
-    type, ...common(o),
+    type,
+    ...common(o),
     ...(o.format ? { format: o.format } : {}),
     ...(o.minimum !== undefined ? { minimum: o.minimum } : {}),
     ...(o.maximum !== undefined ? { maximum: o.maximum } : {}),
@@ -132,7 +137,9 @@ export interface ArrayOptions extends Common {
 
 export function array<T>(items: Schema<T>, o: ArrayOptions): Schema<T[]> {
   return {
-    type: 'array', ...common(o), items,
+    type: 'array',
+    ...common(o),
+    items,
     ...(o.minItems !== undefined ? { minItems: o.minItems } : {}),
     maxItems: o.maxItems,
     ...(o.listType ? { 'x-kubernetes-list-type': o.listType } : {}),
@@ -163,9 +170,12 @@ export interface ObjectOptions<P extends Props, R extends keyof P> extends Commo
   preserveUnknownFields?: boolean;
 }
 
-export function object<P extends Props, const R extends keyof P & string = never>(o: ObjectOptions<P, R>): Schema<ObjectOf<P, R>> {
+export function object<P extends Props, const R extends keyof P & string = never>(
+  o: ObjectOptions<P, R>,
+): Schema<ObjectOf<P, R>> {
   return {
-    type: 'object', ...common(o),
+    type: 'object',
+    ...common(o),
     properties: o.properties as Record<string, JSONSchemaProps>,
     ...(o.required?.length ? { required: [...o.required] } : {}),
     ...(o.minProperties !== undefined ? { minProperties: o.minProperties } : {}),
@@ -177,10 +187,14 @@ export function object<P extends Props, const R extends keyof P & string = never
  * An embedded Kubernetes object (RawExtension with apiVersion and kind, which the API server then requires).
  * Fields named in `properties` are validated; any other field is kept as written.
  */
-export function embeddedResource<P extends Props>(o: Common & { properties: P }):
-  Schema<Simplify<{ apiVersion: string; kind: string } & { [K in keyof P]?: Static<P[K]> } & Record<string, unknown>>> {
+export function embeddedResource<P extends Props>(
+  o: Common & { properties: P },
+): Schema<
+  Simplify<{ apiVersion: string; kind: string } & { [K in keyof P]?: Static<P[K]> } & Record<string, unknown>>
+> {
   return {
-    type: 'object', ...common(o),
+    type: 'object',
+    ...common(o),
     properties: o.properties as Record<string, JSONSchemaProps>,
     'x-kubernetes-embedded-resource': true,
     'x-kubernetes-preserve-unknown-fields': true,

@@ -5,8 +5,17 @@
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import type { KindDefinition } from './crd.ts';
 import {
-  ENGINE_API_VERSION, ENGINE_GROUP, ENGINE_PHASES, ENGINE_VERSION, celDurationAtLeast, celUnchanged, conditionsSchema,
-  durationSchema, mountPathSchema, namespaceNameSchema, objectNameSchema,
+  ENGINE_API_VERSION,
+  ENGINE_GROUP,
+  ENGINE_PHASES,
+  ENGINE_VERSION,
+  celDurationAtLeast,
+  celUnchanged,
+  conditionsSchema,
+  durationSchema,
+  mountPathSchema,
+  namespaceNameSchema,
+  objectNameSchema,
 } from './meta.ts';
 import { array, describe, enumeration, integer, object, string, type Static } from './schema.ts';
 
@@ -33,23 +42,39 @@ export type AppReference = Static<typeof appReferenceSchema>;
 function pluginNameSchema(database: string, plugin: string) {
   return string({
     description: `Vault database plugin${database}. Defaults to ${plugin}.`,
-    pattern: '^[A-Za-z0-9_.-]+$', minLength: 1, maxLength: 128, default: plugin,
+    pattern: '^[A-Za-z0-9_.-]+$',
+    minLength: 1,
+    maxLength: 128,
+    default: plugin,
   });
 }
 
 const allowedRolesSchema = array(string({ description: 'A Vault role name or glob.', minLength: 1, maxLength: 256 }), {
   description: 'Vault roles allowed to use this connection. Defaults to ["*"]; an empty list would allow none.',
-  minItems: 1, maxItems: 64, default: ['*'],
+  minItems: 1,
+  maxItems: 64,
+  default: ['*'],
 });
 
 const poolProperties = {
-  maxOpenConnections: integer({ description: 'Most connections Vault opens to the database (0: Vault\'s default).', format: 'int64', minimum: 0 }),
-  maxIdleConnections: integer({ description: 'Most idle connections Vault keeps (0: same as maxOpenConnections; -1: none).', format: 'int64', minimum: -1 }),
+  maxOpenConnections: integer({
+    description: "Most connections Vault opens to the database (0: Vault's default).",
+    format: 'int64',
+    minimum: 0,
+  }),
+  maxIdleConnections: integer({
+    description: 'Most idle connections Vault keeps (0: same as maxOpenConnections; -1: none).',
+    format: 'int64',
+    minimum: -1,
+  }),
   maxConnectionLifetime: durationSchema('Longest Vault keeps a connection open.'),
 };
 
-const databaseRefSchema = describe(appReferenceSchema, 'The database\'s AppBinding: its address, and the Secret with the ' +
-  'admin username and password Vault connects with. Whether it exists is checked by the controller, not here.');
+const databaseRefSchema = describe(
+  appReferenceSchema,
+  "The database's AppBinding: its address, and the Secret with the " +
+    'admin username and password Vault connects with. Whether it exists is checked by the controller, not here.',
+);
 
 export const postgresConfigurationSchema = object({
   description: 'The PostgreSQL connection Vault manages (database/config/<name>).',
@@ -65,13 +90,17 @@ export type PostgresConfiguration = Static<typeof postgresConfigurationSchema>;
 
 function mysqlFamilyConfigurationSchema(database: string) {
   return object({
-    description: `The ${database} connection Vault manages (database/config/<name>) with its MySQL plugin: Vault connects ` +
-      'to {{username}}:{{password}}@tcp(host:port)/ with the AppBinding\'s address and admin login.',
+    description:
+      `The ${database} connection Vault manages (database/config/<name>) with its MySQL plugin: Vault connects ` +
+      "to {{username}}:{{password}}@tcp(host:port)/ with the AppBinding's address and admin login.",
     required: ['databaseRef'],
     properties: {
       databaseRef: databaseRefSchema,
-      pluginName: pluginNameSchema(' (mysql-database-plugin, or mysql-aurora-database-plugin, mysql-rds-database-plugin, ' +
-        'mysql-legacy-database-plugin for the 16-character user names of MySQL before 5.7)', DEFAULT_MYSQL_PLUGIN),
+      pluginName: pluginNameSchema(
+        ' (mysql-database-plugin, or mysql-aurora-database-plugin, mysql-rds-database-plugin, ' +
+          'mysql-legacy-database-plugin for the 16-character user names of MySQL before 5.7)',
+        DEFAULT_MYSQL_PLUGIN,
+      ),
       allowedRoles: allowedRolesSchema,
       ...poolProperties,
     },
@@ -84,7 +113,8 @@ export const mariadbConfigurationSchema = mysqlFamilyConfigurationSchema('MariaD
 export type MySQLConfiguration = Static<typeof mysqlConfigurationSchema>;
 
 export const redisConfigurationSchema = object({
-  description: 'The Redis connection Vault manages (database/config/<name>) with its Redis plugin: host, port and TLS ' +
+  description:
+    'The Redis connection Vault manages (database/config/<name>) with its Redis plugin: host, port and TLS ' +
     'from the AppBinding (a rediss:// URL, or a caBundle, turns TLS on), the admin ACL user from its Secret.',
   required: ['databaseRef'],
   properties: {
@@ -100,21 +130,24 @@ export const ENGINE_TYPES = ['postgres', 'mysql', 'mariadb', 'redis'] as const;
 export type EngineType = (typeof ENGINE_TYPES)[number];
 
 export const secretEngineSpecSchema = object({
-  description: 'A Vault database secrets engine to mount and connect to a database: set exactly one of postgres, ' +
+  description:
+    'A Vault database secrets engine to mount and connect to a database: set exactly one of postgres, ' +
     'mysql, mariadb and redis.',
   required: ['vaultRef'],
   properties: {
     vaultRef: object({
-      description: 'The Vault server\'s AppBinding. Whether it exists is checked by the controller, not here.',
+      description: "The Vault server's AppBinding. Whether it exists is checked by the controller, not here.",
       required: ['name'],
       properties: {
         name: objectNameSchema('Name of the AppBinding.'),
-        namespace: namespaceNameSchema('Namespace of the AppBinding. Defaults to the SecretEngine\'s namespace.'),
+        namespace: namespaceNameSchema("Namespace of the AppBinding. Defaults to the SecretEngine's namespace."),
       },
     }),
-    path: mountPathSchema('Where the engine is mounted in Vault. Defaults to k8s.<cluster>.<type>.<namespace>.<name>, ' +
-      '<type> being postgres, mysql, mariadb or redis (reported in status.path). Can\'t change later: moving a mount ' +
-      'revokes every lease under it.'),
+    path: mountPathSchema(
+      'Where the engine is mounted in Vault. Defaults to k8s.<cluster>.<type>.<namespace>.<name>, ' +
+        "<type> being postgres, mysql, mariadb or redis (reported in status.path). Can't change later: moving a mount " +
+        'revokes every lease under it.',
+    ),
     postgres: postgresConfigurationSchema,
     mysql: mysqlConfigurationSchema,
     mariadb: mariadbConfigurationSchema,
@@ -127,16 +160,23 @@ export const secretEngineSpecSchema = object({
       rule: `[${ENGINE_TYPES.map((t) => `has(self.${t})`).join(', ')}].filter(x, x).size() == 1`,
       message: `set exactly one of ${ENGINE_TYPES.join(', ')} (the database the engine connects to; KubeVault's other engines are not served by Leasehold)`,
     },
-    { rule: celDurationAtLeast('self', 'defaultLeaseTTL', 'maxLeaseTTL'), fieldPath: '.maxLeaseTTL', message: 'maxLeaseTTL must be at least defaultLeaseTTL' },
+    {
+      rule: celDurationAtLeast('self', 'defaultLeaseTTL', 'maxLeaseTTL'),
+      fieldPath: '.maxLeaseTTL',
+      message: 'maxLeaseTTL must be at least defaultLeaseTTL',
+    },
     {
       // On the parent: a rule on path itself wouldn't run when path is added or removed, which moves it too.
       rule: 'has(self.path) == has(oldSelf.path) && (!has(self.path) || self.path == oldSelf.path)',
       fieldPath: '.path',
-      message: 'path is immutable: moving the mount would revoke every lease under it; create another SecretEngine instead',
+      message:
+        'path is immutable: moving the mount would revoke every lease under it; create another SecretEngine instead',
     },
     {
-      rule: celUnchanged('vaultRef'), fieldPath: '.vaultRef',
-      message: 'vaultRef is immutable: the leases under the mount are revoked through this Vault; create another SecretEngine instead',
+      rule: celUnchanged('vaultRef'),
+      fieldPath: '.vaultRef',
+      message:
+        'vaultRef is immutable: the leases under the mount are revoked through this Vault; create another SecretEngine instead',
     },
     ...ENGINE_TYPES.map((t) => ({
       rule: `has(self.${t}) == has(oldSelf.${t}) && (!has(self.${t}) || self.${t}.databaseRef == oldSelf.${t}.databaseRef)`,
@@ -150,7 +190,11 @@ export const secretEngineStatusSchema = object({
   description: 'What the controller last did with the engine.',
   properties: {
     phase: enumeration(ENGINE_PHASES, { description: 'Processing, Success or Failed.' }),
-    observedGeneration: integer({ description: 'The metadata.generation this status describes.', format: 'int64', minimum: 0 }),
+    observedGeneration: integer({
+      description: 'The metadata.generation this status describes.',
+      format: 'int64',
+      minimum: 0,
+    }),
     conditions: conditionsSchema('Ready/Available: mounted and connected. Failed: what went wrong.'),
     path: string({ description: 'Where the engine is mounted in Vault.', maxLength: 255 }),
   },
@@ -177,7 +221,8 @@ export const SECRET_ENGINE = {
   namespaced: true,
   shortNames: [],
   categories: ['vault', 'appscode', 'all', 'leasehold'],
-  description: 'SecretEngine mounts a Vault database secrets engine and connects it to a PostgreSQL, MySQL, MariaDB or Redis database.',
+  description:
+    'SecretEngine mounts a Vault database secrets engine and connects it to a PostgreSQL, MySQL, MariaDB or Redis database.',
   spec: secretEngineSpecSchema,
   specRequired: true,
   status: secretEngineStatusSchema,

@@ -1,7 +1,17 @@
 // The operator's controllers, as the entry point (cmd/operator/main.ts) registers them. This file builds what they
 // share (the watch caches and their shared indexes, the Vault connections, the reconcilers' context); each kind's
 // setup.ts (controller-runtime's SetupWithManager) adds its own watches, predicates and indexes.
-import { Labels, MANAGED_BY, type AppBinding, type DatabaseAccessRequest, type MariaDBRole, type MySQLRole, type PostgresRole, type RedisRole, type SecretEngine } from '../api/index.ts';
+import {
+  Labels,
+  MANAGED_BY,
+  type AppBinding,
+  type DatabaseAccessRequest,
+  type MariaDBRole,
+  type MySQLRole,
+  type PostgresRole,
+  type RedisRole,
+  type SecretEngine,
+} from '../api/index.ts';
 import type { ObjectKey } from '../lib/runtime/index.ts';
 import type { ControllerDeps, ControllerRegistration } from '../lib/runtime/registration.ts';
 import { setupAppBindingController } from './appbinding/setup.ts';
@@ -14,7 +24,16 @@ import { setupSecretEngineController } from './secretengine/setup.ts';
 import type { Caches, ControllerContext, Grant } from './shared/context.ts';
 import { Dependencies, addDependencyIndexes } from './shared/dependents.ts';
 import {
-  APP_BINDINGS, DATABASE_ACCESS_REQUESTS, MARIADB_ROLES, MYSQL_ROLES, POSTGRES_ROLES, REDIS_ROLES, ROLE_BINDINGS, ROLES, SECRET_ENGINES, SECRETS,
+  APP_BINDINGS,
+  DATABASE_ACCESS_REQUESTS,
+  MARIADB_ROLES,
+  MYSQL_ROLES,
+  POSTGRES_ROLES,
+  REDIS_ROLES,
+  ROLE_BINDINGS,
+  ROLES,
+  SECRET_ENGINES,
+  SECRETS,
 } from './shared/resources.ts';
 import { secretCacheTransform, type CachedSecret } from './shared/secret-integrity.ts';
 import type { SetupContext } from './shared/setup.ts';
@@ -58,14 +77,18 @@ export function buildControllers(deps: ControllerDeps, settings: ControllerSetti
 
   // An issuer token replaced or lost (revoked in Vault, say): its AppBinding says so at once (LeaseOwnership).
   let wakeAppBinding: (key: ObjectKey) => void = () => undefined;
-  const connections = new VaultConnections(deps.client, {
-    operatorNamespace: settings.operatorNamespace,
-    operatorServiceAccount: settings.operatorServiceAccount,
-    issuerTokenRole: settings.vaultIssuerTokenRole,
-    tokenAudiences: [],
-    onIssuerChanged: (ab) => wakeAppBinding(ab),
-  }, (operation, outcome) => deps.metrics.vaultRequests.labels(operation, outcome).inc(),
-  (namespace, name) => caches.secrets.get(namespace, name));
+  const connections = new VaultConnections(
+    deps.client,
+    {
+      operatorNamespace: settings.operatorNamespace,
+      operatorServiceAccount: settings.operatorServiceAccount,
+      issuerTokenRole: settings.vaultIssuerTokenRole,
+      tokenAudiences: [],
+      onIssuerChanged: (ab) => wakeAppBinding(ab),
+    },
+    (operation, outcome) => deps.metrics.vaultRequests.labels(operation, outcome).inc(),
+    (namespace, name) => caches.secrets.get(namespace, name),
+  );
   const recorders = new Map<string, ReturnType<ControllerDeps['eventRecorder']>>();
   const ctx: ControllerContext = {
     kube: deps.client,
@@ -83,7 +106,9 @@ export function buildControllers(deps: ControllerDeps, settings: ControllerSetti
 
   // Deletion order (dependents.ts): an object being deleted waits for what depends on it; their changes wake it.
   const setup: SetupContext = {
-    ctx, metrics: deps.metrics, newController: deps.newController,
+    ctx,
+    metrics: deps.metrics,
+    newController: deps.newController,
     dependencies: new Dependencies(caches, settings.clusterName),
   };
   const appBindings = setupAppBindingController(setup);

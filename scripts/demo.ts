@@ -18,7 +18,13 @@ import { ENGINE_DEMOS, ENGINE_NAMES, samplePath, type EngineDemo, type EngineNam
 import { cacheRoot, pinnedVersion, resolveBinaries } from './stack/binaries.ts';
 import { startEnv, type Env } from './stack/env.ts';
 import {
-  REPO_ROOT, configureVaultForOperator, guideManifests, installCrdsAsync, kubectlAsync, vaultRequest, type KubectlRun,
+  REPO_ROOT,
+  configureVaultForOperator,
+  guideManifests,
+  installCrdsAsync,
+  kubectlAsync,
+  vaultRequest,
+  type KubectlRun,
 } from './stack/leasehold-setup.ts';
 import { startOperator, type OperatorProcess } from './stack/operator.ts';
 
@@ -49,7 +55,10 @@ const detail = (text: string) => {
 };
 
 class StepFailed extends Error {
-  constructor(readonly step: string, readonly error: unknown) {
+  constructor(
+    readonly step: string,
+    readonly error: unknown,
+  ) {
     super(`${step}: ${error instanceof Error ? error.message : String(error)}`);
   }
 }
@@ -115,22 +124,36 @@ type Cr = { status?: Record<string, any> } & Record<string, unknown>; // eslint-
 
 async function getCr(plural: string, name: string): Promise<Cr | undefined> {
   try {
-    return (await need(env).kubeConfig.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({
-      group: plural === 'appbindings' ? 'appcatalog.appscode.com' : 'engine.kubevault.com', version: 'v1alpha1', namespace: NS, plural, name,
-    })) as Cr;
+    return (await need(env)
+      .kubeConfig.makeApiClient(CustomObjectsApi)
+      .getNamespacedCustomObject({
+        group: plural === 'appbindings' ? 'appcatalog.appscode.com' : 'engine.kubevault.com',
+        version: 'v1alpha1',
+        namespace: NS,
+        plural,
+        name,
+      })) as Cr;
   } catch {
     return undefined;
   }
 }
 
 /** Polls until `probe` returns something truthy; fails with `what` (and the last thing seen) after `timeoutMs`. */
-async function until<V>(what: string, probe: () => Promise<V | undefined | false>, timeoutMs: number, seen?: () => Promise<string>): Promise<V> {
+async function until<V>(
+  what: string,
+  probe: () => Promise<V | undefined | false>,
+  timeoutMs: number,
+  seen?: () => Promise<string>,
+): Promise<V> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await probe().catch(() => undefined);
     if (v) return v;
     if (interrupted) throw new Error('interrupted');
-    if (Date.now() > deadline) throw new Error(`no ${what} after ${timeoutMs / 1000}s${seen ? ` (${await seen().catch(() => 'nothing')})` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `no ${what} after ${timeoutMs / 1000}s${seen ? ` (${await seen().catch(() => 'nothing')})` : ''}`,
+      );
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -138,8 +161,15 @@ async function until<V>(what: string, probe: () => Promise<V | undefined | false
 /** The last status condition that isn't True, to say why something is stuck. */
 function statusSummary(o: Cr | undefined): string {
   if (!o) return 'the object does not exist';
-  const conditions = (o.status?.conditions ?? []) as Array<{ type: string; status: string; reason?: string; message?: string }>;
-  const bad = conditions.find((c) => c.status === 'False' && c.type !== 'Failed') ?? conditions.find((c) => c.type === 'Failed' && c.status === 'True');
+  const conditions = (o.status?.conditions ?? []) as Array<{
+    type: string;
+    status: string;
+    reason?: string;
+    message?: string;
+  }>;
+  const bad =
+    conditions.find((c) => c.status === 'False' && c.type !== 'Failed') ??
+    conditions.find((c) => c.type === 'Failed' && c.status === 'True');
   return `phase ${o.status?.phase ?? '(none)'}${bad ? `, ${bad.type}=${bad.status} ${bad.reason ?? ''}: ${bad.message ?? ''}` : ''}`;
 }
 
@@ -180,7 +210,10 @@ async function demo(engine: EngineDemo, keep: boolean): Promise<void> {
         if (l.startsWith('built ')) buildingInto = undefined;
         if (l.startsWith('building') && !coldNoted) {
           coldNoted = true;
-          say('…', `cold machine: building the stack's binaries from pinned Go modules (once; cached in ${cacheRoot()}).`);
+          say(
+            '…',
+            `cold machine: building the stack's binaries from pinned Go modules (once; cached in ${cacheRoot()}).`,
+          );
           detail('This usually takes about 15 minutes on 2 cores (Kubernetes, then Vault); progress every minute:');
         }
         detail(l);
@@ -191,7 +224,7 @@ async function demo(engine: EngineDemo, keep: boolean): Promise<void> {
     return `stack up (kubernetes ${pinnedVersion('k8s')}, ${vault}, ${seeded}) in ${env.dir}`;
   });
 
-  await step('install Leasehold and the guide\'s AppBindings', async () => {
+  await step("install Leasehold and the guide's AppBindings", async () => {
     const e = need(env);
     await installCrdsAsync(e);
     await kc(['create', 'namespace', 'leasehold-system']);
@@ -201,12 +234,25 @@ async function demo(engine: EngineDemo, keep: boolean): Promise<void> {
     if (app) await kc(['apply', '-f', '-'], { input: app });
     await kc(['-n', NS, 'create', 'serviceaccount', 'vault']);
     await kc(['-n', NS, 'create', 'serviceaccount', 'demo-sa']);
-    await kc(['-n', NS, 'create', 'rolebinding', `${APPROVER}-approves`, '--clusterrole=leasehold-approver', `--user=${APPROVER}`]);
+    await kc([
+      '-n',
+      NS,
+      'create',
+      'rolebinding',
+      `${APPROVER}-approves`,
+      '--clusterrole=leasehold-approver',
+      `--user=${APPROVER}`,
+    ]);
     return `CRDs and ClusterRoles installed; namespace ${NS}, AppBindings vault and ${engine.appBinding} (addresses pointed at the stack); ${APPROVER} may approve in ${NS}`;
   });
 
   await step('configure Vault for the operator', async () => {
-    await configureVaultForOperator(need(env), { loginTtl: '1h', loginMaxTtl: '24h', serviceAccount: { namespace: NS, name: 'vault' }, authRole: AUTH_ROLE });
+    await configureVaultForOperator(need(env), {
+      loginTtl: '1h',
+      loginMaxTtl: '24h',
+      serviceAccount: { namespace: NS, name: 'vault' },
+      authRole: AUTH_ROLE,
+    });
     return `Vault: policies leasehold-operator and leasehold-issuer, token role leasehold-issuer, kubernetes auth role ${AUTH_ROLE} (ServiceAccount ${NS}/vault)`;
   });
 
@@ -217,42 +263,67 @@ async function demo(engine: EngineDemo, keep: boolean): Promise<void> {
 
   await step(`SecretEngine ${engine.secretEngine}`, async () => {
     await kc(['apply', '-f', samplePath(engine.samples.engine)]);
-    const se = await until('SecretEngine phase Success', async () => {
-      const o = await getCr('secretengines', engine.secretEngine);
-      return o?.status?.phase === 'Success' ? o : undefined;
-    }, 60_000, async () => statusSummary(await getCr('secretengines', engine.secretEngine)));
+    const se = await until(
+      'SecretEngine phase Success',
+      async () => {
+        const o = await getCr('secretengines', engine.secretEngine);
+        return o?.status?.phase === 'Success' ? o : undefined;
+      },
+      60_000,
+      async () => statusSummary(await getCr('secretengines', engine.secretEngine)),
+    );
     return `SecretEngine ${engine.secretEngine}: Success (database engine at ${se.status!.path}/, connection k8s.-.${NS}.${engine.appBinding})`;
   });
 
   await step(`AppBinding ${engine.appBinding} is Ready`, async () => {
-    const ab = await until(`AppBinding ${engine.appBinding} Ready`, async () => {
-      const o = await getCr('appbindings', engine.appBinding);
-      const ready = ((o?.status?.conditions ?? []) as Array<{ type: string; status: string; message?: string }>).find((c) => c.type === 'Ready');
-      return ready?.status === 'True' ? ready : undefined;
-    }, 60_000, async () => statusSummary(await getCr('appbindings', engine.appBinding)));
+    const ab = await until(
+      `AppBinding ${engine.appBinding} Ready`,
+      async () => {
+        const o = await getCr('appbindings', engine.appBinding);
+        const ready = ((o?.status?.conditions ?? []) as Array<{ type: string; status: string; message?: string }>).find(
+          (c) => c.type === 'Ready',
+        );
+        return ready?.status === 'True' ? ready : undefined;
+      },
+      60_000,
+      async () => statusSummary(await getCr('appbindings', engine.appBinding)),
+    );
     return `AppBinding ${engine.appBinding}: Ready (${ab.message})`;
   });
 
   let vaultRole = '';
   await step(`${engine.roleKind} ${engine.role}`, async () => {
     await kc(['apply', '-f', samplePath(engine.samples.role)]);
-    const role = await until(`${engine.roleKind} phase Success`, async () => {
-      const o = await getCr(engine.rolePlural, engine.role);
-      return o?.status?.phase === 'Success' ? o : undefined;
-    }, 60_000, async () => statusSummary(await getCr(engine.rolePlural, engine.role)));
+    const role = await until(
+      `${engine.roleKind} phase Success`,
+      async () => {
+        const o = await getCr(engine.rolePlural, engine.role);
+        return o?.status?.phase === 'Success' ? o : undefined;
+      },
+      60_000,
+      async () => statusSummary(await getCr(engine.rolePlural, engine.role)),
+    );
     vaultRole = String(role.status!.vaultRole);
     return `${engine.roleKind} ${engine.role}: Success (Vault role ${vaultRole})`;
   });
 
   await step(`DatabaseAccessRequest ${REQUEST} waits for approval`, async () => {
     await kc(['apply', '-f', samplePath(engine.samples.request)]);
-    const waiting = await until('phase WaitingForApproval', async () => {
-      const o = await getCr('databaseaccessrequests', REQUEST);
-      return o?.status?.phase === 'WaitingForApproval' ? o : undefined;
-    }, 30_000, async () => statusSummary(await getCr('databaseaccessrequests', REQUEST)));
+    const waiting = await until(
+      'phase WaitingForApproval',
+      async () => {
+        const o = await getCr('databaseaccessrequests', REQUEST);
+        return o?.status?.phase === 'WaitingForApproval' ? o : undefined;
+      },
+      30_000,
+      async () => statusSummary(await getCr('databaseaccessrequests', REQUEST)),
+    );
     if (waiting.status?.lease || waiting.status?.secret) throw new Error('something was issued before approval');
     const table = await kc(['get', 'databaseaccessrequest', '-n', NS]);
-    return [`request ${REQUEST} is waiting for approval; nothing is issued yet:`, `$ kubectl get databaseaccessrequest -n ${NS}\n${table.stdout}`];
+    return [
+      `request ${REQUEST} is waiting for approval; nothing is issued yet:`,
+      `$ kubectl get databaseaccessrequest -n ${NS}\n${table.stdout}`,
+    ];
   });
 
   let approvedAt = 0;
@@ -262,34 +333,50 @@ async function demo(engine: EngineDemo, keep: boolean): Promise<void> {
     const r = await kubectlAsync(e, args, { kubeconfig: e.kubernetes.users[APPROVER].kubeconfig });
     if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
     approvedAt = Date.now();
-    return [`approved by ${APPROVER} (ClusterRole leasehold-approver) with the plugin:`, `$ kubectl vault approve databaseaccessrequest ${REQUEST} -n ${NS}\n${(r.stdout + r.stderr).trim()}`];
+    return [
+      `approved by ${APPROVER} (ClusterRole leasehold-approver) with the plugin:`,
+      `$ kubectl vault approve databaseaccessrequest ${REQUEST} -n ${NS}\n${(r.stdout + r.stderr).trim()}`,
+    ];
   });
 
   const issued = { username: '', password: '' };
   let leaseId = '';
   await step('credential Secret', async () => {
     const e = need(env);
-    const dar = await until('lease and Secret recorded in the request\'s status', async () => {
-      const o = await getCr('databaseaccessrequests', REQUEST);
-      return o?.status?.lease?.id && o.status.secret?.name ? o : undefined;
-    }, 60_000, async () => statusSummary(await getCr('databaseaccessrequests', REQUEST)));
+    const dar = await until(
+      "lease and Secret recorded in the request's status",
+      async () => {
+        const o = await getCr('databaseaccessrequests', REQUEST);
+        return o?.status?.lease?.id && o.status.secret?.name ? o : undefined;
+      },
+      60_000,
+      async () => statusSummary(await getCr('databaseaccessrequests', REQUEST)),
+    );
     const st = dar.status!;
-    const secret = await e.kubeConfig.makeApiClient(CoreV1Api).readNamespacedSecret({ namespace: NS, name: st.secret.name });
+    const secret = await e.kubeConfig
+      .makeApiClient(CoreV1Api)
+      .readNamespacedSecret({ namespace: NS, name: st.secret.name });
     issued.username = Buffer.from(secret.data?.username ?? '', 'base64').toString();
     issued.password = Buffer.from(secret.data?.password ?? '', 'base64').toString();
-    if (!issued.username || !issued.password) throw new Error(`Secret ${NS}/${st.secret.name} holds no username/password`);
+    if (!issued.username || !issued.password)
+      throw new Error(`Secret ${NS}/${st.secret.name} holds no username/password`);
     leaseId = String(st.lease.id);
-    const available = ((st.conditions ?? []) as Array<{ type: string; message?: string }>).find((c) => c.type === 'Available');
+    const available = ((st.conditions ?? []) as Array<{ type: string; message?: string }>).find(
+      (c) => c.type === 'Available',
+    );
     const owner = available?.message?.includes('login token')
-      ? 'the operator\'s login token (no issuer token role: dies with the login)'
-      : 'the issuer token (orphan, periodic: outlives the operator\'s login)';
-    return [`credential issued ${((Date.now() - approvedAt) / 1000).toFixed(1)}s after approval into Secret ${NS}/${st.secret.name} (readable by ${NS}/demo-sa):`, [
-      `Vault role   ${vaultRole}`,
-      `lease id     ${leaseId}`,
-      `expires      ${st.lease.expiresAt} (lease ${st.lease.duration}, renewed at about 2/3 of it)`,
-      `lease owner  ${owner}`,
-      `username     ${issued.username}   (the password stays in the Secret)`,
-    ].join('\n')];
+      ? "the operator's login token (no issuer token role: dies with the login)"
+      : "the issuer token (orphan, periodic: outlives the operator's login)";
+    return [
+      `credential issued ${((Date.now() - approvedAt) / 1000).toFixed(1)}s after approval into Secret ${NS}/${st.secret.name} (readable by ${NS}/demo-sa):`,
+      [
+        `Vault role   ${vaultRole}`,
+        `lease id     ${leaseId}`,
+        `expires      ${st.lease.expiresAt} (lease ${st.lease.duration}, renewed at about 2/3 of it)`,
+        `lease owner  ${owner}`,
+        `username     ${issued.username}   (the password stays in the Secret)`,
+      ].join('\n'),
+    ];
   });
 
   await step('log in as the issued user', () => engine.use(need(env), issued));
@@ -298,10 +385,18 @@ async function demo(engine: EngineDemo, keep: boolean): Promise<void> {
     await kc(['delete', 'databaseaccessrequest', REQUEST, '-n', NS, '--timeout=60s']);
     const refused = await engine.refusal(need(env), issued);
     if (!refused) throw new Error(`${issued.username} can still log in after the request was deleted`);
-    const lookup = await vaultRequest(need(env), 'PUT', 'sys/leases/lookup', { lease_id: leaseId }, { allowError: true });
+    const lookup = await vaultRequest(
+      need(env),
+      'PUT',
+      'sys/leases/lookup',
+      { lease_id: leaseId },
+      { allowError: true },
+    );
     if (lookup.status < 400) throw new Error(`Vault still knows lease ${leaseId}`);
-    return [`request ${REQUEST} deleted: the operator revoked lease ${leaseId.split('/').pop()} in Vault; the same login now fails:`,
-      `$ kubectl delete databaseaccessrequest ${REQUEST} -n ${NS}\nlogin as ${issued.username}  →  ${refused}`];
+    return [
+      `request ${REQUEST} deleted: the operator revoked lease ${leaseId.split('/').pop()} in Vault; the same login now fails:`,
+      `$ kubectl delete databaseaccessrequest ${REQUEST} -n ${NS}\nlogin as ${issued.username}  →  ${refused}`,
+    ];
   });
 
   if (!keep) {
@@ -350,7 +445,11 @@ function parseArgs(argv: string[]): { keep: boolean; engine: EngineName } {
   let engine: EngineName = 'postgres';
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    const value = a.startsWith('--engine=') ? a.slice('--engine='.length) : a === '--engine' ? argv[++i] ?? '' : undefined;
+    const value = a.startsWith('--engine=')
+      ? a.slice('--engine='.length)
+      : a === '--engine'
+        ? (argv[++i] ?? '')
+        : undefined;
     if (value !== undefined) {
       if (!(ENGINE_NAMES as readonly string[]).includes(value)) {
         process.stderr.write(`demo: --engine takes one of ${ENGINE_NAMES.join(', ')}, not "${value}"\n${USAGE}`);

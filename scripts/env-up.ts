@@ -11,10 +11,9 @@ function parseArgs(argv: string[]): { jsonOut?: string; keepDir: boolean; databa
     else if (a.startsWith('--json-out=')) out.jsonOut = a.slice('--json-out='.length);
     else if (a === '--keep-dir') out.keepDir = true;
     else if (a === '--databases' || a.startsWith('--databases=')) {
-      const list = a === '--databases' ? argv[++i] ?? '' : a.slice('--databases='.length);
+      const list = a === '--databases' ? (argv[++i] ?? '') : a.slice('--databases='.length);
       out.databases = list.split(',').filter(Boolean) as StackDatabase[];
-    }
-    else if (a === '-h' || a === '--help') {
+    } else if (a === '-h' || a === '--help') {
       console.log('usage: npm run env:up -- [--json-out FILE] [--keep-dir] [--databases mariadb,redis]');
       process.exit(0);
     } else {
@@ -42,7 +41,9 @@ const info = envInfo(env);
 console.log(`
 Kubernetes   ${info.kubernetes.server}
   export KUBECONFIG=${info.kubernetes.kubeconfig}
-  non-admin users: ${Object.entries(info.kubernetes.users).map(([u, v]) => `${u} (${v.kubeconfig})`).join(', ')}
+  non-admin users: ${Object.entries(info.kubernetes.users)
+    .map(([u, v]) => `${u} (${v.kubeconfig})`)
+    .join(', ')}
 ${info.vault.flavor.padEnd(12)} ${info.vault.addr}
   export VAULT_ADDR=${info.vault.addr} BAO_ADDR=${info.vault.addr} VAULT_CACERT=${info.vault.caFile} BAO_CACERT=${info.vault.caFile}
   root token: in ${info.dir}/vault/init.json

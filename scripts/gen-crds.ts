@@ -13,7 +13,11 @@ const files = renderCrdFiles(KINDS);
 const wanted = new Set(files.map((f) => path.join(root, f.path)));
 const dir = path.join(root, CRD_DIR);
 const stale = fs.existsSync(dir)
-  ? fs.readdirSync(dir).filter((n) => n.endsWith('.yaml')).map((n) => path.join(dir, n)).filter((p) => !wanted.has(p))
+  ? fs
+      .readdirSync(dir)
+      .filter((n) => n.endsWith('.yaml'))
+      .map((n) => path.join(dir, n))
+      .filter((p) => !wanted.has(p))
   : [];
 
 let differences = 0;

@@ -46,44 +46,66 @@ export class KubePluginApi implements PluginApi {
   }
 
   getRequest(namespace: string, name: string): Promise<DatabaseAccessRequest> {
-    return this.call({ verb: 'get', resource: DAR_RESOURCE.plural, group: DAR_RESOURCE.group, namespace, name },
-      () => this.client.get<DatabaseAccessRequest & { metadata: { name?: string } }>(DAR_RESOURCE, namespace, name));
+    return this.call({ verb: 'get', resource: DAR_RESOURCE.plural, group: DAR_RESOURCE.group, namespace, name }, () =>
+      this.client.get<DatabaseAccessRequest & { metadata: { name?: string } }>(DAR_RESOURCE, namespace, name),
+    );
   }
 
   async listRequests(namespace: string | undefined): Promise<DatabaseAccessRequest[]> {
     const items: DatabaseAccessRequest[] = [];
     let next: string | undefined;
     do {
-      const page = await this.call({ verb: 'list', resource: DAR_RESOURCE.plural, group: DAR_RESOURCE.group, namespace },
-        () => this.client.list<DatabaseAccessRequest>(DAR_RESOURCE, { namespace, limit: 500, continue: next }));
+      const page = await this.call(
+        { verb: 'list', resource: DAR_RESOURCE.plural, group: DAR_RESOURCE.group, namespace },
+        () => this.client.list<DatabaseAccessRequest>(DAR_RESOURCE, { namespace, limit: 500, continue: next }),
+      );
       items.push(...page.items);
       next = page.continue;
     } while (next);
     return items;
   }
 
-  patchRequest(namespace: string, name: string, patch: unknown, subresource?: 'status'): Promise<DatabaseAccessRequest> {
-    return this.call({ verb: 'patch', resource: DAR_RESOURCE.plural, group: DAR_RESOURCE.group, subresource, namespace, name },
-      () => this.client.patch<DatabaseAccessRequest>(DAR_RESOURCE, namespace, name, patch, PatchType.merge, { subresource, fieldManager: 'kubectl-vault' }));
+  patchRequest(
+    namespace: string,
+    name: string,
+    patch: unknown,
+    subresource?: 'status',
+  ): Promise<DatabaseAccessRequest> {
+    return this.call(
+      { verb: 'patch', resource: DAR_RESOURCE.plural, group: DAR_RESOURCE.group, subresource, namespace, name },
+      () =>
+        this.client.patch<DatabaseAccessRequest>(DAR_RESOURCE, namespace, name, patch, PatchType.merge, {
+          subresource,
+          fieldManager: 'kubectl-vault',
+        }),
+    );
   }
 
   getSecret(namespace: string, name: string): Promise<V1Secret> {
-    return this.call({ verb: 'get', resource: 'secrets', group: '', namespace, name },
-      () => this.client.get<V1Secret & { metadata: object }>(SECRET_RESOURCE, namespace, name));
+    return this.call({ verb: 'get', resource: 'secrets', group: '', namespace, name }, () =>
+      this.client.get<V1Secret & { metadata: object }>(SECRET_RESOURCE, namespace, name),
+    );
   }
 
   /** SelfSubjectReview (GA in Kubernetes 1.28; beta before). The identity is the server's word, never a flag. */
   async whoAmI(): Promise<UserInfo> {
     let last: unknown;
     for (const version of SSR_VERSIONS) {
-      const resource: ResourceType = { group: 'authentication.k8s.io', version, plural: 'selfsubjectreviews', kind: 'SelfSubjectReview', namespaced: false };
+      const resource: ResourceType = {
+        group: 'authentication.k8s.io',
+        version,
+        plural: 'selfsubjectreviews',
+        kind: 'SelfSubjectReview',
+        namespaced: false,
+      };
       try {
-        const review = await this.call({ verb: 'create', resource: resource.plural, group: resource.group },
-          () => this.client.request<{ status?: { userInfo?: Partial<UserInfo> } }>(HttpMethod.POST, resourcePath(resource), {
+        const review = await this.call({ verb: 'create', resource: resource.plural, group: resource.group }, () =>
+          this.client.request<{ status?: { userInfo?: Partial<UserInfo> } }>(HttpMethod.POST, resourcePath(resource), {
             body: { apiVersion: `${resource.group}/${version}`, kind: resource.kind },
-          }));
+          }),
+        );
         const info = review.status?.userInfo;
-        if (!info?.username) throw new Error('the API server\'s SelfSubjectReview named no user');
+        if (!info?.username) throw new Error("the API server's SelfSubjectReview named no user");
         return { username: info.username, uid: info.uid, groups: info.groups };
       } catch (err) {
         last = err;
@@ -114,7 +136,10 @@ export function toCallError(call: ApiCall, err: unknown, server: string): Error 
   if (err instanceof Error && (err as { code?: unknown }).code === 'ERR_INVALID_URL') {
     return new CommandError(`the kubeconfig's server address "${server}" is not a valid URL`);
   }
-  if (err instanceof Error && (err.name === 'TypeError' || err.name === 'TimeoutError' || err.name === 'AbortError' || 'cause' in err)) {
+  if (
+    err instanceof Error &&
+    (err.name === 'TypeError' || err.name === 'TimeoutError' || err.name === 'AbortError' || 'cause' in err)
+  ) {
     return new ApiCallError(call, 0, '', `${server || 'the server'}: ${transportDetail(err)}`);
   }
   return err instanceof Error ? err : new Error(String(err));

@@ -28,18 +28,44 @@ export interface FlagSpec {
 }
 
 export const GLOBAL_FLAGS: readonly FlagSpec[] = [
-  { name: 'kubeconfig', kind: 'string', value: 'FILE', help: 'Path to the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).' },
-  { name: 'context', kind: 'string', value: 'NAME', help: 'The kubeconfig context to use (default: its current-context).' },
-  { name: 'namespace', short: 'n', kind: 'string', value: 'NAMESPACE', help: 'Namespace of the requests (default: the context\'s namespace, else "default").' },
+  {
+    name: 'kubeconfig',
+    kind: 'string',
+    value: 'FILE',
+    help: 'Path to the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).',
+  },
+  {
+    name: 'context',
+    kind: 'string',
+    value: 'NAME',
+    help: 'The kubeconfig context to use (default: its current-context).',
+  },
+  {
+    name: 'namespace',
+    short: 'n',
+    kind: 'string',
+    value: 'NAMESPACE',
+    help: 'Namespace of the requests (default: the context\'s namespace, else "default").',
+  },
   { name: 'help', short: 'h', kind: 'bool', help: 'Show help for the command.' },
 ];
 
 const FLAG_SPECS: Record<string, FlagSpec> = {
   reason: { name: 'reason', kind: 'string', value: 'REASON', help: '' },
   message: { name: 'message', kind: 'string', value: 'TEXT', help: '' },
-  filename: { name: 'filename', short: 'f', kind: 'list', value: 'FILE', help: 'Files (YAML or JSON, "-" for stdin, or a directory) with the requests to act on, like kubectl -f.' },
+  filename: {
+    name: 'filename',
+    short: 'f',
+    kind: 'list',
+    value: 'FILE',
+    help: 'Files (YAML or JSON, "-" for stdin, or a directory) with the requests to act on, like kubectl -f.',
+  },
   'all-namespaces': { name: 'all-namespaces', short: 'A', kind: 'bool', help: 'List requests in every namespace.' },
-  pending: { name: 'pending', kind: 'bool', help: 'Only requests still waiting for a decision (neither approved nor denied, and not expired or revoked).' },
+  pending: {
+    name: 'pending',
+    kind: 'bool',
+    help: 'Only requests still waiting for a decision (neither approved nor denied, and not expired or revoked).',
+  },
   output: { name: 'output', short: 'o', kind: 'string', value: 'FORMAT', help: '' },
 };
 
@@ -85,8 +111,12 @@ export interface Invocation {
 
 /** Every spelling kubectl accepts for the one resource the plugin serves. */
 export const RESOURCE_NAMES: ReadonlySet<string> = new Set(
-  [DATABASE_ACCESS_REQUEST.singular, DATABASE_ACCESS_REQUEST.plural, ...DATABASE_ACCESS_REQUEST.shortNames, DATABASE_ACCESS_REQUEST.kind.toLowerCase()]
-    .flatMap((n) => [n, `${n}.${ENGINE_GROUP}`, `${n}.${ENGINE_VERSION}.${ENGINE_GROUP}`]),
+  [
+    DATABASE_ACCESS_REQUEST.singular,
+    DATABASE_ACCESS_REQUEST.plural,
+    ...DATABASE_ACCESS_REQUEST.shortNames,
+    DATABASE_ACCESS_REQUEST.kind.toLowerCase(),
+  ].flatMap((n) => [n, `${n}.${ENGINE_GROUP}`, `${n}.${ENGINE_VERSION}.${ENGINE_GROUP}`]),
 );
 
 const RESOURCE_HINT = `${DATABASE_ACCESS_REQUEST.singular} (or ${DATABASE_ACCESS_REQUEST.plural}, ${DATABASE_ACCESS_REQUEST.shortNames.join(', ')})`;
@@ -107,7 +137,11 @@ function tokenize(argv: readonly string[]): Raw {
   const set = (spec: FlagSpec, value: string | boolean) => {
     if (spec.kind === 'list') {
       const list = (flags.get(spec.name) as string[] | undefined) ?? [];
-      list.push(...String(value).split(',').filter((v) => v !== ''));
+      list.push(
+        ...String(value)
+          .split(',')
+          .filter((v) => v !== ''),
+      );
       flags.set(spec.name, list);
     } else flags.set(spec.name, value);
   };
@@ -175,8 +209,15 @@ export function parseArgs(argv: readonly string[]): Invocation {
   const help = bool(raw, 'help');
   const [first, ...rest] = raw.positionals;
   const base: Invocation = {
-    help, allNamespaces: false, pending: false, names: [], filenames: [], output: 'env',
-    kubeconfig: str(raw, 'kubeconfig'), context: str(raw, 'context'), namespace: str(raw, 'namespace'),
+    help,
+    allNamespaces: false,
+    pending: false,
+    names: [],
+    filenames: [],
+    output: 'env',
+    kubeconfig: str(raw, 'kubeconfig'),
+    context: str(raw, 'context'),
+    namespace: str(raw, 'namespace'),
   };
   if (first === undefined) {
     const extra = [...raw.flags.keys()].filter((f) => !GLOBAL_FLAGS.some((g) => g.name === f));
@@ -192,21 +233,27 @@ export function parseArgs(argv: readonly string[]): Invocation {
   for (const flag of raw.flags.keys()) {
     if (GLOBAL_FLAGS.some((g) => g.name === flag) || COMMAND_FLAGS[command].includes(flag)) continue;
     const spec = flagSpec(flag);
-    throw new UsageError(`unknown flag: --${flag}${spec.short ? ` (-${spec.short})` : ''} for "kubectl vault ${command}"`, command);
+    throw new UsageError(
+      `unknown flag: --${flag}${spec.short ? ` (-${spec.short})` : ''} for "kubectl vault ${command}"`,
+      command,
+    );
   }
   // --help wins over everything that would otherwise be wrong with the arguments, as with kubectl.
   if (help) return inv;
 
-  if (inv.namespace !== undefined && inv.namespace === '') throw new UsageError('--namespace must not be empty', command);
+  if (inv.namespace !== undefined && inv.namespace === '')
+    throw new UsageError('--namespace must not be empty', command);
   if (inv.context !== undefined && inv.context === '') throw new UsageError('--context must not be empty', command);
-  if (inv.kubeconfig !== undefined && inv.kubeconfig === '') throw new UsageError('--kubeconfig must not be empty', command);
+  if (inv.kubeconfig !== undefined && inv.kubeconfig === '')
+    throw new UsageError('--kubeconfig must not be empty', command);
 
   switch (command) {
     case 'help': {
       if (rest.length > 1) throw new UsageError('help takes at most one command', command);
       const topic = rest[0];
       if (topic !== undefined) {
-        if (!(COMMANDS as readonly string[]).includes(topic)) throw new UsageError(`unknown command "${topic}" for "kubectl vault"`);
+        if (!(COMMANDS as readonly string[]).includes(topic))
+          throw new UsageError(`unknown command "${topic}" for "kubectl vault"`);
         inv.helpTopic = topic as CommandName;
       }
       return inv;
@@ -219,7 +266,8 @@ export function parseArgs(argv: readonly string[]): Invocation {
     case 'revoke':
     case 'rotate': {
       inv.filenames = (raw.flags.get('filename') as string[] | undefined) ?? [];
-      if (raw.flags.has('filename') && inv.filenames.length === 0) throw new UsageError('--filename (-f) must name a file', command);
+      if (raw.flags.has('filename') && inv.filenames.length === 0)
+        throw new UsageError('--filename (-f) must name a file', command);
       const names = resourceNames(rest, command, inv.filenames.length > 0);
       if (inv.filenames.length > 0 && names.length > 0) {
         throw new UsageError('give either names or -f FILE, not both', command);
@@ -239,7 +287,10 @@ export function parseArgs(argv: readonly string[]): Invocation {
       inv.pending = bool(raw, 'pending');
       inv.names = resourceNames(rest, command, false);
       if (inv.allNamespaces && inv.names.length > 0) {
-        throw new UsageError('a request can\'t be looked up by name across all namespaces: drop -A or the names', command);
+        throw new UsageError(
+          "a request can't be looked up by name across all namespaces: drop -A or the names",
+          command,
+        );
       }
       return inv;
     }
@@ -298,8 +349,11 @@ function reservedReasons(command: 'approve' | 'deny'): Set<string> {
 function decisionReason(reason: string | undefined, command: 'approve' | 'deny'): string | undefined {
   if (reason === undefined) return undefined;
   if (reason.length > MAX_REASON || !CONDITION_REASON.test(reason)) {
-    throw new UsageError(`--reason must be one CamelCase word (letters, digits, _ , :), e.g. --reason TicketChecked; ` +
-      `it becomes the condition's reason. Put free text in --message, e.g. --message "${clip(reason)}"`, command);
+    throw new UsageError(
+      `--reason must be one CamelCase word (letters, digits, _ , :), e.g. --reason TicketChecked; ` +
+        `it becomes the condition's reason. Put free text in --message, e.g. --message "${clip(reason)}"`,
+      command,
+    );
   }
   if (reservedReasons(command).has(reason)) {
     throw new UsageError(`--reason ${reason} is reserved for Leasehold itself; choose another word`, command);
@@ -313,11 +367,12 @@ function decisionMessage(message: string | undefined, command: 'approve' | 'deny
   if (text === '') throw new UsageError('--message must not be empty', command);
   if (text.length > MAX_MESSAGE) throw new UsageError(`--message is limited to ${MAX_MESSAGE} characters`, command);
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(text)) throw new UsageError('--message must be one line of text, without control characters', command);
+  if (/[\u0000-\u001f\u007f]/.test(text))
+    throw new UsageError('--message must be one line of text, without control characters', command);
   return text;
 }
 
 function clip(text: string): string {
-  const oneLine = text.replace(/\s+/g, ' ').replace(/"/g, '\'');
+  const oneLine = text.replace(/\s+/g, ' ').replace(/"/g, "'");
   return oneLine.length > 60 ? `${oneLine.slice(0, 57)}...` : oneLine;
 }

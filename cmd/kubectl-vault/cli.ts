@@ -1,7 +1,13 @@
 // `kubectl vault`: parse, dispatch, present. Everything the commands touch outside themselves (the terminal,
 // stdin, the environment, the clock, the cluster) comes in through Io, so the whole CLI runs in unit tests
 // against a fake API. Returns the exit code: 0 done, 1 refused or failed, 2 wrong usage.
-import { ConditionType, DATABASE_ACCESS_REQUEST, ENGINE_GROUP, RequestPhase, type DatabaseAccessRequest } from '../../api/index.ts';
+import {
+  ConditionType,
+  DATABASE_ACCESS_REQUEST,
+  ENGINE_GROUP,
+  RequestPhase,
+  type DatabaseAccessRequest,
+} from '../../api/index.ts';
 import type { PluginApi, UserInfo } from './api.ts';
 import { parseArgs, type ActionName, type Invocation } from './args.ts';
 import { decodeSecret, engineOfRoleKind, formatCredentials } from './credentials.ts';
@@ -40,7 +46,10 @@ const QUALIFIED = `${DATABASE_ACCESS_REQUEST.singular}.${ENGINE_GROUP}`;
  */
 export function defaultConnect(env: Environment): (opts: KubeconfigOptions) => Promise<Connection> {
   return async (opts) => {
-    const [{ loadKubeconfig }, { KubePluginApi }] = await Promise.all([import('../../lib/runtime/kubeconfig.ts'), import('./api.ts')]);
+    const [{ loadKubeconfig }, { KubePluginApi }] = await Promise.all([
+      import('../../lib/runtime/kubeconfig.ts'),
+      import('./api.ts'),
+    ]);
     const loaded = loadKubeconfig(opts, env);
     return { api: new KubePluginApi(loaded.kubeConfig), namespace: loaded.namespace };
   };
@@ -52,7 +61,9 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
     inv = parseArgs(argv);
   } catch (err) {
     if (err instanceof UsageError) {
-      io.stderr(`error: ${err.message}\nSee 'kubectl vault${err.command ? ` ${err.command}` : ''} --help' for usage.\n`);
+      io.stderr(
+        `error: ${err.message}\nSee 'kubectl vault${err.command ? ` ${err.command}` : ''} --help' for usage.\n`,
+      );
       return ExitCode.usage;
     }
     throw err;
@@ -94,7 +105,9 @@ function targetsOf(inv: Invocation, io: Io, namespace: string): Target[] {
   if (inv.filenames.length === 0) return inv.names.map((name) => ({ name, namespace, source: 'the command line' }));
   return readTargets(inv.filenames, io.readStdin).map((t) => {
     if (t.namespace && inv.namespace && t.namespace !== inv.namespace) {
-      throw new CommandError(`the namespace from ${t.source} ("${t.namespace}") does not match the namespace "${inv.namespace}" given with -n`);
+      throw new CommandError(
+        `the namespace from ${t.source} ("${t.namespace}") does not match the namespace "${inv.namespace}" given with -n`,
+      );
     }
     return { ...t, namespace: t.namespace ?? namespace };
   });
@@ -121,7 +134,11 @@ async function act(action: ActionName, inv: Invocation, io: Io): Promise<number>
 }
 
 async function actOn(
-  api: PluginApi, action: ActionName, target: Target, input: { identity: UserInfo; reason?: string; message?: string }, io: Io,
+  api: PluginApi,
+  action: ActionName,
+  target: Target,
+  input: { identity: UserInfo; reason?: string; message?: string },
+  io: Io,
 ): Promise<void> {
   const ns = target.namespace!;
   for (let attempt = 1; ; attempt++) {
@@ -155,7 +172,11 @@ async function get(inv: Invocation, io: Io): Promise<number> {
     }
   } else {
     requests = await api.listRequests(inv.allNamespaces ? undefined : namespace);
-    requests.sort((a, b) => (a.metadata.namespace ?? '').localeCompare(b.metadata.namespace ?? '') || (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
+    requests.sort(
+      (a, b) =>
+        (a.metadata.namespace ?? '').localeCompare(b.metadata.namespace ?? '') ||
+        (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''),
+    );
   }
   if (inv.pending) requests = requests.filter(isPending);
   if (requests.length > 0) io.stdout(requestTable(requests, { allNamespaces: inv.allNamespaces, now: io.now() }));
@@ -181,9 +202,11 @@ async function credentials(inv: Invocation, io: Io): Promise<number> {
     if (dar.status?.phase === RequestPhase.Failed || failed?.status === 'True') {
       throw new CommandError(`${what} failed${failed?.message ? `: ${failed.message}` : ''}; nothing was issued`);
     }
-    throw new CommandError(decision
-      ? `${what} is approved, but no credentials have been issued yet${dar.status?.phase ? ` (phase ${dar.status.phase})` : ''}; try again in a moment`
-      : `${what} is waiting for approval: nothing has been issued yet`);
+    throw new CommandError(
+      decision
+        ? `${what} is approved, but no credentials have been issued yet${dar.status?.phase ? ` (phase ${dar.status.phase})` : ''}; try again in a moment`
+        : `${what} is waiting for approval: nothing has been issued yet`,
+    );
   }
   const secret = await api.getSecret(namespace, secretName);
   io.stdout(formatCredentials(decodeSecret(secret), inv.output, engineOfRoleKind(dar.spec.roleRef.kind)));

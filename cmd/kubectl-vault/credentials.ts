@@ -11,7 +11,8 @@ import type { OutputFormat } from './args.ts';
 /** The Secret's keys, decoded from base64 (stringData never comes back from the API server). */
 export function decodeSecret(secret: V1Secret): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const key of Object.keys(secret.data ?? {}).sort()) out[key] = Buffer.from(secret.data![key]!, 'base64').toString('utf8');
+  for (const key of Object.keys(secret.data ?? {}).sort())
+    out[key] = Buffer.from(secret.data![key]!, 'base64').toString('utf8');
   return out;
 }
 
@@ -90,8 +91,10 @@ export function uriForm(data: Record<string, string>, engine: Engine = 'postgres
   const { username, password, host } = data;
   if (!username) throw new CommandError('the credential Secret has no username, so no URI can be built');
   if (!host) {
-    throw new CommandError('the credential Secret names no host (nor a uri), so no URI can be built: use -o env or -o json, ' +
-      'or have the role\'s secretTemplate add host (or uri)');
+    throw new CommandError(
+      'the credential Secret names no host (nor a uri), so no URI can be built: use -o env or -o json, ' +
+        "or have the role's secretTemplate add host (or uri)",
+    );
   }
   const auth = encodeURIComponent(username) + (password !== undefined ? `:${encodeURIComponent(password)}` : '');
   const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
@@ -103,12 +106,19 @@ export function uriForm(data: Record<string, string>, engine: Engine = 'postgres
 }
 
 /** The Secret in `format`, for a credential of `engine` (engineOfRoleKind of the request's spec.roleRef.kind). */
-export function formatCredentials(data: Record<string, string>, format: OutputFormat, engine: Engine = 'postgres'): string {
+export function formatCredentials(
+  data: Record<string, string>,
+  format: OutputFormat,
+  engine: Engine = 'postgres',
+): string {
   if (Object.keys(data).length === 0) throw new CommandError('the credential Secret is empty');
   switch (format) {
     case 'env': {
       const text = envForm(data, engine);
-      if (!text) throw new CommandError(`the credential Secret has none of the keys ${[...new Set(ENV_BY_ENGINE[engine].map(([k]) => k))].join(', ')}: use -o json`);
+      if (!text)
+        throw new CommandError(
+          `the credential Secret has none of the keys ${[...new Set(ENV_BY_ENGINE[engine].map(([k]) => k))].join(', ')}: use -o json`,
+        );
       return text;
     }
     case 'json':

@@ -5,7 +5,13 @@
 // Decisions follow the approval idiom of CertificateSigningRequest: Approved and Denied are only ever True,
 // exclusive and permanent, so a request can't be approved once denied, denied once approved, or decided twice.
 import {
-  Annotations, ConditionType, Reason, RequestPhase, decisionOf as requestDecision, type Condition, type DatabaseAccessRequest,
+  Annotations,
+  ConditionType,
+  Reason,
+  RequestPhase,
+  decisionOf as requestDecision,
+  type Condition,
+  type DatabaseAccessRequest,
 } from '../../api/index.ts';
 import { setCondition, type Condition as RuntimeCondition } from '../../lib/runtime/conditions.ts';
 import type { ActionName } from './args.ts';
@@ -14,8 +20,7 @@ import type { UserInfo } from './api.ts';
 export type Decision = 'approve' | 'deny';
 
 export type Outcome =
-  | { kind: 'refuse'; message: string }
-  | { kind: 'patch'; subresource?: 'status'; patch: Record<string, unknown> };
+  { kind: 'refuse'; message: string } | { kind: 'patch'; subresource?: 'status'; patch: Record<string, unknown> };
 
 export interface DecisionInput {
   /** Who is deciding, from the API server. */
@@ -90,7 +95,10 @@ export function decide(dar: DatabaseAccessRequest, decision: Decision, input: De
   }
   const ended = endOf(dar);
   if (ended) {
-    return { kind: 'refuse', message: `${what} has ${ended === 'Expired' ? 'expired' : 'been revoked'} without a decision; create a new request instead` };
+    return {
+      kind: 'refuse',
+      message: `${what} has ${ended === 'Expired' ? 'expired' : 'been revoked'} without a decision; create a new request instead`,
+    };
   }
 
   const type = decision === 'approve' ? ConditionType.Approved : ConditionType.Denied;
@@ -98,7 +106,8 @@ export function decide(dar: DatabaseAccessRequest, decision: Decision, input: De
   const conditions = setCondition(
     (dar.status?.conditions ?? []) as RuntimeCondition[],
     { type, status: 'True', reason, message: decisionMessage(decision, input.identity, input.message) },
-    dar.metadata.generation, input.now,
+    dar.metadata.generation,
+    input.now,
   );
   return {
     kind: 'patch',
@@ -114,16 +123,24 @@ export function revoke(dar: DatabaseAccessRequest, now: Date): Outcome {
   const what = describeRequest(dar);
   const ended = endOf(dar);
   if (ended === 'Revoked') return { kind: 'refuse', message: `${what} is already revoked` };
-  if (ended === 'Expired') return { kind: 'refuse', message: `${what} has already expired: its credentials no longer work` };
+  if (ended === 'Expired')
+    return { kind: 'refuse', message: `${what} has already expired: its credentials no longer work` };
   const requested = dar.metadata.annotations?.[Annotations.revokeNow];
   if (requested) {
-    return { kind: 'refuse', message: `revocation of ${what} was already requested (${Annotations.revokeNow}=${requested}); the operator is on it` };
+    return {
+      kind: 'refuse',
+      message: `revocation of ${what} was already requested (${Annotations.revokeNow}=${requested}); the operator is on it`,
+    };
   }
   const current = decisionOf(dar);
   if (!current) {
-    return { kind: 'refuse', message: `${what} was never approved, so nothing was issued to revoke: deny it (kubectl vault deny) or delete it` };
+    return {
+      kind: 'refuse',
+      message: `${what} was never approved, so nothing was issued to revoke: deny it (kubectl vault deny) or delete it`,
+    };
   }
-  if (current.type === ConditionType.Denied) return { kind: 'refuse', message: `${what} was denied, so nothing was issued to revoke` };
+  if (current.type === ConditionType.Denied)
+    return { kind: 'refuse', message: `${what} was denied, so nothing was issued to revoke` };
   return annotate(dar, Annotations.revokeNow, now);
 }
 
@@ -131,18 +148,27 @@ export function revoke(dar: DatabaseAccessRequest, now: Date): Outcome {
 export function rotate(dar: DatabaseAccessRequest, now: Date): Outcome {
   const what = describeRequest(dar);
   const ended = endOf(dar);
-  if (ended) return { kind: 'refuse', message: `${what} has ${ended === 'Expired' ? 'expired' : 'been revoked'}: there is nothing to rotate; create a new request instead` };
-  if (dar.metadata.annotations?.[Annotations.revokeNow]) return { kind: 'refuse', message: `${what} is being revoked: there is nothing to rotate` };
+  if (ended)
+    return {
+      kind: 'refuse',
+      message: `${what} has ${ended === 'Expired' ? 'expired' : 'been revoked'}: there is nothing to rotate; create a new request instead`,
+    };
+  if (dar.metadata.annotations?.[Annotations.revokeNow])
+    return { kind: 'refuse', message: `${what} is being revoked: there is nothing to rotate` };
   const current = decisionOf(dar);
   if (!current) return { kind: 'refuse', message: `${what} is not approved yet: there are no credentials to rotate` };
-  if (current.type === ConditionType.Denied) return { kind: 'refuse', message: `${what} was denied: there are no credentials to rotate` };
+  if (current.type === ConditionType.Denied)
+    return { kind: 'refuse', message: `${what} was denied: there are no credentials to rotate` };
   if (dar.metadata.deletionTimestamp) return { kind: 'refuse', message: `${what} is being deleted` };
   return annotate(dar, Annotations.rotateNow, now);
 }
 
 function annotate(dar: DatabaseAccessRequest, key: string, now: Date): Outcome {
   // Milliseconds, so two rotations within a second are still two changes.
-  return { kind: 'patch', patch: { metadata: { resourceVersion: dar.metadata.resourceVersion, annotations: { [key]: now.toISOString() } } } };
+  return {
+    kind: 'patch',
+    patch: { metadata: { resourceVersion: dar.metadata.resourceVersion, annotations: { [key]: now.toISOString() } } },
+  };
 }
 
 export function outcomeFor(action: ActionName, dar: DatabaseAccessRequest, input: DecisionInput): Outcome {
@@ -159,5 +185,8 @@ export function outcomeFor(action: ActionName, dar: DatabaseAccessRequest, input
 
 /** What the command prints for a request it changed, kubectl style. */
 export const PAST_TENSE: Record<ActionName, string> = {
-  approve: 'approved', deny: 'denied', revoke: 'revocation requested', rotate: 'rotation requested',
+  approve: 'approved',
+  deny: 'denied',
+  revoke: 'revocation requested',
+  rotate: 'rotation requested',
 };

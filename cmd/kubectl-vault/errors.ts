@@ -46,7 +46,9 @@ export class ApiCallError extends Error {
   /** The Kubernetes Status message, or a description of the transport failure. */
   readonly detail: string;
   constructor(call: ApiCall, statusCode: number, reason: string, detail: string) {
-    super(`${call.verb} ${describeResource(call)}: ${statusCode ? `HTTP ${statusCode}` : 'no answer'}${reason ? ` ${reason}` : ''}${detail ? `: ${detail}` : ''}`);
+    super(
+      `${call.verb} ${describeResource(call)}: ${statusCode ? `HTTP ${statusCode}` : 'no answer'}${reason ? ` ${reason}` : ''}${detail ? `: ${detail}` : ''}`,
+    );
     this.name = 'ApiCallError';
     this.call = call;
     this.statusCode = statusCode;
@@ -64,7 +66,8 @@ function where(namespace: string | undefined): string {
 }
 
 /** RBAC's refusal: `User "alice" cannot patch resource "databaseaccessrequests/status" in API group "…" in the namespace "demo"`. */
-const RBAC_DENIAL = /cannot (\S+) resource "([^"]+)" in API group "([^"]*)"(?: in the namespace "([^"]+)"|( at the cluster scope))?/;
+const RBAC_DENIAL =
+  /cannot (\S+) resource "([^"]+)" in API group "([^"]*)"(?: in the namespace "([^"]+)"|( at the cluster scope))?/;
 
 /** One line (or a few) for the person at the terminal. */
 export function renderApiError(err: ApiCallError): string {
@@ -101,19 +104,27 @@ export function renderApiError(err: ApiCallError): string {
     case 429:
       return 'the API server is too busy (429 Too Many Requests); try again in a moment';
     default:
-      return `${call.verb} ${kind}${named}${where(call.namespace)} failed: ${err.statusCode >= 500 ? 'server error ' : ''}` +
-        `HTTP ${err.statusCode}${err.reason ? ` ${err.reason}` : ''}${err.detail ? `: ${err.detail}` : ''}`;
+      return (
+        `${call.verb} ${kind}${named}${where(call.namespace)} failed: ${err.statusCode >= 500 ? 'server error ' : ''}` +
+        `HTTP ${err.statusCode}${err.reason ? ` ${err.reason}` : ''}${err.detail ? `: ${err.detail}` : ''}`
+      );
   }
 }
 
 /** Who usually grants what was missing. */
 function hint(resource: string): string {
-  if (resource === 'databaseaccessrequests/status') return '; deciding on requests takes the leasehold-approver ClusterRole';
-  if (resource === 'secrets') return '; only the request\'s subjects (and whoever may read Secrets there) can read its credentials';
+  if (resource === 'databaseaccessrequests/status')
+    return '; deciding on requests takes the leasehold-approver ClusterRole';
+  if (resource === 'secrets')
+    return "; only the request's subjects (and whoever may read Secrets there) can read its credentials";
   return '';
 }
 
-const SINGULAR: Record<string, string> = { databaseaccessrequests: 'databaseaccessrequest', secrets: 'secret', selfsubjectreviews: 'selfsubjectreview' };
+const SINGULAR: Record<string, string> = {
+  databaseaccessrequests: 'databaseaccessrequest',
+  secrets: 'secret',
+  selfsubjectreviews: 'selfsubjectreview',
+};
 
 function singular(plural: string): string {
   return SINGULAR[plural] ?? plural.replace(/s$/, '');

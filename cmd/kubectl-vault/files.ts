@@ -26,26 +26,39 @@ function expand(file: string): string[] {
     throw new CommandError(`the path "${file}" does not exist`);
   }
   if (!stat.isDirectory()) return [file];
-  return fs.readdirSync(file).filter((f) => EXTENSIONS.has(path.extname(f))).sort().map((f) => path.join(file, f));
+  return fs
+    .readdirSync(file)
+    .filter((f) => EXTENSIONS.has(path.extname(f)))
+    .sort()
+    .map((f) => path.join(file, f));
 }
 
 function objectsOf(doc: unknown): unknown[] {
   if (doc === null || doc === undefined) return [];
   const o = doc as { kind?: unknown; items?: unknown };
-  if (typeof o.kind === 'string' && o.kind.endsWith('List') && Array.isArray(o.items)) return o.items.flatMap(objectsOf);
+  if (typeof o.kind === 'string' && o.kind.endsWith('List') && Array.isArray(o.items))
+    return o.items.flatMap(objectsOf);
   return [doc];
 }
 
 export function targetsFromText(text: string, source: string): Target[] {
   const targets: Target[] = [];
   for (const doc of parseAllDocuments(text)) {
-    if (doc.errors.length > 0) throw new CommandError(`${source}: not valid YAML or JSON: ${doc.errors[0]!.message.split('\n')[0]}`);
+    if (doc.errors.length > 0)
+      throw new CommandError(`${source}: not valid YAML or JSON: ${doc.errors[0]!.message.split('\n')[0]}`);
     for (const obj of objectsOf(doc.toJS())) {
       const o = obj as { apiVersion?: unknown; kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } };
-      if (o.kind !== DATABASE_ACCESS_REQUEST.kind || typeof o.apiVersion !== 'string' || !o.apiVersion.startsWith(`${ENGINE_GROUP}/`)) {
-        throw new CommandError(`${source}: ${String(o.kind ?? 'an object without a kind')} is not a ${DATABASE_ACCESS_REQUEST.kind} (${ENGINE_GROUP})`);
+      if (
+        o.kind !== DATABASE_ACCESS_REQUEST.kind ||
+        typeof o.apiVersion !== 'string' ||
+        !o.apiVersion.startsWith(`${ENGINE_GROUP}/`)
+      ) {
+        throw new CommandError(
+          `${source}: ${String(o.kind ?? 'an object without a kind')} is not a ${DATABASE_ACCESS_REQUEST.kind} (${ENGINE_GROUP})`,
+        );
       }
-      if (typeof o.metadata?.name !== 'string' || o.metadata.name === '') throw new CommandError(`${source}: a ${DATABASE_ACCESS_REQUEST.kind} without metadata.name`);
+      if (typeof o.metadata?.name !== 'string' || o.metadata.name === '')
+        throw new CommandError(`${source}: a ${DATABASE_ACCESS_REQUEST.kind} without metadata.name`);
       targets.push({
         name: o.metadata.name,
         namespace: typeof o.metadata.namespace === 'string' && o.metadata.namespace ? o.metadata.namespace : undefined,

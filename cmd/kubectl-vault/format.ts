@@ -10,7 +10,15 @@ const PADDING = 3;
 export function renderTable(headers: readonly string[], rows: readonly (readonly string[])[]): string {
   const all = [headers, ...rows];
   const widths = headers.map((_, i) => Math.max(MIN_WIDTH, ...all.map((r) => (r[i] ?? '').length + PADDING)));
-  return all.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('').trimEnd() + '\n').join('');
+  return all
+    .map(
+      (r) =>
+        r
+          .map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!)))
+          .join('')
+          .trimEnd() + '\n',
+    )
+    .join('');
 }
 
 /** apimachinery's duration.HumanDuration, which kubectl uses for AGE. */
@@ -111,13 +119,23 @@ export function displayExpiry(dar: DatabaseAccessRequest, now: Date): string {
   return left >= 0 ? `in ${humanDuration(left)}` : `${humanDuration(-left)} ago`;
 }
 
-export function requestTable(requests: readonly DatabaseAccessRequest[], opts: { allNamespaces: boolean; now: Date }): string {
+export function requestTable(
+  requests: readonly DatabaseAccessRequest[],
+  opts: { allNamespaces: boolean; now: Date },
+): string {
   const headers = ['NAME', 'PHASE', 'ROLE', 'SUBJECTS', 'REQUESTER', 'AGE', 'EXPIRES'];
   const rows = requests.map((dar) => [
     dar.metadata.name ?? '',
-    displayPhase(dar), displayRole(dar), displaySubjects(dar), displayRequester(dar),
-    displayAge(dar, opts.now), displayExpiry(dar, opts.now),
+    displayPhase(dar),
+    displayRole(dar),
+    displaySubjects(dar),
+    displayRequester(dar),
+    displayAge(dar, opts.now),
+    displayExpiry(dar, opts.now),
   ]);
   if (!opts.allNamespaces) return renderTable(headers, rows);
-  return renderTable(['NAMESPACE', ...headers], rows.map((r, i) => [requests[i]!.metadata.namespace ?? '', ...r]));
+  return renderTable(
+    ['NAMESPACE', ...headers],
+    rows.map((r, i) => [requests[i]!.metadata.namespace ?? '', ...r]),
+  );
 }

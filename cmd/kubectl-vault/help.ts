@@ -12,27 +12,31 @@ interface CommandHelp {
 }
 
 const DECISION_FLAGS = (verb: 'approve' | 'deny', dflt: string): Record<string, string> => ({
-  reason: `One CamelCase word recorded as the condition's reason (default ${dflt}), e.g. TicketChecked. ` +
-    'Must match ^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$; Leasehold\'s own reasons (AutoApproved, ...) are reserved.',
-  message: `Free text (one line, up to 1024 characters) added to the condition's message after who ${verb === 'approve' ? 'approved' : 'denied'}: ` +
+  reason:
+    `One CamelCase word recorded as the condition's reason (default ${dflt}), e.g. TicketChecked. ` +
+    "Must match ^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$; Leasehold's own reasons (AutoApproved, ...) are reserved.",
+  message:
+    `Free text (one line, up to 1024 characters) added to the condition's message after who ${verb === 'approve' ? 'approved' : 'denied'}: ` +
     'why, a ticket, an incident.',
 });
 
 export const HELP: Record<CommandName, CommandHelp> = {
   approve: {
-    usage: 'kubectl vault approve databaseaccessrequest|dar NAME... [-n NAMESPACE] [--reason REASON] [--message TEXT]\n' +
+    usage:
+      'kubectl vault approve databaseaccessrequest|dar NAME... [-n NAMESPACE] [--reason REASON] [--message TEXT]\n' +
       '  kubectl vault approve -f FILE [--reason REASON] [--message TEXT]',
     summary: 'Approve database access requests: the operator then issues the credentials.',
-    description: 'Writes the Approved condition (status True) through the status subresource. Its message names who\n' +
+    description:
+      'Writes the Approved condition (status True) through the status subresource. Its message names who\n' +
       'approved, as the API server knows you (a SelfSubjectReview, never a flag), and its reason is\n' +
       `${Reason.KubectlApprove} unless --reason says otherwise. Words go in --message; --reason takes one CamelCase\n` +
-      'word, because a condition\'s reason must be one.\n\n' +
+      "word, because a condition's reason must be one.\n\n" +
       'A decision is made once and is permanent: approving a request that is already approved, or was denied,\n' +
       'expired or revoked, is refused. The write is conditional on the request not having changed since it was\n' +
-      'read, so two people deciding at once can\'t both win.\n\n' +
+      "read, so two people deciding at once can't both win.\n\n" +
       'Needs get on databaseaccessrequests, patch on databaseaccessrequests/status, and the verb approve on the\n' +
       'role the request names, a PostgresRole, MySQLRole, MariaDBRole or RedisRole (the leasehold-approver\n' +
-      'ClusterRole has all three). With Leasehold\'s\n' +
+      "ClusterRole has all three). With Leasehold's\n" +
       'admission policies installed the API server also refuses approving your own request (four eyes), a\n' +
       'request without the reason its role requires, and one that expired waiting (docs/approval.md).',
     flags: DECISION_FLAGS('approve', Reason.KubectlApprove),
@@ -43,23 +47,24 @@ export const HELP: Record<CommandName, CommandHelp> = {
     ],
   },
   deny: {
-    usage: 'kubectl vault deny databaseaccessrequest|dar NAME... [-n NAMESPACE] [--reason REASON] [--message TEXT]\n' +
+    usage:
+      'kubectl vault deny databaseaccessrequest|dar NAME... [-n NAMESPACE] [--reason REASON] [--message TEXT]\n' +
       '  kubectl vault deny -f FILE [--reason REASON] [--message TEXT]',
     summary: 'Deny database access requests: nothing is ever issued for them.',
-    description: 'Writes the Denied condition (status True) through the status subresource, naming who denied (from the\n' +
+    description:
+      'Writes the Denied condition (status True) through the status subresource, naming who denied (from the\n' +
       `API server) in its message; the reason is ${Reason.KubectlDeny} unless --reason says otherwise. Denying an\n` +
       'approved request is refused (revoke it instead), as is denying twice.\n\n' +
       'Needs get on databaseaccessrequests, patch on databaseaccessrequests/status, and the verb approve on the\n' +
       'role the request names (a PostgresRole, MySQLRole, MariaDBRole or RedisRole).',
     flags: DECISION_FLAGS('deny', Reason.KubectlDeny),
-    examples: [
-      'kubectl vault deny dar postgres-cred-rqst -n demo --message "use the read replica"',
-    ],
+    examples: ['kubectl vault deny dar postgres-cred-rqst -n demo --message "use the read replica"'],
   },
   revoke: {
     usage: 'kubectl vault revoke databaseaccessrequest|dar NAME... [-n NAMESPACE]\n  kubectl vault revoke -f FILE',
-    summary: 'End an approved request\'s access now: the operator revokes the lease.',
-    description: `Sets the ${Annotations.revokeNow} annotation to the current time. The operator then revokes the\n` +
+    summary: "End an approved request's access now: the operator revokes the lease.",
+    description:
+      `Sets the ${Annotations.revokeNow} annotation to the current time. The operator then revokes the\n` +
       'Vault lease (the database login stops working) and the request ends in phase Revoked. Refused for requests\n' +
       'that were never approved, were denied, or have already ended.\n\n' +
       'Needs get and patch on databaseaccessrequests.',
@@ -68,34 +73,34 @@ export const HELP: Record<CommandName, CommandHelp> = {
   rotate: {
     usage: 'kubectl vault rotate databaseaccessrequest|dar NAME... [-n NAMESPACE]\n  kubectl vault rotate -f FILE',
     summary: 'Have the operator issue fresh credentials for an approved request now.',
-    description: `Sets the ${Annotations.rotateNow} annotation to the current time; the operator issues a new login,\n` +
-      'updates the Secret and revokes the old login after the request\'s rotationGracePeriod.\n\n' +
+    description:
+      `Sets the ${Annotations.rotateNow} annotation to the current time; the operator issues a new login,\n` +
+      "updates the Secret and revokes the old login after the request's rotationGracePeriod.\n\n" +
       'Needs get and patch on databaseaccessrequests.',
     examples: ['kubectl vault rotate dar postgres-cred-rqst -n demo'],
   },
   get: {
     usage: 'kubectl vault get databaseaccessrequests|dar [NAME...] [-n NAMESPACE | -A] [--pending]',
     summary: 'List database access requests: phase, role, subjects, requester, age and lease expiry.',
-    description: 'PHASE is the operator\'s; before the operator has seen a decision, the decision itself is shown.\n' +
+    description:
+      "PHASE is the operator's; before the operator has seen a decision, the decision itself is shown.\n" +
       'REQUESTER is who created the request, as recorded at admission. EXPIRES is when the current lease runs\n' +
       'out unless renewed. --pending keeps the requests waiting for someone to approve or deny them.',
-    examples: [
-      'kubectl vault get dar -n demo',
-      'kubectl vault get databaseaccessrequests -A --pending',
-    ],
+    examples: ['kubectl vault get dar -n demo', 'kubectl vault get databaseaccessrequests -A --pending'],
   },
   credentials: {
     usage: 'kubectl vault credentials databaseaccessrequest|dar NAME [-n NAMESPACE] [-o env|json|uri]',
     summary: 'Print the credentials issued for a request (if you may read its Secret).',
-    description: 'Reads the Secret the request\'s status names. Only the request\'s subjects, and whoever may read\n' +
+    description:
+      "Reads the Secret the request's status names. Only the request's subjects, and whoever may read\n" +
       'Secrets in the namespace, can. Output formats:\n' +
-      '  env   shell assignments for the database\'s client (the default): for a PostgresRole libpq\'s names\n' +
+      "  env   shell assignments for the database's client (the default): for a PostgresRole libpq's names\n" +
       '        (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD); for a MySQLRole or MariaDBRole MYSQL_HOST,\n' +
       '        MYSQL_TCP_PORT, MYSQL_PWD (read by mysql and mariadb), MYSQL_USER, MYSQL_DATABASE; for a RedisRole\n' +
       '        REDIS_HOST, REDIS_PORT, REDIS_USER, REDISCLI_AUTH (read by redis-cli), REDIS_URL\n' +
       '  json  every key of the Secret\n' +
-      '  uri   a connection URI: the Secret\'s uri key, else built (postgresql://, mysql://, redis://; needs host)\n' +
-      'The output is the credential itself: don\'t paste it anywhere it would be kept.',
+      "  uri   a connection URI: the Secret's uri key, else built (postgresql://, mysql://, redis://; needs host)\n" +
+      "The output is the credential itself: don't paste it anywhere it would be kept.",
     flags: { output: 'Output format: env (default), json or uri.' },
     examples: [
       'eval "$(kubectl vault credentials dar postgres-cred-rqst -n demo)" && psql',
@@ -106,7 +111,7 @@ export const HELP: Record<CommandName, CommandHelp> = {
   },
   version: {
     usage: 'kubectl vault version',
-    summary: 'Print the plugin\'s version.',
+    summary: "Print the plugin's version.",
     description: 'Prints the version of kubectl-vault and the API version it speaks. Needs no cluster.',
     examples: ['kubectl vault version'],
   },
@@ -138,7 +143,9 @@ function flagLines(flags: readonly FlagSpec[], overrides: Record<string, string>
   const left = flags.map((f) => `${f.short ? `-${f.short}, ` : '    '}--${f.name}${f.value ? ` ${f.value}` : ''}`);
   const width = Math.max(...left.map((l) => l.length)) + 2;
   const indent = 2 + width;
-  return flags.map((f, i) => `  ${left[i]!.padEnd(width)}${wrap(overrides[f.name] ?? f.help, LINE_WIDTH - indent, indent)}`).join('\n');
+  return flags
+    .map((f, i) => `  ${left[i]!.padEnd(width)}${wrap(overrides[f.name] ?? f.help, LINE_WIDTH - indent, indent)}`)
+    .join('\n');
 }
 
 export function commandHelp(command: CommandName): string {
@@ -158,13 +165,15 @@ export function commandHelp(command: CommandName): string {
 export function rootHelp(): string {
   const names = Object.keys(HELP) as CommandName[];
   const width = Math.max(...names.map((n) => n.length)) + 3;
-  return [
-    'kubectl vault: approve, deny, revoke and read Leasehold\'s database access requests\n' +
-      '(DatabaseAccessRequest, engine.kubevault.com/v1alpha1).',
-    'Usage:\n  kubectl vault COMMAND [databaseaccessrequest|dar] [NAME...] [flags]',
-    `Commands:\n${names.map((n) => `  ${n.padEnd(width)}${HELP[n].summary}`).join('\n')}`,
-    `Global flags:\n${flagLines(GLOBAL_FLAGS)}`,
-    'Exit codes: 0 done, 1 refused or failed, 2 wrong usage.\n' +
-      'Use "kubectl vault COMMAND --help" for more about a command.',
-  ].join('\n\n') + '\n';
+  return (
+    [
+      "kubectl vault: approve, deny, revoke and read Leasehold's database access requests\n" +
+        '(DatabaseAccessRequest, engine.kubevault.com/v1alpha1).',
+      'Usage:\n  kubectl vault COMMAND [databaseaccessrequest|dar] [NAME...] [flags]',
+      `Commands:\n${names.map((n) => `  ${n.padEnd(width)}${HELP[n].summary}`).join('\n')}`,
+      `Global flags:\n${flagLines(GLOBAL_FLAGS)}`,
+      'Exit codes: 0 done, 1 refused or failed, 2 wrong usage.\n' +
+        'Use "kubectl vault COMMAND --help" for more about a command.',
+    ].join('\n\n') + '\n'
+  );
 }

@@ -15,7 +15,9 @@ for (const stream of [process.stdout, process.stderr]) {
 
 const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
 if (major < MIN_NODE[0] || (major === MIN_NODE[0] && minor < MIN_NODE[1])) {
-  process.stderr.write(`error: kubectl vault needs Node.js ${MIN_NODE.join('.')} or newer; ${process.execPath} is ${process.version}\n`);
+  process.stderr.write(
+    `error: kubectl vault needs Node.js ${MIN_NODE.join('.')} or newer; ${process.execPath} is ${process.version}\n`,
+  );
   process.exitCode = 1;
 } else {
   try {

@@ -39,9 +39,7 @@ export interface Config {
 }
 
 export type ParseOutcome =
-  | { kind: 'config'; config: Config }
-  | { kind: 'help'; text: string }
-  | { kind: 'error'; message: string };
+  { kind: 'config'; config: Config } | { kind: 'help'; text: string } | { kind: 'error'; message: string };
 
 type Kind = 'string' | 'bool' | 'int' | 'duration' | 'bind' | 'level' | 'serviceAccount';
 
@@ -60,21 +58,127 @@ interface Flag {
 export const SERVICE_ACCOUNT_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
 const FLAGS: readonly Flag[] = [
-  { name: 'kubeconfig', env: 'KUBECONFIG', envReadElsewhere: true, kind: 'string', key: 'kubeconfig', defaultText: 'KUBECONFIG\'s files merged as kubectl merges them, else in-cluster, else ~/.kube/config', help: 'Path to a kubeconfig. Only required if out-of-cluster.' },
-  { name: 'cluster-name', env: 'LEASEHOLD_CLUSTER_NAME', kind: 'string', key: 'clusterName', defaultText: '-', help: 'Name of this cluster, as recorded in Vault role and credential names.' },
-  { name: 'leader-elect', env: 'LEASEHOLD_LEADER_ELECT', kind: 'bool', key: 'leaderElect', defaultText: 'false', help: 'Enable leader election, ensuring only one active operator replica.' },
-  { name: 'leader-election-namespace', env: 'LEASEHOLD_LEADER_ELECTION_NAMESPACE', kind: 'string', key: 'leaderElectionNamespace', defaultText: "the pod's namespace, else leasehold-system", help: 'Namespace of the leader election Lease.' },
-  { name: 'leader-election-id', env: 'LEASEHOLD_LEADER_ELECTION_ID', kind: 'string', key: 'leaderElectionId', defaultText: 'leasehold-operator-lock', help: 'Name of the leader election Lease.' },
-  { name: 'metrics-bind-address', env: 'LEASEHOLD_METRICS_BIND_ADDRESS', kind: 'bind', key: 'metricsBindAddress', defaultText: ':8080', help: 'Address the /metrics endpoint binds to; 0 disables it.' },
-  { name: 'health-probe-bind-address', env: 'LEASEHOLD_HEALTH_PROBE_BIND_ADDRESS', kind: 'bind', key: 'healthProbeBindAddress', defaultText: ':8081', help: 'Address the /healthz and /readyz endpoints bind to; 0 disables them.' },
-  { name: 'concurrency', env: 'LEASEHOLD_CONCURRENCY', kind: 'int', key: 'concurrency', defaultText: '4', help: 'Objects each controller reconciles in parallel.' },
-  { name: 'namespace', env: 'LEASEHOLD_NAMESPACE', kind: 'string', key: 'namespace', defaultText: 'all namespaces', help: 'Watch only this namespace.' },
-  { name: 'log-level', env: 'LEASEHOLD_LOG_LEVEL', kind: 'level', key: 'logLevel', defaultText: 'info', help: `Log level: ${LOG_LEVELS.join(', ')}.` },
-  { name: 'resync-period', env: 'LEASEHOLD_RESYNC_PERIOD', kind: 'duration', key: 'resyncPeriodMs', defaultText: '10m', help: 'How often every object is reconciled even if nothing changed (0 disables).' },
-  { name: 'operator-namespace', env: 'LEASEHOLD_OPERATOR_NAMESPACE', kind: 'string', key: 'operatorNamespace', defaultText: "the pod's namespace, else leasehold-system", help: 'Namespace where the operator keeps its Vault issuer-token Secrets.' },
-  { name: 'operator-service-account', env: 'LEASEHOLD_OPERATOR_SERVICE_ACCOUNT', kind: 'serviceAccount', key: 'operatorServiceAccount', defaultText: 'none', help: 'namespace/name of the operator\'s ServiceAccount: logs into Vault (kubernetes auth) for AppBindings that name no service account.' },
-  { name: 'vault-issuer-token-role', env: 'LEASEHOLD_VAULT_ISSUER_TOKEN_ROLE', kind: 'string', key: 'vaultIssuerTokenRole', defaultText: 'leasehold-issuer', help: 'Vault token role (orphan, periodic) for the tokens that own issued leases, so credentials outlive the operator\'s login.' },
-  { name: 'graceful-shutdown-timeout', env: 'LEASEHOLD_GRACEFUL_SHUTDOWN_TIMEOUT', kind: 'duration', key: 'gracefulShutdownTimeoutMs', defaultText: '30s', help: 'How long in-flight reconciles may finish after SIGTERM.' },
+  {
+    name: 'kubeconfig',
+    env: 'KUBECONFIG',
+    envReadElsewhere: true,
+    kind: 'string',
+    key: 'kubeconfig',
+    defaultText: "KUBECONFIG's files merged as kubectl merges them, else in-cluster, else ~/.kube/config",
+    help: 'Path to a kubeconfig. Only required if out-of-cluster.',
+  },
+  {
+    name: 'cluster-name',
+    env: 'LEASEHOLD_CLUSTER_NAME',
+    kind: 'string',
+    key: 'clusterName',
+    defaultText: '-',
+    help: 'Name of this cluster, as recorded in Vault role and credential names.',
+  },
+  {
+    name: 'leader-elect',
+    env: 'LEASEHOLD_LEADER_ELECT',
+    kind: 'bool',
+    key: 'leaderElect',
+    defaultText: 'false',
+    help: 'Enable leader election, ensuring only one active operator replica.',
+  },
+  {
+    name: 'leader-election-namespace',
+    env: 'LEASEHOLD_LEADER_ELECTION_NAMESPACE',
+    kind: 'string',
+    key: 'leaderElectionNamespace',
+    defaultText: "the pod's namespace, else leasehold-system",
+    help: 'Namespace of the leader election Lease.',
+  },
+  {
+    name: 'leader-election-id',
+    env: 'LEASEHOLD_LEADER_ELECTION_ID',
+    kind: 'string',
+    key: 'leaderElectionId',
+    defaultText: 'leasehold-operator-lock',
+    help: 'Name of the leader election Lease.',
+  },
+  {
+    name: 'metrics-bind-address',
+    env: 'LEASEHOLD_METRICS_BIND_ADDRESS',
+    kind: 'bind',
+    key: 'metricsBindAddress',
+    defaultText: ':8080',
+    help: 'Address the /metrics endpoint binds to; 0 disables it.',
+  },
+  {
+    name: 'health-probe-bind-address',
+    env: 'LEASEHOLD_HEALTH_PROBE_BIND_ADDRESS',
+    kind: 'bind',
+    key: 'healthProbeBindAddress',
+    defaultText: ':8081',
+    help: 'Address the /healthz and /readyz endpoints bind to; 0 disables them.',
+  },
+  {
+    name: 'concurrency',
+    env: 'LEASEHOLD_CONCURRENCY',
+    kind: 'int',
+    key: 'concurrency',
+    defaultText: '4',
+    help: 'Objects each controller reconciles in parallel.',
+  },
+  {
+    name: 'namespace',
+    env: 'LEASEHOLD_NAMESPACE',
+    kind: 'string',
+    key: 'namespace',
+    defaultText: 'all namespaces',
+    help: 'Watch only this namespace.',
+  },
+  {
+    name: 'log-level',
+    env: 'LEASEHOLD_LOG_LEVEL',
+    kind: 'level',
+    key: 'logLevel',
+    defaultText: 'info',
+    help: `Log level: ${LOG_LEVELS.join(', ')}.`,
+  },
+  {
+    name: 'resync-period',
+    env: 'LEASEHOLD_RESYNC_PERIOD',
+    kind: 'duration',
+    key: 'resyncPeriodMs',
+    defaultText: '10m',
+    help: 'How often every object is reconciled even if nothing changed (0 disables).',
+  },
+  {
+    name: 'operator-namespace',
+    env: 'LEASEHOLD_OPERATOR_NAMESPACE',
+    kind: 'string',
+    key: 'operatorNamespace',
+    defaultText: "the pod's namespace, else leasehold-system",
+    help: 'Namespace where the operator keeps its Vault issuer-token Secrets.',
+  },
+  {
+    name: 'operator-service-account',
+    env: 'LEASEHOLD_OPERATOR_SERVICE_ACCOUNT',
+    kind: 'serviceAccount',
+    key: 'operatorServiceAccount',
+    defaultText: 'none',
+    help: "namespace/name of the operator's ServiceAccount: logs into Vault (kubernetes auth) for AppBindings that name no service account.",
+  },
+  {
+    name: 'vault-issuer-token-role',
+    env: 'LEASEHOLD_VAULT_ISSUER_TOKEN_ROLE',
+    kind: 'string',
+    key: 'vaultIssuerTokenRole',
+    defaultText: 'leasehold-issuer',
+    help: "Vault token role (orphan, periodic) for the tokens that own issued leases, so credentials outlive the operator's login.",
+  },
+  {
+    name: 'graceful-shutdown-timeout',
+    env: 'LEASEHOLD_GRACEFUL_SHUTDOWN_TIMEOUT',
+    kind: 'duration',
+    key: 'gracefulShutdownTimeoutMs',
+    defaultText: '30s',
+    help: 'How long in-flight reconciles may finish after SIGTERM.',
+  },
 ];
 
 function defaults(readFile: (path: string) => string | undefined): Config {
@@ -126,7 +230,8 @@ function convert(flag: Flag, raw: string, source: string): Config[keyof Config] 
       throw new Error(`${where}: "${raw}" is not a boolean (true or false)`);
     }
     case 'int': {
-      if (!/^\d+$/.test(raw.trim()) || Number(raw) < 1 || Number(raw) > 1000) throw new Error(`${where}: "${raw}" is not a whole number between 1 and 1000`);
+      if (!/^\d+$/.test(raw.trim()) || Number(raw) < 1 || Number(raw) > 1000)
+        throw new Error(`${where}: "${raw}" is not a whole number between 1 and 1000`);
       return Number(raw);
     }
     case 'duration':
@@ -143,7 +248,8 @@ function convert(flag: Flag, raw: string, source: string): Config[keyof Config] 
         throw new Error(`${where}: ${(err as Error).message}`, { cause: err });
       }
     case 'level':
-      if (!(LOG_LEVELS as readonly string[]).includes(raw)) throw new Error(`${where}: "${raw}" is not one of ${LOG_LEVELS.join(', ')}`);
+      if (!(LOG_LEVELS as readonly string[]).includes(raw))
+        throw new Error(`${where}: "${raw}" is not one of ${LOG_LEVELS.join(', ')}`);
       return raw as LogLevel;
     case 'serviceAccount':
       return parseServiceAccount(raw, where);
@@ -173,7 +279,11 @@ function readFileOrUndefined(path: string): string | undefined {
 }
 
 /** Parses flags and environment variables. Never exits: the caller decides what help and errors do. */
-export function parseConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, readFile: (path: string) => string | undefined = readFileOrUndefined): ParseOutcome {
+export function parseConfig(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  readFile: (path: string) => string | undefined = readFileOrUndefined,
+): ParseOutcome {
   const config = defaults(readFile) as unknown as Record<string, unknown>;
   try {
     for (const flag of FLAGS) {
@@ -189,7 +299,8 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
       if (!flag) throw new Error(`unknown flag --${m[1]}`);
       let value = m[2];
       if (value === undefined) {
-        if (flag.kind === 'bool') value = 'true'; // `--leader-elect` alone turns it on, as in Go's flag package
+        if (flag.kind === 'bool')
+          value = 'true'; // `--leader-elect` alone turns it on, as in Go's flag package
         else {
           value = argv[++i];
           if (value === undefined) throw new Error(`flag --${flag.name} needs a value`);

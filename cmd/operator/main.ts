@@ -14,7 +14,9 @@ const EXIT_USAGE = 2;
 
 /** A reconcile bug must not take the operator down: log what escaped, keep serving the other objects. */
 function keepRunningOnStrayErrors(log: Logger): void {
-  process.on('unhandledRejection', (reason) => log.error('unhandled promise rejection', { error: describeError(reason) }));
+  process.on('unhandledRejection', (reason) =>
+    log.error('unhandled promise rejection', { error: describeError(reason) }),
+  );
   process.on('uncaughtException', (err) => log.error('uncaught exception', { error: describeError(err) }));
 }
 
@@ -43,33 +45,42 @@ async function main(argv: string[]): Promise<void> {
   const { kubeConfig } = loadKubeconfig({ kubeconfig: config.kubeconfig, inClusterFirst: true }, process.env);
   const metrics = new Metrics();
   const manager = new Manager({
-    kubeConfig, log, metrics,
+    kubeConfig,
+    log,
+    metrics,
     namespace: config.namespace,
     resyncPeriodMs: config.resyncPeriodMs,
     healthProbeBindAddress: config.healthProbeBindAddress,
     metricsBindAddress: config.metricsBindAddress,
     shutdownTimeoutMs: config.gracefulShutdownTimeoutMs,
     instance: process.env.POD_NAME ?? os.hostname(),
-    leaderElection: config.leaderElect ? { namespace: config.leaderElectionNamespace, name: config.leaderElectionId } : undefined,
+    leaderElection: config.leaderElect
+      ? { namespace: config.leaderElectionNamespace, name: config.leaderElectionId }
+      : undefined,
     onLeadershipLost: () => {
       log.error('leader election lost; exiting so the pod restarts');
       exitSoon(EXIT_FAILURE);
     },
   });
 
-  const registrations = buildControllers({
-    kubeConfig, logger: log, metrics,
-    client: manager.client,
-    eventRecorder: (component) => manager.eventRecorder(component),
-    cache: (resource, opts) => manager.cache(resource, opts),
-    newController: (opts) => manager.newController({ concurrency: config.concurrency, ...opts }),
-  }, {
-    clusterName: config.clusterName,
-    resyncPeriodMs: config.resyncPeriodMs,
-    operatorNamespace: config.operatorNamespace,
-    operatorServiceAccount: config.operatorServiceAccount,
-    vaultIssuerTokenRole: config.vaultIssuerTokenRole,
-  });
+  const registrations = buildControllers(
+    {
+      kubeConfig,
+      logger: log,
+      metrics,
+      client: manager.client,
+      eventRecorder: (component) => manager.eventRecorder(component),
+      cache: (resource, opts) => manager.cache(resource, opts),
+      newController: (opts) => manager.newController({ concurrency: config.concurrency, ...opts }),
+    },
+    {
+      clusterName: config.clusterName,
+      resyncPeriodMs: config.resyncPeriodMs,
+      operatorNamespace: config.operatorNamespace,
+      operatorServiceAccount: config.operatorServiceAccount,
+      vaultIssuerTokenRole: config.vaultIssuerTokenRole,
+    },
+  );
   for (const r of registrations) manager.add(r.controller);
 
   let signals = 0;
@@ -80,17 +91,23 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     log.info('signal received; shutting down', { signal });
-    manager.stop().then(() => exitSoon(0), (err: unknown) => {
-      log.error('shutdown failed', { error: describeError(err) });
-      exitSoon(EXIT_FAILURE);
-    });
+    manager.stop().then(
+      () => exitSoon(0),
+      (err: unknown) => {
+        log.error('shutdown failed', { error: describeError(err) });
+        exitSoon(EXIT_FAILURE);
+      },
+    );
   };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
 
   log.info('starting leasehold', {
-    controllers: registrations.map((r) => r.name), namespace: config.namespace || '(all)', leaderElect: config.leaderElect,
-    clusterName: config.clusterName, concurrency: config.concurrency,
+    controllers: registrations.map((r) => r.name),
+    namespace: config.namespace || '(all)',
+    leaderElect: config.leaderElect,
+    clusterName: config.clusterName,
+    concurrency: config.concurrency,
   });
   await manager.start();
 }

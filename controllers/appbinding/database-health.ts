@@ -4,7 +4,11 @@
 // (KubeDB's tcp(host:port)/db form is MySQL's), else from its spec.type. Pure, apart from the probes themselves,
 // which are injected (the reconciler passes the real ones; unit tests their fakes).
 import {
-  VAULT_SERVER_CONFIGURATION_KIND, engineDatabase, type AppBinding, type EngineDatabase, type SecretEngine,
+  VAULT_SERVER_CONFIGURATION_KIND,
+  engineDatabase,
+  type AppBinding,
+  type EngineDatabase,
+  type SecretEngine,
 } from '../../api/index.ts';
 import { probeMySQL, type MySQLProbeTarget } from '../../lib/mysql/probe.ts';
 import { probePostgres, type PostgresProbeTarget } from '../../lib/postgres/probe.ts';
@@ -60,10 +64,20 @@ const mysqlCheck = (kind: 'mysql' | 'mariadb', label: string): DatabaseCheck => 
     // The Go MySQL driver's tls=true|skip-verify|preferred|<name> (what Vault's plugin reads too), or a CA given.
     const tlsParam = ep.params.tls?.toLowerCase();
     const tls = (!!tlsParam && tlsParam !== 'false') || !!cc.caBundle;
-    return probes.mysql({
-      host: ep.host, port: ep.port, database: ep.path || undefined, username, password,
-      tls, insecureSkipTLSVerify: tlsParam === 'skip-verify' || cc.insecureSkipTLSVerify, caPem: pem(cc.caBundle),
-    }, where, { signal });
+    return probes.mysql(
+      {
+        host: ep.host,
+        port: ep.port,
+        database: ep.path || undefined,
+        username,
+        password,
+        tls,
+        insecureSkipTLSVerify: tlsParam === 'skip-verify' || cc.insecureSkipTLSVerify,
+        caPem: pem(cc.caBundle),
+      },
+      where,
+      { signal },
+    );
   },
 });
 
@@ -74,10 +88,16 @@ export const DATABASE_CHECKS: Record<DatabaseKind, DatabaseCheck> = {
     probe({ ab, credentials, probes, where, signal }) {
       const t = postgresTarget(ab, credentials);
       const cc = ab.spec.clientConfig;
-      return probes.postgres({
-        ...t, sslmode: new URLSearchParams(t.query).get('sslmode') ?? undefined,
-        insecureSkipTLSVerify: cc.insecureSkipTLSVerify, caPem: pem(cc.caBundle),
-      }, where, { signal });
+      return probes.postgres(
+        {
+          ...t,
+          sslmode: new URLSearchParams(t.query).get('sslmode') ?? undefined,
+          insecureSkipTLSVerify: cc.insecureSkipTLSVerify,
+          caPem: pem(cc.caBundle),
+        },
+        where,
+        { signal },
+      );
     },
   },
   mysql: mysqlCheck('mysql', 'MySQL'),
@@ -90,16 +110,32 @@ export const DATABASE_CHECKS: Record<DatabaseKind, DatabaseCheck> = {
       const { username, password } = adminLogin(ab, credentials, 'default');
       const cc = ab.spec.clientConfig;
       const db = /^\d+$/.test(ep.path) ? Number(ep.path) : undefined;
-      return probes.redis({
-        host: ep.host, port: ep.port, database: db, username, password,
-        tls: ep.scheme === 'rediss' || !!cc.caBundle, insecureSkipTLSVerify: cc.insecureSkipTLSVerify, caPem: pem(cc.caBundle), serverName: cc.serverName,
-      }, where, { signal });
+      return probes.redis(
+        {
+          host: ep.host,
+          port: ep.port,
+          database: db,
+          username,
+          password,
+          tls: ep.scheme === 'rediss' || !!cc.caBundle,
+          insecureSkipTLSVerify: cc.insecureSkipTLSVerify,
+          caPem: pem(cc.caBundle),
+          serverName: cc.serverName,
+        },
+        where,
+        { signal },
+      );
     },
   },
 };
 
 const BY_SCHEME = new Map<string, DatabaseKind>([
-  ['postgres', 'postgres'], ['postgresql', 'postgres'], ['mysql', 'mysql'], ['mariadb', 'mariadb'], ['redis', 'redis'], ['rediss', 'redis'],
+  ['postgres', 'postgres'],
+  ['postgresql', 'postgres'],
+  ['mysql', 'mysql'],
+  ['mariadb', 'mariadb'],
+  ['redis', 'redis'],
+  ['rediss', 'redis'],
 ]);
 
 function isEngineDatabase(e: SecretEngine, ab: AppBinding): EngineDatabase | undefined {

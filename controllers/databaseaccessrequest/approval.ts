@@ -14,8 +14,17 @@
 //
 // Everything here is pure (now is a parameter); plan.ts decides with it and execute.ts writes.
 import {
-  Annotations, ConditionType, Reason, RequestPhase, formatDuration, isDuration, parseDurationSeconds,
-  decisionOf, type DatabaseAccessRequest, type Requester, type Subject,
+  Annotations,
+  ConditionType,
+  Reason,
+  RequestPhase,
+  formatDuration,
+  isDuration,
+  parseDurationSeconds,
+  decisionOf,
+  type DatabaseAccessRequest,
+  type Requester,
+  type Subject,
 } from '../../api/index.ts';
 import { rfc3339 } from '../../lib/runtime/index.ts';
 import type { AccessRole } from './engine.ts';
@@ -66,7 +75,9 @@ export function subjectMatches(s: Subject, requester: Requester, defaultNamespac
 }
 
 export function describeSubject(s: Subject, defaultNamespace: string): string {
-  return s.kind === 'ServiceAccount' ? `ServiceAccount ${s.namespace || defaultNamespace}/${s.name}` : `${s.kind} ${s.name}`;
+  return s.kind === 'ServiceAccount'
+    ? `ServiceAccount ${s.namespace || defaultNamespace}/${s.name}`
+    : `${s.kind} ${s.name}`;
 }
 
 // ---- decisions -------------------------------------------------------------------------------------------
@@ -94,7 +105,13 @@ export function decisionRecord(dar: DatabaseAccessRequest): DecisionRecord | und
   const c = d.condition;
   const decider = deciderOf(c.message);
   const at = c.lastTransitionTime ?? c.lastUpdateTime;
-  return { type: d.type, reason: c.reason ?? '', message: c.message ?? '', ...(decider ? { decider } : {}), ...(at ? { at } : {}) };
+  return {
+    type: d.type,
+    reason: c.reason ?? '',
+    message: c.message ?? '',
+    ...(decider ? { decider } : {}),
+    ...(at ? { at } : {}),
+  };
 }
 
 /** A decision the controller hasn't acted on yet (phase still waiting): to be audited once and reflected in phase. */
@@ -117,7 +134,9 @@ export function pendingTtlSeconds(role: AccessRole | undefined): number {
 
 /** When an undecided request expires: its creation plus the role's pendingTTL. */
 export function pendingDeadlineMs(dar: DatabaseAccessRequest, role: AccessRole | undefined): number | undefined {
-  const created = dar.metadata.creationTimestamp ? new Date(dar.metadata.creationTimestamp as unknown as string).getTime() : NaN;
+  const created = dar.metadata.creationTimestamp
+    ? new Date(dar.metadata.creationTimestamp as unknown as string).getTime()
+    : NaN;
   return Number.isFinite(created) ? created + pendingTtlSeconds(role) * 1000 : undefined;
 }
 
@@ -148,31 +167,47 @@ export type AutoApproval = { approve: true; message: string } | { approve: false
 export function autoApproval(dar: DatabaseAccessRequest, role: AccessRole): AutoApproval {
   const rule = role.spec.approval?.autoApprove;
   if (!rule) return { approve: false, why: 'the role has no autoApprove rule' };
-  if (!rule.subjects?.length && !rule.namespaces?.length) return { approve: false, why: 'the autoApprove rule names no subjects or namespaces' };
+  if (!rule.subjects?.length && !rule.namespaces?.length)
+    return { approve: false, why: 'the autoApprove rule names no subjects or namespaces' };
   const roleNs = role.metadata.namespace ?? '';
   const ns = dar.metadata.namespace ?? '';
   const because: string[] = [];
   if (rule.subjects?.length) {
     const requester = requesterOf(dar);
-    if (!requester) return { approve: false, why: 'autoApprove names subjects, and the request has no recorded requester' };
+    if (!requester)
+      return { approve: false, why: 'autoApprove names subjects, and the request has no recorded requester' };
     const match = rule.subjects.find((s) => subjectMatches(s, requester, roleNs));
     if (!match) return { approve: false, why: `requester ${requester.username} is none of autoApprove's subjects` };
     because.push(`requester ${requester.username} matches ${describeSubject(match, roleNs)}`);
   }
   if (rule.namespaces?.length) {
-    if (!rule.namespaces.includes('*') && !rule.namespaces.includes(ns)) return { approve: false, why: `namespace ${ns} is not among autoApprove's namespaces` };
+    if (!rule.namespaces.includes('*') && !rule.namespaces.includes(ns))
+      return { approve: false, why: `namespace ${ns} is not among autoApprove's namespaces` };
     because.push(`namespace ${ns} is allowed`);
   }
   if (rule.maxTTL && isDuration(rule.maxTTL)) {
     const max = parseDurationSeconds(rule.maxTTL);
     const ttl = effectiveTtlSeconds(dar, role);
-    if (dar.spec.renew !== false) return { approve: false, why: `autoApprove is bounded to ${rule.maxTTL}, and the request renews its access for as long as it exists (set spec.renew: false)` };
-    if (ttl === undefined) return { approve: false, why: `autoApprove is bounded to ${rule.maxTTL}, and neither the request nor the role sets a ttl` };
-    if (ttl > max) return { approve: false, why: `ttl ${formatDuration(ttl)} is longer than autoApprove's maxTTL ${rule.maxTTL}` };
+    if (dar.spec.renew !== false)
+      return {
+        approve: false,
+        why: `autoApprove is bounded to ${rule.maxTTL}, and the request renews its access for as long as it exists (set spec.renew: false)`,
+      };
+    if (ttl === undefined)
+      return {
+        approve: false,
+        why: `autoApprove is bounded to ${rule.maxTTL}, and neither the request nor the role sets a ttl`,
+      };
+    if (ttl > max)
+      return { approve: false, why: `ttl ${formatDuration(ttl)} is longer than autoApprove's maxTTL ${rule.maxTTL}` };
     because.push(`ttl ${formatDuration(ttl)} is within ${rule.maxTTL}`);
   }
-  if (role.spec.approval?.requireReason && !dar.spec.reason?.trim()) return { approve: false, why: 'the role requires a reason and the request gives none' };
-  return { approve: true, message: `This was approved by: ${OPERATOR_DECIDER} (autoApprove of ${roleKind(dar)} ${roleName(dar)}: ${because.join('; ')})` };
+  if (role.spec.approval?.requireReason && !dar.spec.reason?.trim())
+    return { approve: false, why: 'the role requires a reason and the request gives none' };
+  return {
+    approve: true,
+    message: `This was approved by: ${OPERATOR_DECIDER} (autoApprove of ${roleKind(dar)} ${roleName(dar)}: ${because.join('; ')})`,
+  };
 }
 
 export type PendingStep =
@@ -185,14 +220,21 @@ export function pendingStep(dar: DatabaseAccessRequest, role: AccessRole | undef
   const deadline = pendingDeadlineMs(dar, role);
   const ttl = formatDuration(pendingTtlSeconds(role));
   if (deadline !== undefined && nowMs >= deadline) {
-    return { kind: 'expire', message: `no one approved or denied the request within ${ttl} (approval.pendingTTL of ${roleKind(dar)} ${roleName(dar)}); nothing was issued` };
+    return {
+      kind: 'expire',
+      message: `no one approved or denied the request within ${ttl} (approval.pendingTTL of ${roleKind(dar)} ${roleName(dar)}); nothing was issued`,
+    };
   }
   const auto = role ? autoApproval(dar, role) : undefined;
   if (auto?.approve) return { kind: 'autoApprove', message: auto.message };
   const who = `someone with the "approve" verb on ${roleKind(dar)} ${roleName(dar)} to approve or deny it (kubectl vault approve|deny databaseaccessrequest ${dar.metadata.name} -n ${dar.metadata.namespace})`;
   const until = deadline !== undefined ? `; it expires at ${rfc3339(new Date(deadline))} if nobody does` : '';
   const notAuto = auto && role?.spec.approval?.autoApprove ? `; not auto-approved: ${auto.why}` : '';
-  return { kind: 'wait', ...(deadline !== undefined ? { atMs: deadline } : {}), message: `waiting for ${who}${until}${notAuto}` };
+  return {
+    kind: 'wait',
+    ...(deadline !== undefined ? { atMs: deadline } : {}),
+    message: `waiting for ${who}${until}${notAuto}`,
+  };
 }
 
 // ---- the backstop before issuing ----------------------------------------------------------------------------
@@ -203,16 +245,33 @@ export function pendingStep(dar: DatabaseAccessRequest, role: AccessRole | undef
  * allow it (a requester in system:masters excepted). The admission policies refuse both first; this covers a role
  * in another namespace, a role created after the decision, and clusters without the policies.
  */
-export function issueRefusal(dar: DatabaseAccessRequest, role: AccessRole, what: string): { reason: string; message: string } | undefined {
+export function issueRefusal(
+  dar: DatabaseAccessRequest,
+  role: AccessRole,
+  what: string,
+): { reason: string; message: string } | undefined {
   const approval = role.spec.approval;
   if (approval?.requireReason && !dar.spec.reason?.trim()) {
-    return { reason: Reason.ReasonRequired, message: `${what} requires a reason (spec.reason) and the request has none; nothing is issued: create a new request with a reason` };
+    return {
+      reason: Reason.ReasonRequired,
+      message: `${what} requires a reason (spec.reason) and the request has none; nothing is issued: create a new request with a reason`,
+    };
   }
   const decision = decisionRecord(dar);
   const requester = requesterOf(dar);
-  if (!approval?.allowSelfApproval && decision?.type === ConditionType.Approved && decision.reason !== Reason.AutoApproved && decision.decider && requester &&
-    decision.decider === requester.username && !(requester.groups ?? []).includes(CLUSTER_ADMIN_GROUP)) {
-    return { reason: Reason.SelfApprovalForbidden, message: `${requester.username} approved their own request, which ${what} doesn't allow (four eyes); nothing is issued: create a new request for someone else to approve` };
+  if (
+    !approval?.allowSelfApproval &&
+    decision?.type === ConditionType.Approved &&
+    decision.reason !== Reason.AutoApproved &&
+    decision.decider &&
+    requester &&
+    decision.decider === requester.username &&
+    !(requester.groups ?? []).includes(CLUSTER_ADMIN_GROUP)
+  ) {
+    return {
+      reason: Reason.SelfApprovalForbidden,
+      message: `${requester.username} approved their own request, which ${what} doesn't allow (four eyes); nothing is issued: create a new request for someone else to approve`,
+    };
   }
   return undefined;
 }
@@ -240,10 +299,14 @@ export function auditFields(dar: DatabaseAccessRequest): Record<string, unknown>
     requester: requester?.username ?? 'unknown',
     ...(dar.spec.reason ? { requestReason: dar.spec.reason } : {}),
     ...(dar.spec.ttl ? { ttl: dar.spec.ttl } : {}),
-    ...(decision ? {
-      decision: decision.type, decidedBy: decision.decider ?? 'unknown', decisionReason: decision.reason,
-      ...(decision.at ? { decidedAt: decision.at } : {}),
-    } : {}),
+    ...(decision
+      ? {
+          decision: decision.type,
+          decidedBy: decision.decider ?? 'unknown',
+          decisionReason: decision.reason,
+          ...(decision.at ? { decidedAt: decision.at } : {}),
+        }
+      : {}),
     ...(dar.status?.lease?.id ? { leaseId: dar.status.lease.id } : {}),
     // Not `secret`: the logger masks fields by such names.
     ...(dar.status?.secret?.name ? { storedIn: `Secret ${ns}/${dar.status.secret.name}` } : {}),
@@ -258,7 +321,12 @@ export function auditSuffix(dar: DatabaseAccessRequest): string {
 }
 
 /** The structured audit record of an action on a request: one log line (audit: true, action, at, who/what/why). */
-export function auditRecord(dar: DatabaseAccessRequest, action: string, message: string, at: Date): Record<string, unknown> {
+export function auditRecord(
+  dar: DatabaseAccessRequest,
+  action: string,
+  message: string,
+  at: Date,
+): Record<string, unknown> {
   return { audit: true, action, at: at.toISOString(), ...auditFields(dar), message };
 }
 

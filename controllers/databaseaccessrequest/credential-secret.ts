@@ -9,10 +9,24 @@ import type { Caches } from '../shared/context.ts';
 import { labelValue } from '../shared/names.ts';
 import { explain } from '../shared/report.ts';
 import { SECRETS } from '../shared/resources.ts';
-import { dataDigestAnnotation, decodeData, encodeData, secretIntegrity, type CachedSecret } from '../shared/secret-integrity.ts';
+import {
+  dataDigestAnnotation,
+  decodeData,
+  encodeData,
+  secretIntegrity,
+  type CachedSecret,
+} from '../shared/secret-integrity.ts';
 import type { AccessRole, DatabaseEngine } from './engine.ts';
 import type { EventIntent } from './plan.ts';
-import { checkTemplates, layoutHash, mergeTemplates, renderSecretData, templateView, type AddressVariables, type SecretTemplates } from './template.ts';
+import {
+  checkTemplates,
+  layoutHash,
+  mergeTemplates,
+  renderSecretData,
+  templateView,
+  type AddressVariables,
+  type SecretTemplates,
+} from './template.ts';
 
 export type SecretMeta = CachedSecret;
 type SecretWithData = KubernetesObject & { data?: Record<string, string>; type?: string };
@@ -42,7 +56,12 @@ export function ownedSecret(caches: Pick<Caches, 'secrets'>, dar: DatabaseAccess
 }
 
 /** The request's layout: its role's templates overridden by its own, over the engine's variables for the role's database. */
-export function secretLayout(engine: DatabaseEngine, caches: Caches, dar: DatabaseAccessRequest, role: AccessRole): Layout {
+export function secretLayout(
+  engine: DatabaseEngine,
+  caches: Caches,
+  dar: DatabaseAccessRequest,
+  role: AccessRole,
+): Layout {
   const { appBinding, why } = engine.databaseAppBinding(role, caches);
   let address: AddressVariables;
   try {
@@ -52,11 +71,20 @@ export function secretLayout(engine: DatabaseEngine, caches: Caches, dar: Databa
   }
   // The engine's default keys first (only over variables that have a value), then the role's, then the request's.
   const defaults = engine.variables.defaults?.(address) ?? {};
-  const templates = mergeTemplates({ ...defaults, ...role.spec.secretTemplate }, `${engine.roleKind} ${role.metadata.namespace}/${role.metadata.name}`, dar.spec.secretTemplate);
-  for (const key of Object.keys(defaults)) if (!role.spec.secretTemplate?.[key] && !dar.spec.secretTemplate?.[key]) templates.origin[key] = `${engine.roleKind}'s default`;
+  const templates = mergeTemplates(
+    { ...defaults, ...role.spec.secretTemplate },
+    `${engine.roleKind} ${role.metadata.namespace}/${role.metadata.name}`,
+    dar.spec.secretTemplate,
+  );
+  for (const key of Object.keys(defaults))
+    if (!role.spec.secretTemplate?.[key] && !dar.spec.secretTemplate?.[key])
+      templates.origin[key] = `${engine.roleKind}'s default`;
   const problems = checkTemplates(templates, address, engine.variables.known);
   return {
-    templates, address, problems, credentialVariables: engine.variables.credential,
+    templates,
+    address,
+    problems,
+    credentialVariables: engine.variables.credential,
     hash: Object.keys(templates.templates).length ? layoutHash(templates, address) : '',
   };
 }
@@ -73,7 +101,12 @@ export function renderCredential(layout: Layout, cred: { username: string; passw
  * so; a Secret without a digest is trusted, as before digests); otherwise nothing is written and the Secret's
  * next event brings a pass that rotates. Returns the Event to emit, if it wrote.
  */
-export async function rerenderSecret(kube: KubeClient, dar: DatabaseAccessRequest, layout: Layout, ctx: ReconcileContext): Promise<EventIntent | undefined> {
+export async function rerenderSecret(
+  kube: KubeClient,
+  dar: DatabaseAccessRequest,
+  layout: Layout,
+  ctx: ReconcileContext,
+): Promise<EventIntent | undefined> {
   const ns = dar.metadata.namespace ?? '';
   const secret = await kube.tryGet<SecretWithData>(SECRETS, ns, dar.status!.secret!.name, ctx);
   if (!secret?.data?.username || !secret.data.password) return undefined;
@@ -81,28 +114,65 @@ export async function rerenderSecret(kube: KubeClient, dar: DatabaseAccessReques
   if (integrity === 'credential') return undefined;
   const layoutChanged = (secret.metadata?.annotations?.[Annotations.layout] ?? '') !== layout.hash;
   if (!layoutChanged && integrity !== 'layout') return undefined; // the cache lagged
-  const cred = { username: Buffer.from(secret.data.username, 'base64').toString('utf8'), password: Buffer.from(secret.data.password, 'base64').toString('utf8') };
+  const cred = {
+    username: Buffer.from(secret.data.username, 'base64').toString('utf8'),
+    password: Buffer.from(secret.data.password, 'base64').toString('utf8'),
+  };
   const data = renderCredential(layout, cred);
-  const annotations: Record<string, string> = { ...(secret.metadata?.annotations ?? {}), [Annotations.dataDigest]: dataDigestAnnotation(encodeData(data)) };
+  const annotations: Record<string, string> = {
+    ...(secret.metadata?.annotations ?? {}),
+    [Annotations.dataDigest]: dataDigestAnnotation(encodeData(data)),
+  };
   if (layout.hash) annotations[Annotations.layout] = layout.hash;
   else delete annotations[Annotations.layout];
-  await kube.replace(SECRETS, ns, secret.metadata!.name!, { ...secret, metadata: { ...secret.metadata, annotations }, data: base64Data(data) } as never, ctx);
+  await kube.replace(
+    SECRETS,
+    ns,
+    secret.metadata!.name!,
+    { ...secret, metadata: { ...secret.metadata, annotations }, data: base64Data(data) } as never,
+    ctx,
+  );
   return layoutChanged
-    ? { type: 'Normal', reason: 'SecretUpdated', message: `Secret ${secret.metadata!.name} re-rendered: its secretTemplate or the database address changed` }
-    : { type: 'Normal', reason: 'SecretRepaired', message: `Secret ${secret.metadata!.name} was changed by hand (keys other than the credential); rendered again from its credential, which is intact` };
+    ? {
+        type: 'Normal',
+        reason: 'SecretUpdated',
+        message: `Secret ${secret.metadata!.name} re-rendered: its secretTemplate or the database address changed`,
+      }
+    : {
+        type: 'Normal',
+        reason: 'SecretRepaired',
+        message: `Secret ${secret.metadata!.name} was changed by hand (keys other than the credential); rendered again from its credential, which is intact`,
+      };
 }
 
 /** Removes every key from the Secret: the credential and everything rendered from it (the Secret stays). */
-export async function clearSecret(kube: KubeClient, caches: Pick<Caches, 'secrets'>, dar: DatabaseAccessRequest, ctx: ReconcileContext): Promise<void> {
+export async function clearSecret(
+  kube: KubeClient,
+  caches: Pick<Caches, 'secrets'>,
+  dar: DatabaseAccessRequest,
+  ctx: ReconcileContext,
+): Promise<void> {
   const name = dar.status?.secret?.name;
   if (!name) return;
   if (!ownedSecret(caches, dar)) {
     // The cache may lag: only a Secret the request owns is emptied.
     const live = await kube.tryGet<SecretMeta>(SECRETS, dar.metadata.namespace ?? '', name, ctx);
-    if (!live || live.metadata?.deletionTimestamp || !live.metadata?.ownerReferences?.some((o) => o.uid === dar.metadata.uid)) return;
+    if (
+      !live ||
+      live.metadata?.deletionTimestamp ||
+      !live.metadata?.ownerReferences?.some((o) => o.uid === dar.metadata.uid)
+    )
+      return;
   }
   // The digest goes with the data: an emptied Secret is not a credential changed by hand.
-  await kube.patch(SECRETS, dar.metadata.namespace ?? '', name, { data: null, metadata: { annotations: { [Annotations.dataDigest]: null } } }, PatchType.merge, ctx);
+  await kube.patch(
+    SECRETS,
+    dar.metadata.namespace ?? '',
+    name,
+    { data: null, metadata: { annotations: { [Annotations.dataDigest]: null } } },
+    PatchType.merge,
+    ctx,
+  );
 }
 
 /** String data as a Secret's base64 `data`. */

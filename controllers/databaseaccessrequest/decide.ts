@@ -96,18 +96,26 @@ export type LeaseStep =
  * (less the request's jitter), or replace a lease Vault won't renew at that point, or one that ran out. Without
  * renew: wait for the end, then expire.
  */
-export function leaseStep(lease: LeaseTimes, o: { renew: boolean; fraction: number; uid: string; nowMs: number }): LeaseStep {
+export function leaseStep(
+  lease: LeaseTimes,
+  o: { renew: boolean; fraction: number; uid: string; nowMs: number },
+): LeaseStep {
   const expiresAt = lease.expiresAt ? Date.parse(lease.expiresAt) : NaN;
   if (!Number.isFinite(expiresAt) || o.nowMs >= expiresAt) {
-    return o.renew ? { kind: 'rotate', reason: RotationReason.LeaseExpired, message: 'the lease ran out before it was renewed' } : { kind: 'expire' };
+    return o.renew
+      ? { kind: 'rotate', reason: RotationReason.LeaseExpired, message: 'the lease ran out before it was renewed' }
+      : { kind: 'expire' };
   }
   if (!o.renew) return { kind: 'wait', atMs: expiresAt };
   const fromText = lease.lastRenewalTime ?? lease.issuedAt;
   const from = fromText ? Date.parse(fromText) : NaN;
-  const termSeconds = Number.isFinite(from) ? Math.max(1, (expiresAt - from) / 1000) : Math.max(1, (expiresAt - o.nowMs) / 1000);
+  const termSeconds = Number.isFinite(from)
+    ? Math.max(1, (expiresAt - from) / 1000)
+    : Math.max(1, (expiresAt - o.nowMs) / 1000);
   const due = renewAtMs(Number.isFinite(from) ? from : o.nowMs, termSeconds, o.fraction, o.uid);
   if (o.nowMs < due) return { kind: 'wait', atMs: due };
-  if (lease.renewable === false) return { kind: 'rotate', reason: RotationReason.NotRenewable, message: 'Vault does not renew this lease' };
+  if (lease.renewable === false)
+    return { kind: 'rotate', reason: RotationReason.NotRenewable, message: 'Vault does not renew this lease' };
   return { kind: 'renew', askSeconds: Math.max(1, Math.round(termSeconds)) };
 }
 
@@ -129,20 +137,30 @@ export interface PreviousLease {
 }
 
 /** Adds a lease to the previous ones; beyond MAX_PREVIOUS_LEASES the oldest overflow (to be revoked at once). */
-export function addPrevious(previous: readonly PreviousLease[], lease: PreviousLease): { previous: PreviousLease[]; overflow: PreviousLease[] } {
+export function addPrevious(
+  previous: readonly PreviousLease[],
+  lease: PreviousLease,
+): { previous: PreviousLease[]; overflow: PreviousLease[] } {
   const all = [...previous.filter((p) => p.id !== lease.id), lease];
   const overflow = all.length > MAX_PREVIOUS_LEASES ? all.slice(0, all.length - MAX_PREVIOUS_LEASES) : [];
   return { previous: all.slice(overflow.length), overflow };
 }
 
 /** When a rotation completes at `completedAtMs`: the leases it retired get their revocation time. */
-export function retirePrevious(previous: readonly PreviousLease[], completedAtMs: number, graceSeconds: number): PreviousLease[] {
+export function retirePrevious(
+  previous: readonly PreviousLease[],
+  completedAtMs: number,
+  graceSeconds: number,
+): PreviousLease[] {
   const at = new Date(completedAtMs + graceSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
   return previous.map((p) => (p.revokeAt ? p : { ...p, revokeAt: at }));
 }
 
 /** Previous leases due for revocation at `nowMs`, the rest, and when the next one falls due. */
-export function duePrevious(previous: readonly PreviousLease[], nowMs: number): { due: PreviousLease[]; keep: PreviousLease[]; nextAtMs?: number } {
+export function duePrevious(
+  previous: readonly PreviousLease[],
+  nowMs: number,
+): { due: PreviousLease[]; keep: PreviousLease[]; nextAtMs?: number } {
   const due: PreviousLease[] = [];
   const keep: PreviousLease[] = [];
   let nextAtMs: number | undefined;

@@ -18,7 +18,10 @@ import { redis } from './engines/redis.ts';
  */
 export interface AccessRole {
   metadata: DatabaseRole['metadata'];
-  spec: Pick<DatabaseRole['spec'], 'defaultTTL' | 'maxTTL' | 'renewFraction' | 'allowedRequestNamespaces' | 'secretTemplate' | 'approval'>;
+  spec: Pick<
+    DatabaseRole['spec'],
+    'defaultTTL' | 'maxTTL' | 'renewFraction' | 'allowedRequestNamespaces' | 'secretTemplate' | 'approval'
+  >;
   status?: Pick<NonNullable<DatabaseRole['status']>, 'phase' | 'vaultRole'>;
 }
 

@@ -7,11 +7,31 @@
 // A failure is recorded the same way (failureStatus) and then thrown: RetryableError for the queue to retry
 // (after the error's retryAfterMs, or its per-key backoff), TerminalError when only a change to the object helps.
 import {
-  Annotations, ConditionType, FINALIZER, KUBEVAULT_FINALIZER, Reason, isAbnormal, type AppBinding, type DatabaseAccessRequest, type EventReason,
+  Annotations,
+  ConditionType,
+  FINALIZER,
+  KUBEVAULT_FINALIZER,
+  Reason,
+  isAbnormal,
+  type AppBinding,
+  type DatabaseAccessRequest,
+  type EventReason,
 } from '../../api/index.ts';
 import {
-  DONE, PatchType, RetryableError, TerminalError, addFinalizer, describeError, isNotFound, patchStatus, removeFinalizer, requeueAfter,
-  type EventRecorder, type ReconcileContext, type ResourceType, type Result,
+  DONE,
+  PatchType,
+  RetryableError,
+  TerminalError,
+  addFinalizer,
+  describeError,
+  isNotFound,
+  patchStatus,
+  removeFinalizer,
+  requeueAfter,
+  type EventRecorder,
+  type ReconcileContext,
+  type ResourceType,
+  type Result,
 } from '../../lib/runtime/index.ts';
 import type { ControllerContext } from '../shared/context.ts';
 import { DATABASE_ACCESS_REQUESTS } from '../shared/resources.ts';
@@ -27,7 +47,17 @@ import type { RequestMemory } from './memory.ts';
 import type { LeaseMetrics } from './metrics.ts';
 import type { Failure, Observed, RenewalAnswer } from './observe.ts';
 import {
-  RETRY_MS, failureStatus, foldIssued, type Issued, foldPreviousRevoked, foldRestarted, foldRevocationsDone, type EventIntent, type Plan, type Revocation, type Step,
+  RETRY_MS,
+  failureStatus,
+  foldIssued,
+  type Issued,
+  foldPreviousRevoked,
+  foldRestarted,
+  foldRevocationsDone,
+  type EventIntent,
+  type Plan,
+  type Revocation,
+  type Step,
 } from './plan.ts';
 import type { RevocationTarget } from './revocation.ts';
 
@@ -50,11 +80,21 @@ const WORKLOADS: Record<string, ResourceType> = {
 };
 
 /** Reasons whose Event is part of the audit trail (who asked and decided, in its message and a log line). */
-const AUDITED = new Set<string>([Reason.RevokedOnDemand, Reason.LeaseExpired, Reason.ApprovalTimedOut, Reason.ReasonRequired, Reason.SelfApprovalForbidden, Reason.RevocationFailed]);
+const AUDITED = new Set<string>([
+  Reason.RevokedOnDemand,
+  Reason.LeaseExpired,
+  Reason.ApprovalTimedOut,
+  Reason.ReasonRequired,
+  Reason.SelfApprovalForbidden,
+  Reason.RevocationFailed,
+]);
 
 /** A step failed: what to record, and how to retry. */
 class StepFailure extends Error {
-  constructor(readonly failure: Failure & { revocation?: RevocationTarget; why?: string }, override readonly cause: unknown) {
+  constructor(
+    readonly failure: Failure & { revocation?: RevocationTarget; why?: string },
+    override readonly cause: unknown,
+  ) {
     super(failure.message);
   }
 }
@@ -71,7 +111,11 @@ export class Pass {
   private issued?: Issued;
   private plan?: Plan;
 
-  constructor(private readonly o: Observed, private readonly fx: RequestEffects, private readonly ctx: ReconcileContext) {
+  constructor(
+    private readonly o: Observed,
+    private readonly fx: RequestEffects,
+    private readonly ctx: ReconcileContext,
+  ) {
     this.current = o.request;
     this.status = structuredClone(o.request.status ?? {}) as Status;
     this.initialConditions = o.request.status?.conditions ?? [];
@@ -84,7 +128,8 @@ export class Pass {
     this.events.push(...plan.events);
     this.requeueAtMs = plan.requeueAtMs;
     // Issuance latency is measured from the first pass that saw the request approved and waiting for a credential.
-    if (plan.awaitingFirstIssue) this.fx.memory.approvalSeenAt(this.current.metadata.uid ?? '', this.ctx.now().getTime());
+    if (plan.awaitingFirstIssue)
+      this.fx.memory.approvalSeenAt(this.current.metadata.uid ?? '', this.ctx.now().getTime());
     if (plan.failure) throw new StepFailure(plan.failure, undefined);
     let answer: RenewalAnswer | undefined;
     for (const step of plan.steps) answer = (await this.step(step)) || answer;
@@ -129,11 +174,18 @@ export class Pass {
         return;
       } catch (err) {
         if (!(err instanceof RetryableError && err.reason === 'Conflict') || attempt >= 3) throw err;
-        const fresh = await this.fx.c.kube.get<DatabaseAccessRequest>(DATABASE_ACCESS_REQUESTS, this.current.metadata.namespace ?? '', this.current.metadata.name ?? '', this.ctx);
+        const fresh = await this.fx.c.kube.get<DatabaseAccessRequest>(
+          DATABASE_ACCESS_REQUESTS,
+          this.current.metadata.namespace ?? '',
+          this.current.metadata.name ?? '',
+          this.ctx,
+        );
         if (fresh.status?.issuance?.attempt !== this.status.issuance?.attempt) throw err;
         this.current = fresh;
         this.status = structuredClone(fresh.status ?? {}) as Status;
-        this.apply(foldIssued({ dar: fresh, status: this.status, issued, role: this.o.role, now: this.ctx.now() }).update);
+        this.apply(
+          foldIssued({ dar: fresh, status: this.status, issued, role: this.o.role, now: this.ctx.now() }).update,
+        );
       }
     }
   }
@@ -144,19 +196,34 @@ export class Pass {
    */
   async fail(err: unknown): Promise<never> {
     if (err instanceof RetryableError && err.reason === 'Conflict') throw err;
-    const f: Failure & { revocation?: RevocationTarget; why?: string } = err instanceof StepFailure ? err.failure : this.issuanceFailure(err);
+    const f: Failure & { revocation?: RevocationTarget; why?: string } =
+      err instanceof StepFailure ? err.failure : this.issuanceFailure(err);
     const cause = err instanceof StepFailure ? err.cause : err;
     if (f.reason === 'InternalError') {
       // A bug, or an answer nobody expected: the log must show it.
-      this.ctx.log.error('a pass over the request failed unexpectedly', { namespace: this.current.metadata.namespace, name: this.current.metadata.name, error: f.message });
+      this.ctx.log.error('a pass over the request failed unexpectedly', {
+        namespace: this.current.metadata.namespace,
+        name: this.current.metadata.name,
+        error: f.message,
+      });
     }
-    const rotation = this.status.rotation?.requestedAt && !this.status.rotation.completedAt ? this.status.rotation : undefined;
-    if (rotation && f.revocation === undefined) this.fx.metrics.rotations.labels(rotation.reason ?? 'unknown', 'error').inc();
+    const rotation =
+      this.status.rotation?.requestedAt && !this.status.rotation.completedAt ? this.status.rotation : undefined;
+    if (rotation && f.revocation === undefined)
+      this.fx.metrics.rotations.labels(rotation.reason ?? 'unknown', 'error').inc();
     this.apply(failureStatus(this.current, this.status, { ...f, cause }));
-    await this.write().catch((e) => this.ctx.log.warn('could not record a failure in status', { error: describeError(e), namespace: this.current.metadata.namespace }));
+    await this.write().catch((e) =>
+      this.ctx.log.warn('could not record a failure in status', {
+        error: describeError(e),
+        namespace: this.current.metadata.namespace,
+      }),
+    );
     this.emitAll();
     if (f.terminal) throw new TerminalError(f.reason, f.message);
-    throw new RetryableError(f.reason, f.message, { cause, retryAfterMs: f.retryAfterMs ?? (explain(cause).retryable ? 10_000 : 60_000) });
+    throw new RetryableError(f.reason, f.message, {
+      cause,
+      retryAfterMs: f.retryAfterMs ?? (explain(cause).retryable ? 10_000 : 60_000),
+    });
   }
 
   // ---- steps ---------------------------------------------------------------------------------------------
@@ -180,11 +247,24 @@ export class Pass {
       case 'revokeLease':
         return this.revoke(s.revocation, s.stopOnFailure);
       case 'sweep': {
-        const target = { key: `sweep/${this.current.metadata.uid}`, subject: 'a lease issued for this request before a restart and never recorded' };
+        const target = {
+          key: `sweep/${this.current.metadata.uid}`,
+          subject: 'a lease issued for this request before a restart and never recorded',
+        };
         await this.guardRevocation(target, s.why, true, async () => {
           const session = await this.session(s.attempt.vaultAppBinding);
-          if (!session) throw new RetryableError(Reason.ReferenceNotFound, 'the Vault AppBinding the unfinished issuance used is gone');
-          await sweep(s.attempt, { vault: { client: session.client, signal: ctx.signal }, leases: this.fx.leases, recordedLeases: () => this.recordedLeases(), dar: this.current, ctx });
+          if (!session)
+            throw new RetryableError(
+              Reason.ReferenceNotFound,
+              'the Vault AppBinding the unfinished issuance used is gone',
+            );
+          await sweep(s.attempt, {
+            vault: { client: session.client, signal: ctx.signal },
+            leases: this.fx.leases,
+            recordedLeases: () => this.recordedLeases(),
+            dar: this.current,
+            ctx,
+          });
         });
         return;
       }
@@ -196,16 +276,42 @@ export class Pass {
       case 'renewLease': {
         const ref = this.current.status?.issuance?.vaultAppBinding;
         const session = await this.session(ref);
-        if (!session) throw new StepFailure({ reason: Reason.ReferenceNotFound, message: `the Vault AppBinding this request's lease was issued through is gone; cannot renew lease ${s.leaseId}` }, undefined);
-        const answer = await this.fx.leases.renew({ client: session.client, signal: ctx.signal }, { uid: this.current.metadata.uid ?? '', leaseId: s.leaseId, askSeconds: s.askSeconds, termSeconds: s.termSeconds });
+        if (!session)
+          throw new StepFailure(
+            {
+              reason: Reason.ReferenceNotFound,
+              message: `the Vault AppBinding this request's lease was issued through is gone; cannot renew lease ${s.leaseId}`,
+            },
+            undefined,
+          );
+        const answer = await this.fx.leases.renew(
+          { client: session.client, signal: ctx.signal },
+          {
+            uid: this.current.metadata.uid ?? '',
+            leaseId: s.leaseId,
+            askSeconds: s.askSeconds,
+            termSeconds: s.termSeconds,
+          },
+        );
         if (answer.kind === 'failed') {
-          ctx.log.warn('lease renewal failed', { namespace: this.current.metadata.namespace, name: this.current.metadata.name, leaseId: s.leaseId, failures: answer.failures, error: answer.message });
+          ctx.log.warn('lease renewal failed', {
+            namespace: this.current.metadata.namespace,
+            name: this.current.metadata.name,
+            leaseId: s.leaseId,
+            failures: answer.failures,
+            error: answer.message,
+          });
         }
         return answer;
       }
       case 'ensureGrants': {
-        const waitMs = await ensureGrants({ kube: c.kube, caches: c.caches, created: this.fx.memory.createdGrants }, { ...this.current, status: this.status }, ctx);
-        if (waitMs !== undefined) this.requeueAtMs = Math.min(this.requeueAtMs ?? Infinity, ctx.now().getTime() + waitMs);
+        const waitMs = await ensureGrants(
+          { kube: c.kube, caches: c.caches, created: this.fx.memory.createdGrants },
+          { ...this.current, status: this.status },
+          ctx,
+        );
+        if (waitMs !== undefined)
+          this.requeueAtMs = Math.min(this.requeueAtMs ?? Infinity, ctx.now().getTime() + waitMs);
         return;
       }
       case 'rerenderSecret': {
@@ -223,18 +329,36 @@ export class Pass {
     const ok = await this.guardRevocation(r.leaseId, r.why, stopOnFailure, async () => {
       const session = await this.session(r.vaultAppBinding);
       // Planned with its Vault AppBinding there; gone since: not revoked, so not done.
-      if (!session) throw new RetryableError(Reason.ReferenceNotFound, `the Vault AppBinding lease ${r.leaseId} was issued through is gone`);
-      const outcome = await this.fx.leases.revoke({ client: session.client, signal: this.ctx.signal }, r.leaseId, r.reason);
+      if (!session)
+        throw new RetryableError(
+          Reason.ReferenceNotFound,
+          `the Vault AppBinding lease ${r.leaseId} was issued through is gone`,
+        );
+      const outcome = await this.fx.leases.revoke(
+        { client: session.client, signal: this.ctx.signal },
+        r.leaseId,
+        r.reason,
+      );
       if (r.previous) {
         const { update, event } = foldPreviousRevoked(this.status, r, outcome);
         this.apply(update);
         this.events.push(event);
       }
     });
-    if (ok && r.reason === 'revoke-now') this.ctx.log.info('revoked on demand', { namespace: this.current.metadata.namespace, name: this.current.metadata.name, leaseId: r.leaseId });
+    if (ok && r.reason === 'revoke-now')
+      this.ctx.log.info('revoked on demand', {
+        namespace: this.current.metadata.namespace,
+        name: this.current.metadata.name,
+        leaseId: r.leaseId,
+      });
   }
 
-  private async guardRevocation(target: RevocationTarget, why: string, stopOnFailure: boolean, revoke: () => Promise<void>): Promise<boolean> {
+  private async guardRevocation(
+    target: RevocationTarget,
+    why: string,
+    stopOnFailure: boolean,
+    revoke: () => Promise<void>,
+  ): Promise<boolean> {
     try {
       await revoke();
       if (typeof target !== 'string') this.fx.memory.revocationRetries.done(target.key);
@@ -245,8 +369,13 @@ export class Pass {
       const delay = this.fx.memory.revocationRetries.failed(key, nowMs);
       const { reason, message } = explain(err);
       this.ctx.log.warn('lease not revoked, will retry', {
-        namespace: this.current.metadata.namespace, name: this.current.metadata.name, leaseId: key, context: why,
-        failures: this.fx.memory.revocationRetries.failures(key), retryInSeconds: Math.round(delay / 1000), error: message,
+        namespace: this.current.metadata.namespace,
+        name: this.current.metadata.name,
+        leaseId: key,
+        context: why,
+        failures: this.fx.memory.revocationRetries.failures(key),
+        retryInSeconds: Math.round(delay / 1000),
+        error: message,
       });
       this.revocationFailed = true;
       const failure = { reason, message, retryAfterMs: delay, revocation: target, why };
@@ -262,10 +391,20 @@ export class Pass {
     const { leases } = this.fx;
     const ctx = this.ctx;
     const session = await this.session(order.issuance.vaultAppBinding);
-    if (!session) throw new StepFailure({ reason: Reason.ReferenceNotFound, message: `the Vault AppBinding ${order.issuance.vaultAppBinding?.name} is gone` }, undefined);
+    if (!session)
+      throw new StepFailure(
+        {
+          reason: Reason.ReferenceNotFound,
+          message: `the Vault AppBinding ${order.issuance.vaultAppBinding?.name} is gone`,
+        },
+        undefined,
+      );
     let rotation: Status['rotation'];
     const issued = await issueCredential(this.current, order, {
-      session, leases, layout: this.o.layout!, ctx,
+      session,
+      leases,
+      layout: this.o.layout!,
+      ctx,
       recordedLeases: () => this.recordedLeases(),
       checkpoint: async (issuance, secretName) => {
         // The checkpoint: durable before Vault is asked, so a crash after it is found by the sweep. It carries
@@ -277,7 +416,13 @@ export class Pass {
       },
     });
     this.issued = issued;
-    const { update, events, requeueAtMs, retired } = foldIssued({ dar: this.current, status: this.status, issued, role: this.o.role, now: ctx.now() });
+    const { update, events, requeueAtMs, retired } = foldIssued({
+      dar: this.current,
+      status: this.status,
+      issued,
+      role: this.o.role,
+      now: ctx.now(),
+    });
     this.apply(update);
     this.events.push(...events);
     if (requeueAtMs !== undefined) this.requeueAtMs = Math.min(this.requeueAtMs ?? Infinity, requeueAtMs);
@@ -286,11 +431,24 @@ export class Pass {
     const ns = this.current.metadata.namespace;
     if (rotation?.requestedAt && !rotation.completedAt) {
       this.fx.metrics.rotations.labels(rotation.reason ?? 'unknown', 'success').inc();
-      ctx.log.info('rotated credential', { namespace: ns, name: this.current.metadata.name, leaseId: issued.leaseId, reason: rotation.reason, secret: issued.secretName });
+      ctx.log.info('rotated credential', {
+        namespace: ns,
+        name: this.current.metadata.name,
+        leaseId: issued.leaseId,
+        reason: rotation.reason,
+        secret: issued.secretName,
+      });
     } else {
       const seen = this.fx.memory.issuedFirst(uid);
-      if (seen !== undefined && !issued.adopted) this.fx.metrics.issuanceLatency.observe(Math.max(0, ctx.now().getTime() - seen) / 1000);
-      ctx.log.info('issued credential', { namespace: ns, name: this.current.metadata.name, leaseId: issued.leaseId, secret: issued.secretName, adopted: !!issued.adopted });
+      if (seen !== undefined && !issued.adopted)
+        this.fx.metrics.issuanceLatency.observe(Math.max(0, ctx.now().getTime() - seen) / 1000);
+      ctx.log.info('issued credential', {
+        namespace: ns,
+        name: this.current.metadata.name,
+        leaseId: issued.leaseId,
+        secret: issued.secretName,
+        adopted: !!issued.adopted,
+      });
     }
     // A retired lease is renewed to last until its revokeAt: the grace period is a promise to the clients still
     // using it, whatever was left of its term. Best effort: one at its max TTL can't be extended.
@@ -298,7 +456,12 @@ export class Pass {
       const left = p.revokeAt ? Math.ceil((Date.parse(p.revokeAt) - ctx.now().getTime()) / 1000) : NaN;
       if (!Number.isFinite(left) || left <= 0) continue;
       const s = await this.session(p.vaultAppBinding).catch(() => undefined);
-      await s?.client.renewLease(p.id, left + 5, { signal: ctx.signal }).catch((err: unknown) => ctx.log.debug('could not extend a retired lease for its grace period', { leaseId: p.id, error: explain(err).message }));
+      await s?.client.renewLease(p.id, left + 5, { signal: ctx.signal }).catch((err: unknown) =>
+        ctx.log.debug('could not extend a retired lease for its grace period', {
+          leaseId: p.id,
+          error: explain(err).message,
+        }),
+      );
     }
   }
 
@@ -316,16 +479,29 @@ export class Pass {
         done.push(`${t.kind}/${t.name}`);
       } catch (err) {
         if (isNotFound(err)) {
-          this.events.push({ type: 'Warning', reason: 'RolloutRestartFailed', message: `rolloutRestartTargets: ${t.kind} ${ns}/${t.name} does not exist; not restarted` });
+          this.events.push({
+            type: 'Warning',
+            reason: 'RolloutRestartFailed',
+            message: `rolloutRestartTargets: ${t.kind} ${ns}/${t.name} does not exist; not restarted`,
+          });
           continue;
         }
-        this.events.push({ type: 'Warning', reason: 'RolloutRestartFailed', message: `could not restart ${t.kind} ${ns}/${t.name}, will retry: ${explain(err).message}` });
+        this.events.push({
+          type: 'Warning',
+          reason: 'RolloutRestartFailed',
+          message: `could not restart ${t.kind} ${ns}/${t.name}, will retry: ${explain(err).message}`,
+        });
         // status.rotation.restartedAt stays unset: a later pass tries again (same value: one restart).
         this.requeueAtMs = Math.min(this.requeueAtMs ?? Infinity, this.ctx.now().getTime() + RETRY_MS);
         return;
       }
     }
-    if (done.length) this.events.push({ type: 'Normal', reason: 'RolloutRestartTriggered', message: `restarted ${done.join(', ')} for the credential rotated at ${at}` });
+    if (done.length)
+      this.events.push({
+        type: 'Normal',
+        reason: 'RolloutRestartTriggered',
+        message: `restarted ${done.join(', ')} for the credential rotated at ${at}`,
+      });
     this.apply(foldRestarted(this.status, this.ctx.now()));
   }
 
@@ -338,7 +514,13 @@ export class Pass {
   /** Writes the pass's status if it differs from the request's (resourceVersion-guarded). */
   private async write(): Promise<void> {
     const before = this.current.metadata.resourceVersion;
-    const { object, changed } = await patchStatus(this.fx.c.kube, DATABASE_ACCESS_REQUESTS, this.current, this.status, this.ctx);
+    const { object, changed } = await patchStatus(
+      this.fx.c.kube,
+      DATABASE_ACCESS_REQUESTS,
+      this.current,
+      this.status,
+      this.ctx,
+    );
     this.current = object;
     if (changed) this.fx.memory.wrote(before, object);
   }
@@ -357,7 +539,12 @@ export class Pass {
       if (!now || (before && before.status === now.status && before.reason === now.reason)) continue;
       const told = [...this.events, ...transitions];
       if (told.some((e) => e.reason === now.reason || (now.status === 'True' && e.type === 'Normal'))) continue;
-      transitions.push({ type: isAbnormal(now, after) ? 'Warning' : 'Normal', reason: (now.reason ?? type) as EventReason, message: now.message ?? '', audit: AUDITED.has(now.reason ?? '') });
+      transitions.push({
+        type: isAbnormal(now, after) ? 'Warning' : 'Normal',
+        reason: (now.reason ?? type) as EventReason,
+        message: now.message ?? '',
+        audit: AUDITED.has(now.reason ?? ''),
+      });
     }
     const dar = { ...this.current, status: this.status };
     const at = this.ctx.now();
@@ -365,7 +552,8 @@ export class Pass {
       this.fx.events.event(dar, e.type, e.reason, e.audit ? `${e.message}${auditSuffix(dar)}` : e.message);
       if (e.audit) this.ctx.log.info(`audit: ${e.reason}`, auditRecord(dar, e.reason, e.message, at));
     }
-    for (const a of this.plan?.audits ?? []) this.ctx.log.info(`audit: ${a.action}`, auditRecord(dar, a.action, a.message, at));
+    for (const a of this.plan?.audits ?? [])
+      this.ctx.log.info(`audit: ${a.action}`, auditRecord(dar, a.action, a.message, at));
     this.events.length = 0;
   }
 
@@ -374,9 +562,13 @@ export class Pass {
   /** A failure on the way to a credential: its reason (Vault refusing to issue is KubeVault's FailedToGetCredential). */
   private issuanceFailure(err: unknown): Failure {
     const explained = explain(err);
-    const reason = explained.reason === 'VaultServer' || explained.reason === 'VaultInvalid' ? Reason.FailedToGetCredential : explained.reason;
+    const reason =
+      explained.reason === 'VaultServer' || explained.reason === 'VaultInvalid'
+        ? Reason.FailedToGetCredential
+        : explained.reason;
     return {
-      reason, message: explained.message,
+      reason,
+      message: explained.message,
       terminal: err instanceof TerminalError && !(err instanceof ReferenceNotAllowed),
       ...(err instanceof ReferenceNotAllowed ? { retryAfterMs: 60_000 } : {}),
     };
@@ -385,7 +577,10 @@ export class Pass {
   /** The Vault session of an AppBinding a lease was (or is to be) issued through; undefined when it is gone. */
   private async session(ref: Ref | undefined): Promise<VaultConnection | undefined> {
     if (!ref) return undefined;
-    const ab: AppBinding | undefined = this.fx.c.caches.appBindings.get(ref.namespace || this.current.metadata.namespace || '', ref.name);
+    const ab: AppBinding | undefined = this.fx.c.caches.appBindings.get(
+      ref.namespace || this.current.metadata.namespace || '',
+      ref.name,
+    );
     return ab ? this.fx.c.connections.forAppBinding(ab, this.ctx.signal) : undefined;
   }
 

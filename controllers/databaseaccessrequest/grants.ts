@@ -1,6 +1,15 @@
 // Access to a request's credential: its spec.subjects may read its Secret, and nothing else.
 import type { DatabaseAccessRequest } from '../../api/index.ts';
-import { RetryableError, controllerOwnerRef, deepEqual, isConflict, type KubeClient, type ReconcileContext, type ResourceType, type WatchCache } from '../../lib/runtime/index.ts';
+import {
+  RetryableError,
+  controllerOwnerRef,
+  deepEqual,
+  isConflict,
+  type KubeClient,
+  type ReconcileContext,
+  type ResourceType,
+  type WatchCache,
+} from '../../lib/runtime/index.ts';
 import type { Caches, Grant } from '../shared/context.ts';
 import { ROLE_BINDINGS, ROLES } from '../shared/resources.ts';
 import { credentialLabels } from './credential-secret.ts';
@@ -46,21 +55,47 @@ export interface GrantDeps {
  * change or deletion of either wakes the request (its setup.ts) and is put right at once. Returns, when one
  * this process just created isn't in the cache yet, how long until it is looked at again (ms).
  */
-export async function ensureGrants(deps: GrantDeps, dar: DatabaseAccessRequest, ctx: ReconcileContext): Promise<number | undefined> {
+export async function ensureGrants(
+  deps: GrantDeps,
+  dar: DatabaseAccessRequest,
+  ctx: ReconcileContext,
+): Promise<number | undefined> {
   const ns = dar.metadata.namespace ?? '';
   const secretName = dar.status?.secret?.name;
   if (!secretName) return undefined;
-  const metadata = { name: secretName, namespace: ns, labels: credentialLabels(dar), ownerReferences: [controllerOwnerRef(dar)] };
-  const role = { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata, rules: [{ apiGroups: [''], resources: ['secrets'], resourceNames: [secretName], verbs: ['get'] }] };
-  const binding = {
-    apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata,
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: secretName },
-    subjects: dar.spec.subjects.map((s) => s.kind === 'ServiceAccount'
-      ? { kind: 'ServiceAccount', name: s.name, namespace: s.namespace ?? ns }
-      : { kind: s.kind, name: s.name, apiGroup: 'rbac.authorization.k8s.io' }),
+  const metadata = {
+    name: secretName,
+    namespace: ns,
+    labels: credentialLabels(dar),
+    ownerReferences: [controllerOwnerRef(dar)],
   };
-  const a = await ensure(deps, { resource: ROLES, cache: deps.caches.grantRoles, desired: role, fields: ['rules'] }, ctx);
-  const b = await ensure(deps, { resource: ROLE_BINDINGS, cache: deps.caches.grantBindings, desired: binding, fields: ['roleRef', 'subjects'] }, ctx);
+  const role = {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata,
+    rules: [{ apiGroups: [''], resources: ['secrets'], resourceNames: [secretName], verbs: ['get'] }],
+  };
+  const binding = {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata,
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: secretName },
+    subjects: dar.spec.subjects.map((s) =>
+      s.kind === 'ServiceAccount'
+        ? { kind: 'ServiceAccount', name: s.name, namespace: s.namespace ?? ns }
+        : { kind: s.kind, name: s.name, apiGroup: 'rbac.authorization.k8s.io' },
+    ),
+  };
+  const a = await ensure(
+    deps,
+    { resource: ROLES, cache: deps.caches.grantRoles, desired: role, fields: ['rules'] },
+    ctx,
+  );
+  const b = await ensure(
+    deps,
+    { resource: ROLE_BINDINGS, cache: deps.caches.grantBindings, desired: binding, fields: ['roleRef', 'subjects'] },
+    ctx,
+  );
   return a === undefined ? b : b === undefined ? a : Math.min(a, b);
 }
 
@@ -72,7 +107,11 @@ interface Desired {
   fields: string[];
 }
 
-async function ensure({ kube, created }: GrantDeps, { resource, cache, desired, fields }: Desired, ctx: ReconcileContext): Promise<number | undefined> {
+async function ensure(
+  { kube, created }: GrantDeps,
+  { resource, cache, desired, fields }: Desired,
+  ctx: ReconcileContext,
+): Promise<number | undefined> {
   const { name, namespace: ns } = desired.metadata;
   const key = `${resource.plural}/${ns}/${name}`;
   let existing: Grant | undefined = cache.get(ns, name);
@@ -90,16 +129,23 @@ async function ensure({ kube, created }: GrantDeps, { resource, cache, desired, 
     }
     // There already (the cache hadn't caught up, or someone else's object of that name): look at it.
     existing = await kube.tryGet<Grant>(resource, ns, name, ctx);
-    if (!existing) throw new RetryableError('Conflict', `${resource.kind} ${ns}/${name} was being deleted as it was created`);
+    if (!existing)
+      throw new RetryableError('Conflict', `${resource.kind} ${ns}/${name} was being deleted as it was created`);
   }
   const current = existing as Record<string, unknown>;
   if (!fields.some((f) => !deepEqual(current[f], desired[f]))) return undefined;
   try {
-    await kube.replace(resource, ns, name, { ...desired, metadata: { ...desired.metadata, resourceVersion: existing.metadata?.resourceVersion } } as never, ctx);
+    await kube.replace(
+      resource,
+      ns,
+      name,
+      { ...desired, metadata: { ...desired.metadata, resourceVersion: existing.metadata?.resourceVersion } } as never,
+      ctx,
+    );
   } catch (err) {
-    if (isConflict(err)) throw new RetryableError('Conflict', `${resource.kind} ${ns}/${name} changed since it was read`, { cause: err });
+    if (isConflict(err))
+      throw new RetryableError('Conflict', `${resource.kind} ${ns}/${name} changed since it was read`, { cause: err });
     throw err;
   }
   return undefined;
 }
-

@@ -12,7 +12,15 @@
 // only unrecorded leases it can find are the crashed attempt's own. Issuing calls share the role otherwise:
 // requests are issued in parallel, up to --concurrency.
 import { Annotations, Reason, type DatabaseAccessRequest } from '../../api/index.ts';
-import { KubeApiError, RetryableError, TerminalError, controllerOwnerRef, isConflict, rfc3339, type ReconcileContext } from '../../lib/runtime/index.ts';
+import {
+  KubeApiError,
+  RetryableError,
+  TerminalError,
+  controllerOwnerRef,
+  isConflict,
+  rfc3339,
+  type ReconcileContext,
+} from '../../lib/runtime/index.ts';
 import type { LeasedCredential } from '../../lib/vault/client.ts';
 import { crashPoint } from '../../lib/runtime/faults.ts';
 import { leasePrefix } from '../shared/names.ts';
@@ -51,23 +59,41 @@ export async function issueCredential(dar: DatabaseAccessRequest, order: IssueOr
     if (info) {
       const now = ctx.now();
       return {
-        leaseId: order.adopt, durationSeconds: info.ttlSeconds, renewable: info.renewable, issuedAt: info.issueTime ?? rfc3339(now),
-        expiresAt: info.expireTime ?? rfc3339(new Date(now.getTime() + info.ttlSeconds * 1000)), secretName: order.secretName,
-        ...(order.rotatedAt ? { rotatedAt: order.rotatedAt } : {}), adopted: true,
+        leaseId: order.adopt,
+        durationSeconds: info.ttlSeconds,
+        renewable: info.renewable,
+        issuedAt: info.issueTime ?? rfc3339(now),
+        expiresAt: info.expireTime ?? rfc3339(new Date(now.getTime() + info.ttlSeconds * 1000)),
+        secretName: order.secretName,
+        ...(order.rotatedAt ? { rotatedAt: order.rotatedAt } : {}),
+        adopted: true,
       };
     }
   }
   if (order.sweep) {
-    await sweep(order.sweep, { vault: { client: x.session.client, signal: ctx.signal }, leases, recordedLeases: x.recordedLeases, dar, ctx }).catch((err: unknown) => {
+    await sweep(order.sweep, {
+      vault: { client: x.session.client, signal: ctx.signal },
+      leases,
+      recordedLeases: x.recordedLeases,
+      dar,
+      ctx,
+    }).catch((err: unknown) => {
       // An unrecorded lease Vault didn't revoke: issuing another would leave it behind for good.
       const { reason, message } = explain(err);
-      throw new RetryableError(reason, `a lease issued for this request before a restart is not revoked, so nothing new is issued yet: ${message}`, { cause: err });
+      throw new RetryableError(
+        reason,
+        `a lease issued for this request before a restart is not revoked, so nothing new is issued yet: ${message}`,
+        { cause: err },
+      );
     });
   }
   dar = await x.checkpoint(order.issuance, order.secretName);
 
   const { client, ownedBy } = await x.session.issuingClient();
-  let cred: LeasedCredential = await leases.issue({ client, signal: ctx.signal }, { mount: order.issuance.mount!, vaultRole: order.issuance.role!, forUid: dar.metadata.uid ?? '' });
+  let cred: LeasedCredential = await leases.issue(
+    { client, signal: ctx.signal },
+    { mount: order.issuance.mount!, vaultRole: order.issuance.role!, forUid: dar.metadata.uid ?? '' },
+  );
   crashPoint('crash-after-issue'); // the window exactly-once must survive: issued, recorded nowhere
   try {
     if (order.ttlSeconds !== undefined && order.ttlSeconds !== cred.leaseDurationSeconds && cred.renewable) {
@@ -79,10 +105,14 @@ export async function issueCredential(dar: DatabaseAccessRequest, order: IssueOr
     await writeSecret(x, dar, order, { data, leaseId: cred.leaseId });
     crashPoint('crash-after-secret'); // the other window: in the Secret, not in status
     return {
-      leaseId: cred.leaseId, durationSeconds: cred.leaseDurationSeconds, renewable: cred.renewable, issuedAt: rfc3339(now),
-      expiresAt: rfc3339(new Date(now.getTime() + cred.leaseDurationSeconds * 1000)), secretName: order.secretName,
+      leaseId: cred.leaseId,
+      durationSeconds: cred.leaseDurationSeconds,
+      renewable: cred.renewable,
+      issuedAt: rfc3339(now),
+      expiresAt: rfc3339(new Date(now.getTime() + cred.leaseDurationSeconds * 1000)),
+      secretName: order.secretName,
       ...(order.rotatedAt ? { rotatedAt: order.rotatedAt } : {}),
-      note: ownedBy === 'login-token' ? ' (owned by the operator\'s login token: no issuer token role in Vault)' : '',
+      note: ownedBy === 'login-token' ? " (owned by the operator's login token: no issuer token role in Vault)" : '',
     };
   } catch (err) {
     // Not in the Secret: give the lease back now rather than leave it to the next pass's sweep (which may take
@@ -90,7 +120,10 @@ export async function issueCredential(dar: DatabaseAccessRequest, order: IssueOr
     await leases.giveBack({ client: x.session.client }, cred.leaseId);
     // The API server refusing the Secret as invalid will refuse it again: not a retry (a lease each time).
     if (err instanceof KubeApiError && err.statusCode === 422) {
-      throw new TerminalError(Reason.FailedToCreateSecret, `the API server refused the credential's Secret ${order.secretName}: ${err.message}`);
+      throw new TerminalError(
+        Reason.FailedToCreateSecret,
+        `the API server refused the credential's Secret ${order.secretName}: ${err.message}`,
+      );
     }
     throw err;
   }
@@ -101,7 +134,16 @@ export async function issueCredential(dar: DatabaseAccessRequest, order: IssueOr
  * didn't revoke one (it stays live and unrecorded: the caller must not go on as if it were gone), or when the
  * leases can't be listed (not knowing is not "none left").
  */
-export async function sweep(attempt: Issuance, x: { vault: VaultAt; leases: LeaseOps; recordedLeases: () => Set<string>; dar: DatabaseAccessRequest; ctx: ReconcileContext }): Promise<void> {
+export async function sweep(
+  attempt: Issuance,
+  x: {
+    vault: VaultAt;
+    leases: LeaseOps;
+    recordedLeases: () => Set<string>;
+    dar: DatabaseAccessRequest;
+    ctx: ReconcileContext;
+  },
+): Promise<void> {
   const { vault, leases, recordedLeases, dar, ctx } = x;
   const { mount, role, startedAt } = attempt;
   if (!mount || !role || !startedAt) return;
@@ -114,7 +156,11 @@ export async function sweep(attempt: Issuance, x: { vault: VaultAt; leases: Leas
     } catch (err) {
       // The reason stays Vault's (VaultUnreachable, VaultPermissionDenied, …): that is what a person must fix.
       const { reason, message } = explain(err);
-      throw new RetryableError(reason, `could not list the leases under ${leasePrefix(mount, role)} to find one issued before a restart: ${message}`, { cause: err });
+      throw new RetryableError(
+        reason,
+        `could not list the leases under ${leasePrefix(mount, role)} to find one issued before a restart: ${message}`,
+        { cause: err },
+      );
     }
     const since = Date.parse(startedAt) - SWEEP_SKEW_MS;
     for (const leaseId of ids) {
@@ -122,14 +168,28 @@ export async function sweep(attempt: Issuance, x: { vault: VaultAt; leases: Leas
       const info = await vault.client.lookupLease(leaseId, { signal: vault.signal });
       if (!info?.issueTime || Date.parse(info.issueTime) < since) continue;
       if ((await leases.revoke(vault, leaseId, 'orphan')) === 'gone') continue;
-      leases.event(dar, { type: 'Warning', reason: 'OrphanLeaseRevoked', message: `revoked lease ${leaseId}: it was issued for this request before a restart and never recorded`, audit: true });
-      ctx.log.warn('revoked an unrecorded lease', { leaseId, namespace: dar.metadata.namespace, name: dar.metadata.name });
+      leases.event(dar, {
+        type: 'Warning',
+        reason: 'OrphanLeaseRevoked',
+        message: `revoked lease ${leaseId}: it was issued for this request before a restart and never recorded`,
+        audit: true,
+      });
+      ctx.log.warn('revoked an unrecorded lease', {
+        leaseId,
+        namespace: dar.metadata.namespace,
+        name: dar.metadata.name,
+      });
     }
   });
 }
 
 /** Writes the credential into the request's Secret (created the first time), annotated with its lease and attempt. */
-async function writeSecret(x: IssueContext, dar: DatabaseAccessRequest, order: IssueOrder, w: { data: Record<string, string>; leaseId: string; first?: boolean }): Promise<void> {
+async function writeSecret(
+  x: IssueContext,
+  dar: DatabaseAccessRequest,
+  order: IssueOrder,
+  w: { data: Record<string, string>; leaseId: string; first?: boolean },
+): Promise<void> {
   const { data, leaseId } = w;
   const first = w.first ?? order.first;
   const { ctx } = x;
@@ -138,11 +198,16 @@ async function writeSecret(x: IssueContext, dar: DatabaseAccessRequest, order: I
   const name = order.secretName;
   const existing = first ? undefined : await kube.tryGet<SecretMeta>(SECRETS, ns, name, ctx);
   if (existing && !existing.metadata?.ownerReferences?.some((o) => o.uid === dar.metadata.uid)) {
-    throw new TerminalError(Reason.FailedToCreateSecret, `Secret ${ns}/${name} exists and is not owned by this request`);
+    throw new TerminalError(
+      Reason.FailedToCreateSecret,
+      `Secret ${ns}/${name} exists and is not owned by this request`,
+    );
   }
   // Annotations others put on the Secret (a reloader's, say) stay; ours are replaced.
   const annotations: Record<string, string> = {
-    ...(existing?.metadata?.annotations ?? {}), [Annotations.leaseId]: leaseId, [Annotations.attempt]: order.issuance.attempt!,
+    ...(existing?.metadata?.annotations ?? {}),
+    [Annotations.leaseId]: leaseId,
+    [Annotations.attempt]: order.issuance.attempt!,
     // What is written, so that a change by hand is seen from the cache (shared/secret-integrity.ts).
     [Annotations.dataDigest]: dataDigestAnnotation(encodeData(data)),
   };
@@ -150,9 +215,12 @@ async function writeSecret(x: IssueContext, dar: DatabaseAccessRequest, order: I
   if (x.layout.hash) annotations[Annotations.layout] = x.layout.hash;
   else delete annotations[Annotations.layout];
   const body = {
-    apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'Opaque',
     metadata: {
-      name, namespace: ns,
+      name,
+      namespace: ns,
       labels: { ...(existing?.metadata?.labels ?? {}), ...credentialLabels(dar) },
       annotations,
       ownerReferences: [controllerOwnerRef(dar)],

@@ -89,7 +89,11 @@ export class LeaseLiveness {
    * none), then on its own when the listing doesn't show it. Records it alive when it is. 'unknown' when Vault
    * couldn't be asked (the caller keeps the lease and tries later).
    */
-  async check(lease: { uid: string; leaseId: string }, vault: VaultClient, how: { connectionKey: string; nowMs: () => number; signal?: AbortSignal }): Promise<Liveness> {
+  async check(
+    lease: { uid: string; leaseId: string },
+    vault: VaultClient,
+    how: { connectionKey: string; nowMs: () => number; signal?: AbortSignal },
+  ): Promise<Liveness> {
     const { uid, leaseId } = lease;
     const { connectionKey, nowMs, signal } = how;
     const prefix = leaseIdPrefix(leaseId);

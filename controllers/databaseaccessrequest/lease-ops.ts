@@ -42,7 +42,14 @@ export class LeaseOps {
   private readonly nowMs: () => number;
 
   constructor(o: LeaseOpsOptions) {
-    ({ kube: this.kube, metrics: this.metrics, memory: this.memory, roleGate: this.roleGate, emit: this.emit, nowMs: this.nowMs } = o);
+    ({
+      kube: this.kube,
+      metrics: this.metrics,
+      memory: this.memory,
+      roleGate: this.roleGate,
+      emit: this.emit,
+      nowMs: this.nowMs,
+    } = o);
   }
 
   /** `<mount>/creds/<role>`: a new lease, remembered at once so a concurrent sweep never takes it. */
@@ -68,14 +75,24 @@ export class LeaseOps {
    * Renews a lease for `askSeconds` and says what came of it: renewed (for how long), refused (Vault won't: a
    * lease that still exists), gone (Vault doesn't know it), or failed (Vault couldn't be asked: keep trying).
    */
-  async renew(vault: VaultAt, r: { uid: string; leaseId: string; askSeconds: number; termSeconds: number }): Promise<RenewalAnswer> {
+  async renew(
+    vault: VaultAt,
+    r: { uid: string; leaseId: string; askSeconds: number; termSeconds: number },
+  ): Promise<RenewalAnswer> {
     const { uid, leaseId, askSeconds, termSeconds } = r;
     try {
-      const granted = (await vault.client.renewLease(leaseId, askSeconds, { signal: vault.signal })).leaseDurationSeconds;
+      const granted = (await vault.client.renewLease(leaseId, askSeconds, { signal: vault.signal }))
+        .leaseDurationSeconds;
       const truncated = renewalTruncated(askSeconds, granted, termSeconds);
       this.metrics.renewals.labels(truncated ? 'truncated' : 'success').inc();
       this.memory.liveness.alive(uid, leaseId, this.nowMs());
-      return { kind: 'renewed', grantedSeconds: granted, askedSeconds: askSeconds, termSeconds, failuresBefore: this.memory.renewalAnswered(uid) };
+      return {
+        kind: 'renewed',
+        grantedSeconds: granted,
+        askedSeconds: askSeconds,
+        termSeconds,
+        failuresBefore: this.memory.renewalAnswered(uid),
+      };
     } catch (err) {
       if (err instanceof VaultRequestError && (err.kind === 'Invalid' || err.kind === 'NotFound')) {
         this.metrics.renewals.labels('refused').inc();
@@ -94,7 +111,8 @@ export class LeaseOps {
    */
   async revoke(vault: VaultAt, leaseId: string, reason: RevocationReason): Promise<'success' | 'gone'> {
     try {
-      const outcome = (await vault.client.revokeLease(leaseId, { signal: vault.signal })) === 'revoked' ? 'success' : 'gone';
+      const outcome =
+        (await vault.client.revokeLease(leaseId, { signal: vault.signal })) === 'revoked' ? 'success' : 'gone';
       this.metrics.revocations.labels(reason, outcome).inc();
       this.memory.revocationRetries.done(leaseId);
       return outcome;

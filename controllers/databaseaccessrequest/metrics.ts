@@ -27,15 +27,34 @@ export class LeaseMetrics {
   constructor(registry: Registry = new Registry()) {
     const registers = [registry];
     this.expiry = new Gauge({
-      name: 'leasehold_lease_expiry_timestamp_seconds', help: 'When the current lease of a DatabaseAccessRequest runs out unless renewed (Unix time)',
-      labelNames: ['namespace', 'name'], registers,
+      name: 'leasehold_lease_expiry_timestamp_seconds',
+      help: 'When the current lease of a DatabaseAccessRequest runs out unless renewed (Unix time)',
+      labelNames: ['namespace', 'name'],
+      registers,
     });
-    this.renewals = new Counter({ name: 'leasehold_lease_renewals_total', help: 'Lease renewals, by outcome (truncated: Vault granted less than asked, max TTL near)', labelNames: ['outcome'], registers });
-    this.rotations = new Counter({ name: 'leasehold_credential_rotations_total', help: 'Credential rotations, by reason and outcome', labelNames: ['reason', 'outcome'], registers });
-    this.revocations = new Counter({ name: 'leasehold_lease_revocations_total', help: 'Lease revocations, by reason and outcome', labelNames: ['reason', 'outcome'], registers });
+    this.renewals = new Counter({
+      name: 'leasehold_lease_renewals_total',
+      help: 'Lease renewals, by outcome (truncated: Vault granted less than asked, max TTL near)',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.rotations = new Counter({
+      name: 'leasehold_credential_rotations_total',
+      help: 'Credential rotations, by reason and outcome',
+      labelNames: ['reason', 'outcome'],
+      registers,
+    });
+    this.revocations = new Counter({
+      name: 'leasehold_lease_revocations_total',
+      help: 'Lease revocations, by reason and outcome',
+      labelNames: ['reason', 'outcome'],
+      registers,
+    });
     this.issuanceLatency = new Histogram({
-      name: 'leasehold_issuance_latency_seconds', help: 'From the approval of a request seen by the operator to its credential written into the Secret',
-      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300], registers,
+      name: 'leasehold_issuance_latency_seconds',
+      help: 'From the approval of a request seen by the operator to its credential written into the Secret',
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+      registers,
     });
   }
 

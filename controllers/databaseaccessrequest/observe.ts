@@ -98,8 +98,14 @@ export async function observe(dar: DatabaseAccessRequest, deps: ObserveDeps, ctx
   const roleNs = dar.spec.roleRef.namespace ?? ns;
   const roleName = `${dar.spec.roleRef.kind ?? 'PostgresRole'} ${roleNs}/${dar.spec.roleRef.name}`;
   const o: Observed = {
-    request: dar, stage, engine, roleName,
-    finalized: { ours: hasFinalizer(dar, FINALIZER), any: hasFinalizer(dar, FINALIZER) || hasFinalizer(dar, KUBEVAULT_FINALIZER) },
+    request: dar,
+    stage,
+    engine,
+    roleName,
+    finalized: {
+      ours: hasFinalizer(dar, FINALIZER),
+      any: hasFinalizer(dar, FINALIZER) || hasFinalizer(dar, KUBEVAULT_FINALIZER),
+    },
     secret: await secretView(dar, deps, ctx, stage),
     liveness: 'alive',
     vaultAppBindings: recordedVaultAppBindings(dar, c),
@@ -122,8 +128,10 @@ export async function observe(dar: DatabaseAccessRequest, deps: ObserveDeps, ctx
     const { reason, message } = explain(err);
     // A reference the other namespace doesn't admit is fixed by its opting in, which wakes the role and so this
     // request: not terminal, polled slowly meanwhile.
-    o.targetProblem = err instanceof ReferenceNotAllowed ? { reason, message, retryAfterMs: 60_000 }
-      : { reason, message, terminal: err instanceof TerminalError };
+    o.targetProblem =
+      err instanceof ReferenceNotAllowed
+        ? { reason, message, retryAfterMs: 60_000 }
+        : { reason, message, terminal: err instanceof TerminalError };
   }
   o.refusal = engine.referenceRefusal(role, c.caches, c.clusterName)?.message;
   if (!o.refusal) o.layout = secretLayout(engine, c.caches, dar, role);
@@ -133,12 +141,17 @@ export async function observe(dar: DatabaseAccessRequest, deps: ObserveDeps, ctx
 function roleProblem(o: Observed, ns: string): Failure | undefined {
   const dar = o.request;
   if (!o.engine) {
-    return { reason: 'ReferenceNotFound', message: `spec.roleRef.kind ${dar.spec.roleRef.kind} is not a role kind Leasehold serves`, terminal: true };
+    return {
+      reason: 'ReferenceNotFound',
+      message: `spec.roleRef.kind ${dar.spec.roleRef.kind} is not a role kind Leasehold serves`,
+      terminal: true,
+    };
   }
   if (!o.role) return { reason: 'ReferenceNotFound', message: `${o.roleName} named by spec.roleRef does not exist` };
   if (!namespaceAllowed(o.role, ns)) {
     return {
-      reason: 'NamespaceNotAllowed', terminal: true,
+      reason: 'NamespaceNotAllowed',
+      terminal: true,
       message: `${o.roleName} does not admit requests from namespace ${ns}: add "${ns}" to its spec.allowedRequestNamespaces`,
     };
   }
@@ -152,7 +165,12 @@ export function namespaceAllowed(role: AccessRole, requestNamespace: string): bo
   return allowed.includes('*') || allowed.includes(requestNamespace);
 }
 
-async function secretView(dar: DatabaseAccessRequest, deps: ObserveDeps, ctx: ReconcileContext, stage: Stage): Promise<SecretView> {
+async function secretView(
+  dar: DatabaseAccessRequest,
+  deps: ObserveDeps,
+  ctx: ReconcileContext,
+  stage: Stage,
+): Promise<SecretView> {
   const name = dar.status?.secret?.name;
   const cached = ownedSecret(deps.c.caches, dar);
   const view: SecretView = { name, present: !!cached, drift: 'intact', ...annotationsOf(cached) };
@@ -162,33 +180,59 @@ async function secretView(dar: DatabaseAccessRequest, deps: ObserveDeps, ctx: Re
     // An attempt that wasn't recorded: what its Secret holds decides between adopting its lease and sweeping,
     // and the cache may not show our own write yet. Read it.
     const live = await deps.c.kube.tryGet<SecretMeta>(SECRETS, dar.metadata.namespace ?? '', name, ctx);
-    const ours = !!live && !live.metadata?.deletionTimestamp && !!live.metadata?.ownerReferences?.some((r) => r.uid === dar.metadata.uid);
-    return ours ? { ...view, present: true, ...annotationsOf(live) } : { ...view, present: false, leaseId: undefined, attempt: undefined };
+    const ours =
+      !!live &&
+      !live.metadata?.deletionTimestamp &&
+      !!live.metadata?.ownerReferences?.some((r) => r.uid === dar.metadata.uid);
+    return ours
+      ? { ...view, present: true, ...annotationsOf(live) }
+      : { ...view, present: false, leaseId: undefined, attempt: undefined };
   }
   // Only a recorded, approved credential is checked against the live Secret; every other stage reads the cache.
   if (stage !== 'approved' || !dar.status?.lease?.id || !dar.status.issuance?.completed) return view;
   if (!cached) {
     // The cache may lag behind our own create: an absence is confirmed by a read.
     const live = await deps.c.kube.tryGet<SecretMeta>(SECRETS, dar.metadata.namespace ?? '', name, ctx);
-    const ours = !!live && !live.metadata?.deletionTimestamp && !!live.metadata?.ownerReferences?.some((r) => r.uid === dar.metadata.uid);
+    const ours =
+      !!live &&
+      !live.metadata?.deletionTimestamp &&
+      !!live.metadata?.ownerReferences?.some((r) => r.uid === dar.metadata.uid);
     return ours ? { ...view, present: true, ...annotationsOf(live) } : view;
   }
   if (!cached.integrity || cached.integrity === 'intact') return view;
   // The cache's verdict says the data changed; a read confirms it (the cache may show an older version).
-  const live = await deps.c.kube.tryGet<SecretMeta & { data?: Record<string, string> }>(SECRETS, dar.metadata.namespace ?? '', name, ctx);
+  const live = await deps.c.kube.tryGet<SecretMeta & { data?: Record<string, string> }>(
+    SECRETS,
+    dar.metadata.namespace ?? '',
+    name,
+    ctx,
+  );
   if (!live) return view; // deleted meanwhile: its watch event brings the next pass (SecretDeleted)
-  return { ...view, drift: secretIntegrity(live.metadata?.annotations?.[Annotations.dataDigest], decodeData(live.data)) ?? 'intact' };
+  return {
+    ...view,
+    drift: secretIntegrity(live.metadata?.annotations?.[Annotations.dataDigest], decodeData(live.data)) ?? 'intact',
+  };
 }
 
 /** The lease, attempt, rotation time and layout a credential Secret's annotations record. */
-function annotationsOf(secret: SecretMeta | undefined): Pick<SecretView, 'leaseId' | 'attempt' | 'rotatedAt' | 'layout'> {
+function annotationsOf(
+  secret: SecretMeta | undefined,
+): Pick<SecretView, 'leaseId' | 'attempt' | 'rotatedAt' | 'layout'> {
   const a = secret?.metadata?.annotations ?? {};
-  return { leaseId: a[Annotations.leaseId], attempt: a[Annotations.attempt], rotatedAt: a[Annotations.rotatedAt], layout: a[Annotations.layout] };
+  return {
+    leaseId: a[Annotations.leaseId],
+    attempt: a[Annotations.attempt],
+    rotatedAt: a[Annotations.rotatedAt],
+    layout: a[Annotations.layout],
+  };
 }
 
 function recordedVaultAppBindings(dar: DatabaseAccessRequest, c: ControllerContext): Set<string> {
   const ns = dar.metadata.namespace ?? '';
-  const refs = [dar.status?.issuance?.vaultAppBinding, ...(dar.status?.previousLeases ?? []).map((p) => p.vaultAppBinding)];
+  const refs = [
+    dar.status?.issuance?.vaultAppBinding,
+    ...(dar.status?.previousLeases ?? []).map((p) => p.vaultAppBinding),
+  ];
   const present = new Set<string>();
   for (const r of refs) {
     if (r && c.caches.appBindings.get(r.namespace || ns, r.name)) present.add(refKeyOf(r, ns));
@@ -198,7 +242,11 @@ function recordedVaultAppBindings(dar: DatabaseAccessRequest, c: ControllerConte
 
 function retryTimes(dar: DatabaseAccessRequest, memory: RequestMemory): Record<string, number> {
   const out: Record<string, number> = {};
-  const ids = [dar.status?.lease?.id, ...(dar.status?.previousLeases ?? []).map((p) => p.id), `sweep/${dar.metadata.uid}`];
+  const ids = [
+    dar.status?.lease?.id,
+    ...(dar.status?.previousLeases ?? []).map((p) => p.id),
+    `sweep/${dar.metadata.uid}`,
+  ];
   for (const id of ids) {
     const at = id ? memory.revocationRetries.retryAtMs(id) : undefined;
     if (id && at !== undefined) out[id] = at;
@@ -211,20 +259,36 @@ function retryTimes(dar: DatabaseAccessRequest, memory: RequestMemory): Record<s
  * not due, and when the lease's own schedule is about to ask Vault anyway (renewal, expiry). 'unknown' when Vault
  * couldn't be asked: the lease is kept, and looked at again later.
  */
-async function leaseLiveness(dar: DatabaseAccessRequest, role: AccessRole | undefined, deps: ObserveDeps, ctx: ReconcileContext): Promise<Liveness> {
+async function leaseLiveness(
+  dar: DatabaseAccessRequest,
+  role: AccessRole | undefined,
+  deps: ObserveDeps,
+  ctx: ReconcileContext,
+): Promise<Liveness> {
   const lease = dar.status!.lease!;
   const uid = dar.metadata.uid ?? '';
   const now = ctx.now().getTime();
   const liveness = deps.memory.liveness;
   if (!liveness.due(uid, lease.id!, now)) return 'alive';
-  const step = leaseStep(lease, { renew: dar.spec.renew !== false, fraction: renewFraction(dar, role), uid, nowMs: now });
+  const step = leaseStep(lease, {
+    renew: dar.spec.renew !== false,
+    fraction: renewFraction(dar, role),
+    uid,
+    nowMs: now,
+  });
   if (step.kind !== 'wait') return 'alive';
   // Near its end a lease may already be gone by Vault's clock: Vault's expiry runs ahead of status.lease.expiresAt
   // by the time issuance or renewal took to be recorded. That is the lease running out (expiry, or a rotation at
   // max TTL), the schedule's business: not a revocation behind our back.
   const expiresAtMs = Date.parse(lease.expiresAt ?? '');
-  const durationMs = Number.isFinite(Date.parse(lease.issuedAt ?? '')) ? expiresAtMs - Date.parse(lease.issuedAt ?? '') : NaN;
-  if (Number.isFinite(expiresAtMs) && expiresAtMs - now <= Math.max(LIVENESS_END_MARGIN_MS, Number.isFinite(durationMs) ? durationMs * 0.1 : 0)) return 'alive';
+  const durationMs = Number.isFinite(Date.parse(lease.issuedAt ?? ''))
+    ? expiresAtMs - Date.parse(lease.issuedAt ?? '')
+    : NaN;
+  if (
+    Number.isFinite(expiresAtMs) &&
+    expiresAtMs - now <= Math.max(LIVENESS_END_MARGIN_MS, Number.isFinite(durationMs) ? durationMs * 0.1 : 0)
+  )
+    return 'alive';
   const ref = dar.status?.issuance?.vaultAppBinding;
   const ns = dar.metadata.namespace ?? '';
   const ab = ref ? deps.c.caches.appBindings.get(ref.namespace || ns, ref.name) : undefined;
@@ -233,7 +297,16 @@ async function leaseLiveness(dar: DatabaseAccessRequest, role: AccessRole | unde
     liveness.retryLater(uid, lease.id!, now);
     return 'unknown';
   }
-  const found = await liveness.check({ uid, leaseId: lease.id! }, session.client, { connectionKey: refKeyOf(ref, ns), nowMs: () => ctx.now().getTime(), signal: ctx.signal });
-  if (found === 'unknown') ctx.log.debug('could not look the lease up in Vault; will try again', { namespace: ns, name: dar.metadata.name, leaseId: lease.id });
+  const found = await liveness.check({ uid, leaseId: lease.id! }, session.client, {
+    connectionKey: refKeyOf(ref, ns),
+    nowMs: () => ctx.now().getTime(),
+    signal: ctx.signal,
+  });
+  if (found === 'unknown')
+    ctx.log.debug('could not look the lease up in Vault; will try again', {
+      namespace: ns,
+      name: dar.metadata.name,
+      leaseId: lease.id,
+    });
   return found;
 }

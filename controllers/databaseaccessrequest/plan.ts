@@ -18,17 +18,42 @@
 // (Observed.renewal). Failures of steps are mapped to status by failureStatus below; execute.ts runs it all.
 import { randomUUID } from 'node:crypto';
 import {
-  Annotations, ConditionType, Reason, RequestPhase, formatDuration, parseDurationSeconds, type DatabaseAccessRequest, type EventReason,
+  Annotations,
+  ConditionType,
+  Reason,
+  RequestPhase,
+  formatDuration,
+  parseDurationSeconds,
+  type DatabaseAccessRequest,
+  type EventReason,
 } from '../../api/index.ts';
 import { rfc3339, type ConditionInput } from '../../lib/runtime/index.ts';
 import { desiredStatus, type StatusUpdate } from '../shared/report.ts';
 import { metadataProblems } from '../shared/names.ts';
 import { credentialLabels } from './credential-secret.ts';
 import {
-  MAX_PREVIOUS_LEASES, RotationReason, addPrevious, duePrevious, earliest, leaseStep, newSecretName, renewFraction, renewalTruncated,
-  retirePrevious, rotateRequestToken, rotateRequested, type PreviousLease,
+  MAX_PREVIOUS_LEASES,
+  RotationReason,
+  addPrevious,
+  duePrevious,
+  earliest,
+  leaseStep,
+  newSecretName,
+  renewFraction,
+  renewalTruncated,
+  retirePrevious,
+  rotateRequestToken,
+  rotateRequested,
+  type PreviousLease,
 } from './decide.ts';
-import { issueRefusal, pendingStep, requesterOf, sameRequester, unobservedDecision, type AuditAction } from './approval.ts';
+import {
+  issueRefusal,
+  pendingStep,
+  requesterOf,
+  sameRequester,
+  unobservedDecision,
+  type AuditAction,
+} from './approval.ts';
 import type { RevocationReason } from './metrics.ts';
 import { refKeyOf, type Failure, type Observed } from './observe.ts';
 import { graceSeconds, notRevokedCondition, type RevocationTarget } from './revocation.ts';
@@ -42,7 +67,11 @@ const TEMPLATE_POLL_MS = 60_000;
 
 type Status = NonNullable<DatabaseAccessRequest['status']>;
 /** Why and how a credential is replaced. */
-type Rotation = { reason: RotationReason; message: string; opts?: { leaseGone?: boolean; broken?: boolean; extra?: Record<string, unknown> } };
+type Rotation = {
+  reason: RotationReason;
+  message: string;
+  opts?: { leaseGone?: boolean; broken?: boolean; extra?: Record<string, unknown> };
+};
 type Ref = { namespace?: string; name: string };
 
 /** One lease to revoke, and what its revocation means. */
@@ -143,7 +172,10 @@ class PlanBuilder {
   private readonly dar: DatabaseAccessRequest;
   private readonly nowMs: number;
 
-  constructor(private readonly o: Observed, private readonly now: Date) {
+  constructor(
+    private readonly o: Observed,
+    private readonly now: Date,
+  ) {
     this.dar = o.request;
     this.nowMs = now.getTime();
     this.p = { steps: [], status: structuredClone(o.request.status ?? {}) as Status, events: [], audits: [] };
@@ -178,12 +210,14 @@ class PlanBuilder {
   live(): this {
     if (!this.o.finalized.ours) this.step({ kind: 'addFinalizer' });
     const requester = requesterOf(this.dar);
-    if (requester && !sameRequester(requester, this.dar.status?.requester)) this.set({ conditions: [], fields: { requester } });
+    if (requester && !sameRequester(requester, this.dar.status?.requester))
+      this.set({ conditions: [], fields: { requester } });
     const decision = unobservedDecision(this.dar);
     if (decision) {
       const approved = decision.type === ConditionType.Approved;
       this.set({ conditions: [], phase: approved ? RequestPhase.Approved : RequestPhase.Denied });
-      const action = decision.reason === Reason.AutoApproved ? Reason.AutoApproved : approved ? 'RequestApproved' : 'RequestDenied';
+      const action =
+        decision.reason === Reason.AutoApproved ? Reason.AutoApproved : approved ? 'RequestApproved' : 'RequestDenied';
       const by = decision.decider ?? 'someone (the condition does not say who)';
       const message = `${approved ? 'approved' : 'denied'} by ${by} (${decision.reason || 'no reason given'})${decision.message ? `: ${decision.message}` : ''}`;
       this.p.audits.push({ action, message });
@@ -220,12 +254,23 @@ class PlanBuilder {
       case 'autoApprove':
         // The operator's decision, written like a person's: the write wakes the controller, whose next pass sees
         // it (and audits it) like any decision.
-        this.set({ conditions: [{ type: ConditionType.Approved, status: 'True', reason: Reason.AutoApproved, message: step.message }] });
+        this.set({
+          conditions: [
+            { type: ConditionType.Approved, status: 'True', reason: Reason.AutoApproved, message: step.message },
+          ],
+        });
         return this.p;
       case 'wait':
         this.set({
           phase: RequestPhase.WaitingForApproval,
-          conditions: [{ type: ConditionType.Available, status: 'False', reason: Reason.WaitingForApproval, message: step.message }],
+          conditions: [
+            {
+              type: ConditionType.Available,
+              status: 'False',
+              reason: Reason.WaitingForApproval,
+              message: step.message,
+            },
+          ],
         });
         if (step.atMs !== undefined) this.requeueAt(Math.min(this.nowMs + MAX_WAIT_MS, step.atMs + 100));
         else this.requeueAt(this.nowMs + MAX_WAIT_MS);
@@ -251,46 +296,96 @@ class PlanBuilder {
     if (leaseIds.length || unfinished) {
       const vab = st.issuance?.vaultAppBinding;
       if (vab && this.o.vaultAppBindings.has(refKeyOf(vab, this.ns))) {
-        for (const id of leaseIds) this.step({ kind: 'revokeLease', revocation: { leaseId: id, vaultAppBinding: vab, reason, why }, stopOnFailure: true });
+        for (const id of leaseIds)
+          this.step({
+            kind: 'revokeLease',
+            revocation: { leaseId: id, vaultAppBinding: vab, reason, why },
+            stopOnFailure: true,
+          });
         if (unfinished) this.step({ kind: 'sweep', attempt: unfinished, why });
       } else if (revokeNow) {
         // Revoked on request means revoked: without the Vault it was issued through, wait for it.
-        return this.fail({ reason: Reason.ReferenceNotFound, message: `cannot reach the Vault lease ${leaseIds.join(', ') || 'of the unfinished issuance'} was issued through` });
+        return this.fail({
+          reason: Reason.ReferenceNotFound,
+          message: `cannot reach the Vault lease ${leaseIds.join(', ') || 'of the unfinished issuance'} was issued through`,
+        });
       }
     }
-    this.revokePrevious((st.previousLeases ?? []).filter((p) => !leaseIds.includes(p.id)), reason, why, true);
+    this.revokePrevious(
+      (st.previousLeases ?? []).filter((p) => !leaseIds.includes(p.id)),
+      reason,
+      why,
+      true,
+    );
     this.step({ kind: 'clearSecret' });
     this.p.onSuccess = revokeNow
       ? {
-        phase: RequestPhase.Revoked, remove: ['previousLeases'],
-        conditions: [
-          { type: ConditionType.Available, status: 'False', reason: Reason.RevokedOnDemand, message: 'the lease was revoked on request; the credential no longer works' },
-          { type: ConditionType.Revoked, status: 'True', reason: Reason.RevokedOnDemand, message: leaseId ? `lease ${leaseId} revoked` : 'nothing had been issued' },
-        ],
-      }
+          phase: RequestPhase.Revoked,
+          remove: ['previousLeases'],
+          conditions: [
+            {
+              type: ConditionType.Available,
+              status: 'False',
+              reason: Reason.RevokedOnDemand,
+              message: 'the lease was revoked on request; the credential no longer works',
+            },
+            {
+              type: ConditionType.Revoked,
+              status: 'True',
+              reason: Reason.RevokedOnDemand,
+              message: leaseId ? `lease ${leaseId} revoked` : 'nothing had been issued',
+            },
+          ],
+        }
       : {
-        phase: RequestPhase.Expired, remove: ['previousLeases'], dropConditions: [ConditionType.Revoked],
-        conditions: [
-          { type: ConditionType.Available, status: 'False', reason: Reason.LeaseExpired, message: 'the lease ran out (spec.renew is false); the credential was removed from the Secret' },
-          { type: ConditionType.Expired, status: 'True', reason: Reason.LeaseExpired, message: `lease ${leaseId ?? ''} expired` },
-        ],
-      };
+          phase: RequestPhase.Expired,
+          remove: ['previousLeases'],
+          dropConditions: [ConditionType.Revoked],
+          conditions: [
+            {
+              type: ConditionType.Available,
+              status: 'False',
+              reason: Reason.LeaseExpired,
+              message: 'the lease ran out (spec.renew is false); the credential was removed from the Secret',
+            },
+            {
+              type: ConditionType.Expired,
+              status: 'True',
+              reason: Reason.LeaseExpired,
+              message: `lease ${leaseId ?? ''} expired`,
+            },
+          ],
+        };
     this.p.forget = true;
     return this.p;
   }
 
   /** Revocations of previous leases: each named by a Normal Event when done; one without its Vault AppBinding is left to expire. */
-  private revokePrevious(previous: readonly PreviousLease[], reason: RevocationReason, why: string, stopOnFailure: boolean): void {
+  private revokePrevious(
+    previous: readonly PreviousLease[],
+    reason: RevocationReason,
+    why: string,
+    stopOnFailure: boolean,
+  ): void {
     const leftToExpire: string[] = [];
     for (const p of previous) {
       if (p.vaultAppBinding && !this.o.vaultAppBindings.has(refKeyOf(p.vaultAppBinding, this.ns))) {
         // Said once: the lease leaves previousLeases, nothing can revoke it any more.
-        this.p.events.push({ type: 'Warning', reason: 'LeaseNotRevoked', message: `the Vault AppBinding is gone: previous lease ${p.id} is left to expire`, audit: true });
+        this.p.events.push({
+          type: 'Warning',
+          reason: 'LeaseNotRevoked',
+          message: `the Vault AppBinding is gone: previous lease ${p.id} is left to expire`,
+          audit: true,
+        });
         leftToExpire.push(p.id);
         continue;
       }
       const vaultAppBinding = p.vaultAppBinding ?? this.dar.status?.issuance?.vaultAppBinding;
-      this.step({ kind: 'revokeLease', revocation: { leaseId: p.id, vaultAppBinding, reason, why, previous: true }, stopOnFailure });
+      this.step({
+        kind: 'revokeLease',
+        revocation: { leaseId: p.id, vaultAppBinding, reason, why, previous: true },
+        stopOnFailure,
+      });
     }
     if (leftToExpire.length) {
       const kept = (this.p.status.previousLeases ?? []).filter((p) => !leftToExpire.includes(p.id));
@@ -306,14 +401,35 @@ class PlanBuilder {
     const leaseIds = [...new Set([st.lease?.id, this.o.secret.leaseId].filter((id): id is string => !!id))];
     const vab = st.issuance?.vaultAppBinding;
     if (vab && this.o.vaultAppBindings.has(refKeyOf(vab, this.ns))) {
-      for (const leaseId of leaseIds) this.step({ kind: 'revokeLease', revocation: { leaseId, vaultAppBinding: vab, reason: 'deletion', why }, stopOnFailure: true });
+      for (const leaseId of leaseIds)
+        this.step({
+          kind: 'revokeLease',
+          revocation: { leaseId, vaultAppBinding: vab, reason: 'deletion', why },
+          stopOnFailure: true,
+        });
       if (st.issuance?.attempt && !st.issuance.completed) this.step({ kind: 'sweep', attempt: st.issuance, why });
-      if (leaseIds.length) (this.p.eventsOnSuccess ??= []).push({ type: 'Normal', reason: 'LeaseRevoked', message: `revoked lease ${leaseIds.join(', ')}`, audit: true });
+      if (leaseIds.length)
+        (this.p.eventsOnSuccess ??= []).push({
+          type: 'Normal',
+          reason: 'LeaseRevoked',
+          message: `revoked lease ${leaseIds.join(', ')}`,
+          audit: true,
+        });
     } else if (leaseIds.length || (st.issuance?.attempt && !st.issuance.completed)) {
       const what = leaseIds.length ? `lease ${leaseIds.join(', ')} is` : 'any lease the unfinished issuance got is';
-      this.p.events.push({ type: 'Warning', reason: 'LeaseNotRevoked', message: `the Vault AppBinding is gone: ${what} left to expire`, audit: true });
+      this.p.events.push({
+        type: 'Warning',
+        reason: 'LeaseNotRevoked',
+        message: `the Vault AppBinding is gone: ${what} left to expire`,
+        audit: true,
+      });
     }
-    this.revokePrevious((st.previousLeases ?? []).filter((p) => !leaseIds.includes(p.id)), 'deletion', why, true);
+    this.revokePrevious(
+      (st.previousLeases ?? []).filter((p) => !leaseIds.includes(p.id)),
+      'deletion',
+      why,
+      true,
+    );
     this.step({ kind: 'releaseFinalizer' });
     return this.p;
   }
@@ -327,10 +443,20 @@ class PlanBuilder {
     // Without its role (or with a template that can't render) nothing new can be issued: the lease is kept
     // alive as long as Vault allows, and rotated once it can be.
     const canIssue = !!this.o.layout && this.o.layout.problems.length === 0 && !this.issueBlocked();
-    const schedule = leaseStep(lease, { renew: this.dar.spec.renew !== false, fraction: renewFraction(this.dar, this.o.role), uid: this.uid, nowMs: this.nowMs });
+    const schedule = leaseStep(lease, {
+      renew: this.dar.spec.renew !== false,
+      fraction: renewFraction(this.dar, this.o.role),
+      uid: this.uid,
+      nowMs: this.nowMs,
+    });
     if (schedule.kind === 'renew' && !this.o.refusal && !this.o.renewal) {
       // A renewal due is asked first, alone: its answer decides the rest of the pass (renewed, or rotate).
-      this.step({ kind: 'renewLease', leaseId: lease.id!, askSeconds: this.requestedTtlSeconds() ?? schedule.askSeconds, termSeconds: schedule.askSeconds });
+      this.step({
+        kind: 'renewLease',
+        leaseId: lease.id!,
+        askSeconds: this.requestedTtlSeconds() ?? schedule.askSeconds,
+        termSeconds: schedule.askSeconds,
+      });
       this.p.replan = true;
       return this.p;
     }
@@ -339,7 +465,9 @@ class PlanBuilder {
     this.upkeep();
     const token = rotateRequestToken(this.dar.metadata.annotations?.[Annotations.rotateNow]);
     if (canIssue && rotateRequested(token, this.dar.status!.lastRotateRequest)) {
-      return this.rotate(RotationReason.RotateRequested, `the ${Annotations.rotateNow} annotation asked for it`, { extra: { lastRotateRequest: token } });
+      return this.rotate(RotationReason.RotateRequested, `the ${Annotations.rotateNow} annotation asked for it`, {
+        extra: { lastRotateRequest: token },
+      });
     }
     if (this.o.renewal) return this.renewed(this.o.renewal);
     return this.onSchedule(schedule, canIssue);
@@ -354,23 +482,35 @@ class PlanBuilder {
     }
     if (this.o.secret.drift === 'credential') {
       // The operator never keeps the password: a credential changed by hand can only be replaced.
-      return { reason: RotationReason.SecretModified, message: `the username or password in Secret ${st.secret?.name} was changed or removed by hand`, opts: { broken: true } };
+      return {
+        reason: RotationReason.SecretModified,
+        message: `the username or password in Secret ${st.secret?.name} was changed or removed by hand`,
+        opts: { broken: true },
+      };
     }
     if (this.o.liveness === 'gone') return this.leaseGone();
     return undefined;
   }
 
   private leaseGone(): Rotation {
-    return { reason: RotationReason.LeaseRevoked, message: `lease ${this.dar.status!.lease!.id} no longer exists in Vault (revoked outside Leasehold?)`, opts: { leaseGone: true, broken: true } };
+    return {
+      reason: RotationReason.LeaseRevoked,
+      message: `lease ${this.dar.status!.lease!.id} no longer exists in Vault (revoked outside Leasehold?)`,
+      opts: { leaseGone: true, broken: true },
+    };
   }
 
   /** A renewal's answer that means the lease can't be kept: gone, refused, or truncated at its max TTL. */
   private renewalRotation(r: NonNullable<Observed['renewal']>, canIssue: boolean): Rotation | undefined {
     const id = this.dar.status!.lease!.id;
     if (r.kind === 'gone') return this.leaseGone();
-    if (r.kind === 'refused') return { reason: RotationReason.RenewalRefused, message: `Vault refused to renew lease ${id} (${r.detail})` };
+    if (r.kind === 'refused')
+      return { reason: RotationReason.RenewalRefused, message: `Vault refused to renew lease ${id} (${r.detail})` };
     if (r.kind === 'renewed' && canIssue && renewalTruncated(r.askedSeconds, r.grantedSeconds, r.termSeconds)) {
-      return { reason: RotationReason.RenewalTruncated, message: `Vault renewed lease ${id} for ${r.grantedSeconds}s of the ${r.askedSeconds}s asked (max TTL reached)` };
+      return {
+        reason: RotationReason.RenewalTruncated,
+        message: `Vault renewed lease ${id} for ${r.grantedSeconds}s of the ${r.askedSeconds}s asked (max TTL reached)`,
+      };
     }
     return undefined;
   }
@@ -386,12 +526,21 @@ class PlanBuilder {
     if (o.refusal) {
       // Tenancy: once a namespace the role's references point into stops admitting it, nothing more comes of the
       // request (no renewal, no rotation): its lease runs out at its current expiry. Revoking still works.
-      this.set({ conditions: [{ type: ConditionType.Available, status: 'False', reason: Reason.ReferenceNotAllowed,
-        message: `lease ${lease.id} is not renewed and ends at ${lease.expiresAt ?? 'its expiry'}; nothing new is issued: ${o.refusal}` }] });
+      this.set({
+        conditions: [
+          {
+            type: ConditionType.Available,
+            status: 'False',
+            reason: Reason.ReferenceNotAllowed,
+            message: `lease ${lease.id} is not renewed and ends at ${lease.expiresAt ?? 'its expiry'}; nothing new is issued: ${o.refusal}`,
+          },
+        ],
+      });
     } else if (o.layout && o.layout.problems.length > 0) {
       this.templateProblems();
     } else if (o.layout) {
-      if (o.secret.drift === 'layout' || (o.secret.layout ?? '') !== o.layout.hash) this.step({ kind: 'rerenderSecret' });
+      if (o.secret.drift === 'layout' || (o.secret.layout ?? '') !== o.layout.hash)
+        this.step({ kind: 'rerenderSecret' });
       this.available(`credential in Secret ${st.secret?.name}; lease ${lease.id}`);
     }
   }
@@ -403,13 +552,16 @@ class PlanBuilder {
         return this.endAccess('expire');
       case 'rotate':
         // A lease that ran out is dead anyway; one that still works is kept until a new one can be issued.
-        if (canIssue || schedule.reason === RotationReason.LeaseExpired) return this.rotate(schedule.reason, schedule.message);
+        if (canIssue || schedule.reason === RotationReason.LeaseExpired)
+          return this.rotate(schedule.reason, schedule.message);
         this.requeueAt(this.nowMs + RETRY_MS);
         break;
       case 'renew': {
         // Refused by tenancy: not renewed; looked at again before it runs out.
         const left = Date.parse(this.dar.status!.lease!.expiresAt ?? '') - this.nowMs;
-        this.requeueAt(this.nowMs + Math.max(1000, Math.min(RETRY_MS * 2, Number.isFinite(left) ? left : RETRY_MS * 2)));
+        this.requeueAt(
+          this.nowMs + Math.max(1000, Math.min(RETRY_MS * 2, Number.isFinite(left) ? left : RETRY_MS * 2)),
+        );
         break;
       }
       case 'wait':
@@ -425,7 +577,11 @@ class PlanBuilder {
     if (r.kind === 'failed') {
       // Vault unreachable, sealed, or denying us: the credential works until it expires; keep trying.
       if (r.failures === 1) {
-        this.p.events.push({ type: 'Warning', reason: 'LeaseRenewalFailed', message: `could not renew lease ${lease.id}, retrying until it expires at ${lease.expiresAt}: ${r.message}` });
+        this.p.events.push({
+          type: 'Warning',
+          reason: 'LeaseRenewalFailed',
+          message: `could not renew lease ${lease.id}, retrying until it expires at ${lease.expiresAt}: ${r.message}`,
+        });
       }
       const left = Date.parse(lease.expiresAt ?? '') - this.nowMs;
       this.requeueAt(this.nowMs + Math.max(1000, Math.min(RETRY_MS, Number.isFinite(left) ? left / 4 : RETRY_MS)));
@@ -433,12 +589,26 @@ class PlanBuilder {
     }
     if (r.kind !== 'renewed') return this.p;
     if (r.failuresBefore > 0) {
-      this.p.events.push({ type: 'Normal', reason: Reason.LeaseRenewed, message: `renewed lease ${lease.id} again after ${r.failuresBefore} failed attempt${r.failuresBefore === 1 ? '' : 's'}` });
+      this.p.events.push({
+        type: 'Normal',
+        reason: Reason.LeaseRenewed,
+        message: `renewed lease ${lease.id} again after ${r.failuresBefore} failed attempt${r.failuresBefore === 1 ? '' : 's'}`,
+      });
     }
     const expiresAt = rfc3339(new Date(this.nowMs + r.grantedSeconds * 1000));
-    const renewedLease = { ...lease, duration: formatDuration(r.grantedSeconds), lastRenewalTime: rfc3339(this.now), expiresAt };
+    const renewedLease = {
+      ...lease,
+      duration: formatDuration(r.grantedSeconds),
+      lastRenewalTime: rfc3339(this.now),
+      expiresAt,
+    };
     this.set({ conditions: [], fields: { lease: renewedLease } });
-    const next = leaseStep(renewedLease, { renew: true, fraction: renewFraction(this.dar, this.o.role), uid: this.uid, nowMs: this.nowMs });
+    const next = leaseStep(renewedLease, {
+      renew: true,
+      fraction: renewFraction(this.dar, this.o.role),
+      uid: this.uid,
+      nowMs: this.nowMs,
+    });
     this.requeueAt(next.kind === 'wait' ? next.atMs : this.nowMs + 1000);
     return this.p;
   }
@@ -453,7 +623,7 @@ class PlanBuilder {
       if (retryAt !== undefined && retryAt > this.nowMs) this.requeueAt(retryAt);
       else ready.push(p);
     }
-    this.revokePrevious(ready, 'rotation', 'the rotation\'s grace period is over', false);
+    this.revokePrevious(ready, 'rotation', "the rotation's grace period is over", false);
   }
 
   private restartAfterRotation(rotation: Status['rotation'], completedAt = rotation?.completedAt): void {
@@ -467,31 +637,59 @@ class PlanBuilder {
    * `leaseGone`: Vault no longer has the lease, so nothing to keep or revoke. `broken`: the Secret's credential
    * doesn't work, so Available turns False until the new one is in.
    */
-  private rotate(reason: RotationReason, message: string, opts: { leaseGone?: boolean; broken?: boolean; extra?: Record<string, unknown> } = {}): Plan {
+  private rotate(
+    reason: RotationReason,
+    message: string,
+    opts: { leaseGone?: boolean; broken?: boolean; extra?: Record<string, unknown> } = {},
+  ): Plan {
     const st = this.dar.status!;
     const lease = st.lease;
     let previous: PreviousLease[] = st.previousLeases ?? [];
     if (lease?.id && !opts.leaseGone) {
-      const added = addPrevious(previous, { id: lease.id, ...(st.issuance?.vaultAppBinding ? { vaultAppBinding: st.issuance.vaultAppBinding } : {}) });
+      const added = addPrevious(previous, {
+        id: lease.id,
+        ...(st.issuance?.vaultAppBinding ? { vaultAppBinding: st.issuance.vaultAppBinding } : {}),
+      });
       previous = added.previous;
       // Over the cap, the oldest go now (one that can't be revoked now stays recorded, over the cap, for later).
       for (const p of added.overflow) {
-        this.step({ kind: 'revokeLease', revocation: { leaseId: p.id, vaultAppBinding: p.vaultAppBinding, reason: 'rotation', why: `more than ${MAX_PREVIOUS_LEASES} rotations within a grace period`, previous: true }, stopOnFailure: false });
+        this.step({
+          kind: 'revokeLease',
+          revocation: {
+            leaseId: p.id,
+            vaultAppBinding: p.vaultAppBinding,
+            reason: 'rotation',
+            why: `more than ${MAX_PREVIOUS_LEASES} rotations within a grace period`,
+            previous: true,
+          },
+          stopOnFailure: false,
+        });
       }
       previous = [...added.overflow, ...previous];
     }
     const notAfter = this.dar.spec.renew === false && lease?.expiresAt ? lease.expiresAt : undefined;
     this.set({
-      conditions: opts.broken ? [{ type: ConditionType.Available, status: 'False', reason, message: `${message}; issuing a new credential` }] : [],
+      conditions: opts.broken
+        ? [{ type: ConditionType.Available, status: 'False', reason, message: `${message}; issuing a new credential` }]
+        : [],
       remove: ['lease'],
       fields: {
         previousLeases: previous.length ? previous : undefined,
-        rotation: { reason, message: message.slice(0, 1000), requestedAt: rfc3339(this.now), ...(notAfter ? { notAfter } : {}) },
+        rotation: {
+          reason,
+          message: message.slice(0, 1000),
+          requestedAt: rfc3339(this.now),
+          ...(notAfter ? { notAfter } : {}),
+        },
         issuance: { ...st.issuance!, completed: false, attempt: undefined, startedAt: undefined },
         ...(opts.extra ?? {}),
       },
     });
-    this.p.audits.push({ action: 'RotationStarted', message: `rotating the credential (${reason}): ${message}`, log: true });
+    this.p.audits.push({
+      action: 'RotationStarted',
+      message: `rotating the credential (${reason}): ${message}`,
+      log: true,
+    });
     return this.issuePath();
   }
 
@@ -504,16 +702,29 @@ class PlanBuilder {
     if (!rotation) this.p.awaitingFirstIssue = true;
     if (rotation?.notAfter && this.nowMs >= Date.parse(rotation.notAfter)) return this.endAccess('expire');
     const blocked = this.issueBlocked();
-    if (blocked) return this.fail({ ...blocked, message: `${rotation ? `rotating the credential (${rotation.reason}): ` : ''}${blocked.message}` });
+    if (blocked)
+      return this.fail({
+        ...blocked,
+        message: `${rotation ? `rotating the credential (${rotation.reason}): ` : ''}${blocked.message}`,
+      });
     if (!this.o.layout || this.o.layout.problems.length > 0) {
       // Refused before anything is issued: a Secret with an empty or wrong value would be worse than none. A
       // change to the request or its role wakes us; a database AppBinding appearing doesn't, hence the poll.
-      return this.fail({ reason: Reason.InvalidSecretTemplate, message: this.templateMessage(), retryAfterMs: TEMPLATE_POLL_MS });
+      return this.fail({
+        reason: Reason.InvalidSecretTemplate,
+        message: this.templateMessage(),
+        retryAfterMs: TEMPLATE_POLL_MS,
+      });
     }
     const secretName = st.secret?.name ?? newSecretName(this.dar.metadata.name ?? '');
     // Whatever the API server would refuse is refused here, before Vault issues a lease that would be revoked again.
     const problems = metadataProblems('Secret', { name: secretName, labels: credentialLabels(this.dar) });
-    if (problems.length) return this.fail({ reason: Reason.FailedToCreateSecret, message: `the credential's Secret can't be written: ${problems.join('; ')}`, terminal: true });
+    if (problems.length)
+      return this.fail({
+        reason: Reason.FailedToCreateSecret,
+        message: `the credential's Secret can't be written: ${problems.join('; ')}`,
+        terminal: true,
+      });
     const order = this.issueOrder(secretName, rotation);
     this.step({ kind: 'issue', order });
     this.step({ kind: 'ensureGrants' });
@@ -524,9 +735,20 @@ class PlanBuilder {
   /** The first reason nothing may be issued now, if there is one: the role, the backstop, a reference, readiness, deletion. */
   private issueBlocked(): Failure | undefined {
     const o = this.o;
-    return o.roleProblem ?? this.issueRefusal() ?? o.targetProblem ?? this.roleNotReady() ??
-      (o.terminating ? { reason: Reason.ReferenceTerminating, message: `${o.terminating} is being deleted: no new credential is issued through it ` +
-        '(a lease already issued is still renewed, and revoked when the request goes)' } : undefined);
+    return (
+      o.roleProblem ??
+      this.issueRefusal() ??
+      o.targetProblem ??
+      this.roleNotReady() ??
+      (o.terminating
+        ? {
+            reason: Reason.ReferenceTerminating,
+            message:
+              `${o.terminating} is being deleted: no new credential is issued through it ` +
+              '(a lease already issued is still renewed, and revoked when the request goes)',
+          }
+        : undefined)
+    );
   }
 
   /** The exactly-once order: the checkpoint to write, a lease to adopt or an attempt to sweep, the TTL to ask. */
@@ -537,7 +759,9 @@ class PlanBuilder {
     const unfinished = prior?.attempt && !prior.completed ? prior : undefined;
     // Only this attempt's lease: during a rotation the Secret still holds the lease being replaced. (Secrets
     // written before attempts were annotated: anything but a previous lease.)
-    const ours = o.secret.attempt ? o.secret.attempt === unfinished?.attempt : !(st.previousLeases ?? []).some((p) => p.id === o.secret.leaseId);
+    const ours = o.secret.attempt
+      ? o.secret.attempt === unfinished?.attempt
+      : !(st.previousLeases ?? []).some((p) => p.id === o.secret.leaseId);
     const adopt = unfinished && o.secret.leaseId && ours ? o.secret.leaseId : undefined;
     const target = o.target!;
     let ttlSeconds = this.requestedTtlSeconds();
@@ -549,8 +773,16 @@ class PlanBuilder {
     return {
       secretName,
       issuance: {
-        vaultAppBinding: { namespace: target.vaultAppBinding.metadata.namespace ?? '', name: target.vaultAppBinding.metadata.name ?? '' },
-        mount: target.mount, connection: target.connection, role: o.role!.status!.vaultRole!, attempt: randomUUID(), startedAt: rfc3339(this.now), completed: false,
+        vaultAppBinding: {
+          namespace: target.vaultAppBinding.metadata.namespace ?? '',
+          name: target.vaultAppBinding.metadata.name ?? '',
+        },
+        mount: target.mount,
+        connection: target.connection,
+        role: o.role!.status!.vaultRole!,
+        attempt: randomUUID(),
+        startedAt: rfc3339(this.now),
+        completed: false,
       },
       ...(adopt ? { adopt } : {}),
       ...(unfinished ? { sweep: unfinished } : {}),
@@ -571,22 +803,42 @@ class PlanBuilder {
   private roleNotReady(): Failure | undefined {
     const role = this.o.role!;
     if (role.status?.phase === 'Success' && role.status.vaultRole) return undefined;
-    return { reason: 'RoleNotReady', message: `${this.o.roleName} is not ready yet (phase ${role.status?.phase ?? 'unknown'})` };
+    return {
+      reason: 'RoleNotReady',
+      message: `${this.o.roleName} is not ready yet (phase ${role.status?.phase ?? 'unknown'})`,
+    };
   }
 
   private templateProblems(): void {
-    this.set({ phase: RequestPhase.Approved, conditions: [{ type: ConditionType.Available, status: 'False', reason: Reason.InvalidSecretTemplate, message: this.templateMessage() }] });
+    this.set({
+      phase: RequestPhase.Approved,
+      conditions: [
+        {
+          type: ConditionType.Available,
+          status: 'False',
+          reason: Reason.InvalidSecretTemplate,
+          message: this.templateMessage(),
+        },
+      ],
+    });
   }
 
   private templateMessage(): string {
-    return `secretTemplate can't be rendered, so nothing is issued or rotated until it is fixed: ${this.o.layout?.problems.join('; ') ?? ''}`.slice(0, 4000);
+    return `secretTemplate can't be rendered, so nothing is issued or rotated until it is fixed: ${this.o.layout?.problems.join('; ') ?? ''}`.slice(
+      0,
+      4000,
+    );
   }
 
   /** Available back to True once whatever made it False (a template, a failed rotation) is over. */
   private available(message: string): void {
     const current = (this.p.status.conditions ?? []).find((c) => c.type === ConditionType.Available);
     if (current?.status === 'True') return;
-    this.set({ conditions: [{ type: ConditionType.Available, status: 'True', reason: Reason.SuccessfullyIssuedCredential, message }] });
+    this.set({
+      conditions: [
+        { type: ConditionType.Available, status: 'True', reason: Reason.SuccessfullyIssuedCredential, message },
+      ],
+    });
   }
 
   private requestedTtlSeconds(): number | undefined {
@@ -630,45 +882,104 @@ export interface Issued {
  * Records an issued credential: the lease, the completed attempt, a rotation completed (its previous leases get
  * their revocation time), Available True; the Event (audited), and when to look at the lease next.
  */
-export function foldIssued({ dar, status, issued: x, role, now }: { dar: DatabaseAccessRequest; status: Status; issued: Issued; role: Observed['role']; now: Date }):
-  { update: StatusUpdate; events: EventIntent[]; requeueAtMs?: number; retired: PreviousLease[] } {
+export function foldIssued({
+  dar,
+  status,
+  issued: x,
+  role,
+  now,
+}: {
+  dar: DatabaseAccessRequest;
+  status: Status;
+  issued: Issued;
+  role: Observed['role'];
+  now: Date;
+}): { update: StatusUpdate; events: EventIntent[]; requeueAtMs?: number; retired: PreviousLease[] } {
   const rotation = status.rotation?.requestedAt && !status.rotation.completedAt ? status.rotation : undefined;
   const completedAt = x.rotatedAt ?? rfc3339(now);
-  const previous = rotation ? retirePrevious(status.previousLeases ?? [], Date.parse(completedAt), graceSeconds(dar)) : undefined;
+  const previous = rotation
+    ? retirePrevious(status.previousLeases ?? [], Date.parse(completedAt), graceSeconds(dar))
+    : undefined;
   const retired = (previous ?? []).filter((p) => !(status.previousLeases ?? []).find((q) => q.id === p.id)?.revokeAt);
-  const what = x.adopted ? `credential in Secret ${x.secretName} recorded from the Secret (an earlier pass stopped before recording it)` : `credential issued into Secret ${x.secretName}`;
-  const lease = { id: x.leaseId, duration: formatDuration(x.durationSeconds), renewable: x.renewable, issuedAt: x.issuedAt, expiresAt: x.expiresAt };
+  const what = x.adopted
+    ? `credential in Secret ${x.secretName} recorded from the Secret (an earlier pass stopped before recording it)`
+    : `credential issued into Secret ${x.secretName}`;
+  const lease = {
+    id: x.leaseId,
+    duration: formatDuration(x.durationSeconds),
+    renewable: x.renewable,
+    issuedAt: x.issuedAt,
+    expiresAt: x.expiresAt,
+  };
   const update: StatusUpdate = {
     phase: RequestPhase.Approved,
-    conditions: [{ type: ConditionType.Available, status: 'True', reason: Reason.SuccessfullyIssuedCredential,
-      message: `${what}; lease ${x.leaseId} for ${formatDuration(x.durationSeconds)}${x.note ?? ''}` }],
+    conditions: [
+      {
+        type: ConditionType.Available,
+        status: 'True',
+        reason: Reason.SuccessfullyIssuedCredential,
+        message: `${what}; lease ${x.leaseId} for ${formatDuration(x.durationSeconds)}${x.note ?? ''}`,
+      },
+    ],
     dropConditions: [ConditionType.Failed],
     fields: {
       issuance: { ...status.issuance!, completed: true },
       secret: { name: x.secretName },
       lease,
-      ...(rotation ? { rotation: { ...rotation, completedAt }, previousLeases: previous!.length ? previous : undefined } : {}),
+      ...(rotation
+        ? { rotation: { ...rotation, completedAt }, previousLeases: previous!.length ? previous : undefined }
+        : {}),
     },
   };
   // A rotate-now value present before this issuance is satisfied by it.
   const token = rotateRequestToken(dar.metadata.annotations?.[Annotations.rotateNow]);
   if (token) update.fields!.lastRotateRequest = token;
   const revokeAt = previous?.map((p) => p.revokeAt).filter(Boolean)[0];
-  const events: EventIntent[] = [rotation
-    ? { type: 'Normal', reason: Reason.CredentialRotated, audit: true,
-      message: `rotated the credential in Secret ${x.secretName} (${rotation.reason}: ${rotation.message ?? ''})${revokeAt ? `; the previous login works until ${revokeAt}` : ''}` }
-    : { type: 'Normal', reason: Reason.SuccessfullyIssuedCredential, audit: true, message: `${what} (lease expires in ${formatDuration(x.durationSeconds)})` }];
-  const next = leaseStep(lease, { renew: dar.spec.renew !== false, fraction: renewFraction(dar, role), uid: dar.metadata.uid ?? '', nowMs: now.getTime() });
+  const events: EventIntent[] = [
+    rotation
+      ? {
+          type: 'Normal',
+          reason: Reason.CredentialRotated,
+          audit: true,
+          message: `rotated the credential in Secret ${x.secretName} (${rotation.reason}: ${rotation.message ?? ''})${revokeAt ? `; the previous login works until ${revokeAt}` : ''}`,
+        }
+      : {
+          type: 'Normal',
+          reason: Reason.SuccessfullyIssuedCredential,
+          audit: true,
+          message: `${what} (lease expires in ${formatDuration(x.durationSeconds)})`,
+        },
+  ];
+  const next = leaseStep(lease, {
+    renew: dar.spec.renew !== false,
+    fraction: renewFraction(dar, role),
+    uid: dar.metadata.uid ?? '',
+    nowMs: now.getTime(),
+  });
   const dueRevoke = previous ? duePrevious(previous, now.getTime()).nextAtMs : undefined;
-  return { update, events, requeueAtMs: earliest(next.kind === 'wait' ? next.atMs : now.getTime(), dueRevoke), retired };
+  return {
+    update,
+    events,
+    requeueAtMs: earliest(next.kind === 'wait' ? next.atMs : now.getTime(), dueRevoke),
+    retired,
+  };
 }
 
 /** A previous lease revoked (or already gone): it leaves previousLeases, with a Normal Event. */
-export function foldPreviousRevoked(status: Status, r: Revocation, outcome: 'success' | 'gone'): { update: StatusUpdate; event: EventIntent } {
+export function foldPreviousRevoked(
+  status: Status,
+  r: Revocation,
+  outcome: 'success' | 'gone',
+): { update: StatusUpdate; event: EventIntent } {
   const left = (status.previousLeases ?? []).filter((p) => p.id !== r.leaseId);
   return {
     update: { conditions: [], fields: { previousLeases: left.length ? left : undefined } },
-    event: { type: 'Normal', reason: 'LeaseRevoked', audit: true, message: `revoked the previous lease ${r.leaseId}${outcome === 'gone' ? ' (it had already ended)' : ''}: ${r.why}` },
+    event: {
+      type: 'Normal',
+      reason: 'LeaseRevoked',
+      audit: true,
+      message: `revoked the previous lease ${r.leaseId}${outcome === 'gone' ? ' (it had already ended)' : ''}: ${r.why}`,
+    },
   };
 }
 
@@ -688,18 +999,39 @@ export function foldRestarted(status: Status, now: Date): StatusUpdate {
  * what to do); deletion says it waits for Vault. Anything else on the way to a credential: Available False
  * (FailedToGetCredential for Vault's own refusals) and, when terminal, Failed True and phase Failed.
  */
-export function failureStatus(dar: DatabaseAccessRequest, status: Status, f: Failure & { revocation?: RevocationTarget; why?: string; cause?: unknown }): StatusUpdate {
+export function failureStatus(
+  dar: DatabaseAccessRequest,
+  status: Status,
+  f: Failure & { revocation?: RevocationTarget; why?: string; cause?: unknown },
+): StatusUpdate {
   if (f.revocation !== undefined) {
     const deleting = !!dar.metadata.deletionTimestamp;
     const condition = notRevokedCondition(f.revocation, f.cause ?? new Error(f.message), f.why ?? '');
-    return { conditions: [deleting && condition.reason !== Reason.RevocationFailed ? { ...condition, message: `deletion waits for Vault: ${condition.message}` } : condition] };
+    return {
+      conditions: [
+        deleting && condition.reason !== Reason.RevocationFailed
+          ? { ...condition, message: `deletion waits for Vault: ${condition.message}` }
+          : condition,
+      ],
+    };
   }
   const rotation = status.rotation?.requestedAt && !status.rotation.completedAt ? status.rotation : undefined;
   const conditions: ConditionInput[] = [
-    { type: ConditionType.Available, status: 'False', reason: f.reason, message: rotation && !f.message.startsWith('rotating') ? `rotating the credential (${rotation.reason}): ${f.message}` : f.message },
+    {
+      type: ConditionType.Available,
+      status: 'False',
+      reason: f.reason,
+      message:
+        rotation && !f.message.startsWith('rotating')
+          ? `rotating the credential (${rotation.reason}): ${f.message}`
+          : f.message,
+    },
   ];
   if (f.terminal) conditions.push({ type: ConditionType.Failed, status: 'True', reason: f.reason, message: f.message });
-  const phase = f.terminal ? RequestPhase.Failed : !status.phase || status.phase === RequestPhase.WaitingForApproval ? RequestPhase.Approved : undefined;
+  const phase = f.terminal
+    ? RequestPhase.Failed
+    : !status.phase || status.phase === RequestPhase.WaitingForApproval
+      ? RequestPhase.Approved
+      : undefined;
   return { conditions, ...(phase ? { phase } : {}) };
 }
-

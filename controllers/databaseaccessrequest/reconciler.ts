@@ -12,7 +12,14 @@
 // A renewal's answer can change the plan (renewed, truncated, refused, gone): the pass plans once more with it.
 // What differs between databases comes from the role kind's engine (engine.ts, engines/).
 import type { Registry } from 'prom-client';
-import { DONE, KeyedReadWriteLock, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/index.ts';
+import {
+  DONE,
+  KeyedReadWriteLock,
+  type ObjectKey,
+  type ReconcileContext,
+  type Reconciler,
+  type Result,
+} from '../../lib/runtime/index.ts';
 import type { ControllerContext } from '../shared/context.ts';
 import { Dependencies } from '../shared/dependents.ts';
 import { Pass, type RequestEffects } from './execute.ts';
@@ -29,14 +36,21 @@ export class DatabaseAccessRequestReconciler implements Reconciler {
   private readonly dependencies: Dependencies;
   private readonly effects: RequestEffects;
 
-  constructor(private readonly c: ControllerContext, registry?: Registry) {
+  constructor(
+    private readonly c: ControllerContext,
+    registry?: Registry,
+  ) {
     this.metrics = new LeaseMetrics(registry);
     this.memory = new RequestMemory(new LeaseLiveness(verifyPeriodMs(c.resyncPeriodMs)));
     this.dependencies = new Dependencies(c.caches, c.clusterName);
     const events = c.events('leasehold-databaseaccessrequest');
     const leases = new LeaseOps({
-      kube: c.kube, metrics: this.metrics, memory: this.memory, roleGate: new KeyedReadWriteLock(),
-      emit: (dar, e) => events.event(dar, e.type, e.reason, e.message), nowMs: () => Date.now(),
+      kube: c.kube,
+      metrics: this.metrics,
+      memory: this.memory,
+      roleGate: new KeyedReadWriteLock(),
+      emit: (dar, e) => events.event(dar, e.type, e.reason, e.message),
+      nowMs: () => Date.now(),
     });
     this.effects = { c, leases, memory: this.memory, metrics: this.metrics, events };
   }

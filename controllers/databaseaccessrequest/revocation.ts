@@ -22,11 +22,12 @@ import { DEFAULT_ROTATION_GRACE_SECONDS } from './decide.ts';
 export function notRevokedCondition(target: RevocationTarget, err: unknown, context: string): ConditionInput {
   const { reason, message } = explain(err);
   const subject = typeof target === 'string' ? `lease ${target}` : target.subject;
-  const text = err instanceof VaultRequestError && err.kind === 'RevocationFailed'
-    ? `Vault could not revoke ${subject} (${context}): its database login was not dropped and may still work. Vault said: ${typeof target === 'string' ? err.detail : err.message}. If the login owns ` +
-      'objects (PostgreSQL), the role\'s revocationStatements must reassign or drop them (REASSIGN OWNED BY … TO …; DROP OWNED BY …) ' +
-      'before DROP ROLE; retried with backoff'
-    : `${subject} is not revoked yet (${context}): ${message}; retried with backoff`;
+  const text =
+    err instanceof VaultRequestError && err.kind === 'RevocationFailed'
+      ? `Vault could not revoke ${subject} (${context}): its database login was not dropped and may still work. Vault said: ${typeof target === 'string' ? err.detail : err.message}. If the login owns ` +
+        "objects (PostgreSQL), the role's revocationStatements must reassign or drop them (REASSIGN OWNED BY … TO …; DROP OWNED BY …) " +
+        'before DROP ROLE; retried with backoff'
+      : `${subject} is not revoked yet (${context}): ${message}; retried with backoff`;
   return { type: ConditionType.Revoked, status: 'False', reason, message: text };
 }
 
@@ -38,9 +39,8 @@ export function revocationFailing(dar: DatabaseAccessRequest): boolean {
   return (dar.status?.conditions ?? []).some((c) => c.type === ConditionType.Revoked && c.status === 'False');
 }
 
-
-
 export function graceSeconds(dar: DatabaseAccessRequest): number {
-  return dar.spec.rotationGracePeriod ? parseDurationSeconds(dar.spec.rotationGracePeriod) : DEFAULT_ROTATION_GRACE_SECONDS;
+  return dar.spec.rotationGracePeriod
+    ? parseDurationSeconds(dar.spec.rotationGracePeriod)
+    : DEFAULT_ROTATION_GRACE_SECONDS;
 }
-

@@ -36,7 +36,11 @@ export interface SecretTemplates {
   origin: Record<string, string>;
 }
 
-export function mergeTemplates(fromRole: Record<string, string> | undefined, roleName: string, fromRequest: Record<string, string> | undefined): SecretTemplates {
+export function mergeTemplates(
+  fromRole: Record<string, string> | undefined,
+  roleName: string,
+  fromRequest: Record<string, string> | undefined,
+): SecretTemplates {
   const templates: Record<string, string> = {};
   const origin: Record<string, string> = {};
   for (const [k, v] of Object.entries(fromRole ?? {})) {
@@ -59,11 +63,18 @@ const VAULT_STYLE = /\{\{\s*[#^/&{>!]?\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}?\}\}/;
  * is sound. Sections (`<%#v%>…<%/v%>`, `<%^v%>…<%/v%>`) may name a variable that has no value here (that is
  * what they are for); a plain `<%v%>` must name one that has.
  */
-export function checkTemplates(t: SecretTemplates, address: AddressVariables, known: Readonly<Record<string, string>>): string[] {
+export function checkTemplates(
+  t: SecretTemplates,
+  address: AddressVariables,
+  known: Readonly<Record<string, string>>,
+): string[] {
   const problems: string[] = [];
   const KNOWN = new Set(Object.keys(known));
   // What a credential gives is always there; the address variables only when the address is known.
-  const available = new Set<string>([...Object.keys(address.values), ...[...KNOWN].filter((v) => !(v in address.values) && !(v in address.unavailable))]);
+  const available = new Set<string>([
+    ...Object.keys(address.values),
+    ...[...KNOWN].filter((v) => !(v in address.values) && !(v in address.unavailable)),
+  ]);
   for (const key of Object.keys(t.templates).sort()) {
     const where = `${t.origin[key]} key "${key}"`;
     if ((CREDENTIAL_KEYS as readonly string[]).includes(key)) {
@@ -89,12 +100,15 @@ export function checkTemplates(t: SecretTemplates, address: AddressVariables, kn
           }
           case 'name':
           case '&':
-            if (!KNOWN.has(value)) problems.push(`${where}: unknown variable "${value}" (known: ${[...KNOWN].join(', ')})`);
-            else if (!available.has(value) && !guarded.has(value)) problems.push(`${where}: variable "${value}" has no value: ${address.unavailable[value] ?? 'unknown'}`);
+            if (!KNOWN.has(value))
+              problems.push(`${where}: unknown variable "${value}" (known: ${[...KNOWN].join(', ')})`);
+            else if (!available.has(value) && !guarded.has(value))
+              problems.push(`${where}: variable "${value}" has no value: ${address.unavailable[value] ?? 'unknown'}`);
             break;
           case '#':
           case '^':
-            if (!KNOWN.has(value)) problems.push(`${where}: unknown variable "${value}" in a section (known: ${[...KNOWN].join(', ')})`);
+            if (!KNOWN.has(value))
+              problems.push(`${where}: unknown variable "${value}" in a section (known: ${[...KNOWN].join(', ')})`);
             walk(tok[4] ?? [], type === '#' ? new Set([...guarded, value]) : guarded);
             break;
           case '>':
@@ -129,6 +143,15 @@ export function renderSecretData(t: SecretTemplates, view: Record<string, string
  * address. Kept on the Secret, so a changed template or address re-renders it without a new credential.
  */
 export function layoutHash(t: SecretTemplates, address: AddressVariables): string {
-  const sorted = (o: Record<string, unknown>) => Object.fromEntries(Object.keys(o).sort().map((k) => [k, o[k]]));
-  return crypto.createHash('sha256').update(JSON.stringify([sorted(t.templates), sorted(address.values)])).digest('hex').slice(0, 32);
+  const sorted = (o: Record<string, unknown>) =>
+    Object.fromEntries(
+      Object.keys(o)
+        .sort()
+        .map((k) => [k, o[k]]),
+    );
+  return crypto
+    .createHash('sha256')
+    .update(JSON.stringify([sorted(t.templates), sorted(address.values)]))
+    .digest('hex')
+    .slice(0, 32);
 }

@@ -8,8 +8,30 @@
 // On deletion it waits (condition Terminating) while requests hold leases issued from it — renewing them reads
 // the Vault role — then deletes the Vault role (../shared/dependents.ts has the whole order).
 import crypto from 'node:crypto';
-import { EnginePhase, EventOnlyReason, FINALIZER, Interval, KUBEVAULT_FINALIZER, parseDurationSeconds, Reason, type DatabaseRole, type RoleKind } from '../../api/index.ts';
-import { DONE, RetryableError, TerminalError, addFinalizer, hasFinalizer, removeFinalizer, requeueAfter, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/index.ts';
+import {
+  EnginePhase,
+  EventOnlyReason,
+  FINALIZER,
+  Interval,
+  KUBEVAULT_FINALIZER,
+  parseDurationSeconds,
+  Reason,
+  type DatabaseRole,
+  type RoleKind,
+} from '../../api/index.ts';
+import {
+  DONE,
+  RetryableError,
+  TerminalError,
+  addFinalizer,
+  hasFinalizer,
+  removeFinalizer,
+  requeueAfter,
+  type ObjectKey,
+  type ReconcileContext,
+  type Reconciler,
+  type Result,
+} from '../../lib/runtime/index.ts';
 import { isVaultNotFound } from '../../lib/vault/errors.ts';
 import { Dependencies, describeDependents } from '../shared/dependents.ts';
 import type { DatabaseRoleSpec } from '../../lib/vault/client.ts';
@@ -39,7 +61,10 @@ export class RoleReconciler implements Reconciler {
   private readonly dependencies: Dependencies;
   private readonly info: RoleKindInfo;
 
-  constructor(private readonly c: ControllerContext, kind: RoleKind) {
+  constructor(
+    private readonly c: ControllerContext,
+    kind: RoleKind,
+  ) {
     this.dependencies = new Dependencies(c.caches, c.clusterName);
     this.info = ROLE_KIND_INFO[kind];
   }
@@ -57,10 +82,23 @@ export class RoleReconciler implements Reconciler {
       if (!hasFinalizer(role, FINALIZER) && !hasFinalizer(role, KUBEVAULT_FINALIZER)) return DONE;
       const dependents = this.dependencies.ofRole(role);
       if (dependents.length > 0) {
-        await report(this.c.kube, resource, events, role, {
-          conditions: [terminating(Reason.LeasesOutstanding, `deletion waits before deleting Vault role ${vaultRole}: ` +
-            `${describeDependents(dependents)}. Renewing a lease reads its Vault role; this finishes on its own once they are revoked or deleted`)],
-        }, ctx.now(), ctx.signal);
+        await report(
+          this.c.kube,
+          resource,
+          events,
+          role,
+          {
+            conditions: [
+              terminating(
+                Reason.LeasesOutstanding,
+                `deletion waits before deleting Vault role ${vaultRole}: ` +
+                  `${describeDependents(dependents)}. Renewing a lease reads its Vault role; this finishes on its own once they are revoked or deleted`,
+              ),
+            ],
+          },
+          ctx.now(),
+          ctx.signal,
+        );
         return requeueAfter(Interval.dependentsRecheckMs);
       }
       try {
@@ -75,13 +113,26 @@ export class RoleReconciler implements Reconciler {
       } catch (err) {
         if (err instanceof MissingReference) {
           // Without the Vault AppBinding there is nothing we can reach: let the object go, but say so.
-          events.event(role, 'Warning', EventOnlyReason.VaultRoleNotDeleted, `${err.message}; the Vault role ${vaultRole} was left in place`);
+          events.event(
+            role,
+            'Warning',
+            EventOnlyReason.VaultRoleNotDeleted,
+            `${err.message}; the Vault role ${vaultRole} was left in place`,
+          );
         } else {
           if (err instanceof RetryableError && err.reason === Reason.Conflict) throw err;
           const { reason, message } = explain(err);
-          await report(this.c.kube, resource, events, role, {
-            conditions: [terminating(reason, `deleting Vault role ${vaultRole} failed, retried: ${message}`)],
-          }, ctx.now(), ctx.signal);
+          await report(
+            this.c.kube,
+            resource,
+            events,
+            role,
+            {
+              conditions: [terminating(reason, `deleting Vault role ${vaultRole} failed, retried: ${message}`)],
+            },
+            ctx.now(),
+            ctx.signal,
+          );
           throw err;
         }
       }
@@ -94,10 +145,20 @@ export class RoleReconciler implements Reconciler {
     try {
       const target = resolveRoleTarget(role, this.c.caches, this.c.clusterName);
       const spec = roleSpecForVault(role, target.connection);
-      const fingerprint = crypto.createHash('sha256').update(JSON.stringify([target.mount, target.vaultAppBinding.metadata.uid, spec])).digest('hex');
-      const going = hasFinalizer(role, FINALIZER) || hasFinalizer(role, KUBEVAULT_FINALIZER) ? undefined : this.dependencies.terminatingOnIssuePath(role, target.vaultAppBinding);
+      const fingerprint = crypto
+        .createHash('sha256')
+        .update(JSON.stringify([target.mount, target.vaultAppBinding.metadata.uid, spec]))
+        .digest('hex');
+      const going =
+        hasFinalizer(role, FINALIZER) || hasFinalizer(role, KUBEVAULT_FINALIZER)
+          ? undefined
+          : this.dependencies.terminatingOnIssuePath(role, target.vaultAppBinding);
       // Nothing new is set up through a SecretEngine or AppBinding on its way out (it would only have to wait for it).
-      if (going) throw new RetryableError(Reason.ReferenceTerminating, `${going} is being deleted: no new Vault role is written through it`);
+      if (going)
+        throw new RetryableError(
+          Reason.ReferenceTerminating,
+          `${going} is being deleted: no new Vault role is written through it`,
+        );
       role = (await addFinalizer(this.c.kube, resource, role, FINALIZER, ctx)).object;
       if (this.applied.get(appliedKey) !== fingerprint || role.status?.phase !== EnginePhase.Success) {
         const conn = await this.c.connections.forAppBinding(target.vaultAppBinding, ctx.signal);
@@ -105,22 +166,43 @@ export class RoleReconciler implements Reconciler {
         this.applied.set(appliedKey, fingerprint);
       }
       const message = `Vault role ${vaultRole} written under ${target.mount}/ (connection ${target.connection})`;
-      await report(this.c.kube, resource, events, role, {
-        phase: EnginePhase.Success,
-        conditions: engineSucceeded(message),
-        fields: { vaultRole, path: target.mount },
-      }, ctx.now(), ctx.signal);
+      await report(
+        this.c.kube,
+        resource,
+        events,
+        role,
+        {
+          phase: EnginePhase.Success,
+          conditions: engineSucceeded(message),
+          fields: { vaultRole, path: target.mount },
+        },
+        ctx.now(),
+        ctx.signal,
+      );
       return DONE;
     } catch (err) {
       // A conflict means our read was stale: retried at once on fresh data, no status noise.
       if (err instanceof RetryableError && err.reason === Reason.Conflict) throw err;
       const { reason, message } = explain(err);
-      const why = err instanceof MissingReference ? Reason.ReferenceNotFound : reason === Reason.VaultInvalid ? Reason.FailedToCreateDatabaseRole : reason;
-      await report(this.c.kube, resource, events, role, {
-        phase: EnginePhase.Failed,
-        conditions: engineFailed(why, message),
-        fields: { vaultRole },
-      }, ctx.now(), ctx.signal);
+      const why =
+        err instanceof MissingReference
+          ? Reason.ReferenceNotFound
+          : reason === Reason.VaultInvalid
+            ? Reason.FailedToCreateDatabaseRole
+            : reason;
+      await report(
+        this.c.kube,
+        resource,
+        events,
+        role,
+        {
+          phase: EnginePhase.Failed,
+          conditions: engineFailed(why, message),
+          fields: { vaultRole },
+        },
+        ctx.now(),
+        ctx.signal,
+      );
       if (err instanceof TerminalError) throw err;
       // Retried with the queue's backoff (quickly at first, then ever more rarely, at most every 5 minutes). What
       // fixes it usually wakes the role at once: "not found" is the mount not being there (yet), and a SecretEngine

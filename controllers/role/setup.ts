@@ -18,21 +18,37 @@ export function setupRoleController(kind: RoleKind, { ctx, newController }: Setu
   const roles = info.cache(caches);
   // Guide-style roles (vaultRef + path) by the mount they write into: a SecretEngine enabling it wakes them.
   roles.addIndex(ROLES_BY_MOUNT, (r) =>
-    (r.spec.vaultRef && !r.spec.secretEngineRef ? [`${nsOf(r)}/${r.spec.vaultRef.name}/${r.spec.path ?? DEFAULT_MOUNT_PATH}`] : []));
+    r.spec.vaultRef && !r.spec.secretEngineRef
+      ? [`${nsOf(r)}/${r.spec.vaultRef.name}/${r.spec.path ?? DEFAULT_MOUNT_PATH}`]
+      : [],
+  );
   const rolesDependingOn = (what: string, o: KubernetesObject) =>
     roles.byIndex(POSTGRES_ROLES_BY_DEPENDENCY, `${what}/${nsOf(o)}/${o.metadata?.name}`).map(keyOf);
   // The roles writing into an engine's mount (same Vault AppBinding, same path), whether or not they name it.
-  const rolesOnMount = (e: SecretEngine) => roles
-    .byIndex(ROLES_BY_MOUNT, `${e.spec.vaultRef.namespace ?? nsOf(e)}/${e.spec.vaultRef.name}/${engineMountPath(clusterName, e)}`)
-    .map(keyOf);
+  const rolesOnMount = (e: SecretEngine) =>
+    roles
+      .byIndex(
+        ROLES_BY_MOUNT,
+        `${e.spec.vaultRef.namespace ?? nsOf(e)}/${e.spec.vaultRef.name}/${engineMountPath(clusterName, e)}`,
+      )
+      .map(keyOf);
   const deleting = deletingIn(roles);
 
   return newController({ name: info.controllerName, reconciler: new RoleReconciler(ctx, kind) })
     .watch(roles, enqueueObject())
-    .watch(caches.secretEngines, enqueueMapped((e) => [...rolesDependingOn('SecretEngine', e), ...rolesOnMount(e)]))
-    .watch(caches.appBindings, enqueueMapped((a) => rolesDependingOn('AppBinding', a)))
-    .watch(caches.requests, enqueueMapped((d) => {
-      const role = roleOfRequest(d);
-      return role.kind === kind ? deleting([role]) : [];
-    }));
+    .watch(
+      caches.secretEngines,
+      enqueueMapped((e) => [...rolesDependingOn('SecretEngine', e), ...rolesOnMount(e)]),
+    )
+    .watch(
+      caches.appBindings,
+      enqueueMapped((a) => rolesDependingOn('AppBinding', a)),
+    )
+    .watch(
+      caches.requests,
+      enqueueMapped((d) => {
+        const role = roleOfRequest(d);
+        return role.kind === kind ? deleting([role]) : [];
+      }),
+    );
 }

@@ -16,17 +16,39 @@ export function setupSecretEngineController({ ctx, dependencies, newController }
   // Tenancy: SecretEngines sharing a mount, so the owner's leasehold.dev/allowed-namespaces wakes the others.
   const mountOf = (e: SecretEngine) => engineMountPath(clusterName, e);
   caches.secretEngines.addIndex(SECRET_ENGINES_BY_MOUNT, (e) => [mountOf(e)]);
-  const enginesOfAppBinding = (a: AppBinding) => caches.secretEngines.byIndex(SECRET_ENGINES_BY_APPBINDING, `${nsOf(a)}/${a.metadata.name}`).map(keyOf);
+  const enginesOfAppBinding = (a: AppBinding) =>
+    caches.secretEngines.byIndex(SECRET_ENGINES_BY_APPBINDING, `${nsOf(a)}/${a.metadata.name}`).map(keyOf);
   const deleting = deletingIn(caches.secretEngines);
 
   const controller = newController({ name: 'secretengine', reconciler: new SecretEngineReconciler(ctx) })
     .watch(caches.secretEngines, enqueueObject())
-    .watch(caches.secretEngines, enqueueMapped((e) => caches.secretEngines.byIndex(SECRET_ENGINES_BY_MOUNT, mountOf(e))
-      .filter((o) => o.metadata.uid !== e.metadata.uid).map(keyOf)))
+    .watch(
+      caches.secretEngines,
+      enqueueMapped((e) =>
+        caches.secretEngines
+          .byIndex(SECRET_ENGINES_BY_MOUNT, mountOf(e))
+          .filter((o) => o.metadata.uid !== e.metadata.uid)
+          .map(keyOf),
+      ),
+    )
     .watch(caches.appBindings, enqueueMapped(enginesOfAppBinding))
     // A rotated admin password: Secret → AppBindings using it → their SecretEngines.
-    .watch(caches.secrets, enqueueMapped((s) => caches.appBindings.byIndex(APPBINDINGS_BY_SECRET, `${nsOf(s)}/${s.metadata?.name}`).flatMap(enginesOfAppBinding)))
-    .watch(caches.requests, enqueueMapped((d) => deleting(dependencies.enginesOfRequest(d).map(refOf))));
-  for (const roles of roleCaches(caches)) controller.watch(roles, enqueueMapped((r) => deleting(dependencies.enginesOfRole(r).map(refOf))));
+    .watch(
+      caches.secrets,
+      enqueueMapped((s) =>
+        caches.appBindings
+          .byIndex(APPBINDINGS_BY_SECRET, `${nsOf(s)}/${s.metadata?.name}`)
+          .flatMap(enginesOfAppBinding),
+      ),
+    )
+    .watch(
+      caches.requests,
+      enqueueMapped((d) => deleting(dependencies.enginesOfRequest(d).map(refOf))),
+    );
+  for (const roles of roleCaches(caches))
+    controller.watch(
+      roles,
+      enqueueMapped((r) => deleting(dependencies.enginesOfRole(r).map(refOf))),
+    );
   return controller;
 }

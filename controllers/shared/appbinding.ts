@@ -12,7 +12,11 @@ export function appBindingUrl(ab: AppBinding): URL {
   if (dsn) return new URL(`mysql://${dsn[1]}/${dsn[2]}`);
   if (cc.url) return new URL(cc.url);
   const svc = cc.service;
-  if (!svc) throw new TerminalError('InvalidAppBinding', `AppBinding ${ab.metadata.namespace}/${ab.metadata.name} has neither clientConfig.url nor clientConfig.service`);
+  if (!svc)
+    throw new TerminalError(
+      'InvalidAppBinding',
+      `AppBinding ${ab.metadata.namespace}/${ab.metadata.name} has neither clientConfig.url nor clientConfig.service`,
+    );
   const ns = svc.namespace ?? ab.metadata.namespace;
   const path = svc.path ? `/${svc.path.replace(/^\/+/, '')}` : '';
   const query = svc.query ? `?${svc.query.replace(/^\?/, '')}` : '';
@@ -41,7 +45,10 @@ export type VaultAuthConfig =
   | { kind: 'kubernetes'; mountPath: string; role: string; serviceAccountName?: string };
 
 /** How to log into the Vault an AppBinding describes: a token Secret, or the kubernetes auth method. */
-export function vaultAuthConfig(ab: AppBinding, secret: { type?: string; data?: Record<string, string> } | undefined): VaultAuthConfig {
+export function vaultAuthConfig(
+  ab: AppBinding,
+  secret: { type?: string; data?: Record<string, string> } | undefined,
+): VaultAuthConfig {
   const where = `AppBinding ${ab.metadata.namespace}/${ab.metadata.name}`;
   if (ab.spec.secret && secret && (secret.type === 'kubevault.com/token' || secret.data?.token !== undefined)) {
     return { kind: 'token', secretName: ab.spec.secret.name };
@@ -55,9 +62,11 @@ export function vaultAuthConfig(ab: AppBinding, secret: { type?: string; data?: 
       serviceAccountName: p.kubernetes?.serviceAccountName ?? p.serviceAccountName,
     };
   }
-  throw new TerminalError('InvalidAppBinding',
+  throw new TerminalError(
+    'InvalidAppBinding',
     `${where} says no way to log into Vault: give spec.secret naming a Secret with a "token" key (or of type ` +
-    'kubevault.com/token), or spec.parameters (VaultServerConfiguration) with vaultRole for the kubernetes auth method');
+      'kubevault.com/token), or spec.parameters (VaultServerConfiguration) with vaultRole for the kubernetes auth method',
+  );
 }
 
 export interface PostgresTarget {
@@ -72,7 +81,9 @@ export interface PostgresTarget {
 
 /** Applies an AppBinding's secretTransforms, in order, to a Secret's decoded data. */
 export function applySecretTransforms(
-  data: Record<string, string>, transforms: readonly SecretTransform[] | undefined, otherSecret: (name: string) => Record<string, string> | undefined,
+  data: Record<string, string>,
+  transforms: readonly SecretTransform[] | undefined,
+  otherSecret: (name: string) => Record<string, string> | undefined,
 ): Record<string, string> {
   const out = { ...data };
   for (const t of transforms ?? []) {
@@ -103,7 +114,10 @@ export function postgresTarget(ab: AppBinding, credentials: Record<string, strin
   const username = credentials.username ?? (url.username ? decodeURIComponent(url.username) : undefined);
   const password = credentials.password ?? (url.password ? decodeURIComponent(url.password) : undefined);
   if (!username || password === undefined) {
-    throw new TerminalError('InvalidDatabaseSecret', `${where}: its Secret must hold "username" and "password" keys (after secretTransforms)`);
+    throw new TerminalError(
+      'InvalidDatabaseSecret',
+      `${where}: its Secret must hold "username" and "password" keys (after secretTransforms)`,
+    );
   }
   return {
     host: url.hostname,

@@ -1,5 +1,14 @@
 // What every reconciler gets: clients, caches, the Vault connections and the cluster name.
-import type { AppBinding, DatabaseAccessRequest, EventReason, MariaDBRole, MySQLRole, PostgresRole, RedisRole, SecretEngine } from '../../api/index.ts';
+import type {
+  AppBinding,
+  DatabaseAccessRequest,
+  EventReason,
+  MariaDBRole,
+  MySQLRole,
+  PostgresRole,
+  RedisRole,
+  SecretEngine,
+} from '../../api/index.ts';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { EventRecorder, KubeClient, Logger, WatchCache } from '../../lib/runtime/index.ts';
 import type { CachedSecret } from './secret-integrity.ts';

@@ -2,7 +2,12 @@
 // MySQL/MariaDB take a connection_url with Vault's {{username}}/{{password}} placeholders, Redis takes host, port and
 // TLS fields. Pure: the admin login comes in (from the AppBinding's Secret) and goes only into the config.
 import {
-  DEFAULT_MYSQL_PLUGIN, DEFAULT_POSTGRES_PLUGIN, DEFAULT_REDIS_PLUGIN, parseDurationSeconds, type AppBinding, type EngineDatabase,
+  DEFAULT_MYSQL_PLUGIN,
+  DEFAULT_POSTGRES_PLUGIN,
+  DEFAULT_REDIS_PLUGIN,
+  parseDurationSeconds,
+  type AppBinding,
+  type EngineDatabase,
 } from '../../api/index.ts';
 import { TerminalError } from '../../lib/runtime/index.ts';
 import type { ConnectionConfig } from '../../lib/vault/client.ts';
@@ -38,12 +43,19 @@ export function databaseEndpoint(ab: AppBinding, defaultPort: number): DatabaseE
 }
 
 /** The admin login in an AppBinding's (transformed) Secret data; `defaultUser` when it may name none. */
-export function adminLogin(ab: AppBinding, credentials: Record<string, string>, defaultUser?: string): { username: string; password: string } {
+export function adminLogin(
+  ab: AppBinding,
+  credentials: Record<string, string>,
+  defaultUser?: string,
+): { username: string; password: string } {
   const username = credentials.username ?? defaultUser;
   const password = credentials.password;
   if (!username || password === undefined) {
-    throw new TerminalError('InvalidDatabaseSecret', `AppBinding ${ab.metadata.namespace}/${ab.metadata.name}: its Secret must hold ` +
-      `${defaultUser ? '' : '"username" and '}"password" key${defaultUser ? '' : 's'} (after secretTransforms)`);
+    throw new TerminalError(
+      'InvalidDatabaseSecret',
+      `AppBinding ${ab.metadata.namespace}/${ab.metadata.name}: its Secret must hold ` +
+        `${defaultUser ? '' : '"username" and '}"password" key${defaultUser ? '' : 's'} (after secretTransforms)`,
+    );
   }
   return { username, password };
 }
@@ -56,7 +68,11 @@ function decodePem(b64: string | undefined): string | undefined {
 }
 
 /** The config Vault's plugin for `database` takes: its connection to the database an AppBinding describes. */
-export function vaultConnectionConfig(database: EngineDatabase, db: AppBinding, credentials: Record<string, string>): ConnectionConfig {
+export function vaultConnectionConfig(
+  database: EngineDatabase,
+  db: AppBinding,
+  credentials: Record<string, string>,
+): ConnectionConfig {
   const common = {
     allowedRoles: database.config.allowedRoles ?? ['*'],
     verifyConnection: true,
@@ -73,8 +89,10 @@ export function vaultConnectionConfig(database: EngineDatabase, db: AppBinding, 
       return {
         pluginName: database.config.pluginName ?? DEFAULT_POSTGRES_PLUGIN,
         connectionUrl: vaultConnectionUrl(target),
-        username: target.username, password: target.password,
-        ...common, ...pool(database.config),
+        username: target.username,
+        password: target.password,
+        ...common,
+        ...pool(database.config),
       };
     }
     case 'mysql':
@@ -89,9 +107,11 @@ export function vaultConnectionConfig(database: EngineDatabase, db: AppBinding, 
       return {
         pluginName: database.config.pluginName ?? DEFAULT_MYSQL_PLUGIN,
         connectionUrl: `{{username}}:{{password}}@tcp(${host}:${ep.port})/${query ? `?${query}` : ''}`,
-        username, password,
+        username,
+        password,
         ...(Object.keys(parameters).length ? { parameters } : {}),
-        ...common, ...pool(database.config),
+        ...common,
+        ...pool(database.config),
       };
     }
     case 'redis': {
@@ -104,7 +124,9 @@ export function vaultConnectionConfig(database: EngineDatabase, db: AppBinding, 
       if (tls && ca) parameters.ca_cert = ca;
       return {
         pluginName: database.config.pluginName ?? DEFAULT_REDIS_PLUGIN,
-        username, password, parameters,
+        username,
+        password,
+        parameters,
         ...common,
       };
     }

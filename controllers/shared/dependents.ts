@@ -16,8 +16,17 @@
 // The functions at the top are pure (they take candidate objects and decide); `Dependencies` feeds them from
 // the watch caches (through their indexes) for the reconcilers and the watch mappings.
 import {
-  DEFAULT_MOUNT_PATH, FINALIZER, KUBEVAULT_FINALIZER, ROLE_KINDS, RequestPhase, engineDatabase,
-  type AppBinding, type DatabaseAccessRequest, type DatabaseRole, type RoleKind, type SecretEngine,
+  DEFAULT_MOUNT_PATH,
+  FINALIZER,
+  KUBEVAULT_FINALIZER,
+  ROLE_KINDS,
+  RequestPhase,
+  engineDatabase,
+  type AppBinding,
+  type DatabaseAccessRequest,
+  type DatabaseRole,
+  type RoleKind,
+  type SecretEngine,
 } from '../../api/index.ts';
 import { hasFinalizer, type ObjectKey } from '../../lib/runtime/index.ts';
 import type { Caches } from './context.ts';
@@ -76,7 +85,8 @@ export function leaseAppBindings(dar: DatabaseAccessRequest): ObjectRef[] {
   const ns = nsOf(dar);
   const refs: ObjectRef[] = [];
   const add = (r: { namespace?: string; name: string } | undefined) => {
-    if (r && !refs.some((x) => x.name === r.name && x.namespace === (r.namespace || ns))) refs.push({ namespace: r.namespace || ns, name: r.name });
+    if (r && !refs.some((x) => x.name === r.name && x.namespace === (r.namespace || ns)))
+      refs.push({ namespace: r.namespace || ns, name: r.name });
   };
   add(dar.status?.issuance?.vaultAppBinding);
   for (const p of dar.status?.previousLeases ?? []) add(p.vaultAppBinding);
@@ -87,14 +97,23 @@ export function leaseAppBindings(dar: DatabaseAccessRequest): ObjectRef[] {
 function recordedRoutes(dar: DatabaseAccessRequest): { current?: Route; previous: Route[] } {
   const ns = nsOf(dar);
   const issuance = dar.status?.issuance;
-  const current = issuance?.vaultAppBinding ? {
-    vaultAppBinding: { namespace: issuance.vaultAppBinding.namespace || ns, name: issuance.vaultAppBinding.name },
-    mount: issuance.mount || undefined,
-    connection: issuance.connection || undefined,
-  } : undefined;
-  const previous = (dar.status?.previousLeases ?? []).flatMap((p) => p.vaultAppBinding
-    ? [{ vaultAppBinding: { namespace: p.vaultAppBinding.namespace || ns, name: p.vaultAppBinding.name }, mount: mountOfLease(p.id) }]
-    : []);
+  const current = issuance?.vaultAppBinding
+    ? {
+        vaultAppBinding: { namespace: issuance.vaultAppBinding.namespace || ns, name: issuance.vaultAppBinding.name },
+        mount: issuance.mount || undefined,
+        connection: issuance.connection || undefined,
+      }
+    : undefined;
+  const previous = (dar.status?.previousLeases ?? []).flatMap((p) =>
+    p.vaultAppBinding
+      ? [
+          {
+            vaultAppBinding: { namespace: p.vaultAppBinding.namespace || ns, name: p.vaultAppBinding.name },
+            mount: mountOfLease(p.id),
+          },
+        ]
+      : [],
+  );
   return { current, previous };
 }
 
@@ -120,7 +139,11 @@ export function renewsThroughRole(dar: DatabaseAccessRequest): boolean {
 
 /** The role a request names (spec.roleRef; its namespace defaults to the request's). */
 export function roleOfRequest(dar: DatabaseAccessRequest): ObjectRef & { kind: RoleKind } {
-  return { kind: dar.spec.roleRef.kind ?? 'PostgresRole', namespace: dar.spec.roleRef.namespace ?? nsOf(dar), name: dar.spec.roleRef.name };
+  return {
+    kind: dar.spec.roleRef.kind ?? 'PostgresRole',
+    namespace: dar.spec.roleRef.namespace ?? nsOf(dar),
+    name: dar.spec.roleRef.name,
+  };
 }
 
 /** The key of the REQUESTS_BY_ROLE index: `Kind/namespace/name` (a MySQLRole and a PostgresRole may share a name). */
@@ -143,7 +166,11 @@ export function engineRoute(engine: SecretEngine, cluster: string): Route {
  * A role's route, as resolveRoleTarget finds it but without requiring the AppBinding to exist: through its
  * SecretEngine (spec.secretEngineRef; undefined if that is gone), or spec.vaultRef + spec.path + the connection.
  */
-export function roleRoute(role: DatabaseRole, engineOf: (ref: ObjectRef) => SecretEngine | undefined, cluster: string): Route | undefined {
+export function roleRoute(
+  role: DatabaseRole,
+  engineOf: (ref: ObjectRef) => SecretEngine | undefined,
+  cluster: string,
+): Route | undefined {
   const ns = nsOf(role);
   if (role.spec.secretEngineRef) {
     const engine = engineOf({ namespace: ns, name: role.spec.secretEngineRef.name });
@@ -162,11 +189,17 @@ export function roleRoute(role: DatabaseRole, engineOf: (ref: ObjectRef) => Secr
 export function routeWithin(lease: Route, through: Route): boolean {
   if (refKey(lease.vaultAppBinding) !== refKey(through.vaultAppBinding)) return false;
   if (lease.mount !== undefined && through.mount !== undefined && lease.mount !== through.mount) return false;
-  return !(lease.connection !== undefined && through.connection !== undefined && lease.connection !== through.connection);
+  return !(
+    lease.connection !== undefined &&
+    through.connection !== undefined &&
+    lease.connection !== through.connection
+  );
 }
 
 function sameRoute(a: Route, b: Route): boolean {
-  return refKey(a.vaultAppBinding) === refKey(b.vaultAppBinding) && a.mount === b.mount && a.connection === b.connection;
+  return (
+    refKey(a.vaultAppBinding) === refKey(b.vaultAppBinding) && a.mount === b.mount && a.connection === b.connection
+  );
 }
 
 /** Objects that may depend on the one being deleted (typically from cache indexes; extra ones are filtered out). */
@@ -192,14 +225,21 @@ const dependent = (kind: DependentKind, o: Obj): Dependent => ({ kind, namespace
  * What a Vault AppBinding being deleted waits for: requests holding leases issued through it, and SecretEngines and
  * PostgresRoles using it that still have Vault to clean up (they hold their finalizer).
  */
-export function dependentsOfAppBinding(ab: AppBinding, c: Candidates, engineOf: (ref: ObjectRef) => SecretEngine | undefined, cluster: string): Dependent[] {
+export function dependentsOfAppBinding(
+  ab: AppBinding,
+  c: Candidates,
+  engineOf: (ref: ObjectRef) => SecretEngine | undefined,
+  cluster: string,
+): Dependent[] {
   const self = refKey({ namespace: nsOf(ab), name: nameOf(ab) });
   const out: Dependent[] = [];
   for (const r of c.requests ?? []) {
-    if (revocationRoutes(r).some((x) => refKey(x.vaultAppBinding) === self)) out.push(dependent('DatabaseAccessRequest', r));
+    if (revocationRoutes(r).some((x) => refKey(x.vaultAppBinding) === self))
+      out.push(dependent('DatabaseAccessRequest', r));
   }
   for (const e of c.engines ?? []) {
-    if (cleanupPending(e) && refKey(engineRoute(e, cluster).vaultAppBinding) === self) out.push(dependent('SecretEngine', e));
+    if (cleanupPending(e) && refKey(engineRoute(e, cluster).vaultAppBinding) === self)
+      out.push(dependent('SecretEngine', e));
   }
   for (const r of c.roles ?? []) {
     const route = cleanupPending(r) ? roleRoute(r, engineOf, cluster) : undefined;
@@ -213,7 +253,12 @@ export function dependentsOfAppBinding(ab: AppBinding, c: Candidates, engineOf: 
  * PostgresRoles whose Vault roles live there (through spec.secretEngineRef, or vaultRef + path + databaseRef naming
  * the same mount and connection) that still have their Vault role to delete.
  */
-export function dependentsOfSecretEngine(engine: SecretEngine, c: Candidates, engineOf: (ref: ObjectRef) => SecretEngine | undefined, cluster: string): Dependent[] {
+export function dependentsOfSecretEngine(
+  engine: SecretEngine,
+  c: Candidates,
+  engineOf: (ref: ObjectRef) => SecretEngine | undefined,
+  cluster: string,
+): Dependent[] {
   const through = engineRoute(engine, cluster);
   const out: Dependent[] = [];
   for (const r of c.requests ?? []) {
@@ -231,7 +276,11 @@ export function dependentsOfSecretEngine(engine: SecretEngine, c: Candidates, en
 /** What a role being deleted waits for: requests naming it that hold a lease (renewing one reads the Vault role). */
 export function dependentsOfRole(role: DatabaseRole, requests: readonly DatabaseAccessRequest[]): Dependent[] {
   const self = roleKey({ kind: kindOfRole(role), namespace: nsOf(role), name: nameOf(role) });
-  return unique(requests.filter((r) => roleKey(roleOfRequest(r)) === self && renewsThroughRole(r)).map((r) => dependent('DatabaseAccessRequest', r)));
+  return unique(
+    requests
+      .filter((r) => roleKey(roleOfRequest(r)) === self && renewsThroughRole(r))
+      .map((r) => dependent('DatabaseAccessRequest', r)),
+  );
 }
 
 /** PostgresRole's name for dependentsOfRole. */
@@ -246,7 +295,11 @@ export function describeDependents(deps: readonly Dependent[], max = 3): string 
   const group = (kind: DependentKind, one: string, many: string) => {
     const of = deps.filter((d) => d.kind === kind);
     if (of.length === 0) return;
-    const names = of.slice(0, max).map((d) => `${d.namespace}/${d.name}`).join(', ') + (of.length > max ? ` and ${of.length - max} more` : '');
+    const names =
+      of
+        .slice(0, max)
+        .map((d) => `${d.namespace}/${d.name}`)
+        .join(', ') + (of.length > max ? ` and ${of.length - max} more` : '');
     parts.push(`${of.length} ${kind}${of.length === 1 ? '' : 's'} still ${of.length === 1 ? one : many} (${names})`);
   };
   group('DatabaseAccessRequest', 'holds leases through it', 'hold leases through it');
@@ -256,7 +309,11 @@ export function describeDependents(deps: readonly Dependent[], max = 3): string 
 }
 
 /** The first object on a role's issuance path that is being deleted, as `Kind namespace/name`, or undefined. */
-export function terminatingOnIssuePath(role: DatabaseRole, vaultAppBinding: AppBinding | undefined, engines: readonly SecretEngine[]): string | undefined {
+export function terminatingOnIssuePath(
+  role: DatabaseRole,
+  vaultAppBinding: AppBinding | undefined,
+  engines: readonly SecretEngine[],
+): string | undefined {
   const deleting = (o: Obj | undefined) => !!o?.metadata?.deletionTimestamp;
   if (deleting(role)) return `${kindOfRole(role)} ${nsOf(role)}/${nameOf(role)}`;
   const engine = engines.find(deleting);
@@ -285,7 +342,10 @@ export const APPBINDINGS_BY_SECRET = 'secret';
 export function addDependencyIndexes(caches: Caches, cluster: string): void {
   caches.secretEngines.addIndex(SECRET_ENGINES_BY_APPBINDING, (e) => {
     const db = engineDatabase(e)?.config.databaseRef;
-    return [`${e.spec.vaultRef.namespace ?? nsOf(e)}/${e.spec.vaultRef.name}`, ...(db ? [`${db.namespace ?? nsOf(e)}/${db.name}`] : [])];
+    return [
+      `${e.spec.vaultRef.namespace ?? nsOf(e)}/${e.spec.vaultRef.name}`,
+      ...(db ? [`${db.namespace ?? nsOf(e)}/${db.name}`] : []),
+    ];
   });
   for (const roles of roleCaches(caches)) {
     roles.addIndex(POSTGRES_ROLES_BY_DEPENDENCY, (r) => {
@@ -299,14 +359,20 @@ export function addDependencyIndexes(caches: Caches, cluster: string): void {
   }
   caches.requests.addIndex(REQUESTS_BY_ROLE, (d) => [roleKey(roleOfRequest(d))]);
   caches.requests.addIndex(REQUESTS_BY_VAULT_APPBINDING, (d) => leaseAppBindings(d).map(refKey));
-  caches.appBindings.addIndex(APPBINDINGS_BY_SECRET, (a) => (a.spec.secret ? [`${nsOf(a)}/${a.spec.secret.name}`] : []));
+  caches.appBindings.addIndex(APPBINDINGS_BY_SECRET, (a) =>
+    a.spec.secret ? [`${nsOf(a)}/${a.spec.secret.name}`] : [],
+  );
 }
 
 /** The dependency graph over the watch caches, through the indexes addDependencyIndexes adds. */
 export class Dependencies {
-  constructor(private readonly caches: Caches, private readonly cluster: string) {}
+  constructor(
+    private readonly caches: Caches,
+    private readonly cluster: string,
+  ) {}
 
-  readonly engineOf = (ref: ObjectRef): SecretEngine | undefined => this.caches.secretEngines.get(ref.namespace, ref.name);
+  readonly engineOf = (ref: ObjectRef): SecretEngine | undefined =>
+    this.caches.secretEngines.get(ref.namespace, ref.name);
 
   private requestsThrough(ab: ObjectRef): DatabaseAccessRequest[] {
     return this.caches.requests.byIndex(REQUESTS_BY_VAULT_APPBINDING, refKey(ab));
@@ -322,16 +388,32 @@ export class Dependencies {
   ofAppBinding(ab: AppBinding): Dependent[] {
     const self = { namespace: nsOf(ab), name: nameOf(ab) };
     const engines = this.caches.secretEngines.byIndex(SECRET_ENGINES_BY_APPBINDING, refKey(self));
-    return dependentsOfAppBinding(ab, { requests: this.requestsThrough(self), engines, roles: this.rolesUsing(self, engines) }, this.engineOf, this.cluster);
+    return dependentsOfAppBinding(
+      ab,
+      { requests: this.requestsThrough(self), engines, roles: this.rolesUsing(self, engines) },
+      this.engineOf,
+      this.cluster,
+    );
   }
 
   ofSecretEngine(engine: SecretEngine): Dependent[] {
     const through = engineRoute(engine, this.cluster).vaultAppBinding;
-    return dependentsOfSecretEngine(engine, { requests: this.requestsThrough(through), roles: this.rolesUsing(through, [engine]) }, this.engineOf, this.cluster);
+    return dependentsOfSecretEngine(
+      engine,
+      { requests: this.requestsThrough(through), roles: this.rolesUsing(through, [engine]) },
+      this.engineOf,
+      this.cluster,
+    );
   }
 
   ofRole(role: DatabaseRole): Dependent[] {
-    return dependentsOfRole(role, this.caches.requests.byIndex(REQUESTS_BY_ROLE, roleKey({ kind: kindOfRole(role), namespace: nsOf(role), name: nameOf(role) })));
+    return dependentsOfRole(
+      role,
+      this.caches.requests.byIndex(
+        REQUESTS_BY_ROLE,
+        roleKey({ kind: kindOfRole(role), namespace: nsOf(role), name: nameOf(role) }),
+      ),
+    );
   }
 
   /** The SecretEngines serving a role: its spec.secretEngineRef, or those whose mount and connection it names. */
@@ -342,7 +424,9 @@ export class Dependencies {
     }
     const route = roleRoute(role, this.engineOf, this.cluster);
     if (!route) return [];
-    return this.caches.secretEngines.byIndex(SECRET_ENGINES_BY_APPBINDING, refKey(route.vaultAppBinding)).filter((e) => sameRoute(engineRoute(e, this.cluster), route));
+    return this.caches.secretEngines
+      .byIndex(SECRET_ENGINES_BY_APPBINDING, refKey(route.vaultAppBinding))
+      .filter((e) => sameRoute(engineRoute(e, this.cluster), route));
   }
 
   /** The SecretEngines a request's recorded leases went through (whatever the request's state: for watches). */
@@ -369,6 +453,11 @@ export class Dependencies {
 }
 
 /** Keys of the objects `keys` names that are being deleted (what a dependent's change may release). */
-export function deletingKeys<T extends Obj>(refs: readonly (ObjectRef | undefined)[], get: (ns: string, name: string) => T | undefined): ObjectKey[] {
-  return refs.filter((r): r is ObjectRef => !!r && !!get(r.namespace, r.name)?.metadata?.deletionTimestamp).map((r) => ({ namespace: r.namespace, name: r.name }));
+export function deletingKeys<T extends Obj>(
+  refs: readonly (ObjectRef | undefined)[],
+  get: (ns: string, name: string) => T | undefined,
+): ObjectKey[] {
+  return refs
+    .filter((r): r is ObjectRef => !!r && !!get(r.namespace, r.name)?.metadata?.deletionTimestamp)
+    .map((r) => ({ namespace: r.namespace, name: r.name }));
 }

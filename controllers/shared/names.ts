@@ -21,7 +21,10 @@ export function defaultMountPath(cluster: string, namespace: string, name: strin
 
 /** Where a SecretEngine is mounted: spec.path, else the default for its kind of database. */
 export function engineMountPath(cluster: string, engine: Pick<SecretEngine, 'metadata' | 'spec'>): string {
-  return engine.spec.path ?? defaultMountPath(cluster, engine.metadata.namespace ?? '', engine.metadata.name ?? '', engineDatabase(engine)?.type);
+  return (
+    engine.spec.path ??
+    defaultMountPath(cluster, engine.metadata.namespace ?? '', engine.metadata.name ?? '', engineDatabase(engine)?.type)
+  );
 }
 
 /** The description Leasehold writes on mounts it enables; only mounts carrying it are ever unmounted. */
@@ -30,7 +33,9 @@ export function mountOwnerDescription(namespace: string, name: string): string {
 }
 
 /** The SecretEngine a mount's description names as its owner (the inverse of mountOwnerDescription), if any. */
-export function mountOwnerFromDescription(description: string | undefined): { namespace: string; name: string } | undefined {
+export function mountOwnerFromDescription(
+  description: string | undefined,
+): { namespace: string; name: string } | undefined {
   const m = /^managed by leasehold for SecretEngine ([a-z0-9-]+)\/(\S+)$/.exec(description ?? '');
   return m ? { namespace: m[1]!, name: m[2]! } : undefined;
 }
@@ -85,15 +90,27 @@ export function labelValue(value: string): string {
  * (alphanumeric at both ends), annotations at most 256 KiB together. Checked before Vault is asked for anything,
  * so a write that can only fail never costs a lease.
  */
-export function metadataProblems(kind: string, m: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> }): string[] {
+export function metadataProblems(
+  kind: string,
+  m: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> },
+): string[] {
   const problems: string[] = [];
-  if (m.name.length > MAX_OBJECT_NAME) problems.push(`${kind} name ${m.name.slice(0, 40)}… is ${m.name.length} characters long (at most ${MAX_OBJECT_NAME})`);
-  else if (!DNS1123_SUBDOMAIN.test(m.name)) problems.push(`${kind} name ${JSON.stringify(m.name)} is not a DNS-1123 subdomain`);
+  if (m.name.length > MAX_OBJECT_NAME)
+    problems.push(
+      `${kind} name ${m.name.slice(0, 40)}… is ${m.name.length} characters long (at most ${MAX_OBJECT_NAME})`,
+    );
+  else if (!DNS1123_SUBDOMAIN.test(m.name))
+    problems.push(`${kind} name ${JSON.stringify(m.name)} is not a DNS-1123 subdomain`);
   for (const [k, v] of Object.entries(m.labels ?? {})) {
-    if (v.length > MAX_LABEL_VALUE) problems.push(`${kind} label ${k} is ${v.length} characters long (at most ${MAX_LABEL_VALUE})`);
+    if (v.length > MAX_LABEL_VALUE)
+      problems.push(`${kind} label ${k} is ${v.length} characters long (at most ${MAX_LABEL_VALUE})`);
     else if (!LABEL_VALUE.test(v)) problems.push(`${kind} label ${k} has the invalid value ${JSON.stringify(v)}`);
   }
-  const bytes = Object.entries(m.annotations ?? {}).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
-  if (bytes > MAX_ANNOTATIONS_BYTES) problems.push(`${kind} annotations take ${bytes} bytes (at most ${MAX_ANNOTATIONS_BYTES})`);
+  const bytes = Object.entries(m.annotations ?? {}).reduce(
+    (n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v),
+    0,
+  );
+  if (bytes > MAX_ANNOTATIONS_BYTES)
+    problems.push(`${kind} annotations take ${bytes} bytes (at most ${MAX_ANNOTATIONS_BYTES})`);
   return problems;
 }

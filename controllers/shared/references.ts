@@ -4,7 +4,14 @@
 // referenced object admits the referring namespace in its leasehold.dev/allowed-namespaces annotation, which
 // only someone allowed to edit objects in the referenced namespace can write. Pure functions over the objects;
 // the reconcilers read them from their caches and act on the verdict.
-import { Annotations, Reason, engineDatabase, type AppBinding, type DatabaseRole, type SecretEngine } from '../../api/index.ts';
+import {
+  Annotations,
+  Reason,
+  engineDatabase,
+  type AppBinding,
+  type DatabaseRole,
+  type SecretEngine,
+} from '../../api/index.ts';
 import { TerminalError } from '../../lib/runtime/index.ts';
 import { connectionOwner } from './names.ts';
 
@@ -29,7 +36,10 @@ export interface Reference {
 
 /** The verdict on a refused reference: a TerminalError (a change, not a retry, fixes it) with reason ReferenceNotAllowed. */
 export class ReferenceNotAllowed extends TerminalError {
-  constructor(message: string, readonly reference: Reference) {
+  constructor(
+    message: string,
+    readonly reference: Reference,
+  ) {
     super(Reason.ReferenceNotAllowed, message);
   }
 }
@@ -64,12 +74,12 @@ export function checkReference(ref: Reference, target: Annotated | undefined): R
   const kind = ref.to.kind === 'AppBinding' ? 'appbinding' : 'secretengine';
   return new ReferenceNotAllowed(
     `${ref.field} of ${ref.from.kind} ${ref.from.namespace}/${ref.from.name} refers to ${ref.to.kind} ` +
-    `${ref.to.namespace}/${ref.to.name} (${ref.use}) in another namespace, which does not admit namespace ` +
-    `${ref.from.namespace}: a namespace can't use another namespace's ${ref.to.kind === 'AppBinding' ? 'Vault login or database' : 'mount'} ` +
-    `unless that namespace opts in. Someone with rights in namespace ${ref.to.namespace} can add ${ref.from.namespace} to its ` +
-    `${Annotations.allowedNamespaces} annotation (comma-separated namespaces, or "*"), e.g. ` +
-    `kubectl -n ${ref.to.namespace} annotate ${kind} ${ref.to.name} ${Annotations.allowedNamespaces}=${ref.from.namespace}; ` +
-    `otherwise use an object in namespace ${ref.from.namespace}`,
+      `${ref.to.namespace}/${ref.to.name} (${ref.use}) in another namespace, which does not admit namespace ` +
+      `${ref.from.namespace}: a namespace can't use another namespace's ${ref.to.kind === 'AppBinding' ? 'Vault login or database' : 'mount'} ` +
+      `unless that namespace opts in. Someone with rights in namespace ${ref.to.namespace} can add ${ref.from.namespace} to its ` +
+      `${Annotations.allowedNamespaces} annotation (comma-separated namespaces, or "*"), e.g. ` +
+      `kubectl -n ${ref.to.namespace} annotate ${kind} ${ref.to.name} ${Annotations.allowedNamespaces}=${ref.from.namespace}; ` +
+      `otherwise use an object in namespace ${ref.from.namespace}`,
     ref,
   );
 }
@@ -80,7 +90,10 @@ export type Lookup = (kind: ReferencedKind, namespace: string, name: string) => 
 /** The first refused reference of a list, or undefined when every one is allowed. */
 export function firstRefusal(refs: readonly Reference[], lookup: Lookup): ReferenceNotAllowed | undefined {
   for (const ref of refs) {
-    const refusal = checkReference(ref, ref.to.namespace === ref.from.namespace ? undefined : lookup(ref.to.kind, ref.to.namespace, ref.to.name));
+    const refusal = checkReference(
+      ref,
+      ref.to.namespace === ref.from.namespace ? undefined : lookup(ref.to.kind, ref.to.namespace, ref.to.name),
+    );
     if (refusal) return refusal;
   }
   return undefined;
@@ -93,8 +106,22 @@ export function secretEngineReferences(engine: SecretEngine): Reference[] {
   const database = engineDatabase(engine);
   const db = database?.config.databaseRef;
   return [
-    { from, field: 'spec.vaultRef', to: { kind: 'AppBinding', namespace: engine.spec.vaultRef.namespace || ns, name: engine.spec.vaultRef.name }, use: 'its Vault login' },
-    ...(db ? [{ from, field: `spec.${database.type}.databaseRef`, to: { kind: 'AppBinding' as const, namespace: db.namespace || ns, name: db.name }, use: 'the database and its admin password' }] : []),
+    {
+      from,
+      field: 'spec.vaultRef',
+      to: { kind: 'AppBinding', namespace: engine.spec.vaultRef.namespace || ns, name: engine.spec.vaultRef.name },
+      use: 'its Vault login',
+    },
+    ...(db
+      ? [
+          {
+            from,
+            field: `spec.${database.type}.databaseRef`,
+            to: { kind: 'AppBinding' as const, namespace: db.namespace || ns, name: db.name },
+            use: 'the database and its admin password',
+          },
+        ]
+      : []),
   ];
 }
 
@@ -102,7 +129,11 @@ export function secretEngineReferences(engine: SecretEngine): Reference[] {
  * A SecretEngine's mount when another SecretEngine's description claims it (names.ts mountOwnerFromDescription):
  * writing a connection into it, or tuning it, acts on that engine's mount.
  */
-export function mountReference(engine: SecretEngine, owner: { namespace: string; name: string }, path: string): Reference {
+export function mountReference(
+  engine: SecretEngine,
+  owner: { namespace: string; name: string },
+  path: string,
+): Reference {
   return {
     from: { kind: 'SecretEngine', namespace: engine.metadata.namespace ?? '', name: engine.metadata.name ?? '' },
     field: 'spec.path',
@@ -117,12 +148,22 @@ export function mountReference(engine: SecretEngine, owner: { namespace: string;
  * vaultRef and secretEngineRef are in its own namespace by schema; a secretEngineRef's references are the
  * SecretEngine's (secretEngineReferences).
  */
-export function roleReferences(role: Pick<DatabaseRole, 'metadata' | 'spec'> & { kind?: string }, cluster: string): Reference[] {
+export function roleReferences(
+  role: Pick<DatabaseRole, 'metadata' | 'spec'> & { kind?: string },
+  cluster: string,
+): Reference[] {
   const ns = role.metadata.namespace ?? '';
   const from = { kind: role.kind ?? 'PostgresRole', namespace: ns, name: role.metadata.name ?? '' };
   const use = 'the database whose Vault connection the role would use';
   if (role.spec.databaseRef) {
-    return [{ from, field: 'spec.databaseRef', to: { kind: 'AppBinding', namespace: role.spec.databaseRef.namespace || ns, name: role.spec.databaseRef.name }, use }];
+    return [
+      {
+        from,
+        field: 'spec.databaseRef',
+        to: { kind: 'AppBinding', namespace: role.spec.databaseRef.namespace || ns, name: role.spec.databaseRef.name },
+        use,
+      },
+    ];
   }
   const owner = role.spec.databaseName ? connectionOwner(cluster, role.spec.databaseName) : undefined;
   return owner ? [{ from, field: 'spec.databaseName', to: { kind: 'AppBinding', ...owner }, use }] : [];
@@ -136,5 +177,6 @@ export function cacheLookup(caches: {
   appBindings: { get(namespace: string, name: string): AppBinding | undefined };
   secretEngines: { get(namespace: string, name: string): SecretEngine | undefined };
 }): Lookup {
-  return (kind, namespace, name) => (kind === 'AppBinding' ? caches.appBindings.get(namespace, name) : caches.secretEngines.get(namespace, name));
+  return (kind, namespace, name) =>
+    kind === 'AppBinding' ? caches.appBindings.get(namespace, name) : caches.secretEngines.get(namespace, name);
 }

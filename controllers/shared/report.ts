@@ -4,10 +4,27 @@
 // a request's Available: api/vocabulary.ts SummaryCondition) when it changed, else from the first condition that
 // changed, and its type follows that condition's polarity: a Warning when it is bad news (isAbnormal), else Normal.
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { ConditionType, Reason, SummaryCondition, isAbnormal, type ConditionReason, type EventReason } from '../../api/index.ts';
 import {
-  RetryableError, TerminalError, describeError, patchStatus, setCondition,
-  type Condition, type ConditionInput, type EventRecorder, type EventType, type KubeClient, type ResourceType, type StoredCondition,
+  ConditionType,
+  Reason,
+  SummaryCondition,
+  isAbnormal,
+  type ConditionReason,
+  type EventReason,
+} from '../../api/index.ts';
+import {
+  RetryableError,
+  TerminalError,
+  describeError,
+  patchStatus,
+  setCondition,
+  type Condition,
+  type ConditionInput,
+  type EventRecorder,
+  type EventType,
+  type KubeClient,
+  type ResourceType,
+  type StoredCondition,
 } from '../../lib/runtime/index.ts';
 import { VaultRequestError } from '../../lib/vault/errors.ts';
 
@@ -46,7 +63,13 @@ export function desiredStatus(obj: Reportable, update: StatusUpdate, now: Date):
  * object. Throws what patchStatus throws (RetryableError 'Conflict' on a stale object); no Event then.
  */
 export async function report<T extends Reportable, R extends string = EventReason>(
-  kube: KubeClient, resource: ResourceType, events: EventRecorder<R>, obj: T, update: StatusUpdate<R>, now: Date, signal?: AbortSignal,
+  kube: KubeClient,
+  resource: ResourceType,
+  events: EventRecorder<R>,
+  obj: T,
+  update: StatusUpdate<R>,
+  now: Date,
+  signal?: AbortSignal,
 ): Promise<T> {
   const before = ((obj.status ?? {}) as LooseStatus).conditions ?? [];
   const desired = desiredStatus(obj, update, now);
@@ -62,8 +85,11 @@ export async function report<T extends Reportable, R extends string = EventReaso
  * transition). The Event tells of the summary condition if it changed, else of the first that did; a Warning
  * when that condition is bad news by its type's polarity (a normal end set alongside counts: api/vocabulary.ts).
  */
-export function transitionEvent<R extends string>(kind: string, before: readonly StoredCondition[], set: readonly ConditionInput<R>[]):
-  { type: EventType; reason: R; message: string } | undefined {
+export function transitionEvent<R extends string>(
+  kind: string,
+  before: readonly StoredCondition[],
+  set: readonly ConditionInput<R>[],
+): { type: EventType; reason: R; message: string } | undefined {
   const changed = set.filter((c) => {
     const old = before.find((b) => b.type === c.type);
     return !old || (old.status ?? 'True') !== c.status || old.reason !== c.reason;
@@ -84,8 +110,12 @@ const KNOWN_REASONS: ReadonlySet<string> = new Set(Object.values(Reason));
  */
 export function explain(err: unknown): { reason: ConditionReason; message: string; retryable: boolean } {
   if (err instanceof VaultRequestError) {
-    const reason = err.kind === 'Unreachable' || err.kind === 'Sealed' ? Reason.VaultUnreachable
-      : err.kind === 'RevocationFailed' ? Reason.RevocationFailed : (`Vault${err.kind}` as const);
+    const reason =
+      err.kind === 'Unreachable' || err.kind === 'Sealed'
+        ? Reason.VaultUnreachable
+        : err.kind === 'RevocationFailed'
+          ? Reason.RevocationFailed
+          : (`Vault${err.kind}` as const);
     return { reason, message: `Vault: ${err.message}`, retryable: err.retryable || err.kind === 'PermissionDenied' };
   }
   if (err instanceof TerminalError) return { ...known(err.reason, err.message), retryable: false };
@@ -94,7 +124,9 @@ export function explain(err: unknown): { reason: ConditionReason; message: strin
 }
 
 function known(reason: string, message: string): { reason: ConditionReason; message: string } {
-  return KNOWN_REASONS.has(reason) ? { reason: reason as ConditionReason, message } : { reason: Reason.InternalError, message: `${reason}: ${message}` };
+  return KNOWN_REASONS.has(reason)
+    ? { reason: reason as ConditionReason, message }
+    : { reason: Reason.InternalError, message: `${reason}: ${message}` };
 }
 
 /** SecretEngine and PostgresRole report alike: Ready and KubeVault's Available move together; Failed is their opposite. */

@@ -1,9 +1,22 @@
 // The kinds the controllers read and write, as the runtime addresses them.
-import { APP_BINDING, DATABASE_ACCESS_REQUEST, MARIADB_ROLE, MYSQL_ROLE, POSTGRES_ROLE, REDIS_ROLE, SECRET_ENGINE } from '../../api/index.ts';
+import {
+  APP_BINDING,
+  DATABASE_ACCESS_REQUEST,
+  MARIADB_ROLE,
+  MYSQL_ROLE,
+  POSTGRES_ROLE,
+  REDIS_ROLE,
+  SECRET_ENGINE,
+} from '../../api/index.ts';
 import type { ResourceType } from '../../lib/runtime/index.ts';
 
-const kind = (d: { group: string; version: string; plural: string; kind: string }): ResourceType =>
-  ({ group: d.group, version: d.version, plural: d.plural, kind: d.kind, namespaced: true });
+const kind = (d: { group: string; version: string; plural: string; kind: string }): ResourceType => ({
+  group: d.group,
+  version: d.version,
+  plural: d.plural,
+  kind: d.kind,
+  namespaced: true,
+});
 
 export const APP_BINDINGS = kind(APP_BINDING);
 export const SECRET_ENGINES = kind(SECRET_ENGINE);
@@ -14,4 +27,9 @@ export const REDIS_ROLES = kind(REDIS_ROLE);
 export const DATABASE_ACCESS_REQUESTS = kind(DATABASE_ACCESS_REQUEST);
 export const SECRETS: ResourceType = { group: '', version: 'v1', plural: 'secrets', kind: 'Secret' };
 export const ROLES: ResourceType = { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'roles', kind: 'Role' };
-export const ROLE_BINDINGS: ResourceType = { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'rolebindings', kind: 'RoleBinding' };
+export const ROLE_BINDINGS: ResourceType = {
+  group: 'rbac.authorization.k8s.io',
+  version: 'v1',
+  plural: 'rolebindings',
+  kind: 'RoleBinding',
+};

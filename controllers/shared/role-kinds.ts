@@ -17,10 +17,34 @@ export interface RoleKindInfo {
 }
 
 export const ROLE_KIND_INFO: Readonly<Record<RoleKind, RoleKindInfo>> = {
-  PostgresRole: { kind: 'PostgresRole', engineType: 'postgres', resource: POSTGRES_ROLES, controllerName: 'postgresrole', cache: (c) => c.postgresRoles as WatchCache<DatabaseRole> },
-  MySQLRole: { kind: 'MySQLRole', engineType: 'mysql', resource: MYSQL_ROLES, controllerName: 'mysqlrole', cache: (c) => c.mysqlRoles as WatchCache<DatabaseRole> },
-  MariaDBRole: { kind: 'MariaDBRole', engineType: 'mariadb', resource: MARIADB_ROLES, controllerName: 'mariadbrole', cache: (c) => c.mariadbRoles as WatchCache<DatabaseRole> },
-  RedisRole: { kind: 'RedisRole', engineType: 'redis', resource: REDIS_ROLES, controllerName: 'redisrole', cache: (c) => c.redisRoles as WatchCache<DatabaseRole> },
+  PostgresRole: {
+    kind: 'PostgresRole',
+    engineType: 'postgres',
+    resource: POSTGRES_ROLES,
+    controllerName: 'postgresrole',
+    cache: (c) => c.postgresRoles as WatchCache<DatabaseRole>,
+  },
+  MySQLRole: {
+    kind: 'MySQLRole',
+    engineType: 'mysql',
+    resource: MYSQL_ROLES,
+    controllerName: 'mysqlrole',
+    cache: (c) => c.mysqlRoles as WatchCache<DatabaseRole>,
+  },
+  MariaDBRole: {
+    kind: 'MariaDBRole',
+    engineType: 'mariadb',
+    resource: MARIADB_ROLES,
+    controllerName: 'mariadbrole',
+    cache: (c) => c.mariadbRoles as WatchCache<DatabaseRole>,
+  },
+  RedisRole: {
+    kind: 'RedisRole',
+    engineType: 'redis',
+    resource: REDIS_ROLES,
+    controllerName: 'redisrole',
+    cache: (c) => c.redisRoles as WatchCache<DatabaseRole>,
+  },
 };
 
 export function roleKindInfo(kind: string | undefined): RoleKindInfo | undefined {

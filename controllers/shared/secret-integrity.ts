@@ -50,18 +50,33 @@ export function encodeData(data: Record<string, string>): Record<string, Buffer>
 }
 
 /** The annotation value recording `data` (raw bytes per key); `salt` defaults to 8 random bytes. */
-export function dataDigestAnnotation(data: Record<string, Buffer>, salt = crypto.randomBytes(8).toString('hex')): string {
-  const credential = digestOf(salt, CREDENTIAL_KEYS.map((k) => [k, data[k]]));
+export function dataDigestAnnotation(
+  data: Record<string, Buffer>,
+  salt = crypto.randomBytes(8).toString('hex'),
+): string {
+  const credential = digestOf(
+    salt,
+    CREDENTIAL_KEYS.map((k) => [k, data[k]]),
+  );
   const all = digestOf(salt, Object.entries(data));
   return `${VERSION}.${salt}.${credential}.${all}`;
 }
 
 /** The verdict on `data` (raw bytes per key) against the recorded annotation; undefined without a usable one. */
-export function secretIntegrity(annotation: string | undefined, data: Record<string, Buffer>): SecretIntegrity | undefined {
+export function secretIntegrity(
+  annotation: string | undefined,
+  data: Record<string, Buffer>,
+): SecretIntegrity | undefined {
   const parts = annotation?.split('.') ?? [];
   if (parts.length !== 4 || parts[0] !== VERSION) return undefined;
   const [, salt, credential, all] = parts as [string, string, string, string];
-  if (digestOf(salt, CREDENTIAL_KEYS.map((k) => [k, data[k]])) !== credential) return 'credential';
+  if (
+    digestOf(
+      salt,
+      CREDENTIAL_KEYS.map((k) => [k, data[k]]),
+    ) !== credential
+  )
+    return 'credential';
   return digestOf(salt, Object.entries(data)) === all ? 'intact' : 'layout';
 }
 
@@ -71,7 +86,9 @@ export function secretIntegrity(annotation: string | undefined, data: Record<str
  */
 export function secretCacheTransform(obj: KubernetesObject): CachedSecret {
   const annotation = obj.metadata?.annotations?.[DATA_DIGEST_ANNOTATION];
-  const integrity = annotation ? secretIntegrity(annotation, decodeData((obj as { data?: Record<string, string> }).data)) : undefined;
+  const integrity = annotation
+    ? secretIntegrity(annotation, decodeData((obj as { data?: Record<string, string> }).data))
+    : undefined;
   const stripped: CachedSecret = stripSecretData(obj);
   if (integrity) stripped.integrity = integrity;
   return stripped;

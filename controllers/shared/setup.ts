@@ -22,5 +22,7 @@ export const keyOf = (o: KubernetesObject): ObjectKey => ({ namespace: nsOf(o), 
 export const refOf = (o: KubernetesObject): ObjectRef => ({ namespace: nsOf(o), name: o.metadata?.name ?? '' });
 
 /** The keys of the objects `refs` names that `cache` holds as being deleted: what a dependent's change may release. */
-export const deletingIn = <T extends KubernetesObject>(cache: { get(ns: string, name: string): T | undefined }) =>
-  (refs: readonly (ObjectRef | undefined)[]): ObjectKey[] => deletingKeys(refs, (n, m) => cache.get(n, m));
+export const deletingIn =
+  <T extends KubernetesObject>(cache: { get(ns: string, name: string): T | undefined }) =>
+  (refs: readonly (ObjectRef | undefined)[]): ObjectKey[] =>
+    deletingKeys(refs, (n, m) => cache.get(n, m));

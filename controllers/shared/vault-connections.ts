@@ -8,7 +8,13 @@ import { keyFromString, keyToString, type KubeClient } from '../../lib/runtime/i
 import type { CallObserver } from '../../lib/vault/transport.ts';
 import { VaultPool, type VaultSession } from '../../lib/vault/pool.ts';
 import {
-  appBindingFingerprint, tokenHash, tokenRequestMinter, vaultSessionSpec, type ServiceAccountRef, type TokenSecret, type VaultPorts,
+  appBindingFingerprint,
+  tokenHash,
+  tokenRequestMinter,
+  vaultSessionSpec,
+  type ServiceAccountRef,
+  type TokenSecret,
+  type VaultPorts,
 } from './vault-ports.ts';
 import { SECRETS } from './resources.ts';
 
@@ -38,7 +44,10 @@ interface SecretSeen {
 }
 
 /** Reads a Secret's metadata without an API call (the watch cache), when the caller has one. */
-export type SecretMetaLookup = (namespace: string, name: string) => { metadata?: { uid?: string; resourceVersion?: string } } | undefined;
+export type SecretMetaLookup = (
+  namespace: string,
+  name: string,
+) => { metadata?: { uid?: string; resourceVersion?: string } } | undefined;
 
 export class VaultConnections {
   private readonly pool: VaultPool;
@@ -82,7 +91,12 @@ export class VaultConnections {
       if (!ab.spec.secret) return held;
       const meta = this.secretMeta?.(ns, ab.spec.secret.name);
       if (this.secretMeta && !meta) return held;
-      if (meta && meta.metadata?.uid === seen.secret.uid && meta.metadata?.resourceVersion === seen.secret.resourceVersion) return held;
+      if (
+        meta &&
+        meta.metadata?.uid === seen.secret.uid &&
+        meta.metadata?.resourceVersion === seen.secret.resourceVersion
+      )
+        return held;
       secret = await this.kube.tryGet<TokenSecret>(SECRETS, ns, ab.spec.secret.name, { signal });
       if (!secret) return held;
       if (secret.metadata?.uid === seen.secret.uid && tokenHash(secret) === seen.secret.tokenHash) {
@@ -95,7 +109,11 @@ export class VaultConnections {
     const session = this.pool.open(vaultSessionSpec(this.ports, ab, secret));
     this.seen.set(key, {
       fingerprint,
-      secret: { uid: secret?.metadata?.uid, resourceVersion: secret?.metadata?.resourceVersion, tokenHash: tokenHash(secret) },
+      secret: {
+        uid: secret?.metadata?.uid,
+        resourceVersion: secret?.metadata?.resourceVersion,
+        tokenHash: tokenHash(secret),
+      },
     });
     return session;
   }

@@ -31,7 +31,11 @@ export interface VaultPorts {
 }
 
 /** A Secret as the session's ports read it. */
-export type TokenSecret = { type?: string; data?: Record<string, string>; metadata?: { uid?: string; resourceVersion?: string } };
+export type TokenSecret = {
+  type?: string;
+  data?: Record<string, string>;
+  metadata?: { uid?: string; resourceVersion?: string };
+};
 
 /**
  * The session a Vault AppBinding describes, given its token Secret as read now (`secret`, when spec.secret names
@@ -43,19 +47,35 @@ export function vaultSessionSpec(ports: VaultPorts, ab: AppBinding, secret: Toke
   const { kube, settings, mint } = ports;
   const ns = ab.metadata.namespace ?? '';
   const where = `AppBinding ${ns}/${ab.metadata.name}`;
-  if (ab.spec.secret && !secret) throw new RetryableError('SecretNotFound', `Secret ${ns}/${ab.spec.secret.name} named by ${where} does not exist`);
+  if (ab.spec.secret && !secret)
+    throw new RetryableError('SecretNotFound', `Secret ${ns}/${ab.spec.secret.name} named by ${where} does not exist`);
   const config = vaultAuthConfig(ab, secret);
   let auth: AuthSource;
   if (config.kind === 'token') {
-    auth = { method: 'token', description: `token from Secret ${ns}/${config.secretName}`, token: () => tokenFromSecret(kube, ns, config.secretName, where) };
+    auth = {
+      method: 'token',
+      description: `token from Secret ${ns}/${config.secretName}`,
+      token: () => tokenFromSecret(kube, ns, config.secretName, where),
+    };
   } else {
-    const sa = config.serviceAccountName ? { namespace: ns, name: config.serviceAccountName } : settings.operatorServiceAccount;
+    const sa = config.serviceAccountName
+      ? { namespace: ns, name: config.serviceAccountName }
+      : settings.operatorServiceAccount;
     if (!sa) {
-      throw new RetryableError('NoServiceAccount', `${where} uses kubernetes auth without ` +
-        'parameters.kubernetes.serviceAccountName, and the operator runs without a service account of its own ' +
-        '(--operator-service-account)');
+      throw new RetryableError(
+        'NoServiceAccount',
+        `${where} uses kubernetes auth without ` +
+          'parameters.kubernetes.serviceAccountName, and the operator runs without a service account of its own ' +
+          '(--operator-service-account)',
+      );
     }
-    auth = { method: 'kubernetes', mountPath: config.mountPath, role: config.role, subject: `ServiceAccount ${sa.namespace}/${sa.name}`, jwt: () => mint(sa) };
+    auth = {
+      method: 'kubernetes',
+      mountPath: config.mountPath,
+      role: config.role,
+      subject: `ServiceAccount ${sa.namespace}/${sa.name}`,
+      jwt: () => mint(sa),
+    };
   }
   return {
     key: keyToString({ namespace: ns, name: ab.metadata.name ?? '' }),
@@ -73,7 +93,10 @@ export function sessionVersion(ab: AppBinding, secret: TokenSecret | undefined):
 
 /** The AppBinding's uid and spec, hashed: what changes how to reach and log into its Vault. */
 export function appBindingFingerprint(ab: AppBinding): string {
-  return crypto.createHash('sha256').update(JSON.stringify([ab.metadata.uid, ab.spec])).digest('hex');
+  return crypto
+    .createHash('sha256')
+    .update(JSON.stringify([ab.metadata.uid, ab.spec]))
+    .digest('hex');
 }
 
 /** A hash of a token Secret's `token` (never the token); undefined without one. */
@@ -86,7 +109,11 @@ export function tokenHash(secret: TokenSecret | undefined): string | undefined {
  * keeps it while the AppBinding needs it. */
 async function tokenFromSecret(kube: KubeClient, ns: string, name: string, where: string): Promise<string> {
   const s = await kube.tryGet<TokenSecret>(SECRETS, ns, name);
-  if (!s) throw new RetryableError('SecretNotFound', `Secret ${ns}/${name} named by ${where} does not exist: no token to log into Vault with`);
+  if (!s)
+    throw new RetryableError(
+      'SecretNotFound',
+      `Secret ${ns}/${name} named by ${where} does not exist: no token to log into Vault with`,
+    );
   const token = decodeSecretData(s.data).token;
   if (!token) throw new RetryableError('InvalidTokenSecret', `Secret ${ns}/${name} has no "token" key`);
   return token;
@@ -101,9 +128,17 @@ async function tokenFromSecret(kube: KubeClient, ns: string, name: string, where
 export function tokenRequestMinter(kube: KubeClient, audiences: string[]): ServiceAccountTokens {
   return async (sa) => {
     try {
-      const res = await kube.request<{ status: { token: string } }>(HttpMethod.POST,
+      const res = await kube.request<{ status: { token: string } }>(
+        HttpMethod.POST,
         `/api/v1/namespaces/${encodeURIComponent(sa.namespace)}/serviceaccounts/${encodeURIComponent(sa.name)}/token`,
-        { body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences, expirationSeconds: 600 } } });
+        {
+          body: {
+            apiVersion: 'authentication.k8s.io/v1',
+            kind: 'TokenRequest',
+            spec: { audiences, expirationSeconds: 600 },
+          },
+        },
+      );
       return res.status.token;
     } catch (err) {
       if (!(err instanceof KubeApiError)) throw err;
@@ -120,15 +155,20 @@ export function tokenRequestMinter(kube: KubeClient, audiences: string[]): Servi
 export function loginUnavailableMessage(sa: ServiceAccountRef, err: KubeApiError): string {
   const who = `ServiceAccount ${sa.namespace}/${sa.name}`;
   const terminating = /being terminated/i.test(err.message);
-  const why = terminating ? `namespace ${sa.namespace} is being deleted, and Kubernetes issues no new token there`
-    : err.statusCode === 404 ? `${who} (or its namespace) does not exist`
+  const why = terminating
+    ? `namespace ${sa.namespace} is being deleted, and Kubernetes issues no new token there`
+    : err.statusCode === 404
+      ? `${who} (or its namespace) does not exist`
       : `Kubernetes refused a token for it (${err.message})`;
-  const todo = terminating || err.statusCode === 404
-    ? 'Revocations and Vault cleanup through this AppBinding wait. To let them finish, have the operator log in as a ServiceAccount ' +
-      'that still exists: run it with --operator-service-account, allow that ServiceAccount in the Vault role, and remove ' +
-      'parameters.serviceAccountName from the AppBinding (it can be edited while being deleted); or revoke the leases in Vault ' +
-      'by hand and remove the finalizers (README: "Deletion order and finalizers")'
-    : err.statusCode === 403 ? 'grant the operator "create" on serviceaccounts/token' : 'retried';
+  const todo =
+    terminating || err.statusCode === 404
+      ? 'Revocations and Vault cleanup through this AppBinding wait. To let them finish, have the operator log in as a ServiceAccount ' +
+        'that still exists: run it with --operator-service-account, allow that ServiceAccount in the Vault role, and remove ' +
+        'parameters.serviceAccountName from the AppBinding (it can be edited while being deleted); or revoke the leases in Vault ' +
+        'by hand and remove the finalizers (README: "Deletion order and finalizers")'
+      : err.statusCode === 403
+        ? 'grant the operator "create" on serviceaccounts/token'
+        : 'retried';
   return `no Vault login as ${who}: ${why}. ${todo}`;
 }
 
@@ -147,7 +187,8 @@ export function issuerTokenStore(kube: KubeClient, namespace: string, ab: AppBin
   const name = `leasehold-issuer-${hash(`${id}\n${address}`)}`;
   /** Before tokens were bound to an address: adopted when it records none (an upgrade), never otherwise. */
   const legacyName = `leasehold-issuer-${hash(id)}`;
-  const read = async (secretName: string) => decodeSecretData((await kube.tryGet<TokenSecret>(SECRETS, namespace, secretName))?.data);
+  const read = async (secretName: string) =>
+    decodeSecretData((await kube.tryGet<TokenSecret>(SECRETS, namespace, secretName))?.data);
   return {
     async load(): Promise<StoredIssuerToken | undefined> {
       let d = await read(name);
@@ -160,11 +201,19 @@ export function issuerTokenStore(kube: KubeClient, namespace: string, ab: AppBin
     },
     async save(t: StoredIssuerToken): Promise<void> {
       const body: KubernetesObject & { type: string; stringData: Record<string, string> } = {
-        apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
+        apiVersion: 'v1',
+        kind: 'Secret',
+        type: 'Opaque',
         metadata: {
-          name, namespace,
+          name,
+          namespace,
           labels: { [Labels.managedBy]: MANAGED_BY },
-          annotations: { 'leasehold.dev/vault-appbinding': id, 'leasehold.dev/vault-address': address, 'leasehold.dev/purpose': 'Vault issuer token: every lease Leasehold issues for this Vault is owned by it. Deleting it revokes nothing at once, but the leases die when the token expires unrenewed.' },
+          annotations: {
+            'leasehold.dev/vault-appbinding': id,
+            'leasehold.dev/vault-address': address,
+            'leasehold.dev/purpose':
+              'Vault issuer token: every lease Leasehold issues for this Vault is owned by it. Deleting it revokes nothing at once, but the leases die when the token expires unrenewed.',
+          },
         },
         stringData: { token: t.token, accessor: t.accessor, address },
       };

@@ -5,7 +5,12 @@
 // the server's error numbers on each error), written in JavaScript with its own types.
 import mysql from 'mysql2';
 import {
-  describeNetworkError, unrecognised, untilAborted, type DatabaseProbeOutcome, type DatabaseProbeReason, type ProbeFailure,
+  describeNetworkError,
+  unrecognised,
+  untilAborted,
+  type DatabaseProbeOutcome,
+  type DatabaseProbeReason,
+  type ProbeFailure,
 } from '../probe/common.ts';
 
 export interface MySQLProbeTarget {
@@ -33,17 +38,27 @@ export type MySQLProbeOutcome = DatabaseProbeOutcome;
  * as `{ ok: false, reason, message }`, the message starting with `where` (e.g. "MySQL at db.demo:3306").
  * `signal` ends the attempt at once (reported as Unreachable, "cancelled"), the socket destroyed.
  */
-export async function probeMySQL(target: MySQLProbeTarget, where: string, opts: { signal?: AbortSignal } = {}): Promise<MySQLProbeOutcome> {
+export async function probeMySQL(
+  target: MySQLProbeTarget,
+  where: string,
+  opts: { signal?: AbortSignal } = {},
+): Promise<MySQLProbeOutcome> {
   if (opts.signal?.aborted) return { ok: false, reason: 'Unreachable', message: `${where}: cancelled` };
   const conn = mysql.createConnection({
-    host: target.host, port: target.port, user: target.username, password: target.password, database: target.database || undefined,
+    host: target.host,
+    port: target.port,
+    user: target.username,
+    password: target.password,
+    database: target.database || undefined,
     connectTimeout: target.connectTimeoutMs ?? 5000,
     ssl: target.tls ? { rejectUnauthorized: !target.insecureSkipTLSVerify, ca: target.caPem } : undefined,
   });
   // A failure after the login (the server going away) is emitted: without a listener it would crash us.
   conn.on('error', () => undefined);
   // A failed handshake fails the first queued command with the handshake's error.
-  const login = new Promise<'ok'>((resolve, reject) => conn.query('SELECT 1', (err) => (err ? reject(err) : resolve('ok'))));
+  const login = new Promise<'ok'>((resolve, reject) =>
+    conn.query('SELECT 1', (err) => (err ? reject(err) : resolve('ok'))),
+  );
   let outcome: 'ok' | 'aborted';
   try {
     outcome = await untilAborted(login, opts.signal, () => conn.destroy());
@@ -66,14 +81,27 @@ export async function probeMySQL(target: MySQLProbeTarget, where: string, opts: 
 export function describeMySQLError(err: unknown, where: string, password?: string): ProbeFailure {
   const e = (err ?? {}) as { code?: string; errno?: number };
   switch (e.code) {
-    case 'ER_ACCESS_DENIED_ERROR': case 'ER_ACCESS_DENIED_NO_PASSWORD_ERROR':
-      return { reason: 'AuthenticationFailed', message: `${where}: the username or password in the AppBinding's Secret was refused` };
+    case 'ER_ACCESS_DENIED_ERROR':
+    case 'ER_ACCESS_DENIED_NO_PASSWORD_ERROR':
+      return {
+        reason: 'AuthenticationFailed',
+        message: `${where}: the username or password in the AppBinding's Secret was refused`,
+      };
     case 'ER_HOST_NOT_PRIVILEGED':
-      return { reason: 'AuthenticationFailed', message: `${where}: the server does not let that user log in from the operator's address (a user@host grant is missing)` };
+      return {
+        reason: 'AuthenticationFailed',
+        message: `${where}: the server does not let that user log in from the operator's address (a user@host grant is missing)`,
+      };
     case 'ER_DBACCESS_DENIED_ERROR':
-      return { reason: 'AuthenticationFailed', message: `${where}: the admin user may not use the database named in the AppBinding's path` };
+      return {
+        reason: 'AuthenticationFailed',
+        message: `${where}: the admin user may not use the database named in the AppBinding's path`,
+      };
     case 'ER_BAD_DB_ERROR':
-      return { reason: 'DatabaseNotFound', message: `${where}: the database named in the AppBinding's path does not exist` };
+      return {
+        reason: 'DatabaseNotFound',
+        message: `${where}: the database named in the AppBinding's path does not exist`,
+      };
     case 'HANDSHAKE_NO_SSL_SUPPORT':
       return { reason: 'TLSError', message: `${where}: TLS was asked for but the server does not offer it` };
     case 'ER_CON_COUNT_ERROR':

@@ -5,7 +5,13 @@
 // `reconnectStrategy: false` for a single attempt (ioredis retries by design and is in maintenance mode).
 import { createClient } from '@redis/client';
 import {
-  describeNetworkError, maskSecret, unrecognised, untilAborted, type DatabaseProbeOutcome, type DatabaseProbeReason, type ProbeFailure,
+  describeNetworkError,
+  maskSecret,
+  unrecognised,
+  untilAborted,
+  type DatabaseProbeOutcome,
+  type DatabaseProbeReason,
+  type ProbeFailure,
 } from '../probe/common.ts';
 
 export interface RedisProbeTarget {
@@ -36,15 +42,30 @@ export type RedisProbeOutcome = DatabaseProbeOutcome;
  * `{ ok: false, reason, message }`, the message starting with `where` (e.g. "Redis at cache.demo:6379").
  * `signal` ends the attempt at once (reported as Unreachable, "cancelled"), the socket destroyed.
  */
-export async function probeRedis(target: RedisProbeTarget, where: string, opts: { signal?: AbortSignal } = {}): Promise<RedisProbeOutcome> {
+export async function probeRedis(
+  target: RedisProbeTarget,
+  where: string,
+  opts: { signal?: AbortSignal } = {},
+): Promise<RedisProbeOutcome> {
   if (opts.signal?.aborted) return { ok: false, reason: 'Unreachable', message: `${where}: cancelled` };
-  const common = { host: target.host, port: target.port, connectTimeout: target.connectTimeoutMs ?? 5000, reconnectStrategy: false as const };
+  const common = {
+    host: target.host,
+    port: target.port,
+    connectTimeout: target.connectTimeoutMs ?? 5000,
+    reconnectStrategy: false as const,
+  };
   const client = createClient({
     username: target.username || undefined,
     password: target.password,
     database: target.database || undefined,
     socket: target.tls
-      ? { ...common, tls: true, rejectUnauthorized: !target.insecureSkipTLSVerify, ca: target.caPem, servername: target.serverName }
+      ? {
+          ...common,
+          tls: true,
+          rejectUnauthorized: !target.insecureSkipTLSVerify,
+          ca: target.caPem,
+          servername: target.serverName,
+        }
       : common,
   });
   // Failures are also emitted as events: without a listener they would crash us.
@@ -80,19 +101,34 @@ export function describeRedisError(err: unknown, where: string, password?: strin
   const e = (err ?? {}) as { name?: string; message?: string };
   const text = typeof e.message === 'string' ? e.message : '';
   if (/^WRONGPASS\b/.test(text) || /^ERR invalid (username-)?password/i.test(text)) {
-    return { reason: 'AuthenticationFailed', message: `${where}: the username or password in the AppBinding's Secret was refused` };
+    return {
+      reason: 'AuthenticationFailed',
+      message: `${where}: the username or password in the AppBinding's Secret was refused`,
+    };
   }
   if (/^ERR AUTH .*without any password configured/i.test(text)) {
-    return { reason: 'AuthenticationFailed', message: `${where}: the server has no password set but the AppBinding's Secret gives one` };
+    return {
+      reason: 'AuthenticationFailed',
+      message: `${where}: the server has no password set but the AppBinding's Secret gives one`,
+    };
   }
   if (/^NOAUTH\b/.test(text)) {
-    return { reason: 'AuthenticationFailed', message: `${where}: the server requires a login and the AppBinding's Secret gives none it accepts` };
+    return {
+      reason: 'AuthenticationFailed',
+      message: `${where}: the server requires a login and the AppBinding's Secret gives none it accepts`,
+    };
   }
   if (/^NOPERM\b/.test(text)) {
-    return { reason: 'AuthenticationFailed', message: `${where}: the admin user logged in but its ACL refuses the probe's commands (${maskSecret(text, password).replace(/\s+/g, ' ').slice(0, 200)})` };
+    return {
+      reason: 'AuthenticationFailed',
+      message: `${where}: the admin user logged in but its ACL refuses the probe's commands (${maskSecret(text, password).replace(/\s+/g, ' ').slice(0, 200)})`,
+    };
   }
   if (/DB index is out of range/i.test(text)) {
-    return { reason: 'DatabaseNotFound', message: `${where}: the database number in the AppBinding's path does not exist on this server` };
+    return {
+      reason: 'DatabaseNotFound',
+      message: `${where}: the database number in the AppBinding's path does not exist on this server`,
+    };
   }
   if (e.name === 'ConnectionTimeoutError' || /^Connection timeout$/i.test(text)) {
     return { reason: 'Unreachable', message: `${where}: connection timed out` };

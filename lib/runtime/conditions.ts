@@ -56,7 +56,12 @@ function safeMessage(raw: string): string {
  * unless its status changes; reason, message and observedGeneration are always updated. Order is kept; a new
  * type is appended; the others are kept as they were. The input is not mutated.
  */
-export function setCondition<C extends StoredCondition = Condition>(current: readonly C[] | undefined, next: ConditionInput, observedGeneration: number | undefined, now: Date): Array<C | Condition> {
+export function setCondition<C extends StoredCondition = Condition>(
+  current: readonly C[] | undefined,
+  next: ConditionInput,
+  observedGeneration: number | undefined,
+  now: Date,
+): Array<C | Condition> {
   const list: Array<C | Condition> = [...(current ?? [])];
   const i = list.findIndex((c) => c.type === next.type);
   const existing = i >= 0 ? list[i] : undefined;
@@ -81,7 +86,13 @@ export function conditionsEqual(a: readonly Condition[] | undefined, b: readonly
   if (x.length !== y.length) return false;
   return x.every((c) => {
     const d = y.find((o) => o.type === c.type);
-    return d !== undefined && d.status === c.status && d.reason === c.reason && d.message === c.message
-      && d.lastTransitionTime === c.lastTransitionTime && d.observedGeneration === c.observedGeneration;
+    return (
+      d !== undefined &&
+      d.status === c.status &&
+      d.reason === c.reason &&
+      d.message === c.message &&
+      d.lastTransitionTime === c.lastTransitionTime &&
+      d.observedGeneration === c.observedGeneration
+    );
   });
 }

@@ -8,7 +8,10 @@ import crypto from 'node:crypto';
 import type { Cluster, KubeConfig } from '@kubernetes/client-node';
 
 /** The shape of the private method wrapped here: present in client-node 2.x (checked by tests/unit/runtime). */
-type CreateDispatcher = (cluster: Cluster | null, agentOptions: Record<string, unknown>) => { close?: () => Promise<void> } | undefined;
+type CreateDispatcher = (
+  cluster: Cluster | null,
+  agentOptions: Record<string, unknown>,
+) => { close?: () => Promise<void> } | undefined;
 
 const WRAPPED = Symbol('leasehold.connectionReuse');
 
@@ -17,9 +20,15 @@ function optionsKey(server: string, options: unknown): string {
   const hash = crypto.createHash('sha256').update(server);
   const visit = (value: unknown): void => {
     if (Buffer.isBuffer(value) || value instanceof Uint8Array) hash.update(`b${value.length}:`).update(value);
-    else if (Array.isArray(value)) { hash.update('['); value.forEach(visit); hash.update(']'); }
-    else if (value && typeof value === 'object') {
-      for (const k of Object.keys(value).sort()) { hash.update(`${k}=`); visit((value as Record<string, unknown>)[k]); }
+    else if (Array.isArray(value)) {
+      hash.update('[');
+      value.forEach(visit);
+      hash.update(']');
+    } else if (value && typeof value === 'object') {
+      for (const k of Object.keys(value).sort()) {
+        hash.update(`${k}=`);
+        visit((value as Record<string, unknown>)[k]);
+      }
     } else hash.update(`${typeof value}:${String(value)};`);
   };
   visit(options);

@@ -16,7 +16,16 @@ import { systemClock, type Clock } from './clock.ts';
 import { describeError, nullLogger, type Logger } from './logging.ts';
 import type { Metrics } from './metrics.ts';
 import { isControlledBy } from './owners.ts';
-import { RetryableError, TerminalError, keyFromString, keyOf, keyToString, type ObjectKey, type Reconciler, type Result } from './types.ts';
+import {
+  RetryableError,
+  TerminalError,
+  keyFromString,
+  keyOf,
+  keyToString,
+  type ObjectKey,
+  type Reconciler,
+  type Result,
+} from './types.ts';
 import type { CacheEventHandler } from './watch.ts';
 import { WorkQueue, type BackoffPolicy, type RateLimit } from './workqueue.ts';
 
@@ -45,11 +54,13 @@ export function specOrMetadataChanged(oldObj: KubernetesObject, newObj: Kubernet
   const a = oldObj.metadata ?? {};
   const b = newObj.metadata ?? {};
   if (a.generation === undefined && b.generation === undefined) return a.resourceVersion !== b.resourceVersion;
-  return a.generation !== b.generation
-    || a.deletionTimestamp?.toString() !== b.deletionTimestamp?.toString()
-    || !sameStrings(a.finalizers, b.finalizers)
-    || !sameRecord(a.labels, b.labels)
-    || !sameRecord(a.annotations, b.annotations);
+  return (
+    a.generation !== b.generation ||
+    a.deletionTimestamp?.toString() !== b.deletionTimestamp?.toString() ||
+    !sameStrings(a.finalizers, b.finalizers) ||
+    !sameRecord(a.labels, b.labels) ||
+    !sameRecord(a.annotations, b.annotations)
+  );
 }
 
 /** Every update counts (resourceVersion changed). */
@@ -71,7 +82,9 @@ function sameRecord(a: Record<string, string> | undefined, b: Record<string, str
 }
 
 /** Enqueues the object itself: for a controller's own kind. Updates pass `predicate` (specOrMetadataChanged). */
-export function enqueueObject<T extends KubernetesObject>(opts: { predicate?: UpdatePredicate<T> } = {}): EnqueueHandler<T> {
+export function enqueueObject<T extends KubernetesObject>(
+  opts: { predicate?: UpdatePredicate<T> } = {},
+): EnqueueHandler<T> {
   const predicate = opts.predicate ?? specOrMetadataChanged;
   return {
     keys(ev) {
@@ -86,16 +99,22 @@ export function enqueueObject<T extends KubernetesObject>(opts: { predicate?: Up
  * if that owner is of `owner.kind` in `owner.group`. Cluster-scoped owners are enqueued with namespace ''.
  * Every update counts by default: someone editing an owned object is drift to repair.
  */
-export function enqueueOwner<T extends KubernetesObject>(owner: { group: string; kind: string; namespaced?: boolean }, opts: { predicate?: UpdatePredicate<T> } = {}): EnqueueHandler<T> {
+export function enqueueOwner<T extends KubernetesObject>(
+  owner: { group: string; kind: string; namespaced?: boolean },
+  opts: { predicate?: UpdatePredicate<T> } = {},
+): EnqueueHandler<T> {
   const predicate = opts.predicate ?? anyChange;
   const ownerOf = (obj: T): ObjectKey[] => {
     const ref = isControlledBy(obj, owner);
-    return ref ? [{ namespace: (owner.namespaced ?? true) ? (obj.metadata?.namespace ?? '') : '', name: ref.name }] : [];
+    return ref
+      ? [{ namespace: (owner.namespaced ?? true) ? (obj.metadata?.namespace ?? '') : '', name: ref.name }]
+      : [];
   };
   return {
     keys(ev) {
       if (ev.type === 'resync') return []; // the owner's own resync covers it
-      if (ev.type === 'update') return predicate(ev.old, ev.object) ? uniqueKeys([...ownerOf(ev.old), ...ownerOf(ev.object)]) : [];
+      if (ev.type === 'update')
+        return predicate(ev.old, ev.object) ? uniqueKeys([...ownerOf(ev.old), ...ownerOf(ev.object)]) : [];
       return ownerOf(ev.object);
     },
   };
@@ -106,7 +125,10 @@ export function enqueueOwner<T extends KubernetesObject>(owner: { group: string;
  * another cache's index). For updates both the old and new object are mapped, so a dependent that stopped
  * matching is told too.
  */
-export function enqueueMapped<T extends KubernetesObject>(map: (obj: T) => ObjectKey[], opts: { predicate?: UpdatePredicate<T> } = {}): EnqueueHandler<T> {
+export function enqueueMapped<T extends KubernetesObject>(
+  map: (obj: T) => ObjectKey[],
+  opts: { predicate?: UpdatePredicate<T> } = {},
+): EnqueueHandler<T> {
   const predicate = opts.predicate ?? anyChange;
   const safeMap = (obj: T): ObjectKey[] => {
     try {
@@ -118,7 +140,8 @@ export function enqueueMapped<T extends KubernetesObject>(map: (obj: T) => Objec
   return {
     keys(ev) {
       if (ev.type === 'resync') return [];
-      if (ev.type === 'update') return predicate(ev.old, ev.object) ? uniqueKeys([...safeMap(ev.old), ...safeMap(ev.object)]) : [];
+      if (ev.type === 'update')
+        return predicate(ev.old, ev.object) ? uniqueKeys([...safeMap(ev.old), ...safeMap(ev.object)]) : [];
       return safeMap(ev.object);
     },
   };
@@ -185,7 +208,12 @@ export class Controller {
     this.clock = opts.clock ?? systemClock;
     this.newReconcileId = opts.newReconcileId ?? randomUUID;
     this.reconcileTimeoutMs = opts.reconcileTimeoutMs;
-    this.queue = new WorkQueue({ clock: this.clock, backoff: opts.backoff, globalRate: opts.globalRate, metrics: opts.metrics?.queueMetrics(opts.name) });
+    this.queue = new WorkQueue({
+      clock: this.clock,
+      backoff: opts.backoff,
+      globalRate: opts.globalRate,
+      metrics: opts.metrics?.queueMetrics(opts.name),
+    });
     this.metrics?.maxConcurrentReconciles.labels(opts.name).set(this.concurrency);
   }
 
@@ -195,12 +223,14 @@ export class Controller {
       for (const key of handler.keys(ev)) this.enqueueFrom(ev.type, key);
     };
     this.sources.push(source as EventSource<never>);
-    this.unsubscribe.push(source.addHandler({
-      onAdd: (object) => enqueue({ type: 'add', object }),
-      onUpdate: (old, object) => enqueue({ type: 'update', old, object }),
-      onDelete: (object) => enqueue({ type: 'delete', object }),
-      onResync: (object) => enqueue({ type: 'resync', object }),
-    }));
+    this.unsubscribe.push(
+      source.addHandler({
+        onAdd: (object) => enqueue({ type: 'add', object }),
+        onUpdate: (old, object) => enqueue({ type: 'update', old, object }),
+        onDelete: (object) => enqueue({ type: 'delete', object }),
+        onResync: (object) => enqueue({ type: 'resync', object }),
+      }),
+    );
     return this;
   }
 
@@ -234,7 +264,9 @@ export class Controller {
     this.unsubscribe.splice(0).forEach((u) => u());
     const drained = await this.queue.shutDownWithDrain(deadlineMs);
     if (!drained) {
-      this.log.warn('reconciles still running at the shutdown deadline; aborting them', { inFlight: this.queue.inFlight() });
+      this.log.warn('reconciles still running at the shutdown deadline; aborting them', {
+        inFlight: this.queue.inFlight(),
+      });
       this.abort.abort(new Error('shutdown deadline passed'));
     }
     return drained;
@@ -283,8 +315,15 @@ export class Controller {
     active?.inc();
     let label: 'success' | 'error' | 'requeue_after';
     try {
-      const signal = this.reconcileTimeoutMs ? AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.reconcileTimeoutMs)]) : this.abort.signal;
-      const result = await this.reconciler.reconcile(objectKey, { reconcileId, signal, log, now: () => new Date(this.clock.now()) });
+      const signal = this.reconcileTimeoutMs
+        ? AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.reconcileTimeoutMs)])
+        : this.abort.signal;
+      const result = await this.reconciler.reconcile(objectKey, {
+        reconcileId,
+        signal,
+        log,
+        now: () => new Date(this.clock.now()),
+      });
       label = this.onResult(key, result, log);
     } catch (err) {
       label = 'error';
@@ -323,7 +362,10 @@ export class Controller {
     // job (typically the cache not having caught up with this controller's own last write): retried, not news.
     const level = err instanceof RetryableError && reason === 'Conflict' ? 'debug' : 'error';
     const retries = this.queue.numRequeues(key);
-    const fixed = err instanceof RetryableError && err.retryAfterMs !== undefined && Number.isFinite(err.retryAfterMs) ? Math.max(0, err.retryAfterMs) : undefined;
+    const fixed =
+      err instanceof RetryableError && err.retryAfterMs !== undefined && Number.isFinite(err.retryAfterMs)
+        ? Math.max(0, err.retryAfterMs)
+        : undefined;
     const retryInMs = this.queue.addRateLimited(key, { afterMs: fixed });
     log[level]('reconcile failed; will retry', {
       ...(typeof reason === 'string' ? { reason } : {}),

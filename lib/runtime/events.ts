@@ -94,13 +94,19 @@ export class KubeEventRecorder implements EventRecorder {
       entry.count++;
       entry.lastSeen = now;
       this.touch(key, entry);
-      if (!entry.writing && now - entry.lastWrite >= this.opts.bumpIntervalMs) this.track(entry, () => this.bump(obj, type, reason, message, entry));
+      if (!entry.writing && now - entry.lastWrite >= this.opts.bumpIntervalMs)
+        this.track(entry, () => this.bump(obj, type, reason, message, entry));
       return;
     }
     const fresh: Entry = {
       namespace: obj.metadata?.namespace || 'default',
       eventName: eventName(obj.metadata?.name, now),
-      count: 1, writtenCount: 0, firstSeen: now, lastSeen: now, lastWrite: now, writing: undefined,
+      count: 1,
+      writtenCount: 0,
+      firstSeen: now,
+      lastSeen: now,
+      lastWrite: now,
+      writing: undefined,
     };
     this.touch(key, fresh);
     this.track(fresh, () => this.create(obj, type, reason, message, fresh));
@@ -130,17 +136,29 @@ export class KubeEventRecorder implements EventRecorder {
     this.pending.add(p);
   }
 
-  private async create(obj: KubernetesObject, type: EventType, reason: string, message: string, entry: Entry): Promise<void> {
+  private async create(
+    obj: KubernetesObject,
+    type: EventType,
+    reason: string,
+    message: string,
+    entry: Entry,
+  ): Promise<void> {
     const ts = rfc3339(new Date(entry.lastSeen));
     await this.client.create(EVENTS, entry.namespace, {
       apiVersion: 'v1',
       kind: 'Event',
       metadata: { name: entry.eventName, namespace: entry.namespace },
       involvedObject: {
-        apiVersion: obj.apiVersion, kind: obj.kind, name: obj.metadata?.name, namespace: obj.metadata?.namespace,
-        uid: obj.metadata?.uid, resourceVersion: obj.metadata?.resourceVersion,
+        apiVersion: obj.apiVersion,
+        kind: obj.kind,
+        name: obj.metadata?.name,
+        namespace: obj.metadata?.namespace,
+        uid: obj.metadata?.uid,
+        resourceVersion: obj.metadata?.resourceVersion,
       },
-      type, reason, message,
+      type,
+      reason,
+      message,
       count: entry.count,
       firstTimestamp: rfc3339(new Date(entry.firstSeen)),
       lastTimestamp: ts,
@@ -152,11 +170,23 @@ export class KubeEventRecorder implements EventRecorder {
     entry.lastWrite = this.opts.clock.now();
   }
 
-  private async bump(obj: KubernetesObject, type: EventType, reason: string, message: string, entry: Entry): Promise<void> {
+  private async bump(
+    obj: KubernetesObject,
+    type: EventType,
+    reason: string,
+    message: string,
+    entry: Entry,
+  ): Promise<void> {
     if (entry.count === entry.writtenCount) return;
     const count = entry.count;
     try {
-      await this.client.patch(EVENTS, entry.namespace, entry.eventName, { count, lastTimestamp: rfc3339(new Date(entry.lastSeen)) }, PatchType.merge);
+      await this.client.patch(
+        EVENTS,
+        entry.namespace,
+        entry.eventName,
+        { count, lastTimestamp: rfc3339(new Date(entry.lastSeen)) },
+        PatchType.merge,
+      );
       entry.writtenCount = count;
       entry.lastWrite = this.opts.clock.now();
     } catch (err) {
@@ -182,7 +212,13 @@ export function eventName(objectName: string | undefined, nowMs: number): string
 
 /** A recorder that keeps what it was given in memory, in order; for tests. */
 export class MemoryEventRecorder<R extends string = string> implements EventRecorder<R> {
-  readonly events: Array<{ namespace: string | undefined; name: string | undefined; type: EventType; reason: R; message: string }> = [];
+  readonly events: Array<{
+    namespace: string | undefined;
+    name: string | undefined;
+    type: EventType;
+    reason: R;
+    message: string;
+  }> = [];
   event(obj: KubernetesObject, type: EventType, reason: R, message: string): void {
     this.events.push({ namespace: obj.metadata?.namespace, name: obj.metadata?.name, type, reason, message });
   }

@@ -3,7 +3,10 @@
 // `crash-after-issue@3` the third time (with other work in flight). Unset in production; a no-op costing one
 // map lookup.
 const remaining = new Map<string, number>();
-for (const item of (process.env.LEASEHOLD_FAULT_INJECTION ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+for (const item of (process.env.LEASEHOLD_FAULT_INJECTION ?? '')
+  .split(',')
+  .map((s) => s.trim())
+  .filter(Boolean)) {
   const [name, nth] = item.split('@', 2) as [string, string | undefined];
   remaining.set(name, Math.max(1, Number(nth ?? 1) || 1));
 }

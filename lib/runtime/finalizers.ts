@@ -18,37 +18,64 @@ export function hasFinalizer(obj: KubernetesObject, finalizer: string): boolean 
 
 /** Adds `finalizer` unless present. */
 export async function addFinalizer<T extends KubernetesObject>(
-  client: KubeClient, resource: ResourceType, obj: T, finalizer: string, opts: { signal?: AbortSignal } = {},
+  client: KubeClient,
+  resource: ResourceType,
+  obj: T,
+  finalizer: string,
+  opts: { signal?: AbortSignal } = {},
 ): Promise<FinalizerResult<T>> {
   if (hasFinalizer(obj, finalizer)) return { changed: false, object: obj };
   const current = obj.metadata?.finalizers;
-  const ops = current && current.length > 0
-    ? [{ op: 'test', path: '/metadata/finalizers', value: current }, { op: 'add', path: '/metadata/finalizers/-', value: finalizer }]
-    // No list yet: `add` would replace one created meanwhile, so pin the whole object's version instead.
-    : [{ op: 'test', path: '/metadata/resourceVersion', value: obj.metadata?.resourceVersion }, { op: 'add', path: '/metadata/finalizers', value: [finalizer] }];
+  const ops =
+    current && current.length > 0
+      ? [
+          { op: 'test', path: '/metadata/finalizers', value: current },
+          { op: 'add', path: '/metadata/finalizers/-', value: finalizer },
+        ]
+      : // No list yet: `add` would replace one created meanwhile, so pin the whole object's version instead.
+        [
+          { op: 'test', path: '/metadata/resourceVersion', value: obj.metadata?.resourceVersion },
+          { op: 'add', path: '/metadata/finalizers', value: [finalizer] },
+        ];
   const object = await patchFinalizers<T>(client, resource, obj, ops, opts.signal);
   return { changed: true, object: object ?? obj };
 }
 
 /** Removes `finalizer` if present. An object already gone counts as unchanged. */
 export async function removeFinalizer<T extends KubernetesObject>(
-  client: KubeClient, resource: ResourceType, obj: T, finalizer: string, opts: { signal?: AbortSignal } = {},
+  client: KubeClient,
+  resource: ResourceType,
+  obj: T,
+  finalizer: string,
+  opts: { signal?: AbortSignal } = {},
 ): Promise<FinalizerResult<T>> {
   const i = obj.metadata?.finalizers?.indexOf(finalizer) ?? -1;
   if (i < 0) return { changed: false, object: obj };
-  const ops = [{ op: 'test', path: `/metadata/finalizers/${i}`, value: finalizer }, { op: 'remove', path: `/metadata/finalizers/${i}` }];
+  const ops = [
+    { op: 'test', path: `/metadata/finalizers/${i}`, value: finalizer },
+    { op: 'remove', path: `/metadata/finalizers/${i}` },
+  ];
   const object = await patchFinalizers<T>(client, resource, obj, ops, opts.signal);
   return object ? { changed: true, object } : { changed: false, object: obj };
 }
 
-async function patchFinalizers<T extends KubernetesObject>(client: KubeClient, resource: ResourceType, obj: T, ops: unknown[], signal?: AbortSignal): Promise<T | undefined> {
+async function patchFinalizers<T extends KubernetesObject>(
+  client: KubeClient,
+  resource: ResourceType,
+  obj: T,
+  ops: unknown[],
+  signal?: AbortSignal,
+): Promise<T | undefined> {
   const ns = obj.metadata?.namespace ?? '';
   const name = obj.metadata?.name ?? '';
   try {
     return await client.patch<T>(resource, ns, name, ops, PatchType.json, { signal });
   } catch (err) {
     if (isNotFound(err)) return undefined;
-    if (isPatchConflict(err)) throw new RetryableError('Conflict', `the finalizers of ${resource.kind} ${ns}/${name} changed meanwhile`, { cause: err });
+    if (isPatchConflict(err))
+      throw new RetryableError('Conflict', `the finalizers of ${resource.kind} ${ns}/${name} changed meanwhile`, {
+        cause: err,
+      });
     throw err;
   }
 }

@@ -31,7 +31,11 @@ export class HttpEndpoint {
   private readonly bind: BindAddress;
   private readonly log: Logger;
 
-  constructor(bind: BindAddress, handler: (path: string) => Promise<{ status: number; contentType: string; body: string }>, log: Logger = nullLogger()) {
+  constructor(
+    bind: BindAddress,
+    handler: (path: string) => Promise<{ status: number; contentType: string; body: string }>,
+    log: Logger = nullLogger(),
+  ) {
     this.bind = bind;
     this.log = log;
     this.server = http.createServer((req, res) => {
@@ -41,7 +45,8 @@ export class HttpEndpoint {
         return;
       }
       handler(path).then(
-        (r) => res.writeHead(r.status, { 'Content-Type': r.contentType }).end(req.method === 'HEAD' ? undefined : r.body),
+        (r) =>
+          res.writeHead(r.status, { 'Content-Type': r.contentType }).end(req.method === 'HEAD' ? undefined : r.body),
         (err: unknown) => {
           this.log.error('endpoint handler failed', { path, error: describeError(err) });
           res.writeHead(500, { 'Content-Type': 'text/plain' }).end('internal error\n');

@@ -3,7 +3,14 @@
 // generated CustomObjectsApi cannot reach the core group, and typed APIs differ per kind. Errors come back
 // classified (KubeApiError) with a message that never carries headers or request bodies, and every write is
 // counted in kube_writes_total so an idle operator can be shown to write nothing.
-import { HttpMethod, IsomorphicFetchHttpLibrary, RequestContext, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  HttpMethod,
+  IsomorphicFetchHttpLibrary,
+  RequestContext,
+  Watch,
+  type KubeConfig,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import { reuseConnections } from './connection-reuse.ts';
 import type { Metrics } from './metrics.ts';
 import type { ResourceType } from './types.ts';
@@ -98,7 +105,10 @@ export function resourcePath(resource: ResourceType, namespace?: string, name?: 
 }
 
 const WRITE_VERBS: Partial<Record<HttpMethod, string>> = {
-  [HttpMethod.POST]: 'create', [HttpMethod.PUT]: 'update', [HttpMethod.PATCH]: 'patch', [HttpMethod.DELETE]: 'delete',
+  [HttpMethod.POST]: 'create',
+  [HttpMethod.PUT]: 'update',
+  [HttpMethod.PATCH]: 'patch',
+  [HttpMethod.DELETE]: 'delete',
 };
 
 /**
@@ -132,12 +142,22 @@ export class KubeClient {
     this.metrics = opts.metrics;
   }
 
-  async get<T extends KubernetesObject>(resource: ResourceType, namespace: string, name: string, opts: CallOptions = {}): Promise<T> {
+  async get<T extends KubernetesObject>(
+    resource: ResourceType,
+    namespace: string,
+    name: string,
+    opts: CallOptions = {},
+  ): Promise<T> {
     return this.request<T>(HttpMethod.GET, resourcePath(resource, namespace, name), opts, resource);
   }
 
   /** Like get, but undefined for 404. */
-  async tryGet<T extends KubernetesObject>(resource: ResourceType, namespace: string, name: string, opts: CallOptions = {}): Promise<T | undefined> {
+  async tryGet<T extends KubernetesObject>(
+    resource: ResourceType,
+    namespace: string,
+    name: string,
+    opts: CallOptions = {},
+  ): Promise<T | undefined> {
     try {
       return await this.get<T>(resource, namespace, name, opts);
     } catch (err) {
@@ -148,39 +168,107 @@ export class KubeClient {
 
   async list<T extends KubernetesObject>(resource: ResourceType, opts: ListOptions = {}): Promise<ListPage<T>> {
     const list = await this.request<{ items?: T[]; metadata?: { resourceVersion?: string; continue?: string } }>(
-      HttpMethod.GET, resourcePath(resource, opts.namespace), {
+      HttpMethod.GET,
+      resourcePath(resource, opts.namespace),
+      {
         signal: opts.signal,
         timeoutMs: 60_000,
-        query: { labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector, limit: opts.limit, continue: opts.continue, resourceVersion: opts.resourceVersion },
-      }, resource);
-    return { items: list.items ?? [], resourceVersion: list.metadata?.resourceVersion ?? '', continue: list.metadata?.continue || undefined };
+        query: {
+          labelSelector: opts.labelSelector,
+          fieldSelector: opts.fieldSelector,
+          limit: opts.limit,
+          continue: opts.continue,
+          resourceVersion: opts.resourceVersion,
+        },
+      },
+      resource,
+    );
+    return {
+      items: list.items ?? [],
+      resourceVersion: list.metadata?.resourceVersion ?? '',
+      continue: list.metadata?.continue || undefined,
+    };
   }
 
-  async create<T extends KubernetesObject>(resource: ResourceType, namespace: string, body: T, opts: CallOptions & { fieldManager?: string } = {}): Promise<T> {
-    return this.request<T>(HttpMethod.POST, resourcePath(resource, namespace), { body, signal: opts.signal, timeoutMs: opts.timeoutMs, query: { fieldManager: opts.fieldManager } }, resource);
+  async create<T extends KubernetesObject>(
+    resource: ResourceType,
+    namespace: string,
+    body: T,
+    opts: CallOptions & { fieldManager?: string } = {},
+  ): Promise<T> {
+    return this.request<T>(
+      HttpMethod.POST,
+      resourcePath(resource, namespace),
+      { body, signal: opts.signal, timeoutMs: opts.timeoutMs, query: { fieldManager: opts.fieldManager } },
+      resource,
+    );
   }
 
   /** PUT; include metadata.resourceVersion in `body` for optimistic concurrency (409 on a stale write). */
-  async replace<T extends KubernetesObject>(resource: ResourceType, namespace: string, name: string, body: T, opts: CallOptions & { subresource?: string } = {}): Promise<T> {
-    return this.request<T>(HttpMethod.PUT, resourcePath(resource, namespace, name, opts.subresource), { body, signal: opts.signal, timeoutMs: opts.timeoutMs }, resource);
+  async replace<T extends KubernetesObject>(
+    resource: ResourceType,
+    namespace: string,
+    name: string,
+    body: T,
+    opts: CallOptions & { subresource?: string } = {},
+  ): Promise<T> {
+    return this.request<T>(
+      HttpMethod.PUT,
+      resourcePath(resource, namespace, name, opts.subresource),
+      { body, signal: opts.signal, timeoutMs: opts.timeoutMs },
+      resource,
+    );
   }
 
   async patch<T extends KubernetesObject>(
-    resource: ResourceType, namespace: string, name: string, patch: unknown, type: PatchType,
+    resource: ResourceType,
+    namespace: string,
+    name: string,
+    patch: unknown,
+    type: PatchType,
     opts: CallOptions & { subresource?: string; fieldManager?: string; force?: boolean } = {},
   ): Promise<T> {
-    return this.request<T>(HttpMethod.PATCH, resourcePath(resource, namespace, name, opts.subresource), {
-      body: patch, contentType: type, signal: opts.signal, timeoutMs: opts.timeoutMs, query: { fieldManager: opts.fieldManager, force: opts.force },
-    }, resource);
+    return this.request<T>(
+      HttpMethod.PATCH,
+      resourcePath(resource, namespace, name, opts.subresource),
+      {
+        body: patch,
+        contentType: type,
+        signal: opts.signal,
+        timeoutMs: opts.timeoutMs,
+        query: { fieldManager: opts.fieldManager, force: opts.force },
+      },
+      resource,
+    );
   }
 
   /** Deletes; resolves false if the object was already gone. */
-  async delete(resource: ResourceType, namespace: string, name: string, opts: { signal?: AbortSignal; preconditions?: { uid?: string; resourceVersion?: string }; propagationPolicy?: 'Foreground' | 'Background' | 'Orphan' } = {}): Promise<boolean> {
-    const body = opts.preconditions || opts.propagationPolicy
-      ? { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: opts.preconditions, propagationPolicy: opts.propagationPolicy }
-      : undefined;
+  async delete(
+    resource: ResourceType,
+    namespace: string,
+    name: string,
+    opts: {
+      signal?: AbortSignal;
+      preconditions?: { uid?: string; resourceVersion?: string };
+      propagationPolicy?: 'Foreground' | 'Background' | 'Orphan';
+    } = {},
+  ): Promise<boolean> {
+    const body =
+      opts.preconditions || opts.propagationPolicy
+        ? {
+            apiVersion: 'v1',
+            kind: 'DeleteOptions',
+            preconditions: opts.preconditions,
+            propagationPolicy: opts.propagationPolicy,
+          }
+        : undefined;
     try {
-      await this.request(HttpMethod.DELETE, resourcePath(resource, namespace, name), { body, signal: opts.signal }, resource);
+      await this.request(
+        HttpMethod.DELETE,
+        resourcePath(resource, namespace, name),
+        { body, signal: opts.signal },
+        resource,
+      );
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;
@@ -196,7 +284,8 @@ export class KubeClient {
     const cluster = this.kubeConfig.getCurrentCluster();
     if (!cluster) throw new Error('the kubeconfig has no current cluster');
     const url = new URL(cluster.server.replace(/\/+$/, '') + path);
-    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
+    for (const [k, v] of Object.entries(opts.query ?? {}))
+      if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
     const ctx = new RequestContext(url.toString(), method);
     await this.authenticate(ctx);
     ctx.setHeaderParam('Accept', 'application/json');
@@ -215,7 +304,9 @@ export class KubeClient {
 
   private count(method: HttpMethod, url: URL, plural: string, metrics: Metrics): void {
     const write = WRITE_VERBS[method];
-    const verb = write ?? (method === HttpMethod.GET ? (url.pathname.endsWith(`/${plural}`) ? 'list' : 'get') : method.toLowerCase());
+    const verb =
+      write ??
+      (method === HttpMethod.GET ? (url.pathname.endsWith(`/${plural}`) ? 'list' : 'get') : method.toLowerCase());
     const key = `${verb} ${plural}`;
     let inc = this.counters.get(key);
     if (!inc) {
@@ -253,7 +344,12 @@ export class KubeClient {
    * most of what a watch event cost the operator in a burst; this reads the socket's stream and splits lines
    * itself.
    */
-  async watch(path: string, query: Record<string, string | number | boolean | undefined>, cb: WatchCallbacks, opts: WatchOptions): Promise<AbortController> {
+  async watch(
+    path: string,
+    query: Record<string, string | number | boolean | undefined>,
+    cb: WatchCallbacks,
+    opts: WatchOptions,
+  ): Promise<AbortController> {
     const cluster = this.kubeConfig.getCurrentCluster();
     if (!cluster) throw new Error('the kubeconfig has no current cluster');
     const url = new URL(cluster.server.replace(/\/+$/, '') + path);
@@ -267,7 +363,12 @@ export class KubeClient {
       // client-node's own inactivity timer (a private field, hence the guarded cast).
       const timer = w as unknown as { requestTimeoutMs?: number };
       if (typeof timer.requestTimeoutMs === 'number') timer.requestTimeoutMs = opts.inactivityTimeoutMs;
-      return w.watch(path, query, (type, obj) => cb.onEvent(type, obj), (err) => cb.onDone(err));
+      return w.watch(
+        path,
+        query,
+        (type, obj) => cb.onEvent(type, obj),
+        (err) => cb.onDone(err),
+      );
     }
     const controller = new AbortController();
     let done = false;
@@ -278,40 +379,50 @@ export class KubeClient {
       cb.onDone(err);
     };
     controller.signal.addEventListener('abort', () => (done = true), { once: true });
-    dispatcher.request({
-      origin: url.origin, path: `${url.pathname}${url.search}`, method: 'GET', headers: { ...ctx.getHeaders(), Accept: 'application/json' },
-      signal: controller.signal, headersTimeout: 30_000, bodyTimeout: opts.inactivityTimeoutMs,
-    }).then(async (res) => {
-      if (res.statusCode !== 200) {
-        if (res.statusCode === 401) this.auth = undefined;
-        return finish(toApiError(res.statusCode, await res.body.text()));
-      }
-      const body = res.body;
-      body.setEncoding('utf8');
-      let rest = '';
-      body.on('data', (chunk: string) => {
-        if (done) return;
-        const text = rest + chunk;
-        let start = 0;
-        for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
-          const line = text.slice(start, nl);
-          start = nl + 1;
-          if (line.trim() === '') continue;
-          let event: { type?: string; object?: unknown };
-          try {
-            event = JSON.parse(line) as typeof event;
-          } catch {
-            continue; // as client-node does: a line that isn't JSON is skipped
+    dispatcher
+      .request({
+        origin: url.origin,
+        path: `${url.pathname}${url.search}`,
+        method: 'GET',
+        headers: { ...ctx.getHeaders(), Accept: 'application/json' },
+        signal: controller.signal,
+        headersTimeout: 30_000,
+        bodyTimeout: opts.inactivityTimeoutMs,
+      })
+      .then(
+        async (res) => {
+          if (res.statusCode !== 200) {
+            if (res.statusCode === 401) this.auth = undefined;
+            return finish(toApiError(res.statusCode, await res.body.text()));
           }
-          cb.onEvent(event.type ?? '', event.object);
-          if (done) return;
-        }
-        rest = text.slice(start);
-      });
-      body.on('end', () => finish(null));
-      body.on('close', () => finish(null));
-      body.on('error', (err: unknown) => finish(timeoutAware(err)));
-    }, (err: unknown) => finish(timeoutAware(err)));
+          const body = res.body;
+          body.setEncoding('utf8');
+          let rest = '';
+          body.on('data', (chunk: string) => {
+            if (done) return;
+            const text = rest + chunk;
+            let start = 0;
+            for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
+              const line = text.slice(start, nl);
+              start = nl + 1;
+              if (line.trim() === '') continue;
+              let event: { type?: string; object?: unknown };
+              try {
+                event = JSON.parse(line) as typeof event;
+              } catch {
+                continue; // as client-node does: a line that isn't JSON is skipped
+              }
+              cb.onEvent(event.type ?? '', event.object);
+              if (done) return;
+            }
+            rest = text.slice(start);
+          });
+          body.on('end', () => finish(null));
+          body.on('close', () => finish(null));
+          body.on('error', (err: unknown) => finish(timeoutAware(err)));
+        },
+        (err: unknown) => finish(timeoutAware(err)),
+      );
     return controller;
   }
 
@@ -332,8 +443,12 @@ export class KubeClient {
     const signal = ctx.getSignal();
     try {
       const res = await dispatcher.request({
-        origin: url.origin, path: `${url.pathname}${url.search}`, method: ctx.getHttpMethod(), headers: ctx.getHeaders(),
-        body: ctx.getBody() as string | undefined, signal,
+        origin: url.origin,
+        path: `${url.pathname}${url.search}`,
+        method: ctx.getHttpMethod(),
+        headers: ctx.getHeaders(),
+        body: ctx.getBody() as string | undefined,
+        signal,
       });
       return { status: res.statusCode, text: await res.body.text() };
     } catch (err) {
@@ -346,8 +461,14 @@ export class KubeClient {
 /** The part of an undici Dispatcher (what client-node's KubeConfig builds per connection set-up) used here. */
 interface RequestDispatcher {
   request(opts: {
-    origin: string; path: string; method: string; headers: Record<string, string>; body?: string; signal?: AbortSignal;
-    headersTimeout?: number; bodyTimeout?: number;
+    origin: string;
+    path: string;
+    method: string;
+    headers: Record<string, string>;
+    body?: string;
+    signal?: AbortSignal;
+    headersTimeout?: number;
+    bodyTimeout?: number;
   }): Promise<{ statusCode: number; body: NodeJS.ReadableStream & { text(): Promise<string> } }>;
 }
 

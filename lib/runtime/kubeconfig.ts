@@ -72,7 +72,12 @@ export function mergeKubeconfigs(configs: readonly KubeConfig[]): KubeConfig {
     if (!currentContext && kc.currentContext) currentContext = kc.currentContext;
   }
   const merged = new KubeConfig();
-  merged.loadFromOptions({ clusters: [...clusters.values()], users: [...users.values()], contexts: [...contexts.values()], currentContext });
+  merged.loadFromOptions({
+    clusters: [...clusters.values()],
+    users: [...users.values()],
+    contexts: [...contexts.values()],
+    currentContext,
+  });
   return merged;
 }
 
@@ -90,11 +95,14 @@ export function loadKubeconfig(opts: KubeconfigOptions, env: Environment): Loade
   const contextName = kc.getCurrentContext();
   const context = contextName ? kc.getContextObject(contextName) : null;
   if (!context) {
-    throw new KubeconfigError(contextName
-      ? `the current context "${contextName}" is not defined in ${source}`
-      : `${source} sets no current context: pass --context NAME`);
+    throw new KubeconfigError(
+      contextName
+        ? `the current context "${contextName}" is not defined in ${source}`
+        : `${source} sets no current context: pass --context NAME`,
+    );
   }
-  if (!kc.getCurrentCluster()) throw new KubeconfigError(`context "${contextName}" names cluster "${context.cluster}", which is not in ${source}`);
+  if (!kc.getCurrentCluster())
+    throw new KubeconfigError(`context "${contextName}" names cluster "${context.cluster}", which is not in ${source}`);
   return { kubeConfig: kc, namespace: opts.namespace || context.namespace || 'default', source };
 }
 
@@ -103,7 +111,8 @@ function findKubeconfig(opts: KubeconfigOptions, env: Environment): { kubeConfig
   if (env.KUBECONFIG) {
     const files = [...new Set(env.KUBECONFIG.split(path.delimiter).filter((f) => f !== ''))];
     const present = files.filter((f) => fs.existsSync(f));
-    if (present.length === 0) throw new KubeconfigError(`none of the files in KUBECONFIG exists (${files.join(path.delimiter)})`);
+    if (present.length === 0)
+      throw new KubeconfigError(`none of the files in KUBECONFIG exists (${files.join(path.delimiter)})`);
     return { kubeConfig: mergeKubeconfigs(present.map(readFile)), source: `KUBECONFIG=${env.KUBECONFIG}` };
   }
   const inCluster = env.KUBERNETES_SERVICE_HOST && fs.existsSync(IN_CLUSTER_TOKEN);

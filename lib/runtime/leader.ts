@@ -134,7 +134,9 @@ export class LeaderElector {
         if (this.stopped) break;
         this.leading = false;
         this.setStatus(0);
-        this.log.error('could not renew the leader lease within the renew deadline; stepping down', { renewDeadlineMs: this.renewDeadlineMs });
+        this.log.error('could not renew the leader lease within the renew deadline; stepping down', {
+          renewDeadlineMs: this.renewDeadlineMs,
+        });
         this.opts.onStoppedLeading();
         return 'lost';
       }
@@ -158,7 +160,11 @@ export class LeaderElector {
       if (renewed) return true;
       if (this.stopped) return true; // stop() releases; not a loss
       if (deadline - this.clock.now() <= 0) return false;
-      await sleep(this.clock, Math.min(this.retryPeriodMs, Math.max(0, deadline - this.clock.now())), this.stopController.signal);
+      await sleep(
+        this.clock,
+        Math.min(this.retryPeriodMs, Math.max(0, deadline - this.clock.now())),
+        this.stopController.signal,
+      );
     }
   }
 
@@ -186,9 +192,20 @@ export class LeaderElector {
       }
     }
     if (!lease) {
-      const spec: LeaseSpec = { holderIdentity: identity, leaseDurationSeconds: this.leaseSeconds(), acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0 };
+      const spec: LeaseSpec = {
+        holderIdentity: identity,
+        leaseDurationSeconds: this.leaseSeconds(),
+        acquireTime: microTime(now),
+        renewTime: microTime(now),
+        leaseTransitions: 0,
+      };
       try {
-        const created = await client.create<CoordinationLease>(LEASES, namespace, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace }, spec }, req);
+        const created = await client.create<CoordinationLease>(
+          LEASES,
+          namespace,
+          { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace }, spec },
+          req,
+        );
         this.remember(created, now);
         return true;
       } catch (err) {
@@ -214,7 +231,10 @@ export class LeaderElector {
       leaseTransitions: ours ? (current.leaseTransitions ?? 0) : (current.leaseTransitions ?? 0) + 1,
     };
     try {
-      this.remember(await client.replace<CoordinationLease>(LEASES, namespace, name, this.withSpec(lease, spec), req), now);
+      this.remember(
+        await client.replace<CoordinationLease>(LEASES, namespace, name, this.withSpec(lease, spec), req),
+        now,
+      );
       return true;
     } catch (err) {
       if (!isConflict(err)) this.log.warn('could not update the leader lease', { error: describeError(err) });
@@ -225,12 +245,26 @@ export class LeaderElector {
   private async release(): Promise<void> {
     if (!this.lastWritten?.spec) return;
     const now = this.clock.now();
-    const spec: LeaseSpec = { holderIdentity: '', leaseDurationSeconds: 1, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: this.lastWritten.spec.leaseTransitions ?? 0 };
+    const spec: LeaseSpec = {
+      holderIdentity: '',
+      leaseDurationSeconds: 1,
+      acquireTime: microTime(now),
+      renewTime: microTime(now),
+      leaseTransitions: this.lastWritten.spec.leaseTransitions ?? 0,
+    };
     try {
-      await this.opts.client.replace<CoordinationLease>(LEASES, this.opts.namespace, this.opts.name, this.withSpec(this.lastWritten, spec), { timeoutMs: 5_000 });
+      await this.opts.client.replace<CoordinationLease>(
+        LEASES,
+        this.opts.namespace,
+        this.opts.name,
+        this.withSpec(this.lastWritten, spec),
+        { timeoutMs: 5_000 },
+      );
       this.log.info('released the leader lease');
     } catch (err) {
-      this.log.warn('could not release the leader lease; a successor will wait for it to expire', { error: describeError(err) });
+      this.log.warn('could not release the leader lease; a successor will wait for it to expire', {
+        error: describeError(err),
+      });
     }
   }
 
@@ -251,8 +285,13 @@ export class LeaderElector {
 
   private withSpec(lease: CoordinationLease, spec: LeaseSpec): CoordinationLease {
     return {
-      apiVersion: 'coordination.k8s.io/v1', kind: 'Lease',
-      metadata: { name: this.opts.name, namespace: this.opts.namespace, resourceVersion: lease.metadata?.resourceVersion },
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: {
+        name: this.opts.name,
+        namespace: this.opts.namespace,
+        resourceVersion: lease.metadata?.resourceVersion,
+      },
       spec,
     };
   }
@@ -267,6 +306,12 @@ export class LeaderElector {
 }
 
 function sameRecord(a: LeaseSpec, b: LeaseSpec | undefined): boolean {
-  return b !== undefined && (a.holderIdentity ?? '') === (b.holderIdentity ?? '') && a.renewTime === b.renewTime
-    && a.acquireTime === b.acquireTime && a.leaseDurationSeconds === b.leaseDurationSeconds && a.leaseTransitions === b.leaseTransitions;
+  return (
+    b !== undefined &&
+    (a.holderIdentity ?? '') === (b.holderIdentity ?? '') &&
+    a.renewTime === b.renewTime &&
+    a.acquireTime === b.acquireTime &&
+    a.leaseDurationSeconds === b.leaseDurationSeconds &&
+    a.leaseTransitions === b.leaseTransitions
+  );
 }

@@ -150,8 +150,17 @@ export function describeError(err: unknown, depth = 0): string {
   if (err === null || err === undefined) text = String(err);
   else if (typeof err !== 'object') text = maskString(String(err));
   else {
-    const e = err as { name?: unknown; message?: unknown; code?: unknown; statusCode?: unknown; body?: unknown; cause?: unknown; safeMessage?: unknown };
-    const httpStatus = typeof e.statusCode === 'number' ? e.statusCode : typeof e.code === 'number' && 'body' in e ? e.code : undefined;
+    const e = err as {
+      name?: unknown;
+      message?: unknown;
+      code?: unknown;
+      statusCode?: unknown;
+      body?: unknown;
+      cause?: unknown;
+      safeMessage?: unknown;
+    };
+    const httpStatus =
+      typeof e.statusCode === 'number' ? e.statusCode : typeof e.code === 'number' && 'body' in e ? e.code : undefined;
     if (typeof e.safeMessage === 'string') text = e.safeMessage;
     else if (httpStatus !== undefined) {
       const st = parseStatus(e.body);

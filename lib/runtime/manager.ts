@@ -50,7 +50,12 @@ export interface ManagerOptions {
   instance?: string;
 }
 
-export type CacheOptions<T extends KubernetesObject> = Partial<Pick<WatchCacheOptions<T>, 'namespace' | 'labelSelector' | 'fieldSelector' | 'transform' | 'resyncPeriodMs' | 'staleAfterMs' | 'pageSize'>>;
+export type CacheOptions<T extends KubernetesObject> = Partial<
+  Pick<
+    WatchCacheOptions<T>,
+    'namespace' | 'labelSelector' | 'fieldSelector' | 'transform' | 'resyncPeriodMs' | 'staleAfterMs' | 'pageSize'
+  >
+>;
 
 export type ManagerOutcome = 'stopped' | 'lost';
 
@@ -91,12 +96,25 @@ export class Manager {
    */
   cache<T extends KubernetesObject>(resource: ResourceType, opts: CacheOptions<T> = {}): WatchCache<T> {
     const namespace = (resource.namespaced ?? true) ? (opts.namespace ?? this.opts.namespace ?? '') : '';
-    const id = [resource.plural, resource.group, resource.version, namespace, opts.labelSelector ?? '', opts.fieldSelector ?? ''].join('|');
+    const id = [
+      resource.plural,
+      resource.group,
+      resource.version,
+      namespace,
+      opts.labelSelector ?? '',
+      opts.fieldSelector ?? '',
+    ].join('|');
     let cache = this.caches.get(id) as WatchCache<T> | undefined;
     if (!cache) {
       cache = new WatchCache<T>({
-        kubeConfig: this.kubeConfig, client: this.client, resource, log: this.log, metrics: this.metrics,
-        resyncPeriodMs: this.opts.resyncPeriodMs ?? 10 * 60_000, ...opts, namespace,
+        kubeConfig: this.kubeConfig,
+        client: this.client,
+        resource,
+        log: this.log,
+        metrics: this.metrics,
+        resyncPeriodMs: this.opts.resyncPeriodMs ?? 10 * 60_000,
+        ...opts,
+        namespace,
       });
       this.caches.set(id, cache as unknown as WatchCache<KubernetesObject>);
       if (this.started) cache.start();
@@ -159,10 +177,15 @@ export class Manager {
       return;
     }
     this.elector = new LeaderElector({
-      client: this.client, namespace: le.namespace, name: le.name,
+      client: this.client,
+      namespace: le.namespace,
+      name: le.name,
       identity: le.identity ?? `${os.hostname()}_${randomUUID()}`,
-      leaseDurationMs: le.leaseDurationMs, renewDeadlineMs: le.renewDeadlineMs, retryPeriodMs: le.retryPeriodMs,
-      log: this.log, metrics: this.metrics,
+      leaseDurationMs: le.leaseDurationMs,
+      renewDeadlineMs: le.renewDeadlineMs,
+      retryPeriodMs: le.retryPeriodMs,
+      log: this.log,
+      metrics: this.metrics,
       onStartedLeading: () => this.startControllers(),
       onStoppedLeading: () => this.onLost(),
     });
@@ -180,7 +203,10 @@ export class Manager {
     if (drained.includes(false)) this.log.warn('some reconciles did not finish before the shutdown deadline');
     await this.elector?.stop(); // releases the Lease, now that our writes are done
     await Promise.all([...this.caches.values()].map((c) => c.stop()));
-    await Promise.race([Promise.all(this.recorders.map((r) => r.flush())), new Promise((r) => setTimeout(r, 2_000).unref())]);
+    await Promise.race([
+      Promise.all(this.recorders.map((r) => r.flush())),
+      new Promise((r) => setTimeout(r, 2_000).unref()),
+    ]);
     await Promise.all(this.endpoints.map((e) => e.stop()));
     this.log.info('stopped');
     this.resolveDone('stopped');
@@ -214,7 +240,11 @@ export class Manager {
     for (;;) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const slow = new Promise<'slow'>((r) => (timer = setTimeout(() => r('slow'), 30_000)));
-      const outcome = await Promise.race([all.then(() => 'synced' as const), this.stopRequested.then(() => 'stopping' as const), slow]);
+      const outcome = await Promise.race([
+        all.then(() => 'synced' as const),
+        this.stopRequested.then(() => 'stopping' as const),
+        slow,
+      ]);
       clearTimeout(timer);
       if (outcome !== 'slow') return;
       const waiting = [...this.caches.values()].filter((c) => !c.hasSynced()).map((c) => c.describe());

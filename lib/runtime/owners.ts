@@ -10,7 +10,8 @@ export function controllerOwnerRef(owner: KubernetesObject): V1OwnerReference {
   const { apiVersion, kind } = owner;
   const name = owner.metadata?.name;
   const uid = owner.metadata?.uid;
-  if (!apiVersion || !kind || !name || !uid) throw new Error('an owner needs apiVersion, kind, metadata.name and metadata.uid');
+  if (!apiVersion || !kind || !name || !uid)
+    throw new Error('an owner needs apiVersion, kind, metadata.name and metadata.uid');
   return { apiVersion, kind, name, uid, controller: true, blockOwnerDeletion: true };
 }
 
@@ -23,7 +24,9 @@ export function withControllerReference(obj: KubernetesObject, owner: Kubernetes
   const ref = controllerOwnerRef(owner);
   // A cluster-scoped owner (no namespace) may own objects anywhere.
   if (owner.metadata?.namespace && owner.metadata.namespace !== obj.metadata?.namespace) {
-    throw new Error(`cross-namespace owner references are not allowed (owner in ${owner.metadata?.namespace ?? '(cluster)'}, object in ${obj.metadata?.namespace ?? '(cluster)'})`);
+    throw new Error(
+      `cross-namespace owner references are not allowed (owner in ${owner.metadata?.namespace ?? '(cluster)'}, object in ${obj.metadata?.namespace ?? '(cluster)'})`,
+    );
   }
   const refs = [...(obj.metadata?.ownerReferences ?? [])];
   const other = refs.find((r) => r.controller && r.uid !== ref.uid);
@@ -46,7 +49,10 @@ export function groupOf(apiVersion: string): string {
 }
 
 /** Whether `obj` is controlled by an object of `kind` in `group` (any version). */
-export function isControlledBy(obj: KubernetesObject, owner: { group: string; kind: string }): V1OwnerReference | undefined {
+export function isControlledBy(
+  obj: KubernetesObject,
+  owner: { group: string; kind: string },
+): V1OwnerReference | undefined {
   const ref = controllerOf(obj);
   return ref && ref.kind === owner.kind && groupOf(ref.apiVersion) === owner.group ? ref : undefined;
 }

@@ -17,7 +17,11 @@ export type WithStatus<S> = KubernetesObject & { status?: S };
  * `subresource` is 'status' unless the kind has no status subresource.
  */
 export async function patchStatus<S, T extends WithStatus<S>>(
-  client: KubeClient, resource: ResourceType, current: T, desired: S, opts: { signal?: AbortSignal; subresource?: 'status' | '' } = {},
+  client: KubeClient,
+  resource: ResourceType,
+  current: T,
+  desired: S,
+  opts: { signal?: AbortSignal; subresource?: 'status' | '' } = {},
 ): Promise<StatusResult<T>> {
   const diff = mergePatchDiff(current.status ?? {}, desired ?? {});
   if (diff === undefined) return { changed: false, object: current };
@@ -25,10 +29,14 @@ export async function patchStatus<S, T extends WithStatus<S>>(
   const name = current.metadata?.name ?? '';
   const body = { metadata: { resourceVersion: current.metadata?.resourceVersion }, status: diff };
   try {
-    const object = await client.patch<T>(resource, ns, name, body, PatchType.merge, { signal: opts.signal, subresource: opts.subresource ?? 'status' });
+    const object = await client.patch<T>(resource, ns, name, body, PatchType.merge, {
+      signal: opts.signal,
+      subresource: opts.subresource ?? 'status',
+    });
     return { changed: true, object };
   } catch (err) {
-    if (isConflict(err)) throw new RetryableError('Conflict', `${resource.kind} ${ns}/${name} changed since it was read`, { cause: err });
+    if (isConflict(err))
+      throw new RetryableError('Conflict', `${resource.kind} ${ns}/${name} changed since it was read`, { cause: err });
     throw err;
   }
 }

@@ -200,7 +200,12 @@ export class WatchCache<T extends KubernetesObject = KubernetesObject> {
   }
 
   health(): CacheHealth {
-    return { synced: this.syncedFlag, watching: this.abortWatch !== undefined, lastActivityAt: this.lastActivityAt, restarts: this.restarts };
+    return {
+      synced: this.syncedFlag,
+      watching: this.abortWatch !== undefined,
+      lastActivityAt: this.lastActivityAt,
+      restarts: this.restarts,
+    };
   }
 
   /** Starts the list/watch loop. Idempotent. */
@@ -256,7 +261,9 @@ export class WatchCache<T extends KubernetesObject = KubernetesObject> {
           this.resourceVersion = undefined;
           break;
         case 'stale':
-          this.log.warn('watch went quiet past the staleness limit; reconnecting', { staleAfterMs: this.staleAfterMs() });
+          this.log.warn('watch went quiet past the staleness limit; reconnecting', {
+            staleAfterMs: this.staleAfterMs(),
+          });
           await pause();
           break;
         case 'closed':
@@ -342,8 +349,11 @@ export class WatchCache<T extends KubernetesObject = KubernetesObject> {
       // this clean, routine end is what keeps a quiet watch fresh; the watchdog is left for dead connections.
       const timeoutSeconds = Math.floor(120 + 60 * this.random());
       const query = {
-        resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds,
-        labelSelector: this.opts.labelSelector, fieldSelector: this.opts.fieldSelector,
+        resourceVersion: rv,
+        allowWatchBookmarks: true,
+        timeoutSeconds,
+        labelSelector: this.opts.labelSelector,
+        fieldSelector: this.opts.fieldSelector,
       };
       const onEvent = (type: string, obj: unknown) => {
         if (ended) return;
@@ -361,14 +371,22 @@ export class WatchCache<T extends KubernetesObject = KubernetesObject> {
       };
       this.log.debug('watch starting', { resourceVersion: rv });
       // The stream's own inactivity limit is a backstop: the watchdog above replaces a quiet watch first.
-      this.client.watch(resourcePath(this.resource, this.namespace || undefined), query, { onEvent, onDone }, { inactivityTimeoutMs: this.staleAfterMs() + 60_000 }).then(
-        (c) => {
-          controller = c;
-          if (ended) c.abort(); // failed, or abandoned by the watchdog or stop() while connecting
-          else this.log.debug('watch connected', { resourceVersion: rv });
-        },
-        (err: unknown) => finish({ reason: 'error', error: err, sawEvents }),
-      );
+      this.client
+        .watch(
+          resourcePath(this.resource, this.namespace || undefined),
+          query,
+          { onEvent, onDone },
+          { inactivityTimeoutMs: this.staleAfterMs() + 60_000 },
+        )
+        .then(
+          (c) => {
+            controller = c;
+            if (ended)
+              c.abort(); // failed, or abandoned by the watchdog or stop() while connecting
+            else this.log.debug('watch connected', { resourceVersion: rv });
+          },
+          (err: unknown) => finish({ reason: 'error', error: err, sawEvents }),
+        );
     });
   }
 
@@ -390,7 +408,11 @@ export class WatchCache<T extends KubernetesObject = KubernetesObject> {
         break;
       case 'ERROR':
         if (obj.code === 410) return { reason: 'gone' };
-        return { reason: 'error', error: Object.assign(new Error(obj.message ?? 'watch error'), { statusCode: obj.code }), sawEvents: false };
+        return {
+          reason: 'error',
+          error: Object.assign(new Error(obj.message ?? 'watch error'), { statusCode: obj.code }),
+          sawEvents: false,
+        };
       default:
         return undefined;
     }

@@ -39,7 +39,10 @@ export interface WorkQueueOptions {
 class TokenBucket {
   private tokens: number;
   private last: number;
-  constructor(private readonly rate: RateLimit, nowMs: number) {
+  constructor(
+    private readonly rate: RateLimit,
+    nowMs: number,
+  ) {
     this.tokens = rate.burst;
     this.last = nowMs;
   }

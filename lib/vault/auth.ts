@@ -25,22 +25,22 @@ export interface VaultAuthMethod {
  */
 export type AuthSource =
   | {
-    method: 'token';
-    /** e.g. "token from Secret demo/vault-token". */
-    description: string;
-    /** The token, read afresh at each login. */
-    token: () => Promise<string>;
-  }
+      method: 'token';
+      /** e.g. "token from Secret demo/vault-token". */
+      description: string;
+      /** The token, read afresh at each login. */
+      token: () => Promise<string>;
+    }
   | {
-    method: 'kubernetes';
-    /** The auth method's mount path, without slashes (e.g. "kubernetes"). */
-    mountPath: string;
-    role: string;
-    /** Who the JWT is for, in words ("ServiceAccount demo/vault"). */
-    subject: string;
-    /** A short-lived service-account JWT, minted at each login. */
-    jwt: () => Promise<string>;
-  };
+      method: 'kubernetes';
+      /** The auth method's mount path, without slashes (e.g. "kubernetes"). */
+      mountPath: string;
+      role: string;
+      /** Who the JWT is for, in words ("ServiceAccount demo/vault"). */
+      subject: string;
+      /** A short-lived service-account JWT, minted at each login. */
+      jwt: () => Promise<string>;
+    };
 
 /** The VaultAuthMethod for a source, logging in through `transport`. */
 export function authMethod(transport: VaultTransport, source: AuthSource): VaultAuthMethod {
@@ -59,8 +59,11 @@ export class TokenAuth implements VaultAuthMethod {
 
   async login(opts?: CallOptions): Promise<LoginToken> {
     const token = await this.readToken();
-    const self = await this.transport.call<{ data: { ttl: number; renewable?: boolean } }>('lookupToken',
-      { method: 'GET', path: 'auth/token/lookup-self', token, what: `logging in with the ${this.description}` }, opts);
+    const self = await this.transport.call<{ data: { ttl: number; renewable?: boolean } }>(
+      'lookupToken',
+      { method: 'GET', path: 'auth/token/lookup-self', token, what: `logging in with the ${this.description}` },
+      opts,
+    );
     return { token, ttlSeconds: self.data.ttl, renewable: !!self.data.renewable, source: this.description };
   }
 }
@@ -77,15 +80,38 @@ export class KubernetesAuth implements VaultAuthMethod {
 
   async login(opts?: CallOptions): Promise<LoginToken> {
     const jwt = await this.source.jwt();
-    const res = await this.transport.call<{ auth: { client_token: string; lease_duration: number; renewable: boolean } }>('login',
-      { method: 'POST', path: `auth/${this.source.mountPath}/login`, body: { role: this.source.role, jwt }, what: `logging in with ${this.description}` }, opts);
-    return { token: res.auth.client_token, ttlSeconds: res.auth.lease_duration, renewable: res.auth.renewable, source: this.description };
+    const res = await this.transport.call<{
+      auth: { client_token: string; lease_duration: number; renewable: boolean };
+    }>(
+      'login',
+      {
+        method: 'POST',
+        path: `auth/${this.source.mountPath}/login`,
+        body: { role: this.source.role, jwt },
+        what: `logging in with ${this.description}`,
+      },
+      opts,
+    );
+    return {
+      token: res.auth.client_token,
+      ttlSeconds: res.auth.lease_duration,
+      renewable: res.auth.renewable,
+      source: this.description,
+    };
   }
 }
 
 /** auth/token/renew-self with `token`: the token's new TTL (seconds) and whether it can be renewed again. */
-export async function renewSelf(transport: VaultTransport, token: string, what: string, opts?: CallOptions): Promise<{ ttlSeconds: number; renewable: boolean }> {
-  const res = await transport.call<{ auth: { lease_duration: number; renewable: boolean } }>('renewToken',
-    { method: 'POST', path: 'auth/token/renew-self', body: {}, token, what }, opts);
+export async function renewSelf(
+  transport: VaultTransport,
+  token: string,
+  what: string,
+  opts?: CallOptions,
+): Promise<{ ttlSeconds: number; renewable: boolean }> {
+  const res = await transport.call<{ auth: { lease_duration: number; renewable: boolean } }>(
+    'renewToken',
+    { method: 'POST', path: 'auth/token/renew-self', body: {}, token, what },
+    opts,
+  );
   return { ttlSeconds: res.auth.lease_duration, renewable: res.auth.renewable };
 }

@@ -25,7 +25,12 @@ export class VaultRequestError extends Error {
   /** Worth trying again as is: Vault (or the database behind it) may answer differently next time. A failed
    * revocation is retried too: what it needs (a fixed role, an object dropped by hand) happens outside. */
   get retryable(): boolean {
-    return this.kind === 'Unreachable' || this.kind === 'Sealed' || this.kind === 'Server' || this.kind === 'RevocationFailed';
+    return (
+      this.kind === 'Unreachable' ||
+      this.kind === 'Sealed' ||
+      this.kind === 'Server' ||
+      this.kind === 'RevocationFailed'
+    );
   }
 }
 
@@ -75,7 +80,8 @@ export function classifyVaultError(operation: string, err: unknown): VaultReques
   const vaultErrors = (e.response?.body?.errors ?? []).filter((x): x is string => typeof x === 'string');
   const detail = scrub(vaultErrors.join('; ') || e.message || String(err)).slice(0, 2000);
   if (status === undefined) return new VaultRequestError('Unreachable', operation, detail);
-  if (status === 503) return new VaultRequestError('Sealed', operation, `Vault is sealed or has no active node (${detail})`, status);
+  if (status === 503)
+    return new VaultRequestError('Sealed', operation, `Vault is sealed or has no active node (${detail})`, status);
   if (status === 403) return new VaultRequestError('PermissionDenied', operation, detail, status);
   if (status === 404) return new VaultRequestError('NotFound', operation, detail, status);
   if (status === 400) return new VaultRequestError('Invalid', operation, detail, status);

@@ -86,12 +86,14 @@ export class IssuerToken {
   }
 
   private refreshOnce(): Promise<IssuerTokenState> {
-    this.inflight ??= this.refresh().then((s) => {
-      this.onRefresh(s.kind === 'ready' ? `token:${s.accessor}` : `none:${s.reason}`);
-      return s;
-    }).finally(() => {
-      this.inflight = undefined;
-    });
+    this.inflight ??= this.refresh()
+      .then((s) => {
+        this.onRefresh(s.kind === 'ready' ? `token:${s.accessor}` : `none:${s.reason}`);
+        return s;
+      })
+      .finally(() => {
+        this.inflight = undefined;
+      });
     return this.inflight;
   }
 
@@ -99,10 +101,17 @@ export class IssuerToken {
     const existing = this.cached ?? (await this.store.load());
     if (existing) {
       try {
-        return this.remember(existing, (await renewSelf(this.transport, existing.token, 'renewing the issuer token')).ttlSeconds);
+        return this.remember(
+          existing,
+          (await renewSelf(this.transport, existing.token, 'renewing the issuer token')).ttlSeconds,
+        );
       } catch (err) {
         // Only a token Vault no longer knows is replaced; an outage must not mint a second issuer token.
-        if (!(err instanceof VaultRequestError) || (err.kind !== 'PermissionDenied' && err.kind !== 'NotFound' && err.kind !== 'Invalid')) throw err;
+        if (
+          !(err instanceof VaultRequestError) ||
+          (err.kind !== 'PermissionDenied' && err.kind !== 'NotFound' && err.kind !== 'Invalid')
+        )
+          throw err;
       }
     }
     // Outside the try: a login that fails is the login's failure (its reason reaches status), not the token role's.
@@ -110,16 +119,23 @@ export class IssuerToken {
     let created: { client_token: string; accessor: string; lease_duration: number };
     try {
       const res = await this.transport.call<{ auth: typeof created }>('createToken', {
-        method: 'POST', path: `auth/token/create/${this.tokenRole}`, body: { renewable: true, display_name: 'leasehold-issuer' },
-        token: login, what: `creating an issuer token from token role ${this.tokenRole}`,
+        method: 'POST',
+        path: `auth/token/create/${this.tokenRole}`,
+        body: { renewable: true, display_name: 'leasehold-issuer' },
+        token: login,
+        what: `creating an issuer token from token role ${this.tokenRole}`,
       });
       created = res.auth;
     } catch (e) {
-      if (e instanceof VaultRequestError && (e.kind === 'PermissionDenied' || e.kind === 'Invalid' || e.kind === 'NotFound')) {
+      if (
+        e instanceof VaultRequestError &&
+        (e.kind === 'PermissionDenied' || e.kind === 'Invalid' || e.kind === 'NotFound')
+      ) {
         return {
           kind: 'unavailable',
           reason: 'IssuerTokenRoleUnavailable',
-          message: `${e.message}. Credentials are tied to the operator's login token and are revoked when it expires. ` +
+          message:
+            `${e.message}. Credentials are tied to the operator's login token and are revoked when it expires. ` +
             `Create the token role (orphan=true, token_period set) and allow "update" on auth/token/create/${this.tokenRole}.`,
         };
       }
@@ -131,7 +147,8 @@ export class IssuerToken {
   }
 
   private remember(t: StoredIssuerToken, ttlSeconds: number): IssuerTokenState {
-    if (ttlSeconds <= 0) throw new VaultRequestError('Invalid', 'using the issuer token', 'the issuer token has no TTL left');
+    if (ttlSeconds <= 0)
+      throw new VaultRequestError('Invalid', 'using the issuer token', 'the issuer token has no TTL left');
     this.cached = { ...t, renewAtMs: this.now() + ttlSeconds * 1000 * RENEW_FRACTION };
     return { kind: 'ready', ...this.cached };
   }

@@ -118,15 +118,23 @@ export class VaultPool {
     // A 403 to the login token (revoked in Vault, say) drops it: the retry logs in afresh.
     const client = new HttpVaultClient(transport, loginToken, () => keeper.invalidate());
     const issuer = new IssuerToken({
-      transport, loginToken, store: spec.issuerStore, tokenRole: this.opts.issuerTokenRole, now: this.opts.now,
+      transport,
+      loginToken,
+      store: spec.issuerStore,
+      tokenRole: this.opts.issuerTokenRole,
+      now: this.opts.now,
       onRefresh: (found) => this.issuerFound(spec.key, found),
     });
     // A 403 to the issuer token (revoked in Vault: its leases are gone too) drops it; the retry renews or replaces it.
-    const issuerClient = new HttpVaultClient(transport, async (o) => {
-      const s = await issuer.state(o);
-      if (s.kind !== 'ready') throw new RetryableError(s.reason, s.message);
-      return s.token;
-    }, () => issuer.forget());
+    const issuerClient = new HttpVaultClient(
+      transport,
+      async (o) => {
+        const s = await issuer.state(o);
+        if (s.kind !== 'ready') throw new RetryableError(s.reason, s.message);
+        return s.token;
+      },
+      () => issuer.forget(),
+    );
     return {
       endpoint: spec.endpoint,
       authDescription: auth.description,
@@ -138,7 +146,9 @@ export class VaultPool {
       },
       async issuingClient(o) {
         const s = await issuer.state(o);
-        return s.kind === 'ready' ? { client: issuerClient, ownedBy: 'issuer-token' } : { client, ownedBy: 'login-token' };
+        return s.kind === 'ready'
+          ? { client: issuerClient, ownedBy: 'issuer-token' }
+          : { client, ownedBy: 'login-token' };
       },
     };
   }
@@ -153,4 +163,10 @@ export class VaultPool {
 
 /** What tells endpoints apart: address and TLS settings (and the timeout, a transport setting too). */
 const endpointIdOf = (ep: VaultEndpoint) =>
-  JSON.stringify([ep.address, ep.caBundlePem ?? '', !!ep.insecureSkipTLSVerify, ep.serverName ?? '', ep.timeoutMs ?? 0]);
+  JSON.stringify([
+    ep.address,
+    ep.caBundlePem ?? '',
+    !!ep.insecureSkipTLSVerify,
+    ep.serverName ?? '',
+    ep.timeoutMs ?? 0,
+  ]);

@@ -45,7 +45,11 @@ export class TokenKeeper {
     const cur = this.current;
     if (cur && cur.renewable && this.now() < cur.expiresAtMs) {
       try {
-        const renewed = await renewSelf(this.transport, cur.token, `renewing the login token (${this.auth.description})`);
+        const renewed = await renewSelf(
+          this.transport,
+          cur.token,
+          `renewing the login token (${this.auth.description})`,
+        );
         if (renewed.ttlSeconds >= MIN_USEFUL_TTL_SECONDS) {
           this.remember({ ...cur, ...renewed });
           return cur.token;

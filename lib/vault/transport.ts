@@ -34,10 +34,24 @@ export type TokenSource = (opts?: CallOptions) => Promise<string>;
  * `renewToken`: auth/token/renew-self of the login or the issuer token; `createToken`: a new issuer token).
  */
 export type VaultOperation =
-  | 'health' | 'readMount' | 'enableMount' | 'tuneMount' | 'disableMount'
-  | 'writeConnection' | 'deleteConnection' | 'writeRole' | 'deleteRole'
-  | 'issueCredential' | 'renewLease' | 'lookupLease' | 'listLeases' | 'revokeLease'
-  | 'login' | 'lookupToken' | 'renewToken' | 'createToken';
+  | 'health'
+  | 'readMount'
+  | 'enableMount'
+  | 'tuneMount'
+  | 'disableMount'
+  | 'writeConnection'
+  | 'deleteConnection'
+  | 'writeRole'
+  | 'deleteRole'
+  | 'issueCredential'
+  | 'renewLease'
+  | 'lookupLease'
+  | 'listLeases'
+  | 'revokeLease'
+  | 'login'
+  | 'lookupToken'
+  | 'renewToken'
+  | 'createToken';
 
 /** `not_found`: Vault answered that the thing asked about doesn't exist, and the caller expected that might be
  * so (a lease already gone, a mount not created yet): an answer, not an error. */
@@ -125,7 +139,12 @@ export class VaultTransport {
    * One call whose "not found" answer is expected (`absent` says which answers mean that): resolves `undefined`
    * then, counted `not_found`.
    */
-  async lookup<T>(op: VaultOperation, spec: CallSpec, absent: (e: VaultRequestError) => boolean, opts: CallOptions = {}): Promise<T | undefined> {
+  async lookup<T>(
+    op: VaultOperation,
+    spec: CallSpec,
+    absent: (e: VaultRequestError) => boolean,
+    opts: CallOptions = {},
+  ): Promise<T | undefined> {
     try {
       const body = await this.send<T>(spec, opts);
       this.observe(op, 'success');
@@ -167,7 +186,9 @@ export class VaultTransport {
       opts.signal?.throwIfAborted();
       // Not this request's failure but the login's: already classified (a refused login is a VaultRequestError), or
       // the token source's own reason (no ServiceAccount token, no token Secret), which must reach status as it is.
-      throw err instanceof Error && typeof (err as { reason?: unknown }).reason === 'string' ? err : classifyVaultError(spec.what, err);
+      throw err instanceof Error && typeof (err as { reason?: unknown }).reason === 'string'
+        ? err
+        : classifyVaultError(spec.what, err);
     }
   }
 
@@ -176,14 +197,18 @@ export class VaultTransport {
     const timeout = AbortSignal.timeout(this.endpoint.timeoutMs ?? 30_000);
     try {
       const res = await this.sendHttp({
-        method: spec.method, path: spec.path, body: spec.body, token,
+        method: spec.method,
+        path: spec.path,
+        body: spec.body,
+        token,
         signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
       });
       if ((res.status >= 200 && res.status < 300) || spec.anyStatus) return res.body as T;
       throw new VaultHttpError(res.status, res.body);
     } catch (err) {
       signal?.throwIfAborted();
-      if (timeout.aborted && !(err instanceof VaultHttpError)) throw classifyVaultError(spec.what, { code: 'ECONNABORTED', message: 'request timed out' });
+      if (timeout.aborted && !(err instanceof VaultHttpError))
+        throw classifyVaultError(spec.what, { code: 'ECONNABORTED', message: 'request timed out' });
       throw classifyVaultError(spec.what, err);
     }
   }
@@ -193,7 +218,11 @@ export class VaultTransport {
     const ep = this.endpoint;
     this.agent ??= new Agent({
       connections: 32,
-      connect: { ca: ep.caBundlePem || undefined, rejectUnauthorized: !ep.insecureSkipTLSVerify, servername: ep.serverName || undefined },
+      connect: {
+        ca: ep.caBundlePem || undefined,
+        rejectUnauthorized: !ep.insecureSkipTLSVerify,
+        servername: ep.serverName || undefined,
+      },
     });
     // LIST as GET ?list=true: the same to Vault, and no custom verb for proxies to refuse.
     const url = new URL(`${ep.address.replace(/\/+$/, '')}/v1/${req.path.replace(/^\/+/, '')}`);
@@ -202,7 +231,9 @@ export class VaultTransport {
     if (req.token) headers['x-vault-token'] = req.token;
     if (req.body !== undefined) headers['content-type'] = 'application/json';
     const res = await request(url, {
-      dispatcher: this.agent, signal: req.signal, headers,
+      dispatcher: this.agent,
+      signal: req.signal,
+      headers,
       method: req.method === 'LIST' ? 'GET' : req.method,
       body: req.body === undefined ? undefined : JSON.stringify(req.body),
     });

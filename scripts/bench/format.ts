@@ -9,6 +9,15 @@ export const secs = (x: number) => (Number.isFinite(x) ? `${x.toFixed(1)} s` : '
 export function renderTable(title: string, columns: string[], rows: Array<Array<string | number>>): string {
   const cells = [columns, ...rows.map((r) => r.map(String))];
   const widths = columns.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
-  return [title, line(columns), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map((r) => line(r.map(String)))].join('\n');
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [
+    title,
+    line(columns),
+    widths.map((w) => '─'.repeat(w)).join('  '),
+    ...rows.map((r) => line(r.map(String))),
+  ].join('\n');
 }

@@ -13,7 +13,16 @@ import { BenchKube } from './kube.ts';
 import type { ResourceType } from '../../lib/runtime/types.ts';
 import { pinnedVersion } from '../stack/binaries.ts';
 import type { Env } from '../stack/env.ts';
-import { REPO_ROOT, SAMPLES_DIR, configureVaultForOperator, guideManifests, guideRole, installCrdsAsync, kubectlAsync, vaultRequest } from '../stack/leasehold-setup.ts';
+import {
+  REPO_ROOT,
+  SAMPLES_DIR,
+  configureVaultForOperator,
+  guideManifests,
+  guideRole,
+  installCrdsAsync,
+  kubectlAsync,
+  vaultRequest,
+} from '../stack/leasehold-setup.ts';
 import { startOperator, type OperatorProcess } from '../stack/operator.ts';
 import type { OperatorRuntime } from './operator.ts';
 import { Tracker } from './tracker.ts';
@@ -25,10 +34,20 @@ export const MOUNT = 'my-postgres-se';
 /** The guide's Vault AppBinding logs in with this kubernetes auth role (parameters.vaultRole). */
 const AUTH_ROLE = 'vault-policy-controller';
 
-export const DARS: ResourceType = { group: GROUP, version: VERSION, plural: 'databaseaccessrequests', kind: 'DatabaseAccessRequest' };
+export const DARS: ResourceType = {
+  group: GROUP,
+  version: VERSION,
+  plural: 'databaseaccessrequests',
+  kind: 'DatabaseAccessRequest',
+};
 export const ROLES: ResourceType = { group: GROUP, version: VERSION, plural: 'postgresroles', kind: 'PostgresRole' };
 const SECRETS: ResourceType = { group: '', version: 'v1', plural: 'secrets', kind: 'Secret' };
-const ROLE_BINDINGS: ResourceType = { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'rolebindings', kind: 'RoleBinding' };
+const ROLE_BINDINGS: ResourceType = {
+  group: 'rbac.authorization.k8s.io',
+  version: 'v1',
+  plural: 'rolebindings',
+  kind: 'RoleBinding',
+};
 const REQUEST_LABEL = 'leasehold.dev/request';
 const LEASE_ID_ANNOTATION = 'leasehold.dev/lease-id';
 
@@ -37,7 +56,11 @@ const LEASE_ID_ANNOTATION = 'leasehold.dev/lease-id';
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Runs `fn` over `items` with at most `n` at a time. */
-export async function pool<T>(items: readonly T[], n: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+export async function pool<T>(
+  items: readonly T[],
+  n: number,
+  fn: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < items.length) {
@@ -52,9 +75,12 @@ export async function pool<T>(items: readonly T[], n: number, fn: (item: T, inde
 export async function within<T>(promise: Promise<T>, ms: number, what: () => string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([promise, new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${(ms / 1000).toFixed(0)} s: ${what()}`)), ms);
-    })]);
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${(ms / 1000).toFixed(0)} s: ${what()}`)), ms);
+      }),
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -82,7 +108,10 @@ export function parseProm(text: string): Sample[] {
 }
 
 export class Scrape {
-  constructor(readonly samples: Sample[], readonly at: number) {}
+  constructor(
+    readonly samples: Sample[],
+    readonly at: number,
+  ) {}
   /** Sum of a metric's samples whose labels include `match`. */
   sum(name: string, match: Record<string, string> = {}): number {
     let total = 0;
@@ -96,7 +125,10 @@ export class Scrape {
     const out: Record<string, number> = {};
     for (const s of this.samples) {
       if (s.name !== name) continue;
-      const key = Object.entries(s.labels).map(([k, v]) => `${k}=${v}`).join(',') || '(none)';
+      const key =
+        Object.entries(s.labels)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',') || '(none)';
       out[key] = (out[key] ?? 0) + s.value;
     }
     return out;
@@ -121,7 +153,10 @@ export function groupedDelta(before: Scrape, after: Scrape, name: string, by: st
     const out: Record<string, number> = {};
     for (const s of sc.samples) {
       if (s.name !== name) continue;
-      const k = by.map((l) => s.labels[l] ?? '').filter(Boolean).join(' ');
+      const k = by
+        .map((l) => s.labels[l] ?? '')
+        .filter(Boolean)
+        .join(' ');
       out[k] = (out[k] ?? 0) + s.value;
     }
     return out;
@@ -192,7 +227,11 @@ export function procStats(pid: number | undefined): ProcStats | undefined {
  * ones matters for PostgreSQL (a backend per connection): a backend's CPU would otherwise all land in the
  * window in which it exits (cutime of the postmaster), e.g. Vault's pool connections closed during a restart.
  */
-function treeCpuSeconds(root: number, children: Map<number, number[]>, stats: Map<number, { own: number; reaped: number }>): number {
+function treeCpuSeconds(
+  root: number,
+  children: Map<number, number[]>,
+  stats: Map<number, { own: number; reaped: number }>,
+): number {
   let ticks = 0;
   const stack = [root];
   while (stack.length) {
@@ -264,27 +303,40 @@ export class RawVault {
     this.token = (res.body as { auth: { client_token: string } }).auth.client_token;
   }
 
-  call(method: string, apiPath: string, body?: unknown, token = this.token): Promise<{ status: number; json: unknown }> {
+  call(
+    method: string,
+    apiPath: string,
+    body?: unknown,
+    token = this.token,
+  ): Promise<{ status: number; json: unknown }> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     return new Promise((resolve, reject) => {
-      const req = https.request({
-        host: this.url.hostname, port: this.url.port, path: `/v1/${apiPath}`, method, agent: this.agent,
-        headers: { 'x-vault-token': token, ...(payload ? { 'content-type': 'application/json' } : {}) }, timeout: 60_000,
-      }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: unknown;
-          try {
-            json = text ? JSON.parse(text) : undefined;
-          } catch {
-            json = text;
-          }
-          resolve({ status: res.statusCode ?? 0, json });
-        });
-        res.on('error', reject);
-      });
+      const req = https.request(
+        {
+          host: this.url.hostname,
+          port: this.url.port,
+          path: `/v1/${apiPath}`,
+          method,
+          agent: this.agent,
+          headers: { 'x-vault-token': token, ...(payload ? { 'content-type': 'application/json' } : {}) },
+          timeout: 60_000,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let json: unknown;
+            try {
+              json = text ? JSON.parse(text) : undefined;
+            } catch {
+              json = text;
+            }
+            resolve({ status: res.statusCode ?? 0, json });
+          });
+          res.on('error', reject);
+        },
+      );
       req.on('timeout', () => req.destroy(new Error(`Vault ${method} ${apiPath} timed out`)));
       req.on('error', reject);
       if (payload) req.write(payload);
@@ -297,7 +349,8 @@ export class RawVault {
     const t0 = performance.now();
     const res = await this.call('GET', `${MOUNT}/creds/${vaultRole}`);
     const ms = performance.now() - t0;
-    if (res.status !== 200) throw new Error(`raw creds read: HTTP ${res.status} ${JSON.stringify(res.json).slice(0, 300)}`);
+    if (res.status !== 200)
+      throw new Error(`raw creds read: HTTP ${res.status} ${JSON.stringify(res.json).slice(0, 300)}`);
     return { ms, leaseId: (res.json as { lease_id: string }).lease_id };
   }
 
@@ -362,7 +415,10 @@ function darState(o: KubernetesObject): DarState {
     expiresAt: st?.lease?.expiresAt,
     ready: !!st?.lease?.id && st?.issuance?.completed === true,
     failed: st?.phase === 'Failed',
-    notAvailable: available && available.status !== 'True' ? `${available.reason}: ${available.message ?? ''}`.slice(0, 300) : undefined,
+    notAvailable:
+      available && available.status !== 'True'
+        ? `${available.reason}: ${available.message ?? ''}`.slice(0, 300)
+        : undefined,
   };
 }
 
@@ -423,18 +479,44 @@ export class Bench {
   private starts = 0;
   /** The current operator's log and profile name (`operator-<n>-c<concurrency>`). */
   private operatorName = '';
-  readonly roles: { long: RoleInfo; short: RoleInfo } = { long: { name: 'bench-long', vaultRole: '' }, short: { name: 'bench-short', vaultRole: '' } };
+  readonly roles: { long: RoleInfo; short: RoleInfo } = {
+    long: { name: 'bench-long', vaultRole: '' },
+    short: { name: 'bench-short', vaultRole: '' },
+  };
 
-  constructor(readonly env: Env, readonly opts: BenchOptions) {
+  constructor(
+    readonly env: Env,
+    readonly opts: BenchOptions,
+  ) {
     this.kc = env.kubeConfig;
     this.kube = new BenchKube(env.kubeConfig);
     this.vault = new RawVault(env);
     this.requests = new Tracker(this.kc, this.kube, DARS, NS, (o) => o.metadata?.name, darState);
-    this.secrets = new Tracker<SecretState>(this.kc, this.kube, SECRETS, NS, (o) => o.metadata?.labels?.[REQUEST_LABEL], (o) => {
-      const s = o as KubernetesObject & { data?: Record<string, string> };
-      return { name: s.metadata?.name ?? '', hasCredential: !!s.data?.username && !!s.data?.password, leaseId: s.metadata?.annotations?.[LEASE_ID_ANNOTATION] };
-    }, `${REQUEST_LABEL}`);
-    this.bindings = new Tracker<boolean>(this.kc, this.kube, ROLE_BINDINGS, NS, (o) => o.metadata?.labels?.[REQUEST_LABEL], () => true, `${REQUEST_LABEL}`);
+    this.secrets = new Tracker<SecretState>(
+      this.kc,
+      this.kube,
+      SECRETS,
+      NS,
+      (o) => o.metadata?.labels?.[REQUEST_LABEL],
+      (o) => {
+        const s = o as KubernetesObject & { data?: Record<string, string> };
+        return {
+          name: s.metadata?.name ?? '',
+          hasCredential: !!s.data?.username && !!s.data?.password,
+          leaseId: s.metadata?.annotations?.[LEASE_ID_ANNOTATION],
+        };
+      },
+      `${REQUEST_LABEL}`,
+    );
+    this.bindings = new Tracker<boolean>(
+      this.kc,
+      this.kube,
+      ROLE_BINDINGS,
+      NS,
+      (o) => o.metadata?.labels?.[REQUEST_LABEL],
+      () => true,
+      `${REQUEST_LABEL}`,
+    );
   }
 
   log(line: string): void {
@@ -451,19 +533,37 @@ export class Bench {
     await this.kubectl(['apply', '-f', '-'], guideManifests(env));
     await this.kubectl(['-n', NS, 'create', 'serviceaccount', 'vault']);
     await this.kubectl(['-n', NS, 'create', 'serviceaccount', 'bench-sa']);
-    await configureVaultForOperator(env, { loginTtl: '1h', loginMaxTtl: '24h', serviceAccount: { namespace: NS, name: 'vault' }, authRole: AUTH_ROLE });
+    await configureVaultForOperator(env, {
+      loginTtl: '1h',
+      loginMaxTtl: '24h',
+      serviceAccount: { namespace: NS, name: 'vault' },
+      authRole: AUTH_ROLE,
+    });
     await this.vault.init();
     await Promise.all([this.requests.start(), this.secrets.start(), this.bindings.start()]);
     await this.startOperator(this.concurrency);
     await this.kubectl(['apply', '-f', path.join(SAMPLES_DIR, '30-postgres-secret-engine.yaml')]);
     // The guide's role and statements; its max TTL raised so no run reaches it.
     const role = (name: string, defaultTTL: string) => guideRole(name, { defaultTTL, maxTTL: '48h' });
-    await this.kubectl(['apply', '-f', '-'], [role(this.roles.long.name, roles.longTtl), role(this.roles.short.name, roles.shortTtl)].map((r) => YAML.stringify(r)).join('---\n'));
+    await this.kubectl(
+      ['apply', '-f', '-'],
+      [role(this.roles.long.name, roles.longTtl), role(this.roles.short.name, roles.shortTtl)]
+        .map((r) => YAML.stringify(r))
+        .join('---\n'),
+    );
     for (const r of [this.roles.long, this.roles.short]) {
-      r.vaultRole = await this.until(`PostgresRole ${r.name} ready`, async () => {
-        const o = await this.kube.tryGet<KubernetesObject & { status?: { phase?: string; vaultRole?: string } }>(ROLES, NS, r.name);
-        return o?.status?.phase === 'Success' ? o.status.vaultRole : undefined;
-      }, 90_000);
+      r.vaultRole = await this.until(
+        `PostgresRole ${r.name} ready`,
+        async () => {
+          const o = await this.kube.tryGet<KubernetesObject & { status?: { phase?: string; vaultRole?: string } }>(
+            ROLES,
+            NS,
+            r.name,
+          );
+          return o?.status?.phase === 'Success' ? o.status.vaultRole : undefined;
+        },
+        90_000,
+      );
     }
   }
 
@@ -473,7 +573,12 @@ export class Bench {
     return r.stdout;
   }
 
-  async until<V>(what: string, probe: () => Promise<V | undefined | false>, timeoutMs: number, intervalMs = 250): Promise<V> {
+  async until<V>(
+    what: string,
+    probe: () => Promise<V | undefined | false>,
+    timeoutMs: number,
+    intervalMs = 250,
+  ): Promise<V> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const v = await probe().catch(() => undefined);
@@ -497,10 +602,18 @@ export class Bench {
       ...(prof ? [`--cpu-prof --cpu-prof-dir=${prof} --cpu-prof-name=${name}.cpuprofile`] : []),
       ...(heap ? [`--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${heap}`] : []),
     ];
-    this.operator = await startOperator(this.env, [`--concurrency=${concurrency}`, ...(this.opts.operatorArgs ?? [])], name, {
-      logLevel: this.opts.logLevel ?? 'info', readyTimeoutMs: 300_000, stopGraceMs: 35_000,
-      entryPoint: await this.opts.operatorMain, nodeOptions: nodeOptions.length ? nodeOptions.join(' ') : undefined,
-    });
+    this.operator = await startOperator(
+      this.env,
+      [`--concurrency=${concurrency}`, ...(this.opts.operatorArgs ?? [])],
+      name,
+      {
+        logLevel: this.opts.logLevel ?? 'info',
+        readyTimeoutMs: 300_000,
+        stopGraceMs: 35_000,
+        entryPoint: await this.opts.operatorMain,
+        nodeOptions: nodeOptions.length ? nodeOptions.join(' ') : undefined,
+      },
+    );
     return performance.now() - t0;
   }
 
@@ -573,7 +686,12 @@ export class Bench {
     if (!dir || !pid) return undefined;
     const before = new Set(fs.readdirSync(dir));
     process.kill(pid, 'SIGUSR2');
-    const file = await this.until('a heap snapshot', async () => fs.readdirSync(dir).find((f) => f.endsWith('.heapsnapshot') && !before.has(f)), 300_000, 500);
+    const file = await this.until(
+      'a heap snapshot',
+      async () => fs.readdirSync(dir).find((f) => f.endsWith('.heapsnapshot') && !before.has(f)),
+      300_000,
+      500,
+    );
     // Written in one go by the operator's main thread: complete once its size stops changing.
     let size = -1;
     for (;;) {
@@ -603,7 +721,9 @@ export class Bench {
     for (;;) {
       const s = await this.scrape();
       const reconciles = s.sum('controller_runtime_reconcile_total', { controller: 'databaseaccessrequest' });
-      const busy = s.sum('workqueue_depth', { name: 'databaseaccessrequest' }) + s.sum('controller_runtime_active_workers', { controller: 'databaseaccessrequest' });
+      const busy =
+        s.sum('workqueue_depth', { name: 'databaseaccessrequest' }) +
+        s.sum('controller_runtime_active_workers', { controller: 'databaseaccessrequest' });
       if (reconciles !== last || busy > 0) {
         last = reconciles;
         quietSince = performance.now();
@@ -621,7 +741,8 @@ export class Bench {
     const byComponent: Record<string, number> = {};
     const { children, stats } = processTable();
     const pids: Record<string, number | undefined> = { ...this.env.pids, operator: this.operator?.pid };
-    for (const [name, pid] of Object.entries(pids)) if (pid && stats.has(pid)) byComponent[name] = treeCpuSeconds(pid, children, stats);
+    for (const [name, pid] of Object.entries(pids))
+      if (pid && stats.has(pid)) byComponent[name] = treeCpuSeconds(pid, children, stats);
     const me = process.cpuUsage();
     byComponent.benchmark = (me.user + me.system) / 1e6;
     return { at: performance.now(), machine: machineCpu(), byComponent };
@@ -649,13 +770,21 @@ export class Bench {
 
   async versions(): Promise<Versions> {
     const nodeBin = path.join(REPO_ROOT, 'node_modules/.bin/node');
-    const operatorNode = fs.existsSync(nodeBin) ? execFileSync(nodeBin, ['--version'], { encoding: 'utf8' }).trim() : process.version;
-    const k8s = await this.kube.request<{ gitVersion?: string }>('GET', '/version').catch(() => ({ gitVersion: `v${pinnedVersion('k8s')}` }));
+    const operatorNode = fs.existsSync(nodeBin)
+      ? execFileSync(nodeBin, ['--version'], { encoding: 'utf8' }).trim()
+      : process.version;
+    const k8s = await this.kube
+      .request<{ gitVersion?: string }>('GET', '/version')
+      .catch(() => ({ gitVersion: `v${pinnedVersion('k8s')}` }));
     const health = await this.vault.call('GET', 'sys/health').catch(() => ({ json: {} }));
     const c = new pg.Client({ connectionString: this.env.postgres.url });
-    const postgres = await c.connect()
+    const postgres = await c
+      .connect()
       .then(() => c.query<{ server_version: string }>('SHOW server_version'))
-      .then((r) => r.rows[0]?.server_version ?? '', () => '')
+      .then(
+        (r) => r.rows[0]?.server_version ?? '',
+        () => '',
+      )
       .finally(() => c.end().catch(() => undefined));
     const git = (args: string[]) => {
       try {
@@ -680,8 +809,13 @@ export class Bench {
 
   private body(name: string, role: string): KubernetesObject {
     return {
-      apiVersion: `${GROUP}/${VERSION}`, kind: 'DatabaseAccessRequest', metadata: { name, namespace: NS },
-      spec: { roleRef: { kind: 'PostgresRole', name: role, namespace: NS }, subjects: [{ kind: 'ServiceAccount', name: 'bench-sa', namespace: NS }] },
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: 'DatabaseAccessRequest',
+      metadata: { name, namespace: NS },
+      spec: {
+        roleRef: { kind: 'PostgresRole', name: role, namespace: NS },
+        subjects: [{ kind: 'ServiceAccount', name: 'bench-sa', namespace: NS }],
+      },
     } as KubernetesObject;
   }
 
@@ -691,8 +825,21 @@ export class Bench {
 
   /** The approval a person's tool writes: an Approved condition through the status subresource. */
   async approve(name: string): Promise<void> {
-    const condition = { type: 'Approved', status: 'True', reason: 'KubectlApprove', message: 'approved by the benchmark', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') };
-    await this.kube.patch(DARS, NS, name, { status: { conditions: [condition] } }, 'application/merge-patch+json', 'status');
+    const condition = {
+      type: 'Approved',
+      status: 'True',
+      reason: 'KubectlApprove',
+      message: 'approved by the benchmark',
+      lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    };
+    await this.kube.patch(
+      DARS,
+      NS,
+      name,
+      { status: { conditions: [condition] } },
+      'application/merge-patch+json',
+      'status',
+    );
   }
 
   waiting(name: string): Promise<number> {
@@ -743,11 +890,15 @@ export class Bench {
    * per-role lock, so workers stay free for other work (renewals). Resolves when all are ready.
    */
   async approvePaced(names: readonly string[], outstanding: number, timeoutMs: number): Promise<void> {
-    await within(pool(names, outstanding, async (n) => {
-      const ready = this.ready(n);
-      await this.approve(n);
-      await ready;
-    }), timeoutMs, () => this.stuck(names, (s) => !!s?.ready));
+    await within(
+      pool(names, outstanding, async (n) => {
+        const ready = this.ready(n);
+        await this.approve(n);
+        await ready;
+      }),
+      timeoutMs,
+      () => this.stuck(names, (s) => !!s?.ready),
+    );
   }
 
   /** Restarts the operator if its --concurrency is not `c`. */
@@ -766,10 +917,16 @@ export class Bench {
       timer.unref();
     }
     try {
-      await within(Promise.all(names.map(async (n) => {
-        const [a, b] = await Promise.all([this.ready(n), this.granted(n)]);
-        times.set(n, Math.max(a, b));
-      })), timeoutMs, () => this.stuck(names, (s) => !!s?.ready));
+      await within(
+        Promise.all(
+          names.map(async (n) => {
+            const [a, b] = await Promise.all([this.ready(n), this.granted(n)]);
+            times.set(n, Math.max(a, b));
+          }),
+        ),
+        timeoutMs,
+        () => this.stuck(names, (s) => !!s?.ready),
+      );
     } finally {
       clearInterval(timer);
     }
@@ -809,7 +966,14 @@ export class Bench {
     const s = await this.kube.get<KubernetesObject & { data?: Record<string, string> }>(SECRETS, NS, secretName);
     const user = Buffer.from(s.data?.username ?? '', 'base64').toString();
     const password = Buffer.from(s.data?.password ?? '', 'base64').toString();
-    const c = new pg.Client({ host: this.env.postgres.host, port: this.env.postgres.port, database: this.env.postgres.database, user, password, connectionTimeoutMillis: 10_000 });
+    const c = new pg.Client({
+      host: this.env.postgres.host,
+      port: this.env.postgres.port,
+      database: this.env.postgres.database,
+      user,
+      password,
+      connectionTimeoutMillis: 10_000,
+    });
     try {
       await c.connect();
       await c.query('SELECT 1');

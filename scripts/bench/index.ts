@@ -25,11 +25,26 @@ import { latency } from './scenarios/latency.ts';
 import { measureMemory, memory } from './scenarios/memory.ts';
 import { renewal } from './scenarios/renewal.ts';
 import { restart } from './scenarios/restart.ts';
-import { FULL, QUICK, type MemoryPoint, type ScenarioContext, type ScenarioResult, type Sizes, type Target } from './scenarios/types.ts';
+import {
+  FULL,
+  QUICK,
+  type MemoryPoint,
+  type ScenarioContext,
+  type ScenarioResult,
+  type Sizes,
+  type Target,
+} from './scenarios/types.ts';
 
 const SCENARIOS = ['latency', 'burst', 'idle', 'restart', 'memory', 'renewal'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
-const RUNNERS: Record<ScenarioName, (ctx: ScenarioContext) => Promise<ScenarioResult>> = { latency, burst, idle, memory, restart, renewal };
+const RUNNERS: Record<ScenarioName, (ctx: ScenarioContext) => Promise<ScenarioResult>> = {
+  latency,
+  burst,
+  idle,
+  memory,
+  restart,
+  renewal,
+};
 
 const USAGE = `usage: npm run bench -- [--quick] [--scenario NAME[,NAME…]] [--concurrency LIST] [--cpu-prof] [--operator compiled|tsx]
 
@@ -66,7 +81,10 @@ interface Args {
 function deploymentNodeOptions(): string {
   const file = path.join(REPO_ROOT, 'manifests/operator/deployment.yaml');
   for (const doc of YAML.parseAllDocuments(fs.readFileSync(file, 'utf8'))) {
-    const d = doc.toJS() as { kind?: string; spec?: { template?: { spec?: { containers?: { env?: { name: string; value?: string }[] }[] } } } };
+    const d = doc.toJS() as {
+      kind?: string;
+      spec?: { template?: { spec?: { containers?: { env?: { name: string; value?: string }[] }[] } } };
+    };
     if (d?.kind !== 'Deployment') continue;
     for (const c of d.spec?.template?.spec?.containers ?? []) {
       const v = c.env?.find((e) => e.name === 'NODE_OPTIONS')?.value;
@@ -77,7 +95,15 @@ function deploymentNodeOptions(): string {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { quick: false, scenarios: [], cpuProf: false, runtime: 'compiled', logLevel: 'info', overrides: {}, heapSnapshot: false };
+  const args: Args = {
+    quick: false,
+    scenarios: [],
+    cpuProf: false,
+    runtime: 'compiled',
+    logLevel: 'info',
+    overrides: {},
+    heapSnapshot: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
     const value = () => {
@@ -86,17 +112,29 @@ function parseArgs(argv: string[]): Args {
       return v!;
     };
     switch (flag) {
-      case '--quick': args.quick = true; break;
-      case '--cpu-prof': args.cpuProf = true; break;
-      case '--scenario': case '--scenarios':
-        for (const s of value().split(',').map((x) => x.trim()).filter(Boolean)) {
-          if (!(SCENARIOS as readonly string[]).includes(s)) usageError(`unknown scenario ${s} (one of ${SCENARIOS.join(', ')})`);
+      case '--quick':
+        args.quick = true;
+        break;
+      case '--cpu-prof':
+        args.cpuProf = true;
+        break;
+      case '--scenario':
+      case '--scenarios':
+        for (const s of value()
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean)) {
+          if (!(SCENARIOS as readonly string[]).includes(s))
+            usageError(`unknown scenario ${s} (one of ${SCENARIOS.join(', ')})`);
           args.scenarios.push(s as ScenarioName);
         }
         break;
       case '--concurrency': {
-        const list = value().split(',').map((x) => Number(x.trim()));
-        if (list.length === 0 || list.some((c) => !Number.isInteger(c) || c < 1 || c > 1000)) usageError('--concurrency takes whole numbers from 1 to 1000, e.g. 1,4,16');
+        const list = value()
+          .split(',')
+          .map((x) => Number(x.trim()));
+        if (list.length === 0 || list.some((c) => !Number.isInteger(c) || c < 1 || c > 1000))
+          usageError('--concurrency takes whole numbers from 1 to 1000, e.g. 1,4,16');
         args.concurrency = list;
         break;
       }
@@ -114,17 +152,24 @@ function parseArgs(argv: string[]): Args {
         args.logLevel = value();
         break;
       }
-      case '--heap-snapshot': args.heapSnapshot = true; break;
-      case '--node-options': args.nodeOptions = value(); break;
+      case '--heap-snapshot':
+        args.heapSnapshot = true;
+        break;
+      case '--node-options':
+        args.nodeOptions = value();
+        break;
       case '--set': {
         const [k, v] = value().split('=', 2) as [string, string | undefined];
-        if (!(k in FULL) || v === undefined) usageError(`--set takes NAME=VALUE with NAME one of ${Object.keys(FULL).join(', ')}`);
+        if (!(k in FULL) || v === undefined)
+          usageError(`--set takes NAME=VALUE with NAME one of ${Object.keys(FULL).join(', ')}`);
         const nums = v!.split(',').map(Number);
-        if (nums.some((x) => !Number.isFinite(x) || x < 0)) usageError(`--set ${k}: ${v} is not a number (or a comma-separated list)`);
+        if (nums.some((x) => !Number.isFinite(x) || x < 0))
+          usageError(`--set ${k}: ${v} is not a number (or a comma-separated list)`);
         (args.overrides as Record<string, unknown>)[k] = Array.isArray(FULL[k as keyof Sizes]) ? nums : nums[0];
         break;
       }
-      case '-h': case '--help':
+      case '-h':
+      case '--help':
         process.stdout.write(USAGE);
         process.exit(0);
         break;
@@ -149,7 +194,8 @@ const log = (line: string) => console.log(`${stamp()} ${line}`);
 
 function printResult(r: ScenarioResult): void {
   for (const t of r.tables) console.log(`\n${renderTable(t.title, t.columns, t.rows)}`);
-  for (const t of r.targets) console.log(`  ${t.met === true ? '✓' : t.met === false ? '✗' : '·'} ${t.what}: ${t.value} (goal ${t.goal})`);
+  for (const t of r.targets)
+    console.log(`  ${t.met === true ? '✓' : t.met === false ? '✗' : '·'} ${t.what}: ${t.value} (goal ${t.goal})`);
   for (const n of r.notes) console.log(`  note: ${n}`);
   console.log('');
 }
@@ -171,7 +217,8 @@ function teardown(): Promise<void> {
       try {
         const from = path.join(env.dir, 'logs');
         fs.mkdirSync(logsDir, { recursive: true });
-        for (const f of fs.readdirSync(from)) if (f.startsWith('operator-')) fs.copyFileSync(path.join(from, f), path.join(logsDir, f));
+        for (const f of fs.readdirSync(from))
+          if (f.startsWith('operator-')) fs.copyFileSync(path.join(from, f), path.join(logsDir, f));
       } catch {
         // best effort
       }
@@ -195,14 +242,20 @@ function onSignal(sig: NodeJS.Signals): void {
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const nodeOptions = args.nodeOptions ?? deploymentNodeOptions();
-  const sizes: Sizes = { ...(args.quick ? QUICK : FULL), ...(args.concurrency ? { concurrency: args.concurrency } : {}), ...args.overrides };
+  const sizes: Sizes = {
+    ...(args.quick ? QUICK : FULL),
+    ...(args.concurrency ? { concurrency: args.concurrency } : {}),
+    ...args.overrides,
+  };
   const timestamp = new Date(startedAtMs).toISOString().replace(/[:.]/g, '-');
   const resultsDir = path.join(REPO_ROOT, 'bench/results');
   fs.mkdirSync(resultsDir, { recursive: true });
   const cpuProfileDir = args.cpuProf || args.heapSnapshot ? path.join(resultsDir, 'profiles', timestamp) : undefined;
   if (cpuProfileDir) fs.mkdirSync(cpuProfileDir, { recursive: true });
   const loadavgStart = os.loadavg();
-  log(`Leasehold bench (${args.quick ? 'quick' : 'full'}): ${args.scenarios.join(', ')}; ${os.cpus().length} CPUs, load ${loadavgStart.map((x) => x.toFixed(2)).join(' ')}`);
+  log(
+    `Leasehold bench (${args.quick ? 'quick' : 'full'}): ${args.scenarios.join(', ')}; ${os.cpus().length} CPUs, load ${loadavgStart.map((x) => x.toFixed(2)).join(' ')}`,
+  );
 
   logsDir = path.join(resultsDir, `${timestamp}-logs`);
   const t0 = performance.now();
@@ -218,12 +271,21 @@ async function main(): Promise<number> {
   }
   env = await startEnv({ log: (l) => log(`  [stack] ${l}`) });
   const stackSeconds = (performance.now() - t0) / 1000;
-  bench = new Bench(env, { log, cpuProfileDir: args.cpuProf ? cpuProfileDir : undefined, heapSnapshotDir: args.heapSnapshot ? cpuProfileDir : undefined,
-    runtime: args.runtime, operatorMain, logLevel: args.logLevel, nodeOptions });
+  bench = new Bench(env, {
+    log,
+    cpuProfileDir: args.cpuProf ? cpuProfileDir : undefined,
+    heapSnapshotDir: args.heapSnapshot ? cpuProfileDir : undefined,
+    runtime: args.runtime,
+    operatorMain,
+    logLevel: args.logLevel,
+    nodeOptions,
+  });
   const t1 = performance.now();
   await bench.setUp({ longTtl: '24h', shortTtl: `${sizes.renewalTtlSeconds}s` });
   const setupSeconds = (performance.now() - t1) / 1000;
-  log(`stack up in ${stackSeconds.toFixed(1)} s, Leasehold set up and operator running in ${setupSeconds.toFixed(1)} s`);
+  log(
+    `stack up in ${stackSeconds.toFixed(1)} s, Leasehold set up and operator running in ${setupSeconds.toFixed(1)} s`,
+  );
   const versions: Versions = await bench.versions();
 
   const memoryPoints = new Map<number, MemoryPoint>();
@@ -252,14 +314,18 @@ async function main(): Promise<number> {
       if (bench.operator) log(`  operator log, last lines:\n${bench.operator.tail(15)}`);
       if (!bench.operator?.running) {
         log('  the operator is not running: starting it again for the next scenarios');
-        await bench.startOperator(bench.concurrency).catch((e) => log(`  could not: ${e instanceof Error ? e.message : String(e)}`));
+        await bench
+          .startOperator(bench.concurrency)
+          .catch((e) => log(`  could not: ${e instanceof Error ? e.message : String(e)}`));
       }
     }
   }
   if (interrupted) return 130;
 
   const totalSeconds = (Date.now() - startedAtMs) / 1000;
-  const targets: Array<Target & { scenario: string }> = Object.values(scenarios).flatMap((r) => r.targets.map((t) => ({ scenario: r.name, ...t })));
+  const targets: Array<Target & { scenario: string }> = Object.values(scenarios).flatMap((r) =>
+    r.targets.map((t) => ({ scenario: r.name, ...t })),
+  );
   const results = {
     schema: 1,
     startedAt: new Date(startedAtMs).toISOString(),
@@ -268,15 +334,25 @@ async function main(): Promise<number> {
     mode: args.quick ? 'quick' : 'full',
     argv: process.argv.slice(2),
     machine: {
-      cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? '', memoryBytes: os.totalmem(), freeMemoryBytesAtEnd: os.freemem(),
-      loadavgStart: loadavgStart.map((x) => Math.round(x * 100) / 100), loadavgEnd: os.loadavg().map((x) => Math.round(x * 100) / 100),
-      kernel: os.release(), platform: `${os.platform()} ${os.arch()}`,
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model ?? '',
+      memoryBytes: os.totalmem(),
+      freeMemoryBytesAtEnd: os.freemem(),
+      loadavgStart: loadavgStart.map((x) => Math.round(x * 100) / 100),
+      loadavgEnd: os.loadavg().map((x) => Math.round(x * 100) / 100),
+      kernel: os.release(),
+      platform: `${os.platform()} ${os.arch()}`,
     },
     versions,
     parameters: sizes,
     stack: {
-      startSeconds: Math.round(stackSeconds * 10) / 10, setupSeconds: Math.round(setupSeconds * 10) / 10,
-      operator: { runtime: args.operatorMain ? `prebuilt ${args.operatorMain}` : args.runtime, flags: [`--log-level=${args.logLevel}`, '--concurrency=<per scenario, 4 unless burst>'], nodeOptions },
+      startSeconds: Math.round(stackSeconds * 10) / 10,
+      setupSeconds: Math.round(setupSeconds * 10) / 10,
+      operator: {
+        runtime: args.operatorMain ? `prebuilt ${args.operatorMain}` : args.runtime,
+        flags: [`--log-level=${args.logLevel}`, '--concurrency=<per scenario, 4 unless burst>'],
+        nodeOptions,
+      },
     },
     scenarios,
     targets,
@@ -288,11 +364,21 @@ async function main(): Promise<number> {
   await teardown();
 
   console.log('Targets:');
-  for (const t of targets) console.log(`  ${t.met === true ? '✓' : t.met === false ? '✗' : '·'} [${t.scenario}] ${t.what}: ${t.value} (goal ${t.goal})`);
+  for (const t of targets)
+    console.log(
+      `  ${t.met === true ? '✓' : t.met === false ? '✗' : '·'} [${t.scenario}] ${t.what}: ${t.value} (goal ${t.goal})`,
+    );
   for (const e of errors) console.log(`  ✗ [${e.scenario}] failed: ${e.message}`);
-  log(`done in ${totalSeconds.toFixed(1)} s; load now ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-  console.log(`results: ${path.relative(process.cwd(), jsonPath)}\nplot:    ${path.relative(process.cwd(), svgPath)}\noperator logs: ${path.relative(process.cwd(), logsDir!)}` +
-    `${cpuProfileDir ? `\nprofiles: ${path.relative(process.cwd(), cpuProfileDir)}` : ''}`);
+  log(
+    `done in ${totalSeconds.toFixed(1)} s; load now ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
+  console.log(
+    `results: ${path.relative(process.cwd(), jsonPath)}\nplot:    ${path.relative(process.cwd(), svgPath)}\noperator logs: ${path.relative(process.cwd(), logsDir!)}` +
+      `${cpuProfileDir ? `\nprofiles: ${path.relative(process.cwd(), cpuProfileDir)}` : ''}`,
+  );
   return errors.length ? 1 : 0;
 }
 

@@ -18,15 +18,22 @@ export type OperatorRuntime = 'compiled' | 'tsx';
 export function buildOperator(dir: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const tsc = path.join(REPO_ROOT, 'node_modules/.bin/tsc');
-    execFile(nodeBinary(), [tsc, '-p', path.join(REPO_ROOT, 'tsconfig.build.json'), '--outDir', dir, '--noCheck', '--sourceMap', 'false'], {
-      cwd: REPO_ROOT, maxBuffer: 16 << 20,
-    }, (err, stdout, stderr) => {
-      const main = path.join(dir, 'cmd/operator/main.js');
-      if (err && !fs.existsSync(main)) return reject(new Error(`compiling the operator failed: ${(stdout + stderr).trim().slice(0, 2000)}`));
-      // ESM needs the package's "type": "module"; packages resolve through the repository's node_modules.
-      fs.copyFileSync(path.join(REPO_ROOT, 'package.json'), path.join(dir, 'package.json'));
-      fs.symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(dir, 'node_modules'));
-      resolve(main);
-    });
+    execFile(
+      nodeBinary(),
+      [tsc, '-p', path.join(REPO_ROOT, 'tsconfig.build.json'), '--outDir', dir, '--noCheck', '--sourceMap', 'false'],
+      {
+        cwd: REPO_ROOT,
+        maxBuffer: 16 << 20,
+      },
+      (err, stdout, stderr) => {
+        const main = path.join(dir, 'cmd/operator/main.js');
+        if (err && !fs.existsSync(main))
+          return reject(new Error(`compiling the operator failed: ${(stdout + stderr).trim().slice(0, 2000)}`));
+        // ESM needs the package's "type": "module"; packages resolve through the repository's node_modules.
+        fs.copyFileSync(path.join(REPO_ROOT, 'package.json'), path.join(dir, 'package.json'));
+        fs.symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+        resolve(main);
+      },
+    );
   });
 }

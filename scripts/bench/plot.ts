@@ -18,8 +18,14 @@ interface Results {
   machine?: { cpus?: number; cpuModel?: string; loadavgStart?: number[] };
   versions?: { vault?: string; vaultFlavor?: string; kubernetes?: string; postgres?: string };
   scenarios?: {
-    latency?: { parameters?: { requests?: number }; summary?: { approvalToSecret?: Summary; approvalToStatus?: Summary; rawVaultIssue?: Summary } };
-    burst?: { parameters?: { requestsPerRun?: number }; summary?: { runs?: Array<{ concurrency: number; grantsPerSecond: number; rawPerSecond: number }> } };
+    latency?: {
+      parameters?: { requests?: number };
+      summary?: { approvalToSecret?: Summary; approvalToStatus?: Summary; rawVaultIssue?: Summary };
+    };
+    burst?: {
+      parameters?: { requestsPerRun?: number };
+      summary?: { runs?: Array<{ concurrency: number; grantsPerSecond: number; rawPerSecond: number }> };
+    };
   };
 }
 
@@ -30,7 +36,12 @@ const COLORS = { operator: '#2b6cb0', status: '#63b3ed', raw: '#dd6b20' };
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-function text(x: number, y: number, s: string, opts: { size?: number; anchor?: 'start' | 'middle' | 'end'; weight?: string; fill?: string } = {}): string {
+function text(
+  x: number,
+  y: number,
+  s: string,
+  opts: { size?: number; anchor?: 'start' | 'middle' | 'end'; weight?: string; fill?: string } = {},
+): string {
   return `<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" font-size="${opts.size ?? 12}" text-anchor="${opts.anchor ?? 'start'}"${opts.weight ? ` font-weight="${opts.weight}"` : ''} fill="${opts.fill ?? '#222'}">${esc(s)}</text>`;
 }
 
@@ -49,7 +60,15 @@ interface Group {
 }
 
 /** A grouped bar chart in the box [x, x + width] with a y axis labelled `unit`. */
-function barChart(x: number, width: number, title: string, unit: string, groups: Group[], format: (v: number) => string, notes: string[] = []): string {
+function barChart(
+  x: number,
+  width: number,
+  title: string,
+  unit: string,
+  groups: Group[],
+  format: (v: number) => string,
+  notes: string[] = [],
+): string {
   const out: string[] = [];
   const y0 = PANEL.top + PANEL.height;
   const max = Math.max(0, ...groups.flatMap((g) => g.bars.map((b) => (Number.isFinite(b.value) ? b.value : 0))));
@@ -59,7 +78,9 @@ function barChart(x: number, width: number, title: string, unit: string, groups:
   for (let v = 0; v <= top + step / 2; v += step) {
     const y = y0 - scale(v);
     out.push(`<line x1="${x}" y1="${y.toFixed(1)}" x2="${x + width}" y2="${y.toFixed(1)}" stroke="#e2e8f0"/>`);
-    out.push(text(x - 6, y + 4, step >= 1 ? String(Math.round(v)) : format(v), { size: 10, anchor: 'end', fill: '#555' }));
+    out.push(
+      text(x - 6, y + 4, step >= 1 ? String(Math.round(v)) : format(v), { size: 10, anchor: 'end', fill: '#555' }),
+    );
   }
   out.push(text(x - 40, PANEL.top - 10, unit, { size: 10, fill: '#555' }));
   out.push(`<line x1="${x}" y1="${y0}" x2="${x + width}" y2="${y0}" stroke="#444"/>`);
@@ -72,22 +93,27 @@ function barChart(x: number, width: number, title: string, unit: string, groups:
       const v = Number.isFinite(b.value) ? b.value : 0;
       const h = scale(v);
       const bx = gx + bi * bw;
-      out.push(`<rect x="${bx.toFixed(1)}" y="${(y0 - h).toFixed(1)}" width="${(bw - 3).toFixed(1)}" height="${h.toFixed(1)}" fill="${b.color}"><title>${esc(`${g.label} ${b.series}: ${format(v)}`)}</title></rect>`);
+      out.push(
+        `<rect x="${bx.toFixed(1)}" y="${(y0 - h).toFixed(1)}" width="${(bw - 3).toFixed(1)}" height="${h.toFixed(1)}" fill="${b.color}"><title>${esc(`${g.label} ${b.series}: ${format(v)}`)}</title></rect>`,
+      );
       out.push(text(bx + (bw - 3) / 2, y0 - h - 4, format(v), { size: 9, anchor: 'middle', fill: '#333' }));
     }
     out.push(text(x + gi * gw + gw / 2, y0 + 16, g.label, { size: 11, anchor: 'middle' }));
-    if (notes[gi]) out.push(text(x + gi * gw + gw / 2, y0 + 30, notes[gi]!, { size: 10, anchor: 'middle', fill: '#555' }));
+    if (notes[gi])
+      out.push(text(x + gi * gw + gw / 2, y0 + 30, notes[gi]!, { size: 10, anchor: 'middle', fill: '#555' }));
   }
   return out.join('\n');
 }
 
 function legend(x: number, y: number, items: Array<[string, string]>): string {
   let lx = x;
-  return items.map(([label, color]) => {
-    const out = `<rect x="${lx}" y="${y - 10}" width="12" height="12" fill="${color}"/>${text(lx + 18, y, label, { size: 11 })}`;
-    lx += 18 + label.length * 6.5 + 24;
-    return out;
-  }).join('\n');
+  return items
+    .map(([label, color]) => {
+      const out = `<rect x="${lx}" y="${y - 10}" width="12" height="12" fill="${color}"/>${text(lx + 18, y, label, { size: 11 })}`;
+      lx += 18 + label.length * 6.5 + 24;
+      return out;
+    })
+    .join('\n');
 }
 
 export function renderSvg(r: Results): string {
@@ -100,12 +126,26 @@ export function renderSvg(r: Results): string {
       label: q,
       bars: [
         { series: 'operator: approval → Secret', value: lat.approvalToSecret![q], color: COLORS.operator },
-        ...(lat.approvalToStatus ? [{ series: 'operator: approval → status', value: lat.approvalToStatus[q], color: COLORS.status }] : []),
+        ...(lat.approvalToStatus
+          ? [{ series: 'operator: approval → status', value: lat.approvalToStatus[q], color: COLORS.status }]
+          : []),
         { series: 'raw Vault creds read', value: lat.rawVaultIssue![q], color: COLORS.raw },
       ],
     }));
-    const ratios = (['p50', 'p95', 'p99'] as const).map((q) => `${(lat.approvalToSecret![q] / lat.rawVaultIssue![q]).toFixed(1)}× raw`);
-    parts.push(barChart(70, half, `Latency (${r.scenarios?.latency?.parameters?.requests ?? '?'} requests, one at a time)`, 'ms', groups, (v) => `${Math.round(v)}`, ratios));
+    const ratios = (['p50', 'p95', 'p99'] as const).map(
+      (q) => `${(lat.approvalToSecret![q] / lat.rawVaultIssue![q]).toFixed(1)}× raw`,
+    );
+    parts.push(
+      barChart(
+        70,
+        half,
+        `Latency (${r.scenarios?.latency?.parameters?.requests ?? '?'} requests, one at a time)`,
+        'ms',
+        groups,
+        (v) => `${Math.round(v)}`,
+        ratios,
+      ),
+    );
   } else {
     parts.push(text(70 + half / 2, H / 2, 'no latency scenario in this run', { anchor: 'middle', fill: '#888' }));
   }
@@ -119,12 +159,27 @@ export function renderSvg(r: Results): string {
       ],
     }));
     const ratios = burstRuns.map((run) => `${(run.grantsPerSecond / run.rawPerSecond).toFixed(2)}× raw`);
-    parts.push(barChart(bx, half, `Burst throughput (${r.scenarios?.burst?.parameters?.requestsPerRun ?? '?'} approved at once)`, 'per second', groups,
-      (v) => (v < 10 ? v.toFixed(1) : `${Math.round(v)}`), ratios));
+    parts.push(
+      barChart(
+        bx,
+        half,
+        `Burst throughput (${r.scenarios?.burst?.parameters?.requestsPerRun ?? '?'} approved at once)`,
+        'per second',
+        groups,
+        (v) => (v < 10 ? v.toFixed(1) : `${Math.round(v)}`),
+        ratios,
+      ),
+    );
   } else {
     parts.push(text(bx + half / 2, H / 2, 'no burst scenario in this run', { anchor: 'middle', fill: '#888' }));
   }
-  parts.push(legend(70, H - 18, [['operator: approval → Secret / grants', COLORS.operator], ['operator: approval → status', COLORS.status], ['raw Vault, same role', COLORS.raw]]));
+  parts.push(
+    legend(70, H - 18, [
+      ['operator: approval → Secret / grants', COLORS.operator],
+      ['operator: approval → status', COLORS.status],
+      ['raw Vault, same role', COLORS.raw],
+    ]),
+  );
   const v = r.versions ?? {};
   const m = r.machine ?? {};
   const caption = `Leasehold bench ${r.mode ?? ''} ${r.startedAt ?? ''} · ${m.cpus ?? '?'} CPUs, load ${(m.loadavgStart ?? []).map((x) => x.toFixed(1)).join(' ')} · ${v.vaultFlavor ?? 'vault'} ${v.vault ?? ''}, kubernetes ${v.kubernetes ?? ''}, postgresql ${v.postgres ?? ''}`;

@@ -17,12 +17,45 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-interface CallFrame { functionName: string; url: string; lineNumber: number; columnNumber: number }
-interface ProfileNode { id: number; callFrame: CallFrame; children?: number[]; hitCount?: number }
-interface Profile { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[]; timeDeltas: number[] }
+interface CallFrame {
+  functionName: string;
+  url: string;
+  lineNumber: number;
+  columnNumber: number;
+}
+interface ProfileNode {
+  id: number;
+  callFrame: CallFrame;
+  children?: number[];
+  hitCount?: number;
+}
+interface Profile {
+  nodes: ProfileNode[];
+  startTime: number;
+  endTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
 
-interface Options { file: string; from?: number; to?: number; top: number; timeline: boolean; grants?: number; busiest?: number; window?: string; callers?: string; callees?: string }
-interface Window { label: string; profile: string; startUs: number; endUs: number; grants: number }
+interface Options {
+  file: string;
+  from?: number;
+  to?: number;
+  top: number;
+  timeline: boolean;
+  grants?: number;
+  busiest?: number;
+  window?: string;
+  callers?: string;
+  callees?: string;
+}
+interface Window {
+  label: string;
+  profile: string;
+  startUs: number;
+  endUs: number;
+  grants: number;
+}
 
 function parse(argv: string[]): Options {
   const o: Options = { file: '', top: 25, timeline: false };
@@ -41,7 +74,9 @@ function parse(argv: string[]): Options {
     else o.file = a;
   }
   if (!o.file) {
-    process.stderr.write('usage: profile-summary.ts <file.cpuprofile> [--from MS] [--to MS] [--top N] [--timeline] [--grants N] [--busiest MS]\n');
+    process.stderr.write(
+      'usage: profile-summary.ts <file.cpuprofile> [--from MS] [--to MS] [--top N] [--timeline] [--grants N] [--busiest MS]\n',
+    );
     process.exit(2);
   }
   return o;
@@ -50,7 +85,12 @@ function parse(argv: string[]): Options {
 /** Where a frame's code lives: a package (`winston`, `@kubernetes/client-node`), a repository file, node:*, or V8. */
 function moduleOf(url: string, functionName: string): string {
   if (!url) return functionName.startsWith('(') ? functionName : '(native)';
-  if (url.startsWith('node:')) return url.replace(/^node:(internal\/)?/, 'node:').split('/').slice(0, 2).join('/');
+  if (url.startsWith('node:'))
+    return url
+      .replace(/^node:(internal\/)?/, 'node:')
+      .split('/')
+      .slice(0, 2)
+      .join('/');
   const nm = url.lastIndexOf('/node_modules/');
   if (nm >= 0) {
     const rest = url.slice(nm + '/node_modules/'.length).split('/');
@@ -63,23 +103,45 @@ function moduleOf(url: string, functionName: string): string {
 // What a sample was doing, by the first rule (in this order) that matches a frame of its stack, leaf to root.
 const CATEGORIES: Array<[string, (f: CallFrame, mod: string) => boolean]> = [
   ['garbage collection', (f) => f.functionName === '(garbage collector)'],
-  ['logging (winston, redaction)', (_f, m) => m === 'winston' || m === 'logform' || m === 'lib/runtime/logging.js' || m.startsWith('@colors') || m === 'safe-stable-stringify'],
+  [
+    'logging (winston, redaction)',
+    (_f, m) =>
+      m === 'winston' ||
+      m === 'logform' ||
+      m === 'lib/runtime/logging.js' ||
+      m.startsWith('@colors') ||
+      m === 'safe-stable-stringify',
+  ],
   ['metrics (prom-client)', (_f, m) => m === 'prom-client'],
-  ['watch streams (decode, cache)', (f, m) => m === 'lib/runtime/watch.js' || (m === '@kubernetes/client-node' && /watch/i.test(f.url))],
-  ['Vault calls (node-vault, axios, https)', (_f, m) => ['node-vault', 'axios', 'follow-redirects', 'lib/vault/node-vault-client.js'].includes(m)],
-  ['Kubernetes requests (KubeClient, fetch, HTTP/2)', (_f, m) => m === 'lib/runtime/kube.js' || m === 'undici' || m === '@kubernetes/client-node'],
+  [
+    'watch streams (decode, cache)',
+    (f, m) => m === 'lib/runtime/watch.js' || (m === '@kubernetes/client-node' && /watch/i.test(f.url)),
+  ],
+  [
+    'Vault calls (node-vault, axios, https)',
+    (_f, m) => ['node-vault', 'axios', 'follow-redirects', 'lib/vault/node-vault-client.js'].includes(m),
+  ],
+  [
+    'Kubernetes requests (KubeClient, fetch, HTTP/2)',
+    (_f, m) => m === 'lib/runtime/kube.js' || m === 'undici' || m === '@kubernetes/client-node',
+  ],
   ['Events (recorder)', (_f, m) => m === 'lib/runtime/events.js'],
   ['DatabaseAccessRequest controller', (_f, m) => m.startsWith('controllers/databaseaccessrequest/')],
   ['other controllers/ and api/', (_f, m) => m.startsWith('controllers/') || m.startsWith('api/')],
   ['runtime (controller, work queue, status, locks)', (_f, m) => m.startsWith('lib/')],
-  ['HTTP to Vault (node:https, TLS)', (_f, m) => m === 'node:_http_client' || m === 'node:_http_outgoing' || m === 'node:https' || m === 'node:tls'],
+  [
+    'HTTP to Vault (node:https, TLS)',
+    (_f, m) => m === 'node:_http_client' || m === 'node:_http_outgoing' || m === 'node:https' || m === 'node:tls',
+  ],
   ['HTTP/2 to the apiserver (node:http2)', (_f, m) => m.startsWith('node:http2')],
 ];
 
 function categoryOf(chain: CallFrame[]): string {
   for (const [name, match] of CATEGORIES) if (chain.some((f) => match(f, moduleOf(f.url, f.functionName)))) return name;
   const leaf = chain[0];
-  return leaf && !leaf.url ? `other ${leaf.functionName.startsWith('(') ? leaf.functionName : '(native)'}` : 'other (node internals, microtasks)';
+  return leaf && !leaf.url
+    ? `other ${leaf.functionName.startsWith('(') ? leaf.functionName : '(native)'}`
+    : 'other (node internals, microtasks)';
 }
 
 function label(f: CallFrame): string {
@@ -94,7 +156,8 @@ function main(): void {
     const dir = fs.statSync(o.file).isDirectory() ? o.file : path.dirname(o.file);
     const windows = JSON.parse(fs.readFileSync(path.join(dir, 'windows.json'), 'utf8')) as Window[];
     window = windows.find((w) => w.label === o.window);
-    if (!window) throw new Error(`no window ${o.window} in ${dir}/windows.json (${windows.map((w) => w.label).join(', ')})`);
+    if (!window)
+      throw new Error(`no window ${o.window} in ${dir}/windows.json (${windows.map((w) => w.label).join(', ')})`);
     o.file = path.join(dir, window.profile);
     o.grants ??= window.grants;
   }
@@ -117,9 +180,14 @@ function main(): void {
   if (o.timeline) {
     const buckets = new Map<number, number>();
     p.samples.forEach((id, i) => {
-      if (!isIdle(id)) buckets.set(Math.floor(times[i]! / 100), (buckets.get(Math.floor(times[i]! / 100)) ?? 0) + dur(i));
+      if (!isIdle(id))
+        buckets.set(Math.floor(times[i]! / 100), (buckets.get(Math.floor(times[i]! / 100)) ?? 0) + dur(i));
     });
-    for (const [b, ms] of [...buckets].sort((x, y) => x[0] - y[0])) if (ms >= 5) console.log(`${String(b * 100).padStart(7)} ms  ${ms.toFixed(0).padStart(3)} ms busy  ${'#'.repeat(Math.round(ms / 4))}`);
+    for (const [b, ms] of [...buckets].sort((x, y) => x[0] - y[0]))
+      if (ms >= 5)
+        console.log(
+          `${String(b * 100).padStart(7)} ms  ${ms.toFixed(0).padStart(3)} ms busy  ${'#'.repeat(Math.round(ms / 4))}`,
+        );
     return;
   }
 
@@ -127,14 +195,20 @@ function main(): void {
   let to = o.to ?? Infinity;
   if (o.busiest) {
     // Two pointers over the busy samples: the window of the given length holding the most busy time.
-    let best = 0, bestStart = 0, sum = 0, j = 0;
+    let best = 0,
+      bestStart = 0,
+      sum = 0,
+      j = 0;
     for (let i = 0; i < p.samples.length; i++) {
       if (!isIdle(p.samples[i]!)) sum += dur(i);
       while (times[i]! - times[j]! > o.busiest) {
         if (!isIdle(p.samples[j]!)) sum -= dur(j);
         j++;
       }
-      if (sum > best) { best = sum; bestStart = times[j]!; }
+      if (sum > best) {
+        best = sum;
+        bestStart = times[j]!;
+      }
     }
     from = bestStart;
     to = bestStart + o.busiest;
@@ -153,13 +227,15 @@ function main(): void {
     const stacks = new Map<string, number>();
     for (const [id, ms] of self) {
       const chain: string[] = [];
-      for (let n: number | undefined = id; n !== undefined; n = parent.get(n)) chain.push(label(byId.get(n)!.callFrame));
+      for (let n: number | undefined = id; n !== undefined; n = parent.get(n))
+        chain.push(label(byId.get(n)!.callFrame));
       const at = chain.findIndex((l) => l.includes(o.callers!));
       if (at < 0) continue;
       const key = chain.slice(at, at + Number(process.env.DEPTH ?? 6)).join('\n      ← ');
       stacks.set(key, (stacks.get(key) ?? 0) + ms);
     }
-    for (const [k, ms] of [...stacks].sort((a, b) => b[1] - a[1]).slice(0, o.top)) console.log(`${ms.toFixed(1).padStart(8)} ms  ${k}`);
+    for (const [k, ms] of [...stacks].sort((a, b) => b[1] - a[1]).slice(0, o.top))
+      console.log(`${ms.toFixed(1).padStart(8)} ms  ${k}`);
     return;
   }
 
@@ -168,15 +244,19 @@ function main(): void {
     let total = 0;
     for (const [id, ms] of self) {
       const chain: string[] = [];
-      for (let n: number | undefined = id; n !== undefined; n = parent.get(n)) chain.push(label(byId.get(n)!.callFrame));
+      for (let n: number | undefined = id; n !== undefined; n = parent.get(n))
+        chain.push(label(byId.get(n)!.callFrame));
       const at = chain.findLastIndex((l) => l.includes(o.callees!));
       if (at < 0) continue;
       total += ms;
       const key = at === 0 ? '(self)' : chain[at - 1]!;
       callees.set(key, (callees.get(key) ?? 0) + ms);
     }
-    console.log(`${total.toFixed(1).padStart(8)} ms${o.grants ? ` (${(total / o.grants).toFixed(2)} ms/grant)` : ''} in ${o.callees}`);
-    for (const [k, ms] of [...callees].sort((a, b) => b[1] - a[1]).slice(0, o.top)) console.log(`${ms.toFixed(1).padStart(8)} ms${o.grants ? `  ${(ms / o.grants).toFixed(2)} ms/grant` : ''}  ${k}`);
+    console.log(
+      `${total.toFixed(1).padStart(8)} ms${o.grants ? ` (${(total / o.grants).toFixed(2)} ms/grant)` : ''} in ${o.callees}`,
+    );
+    for (const [k, ms] of [...callees].sort((a, b) => b[1] - a[1]).slice(0, o.top))
+      console.log(`${ms.toFixed(1).padStart(8)} ms${o.grants ? `  ${(ms / o.grants).toFixed(2)} ms/grant` : ''}  ${k}`);
     return;
   }
 
@@ -206,9 +286,12 @@ function main(): void {
   const pct = (ms: number) => `${((100 * ms) / busy).toFixed(1).padStart(5)} %`;
   const print = (title: string, m: Map<string, number>) => {
     console.log(`\n${title}`);
-    for (const [k, ms] of [...m].sort((a, b) => b[1] - a[1]).slice(0, o.top)) console.log(`  ${ms.toFixed(1).padStart(8)} ms ${pct(ms)}${per(ms)}  ${k}`);
+    for (const [k, ms] of [...m].sort((a, b) => b[1] - a[1]).slice(0, o.top))
+      console.log(`  ${ms.toFixed(1).padStart(8)} ms ${pct(ms)}${per(ms)}  ${k}`);
   };
-  console.log(`${path.basename(o.file)}: window ${from.toFixed(0)}–${Number.isFinite(to) ? to.toFixed(0) : (times.at(-1) ?? 0).toFixed(0)} ms, busy ${busy.toFixed(1)} ms${per(busy)}`);
+  console.log(
+    `${path.basename(o.file)}: window ${from.toFixed(0)}–${Number.isFinite(to) ? to.toFixed(0) : (times.at(-1) ?? 0).toFixed(0)} ms, busy ${busy.toFixed(1)} ms${per(busy)}`,
+  );
   const byCategory = new Map<string, number>();
   for (const [id, ms] of self) {
     const chain: CallFrame[] = [];

@@ -24,7 +24,10 @@ export function percentileOfSorted(sorted: readonly number[], q: number): number
 }
 
 export function percentile(samples: readonly number[], q: number): number {
-  return percentileOfSorted([...samples].sort((a, b) => a - b), q);
+  return percentileOfSorted(
+    [...samples].sort((a, b) => a - b),
+    q,
+  );
 }
 
 export function summarize(samples: readonly number[]): Summary {
@@ -63,5 +66,7 @@ export function round(x: number, digits = 3): number {
 }
 
 export function roundSummary(s: Summary, digits = 3): Summary {
-  return Object.fromEntries(Object.entries(s).map(([k, v]) => [k, k === 'n' ? v : round(v, digits)])) as unknown as Summary;
+  return Object.fromEntries(
+    Object.entries(s).map(([k, v]) => [k, k === 'n' ? v : round(v, digits)]),
+  ) as unknown as Summary;
 }

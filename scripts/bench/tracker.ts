@@ -100,10 +100,13 @@ export class Tracker<S> {
     let cont: string | undefined;
     let rv = '';
     do {
-      const page = await this.kube.request<{ items?: KubernetesObject[]; metadata?: { resourceVersion?: string; continue?: string } }>(
-        'GET', resourcePath(this.resource, this.namespace),
-        { query: { limit: 500, continue: cont, labelSelector: this.labelSelector }, timeoutMs: 120_000 },
-      );
+      const page = await this.kube.request<{
+        items?: KubernetesObject[];
+        metadata?: { resourceVersion?: string; continue?: string };
+      }>('GET', resourcePath(this.resource, this.namespace), {
+        query: { limit: 500, continue: cont, labelSelector: this.labelSelector },
+        timeoutMs: 120_000,
+      });
       const at = performance.now();
       for (const o of page.items ?? []) {
         const k = this.keyOf(o);
@@ -127,26 +130,39 @@ export class Tracker<S> {
     if (this.stopped) return;
     let expired = false;
     const path = resourcePath(this.resource, this.namespace);
-    void new Watch(this.kc).watch(path, {
-      resourceVersion: this.resourceVersion, allowWatchBookmarks: true, labelSelector: this.labelSelector, timeoutSeconds: 300,
-    }, (type, obj) => {
-      if (type === 'ERROR') {
-        if ((obj as { code?: number })?.code === 410) expired = true;
-        return;
-      }
-      this.apply(type, obj as KubernetesObject, performance.now());
-    }, () => {
-      if (this.stopped) return;
-      this.restarts++;
-      // The watch ended: its inactivity timeout (30 s without an event), the server's timeout, or 410 Gone.
-      setTimeout(() => {
-        if (this.stopped) return;
-        if (!expired) return this.watch();
-        this.relist().then(() => this.watch(), () => setTimeout(() => this.watch(), 1000));
-      }, 50);
-    }).then((ac) => {
-      if (this.stopped) ac.abort();
-      else this.abort = ac;
-    });
+    void new Watch(this.kc)
+      .watch(
+        path,
+        {
+          resourceVersion: this.resourceVersion,
+          allowWatchBookmarks: true,
+          labelSelector: this.labelSelector,
+          timeoutSeconds: 300,
+        },
+        (type, obj) => {
+          if (type === 'ERROR') {
+            if ((obj as { code?: number })?.code === 410) expired = true;
+            return;
+          }
+          this.apply(type, obj as KubernetesObject, performance.now());
+        },
+        () => {
+          if (this.stopped) return;
+          this.restarts++;
+          // The watch ended: its inactivity timeout (30 s without an event), the server's timeout, or 410 Gone.
+          setTimeout(() => {
+            if (this.stopped) return;
+            if (!expired) return this.watch();
+            this.relist().then(
+              () => this.watch(),
+              () => setTimeout(() => this.watch(), 1000),
+            );
+          }, 50);
+        },
+      )
+      .then((ac) => {
+        if (this.stopped) ac.abort();
+        else this.abort = ac;
+      });
   }
 }

@@ -97,7 +97,12 @@ function findPostgresBinDir(): string {
 
 /** Builds one component with scripts/stack/build-binaries.sh, printing progress, under a lock so that two
  * test processes never build the same thing at once. */
-async function build(component: 'k8s' | 'kubectl' | 'vault', outDir: string, expect: string[], log: Log): Promise<void> {
+async function build(
+  component: 'k8s' | 'kubectl' | 'vault',
+  outDir: string,
+  expect: string[],
+  log: Log,
+): Promise<void> {
   if (spawnSync('go', ['version']).status !== 0) {
     throw new Error(
       `cannot build ${component} binaries: Go is not installed. Install Go >= 1.24, or put ` +
@@ -121,7 +126,9 @@ async function build(component: 'k8s' | 'kubectl' | 'vault', outDir: string, exp
   registerTempDir(lock); // a Ctrl-C during the build must not leave the lock behind
   try {
     if (expect.every((b) => isExecutable(path.join(outDir, b)))) return;
-    log(`building ${expect.join(', ')} from Go modules into ${outDir} (cold: about 5-15 min for k8s, 10-25 min for vault on 2 cores)`);
+    log(
+      `building ${expect.join(', ')} from Go modules into ${outDir} (cold: about 5-15 min for k8s, 10-25 min for vault on 2 cores)`,
+    );
     const child = spawn('bash', [path.join(scriptsDir, 'stack', 'build-binaries.sh'), component, outDir], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -139,7 +146,9 @@ async function build(component: 'k8s' | 'kubectl' | 'vault', outDir: string, exp
     clearInterval(ticker);
     if (code !== 0) {
       const df = spawnSync('df', ['-h', path.dirname(outDir)], { encoding: 'utf8' }).stdout;
-      throw new Error(`building ${component} failed (exit ${code}) after ${elapsed()}:\n${tailLines.join('\n')}\n${df}`);
+      throw new Error(
+        `building ${component} failed (exit ${code}) after ${elapsed()}:\n${tailLines.join('\n')}\n${df}`,
+      );
     }
     log(`built ${component} in ${elapsed()}`);
   } finally {

@@ -8,7 +8,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { resolveBinaries, type Binaries } from './binaries.ts';
-import { startApiserver, startControlPlane, startControllerManager, startEtcd, TEST_USERS, type KubeControlPlane, type TestUser } from './kube.ts';
+import {
+  startApiserver,
+  startControlPlane,
+  startControllerManager,
+  startEtcd,
+  TEST_USERS,
+  type KubeControlPlane,
+  type TestUser,
+} from './kube.ts';
 import { findMariaDB, startMariaDB, startMariaDBProcess, type MariaDBInfo, type MariaDBServer } from './mariadb.ts';
 import { createPki } from './pki.ts';
 import { startPostgres, startPostgresProcess, type PostgresInfo, type PostgresServer } from './postgres.ts';
@@ -18,7 +26,8 @@ import { restartVaultProcess, startVault, vaultApi, type VaultServer } from './v
 
 /** Components that fault-injection tests can stop and start again with their state kept. `openbao` and
  * `vault` name the same component: whichever server the stack runs. */
-export type Component = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'openbao' | 'vault' | 'postgres' | StackDatabase;
+export type Component =
+  'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'openbao' | 'vault' | 'postgres' | StackDatabase;
 
 /** The databases the stack starts only when asked (PostgreSQL always runs). `mariadb` serves the MySQL tests too. */
 export type StackDatabase = 'mariadb' | 'redis';
@@ -87,13 +96,18 @@ export interface StartEnvOptions {
   databases?: readonly StackDatabase[];
 }
 
-interface StartedDatabases { mariadb?: MariaDBServer; redis?: RedisServer }
+interface StartedDatabases {
+  mariadb?: MariaDBServer;
+  redis?: RedisServer;
+}
 
 export async function startEnv(opts: StartEnvOptions = {}): Promise<Env> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`[stack] ${l}\n`));
   const startedAtMs = Date.now();
   const databases = [...new Set(opts.databases ?? [])];
-  for (const d of databases) if (!STACK_DATABASES.includes(d)) throw new Error(`startEnv: unknown database ${String(d)} (known: ${STACK_DATABASES.join(', ')})`);
+  for (const d of databases)
+    if (!STACK_DATABASES.includes(d))
+      throw new Error(`startEnv: unknown database ${String(d)} (known: ${STACK_DATABASES.join(', ')})`);
   // Before anything starts: a missing server fails at once, naming its Debian package.
   if (databases.includes('mariadb')) findMariaDB();
   if (databases.includes('redis')) findRedis();
@@ -104,8 +118,11 @@ export async function startEnv(opts: StartEnvOptions = {}): Promise<Env> {
   const started: { plane?: KubeControlPlane; vault?: VaultServer; postgres?: PostgresServer } & StartedDatabases = {};
   const stopAll = async () => {
     await Promise.all([
-      started.vault?.process.stop(), started.postgres?.process.stop(), started.plane?.controllerManager.stop(),
-      started.mariadb?.process.stop(), started.redis?.process.stop(),
+      started.vault?.process.stop(),
+      started.postgres?.process.stop(),
+      started.plane?.controllerManager.stop(),
+      started.mariadb?.process.stop(),
+      started.redis?.process.stop(),
     ]);
     await started.plane?.apiserver.stop();
     await started.plane?.etcd.stop();
@@ -116,7 +133,13 @@ export async function startEnv(opts: StartEnvOptions = {}): Promise<Env> {
       startControlPlane(dir, bins, pki, (p) => (started.plane = p)),
       startVault(dir, bins, pki, (v) => (started.vault = v)),
       startPostgres(dir, bins, (p) => (started.postgres = p)),
-      ...databases.map((d) => timed(d, log, () => d === 'mariadb' ? startMariaDB(dir, (m) => (started.mariadb = m)) : startRedis(dir, (r) => (started.redis = r)))),
+      ...databases.map((d) =>
+        timed(d, log, () =>
+          d === 'mariadb'
+            ? startMariaDB(dir, (m) => (started.mariadb = m))
+            : startRedis(dir, (r) => (started.redis = r)),
+        ),
+      ),
     ]);
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed.length > 0) throw failed[0]!.reason;
@@ -125,7 +148,19 @@ export async function startEnv(opts: StartEnvOptions = {}): Promise<Env> {
     const postgres = started.postgres!;
     const kubeConfig = loadKubeConfig(plane.admin.kubeconfig);
     await configureKubernetesAuth(kubeConfig, vault, plane.server, fs.readFileSync(pki.caCert, 'utf8'));
-    const env = makeEnv(dir, bins, plane, vault, postgres, { mariadb: started.mariadb, redis: started.redis }, databases, pki.caCert, kubeConfig, stopAll, opts);
+    const env = makeEnv(
+      dir,
+      bins,
+      plane,
+      vault,
+      postgres,
+      { mariadb: started.mariadb, redis: started.redis },
+      databases,
+      pki.caCert,
+      kubeConfig,
+      stopAll,
+      opts,
+    );
     log(`stack ready in ${((Date.now() - startedAtMs) / 1000).toFixed(1)}s (${bins.vaultFlavor}, ${dir})`);
     return env;
   } catch (err) {
@@ -167,7 +202,9 @@ async function configureKubernetesAuth(kc: KubeConfig, vault: VaultServer, serve
     },
   });
   const tr = await core.createNamespacedServiceAccountToken({
-    name: 'vault-token-reviewer', namespace, body: { spec: { audiences: [], expirationSeconds: 30 * 24 * 3600 } },
+    name: 'vault-token-reviewer',
+    namespace,
+    body: { spec: { audiences: [], expirationSeconds: 30 * 24 * 3600 } },
   });
   await vaultApi(vault, 'POST', 'sys/auth/kubernetes', { type: 'kubernetes' });
   await vaultApi(vault, 'POST', 'auth/kubernetes/config', {
@@ -179,43 +216,85 @@ async function configureKubernetesAuth(kc: KubeConfig, vault: VaultServer, serve
 }
 
 function makeEnv(
-  dir: string, bins: Binaries, plane: KubeControlPlane, vault: VaultServer, postgres: PostgresServer, dbs: StartedDatabases,
-  databases: StackDatabase[], caFile: string, kubeConfig: KubeConfig, stopAll: () => Promise<void>, opts: StartEnvOptions,
+  dir: string,
+  bins: Binaries,
+  plane: KubeControlPlane,
+  vault: VaultServer,
+  postgres: PostgresServer,
+  dbs: StartedDatabases,
+  databases: StackDatabase[],
+  caFile: string,
+  kubeConfig: KubeConfig,
+  stopAll: () => Promise<void>,
+  opts: StartEnvOptions,
 ): Env {
   const ca = fs.readFileSync(caFile, 'utf8');
   const db = <K extends StackDatabase>(name: K): NonNullable<StartedDatabases[K]> => {
     const server = dbs[name];
-    if (!server) throw new Error(`this stack was started without ${name}: ask for it with startEnv({ databases: ['${name}'] }) (tests: useStack(test, { databases: ['${name}'] }))`);
+    if (!server)
+      throw new Error(
+        `this stack was started without ${name}: ask for it with startEnv({ databases: ['${name}'] }) (tests: useStack(test, { databases: ['${name}'] }))`,
+      );
     return server as NonNullable<StartedDatabases[K]>;
   };
   const processOf = (c: Component): ManagedProcess => {
     switch (c) {
-      case 'etcd': return plane.etcd;
-      case 'kube-apiserver': return plane.apiserver;
-      case 'kube-controller-manager': return plane.controllerManager;
-      case 'openbao': case 'vault': return vault.process;
-      case 'postgres': return postgres.process;
-      case 'mariadb': case 'redis': return db(c).process;
+      case 'etcd':
+        return plane.etcd;
+      case 'kube-apiserver':
+        return plane.apiserver;
+      case 'kube-controller-manager':
+        return plane.controllerManager;
+      case 'openbao':
+      case 'vault':
+        return vault.process;
+      case 'postgres':
+        return postgres.process;
+      case 'mariadb':
+      case 'redis':
+        return db(c).process;
     }
   };
   const startComponent = async (c: Component) => {
     switch (c) {
-      case 'etcd': return startEtcd(plane);
-      case 'kube-apiserver': return startApiserver(plane, ca);
-      case 'kube-controller-manager': return startControllerManager(plane);
-      case 'openbao': case 'vault': return restartVaultProcess(vault);
-      case 'postgres': return startPostgresProcess(postgres);
-      case 'mariadb': return startMariaDBProcess(db('mariadb'));
-      case 'redis': return startRedisProcess(db('redis'));
+      case 'etcd':
+        return startEtcd(plane);
+      case 'kube-apiserver':
+        return startApiserver(plane, ca);
+      case 'kube-controller-manager':
+        return startControllerManager(plane);
+      case 'openbao':
+      case 'vault':
+        return restartVaultProcess(vault);
+      case 'postgres':
+        return startPostgresProcess(postgres);
+      case 'mariadb':
+        return startMariaDBProcess(db('mariadb'));
+      case 'redis':
+        return startRedisProcess(db('redis'));
     }
   };
   let stopped = false;
-  const users = Object.fromEntries(TEST_USERS.map((u) => [u, { kubeconfig: plane.users[u].kubeconfig, token: plane.users[u].token }])) as EnvInfo['kubernetes']['users'];
+  const users = Object.fromEntries(
+    TEST_USERS.map((u) => [u, { kubeconfig: plane.users[u].kubeconfig, token: plane.users[u].token }]),
+  ) as EnvInfo['kubernetes']['users'];
   const env: Env = {
     dir,
-    kubernetes: { server: plane.server, etcdEndpoint: plane.etcdEndpoint, caFile, kubeconfig: plane.admin.kubeconfig, kubectl: bins.kubectl, users },
+    kubernetes: {
+      server: plane.server,
+      etcdEndpoint: plane.etcdEndpoint,
+      caFile,
+      kubeconfig: plane.admin.kubeconfig,
+      kubectl: bins.kubectl,
+      users,
+    },
     vault: {
-      addr: vault.addr, flavor: bins.vaultFlavor, rootToken: vault.rootToken, caCert: vault.caCert, caFile, kubernetesAuthPath: 'kubernetes',
+      addr: vault.addr,
+      flavor: bins.vaultFlavor,
+      rootToken: vault.rootToken,
+      caCert: vault.caCert,
+      caFile,
+      kubernetesAuthPath: 'kubernetes',
     },
     postgres: postgres.info,
     databases,
@@ -227,8 +306,11 @@ function makeEnv(
     },
     get pids() {
       return {
-        etcd: plane.etcd.pid, 'kube-apiserver': plane.apiserver.pid, 'kube-controller-manager': plane.controllerManager.pid,
-        [bins.vaultFlavor]: vault.process.pid, postgres: postgres.process.pid,
+        etcd: plane.etcd.pid,
+        'kube-apiserver': plane.apiserver.pid,
+        'kube-controller-manager': plane.controllerManager.pid,
+        [bins.vaultFlavor]: vault.process.pid,
+        postgres: postgres.process.pid,
         ...Object.fromEntries(databases.map((d) => [d, db(d).process.pid])),
       };
     },
@@ -256,7 +338,11 @@ function makeEnv(
 /** The serialisable part of an Env. */
 export function envInfo(env: Env): EnvInfo {
   return {
-    dir: env.dir, kubernetes: env.kubernetes, vault: env.vault, postgres: env.postgres, databases: env.databases,
+    dir: env.dir,
+    kubernetes: env.kubernetes,
+    vault: env.vault,
+    postgres: env.postgres,
+    databases: env.databases,
     ...(env.databases.includes('mariadb') ? { mariadb: env.mariadb } : {}),
     ...(env.databases.includes('redis') ? { redis: env.redis } : {}),
     pids: env.pids,

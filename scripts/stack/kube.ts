@@ -46,8 +46,18 @@ export function writeKubeconfig(file: string, server: string, caFile: string, us
   fs.writeFileSync(file, YAML.stringify(doc), { mode: 0o600 });
 }
 
-export async function startControlPlane(dir: string, bins: Binaries, pki: Pki, onCreated: (p: KubeControlPlane) => void = () => undefined): Promise<KubeControlPlane> {
-  const [etcdClient, etcdPeer, apiserverPort, kcmPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+export async function startControlPlane(
+  dir: string,
+  bins: Binaries,
+  pki: Pki,
+  onCreated: (p: KubeControlPlane) => void = () => undefined,
+): Promise<KubeControlPlane> {
+  const [etcdClient, etcdPeer, apiserverPort, kcmPort] = await Promise.all([
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+  ]);
   const server = `https://127.0.0.1:${apiserverPort}`;
   const logs = path.join(dir, 'logs');
   fs.mkdirSync(logs, { recursive: true });
@@ -71,10 +81,15 @@ export async function startControlPlane(dir: string, bins: Binaries, pki: Pki, o
     command: bins.etcd,
     logFile: path.join(logs, 'etcd.log'),
     args: [
-      '--name=leasehold', `--data-dir=${path.join(dir, 'etcd')}`,
-      `--listen-client-urls=http://127.0.0.1:${etcdClient}`, `--advertise-client-urls=http://127.0.0.1:${etcdClient}`,
-      `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`, `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
-      `--initial-cluster=leasehold=http://127.0.0.1:${etcdPeer}`, '--unsafe-no-fsync', '--log-level=warn',
+      '--name=leasehold',
+      `--data-dir=${path.join(dir, 'etcd')}`,
+      `--listen-client-urls=http://127.0.0.1:${etcdClient}`,
+      `--advertise-client-urls=http://127.0.0.1:${etcdClient}`,
+      `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
+      `--initial-cluster=leasehold=http://127.0.0.1:${etcdPeer}`,
+      '--unsafe-no-fsync',
+      '--log-level=warn',
     ],
   });
 
@@ -86,16 +101,24 @@ export async function startControlPlane(dir: string, bins: Binaries, pki: Pki, o
     logFile: path.join(logs, 'kube-apiserver.log'),
     args: [
       `--etcd-servers=http://127.0.0.1:${etcdClient}`,
-      '--bind-address=127.0.0.1', `--secure-port=${apiserverPort}`, '--advertise-address=127.0.0.1',
-      `--tls-cert-file=${pki.apiserverCert}`, `--tls-private-key-file=${pki.apiserverKey}`,
-      `--client-ca-file=${pki.caCert}`, `--token-auth-file=${tokensCsv}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${apiserverPort}`,
+      '--advertise-address=127.0.0.1',
+      `--tls-cert-file=${pki.apiserverCert}`,
+      `--tls-private-key-file=${pki.apiserverKey}`,
+      `--client-ca-file=${pki.caCert}`,
+      `--token-auth-file=${tokensCsv}`,
       '--authorization-mode=RBAC',
       `--service-account-issuer=${server}`,
-      `--service-account-key-file=${pki.saPub}`, `--service-account-signing-key-file=${pki.saKey}`,
-      '--service-cluster-ip-range=10.0.0.0/24', '--endpoint-reconciler-type=none',
+      `--service-account-key-file=${pki.saPub}`,
+      `--service-account-signing-key-file=${pki.saKey}`,
+      '--service-cluster-ip-range=10.0.0.0/24',
+      '--endpoint-reconciler-type=none',
       // Mutating admission policies (alpha in 1.33) record who created a request (see the approval issue).
-      '--feature-gates=MutatingAdmissionPolicy=true', '--runtime-config=admissionregistration.k8s.io/v1alpha1=true',
-      `--cert-dir=${path.join(dir, 'apiserver')}`, '--v=1',
+      '--feature-gates=MutatingAdmissionPolicy=true',
+      '--runtime-config=admissionregistration.k8s.io/v1alpha1=true',
+      `--cert-dir=${path.join(dir, 'apiserver')}`,
+      '--v=1',
     ],
   });
 
@@ -106,13 +129,19 @@ export async function startControlPlane(dir: string, bins: Binaries, pki: Pki, o
     command: bins.kubeControllerManager,
     logFile: path.join(logs, 'kube-controller-manager.log'),
     args: [
-      `--kubeconfig=${kcmKubeconfig}`, `--authentication-kubeconfig=${kcmKubeconfig}`,
+      `--kubeconfig=${kcmKubeconfig}`,
+      `--authentication-kubeconfig=${kcmKubeconfig}`,
       `--authorization-kubeconfig=${kcmKubeconfig}`,
       '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,' +
         'serviceaccount-token-controller,root-ca-certificate-publisher-controller,clusterrole-aggregation-controller',
-      `--service-account-private-key-file=${pki.saKey}`, `--root-ca-file=${pki.caCert}`,
-      '--use-service-account-credentials=false', '--leader-elect=false',
-      '--bind-address=127.0.0.1', `--secure-port=${kcmPort}`, `--cert-dir=${path.join(dir, 'kcm')}`, '--v=1',
+      `--service-account-private-key-file=${pki.saKey}`,
+      `--root-ca-file=${pki.caCert}`,
+      '--use-service-account-credentials=false',
+      '--leader-elect=false',
+      '--bind-address=127.0.0.1',
+      `--secure-port=${kcmPort}`,
+      `--cert-dir=${path.join(dir, 'kcm')}`,
+      '--v=1',
     ],
   });
 
@@ -125,7 +154,9 @@ export async function startControlPlane(dir: string, bins: Binaries, pki: Pki, o
     apiserver,
     controllerManager,
     admin: { ...admin, kubeconfig: path.join(dir, 'admin.kubeconfig') },
-    users: Object.fromEntries(users.map((u) => [u.name, { ...u, kubeconfig: path.join(dir, `${u.name}.kubeconfig`) }])) as Record<TestUser, KubeUser>,
+    users: Object.fromEntries(
+      users.map((u) => [u.name, { ...u, kubeconfig: path.join(dir, `${u.name}.kubeconfig`) }]),
+    ) as Record<TestUser, KubeUser>,
   };
   writeKubeconfig(plane.admin.kubeconfig, server, pki.caCert, 'admin', admin.token);
   for (const u of Object.values(plane.users)) writeKubeconfig(u.kubeconfig, server, pki.caCert, u.name, u.token);
@@ -139,32 +170,57 @@ export async function startControlPlane(dir: string, bins: Binaries, pki: Pki, o
 
 export async function startEtcd(plane: KubeControlPlane, clientPort?: number): Promise<void> {
   plane.etcd.start();
-  const port = clientPort ?? Number(plane.etcd.spec.args.find((a) => a.startsWith('--listen-client-urls'))!.split(':').pop());
-  await waitFor('etcd to serve /health', async () => {
-    assertRunning(plane.etcd);
-    const res = await request({ url: `http://127.0.0.1:${port}/health` });
-    return res.status === 200;
-  }, 60_000);
+  const port =
+    clientPort ??
+    Number(
+      plane.etcd.spec.args
+        .find((a) => a.startsWith('--listen-client-urls'))!
+        .split(':')
+        .pop(),
+    );
+  await waitFor(
+    'etcd to serve /health',
+    async () => {
+      assertRunning(plane.etcd);
+      const res = await request({ url: `http://127.0.0.1:${port}/health` });
+      return res.status === 200;
+    },
+    60_000,
+  );
 }
 
 export async function startApiserver(plane: KubeControlPlane, ca: string): Promise<void> {
   plane.apiserver.start();
-  await waitFor('kube-apiserver to report /readyz', async () => {
-    assertRunning(plane.apiserver);
-    const res = await request({ url: `${plane.server}/readyz`, ca, headers: { authorization: `Bearer ${plane.admin.token}` } });
-    return res.status === 200;
-  }, 120_000, 200);
+  await waitFor(
+    'kube-apiserver to report /readyz',
+    async () => {
+      assertRunning(plane.apiserver);
+      const res = await request({
+        url: `${plane.server}/readyz`,
+        ca,
+        headers: { authorization: `Bearer ${plane.admin.token}` },
+      });
+      return res.status === 200;
+    },
+    120_000,
+    200,
+  );
 }
 
 export async function startControllerManager(plane: KubeControlPlane, port?: number): Promise<void> {
   plane.controllerManager.start();
   const p = port ?? Number(plane.controllerManager.spec.args.find((a) => a.startsWith('--secure-port'))!.split('=')[1]);
-  await waitFor('kube-controller-manager to report /healthz', async () => {
-    assertRunning(plane.controllerManager);
-    // Its serving cert is self-signed in --cert-dir; /healthz carries no secrets, so skip verification here.
-    const res = await insecureGet(`https://127.0.0.1:${p}/healthz`);
-    return res.status === 200;
-  }, 60_000, 200);
+  await waitFor(
+    'kube-controller-manager to report /healthz',
+    async () => {
+      assertRunning(plane.controllerManager);
+      // Its serving cert is self-signed in --cert-dir; /healthz carries no secrets, so skip verification here.
+      const res = await insecureGet(`https://127.0.0.1:${p}/healthz`);
+      return res.status === 200;
+    },
+    60_000,
+    200,
+  );
 }
 
 async function insecureGet(url: string) {

@@ -16,7 +16,11 @@ export const SAMPLES_DIR = path.join(REPO_ROOT, 'manifests/samples');
 
 /** Runs the stack's kubectl as the admin user and returns its stdout; throws (with stderr) on a non-zero exit. */
 export function kubectl(env: Env, args: string[], input?: string): string {
-  return execFileSync(env.kubernetes.kubectl, [`--kubeconfig=${env.kubernetes.kubeconfig}`, ...args], { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+  return execFileSync(env.kubernetes.kubectl, [`--kubeconfig=${env.kubernetes.kubeconfig}`, ...args], {
+    input,
+    encoding: 'utf8',
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
 }
 
 export interface KubectlRun {
@@ -27,28 +31,44 @@ export interface KubectlRun {
 
 /** PATH with the repository's kubectl plugin (bin/kubectl-vault) and its tools (tsx, node@24) first. */
 export function pathWithPlugin(base = process.env.PATH ?? ''): string {
-  return [path.join(REPO_ROOT, 'bin'), path.join(REPO_ROOT, 'node_modules/.bin'), base].filter(Boolean).join(path.delimiter);
+  return [path.join(REPO_ROOT, 'bin'), path.join(REPO_ROOT, 'node_modules/.bin'), base]
+    .filter(Boolean)
+    .join(path.delimiter);
 }
 
 /**
  * Runs the stack's kubectl without blocking the event loop (so Ctrl-C is handled at once), with the
  * `kubectl vault` plugin on PATH. Never throws for a non-zero exit: the caller reads `code`.
  */
-export function kubectlAsync(env: Env, args: string[], opts: { input?: string; kubeconfig?: string; timeoutMs?: number } = {}): Promise<KubectlRun> {
+export function kubectlAsync(
+  env: Env,
+  args: string[],
+  opts: { input?: string; kubeconfig?: string; timeoutMs?: number } = {},
+): Promise<KubectlRun> {
   return new Promise((resolve) => {
-    const child = execFile(env.kubernetes.kubectl, [...args, `--kubeconfig=${opts.kubeconfig ?? env.kubernetes.kubeconfig}`], {
-      encoding: 'utf8', timeout: opts.timeoutMs ?? 120_000, maxBuffer: 16 << 20,
-      env: { ...process.env, PATH: pathWithPlugin(), KUBECONFIG: opts.kubeconfig ?? env.kubernetes.kubeconfig },
-    }, (err, stdout, stderr) => {
-      if (!err) return resolve({ code: 0, stdout, stderr });
-      resolve({ code: typeof err.code === 'number' ? err.code : 1, stdout, stderr: stderr || err.message });
-    });
+    const child = execFile(
+      env.kubernetes.kubectl,
+      [...args, `--kubeconfig=${opts.kubeconfig ?? env.kubernetes.kubeconfig}`],
+      {
+        encoding: 'utf8',
+        timeout: opts.timeoutMs ?? 120_000,
+        maxBuffer: 16 << 20,
+        env: { ...process.env, PATH: pathWithPlugin(), KUBECONFIG: opts.kubeconfig ?? env.kubernetes.kubeconfig },
+      },
+      (err, stdout, stderr) => {
+        if (!err) return resolve({ code: 0, stdout, stderr });
+        resolve({ code: typeof err.code === 'number' ? err.code : 1, stdout, stderr: stderr || err.message });
+      },
+    );
     if (opts.input !== undefined) child.stdin?.end(opts.input);
     else child.stdin?.end();
   });
 }
 
-const CRD_STEPS = [['apply', '-f', path.join(REPO_ROOT, 'manifests/crds')], ['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']];
+const CRD_STEPS = [
+  ['apply', '-f', path.join(REPO_ROOT, 'manifests/crds')],
+  ['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all'],
+];
 
 /** `kubectl apply -f manifests/crds` and wait until every CRD is Established. */
 export function installCrds(env: Env): void {
@@ -71,13 +91,24 @@ export interface VaultAnswer {
 }
 
 /** A Vault HTTP call with the stack's root token (set-up and checks only; the operator never has it). */
-export async function vaultRequest(env: Env, method: string, apiPath: string, body?: unknown, opts: { allowError?: boolean; token?: string } = {}): Promise<VaultAnswer> {
+export async function vaultRequest(
+  env: Env,
+  method: string,
+  apiPath: string,
+  body?: unknown,
+  opts: { allowError?: boolean; token?: string } = {},
+): Promise<VaultAnswer> {
   const res = await request({
-    method, url: `${env.vault.addr}/v1/${apiPath}`, ca: env.vault.caCert, body, timeoutMs: 30_000,
+    method,
+    url: `${env.vault.addr}/v1/${apiPath}`,
+    ca: env.vault.caCert,
+    body,
+    timeoutMs: 30_000,
     headers: { 'x-vault-token': opts.token ?? env.vault.rootToken },
   });
   const parsed = res.text ? res.json() : undefined;
-  if (res.status >= 300 && !opts.allowError) throw new Error(`${method} ${apiPath}: HTTP ${res.status} ${res.text.slice(0, 300)}`);
+  if (res.status >= 300 && !opts.allowError)
+    throw new Error(`${method} ${apiPath}: HTTP ${res.status} ${res.text.slice(0, 300)}`);
   return { status: res.status, body: parsed };
 }
 
@@ -103,7 +134,13 @@ path "sys/leases/lookup" { capabilities = ["update"] }
 `;
 
 /** The token role issuer tokens are created from: orphan (they outlive the login), periodic (renewed forever). */
-export const ISSUER_TOKEN_ROLE = { name: 'leasehold-issuer', allowed_policies: ['leasehold-issuer'], orphan: true, token_period: '768h', renewable: true } as const;
+export const ISSUER_TOKEN_ROLE = {
+  name: 'leasehold-issuer',
+  allowed_policies: ['leasehold-issuer'],
+  orphan: true,
+  token_period: '768h',
+  renewable: true,
+} as const;
 
 export interface VaultSetup {
   /** Login token TTL of the operator's kubernetes auth role (the tests make it short, to prove credentials outlive it). */
@@ -122,8 +159,11 @@ export async function configureVaultForOperator(env: Env, s: VaultSetup): Promis
   await vaultRequest(env, 'PUT', 'sys/policies/acl/leasehold-issuer', { policy: ISSUER_POLICY });
   await vaultRequest(env, 'POST', `auth/token/roles/${issuerRole}`, issuerRoleFields);
   await vaultRequest(env, 'POST', `auth/${env.vault.kubernetesAuthPath}/role/${s.authRole ?? 'leasehold-operator'}`, {
-    bound_service_account_names: [s.serviceAccount.name], bound_service_account_namespaces: [s.serviceAccount.namespace],
-    token_policies: ['leasehold-operator'], ttl: s.loginTtl, max_ttl: s.loginMaxTtl,
+    bound_service_account_names: [s.serviceAccount.name],
+    bound_service_account_namespaces: [s.serviceAccount.namespace],
+    token_policies: ['leasehold-operator'],
+    ttl: s.loginTtl,
+    max_ttl: s.loginMaxTtl,
   });
 }
 
@@ -133,7 +173,9 @@ type Doc = Record<string, unknown>;
 
 /** The documents of one file of manifests/samples/. */
 export function sampleDocs(file: string): Doc[] {
-  return YAML.parseAllDocuments(fs.readFileSync(path.join(SAMPLES_DIR, file), 'utf8')).map((d) => d.toJS() as Doc).filter(Boolean);
+  return YAML.parseAllDocuments(fs.readFileSync(path.join(SAMPLES_DIR, file), 'utf8'))
+    .map((d) => d.toJS() as Doc)
+    .filter(Boolean);
 }
 
 /** The guide's PostgresRole (samples/40-postgres-role.yaml: its statements, Vault and database) named `name`, with `spec` fields replaced. */
@@ -157,8 +199,17 @@ export interface GuideOptions {
  * Secret holds the stack's admin login. The SecretEngine, PostgresRole and request samples need no change.
  */
 export function guideManifests(env: Env, opts: GuideOptions = {}): string {
-  const docs = [...sampleDocs('00-namespace.yaml'), ...sampleDocs('10-vault-appbinding.yaml'), ...sampleDocs('20-postgres-app.yaml')];
-  for (const d of docs as Array<{ kind: string; metadata: { name: string; namespace?: string }; spec?: { clientConfig?: Doc; parameters?: Doc }; data?: Record<string, string> }>) {
+  const docs = [
+    ...sampleDocs('00-namespace.yaml'),
+    ...sampleDocs('10-vault-appbinding.yaml'),
+    ...sampleDocs('20-postgres-app.yaml'),
+  ];
+  for (const d of docs as Array<{
+    kind: string;
+    metadata: { name: string; namespace?: string };
+    spec?: { clientConfig?: Doc; parameters?: Doc };
+    data?: Record<string, string>;
+  }>) {
     if (opts.namespace) {
       if (d.kind === 'Namespace') d.metadata.name = opts.namespace;
       else d.metadata.namespace = opts.namespace;
@@ -168,9 +219,16 @@ export function guideManifests(env: Env, opts: GuideOptions = {}): string {
       if (opts.vaultRole) d.spec!.parameters = { ...d.spec!.parameters, vaultRole: opts.vaultRole };
     }
     if (d.kind === 'AppBinding' && d.metadata.name === 'postgres-app') {
-      d.spec!.clientConfig = { url: `postgresql://${env.postgres.host}:${env.postgres.port}/${env.postgres.database}?sslmode=disable`, insecureSkipTLSVerify: true };
+      d.spec!.clientConfig = {
+        url: `postgresql://${env.postgres.host}:${env.postgres.port}/${env.postgres.database}?sslmode=disable`,
+        insecureSkipTLSVerify: true,
+      };
     }
-    if (d.kind === 'Secret') d.data = { username: Buffer.from(env.postgres.user).toString('base64'), password: Buffer.from(opts.dbPassword ?? env.postgres.password).toString('base64') };
+    if (d.kind === 'Secret')
+      d.data = {
+        username: Buffer.from(env.postgres.user).toString('base64'),
+        password: Buffer.from(opts.dbPassword ?? env.postgres.password).toString('base64'),
+      };
   }
   return docs.map((d) => YAML.stringify(d)).join('---\n');
 }

@@ -36,11 +36,15 @@ export interface MariaDBServer {
 const isRoot = process.getuid?.() === 0;
 
 function asMysqlUser(command: string, args: string[]): [string, string[]] {
-  return isRoot ? ['setpriv', ['--reuid=mysql', '--regid=mysql', '--init-groups', '--', command, ...args]] : [command, args];
+  return isRoot
+    ? ['setpriv', ['--reuid=mysql', '--regid=mysql', '--init-groups', '--', command, ...args]]
+    : [command, args];
 }
 
 /** mariadbd and mariadb-install-db, found in `dirs`, or an error that names the package to install. */
-export function findMariaDB(dirs: Array<string | undefined> = [process.env.LEASEHOLD_MARIADB_BIN_DIR, '/usr/sbin', '/usr/bin', ...pathDirs()]): { server: string; installDb: string } {
+export function findMariaDB(
+  dirs: Array<string | undefined> = [process.env.LEASEHOLD_MARIADB_BIN_DIR, '/usr/sbin', '/usr/bin', ...pathDirs()],
+): { server: string; installDb: string } {
   const server = findExecutable(['mariadbd'], dirs);
   const installDb = findExecutable(['mariadb-install-db'], dirs);
   if (!server || !installDb) {
@@ -54,12 +58,20 @@ export function findMariaDB(dirs: Array<string | undefined> = [process.env.LEASE
 
 /** Small and unsynced: a test server that starts in well under a second and forgets everything on stop. */
 const SERVER_OPTIONS = [
-  '--skip-name-resolve', '--character-set-server=utf8mb4', '--collation-server=utf8mb4_general_ci',
-  '--innodb-buffer-pool-size=32M', '--innodb-log-file-size=8M', '--innodb-flush-log-at-trx-commit=0',
-  '--performance-schema=OFF', '--max-connections=300',
+  '--skip-name-resolve',
+  '--character-set-server=utf8mb4',
+  '--collation-server=utf8mb4_general_ci',
+  '--innodb-buffer-pool-size=32M',
+  '--innodb-log-file-size=8M',
+  '--innodb-flush-log-at-trx-commit=0',
+  '--performance-schema=OFF',
+  '--max-connections=300',
 ];
 
-export async function startMariaDB(dir: string, onCreated: (m: MariaDBServer) => void = () => undefined): Promise<MariaDBServer> {
+export async function startMariaDB(
+  dir: string,
+  onCreated: (m: MariaDBServer) => void = () => undefined,
+): Promise<MariaDBServer> {
   const bins = findMariaDB();
   const myDir = path.join(dir, 'mariadb');
   const dataDir = path.join(myDir, 'data');
@@ -70,33 +82,56 @@ export async function startMariaDB(dir: string, onCreated: (m: MariaDBServer) =>
     execFileSync('chown', ['mysql:mysql', myDir]);
   }
   // Asynchronous: the other components start meanwhile (a synchronous exec would stall their start-up checks).
-  const run = (what: string, command: string, args: string[], input?: string) => new Promise<void>((resolve, reject) => {
-    const [cmd, argv] = asMysqlUser(command, args);
-    const child = execFile(cmd, argv, { maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${what} failed: ${stderr || stdout || err.message}`, { cause: err }));
-      else resolve();
+  const run = (what: string, command: string, args: string[], input?: string) =>
+    new Promise<void>((resolve, reject) => {
+      const [cmd, argv] = asMysqlUser(command, args);
+      const child = execFile(cmd, argv, { maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+        if (err) reject(new Error(`${what} failed: ${stderr || stdout || err.message}`, { cause: err }));
+        else resolve();
+      });
+      child.stdin?.end(input ?? '');
     });
-    child.stdin?.end(input ?? '');
-  });
   // --no-defaults first: /etc/mysql/*.cnf (the packaged service's settings) must not apply to this server.
   await run('mariadb-install-db', bins.installDb, [
-    '--no-defaults', `--datadir=${dataDir}`, '--auth-root-authentication-method=socket', '--skip-test-db', ...SERVER_OPTIONS,
+    '--no-defaults',
+    `--datadir=${dataDir}`,
+    '--auth-root-authentication-method=socket',
+    '--skip-test-db',
+    ...SERVER_OPTIONS,
   ]);
   const password = crypto.randomBytes(18).toString('base64url');
   // Grant tables are off in bootstrap mode until FLUSH PRIVILEGES loads them.
-  await run('creating the MariaDB admin user', bins.server, [
-    '--no-defaults', '--bootstrap', `--datadir=${dataDir}`, `--log-error=${path.join(myDir, 'bootstrap.log')}`, ...SERVER_OPTIONS,
-  ], `FLUSH PRIVILEGES;\nCREATE USER 'admin'@'%' IDENTIFIED BY '${password}';\nGRANT ALL PRIVILEGES ON *.* TO 'admin'@'%' WITH GRANT OPTION;\n`);
+  await run(
+    'creating the MariaDB admin user',
+    bins.server,
+    [
+      '--no-defaults',
+      '--bootstrap',
+      `--datadir=${dataDir}`,
+      `--log-error=${path.join(myDir, 'bootstrap.log')}`,
+      ...SERVER_OPTIONS,
+    ],
+    `FLUSH PRIVILEGES;\nCREATE USER 'admin'@'%' IDENTIFIED BY '${password}';\nGRANT ALL PRIVILEGES ON *.* TO 'admin'@'%' WITH GRANT OPTION;\n`,
+  );
 
   const port = await freePort();
   const [cmd, args] = asMysqlUser(bins.server, [
-    '--no-defaults', `--datadir=${dataDir}`, `--socket=${path.join(myDir, 'mysqld.sock')}`, `--pid-file=${path.join(myDir, 'mariadbd.pid')}`,
-    `--port=${port}`, '--bind-address=127.0.0.1', ...SERVER_OPTIONS,
+    '--no-defaults',
+    `--datadir=${dataDir}`,
+    `--socket=${path.join(myDir, 'mysqld.sock')}`,
+    `--pid-file=${path.join(myDir, 'mariadbd.pid')}`,
+    `--port=${port}`,
+    '--bind-address=127.0.0.1',
+    ...SERVER_OPTIONS,
   ]);
   const logFile = path.join(dir, 'logs', 'mariadb.log');
   const proc = new ManagedProcess({ name: 'mariadb', command: cmd, args, logFile, stopSignal: 'SIGTERM' });
   const info: MariaDBInfo = {
-    host: '127.0.0.1', port, user: 'admin', password, version: '',
+    host: '127.0.0.1',
+    port,
+    user: 'admin',
+    password,
+    version: '',
     url: `mysql://admin:${encodeURIComponent(password)}@127.0.0.1:${port}/`,
   };
   const server = { info, process: proc };
@@ -108,15 +143,20 @@ export async function startMariaDB(dir: string, onCreated: (m: MariaDBServer) =>
 export async function startMariaDBProcess(server: MariaDBServer): Promise<void> {
   server.process.start();
   const { host, port, user, password } = server.info;
-  await waitFor('MariaDB to accept a password login', async () => {
-    assertRunning(server.process);
-    const conn = await mysql.createConnection({ host, port, user, password, connectTimeout: 2000 });
-    try {
-      const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT VERSION() AS v');
-      server.info.version = String(rows[0]?.v ?? '');
-      return true;
-    } finally {
-      await conn.end().catch(() => undefined);
-    }
-  }, 60_000, 50);
+  await waitFor(
+    'MariaDB to accept a password login',
+    async () => {
+      assertRunning(server.process);
+      const conn = await mysql.createConnection({ host, port, user, password, connectTimeout: 2000 });
+      try {
+        const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT VERSION() AS v');
+        server.info.version = String(rows[0]?.v ?? '');
+        return true;
+      } finally {
+        await conn.end().catch(() => undefined);
+      }
+    },
+    60_000,
+    50,
+  );
 }

@@ -44,7 +44,12 @@ export function nodeBinary(): string {
   return fs.existsSync(local) ? local : process.execPath;
 }
 
-export async function startOperator(env: Env, extraArgs: string[] = [], name = 'operator', opts: OperatorOptions = {}): Promise<OperatorProcess> {
+export async function startOperator(
+  env: Env,
+  extraArgs: string[] = [],
+  name = 'operator',
+  opts: OperatorOptions = {},
+): Promise<OperatorProcess> {
   const [health, metrics] = await Promise.all([freePort(), freePort()]);
   const logFile = path.join(env.dir, 'logs', `${name}-${Date.now()}.log`);
   const proc = new ManagedProcess({
@@ -67,10 +72,15 @@ export async function startOperator(env: Env, extraArgs: string[] = [], name = '
   proc.start();
   const healthUrl = `http://127.0.0.1:${health}`;
   try {
-    await waitFor('the operator to report /readyz', async () => {
-      if (!proc.running) throw new FatalStartError(`the operator exited before it was ready:\n${proc.tail(40)}`);
-      return (await request({ url: `${healthUrl}/readyz` })).status === 200;
-    }, opts.readyTimeoutMs ?? 60_000, 100);
+    await waitFor(
+      'the operator to report /readyz',
+      async () => {
+        if (!proc.running) throw new FatalStartError(`the operator exited before it was ready:\n${proc.tail(40)}`);
+        return (await request({ url: `${healthUrl}/readyz` })).status === 200;
+      },
+      opts.readyTimeoutMs ?? 60_000,
+      100,
+    );
   } catch (err) {
     await proc.kill();
     throw err;

@@ -30,10 +30,16 @@ export interface PostgresServer {
 const isRoot = process.getuid?.() === 0;
 
 function asPostgresUser(command: string, args: string[]): [string, string[]] {
-  return isRoot ? ['setpriv', ['--reuid=postgres', '--regid=postgres', '--init-groups', '--', command, ...args]] : [command, args];
+  return isRoot
+    ? ['setpriv', ['--reuid=postgres', '--regid=postgres', '--init-groups', '--', command, ...args]]
+    : [command, args];
 }
 
-export async function startPostgres(dir: string, bins: Binaries, onCreated: (p: PostgresServer) => void = () => undefined): Promise<PostgresServer> {
+export async function startPostgres(
+  dir: string,
+  bins: Binaries,
+  onCreated: (p: PostgresServer) => void = () => undefined,
+): Promise<PostgresServer> {
   const pgDir = path.join(dir, 'postgres');
   const dataDir = path.join(pgDir, 'data');
   fs.mkdirSync(pgDir, { recursive: true, mode: 0o700 });
@@ -47,7 +53,17 @@ export async function startPostgres(dir: string, bins: Binaries, onCreated: (p: 
   fs.writeFileSync(pwFile, `${password}\n`, { mode: 0o600 });
   if (isRoot) execFileSync('chown', ['postgres:postgres', pwFile]);
   const [initCmd, initArgs] = asPostgresUser(path.join(bins.postgresBinDir, 'initdb'), [
-    '-D', dataDir, '-U', 'admin', `--pwfile=${pwFile}`, '-A', 'scram-sha-256', '--no-sync', '-E', 'UTF8', '--locale=C.UTF-8',
+    '-D',
+    dataDir,
+    '-U',
+    'admin',
+    `--pwfile=${pwFile}`,
+    '-A',
+    'scram-sha-256',
+    '--no-sync',
+    '-E',
+    'UTF8',
+    '--locale=C.UTF-8',
   ]);
   try {
     execFileSync(initCmd, initArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -59,8 +75,20 @@ export async function startPostgres(dir: string, bins: Binaries, onCreated: (p: 
 
   const port = await freePort();
   const [cmd, args] = asPostgresUser(path.join(bins.postgresBinDir, 'postgres'), [
-    '-D', dataDir, '-p', String(port), '-k', pgDir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off',
-    '-c', 'max_connections=300', '-c', 'log_min_messages=warning',
+    '-D',
+    dataDir,
+    '-p',
+    String(port),
+    '-k',
+    pgDir,
+    '-c',
+    'listen_addresses=127.0.0.1',
+    '-c',
+    'fsync=off',
+    '-c',
+    'max_connections=300',
+    '-c',
+    'log_min_messages=warning',
   ]);
   const logFile = path.join(dir, 'logs', 'postgres.log');
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
@@ -81,15 +109,20 @@ export async function startPostgres(dir: string, bins: Binaries, onCreated: (p: 
 
 export async function startPostgresProcess(server: PostgresServer): Promise<void> {
   server.process.start();
-  await waitFor('PostgreSQL to accept a password login', async () => {
-    assertRunning(server.process);
-    const client = new pg.Client({ ...server.info, connectionTimeoutMillis: 2000 });
-    try {
-      await client.connect();
-      await client.query('select 1');
-      return true;
-    } finally {
-      await client.end().catch(() => undefined);
-    }
-  }, 60_000, 100);
+  await waitFor(
+    'PostgreSQL to accept a password login',
+    async () => {
+      assertRunning(server.process);
+      const client = new pg.Client({ ...server.info, connectionTimeoutMillis: 2000 });
+      try {
+        await client.connect();
+        await client.query('select 1');
+        return true;
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    },
+    60_000,
+    100,
+  );
 }

@@ -4,4 +4,8 @@ import { resolveBinaries } from './binaries.ts';
 
 const started = Date.now();
 const bins = await resolveBinaries((line) => process.stdout.write(`[stack] ${line}\n`));
-process.stdout.write(`[stack] binaries ready in ${((Date.now() - started) / 1000).toFixed(0)}s:\n${Object.entries(bins).map(([k, v]) => `  ${k}: ${v}`).join('\n')}\n`);
+process.stdout.write(
+  `[stack] binaries ready in ${((Date.now() - started) / 1000).toFixed(0)}s:\n${Object.entries(bins)
+    .map(([k, v]) => `  ${k}: ${v}`)
+    .join('\n')}\n`,
+);

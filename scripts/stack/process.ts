@@ -29,11 +29,14 @@ const reaperList = path.join(os.tmpdir(), `leasehold-reaper-${process.pid}.list`
 let reaperStarted = false;
 
 function recordForReaper(): void {
-  const lines = [...[...live].map((p) => (p.pid ? `pg ${p.pid}` : '')), ...[...tempDirs].map((d) => `dir ${d}`)].filter(Boolean);
+  const lines = [...[...live].map((p) => (p.pid ? `pg ${p.pid}` : '')), ...[...tempDirs].map((d) => `dir ${d}`)].filter(
+    Boolean,
+  );
   fs.writeFileSync(reaperList, lines.join('\n') + '\n');
   if (reaperStarted) return;
   reaperStarted = true;
-  const script = `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; ` +
+  const script =
+    `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; ` +
     `[ -f "$0" ] && while read -r kind v; do case "$kind" in pg) kill -9 "-$v" 2>/dev/null;; dir) rm -rf -- "$v";; esac; done < "$0"; rm -f -- "$0"`;
   spawn('sh', ['-c', script, reaperList], { detached: true, stdio: 'ignore' }).unref();
 }

@@ -35,7 +35,9 @@ export interface RedisServer {
 const isRoot = process.getuid?.() === 0;
 
 /** redis-server (version 7 or later), found in `dirs`, or an error that names the package to install. */
-export function findRedis(dirs: Array<string | undefined> = [process.env.LEASEHOLD_REDIS_BIN_DIR, '/usr/bin', '/usr/local/bin', ...pathDirs()]): { server: string; version: string } {
+export function findRedis(
+  dirs: Array<string | undefined> = [process.env.LEASEHOLD_REDIS_BIN_DIR, '/usr/bin', '/usr/local/bin', ...pathDirs()],
+): { server: string; version: string } {
   const server = findExecutable(['redis-server'], dirs);
   if (!server) {
     throw new Error(
@@ -46,12 +48,17 @@ export function findRedis(dirs: Array<string | undefined> = [process.env.LEASEHO
   const out = execFileSync(server, ['--version'], { encoding: 'utf8' });
   const version = /v=(\d+\.\d+\.\d+)/.exec(out)?.[1] ?? '';
   if (Number(version.split('.')[0]) < 7) {
-    throw new Error(`${server} is Redis ${version || `of an unknown version (${out.trim()})`}; the stack needs Redis 7 or later (ACLs). Install it: apt-get install redis-server`);
+    throw new Error(
+      `${server} is Redis ${version || `of an unknown version (${out.trim()})`}; the stack needs Redis 7 or later (ACLs). Install it: apt-get install redis-server`,
+    );
   }
   return { server, version };
 }
 
-export async function startRedis(dir: string, onCreated: (r: RedisServer) => void = () => undefined): Promise<RedisServer> {
+export async function startRedis(
+  dir: string,
+  onCreated: (r: RedisServer) => void = () => undefined,
+): Promise<RedisServer> {
   const bin = findRedis();
   const redisDir = path.join(dir, 'redis');
   fs.mkdirSync(redisDir, { recursive: true, mode: 0o700 });
@@ -66,14 +73,34 @@ export async function startRedis(dir: string, onCreated: (r: RedisServer) => voi
   }
   const port = await freePort();
   const args = [
-    '--port', String(port), '--bind', '127.0.0.1', '--dir', redisDir, '--aclfile', aclFile,
-    '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--logfile', '',
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    redisDir,
+    '--aclfile',
+    aclFile,
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--daemonize',
+    'no',
+    '--logfile',
+    '',
   ];
-  const [cmd, argv] = isRoot ? ['setpriv', ['--reuid=redis', '--regid=redis', '--init-groups', '--', bin.server, ...args]] : [bin.server, args];
+  const [cmd, argv] = isRoot
+    ? ['setpriv', ['--reuid=redis', '--regid=redis', '--init-groups', '--', bin.server, ...args]]
+    : [bin.server, args];
   const logFile = path.join(dir, 'logs', 'redis.log');
   const proc = new ManagedProcess({ name: 'redis', command: cmd, args: argv, logFile, stopSignal: 'SIGTERM' });
   const info: RedisInfo = {
-    host: '127.0.0.1', port, user: 'admin', password, version: bin.version,
+    host: '127.0.0.1',
+    port,
+    user: 'admin',
+    password,
+    version: bin.version,
     url: `redis://admin:${encodeURIComponent(password)}@127.0.0.1:${port}`,
   };
   const server = { info, process: proc };
@@ -85,15 +112,24 @@ export async function startRedis(dir: string, onCreated: (r: RedisServer) => voi
 export async function startRedisProcess(server: RedisServer): Promise<void> {
   server.process.start();
   const { host, port, user, password } = server.info;
-  await waitFor('Redis to accept the admin login', async () => {
-    assertRunning(server.process);
-    const client = createClient({ username: user, password, socket: { host, port, connectTimeout: 2000, reconnectStrategy: false } });
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-      return (await client.ping()) === 'PONG';
-    } finally {
-      if (client.isOpen) client.destroy();
-    }
-  }, 60_000, 50);
+  await waitFor(
+    'Redis to accept the admin login',
+    async () => {
+      assertRunning(server.process);
+      const client = createClient({
+        username: user,
+        password,
+        socket: { host, port, connectTimeout: 2000, reconnectStrategy: false },
+      });
+      client.on('error', () => undefined);
+      try {
+        await client.connect();
+        return (await client.ping()) === 'PONG';
+      } finally {
+        if (client.isOpen) client.destroy();
+      }
+    },
+    60_000,
+    50,
+  );
 }

@@ -11,19 +11,43 @@
 //   w.events.warnings(); w.kube.writes(); w.vault.calls.renewLease; w.vault.liveLeases();
 import type { KubernetesObject } from '@kubernetes/client-node';
 import {
-  DEFAULT_MOUNT_PATH, type AppBinding, type DatabaseAccessRequest, type MariaDBRole, type MySQLRole, type PostgresRole, type RedisRole, type SecretEngine,
+  DEFAULT_MOUNT_PATH,
+  type AppBinding,
+  type DatabaseAccessRequest,
+  type MariaDBRole,
+  type MySQLRole,
+  type PostgresRole,
+  type RedisRole,
+  type SecretEngine,
 } from '../../api/index.ts';
 import { FakeClock } from '../../lib/runtime/clock.ts';
 import { KubeEventRecorder, type EventRecorder, type EventType } from '../../lib/runtime/events.ts';
 import { nullLogger, redact, type Logger } from '../../lib/runtime/logging.ts';
-import { RetryableError, TerminalError, keyOf, type ObjectKey, type ReconcileContext, type Reconciler, type Result } from '../../lib/runtime/types.ts';
+import {
+  RetryableError,
+  TerminalError,
+  keyOf,
+  type ObjectKey,
+  type ReconcileContext,
+  type Reconciler,
+  type Result,
+} from '../../lib/runtime/types.ts';
 import type { VaultClient } from '../../lib/vault/client.ts';
 import type { Caches, ControllerContext, Grant } from '../../controllers/shared/context.ts';
 import { addDependencyIndexes, refKey } from '../../controllers/shared/dependents.ts';
 import { engineMountPath } from '../../controllers/shared/names.ts';
 import { roleCaches } from '../../controllers/shared/role-kinds.ts';
 import {
-  APP_BINDINGS, DATABASE_ACCESS_REQUESTS, MARIADB_ROLES, MYSQL_ROLES, POSTGRES_ROLES, REDIS_ROLES, ROLE_BINDINGS, ROLES, SECRET_ENGINES, SECRETS,
+  APP_BINDINGS,
+  DATABASE_ACCESS_REQUESTS,
+  MARIADB_ROLES,
+  MYSQL_ROLES,
+  POSTGRES_ROLES,
+  REDIS_ROLES,
+  ROLE_BINDINGS,
+  ROLES,
+  SECRET_ENGINES,
+  SECRETS,
 } from '../../controllers/shared/resources.ts';
 import { secretCacheTransform, type CachedSecret } from '../../controllers/shared/secret-integrity.ts';
 import { FakeWatchCache } from './fake-cache.ts';
@@ -52,16 +76,28 @@ export class FakeEvents {
   readonly recorded: RecordedEvent[] = [];
   private readonly kubeRecorders = new Map<string, KubeEventRecorder>();
 
-  constructor(private readonly kube: FakeKube | undefined, private readonly clock: FakeClock) {}
+  constructor(
+    private readonly kube: FakeKube | undefined,
+    private readonly clock: FakeClock,
+  ) {}
 
   /** The recorder a controller gets for `component` (ControllerContext.events). */
   recorder(component: string): EventRecorder {
     return {
       event: (obj, type, reason, message) => {
-        this.recorded.push({ component, kind: obj.kind, namespace: obj.metadata?.namespace, name: obj.metadata?.name, type, reason, message });
+        this.recorded.push({
+          component,
+          kind: obj.kind,
+          namespace: obj.metadata?.namespace,
+          name: obj.metadata?.name,
+          type,
+          reason,
+          message,
+        });
         if (!this.kube) return;
         let r = this.kubeRecorders.get(component);
-        if (!r) this.kubeRecorders.set(component, (r = new KubeEventRecorder(this.kube, { component, clock: this.clock })));
+        if (!r)
+          this.kubeRecorders.set(component, (r = new KubeEventRecorder(this.kube, { component, clock: this.clock })));
         r.event(obj, type, reason, message);
       },
     };
@@ -70,7 +106,11 @@ export class FakeEvents {
   /** Events about one object (by name, and namespace when given), or all. */
   about(obj?: { metadata?: { namespace?: string; name?: string } }): RecordedEvent[] {
     if (!obj) return [...this.recorded];
-    return this.recorded.filter((e) => e.name === obj.metadata?.name && (obj.metadata?.namespace === undefined || e.namespace === obj.metadata.namespace));
+    return this.recorded.filter(
+      (e) =>
+        e.name === obj.metadata?.name &&
+        (obj.metadata?.namespace === undefined || e.namespace === obj.metadata.namespace),
+    );
   }
 
   warnings(obj?: { metadata?: { namespace?: string; name?: string } }): RecordedEvent[] {
@@ -111,12 +151,24 @@ export interface LogEntry {
 }
 
 /** A logger that prints nothing and keeps every entry (redacted like the real sink), e.g. to assert no secret is logged. */
-export function memoryLogger(entries: LogEntry[] = [], bound: Record<string, unknown> = {}): Logger & { entries: LogEntry[] } {
-  const at = (level: LogEntry['level']) => (message: string, meta: Record<string, unknown> = {}) => {
-    entries.push({ level, message, meta: redact({ ...bound, ...meta }) as Record<string, unknown> });
-    return undefined;
+export function memoryLogger(
+  entries: LogEntry[] = [],
+  bound: Record<string, unknown> = {},
+): Logger & { entries: LogEntry[] } {
+  const at =
+    (level: LogEntry['level']) =>
+    (message: string, meta: Record<string, unknown> = {}) => {
+      entries.push({ level, message, meta: redact({ ...bound, ...meta }) as Record<string, unknown> });
+      return undefined;
+    };
+  return {
+    entries,
+    error: at('error'),
+    warn: at('warn'),
+    info: at('info'),
+    debug: at('debug'),
+    child: (meta) => memoryLogger(entries, { ...bound, ...meta }),
   };
-  return { entries, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), child: (meta) => memoryLogger(entries, { ...bound, ...meta }) };
 }
 
 // ---- Vault connections --------------------------------------------------------------------------------------------
@@ -144,7 +196,12 @@ export interface FakeVaultConnection {
 export class FakeVaultConnections {
   readonly issuerTokenRole = 'leasehold-issuer';
   /** The issuer token's state as every connection reports it. */
-  issuer: IssuerState = { kind: 'ready', token: 'hvs.fake-issuer-token', accessor: 'fake-accessor', renewAtMs: Number.MAX_SAFE_INTEGER };
+  issuer: IssuerState = {
+    kind: 'ready',
+    token: 'hvs.fake-issuer-token',
+    accessor: 'fake-accessor',
+    renewAtMs: Number.MAX_SAFE_INTEGER,
+  };
   /** forAppBinding calls, and the AppBindings invalidate() was called for (`namespace/name`). */
   readonly calls = { forAppBinding: 0, invalidated: [] as string[] };
   private readonly generations = new Map<string, number>();
@@ -165,7 +222,11 @@ export class FakeVaultConnections {
       return this.issuer;
     };
     return {
-      endpoint: { address: ab.spec.clientConfig.url ?? `https://${ab.spec.clientConfig.service?.name ?? 'vault'}.${ab.metadata.namespace}.svc:8200` },
+      endpoint: {
+        address:
+          ab.spec.clientConfig.url ??
+          `https://${ab.spec.clientConfig.service?.name ?? 'vault'}.${ab.metadata.namespace}.svc:8200`,
+      },
       authDescription: 'a fake login',
       client: vault,
       issuer,
@@ -227,7 +288,11 @@ export function fakeCaches(kube: FakeKube, clusterName: string): Caches {
   const mountOf = (e: SecretEngine) => engineMountPath(clusterName, e);
   caches.secretEngines.addIndex('mount', (e) => [mountOf(e)]);
   for (const roles of roleCaches(caches)) {
-    roles.addIndex('mount', (r) => (r.spec.vaultRef && !r.spec.secretEngineRef ? [`${ns(r)}/${r.spec.vaultRef.name}/${r.spec.path ?? DEFAULT_MOUNT_PATH}`] : []));
+    roles.addIndex('mount', (r) =>
+      r.spec.vaultRef && !r.spec.secretEngineRef
+        ? [`${ns(r)}/${r.spec.vaultRef.name}/${r.spec.path ?? DEFAULT_MOUNT_PATH}`]
+        : [],
+    );
   }
   return caches;
 }
@@ -253,7 +318,12 @@ export function outcomeOf(settled: { result?: Result; error?: unknown }): Outcom
   if (err instanceof TerminalError) return { kind: 'terminal', reason: err.reason, message: err.message };
   if (err instanceof RetryableError) {
     const retryAfterMs = (err as { retryAfterMs?: number }).retryAfterMs;
-    return { kind: 'retry', reason: err.reason, message: err.message, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
+    return {
+      kind: 'retry',
+      reason: err.reason,
+      message: err.message,
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+    };
   }
   return { kind: 'error', error: err };
 }
@@ -269,7 +339,8 @@ export function nextPassInMs(o: Outcome): number | undefined {
 }
 
 /** One pass of FakeWorld.run: when it ran (ms since the epoch) and what it returned or threw. */
-export type PassRecord = { at: number; result: Result; error?: undefined } | { at: number; result?: undefined; error: unknown };
+export type PassRecord =
+  { at: number; result: Result; error?: undefined } | { at: number; result?: undefined; error: unknown };
 
 export interface FakeWorldOptions {
   clusterName?: string;
@@ -318,7 +389,11 @@ export interface FakeWorld {
    * `done`, it ends (nothing would wake it but a watch event). Stops once `forMs` of fake time have passed or after
    * `maxPasses`. Returns what each pass gave, with the time it ran at. Timers set on the clock fire as it moves.
    */
-  run(reconciler: Reconciler, key: ObjectKey | KubernetesObject, opts: { forMs: number; retryMs?: number; maxPasses?: number }): Promise<PassRecord[]>;
+  run(
+    reconciler: Reconciler,
+    key: ObjectKey | KubernetesObject,
+    opts: { forMs: number; retryMs?: number; maxPasses?: number },
+  ): Promise<PassRecord[]>;
   /** Aborts the world's signal (the operator shutting down). */
   abort(): void;
 }
@@ -356,7 +431,12 @@ class World implements FakeWorld {
 
   readonly reconcileContext = (): ReconcileContext => {
     const reconcileId = `pass-${++this.passes}`;
-    return { reconcileId, signal: this.abortController.signal, log: this.context.log.child({ reconcileID: reconcileId }), now: () => new Date(this.clock.now()) };
+    return {
+      reconcileId,
+      signal: this.abortController.signal,
+      log: this.context.log.child({ reconcileID: reconcileId }),
+      now: () => new Date(this.clock.now()),
+    };
   };
 
   readonly reconcile = async (reconciler: Reconciler, key: ObjectKey | KubernetesObject): Promise<Result> => {
@@ -369,9 +449,18 @@ class World implements FakeWorld {
   };
 
   readonly attempt = async (reconciler: Reconciler, key: ObjectKey | KubernetesObject): Promise<Outcome> =>
-    outcomeOf(await this.reconcile(reconciler, key).then((result) => ({ result }), (error: unknown) => ({ error })));
+    outcomeOf(
+      await this.reconcile(reconciler, key).then(
+        (result) => ({ result }),
+        (error: unknown) => ({ error }),
+      ),
+    );
 
-  readonly run = async (reconciler: Reconciler, key: ObjectKey | KubernetesObject, opts: { forMs: number; retryMs?: number; maxPasses?: number }): Promise<PassRecord[]> => {
+  readonly run = async (
+    reconciler: Reconciler,
+    key: ObjectKey | KubernetesObject,
+    opts: { forMs: number; retryMs?: number; maxPasses?: number },
+  ): Promise<PassRecord[]> => {
     const end = this.clock.now() + opts.forMs;
     const trace: PassRecord[] = [];
     while (this.clock.now() <= end && trace.length < (opts.maxPasses ?? 1_000)) {

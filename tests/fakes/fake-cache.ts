@@ -27,7 +27,7 @@ export class FakeWatchCache<T extends KubernetesObject = KubernetesObject> exten
     super({ kubeConfig: kube.kubeConfig, client: kube, resource, ...opts });
     const transform = opts.transform ?? ((o: KubernetesObject) => stripManagedFields(o) as T);
     const selected = parseSelector(opts.labelSelector ?? '');
-    const namespace = resource.namespaced === false ? '' : opts.namespace ?? '';
+    const namespace = resource.namespaced === false ? '' : (opts.namespace ?? '');
     const store = this as unknown as StoreWriter<T>;
     const sameKind = (r: ResourceType) => r.group === resource.group && r.plural === resource.plural;
     const apply = (type: WatchEventType, obj: KubernetesObject) => {

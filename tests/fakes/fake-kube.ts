@@ -63,13 +63,34 @@ interface Registered {
 
 type Obj = KubernetesObject & { status?: unknown; data?: Record<string, string>; stringData?: Record<string, string> };
 
-const CORE = (plural: string, kind: string, namespaced = true): ResourceType => ({ group: '', version: 'v1', plural, kind, namespaced });
-const APPS = (plural: string, kind: string): ResourceType => ({ group: 'apps', version: 'v1', plural, kind, namespaced: true });
-const RBAC = (plural: string, kind: string): ResourceType => ({ group: 'rbac.authorization.k8s.io', version: 'v1', plural, kind, namespaced: true });
+const CORE = (plural: string, kind: string, namespaced = true): ResourceType => ({
+  group: '',
+  version: 'v1',
+  plural,
+  kind,
+  namespaced,
+});
+const APPS = (plural: string, kind: string): ResourceType => ({
+  group: 'apps',
+  version: 'v1',
+  plural,
+  kind,
+  namespaced: true,
+});
+const RBAC = (plural: string, kind: string): ResourceType => ({
+  group: 'rbac.authorization.k8s.io',
+  version: 'v1',
+  plural,
+  kind,
+  namespaced: true,
+});
 
 /** What FakeKube serves unless told more: Leasehold's kinds, and the built-in ones the operator touches. */
 export const DEFAULT_RESOURCES: ReadonlyArray<{ resource: ResourceType; status: boolean }> = [
-  ...KINDS.map((k) => ({ resource: { group: k.group, version: k.version, plural: k.plural, kind: k.kind, namespaced: true } as ResourceType, status: true })),
+  ...KINDS.map((k) => ({
+    resource: { group: k.group, version: k.version, plural: k.plural, kind: k.kind, namespaced: true } as ResourceType,
+    status: true,
+  })),
   { resource: CORE('secrets', 'Secret'), status: false },
   { resource: CORE('configmaps', 'ConfigMap'), status: false },
   { resource: CORE('events', 'Event'), status: false },
@@ -81,25 +102,40 @@ export const DEFAULT_RESOURCES: ReadonlyArray<{ resource: ResourceType; status: 
   { resource: APPS('deployments', 'Deployment'), status: true },
   { resource: APPS('statefulsets', 'StatefulSet'), status: true },
   { resource: APPS('daemonsets', 'DaemonSet'), status: true },
-  { resource: { group: 'coordination.k8s.io', version: 'v1', plural: 'leases', kind: 'Lease', namespaced: true }, status: false },
+  {
+    resource: { group: 'coordination.k8s.io', version: 'v1', plural: 'leases', kind: 'Lease', namespaced: true },
+    status: false,
+  },
 ];
 
 const WRITE_VERBS: readonly Verb[] = ['create', 'update', 'patch', 'delete'];
 const PATCH_NAMES: Record<string, string> = {
-  [PatchType.json]: 'json', [PatchType.merge]: 'merge', [PatchType.strategicMerge]: 'strategicMerge', [PatchType.apply]: 'apply',
+  [PatchType.json]: 'json',
+  [PatchType.merge]: 'merge',
+  [PatchType.strategicMerge]: 'strategicMerge',
+  [PatchType.apply]: 'apply',
 };
 
 /** An answer of the fake API server: thrown inside, turned into a KubeApiError the way the real client does. */
 class StatusAnswer extends Error {
-  constructor(readonly code: number, readonly reason: string, message: string) {
+  constructor(
+    readonly code: number,
+    readonly reason: string,
+    message: string,
+  ) {
     super(message);
   }
 }
 
 const resourceName = (r: ResourceType) => (r.group ? `${r.plural}.${r.group}` : r.plural);
-const notFound = (r: ResourceType, name: string) => new StatusAnswer(404, 'NotFound', `${resourceName(r)} "${name}" not found`);
+const notFound = (r: ResourceType, name: string) =>
+  new StatusAnswer(404, 'NotFound', `${resourceName(r)} "${name}" not found`);
 const conflict = (r: ResourceType, name: string) =>
-  new StatusAnswer(409, 'Conflict', `Operation cannot be fulfilled on ${resourceName(r)} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
+  new StatusAnswer(
+    409,
+    'Conflict',
+    `Operation cannot be fulfilled on ${resourceName(r)} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+  );
 const invalid = (message: string) => new StatusAnswer(422, 'Invalid', message);
 
 function fakeKubeConfig(): KubeConfig {
@@ -144,7 +180,11 @@ export class FakeKube extends KubeClient {
   /** Serves another kind (a custom resource of a test, say); `generation` defaults to `status`. */
   register(resource: ResourceType, opts: { status?: boolean; generation?: boolean } = {}): void {
     const status = opts.status ?? false;
-    this.registry.set(regKey(resource.group, resource.plural), { resource, status, generation: opts.generation ?? status });
+    this.registry.set(regKey(resource.group, resource.plural), {
+      resource,
+      status,
+      generation: opts.generation ?? status,
+    });
   }
 
   // ---- the one method KubeClient sends everything through ------------------------------------------------------
@@ -155,8 +195,13 @@ export class FakeKube extends KubeClient {
     if (opts.signal?.aborted) throw opts.signal.reason ?? new Error('aborted');
     const target = this.parse(method, path, opts);
     const entry: KubeRequest = {
-      verb: target.verb, resource: target.plural, group: target.group, namespace: target.namespace, name: target.name,
-      subresource: target.subresource, code: 200,
+      verb: target.verb,
+      resource: target.plural,
+      group: target.group,
+      namespace: target.namespace,
+      name: target.name,
+      subresource: target.subresource,
+      code: 200,
       ...(target.verb === 'patch' ? { patchType: PATCH_NAMES[opts.contentType ?? ''] ?? opts.contentType } : {}),
     };
     this.requests.push(entry);
@@ -170,7 +215,17 @@ export class FakeKube extends KubeClient {
     } catch (err) {
       if (!(err instanceof StatusAnswer)) throw err;
       entry.code = err.code;
-      throw toApiError(err.code, JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: err.reason, message: err.message, code: err.code }));
+      throw toApiError(
+        err.code,
+        JSON.stringify({
+          kind: 'Status',
+          apiVersion: 'v1',
+          status: 'Failure',
+          reason: err.reason,
+          message: err.message,
+          code: err.code,
+        }),
+      );
     }
   }
 
@@ -234,14 +289,15 @@ export class FakeKube extends KubeClient {
 
   /** Stored objects of a kind (copies), in one namespace or all. */
   objects<T extends KubernetesObject = Obj>(resource: ResourceType, namespace?: string): T[] {
-    return [...this.bucket(resource).values()].filter((o) => namespace === undefined || (o.metadata?.namespace ?? '') === namespace)
+    return [...this.bucket(resource).values()]
+      .filter((o) => namespace === undefined || (o.metadata?.namespace ?? '') === namespace)
       .map((o) => structuredClone(o) as unknown as T);
   }
 
   /** Creates `obj`, or replaces it whole (status included) whatever its resourceVersion: a person's `kubectl apply`. */
   put<T extends KubernetesObject>(resource: ResourceType, obj: T): T {
     const reg = this.registered(resource);
-    const ns = reg.resource.namespaced === false ? '' : obj.metadata?.namespace ?? 'default';
+    const ns = reg.resource.namespaced === false ? '' : (obj.metadata?.namespace ?? 'default');
     const current = this.bucket(resource).get(`${ns}/${obj.metadata?.name}`);
     const body = structuredClone(obj) as Obj;
     if (!current) return this.doCreate(reg, ns, body, true) as unknown as T;
@@ -250,7 +306,12 @@ export class FakeKube extends KubeClient {
   }
 
   /** Changes a stored object as another client would (spec, metadata and status alike); bumps its resourceVersion. */
-  edit<T extends KubernetesObject>(resource: ResourceType, namespace: string, name: string, change: (obj: T) => void): T {
+  edit<T extends KubernetesObject>(
+    resource: ResourceType,
+    namespace: string,
+    name: string,
+    change: (obj: T) => void,
+  ): T {
     const reg = this.registered(resource);
     const current = this.bucket(resource).get(`${namespace}/${name}`);
     if (!current) throw new Error(`FakeKube: no ${resourceName(resource)} ${namespace}/${name} to edit`);
@@ -274,7 +335,11 @@ export class FakeKube extends KubeClient {
     const key = `${t.namespace}/${t.name}`;
     const current = bucket.get(key);
     if (t.subresource && !(t.subresource === 'status' && reg.status)) {
-      throw new StatusAnswer(404, 'NotFound', `the server could not find the requested resource (${t.verb} ${resourceName(reg.resource)}/${t.subresource})`);
+      throw new StatusAnswer(
+        404,
+        'NotFound',
+        `the server could not find the requested resource (${t.verb} ${resourceName(reg.resource)}/${t.subresource})`,
+      );
     }
     switch (t.verb) {
       case 'list':
@@ -283,13 +348,19 @@ export class FakeKube extends KubeClient {
         if (!current) throw notFound(reg.resource, t.name);
         return { code: 200, body: current };
       case 'create': {
-        if (t.subresource) throw new StatusAnswer(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
+        if (t.subresource)
+          throw new StatusAnswer(
+            405,
+            'MethodNotAllowed',
+            'the server does not allow this method on the requested resource',
+          );
         return { code: 201, body: this.doCreate(reg, t.namespace, structuredClone(opts.body) as Obj, false) };
       }
       case 'update': {
         if (!current) throw notFound(reg.resource, t.name);
         const body = structuredClone(opts.body) as Obj;
-        if (body.metadata?.name && body.metadata.name !== t.name) throw new StatusAnswer(400, 'BadRequest', 'the name of the object does not match the name on the URL');
+        if (body.metadata?.name && body.metadata.name !== t.name)
+          throw new StatusAnswer(400, 'BadRequest', 'the name of the object does not match the name on the URL');
         const rv = body.metadata?.resourceVersion;
         if (rv && rv !== current.metadata?.resourceVersion) throw conflict(reg.resource, t.name);
         body.metadata = { ...body.metadata, resourceVersion: current.metadata?.resourceVersion };
@@ -304,13 +375,27 @@ export class FakeKube extends KubeClient {
       }
       case 'delete': {
         if (!current) throw notFound(reg.resource, t.name);
-        const o = (opts.body ?? {}) as { preconditions?: { uid?: string; resourceVersion?: string }; propagationPolicy?: string };
+        const o = (opts.body ?? {}) as {
+          preconditions?: { uid?: string; resourceVersion?: string };
+          propagationPolicy?: string;
+        };
         const pre = o.preconditions;
-        if ((pre?.uid && pre.uid !== current.metadata?.uid) || (pre?.resourceVersion && pre.resourceVersion !== current.metadata?.resourceVersion)) {
+        if (
+          (pre?.uid && pre.uid !== current.metadata?.uid) ||
+          (pre?.resourceVersion && pre.resourceVersion !== current.metadata?.resourceVersion)
+        ) {
           throw conflict(reg.resource, t.name);
         }
         const remaining = this.doDelete(reg, current, { orphan: o.propagationPolicy === 'Orphan' });
-        return { code: 200, body: remaining ?? { kind: 'Status', apiVersion: 'v1', status: 'Success', details: { name: t.name, kind: reg.resource.plural, uid: current.metadata?.uid } } };
+        return {
+          code: 200,
+          body: remaining ?? {
+            kind: 'Status',
+            apiVersion: 'v1',
+            status: 'Success',
+            details: { name: t.name, kind: reg.resource.plural, uid: current.metadata?.uid },
+          },
+        };
       }
     }
   }
@@ -318,8 +403,9 @@ export class FakeKube extends KubeClient {
   private listObjects(reg: Registered, namespace: string, query: Record<string, unknown>): unknown {
     const labels = parseSelector(typeof query.labelSelector === 'string' ? query.labelSelector : '');
     const fields = parseFieldSelector(typeof query.fieldSelector === 'string' ? query.fieldSelector : '');
-    const items = [...this.bucket(reg.resource).values()].filter((o) =>
-      (!namespace || o.metadata?.namespace === namespace) && labels(o.metadata?.labels ?? {}) && fields(o));
+    const items = [...this.bucket(reg.resource).values()].filter(
+      (o) => (!namespace || o.metadata?.namespace === namespace) && labels(o.metadata?.labels ?? {}) && fields(o),
+    );
     return {
       apiVersion: reg.resource.group ? `${reg.resource.group}/${reg.resource.version}` : reg.resource.version,
       kind: `${reg.resource.kind}List`,
@@ -332,23 +418,34 @@ export class FakeKube extends KubeClient {
     const r = reg.resource;
     const md = body.metadata ?? {};
     if (!byTest && r.namespaced !== false && md.namespace && md.namespace !== namespace) {
-      throw new StatusAnswer(400, 'BadRequest', 'the namespace of the provided object does not match the namespace sent on the request');
+      throw new StatusAnswer(
+        400,
+        'BadRequest',
+        'the namespace of the provided object does not match the namespace sent on the request',
+      );
     }
     let name = md.name;
     if (!name && md.generateName) name = `${md.generateName}${crypto.randomBytes(3).toString('hex').slice(0, 5)}`;
-    if (!name) throw invalid(`${r.kind} "" is invalid: metadata.name: Required value: name or generateName is required`);
+    if (!name)
+      throw invalid(`${r.kind} "" is invalid: metadata.name: Required value: name or generateName is required`);
     // The storage layer refuses it (a plain error, hence 500), whatever the kind.
-    if (!byTest && md.resourceVersion) throw new StatusAnswer(500, 'InternalError', 'resourceVersion should not be set on objects to be created');
+    if (!byTest && md.resourceVersion)
+      throw new StatusAnswer(500, 'InternalError', 'resourceVersion should not be set on objects to be created');
     const bucket = this.bucket(r);
     const ns = r.namespaced === false ? '' : namespace;
-    if (bucket.has(`${ns}/${name}`)) throw new StatusAnswer(409, 'AlreadyExists', `${resourceName(r)} "${name}" already exists`);
+    if (bucket.has(`${ns}/${name}`))
+      throw new StatusAnswer(409, 'AlreadyExists', `${resourceName(r)} "${name}" already exists`);
     const obj: Obj = {
       ...body,
       apiVersion: body.apiVersion ?? (r.group ? `${r.group}/${r.version}` : r.version),
       kind: body.kind ?? r.kind,
       metadata: {
-        ...md, name, ...(ns ? { namespace: ns } : {}),
-        uid: crypto.randomUUID(), resourceVersion: String(++this.revision), generation: 1,
+        ...md,
+        name,
+        ...(ns ? { namespace: ns } : {}),
+        uid: crypto.randomUUID(),
+        resourceVersion: String(++this.revision),
+        generation: 1,
         creationTimestamp: rfc3339(new Date(this.now())) as unknown as Date,
       },
     };
@@ -378,11 +475,19 @@ export class FakeKube extends KubeClient {
     const cm = current.metadata!;
     const added = (obj.metadata?.finalizers ?? []).filter((f) => !(cm.finalizers ?? []).includes(f));
     if (cm.deletionTimestamp && added.length > 0) {
-      throw invalid(`${r.kind} "${cm.name}" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(added)}`);
+      throw invalid(
+        `${r.kind} "${cm.name}" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(added)}`,
+      );
     }
     obj.metadata = {
-      ...obj.metadata, name: cm.name, namespace: cm.namespace, uid: cm.uid, creationTimestamp: cm.creationTimestamp,
-      deletionTimestamp: cm.deletionTimestamp, resourceVersion: cm.resourceVersion, generation: cm.generation,
+      ...obj.metadata,
+      name: cm.name,
+      namespace: cm.namespace,
+      uid: cm.uid,
+      creationTimestamp: cm.creationTimestamp,
+      deletionTimestamp: cm.deletionTimestamp,
+      resourceVersion: cm.resourceVersion,
+      generation: cm.generation,
     };
     if (!obj.metadata.deletionTimestamp) delete obj.metadata.deletionTimestamp;
     if (obj.metadata.finalizers?.length === 0) delete obj.metadata.finalizers;
@@ -416,7 +521,10 @@ export class FakeKube extends KubeClient {
   /** Removes an object for good, then (unless orphaning) what it alone owned. */
   private purge(reg: Registered, obj: Obj, orphan: boolean): void {
     this.bucket(reg.resource).delete(`${obj.metadata?.namespace ?? ''}/${obj.metadata?.name}`);
-    this.notify(reg.resource, 'DELETED', { ...obj, metadata: { ...obj.metadata, resourceVersion: String(++this.revision) } });
+    this.notify(reg.resource, 'DELETED', {
+      ...obj,
+      metadata: { ...obj.metadata, resourceVersion: String(++this.revision) },
+    });
     if (!this.gc || orphan) return;
     const uid = obj.metadata?.uid;
     const live = new Set<string>();
@@ -476,23 +584,63 @@ export class FakeKube extends KubeClient {
       group = segs[1] ?? '';
       rest = segs.slice(3);
     } else {
-      throw toApiError(404, JSON.stringify({ kind: 'Status', reason: 'NotFound', message: `the server could not find the requested resource (${path})` }));
+      throw toApiError(
+        404,
+        JSON.stringify({
+          kind: 'Status',
+          reason: 'NotFound',
+          message: `the server could not find the requested resource (${path})`,
+        }),
+      );
     }
     let namespace = '';
-    if (rest[0] === 'namespaces' && rest.length >= 3 && this.registry.get(regKey(group, rest[2]!))?.resource.namespaced !== false) {
+    if (
+      rest[0] === 'namespaces' &&
+      rest.length >= 3 &&
+      this.registry.get(regKey(group, rest[2]!))?.resource.namespaced !== false
+    ) {
       namespace = rest[1]!;
       rest = rest.slice(2);
     }
     const [plural = '', name = '', subresource = ''] = rest;
     const registered = this.registry.get(regKey(group, plural));
-    const verb: Verb = method === HttpMethod.GET ? (name ? 'get' : 'list') : method === HttpMethod.POST ? 'create'
-      : method === HttpMethod.PUT ? 'update' : method === HttpMethod.PATCH ? 'patch' : 'delete';
+    const verb: Verb =
+      method === HttpMethod.GET
+        ? name
+          ? 'get'
+          : 'list'
+        : method === HttpMethod.POST
+          ? 'create'
+          : method === HttpMethod.PUT
+            ? 'update'
+            : method === HttpMethod.PATCH
+              ? 'patch'
+              : 'delete';
     if (!registered) {
       this.requests.push({ verb, resource: plural, group, namespace, name, subresource, code: 404 });
-      throw toApiError(404, JSON.stringify({ kind: 'Status', reason: 'NotFound', message: `the server could not find the requested resource (${path})` }));
+      throw toApiError(
+        404,
+        JSON.stringify({
+          kind: 'Status',
+          reason: 'NotFound',
+          message: `the server could not find the requested resource (${path})`,
+        }),
+      );
     }
-    if (verb === 'create' && name && !subresource) throw toApiError(405, JSON.stringify({ kind: 'Status', reason: 'MethodNotAllowed', message: 'POST to a named object' }));
-    return { verb, registered, group, plural, namespace, name: verb === 'create' && !subresource ? ((opts.body as Obj)?.metadata?.name ?? '') : name, subresource };
+    if (verb === 'create' && name && !subresource)
+      throw toApiError(
+        405,
+        JSON.stringify({ kind: 'Status', reason: 'MethodNotAllowed', message: 'POST to a named object' }),
+      );
+    return {
+      verb,
+      registered,
+      group,
+      plural,
+      namespace,
+      name: verb === 'create' && !subresource ? ((opts.body as Obj)?.metadata?.name ?? '') : name,
+      subresource,
+    };
   }
 }
 
@@ -510,14 +658,21 @@ const regKey = (group: string, plural: string) => `${group}/${plural}`;
 
 /** An injected failure as the client sees it: a Status answer, or undici's "fetch failed" for a refused connection. */
 function throwFault(fault: KubeFault): never {
-  if (fault === 'Unreachable') throw Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
+  if (fault === 'Unreachable')
+    throw Object.assign(new TypeError('fetch failed'), {
+      cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }),
+    });
   throw new StatusAnswer(fault.code, fault.reason ?? '', fault.message ?? '');
 }
 
 function matches(r: KubeRequest, m: RequestMatch): boolean {
   if (m.verb !== undefined && !(Array.isArray(m.verb) ? m.verb.includes(r.verb) : m.verb === r.verb)) return false;
-  return (m.resource === undefined || m.resource === r.resource) && (m.namespace === undefined || m.namespace === r.namespace) &&
-    (m.name === undefined || m.name === r.name) && (m.subresource === undefined || m.subresource === r.subresource);
+  return (
+    (m.resource === undefined || m.resource === r.resource) &&
+    (m.namespace === undefined || m.namespace === r.namespace) &&
+    (m.name === undefined || m.name === r.name) &&
+    (m.subresource === undefined || m.subresource === r.subresource)
+  );
 }
 
 /** Everything but metadata and status: what moves metadata.generation. */
@@ -554,7 +709,10 @@ function applyPatch(current: Obj, patch: unknown, type: string): Obj {
 /** RFC 7386. */
 export function mergePatch(target: unknown, patch: unknown): unknown {
   if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return structuredClone(patch);
-  const out: Record<string, unknown> = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  const out: Record<string, unknown> =
+    target !== null && typeof target === 'object' && !Array.isArray(target)
+      ? { ...(target as Record<string, unknown>) }
+      : {};
   for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
     if (v === null) delete out[k];
     else out[k] = mergePatch(out[k], v);
@@ -564,16 +722,25 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
 
 /** RFC 6902 (add, remove, replace, move, copy, test); any failure is the API server's 422. */
 function jsonPatch(doc: Obj, ops: unknown): Obj {
-  if (!Array.isArray(ops)) throw invalid('the server rejected our request due to an error in our request: a JSON patch must be an array');
+  if (!Array.isArray(ops))
+    throw invalid('the server rejected our request due to an error in our request: a JSON patch must be an array');
   let root: unknown = doc;
-  const pointer = (p: string) => (p === '' ? [] : p.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~')));
+  const pointer = (p: string) =>
+    p === ''
+      ? []
+      : p
+          .split('/')
+          .slice(1)
+          .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
   const parentOf = (tokens: string[]) => {
     let node: unknown = root;
     for (const t of tokens.slice(0, -1)) {
-      if (node === null || typeof node !== 'object') throw invalid('the server rejected our request due to an error in our request');
+      if (node === null || typeof node !== 'object')
+        throw invalid('the server rejected our request due to an error in our request');
       node = (node as Record<string, unknown>)[t];
     }
-    if (node === null || typeof node !== 'object') throw invalid('the server rejected our request due to an error in our request');
+    if (node === null || typeof node !== 'object')
+      throw invalid('the server rejected our request due to an error in our request');
     return node as Record<string, unknown> | unknown[];
   };
   const get = (tokens: string[]): unknown => {
@@ -589,10 +756,12 @@ function jsonPatch(doc: Obj, ops: unknown): Obj {
     const last = tokens[tokens.length - 1]!;
     if (Array.isArray(parent)) {
       const i = Number(last);
-      if (!Number.isInteger(i) || i < 0 || i >= parent.length) throw invalid('the server rejected our request due to an error in our request: remove out of range');
+      if (!Number.isInteger(i) || i < 0 || i >= parent.length)
+        throw invalid('the server rejected our request due to an error in our request: remove out of range');
       return parent.splice(i, 1)[0];
     }
-    if (!(last in parent)) throw invalid(`the server rejected our request due to an error in our request: missing member ${last}`);
+    if (!(last in parent))
+      throw invalid(`the server rejected our request due to an error in our request: missing member ${last}`);
     const v = parent[last];
     delete parent[last];
     return v;
@@ -606,7 +775,8 @@ function jsonPatch(doc: Obj, ops: unknown): Obj {
     const last = tokens[tokens.length - 1]!;
     if (Array.isArray(parent)) {
       const i = last === '-' ? parent.length : Number(last);
-      if (!Number.isInteger(i) || i < 0 || i > parent.length) throw invalid('the server rejected our request due to an error in our request: add out of range');
+      if (!Number.isInteger(i) || i < 0 || i > parent.length)
+        throw invalid('the server rejected our request due to an error in our request: add out of range');
       parent.splice(i, 0, value);
     } else {
       parent[last] = value;
@@ -616,7 +786,8 @@ function jsonPatch(doc: Obj, ops: unknown): Obj {
     const tokens = pointer(op.path);
     switch (op.op) {
       case 'test':
-        if (!deepEqual(get(tokens), op.value)) throw invalid('the server rejected our request due to an error in our request');
+        if (!deepEqual(get(tokens), op.value))
+          throw invalid('the server rejected our request due to an error in our request');
         break;
       case 'add':
         add(tokens, structuredClone(op.value));
@@ -653,7 +824,9 @@ export function parseSelector(selector: string): (labels: Record<string, string>
     if ((m = /^(\S+)\s+(in|notin)\s+\(([^)]*)\)$/.exec(term))) {
       const [, key, op, list] = m as unknown as [string, string, string, string];
       const values = list.split(',').map((v) => v.trim());
-      terms.push(op === 'in' ? (l) => key in l && values.includes(l[key]!) : (l) => !(key in l) || !values.includes(l[key]!));
+      terms.push(
+        op === 'in' ? (l) => key in l && values.includes(l[key]!) : (l) => !(key in l) || !values.includes(l[key]!),
+      );
     } else if ((m = /^([^!=\s]+)\s*!=\s*(\S*)$/.exec(term))) {
       const [, key, value] = m as unknown as [string, string, string];
       terms.push((l) => l[key] !== value);
@@ -673,13 +846,21 @@ export function parseSelector(selector: string): (labels: Record<string, string>
 
 /** `metadata.name=x,metadata.namespace=y` (the field selectors every kind supports). */
 function parseFieldSelector(selector: string): (o: Obj) => boolean {
-  const terms = selector.split(',').filter(Boolean).map((t) => {
-    const m = /^([^!=]+)(!=|==|=)(.*)$/.exec(t.trim());
-    if (!m) throw new StatusAnswer(400, 'BadRequest', `invalid field selector ${t}`);
-    const [, field, op, value] = m as unknown as [string, string, string, string];
-    const read = field === 'metadata.name' ? (o: Obj) => o.metadata?.name : field === 'metadata.namespace' ? (o: Obj) => o.metadata?.namespace : undefined;
-    if (!read) throw new StatusAnswer(400, 'BadRequest', `field label not supported: ${field}`);
-    return (o: Obj) => (op === '!=' ? read(o) !== value : read(o) === value);
-  });
+  const terms = selector
+    .split(',')
+    .filter(Boolean)
+    .map((t) => {
+      const m = /^([^!=]+)(!=|==|=)(.*)$/.exec(t.trim());
+      if (!m) throw new StatusAnswer(400, 'BadRequest', `invalid field selector ${t}`);
+      const [, field, op, value] = m as unknown as [string, string, string, string];
+      const read =
+        field === 'metadata.name'
+          ? (o: Obj) => o.metadata?.name
+          : field === 'metadata.namespace'
+            ? (o: Obj) => o.metadata?.namespace
+            : undefined;
+      if (!read) throw new StatusAnswer(400, 'BadRequest', `field label not supported: ${field}`);
+      return (o: Obj) => (op === '!=' ? read(o) !== value : read(o) === value);
+    });
   return (o) => terms.every((t) => t(o));
 }

@@ -15,7 +15,14 @@
 // role or lease) resolve as `undefined`/`[]` instead of throwing. Injected faults are HTTP answers as well.
 import crypto from 'node:crypto';
 import type {
-  ConnectionConfig, DatabaseRoleSpec, VaultLease, LeaseInfo, LeasedCredential, MountInfo, RevokeOutcome, VaultClient,
+  ConnectionConfig,
+  DatabaseRoleSpec,
+  VaultLease,
+  LeaseInfo,
+  LeasedCredential,
+  MountInfo,
+  RevokeOutcome,
+  VaultClient,
 } from '../../lib/vault/client.ts';
 import { VaultRequestError, classifyVaultError, type VaultErrorKind } from '../../lib/vault/errors.ts';
 
@@ -27,9 +34,23 @@ export const SYSTEM_MAX_TTL_SECONDS = 768 * 3600;
 
 /** A VaultClient method, as faults and call counts name them; `login` is the connection's own login. */
 export type FakeVaultOperation =
-  | 'health' | 'readMount' | 'enableDatabaseMount' | 'tuneMount' | 'disableMount' | 'listConnections' | 'writeConnection'
-  | 'deleteConnection' | 'writeRole' | 'readRole' | 'deleteRole' | 'issueCredential' | 'renewLease' | 'lookupLease'
-  | 'listLeases' | 'revokeLease' | 'login';
+  | 'health'
+  | 'readMount'
+  | 'enableDatabaseMount'
+  | 'tuneMount'
+  | 'disableMount'
+  | 'listConnections'
+  | 'writeConnection'
+  | 'deleteConnection'
+  | 'writeRole'
+  | 'readRole'
+  | 'deleteRole'
+  | 'issueCredential'
+  | 'renewLease'
+  | 'lookupLease'
+  | 'listLeases'
+  | 'revokeLease'
+  | 'login';
 
 /** What every Vault call may take last: the reconcile's signal. An aborted call rejects with the signal's reason. */
 export interface CallOpts {
@@ -105,7 +126,10 @@ const SHORTHAND: Record<VaultErrorKind, (detail?: string) => VaultAnswer> = {
   PermissionDenied: (d) => ({ status: 403, errors: [d ?? 'permission denied'] }),
   NotFound: (d) => ({ status: 404, errors: d ? [d] : [] }),
   Invalid: (d) => ({ status: 400, errors: [d ?? 'invalid request'] }),
-  RevocationFailed: (d) => ({ status: 400, errors: [d ?? 'failed to revoke entry: pq: role cannot be dropped because some objects depend on it'] }),
+  RevocationFailed: (d) => ({
+    status: 400,
+    errors: [d ?? 'failed to revoke entry: pq: role cannot be dropped because some objects depend on it'],
+  }),
   Server: (d) => ({ status: 500, errors: [d ?? 'internal error'] }),
 };
 
@@ -121,7 +145,9 @@ const http = (status: number, ...errors: string[]) => new Answer({ status, error
 /** What node-vault throws for an answer: what classifyVaultError reads. */
 function asNodeVaultError(a: VaultAnswer): unknown {
   if ('network' in a) return Object.assign(new Error(`connect ${a.network}`), { code: a.network });
-  return Object.assign(new Error(`Status ${a.status}`), { response: { statusCode: a.status, body: { errors: a.errors ?? [] } } });
+  return Object.assign(new Error(`Status ${a.status}`), {
+    response: { statusCode: a.status, body: { errors: a.errors ?? [] } },
+  });
 }
 
 interface Fault {
@@ -161,9 +187,23 @@ export class FakeVault implements VaultClient {
   private sealedFlag = false;
   /** Calls per operation, failed ones included (a revocation's own look-up counts as a lookupLease, as in metrics). */
   readonly calls: Record<FakeVaultOperation, number> = {
-    health: 0, readMount: 0, enableDatabaseMount: 0, tuneMount: 0, disableMount: 0, listConnections: 0, writeConnection: 0,
-    deleteConnection: 0, writeRole: 0, readRole: 0, deleteRole: 0, issueCredential: 0, renewLease: 0, lookupLease: 0,
-    listLeases: 0, revokeLease: 0, login: 0,
+    health: 0,
+    readMount: 0,
+    enableDatabaseMount: 0,
+    tuneMount: 0,
+    disableMount: 0,
+    listConnections: 0,
+    writeConnection: 0,
+    deleteConnection: 0,
+    writeRole: 0,
+    readRole: 0,
+    deleteRole: 0,
+    issueCredential: 0,
+    renewLease: 0,
+    lookupLease: 0,
+    listLeases: 0,
+    revokeLease: 0,
+    login: 0,
   };
   /** Every call in order: the operation and what it was about (a path or lease id; never a password). */
   readonly history: Array<{ op: FakeVaultOperation; target: string; outcome: 'ok' | VaultErrorKind | 'absent' }> = [];
@@ -219,7 +259,10 @@ export class FakeVault implements VaultClient {
    * The database refuses to drop the login of the leases matching `match` (a lease id, or a predicate): revoking
    * them fails (RevocationFailed) and they stay live, until the returned function is called.
    */
-  refuseRevocation(match: string | ((lease: FakeLease) => boolean), detail = 'pq: role cannot be dropped because some objects depend on it'): () => void {
+  refuseRevocation(
+    match: string | ((lease: FakeLease) => boolean),
+    detail = 'pq: role cannot be dropped because some objects depend on it',
+  ): () => void {
     const entry = { match: typeof match === 'string' ? (l: FakeLease) => l.id === match : match, detail };
     this.refusals.push(entry);
     return () => {
@@ -242,7 +285,9 @@ export class FakeVault implements VaultClient {
 
   /** Leases live now (not revoked, not past their expire time), optionally under a prefix; copies. */
   liveLeases(prefix = ''): FakeLease[] {
-    return [...this.leaseTable.values()].filter((l) => l.id.startsWith(prefix) && this.isLive(l)).map((l) => ({ ...l }));
+    return [...this.leaseTable.values()]
+      .filter((l) => l.id.startsWith(prefix) && this.isLive(l))
+      .map((l) => ({ ...l }));
   }
 
   /** Every lease ever issued, live or ended; copies. */
@@ -281,16 +326,30 @@ export class FakeVault implements VaultClient {
 
   // ---- VaultClient ---------------------------------------------------------------------------------------------
 
-  async health(opts?: CallOpts): Promise<{ initialized: boolean; sealed: boolean; standby: boolean; version?: string }> {
-    return this.op('health', 'checking Vault health', [], opts, undefined, () => ({ initialized: true, sealed: this.sealedFlag, standby: false, version: this.version }));
+  async health(
+    opts?: CallOpts,
+  ): Promise<{ initialized: boolean; sealed: boolean; standby: boolean; version?: string }> {
+    return this.op('health', 'checking Vault health', [], opts, undefined, () => ({
+      initialized: true,
+      sealed: this.sealedFlag,
+      standby: false,
+      version: this.version,
+    }));
   }
 
   async readMount(path: string, opts?: CallOpts): Promise<MountInfo | undefined> {
-    return this.op('readMount', `reading mount ${path}`, [path], opts, { when: (e) => isNotFound(e) || /no secret engine mount/i.test(e.detail), value: undefined }, () => {
-      const m = this.mountTable.get(clean(path));
-      if (!m) throw http(400, `No secret engine mount at ${clean(path)}/`);
-      return { type: m.type, description: m.description };
-    });
+    return this.op(
+      'readMount',
+      `reading mount ${path}`,
+      [path],
+      opts,
+      { when: (e) => isNotFound(e) || /no secret engine mount/i.test(e.detail), value: undefined },
+      () => {
+        const m = this.mountTable.get(clean(path));
+        if (!m) throw http(400, `No secret engine mount at ${clean(path)}/`);
+        return { type: m.type, description: m.description };
+      },
+    );
   }
 
   async enableDatabaseMount(path: string, description: string, tuning: Tuning, opts?: CallOpts): Promise<void> {
@@ -327,40 +386,69 @@ export class FakeVault implements VaultClient {
 
   // listConnections and readRole: in VaultClient until the Vault boundary drops them (nothing calls them).
   async listConnections(mount: string, opts?: CallOpts): Promise<string[]> {
-    return this.op('listConnections', `listing connections in ${mount}`, [mount], opts, { when: isNotFound, value: [] as string[] }, () => {
-      const keys = [...this.mountOf(mount).connections.keys()];
-      if (keys.length === 0) throw http(404);
-      return keys;
-    });
+    return this.op(
+      'listConnections',
+      `listing connections in ${mount}`,
+      [mount],
+      opts,
+      { when: isNotFound, value: [] as string[] },
+      () => {
+        const keys = [...this.mountOf(mount).connections.keys()];
+        if (keys.length === 0) throw http(404);
+        return keys;
+      },
+    );
   }
 
   async writeConnection(mount: string, name: string, config: ConnectionConfig, opts?: CallOpts): Promise<void> {
-    return this.op('writeConnection', `configuring connection ${name} in ${mount}`, [mount, name], opts, undefined, () => {
-      this.mountOf(mount).connections.set(name, { ...config, allowedRoles: [...config.allowedRoles] });
-    });
+    return this.op(
+      'writeConnection',
+      `configuring connection ${name} in ${mount}`,
+      [mount, name],
+      opts,
+      undefined,
+      () => {
+        this.mountOf(mount).connections.set(name, { ...config, allowedRoles: [...config.allowedRoles] });
+      },
+    );
   }
 
   async deleteConnection(mount: string, name: string, opts?: CallOpts): Promise<void> {
-    return this.op('deleteConnection', `deleting connection ${name} in ${mount}`, [mount, name], opts, undefined, () => {
-      this.mountOf(mount).connections.delete(name);
-    });
+    return this.op(
+      'deleteConnection',
+      `deleting connection ${name} in ${mount}`,
+      [mount, name],
+      opts,
+      undefined,
+      () => {
+        this.mountOf(mount).connections.delete(name);
+      },
+    );
   }
 
   async writeRole(mount: string, name: string, role: DatabaseRoleSpec, opts?: CallOpts): Promise<void> {
     return this.op('writeRole', `writing role ${name} in ${mount}`, [mount, name], opts, undefined, () => {
       const m = this.mountOf(mount);
       if (!role.dbName) throw http(400, 'empty database name attribute');
-      if (role.maxTtlSeconds > 0 && role.defaultTtlSeconds > role.maxTtlSeconds) throw http(400, 'ttl cannot be greater than max_ttl');
+      if (role.maxTtlSeconds > 0 && role.defaultTtlSeconds > role.maxTtlSeconds)
+        throw http(400, 'ttl cannot be greater than max_ttl');
       m.roles.set(name, structuredClone(role));
     });
   }
 
   async readRole(mount: string, name: string, opts?: CallOpts): Promise<DatabaseRoleSpec | undefined> {
-    return this.op('readRole', `reading role ${name} in ${mount}`, [mount, name], opts, { when: isNotFound, value: undefined }, () => {
-      const r = this.mountOf(mount).roles.get(name);
-      if (!r) throw http(404);
-      return structuredClone(r);
-    });
+    return this.op(
+      'readRole',
+      `reading role ${name} in ${mount}`,
+      [mount, name],
+      opts,
+      { when: isNotFound, value: undefined },
+      () => {
+        const r = this.mountOf(mount).roles.get(name);
+        if (!r) throw http(404);
+        return structuredClone(r);
+      },
+    );
   }
 
   async deleteRole(mount: string, name: string, opts?: CallOpts): Promise<void> {
@@ -370,25 +458,44 @@ export class FakeVault implements VaultClient {
   }
 
   async issueCredential(mount: string, role: string, opts?: CallOpts): Promise<LeasedCredential> {
-    return this.op('issueCredential', `issuing credentials for role ${role} in ${mount}`, [mount, role], opts, undefined, () => {
-      const m = this.mountOf(mount);
-      const r = m.roles.get(role);
-      if (!r) throw http(400, `unknown role: ${role}`);
-      const conn = m.connections.get(r.dbName);
-      if (!conn) throw http(500, `failed to find entry for connection with name: "${r.dbName}"`);
-      if (!conn.allowedRoles.includes('*') && !conn.allowedRoles.includes(role)) throw http(400, `"${role}" is not an allowed role`);
-      const now = this.now();
-      const ttl = Math.min(defaultTtl(m, r), maxTtl(m, r));
-      const lease: FakeLease = {
-        id: `${clean(mount)}/creds/${role}/${this.randomString(24)}`,
-        mount: clean(mount), role, connection: r.dbName,
-        username: `v-token-${role.slice(0, 8)}-${this.randomString(20)}-${Math.floor(now / 1000)}`.slice(0, 63),
-        password: this.randomString(20),
-        issueTime: now, expireTime: now + ttl * 1000, renewable: true, renewals: 0,
-      };
-      this.leaseTable.set(lease.id, lease);
-      return { leaseId: lease.id, leaseDurationSeconds: ttl, renewable: true, username: lease.username, password: lease.password };
-    });
+    return this.op(
+      'issueCredential',
+      `issuing credentials for role ${role} in ${mount}`,
+      [mount, role],
+      opts,
+      undefined,
+      () => {
+        const m = this.mountOf(mount);
+        const r = m.roles.get(role);
+        if (!r) throw http(400, `unknown role: ${role}`);
+        const conn = m.connections.get(r.dbName);
+        if (!conn) throw http(500, `failed to find entry for connection with name: "${r.dbName}"`);
+        if (!conn.allowedRoles.includes('*') && !conn.allowedRoles.includes(role))
+          throw http(400, `"${role}" is not an allowed role`);
+        const now = this.now();
+        const ttl = Math.min(defaultTtl(m, r), maxTtl(m, r));
+        const lease: FakeLease = {
+          id: `${clean(mount)}/creds/${role}/${this.randomString(24)}`,
+          mount: clean(mount),
+          role,
+          connection: r.dbName,
+          username: `v-token-${role.slice(0, 8)}-${this.randomString(20)}-${Math.floor(now / 1000)}`.slice(0, 63),
+          password: this.randomString(20),
+          issueTime: now,
+          expireTime: now + ttl * 1000,
+          renewable: true,
+          renewals: 0,
+        };
+        this.leaseTable.set(lease.id, lease);
+        return {
+          leaseId: lease.id,
+          leaseDurationSeconds: ttl,
+          renewable: true,
+          username: lease.username,
+          password: lease.password,
+        };
+      },
+    );
   }
 
   async renewLease(leaseId: string, incrementSeconds?: number, opts?: CallOpts): Promise<VaultLease> {
@@ -413,31 +520,42 @@ export class FakeVault implements VaultClient {
   }
 
   async lookupLease(leaseId: string, opts?: CallOpts): Promise<LeaseInfo | undefined> {
-    const unknown = (e: VaultRequestError) => e.kind === 'NotFound' || (e.kind === 'Invalid' && /invalid lease/i.test(e.detail));
+    const unknown = (e: VaultRequestError) =>
+      e.kind === 'NotFound' || (e.kind === 'Invalid' && /invalid lease/i.test(e.detail));
     return this.op('lookupLease', 'looking up a lease', [leaseId], opts, { when: unknown, value: undefined }, () => {
       const l = this.leaseTable.get(leaseId);
       if (!l || !this.isLive(l)) throw http(400, 'invalid lease');
       return {
-        leaseId, issueTime: new Date(l.issueTime).toISOString(), expireTime: new Date(l.expireTime).toISOString(),
-        ttlSeconds: Math.max(0, Math.floor((l.expireTime - this.now()) / 1000)), renewable: l.renewable,
+        leaseId,
+        issueTime: new Date(l.issueTime).toISOString(),
+        expireTime: new Date(l.expireTime).toISOString(),
+        ttlSeconds: Math.max(0, Math.floor((l.expireTime - this.now()) / 1000)),
+        renewable: l.renewable,
       };
     });
   }
 
   async listLeases(prefix: string, opts?: CallOpts): Promise<string[]> {
     const dir = prefix.replace(/\/+$/, '');
-    return this.op('listLeases', `listing leases under ${dir}`, [prefix], opts, { when: isNotFound, value: [] as string[] }, () => {
-      // sys/leases/lookup/<prefix> lists one level, like a directory: ids, and `name/` for deeper ones.
-      const keys = new Set<string>();
-      for (const l of this.leaseTable.values()) {
-        if (!l.id.startsWith(`${dir}/`) || !this.isLive(l)) continue;
-        const rest = l.id.slice(dir.length + 1);
-        const slash = rest.indexOf('/');
-        keys.add(slash < 0 ? rest : rest.slice(0, slash + 1));
-      }
-      if (keys.size === 0) throw http(404);
-      return [...keys].map((k) => `${dir}/${k}`);
-    });
+    return this.op(
+      'listLeases',
+      `listing leases under ${dir}`,
+      [prefix],
+      opts,
+      { when: isNotFound, value: [] as string[] },
+      () => {
+        // sys/leases/lookup/<prefix> lists one level, like a directory: ids, and `name/` for deeper ones.
+        const keys = new Set<string>();
+        for (const l of this.leaseTable.values()) {
+          if (!l.id.startsWith(`${dir}/`) || !this.isLive(l)) continue;
+          const rest = l.id.slice(dir.length + 1);
+          const slash = rest.indexOf('/');
+          keys.add(slash < 0 ? rest : rest.slice(0, slash + 1));
+        }
+        if (keys.size === 0) throw http(404);
+        return [...keys].map((k) => `${dir}/${k}`);
+      },
+    );
   }
 
   async revokeLease(leaseId: string, opts?: CallOpts): Promise<RevokeOutcome> {
@@ -473,7 +591,14 @@ export class FakeVault implements VaultClient {
    * One call: counted, then answered by an outage, the seal or an injected fault, else by `body`. Failures are
    * classified like NodeVaultClient's; those `absent` expects resolve to its value.
    */
-  private async op<T>(op: FakeVaultOperation, what: string, args: readonly unknown[], opts: CallOpts | undefined, absent: { when: (e: VaultRequestError) => boolean; value: T } | undefined, body: () => T): Promise<T> {
+  private async op<T>(
+    op: FakeVaultOperation,
+    what: string,
+    args: readonly unknown[],
+    opts: CallOpts | undefined,
+    absent: { when: (e: VaultRequestError) => boolean; value: T } | undefined,
+    body: () => T,
+  ): Promise<T> {
     this.calls[op]++;
     const target = args.filter((a) => typeof a === 'string').join(' ');
     // Like a network round trip: the caller's code after `await` runs later, never synchronously.
@@ -499,7 +624,10 @@ export class FakeVault implements VaultClient {
     }
   }
 
-  private injected(op: FakeVaultOperation, args: readonly unknown[]): { answer: VaultAnswer; after: boolean } | undefined {
+  private injected(
+    op: FakeVaultOperation,
+    args: readonly unknown[],
+  ): { answer: VaultAnswer; after: boolean } | undefined {
     if (this.outage) return { answer: this.outage, after: false };
     if (this.sealedFlag && op !== 'health') return { answer: SHORTHAND.Sealed(), after: false };
     for (let i = this.faults.length - 1; i >= 0; i--) {
@@ -521,7 +649,8 @@ export class FakeVault implements VaultClient {
   private revocationRefusal(l: FakeLease): string | undefined {
     const refused = this.refusals.find((r) => r.match(l));
     if (refused) return refused.detail;
-    if (!this.mountTable.get(l.mount)?.connections.has(l.connection)) return `failed to find entry for connection with name: "${l.connection}"`;
+    if (!this.mountTable.get(l.mount)?.connections.has(l.connection))
+      return `failed to find entry for connection with name: "${l.connection}"`;
     return undefined;
   }
 

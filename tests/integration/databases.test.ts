@@ -58,12 +58,20 @@ test('the MySQL probe: the admin login is ok, with or without a database', async
 test('the MySQL probe: a wrong password is AuthenticationFailed, and the message has no password', async (t) => {
   const wrong = `${mariadb(t).password}-not`;
   const outcome = await probeMySQL({ ...mariadb(t), password: wrong }, MARIADB);
-  t.deepEqual(outcome, { ok: false, reason: 'AuthenticationFailed', message: `${MARIADB}: the username or password in the AppBinding's Secret was refused` });
+  t.deepEqual(outcome, {
+    ok: false,
+    reason: 'AuthenticationFailed',
+    message: `${MARIADB}: the username or password in the AppBinding's Secret was refused`,
+  });
 });
 
 test('the MySQL probe: a database that does not exist is DatabaseNotFound', async (t) => {
   const outcome = await probeMySQL({ ...mariadb(t), database: 'no_such_database' }, MARIADB);
-  t.deepEqual(outcome, { ok: false, reason: 'DatabaseNotFound', message: `${MARIADB}: the database named in the AppBinding's path does not exist` });
+  t.deepEqual(outcome, {
+    ok: false,
+    reason: 'DatabaseNotFound',
+    message: `${MARIADB}: the database named in the AppBinding's path does not exist`,
+  });
 });
 
 test('the MySQL probe: a port nothing listens on is Unreachable', async (t) => {
@@ -73,7 +81,11 @@ test('the MySQL probe: a port nothing listens on is Unreachable', async (t) => {
 
 test('the MySQL probe: TLS asked of a server without it is TLSError', async (t) => {
   const outcome = await probeMySQL({ ...mariadb(t), tls: true }, MARIADB);
-  t.deepEqual(outcome, { ok: false, reason: 'TLSError', message: `${MARIADB}: TLS was asked for but the server does not offer it` });
+  t.deepEqual(outcome, {
+    ok: false,
+    reason: 'TLSError',
+    message: `${MARIADB}: TLS was asked for but the server does not offer it`,
+  });
 });
 
 test('the Redis probe: the admin login is ok', async (t) => {
@@ -81,14 +93,22 @@ test('the Redis probe: the admin login is ok', async (t) => {
 });
 
 test('the Redis probe: a wrong password, or no user (ACLs on: default is off), is AuthenticationFailed', async (t) => {
-  const refused = { ok: false, reason: 'AuthenticationFailed', message: `${REDIS}: the username or password in the AppBinding's Secret was refused` };
+  const refused = {
+    ok: false,
+    reason: 'AuthenticationFailed',
+    message: `${REDIS}: the username or password in the AppBinding's Secret was refused`,
+  };
   t.deepEqual(await probeRedis({ ...redis(t), password: `${redis(t).password}-not` }, REDIS), refused);
   t.deepEqual(await probeRedis({ ...redis(t), username: undefined }, REDIS), refused, 'the default user is off');
 });
 
 test('the Redis probe: a database number the server does not have is DatabaseNotFound', async (t) => {
   const outcome = await probeRedis({ ...redis(t), database: 999 }, REDIS);
-  t.deepEqual(outcome, { ok: false, reason: 'DatabaseNotFound', message: `${REDIS}: the database number in the AppBinding's path does not exist on this server` });
+  t.deepEqual(outcome, {
+    ok: false,
+    reason: 'DatabaseNotFound',
+    message: `${REDIS}: the database number in the AppBinding's path does not exist on this server`,
+  });
 });
 
 test('the Redis probe: a port nothing listens on is Unreachable', async (t) => {
@@ -100,20 +120,39 @@ test("Vault's mysql-database-plugin issues a MariaDB login through the admin, re
   const { env } = t.context;
   await vaultRequest(env, 'POST', 'sys/mounts/stack-mysql', { type: 'database' });
   await vaultRequest(env, 'POST', 'stack-mysql/config/mariadb', {
-    plugin_name: 'mysql-database-plugin', allowed_roles: ['reader'],
+    plugin_name: 'mysql-database-plugin',
+    allowed_roles: ['reader'],
     connection_url: `{{username}}:{{password}}@tcp(127.0.0.1:${env.mariadb.port})/`,
-    username: env.mariadb.user, password: env.mariadb.password,
+    username: env.mariadb.user,
+    password: env.mariadb.password,
   });
   await vaultRequest(env, 'POST', 'stack-mysql/roles/reader', {
-    db_name: 'mariadb', default_ttl: '10m', max_ttl: '1h',
-    creation_statements: [`CREATE USER '{{name}}'@'%' IDENTIFIED BY '{{password}}';`, `GRANT SELECT ON mysql.* TO '{{name}}'@'%';`],
+    db_name: 'mariadb',
+    default_ttl: '10m',
+    max_ttl: '1h',
+    creation_statements: [
+      `CREATE USER '{{name}}'@'%' IDENTIFIED BY '{{password}}';`,
+      `GRANT SELECT ON mysql.* TO '{{name}}'@'%';`,
+    ],
   });
-  const creds = (await vaultRequest(env, 'GET', 'stack-mysql/creds/reader')).body as { lease_id: string; data: { username: string; password: string } };
+  const creds = (await vaultRequest(env, 'GET', 'stack-mysql/creds/reader')).body as {
+    lease_id: string;
+    data: { username: string; password: string };
+  };
   const login = { ...mariadb(t), username: creds.data.username, password: creds.data.password };
   t.deepEqual(await probeMySQL({ ...login, database: 'mysql' }, MARIADB), { ok: true });
-  const conn = await mysql.createConnection({ host: login.host, port: login.port, user: login.username, password: login.password });
+  const conn = await mysql.createConnection({
+    host: login.host,
+    port: login.port,
+    user: login.username,
+    password: login.password,
+  });
   try {
-    await t.throwsAsync(() => conn.query('CREATE DATABASE not_allowed'), { message: /denied/i }, 'the statements granted SELECT only');
+    await t.throwsAsync(
+      () => conn.query('CREATE DATABASE not_allowed'),
+      { message: /denied/i },
+      'the statements granted SELECT only',
+    );
   } finally {
     await conn.end();
   }
@@ -125,13 +164,23 @@ test("Vault's redis-database-plugin issues a Redis login through the admin, refu
   const { env } = t.context;
   await vaultRequest(env, 'POST', 'sys/mounts/stack-redis', { type: 'database' });
   await vaultRequest(env, 'POST', 'stack-redis/config/redis', {
-    plugin_name: 'redis-database-plugin', allowed_roles: ['reader'],
-    host: env.redis.host, port: env.redis.port, username: env.redis.user, password: env.redis.password,
+    plugin_name: 'redis-database-plugin',
+    allowed_roles: ['reader'],
+    host: env.redis.host,
+    port: env.redis.port,
+    username: env.redis.user,
+    password: env.redis.password,
   });
   await vaultRequest(env, 'POST', 'stack-redis/roles/reader', {
-    db_name: 'redis', default_ttl: '10m', max_ttl: '1h', creation_statements: ['["~*", "+@read", "+ping"]'],
+    db_name: 'redis',
+    default_ttl: '10m',
+    max_ttl: '1h',
+    creation_statements: ['["~*", "+@read", "+ping"]'],
   });
-  const creds = (await vaultRequest(env, 'GET', 'stack-redis/creds/reader')).body as { lease_id: string; data: { username: string; password: string } };
+  const creds = (await vaultRequest(env, 'GET', 'stack-redis/creds/reader')).body as {
+    lease_id: string;
+    data: { username: string; password: string };
+  };
   const login = { ...redis(t), username: creds.data.username, password: creds.data.password };
   t.deepEqual(await probeRedis(login, REDIS), { ok: true });
   await vaultRequest(env, 'PUT', 'sys/leases/revoke', { lease_id: creds.lease_id });

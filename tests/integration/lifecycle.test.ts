@@ -8,13 +8,29 @@
 // password_policy is only replaced when present), so the policy written here with the root token survives every
 // re-apply, including the one after the operator restarts. The last test checks that it did.
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type V1Secret } from '@kubernetes/client-node';
+import {
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Secret,
+} from '@kubernetes/client-node';
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import YAML from 'yaml';
 import { Annotations } from '../../api/index.ts';
-import { GROUP, VERSION, decide, getCr, type Cr, approvedRequest as approved, loginWorks, prepareGuide } from './helpers/leasehold.ts';
+import {
+  GROUP,
+  VERSION,
+  decide,
+  getCr,
+  type Cr,
+  approvedRequest as approved,
+  loginWorks,
+  prepareGuide,
+} from './helpers/leasehold.ts';
 import { startOperator } from '../../scripts/stack/operator.ts';
 import { OperatorSlot } from './helpers/operator.ts';
 import { guideRole, kubectl, vaultRequest } from '../../scripts/stack/leasehold-setup.ts';
@@ -46,7 +62,8 @@ function apply(t: T, obj: unknown): void {
   kubectl(t.context.env, ['apply', '-f', '-'], YAML.stringify(obj));
 }
 
-const approvedRequest = (t: T, name: string, role: string, spec: Record<string, unknown> = {}): Promise<Cr> => approved(t, t.context.env, { namespace: NS, name, role, spec });
+const approvedRequest = (t: T, name: string, role: string, spec: Record<string, unknown> = {}): Promise<Cr> =>
+  approved(t, t.context.env, { namespace: NS, name, role, spec });
 
 const dar = (t: T, name: string) => getCr(t.context.env, 'databaseaccessrequests', NS, name);
 
@@ -55,11 +72,16 @@ async function secretOf(t: T, name: string): Promise<V1Secret> {
 }
 
 function decoded(s: V1Secret): Record<string, string> {
-  return Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+  return Object.fromEntries(
+    Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+  );
 }
 
 /** The credential in a request's Secret (remembering every password seen, to look for leaks at the end). */
-async function credentials(t: T, secretName: string): Promise<{ username: string; password: string; secret: V1Secret }> {
+async function credentials(
+  t: T,
+  secretName: string,
+): Promise<{ username: string; password: string; secret: V1Secret }> {
   const secret = await secretOf(t, secretName);
   const d = decoded(secret);
   if (d.password) t.context.passwords.add(d.password);
@@ -69,34 +91,67 @@ async function credentials(t: T, secretName: string): Promise<{ username: string
 const canLogin = (t: T, user: string, password: string): Promise<boolean> => loginWorks(t.context.env, user, password);
 
 async function annotate(t: T, name: string, key: string, value: string): Promise<void> {
-  await t.context.env.kubeConfig.makeApiClient(CustomObjectsApi).patchNamespacedCustomObject({
-    group: GROUP, version: VERSION, namespace: NS, plural: 'databaseaccessrequests', name, body: { metadata: { annotations: { [key]: value } } },
-  }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  await t.context.env.kubeConfig.makeApiClient(CustomObjectsApi).patchNamespacedCustomObject(
+    {
+      group: GROUP,
+      version: VERSION,
+      namespace: NS,
+      plural: 'databaseaccessrequests',
+      name,
+      body: { metadata: { annotations: { [key]: value } } },
+    },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
 }
 
 /** Live leases under a role's prefix, as Vault lists them with the root token. */
 async function leasesOf(t: T, vaultRole: string): Promise<string[]> {
   const prefix = `${MOUNT}/creds/${vaultRole}`;
-  const res = await vaultRequest(t.context.env, 'GET', `sys/leases/lookup/${prefix}/?list=true`, undefined, { allowError: true });
+  const res = await vaultRequest(t.context.env, 'GET', `sys/leases/lookup/${prefix}/?list=true`, undefined, {
+    allowError: true,
+  });
   if (res.status === 404) return [];
   return ((res.body as { data?: { keys?: string[] } }).data?.keys ?? []).map((k) => `${prefix}/${k}`).sort();
 }
 
 async function leaseAlive(t: T, leaseId: string): Promise<boolean> {
-  const res = await vaultRequest(t.context.env, 'PUT', 'sys/leases/lookup', { lease_id: leaseId }, { allowError: true });
+  const res = await vaultRequest(
+    t.context.env,
+    'PUT',
+    'sys/leases/lookup',
+    { lease_id: leaseId },
+    { allowError: true },
+  );
   return res.status === 200;
 }
 
 type Event = { type: string; reason: string; message: string };
 
 function events(t: T, name: string): Event[] {
-  const list = JSON.parse(kubectl(t.context.env, ['-n', NS, 'get', 'events', '--field-selector', `involvedObject.name=${name}`, '-o', 'json'])) as { items: Event[] };
+  const list = JSON.parse(
+    kubectl(t.context.env, [
+      '-n',
+      NS,
+      'get',
+      'events',
+      '--field-selector',
+      `involvedObject.name=${name}`,
+      '-o',
+      'json',
+    ]),
+  ) as { items: Event[] };
   return list.items;
 }
 
 /** Waits for an Event about `name` (they are written in the background). */
 async function event(t: T, name: string, reason: string, message: RegExp = /./): Promise<void> {
-  await eventually(t, `a ${reason} Event for ${name} matching ${message}`, async () => events(t, name).some((e) => e.reason === reason && message.test(e.message)), 15_000, 500);
+  await eventually(
+    t,
+    `a ${reason} Event for ${name} matching ${message}`,
+    async () => events(t, name).some((e) => e.reason === reason && message.test(e.message)),
+    15_000,
+    500,
+  );
 }
 
 async function metrics(t: T): Promise<string> {
@@ -132,14 +187,20 @@ async function restartOperator(t: T, fault?: string): Promise<void> {
 
 /** Waits for an operator started with a fault to kill itself at the crash point. */
 async function crashed(t: T): Promise<void> {
-  await eventually(t, 'the operator to die at its crash point', async () => {
-    try {
-      await fetch(t.context.operator.metricsUrl, { signal: AbortSignal.timeout(1000) });
-      return false;
-    } catch {
-      return true;
-    }
-  }, 90_000, 200);
+  await eventually(
+    t,
+    'the operator to die at its crash point',
+    async () => {
+      try {
+        await fetch(t.context.operator.metricsUrl, { signal: AbortSignal.timeout(1000) });
+        return false;
+      } catch {
+        return true;
+      }
+    },
+    90_000,
+    200,
+  );
   await t.context.operator.stop(); // already dead: just reaps it
 }
 
@@ -156,7 +217,9 @@ test.before(async (t) => {
     'rule "charset" { charset = "0123456789" min-chars = 1 }',
     ...NASTY_CHARS.map((c) => `rule "charset" { charset = ${JSON.stringify(c)} min-chars = 1 }`),
   ];
-  await vaultRequest(env, 'PUT', `sys/policies/password/${PASSWORD_POLICY}`, { policy: `length = 24\n${rules.join('\n')}\n` });
+  await vaultRequest(env, 'PUT', `sys/policies/password/${PASSWORD_POLICY}`, {
+    policy: `length = 24\n${rules.join('\n')}\n`,
+  });
   const admin = new pg.Client({ connectionString: env.postgres.url });
   await admin.connect();
   await admin.query('CREATE TABLE items (id int); INSERT INTO items VALUES (1), (2)');
@@ -168,15 +231,28 @@ test.before(async (t) => {
   });
 
   kubectl(env, ['apply', '-f', 'manifests/samples/30-postgres-secret-engine.yaml']);
-  await eventually(t as unknown as T, 'SecretEngine phase Success', async () => (await getCr(env, 'secretengines', NS, 'postgresql-engine'))?.status?.phase === 'Success', 60_000);
+  await eventually(
+    t as unknown as T,
+    'SecretEngine phase Success',
+    async () => (await getCr(env, 'secretengines', NS, 'postgresql-engine'))?.status?.phase === 'Success',
+    60_000,
+  );
   await vaultRequest(env, 'POST', `${MOUNT}/config/${CONNECTION}`, { password_policy: PASSWORD_POLICY });
   for (const r of [
-    role('short-role', { secretTemplate: { host: '<%host%>', port: '<%port%>', uri: 'overridden by requests that give one' } }),
+    role('short-role', {
+      secretTemplate: { host: '<%host%>', port: '<%port%>', uri: 'overridden by requests that give one' },
+    }),
     // Long enough that nothing but the test rotates it.
     role('crash-role', { defaultTTL: '2m', maxTTL: '10m' }),
-  ]) apply(t as unknown as T, r);
+  ])
+    apply(t as unknown as T, r);
   for (const r of ['short-role', 'crash-role']) {
-    await eventually(t as unknown as T, `PostgresRole ${r} ready`, async () => (await getCr(env, 'postgresroles', NS, r))?.status?.phase === 'Success', 60_000);
+    await eventually(
+      t as unknown as T,
+      `PostgresRole ${r} ready`,
+      async () => (await getCr(env, 'postgresroles', NS, r))?.status?.phase === 'Success',
+      60_000,
+    );
   }
   // A workload to restart on rotation (no scheduler here: only its pod template matters).
   await env.kubeConfig.makeApiClient(AppsV1Api).createNamespacedDeployment({
@@ -185,7 +261,10 @@ test.before(async (t) => {
       metadata: { name: 'app' },
       spec: {
         selector: { matchLabels: { app: 'app' } },
-        template: { metadata: { labels: { app: 'app' } }, spec: { containers: [{ name: 'app', image: 'registry.invalid/app:1' }] } },
+        template: {
+          metadata: { labels: { app: 'app' } },
+          spec: { containers: [{ name: 'app', image: 'registry.invalid/app:1' }] },
+        },
       },
     },
   });
@@ -198,7 +277,10 @@ test('credentials keep working past max_ttl: rotated in place in the same Secret
   const first = await approvedRequest(t, 'rotating', 'short-role', { rotationGracePeriod: '5s' });
   const secretName: string = first.status.secret.name;
   const start = await credentials(t, secretName);
-  t.true(NASTY_CHARS.every((c) => start.password.includes(c)), 'the password policy is in force');
+  t.true(
+    NASTY_CHARS.every((c) => start.password.includes(c)),
+    'the password policy is in force',
+  );
   const secretUid = start.secret.metadata!.uid;
   const users = new Set<string>([start.username]);
   const rotatedAt = new Set<string>();
@@ -241,28 +323,53 @@ test('credentials keep working past max_ttl: rotated in place in the same Secret
   await event(t, 'rotating', 'CredentialRotated', /RenewalTruncated/);
   await event(t, 'rotating', 'LeaseRevoked', /grace period is over/);
   // The expiry gauge follows the current lease.
-  const gauge = metricValue(await metrics(t), 'leasehold_lease_expiry_timestamp_seconds', { namespace: NS, name: 'rotating' });
+  const gauge = metricValue(await metrics(t), 'leasehold_lease_expiry_timestamp_seconds', {
+    namespace: NS,
+    name: 'rotating',
+  });
   t.truthy(gauge);
   const latest = await dar(t, 'rotating');
-  t.true(Math.abs(gauge! - Date.parse(latest.status.lease.expiresAt) / 1000) <= TTL_S, `gauge ${gauge} vs ${latest.status.lease.expiresAt}`);
+  t.true(
+    Math.abs(gauge! - Date.parse(latest.status.lease.expiresAt) / 1000) <= TTL_S,
+    `gauge ${gauge} vs ${latest.status.lease.expiresAt}`,
+  );
   await deleteRequest(t, 'rotating');
-  t.is(metricValue(await metrics(t), 'leasehold_lease_expiry_timestamp_seconds', { namespace: NS, name: 'rotating' }), undefined, 'the series goes with the request');
+  t.is(
+    metricValue(await metrics(t), 'leasehold_lease_expiry_timestamp_seconds', { namespace: NS, name: 'rotating' }),
+    undefined,
+    'the series goes with the request',
+  );
 });
 
 test('rotate-now rotates once: the old login works for the grace period, then stops; a rollout restart target is patched', async (t) => {
   const first = await approvedRequest(t, 'manual', 'short-role', {
-    rotationGracePeriod: `${GRACE_S}s`, rolloutRestartTargets: [{ kind: 'Deployment', name: 'app' }, { kind: 'StatefulSet', name: 'missing' }],
+    rotationGracePeriod: `${GRACE_S}s`,
+    rolloutRestartTargets: [
+      { kind: 'Deployment', name: 'app' },
+      { kind: 'StatefulSet', name: 'missing' },
+    ],
   });
   const secretName: string = first.status.secret.name;
   const old = await credentials(t, secretName);
   const apps = t.context.env.kubeConfig.makeApiClient(AppsV1Api);
-  t.falsy((await apps.readNamespacedDeployment({ namespace: NS, name: 'app' })).spec?.template.metadata?.annotations?.[Annotations.restartedAt], 'not restarted by the first issue');
+  t.falsy(
+    (await apps.readNamespacedDeployment({ namespace: NS, name: 'app' })).spec?.template.metadata?.annotations?.[
+      Annotations.restartedAt
+    ],
+    'not restarted by the first issue',
+  );
 
   await annotate(t, 'manual', Annotations.rotateNow, 'first');
-  const rotated = await eventually(t, 'the Secret to hold a new login', async () => {
-    const c = await credentials(t, secretName);
-    return c.username !== old.username ? c : undefined;
-  }, 30_000, 100);
+  const rotated = await eventually(
+    t,
+    'the Secret to hold a new login',
+    async () => {
+      const c = await credentials(t, secretName);
+      return c.username !== old.username ? c : undefined;
+    },
+    30_000,
+    100,
+  );
   const seenAt = Date.now();
   t.true(await canLogin(t, old.username, old.password), 'the old login still works right after the rotation');
   t.true(await canLogin(t, rotated.username, rotated.password));
@@ -274,7 +381,10 @@ test('rotate-now rotates once: the old login works for the grace period, then st
   t.is(after.status.lastRotateRequest, 'first');
   t.is(rotated.secret.metadata?.annotations?.['leasehold.dev/rotated-at'], after.status.rotation.completedAt);
   const prev = after.status.previousLeases as Array<{ id: string; revokeAt: string }>;
-  t.deepEqual(prev.map((p) => p.id), [first.status.lease.id]);
+  t.deepEqual(
+    prev.map((p) => p.id),
+    [first.status.lease.id],
+  );
   t.is(Date.parse(prev[0]!.revokeAt) - Date.parse(after.status.rotation.completedAt), GRACE_S * 1000);
 
   // The Deployment's pod template carries the rotation time; the missing StatefulSet is reported, not retried forever.
@@ -283,7 +393,11 @@ test('rotate-now rotates once: the old login works for the grace period, then st
     return d.spec?.template.metadata?.annotations?.[Annotations.restartedAt] ? d : undefined;
   });
   t.is(deployment.spec!.template.metadata!.annotations![Annotations.restartedAt], after.status.rotation.completedAt);
-  const restarted = await eventually(t, 'restartedAt recorded', async () => (await dar(t, 'manual'))?.status?.rotation?.restartedAt);
+  const restarted = await eventually(
+    t,
+    'restartedAt recorded',
+    async () => (await dar(t, 'manual'))?.status?.rotation?.restartedAt,
+  );
   t.truthy(restarted);
   await event(t, 'manual', 'RolloutRestartTriggered', /Deployment\/app/);
   await event(t, 'manual', 'RolloutRestartFailed', /StatefulSet demo\/missing does not exist/);
@@ -293,8 +407,17 @@ test('rotate-now rotates once: the old login works for the grace period, then st
   if (midGrace > 0) await new Promise((r) => setTimeout(r, midGrace));
   t.true(await canLogin(t, old.username, old.password), 'the old login works halfway through the grace period');
   // ...and not after it.
-  await eventually(t, 'the old login to stop working', async () => !(await canLogin(t, old.username, old.password)), (GRACE_S + 10) * 1000, 500);
-  t.true(Date.now() - seenAt >= (GRACE_S - 1) * 1000, `revoked after the grace period, not before (${Date.now() - seenAt} ms)`);
+  await eventually(
+    t,
+    'the old login to stop working',
+    async () => !(await canLogin(t, old.username, old.password)),
+    (GRACE_S + 10) * 1000,
+    500,
+  );
+  t.true(
+    Date.now() - seenAt >= (GRACE_S - 1) * 1000,
+    `revoked after the grace period, not before (${Date.now() - seenAt} ms)`,
+  );
   await eventually(t, 'previousLeases emptied', async () => !(await dar(t, 'manual'))?.status?.previousLeases);
   t.false(await leaseAlive(t, first.status.lease.id));
   t.true(await canLogin(t, rotated.username, rotated.password), 'the new login is unaffected');
@@ -313,23 +436,36 @@ test('renew: false — the request expires at its TTL: phase Expired, the login 
   const secretName: string = o.status.secret.name;
   const c = await credentials(t, secretName);
   t.true(await canLogin(t, c.username, c.password));
-  t.truthy(metricValue(await metrics(t), 'leasehold_lease_expiry_timestamp_seconds', { namespace: NS, name: 'expiring' }));
-  const expired = await eventually(t, 'phase Expired', async () => {
-    const x = await dar(t, 'expiring');
-    return x?.status?.phase === 'Expired' ? x : undefined;
-  }, (TTL_S + 20) * 1000);
+  t.truthy(
+    metricValue(await metrics(t), 'leasehold_lease_expiry_timestamp_seconds', { namespace: NS, name: 'expiring' }),
+  );
+  const expired = await eventually(
+    t,
+    'phase Expired',
+    async () => {
+      const x = await dar(t, 'expiring');
+      return x?.status?.phase === 'Expired' ? x : undefined;
+    },
+    (TTL_S + 20) * 1000,
+  );
   t.true(Date.now() >= Date.parse(o.status.lease.expiresAt) - 1000, 'not before the lease ran out');
   t.is(expired.status.conditions.find((x: { type: string }) => x.type === 'Expired')?.status, 'True');
   t.false(await canLogin(t, c.username, c.password), 'the login no longer works');
   const data = decoded(await secretOf(t, secretName));
   t.deepEqual(Object.keys(data), [], 'the Secret holds no credential (nor anything rendered from it)');
   await event(t, 'expiring', 'LeaseExpired');
-  t.is(metricValue(await metrics(t), 'leasehold_lease_expiry_timestamp_seconds', { namespace: NS, name: 'expiring' }), undefined);
-  t.false(events(t, 'expiring').some((e) => e.reason === 'CredentialRotated'), 'never rotated');
+  t.is(
+    metricValue(await metrics(t), 'leasehold_lease_expiry_timestamp_seconds', { namespace: NS, name: 'expiring' }),
+    undefined,
+  );
+  t.false(
+    events(t, 'expiring').some((e) => e.reason === 'CredentialRotated'),
+    'never rotated',
+  );
   await deleteRequest(t, 'expiring');
 });
 
-test('a lease revoked behind the operator\'s back is healed by a re-issue within one renewal interval', async (t) => {
+test("a lease revoked behind the operator's back is healed by a re-issue within one renewal interval", async (t) => {
   const o = await approvedRequest(t, 'healed', 'short-role', { rotationGracePeriod: '5s' });
   const secretName: string = o.status.secret.name;
   const c = await credentials(t, secretName);
@@ -337,10 +473,16 @@ test('a lease revoked behind the operator\'s back is healed by a re-issue within
   const revokedAt = Date.now();
   t.false(await canLogin(t, c.username, c.password), 'the revoked login is dead');
   // One renewal interval: 2/3 of the 10 s term at most (less the request's jitter).
-  const healed = await eventually(t, 'a new login in the Secret', async () => {
-    const n = await credentials(t, secretName);
-    return n.username !== c.username ? n : undefined;
-  }, (TTL_S * 2 / 3 + 5) * 1000, 100);
+  const healed = await eventually(
+    t,
+    'a new login in the Secret',
+    async () => {
+      const n = await credentials(t, secretName);
+      return n.username !== c.username ? n : undefined;
+    },
+    ((TTL_S * 2) / 3 + 5) * 1000,
+    100,
+  );
   const took = Date.now() - revokedAt;
   t.log(`healed ${took} ms after the out-of-band revocation`);
   t.true(took <= TTL_S * (2 / 3) * 1000 + 3000, `within one renewal interval (${took} ms)`);
@@ -373,17 +515,33 @@ test('a deleted Secret is re-created under the same name with a fresh login; the
     return x?.status?.rotation?.completedAt && x.status.lease?.id ? x : undefined;
   });
   t.is(d.status.rotation.reason, 'SecretDeleted');
-  await eventually(t, 'the old login to end', async () => !(await canLogin(t, old.username, old.password)), 20_000, 500);
+  await eventually(
+    t,
+    'the old login to end',
+    async () => !(await canLogin(t, old.username, old.password)),
+    20_000,
+    500,
+  );
   await deleteRequest(t, 'resecret');
 });
 
 test('a templated uri logs in with pg, its password percent-encoded; an unknown variable is refused before anything is issued', async (t) => {
-  const uri = 'postgresql://<%urlUser%>:<%urlPassword%>@<%urlHost%>:<%port%>/<%urlDbname%><%#sslmode%>?sslmode=<%sslmode%><%/sslmode%>';
-  const o = await approvedRequest(t, 'templated', 'short-role', { secretTemplate: { uri, pgpass: '<%pgpassHost%>:<%port%>:<%pgpassDbname%>:<%pgpassUser%>:<%pgpassPassword%>' } });
+  const uri =
+    'postgresql://<%urlUser%>:<%urlPassword%>@<%urlHost%>:<%port%>/<%urlDbname%><%#sslmode%>?sslmode=<%sslmode%><%/sslmode%>';
+  const o = await approvedRequest(t, 'templated', 'short-role', {
+    secretTemplate: { uri, pgpass: '<%pgpassHost%>:<%port%>:<%pgpassDbname%>:<%pgpassUser%>:<%pgpassPassword%>' },
+  });
   const data = decoded(await secretOf(t, o.status.secret.name));
   t.context.passwords.add(data.password!);
-  t.deepEqual(Object.keys(data).sort(), ['host', 'password', 'pgpass', 'port', 'uri', 'username'], 'the role\'s keys plus the request\'s, the request\'s uri winning');
-  t.true(NASTY_CHARS.every((ch) => data.password!.includes(ch)), 'the password needs escaping');
+  t.deepEqual(
+    Object.keys(data).sort(),
+    ['host', 'password', 'pgpass', 'port', 'uri', 'username'],
+    "the role's keys plus the request's, the request's uri winning",
+  );
+  t.true(
+    NASTY_CHARS.every((ch) => data.password!.includes(ch)),
+    'the password needs escaping',
+  );
   t.is(data.host, '127.0.0.1');
   t.is(data.port, String(t.context.env.postgres.port));
   t.notRegex(data.uri!, /&#x|&amp;|&#/, 'nothing HTML-escaped');
@@ -397,36 +555,77 @@ test('a templated uri logs in with pg, its password percent-encoded; an unknown 
   }
   t.true(data.pgpass!.endsWith(`:${data.password!.replace(/[\\:]/g, (ch) => `\\${ch}`)}`));
   // A changed template re-renders the Secret from the credential it holds: no new login for that.
-  kubectl(t.context.env, ['-n', NS, 'patch', 'databaseaccessrequest', 'templated', '--type=merge', '-p', JSON.stringify({ spec: { secretTemplate: { dsn: 'host=<%host%> port=<%port%> user=<%username%>', uri: null, pgpass: null } } })]);
+  kubectl(t.context.env, [
+    '-n',
+    NS,
+    'patch',
+    'databaseaccessrequest',
+    'templated',
+    '--type=merge',
+    '-p',
+    JSON.stringify({
+      spec: { secretTemplate: { dsn: 'host=<%host%> port=<%port%> user=<%username%>', uri: null, pgpass: null } },
+    }),
+  ]);
   const rerendered = await eventually(t, 'the Secret re-rendered', async () => {
     const d = decoded(await secretOf(t, o.status.secret.name));
     return d.dsn ? d : undefined;
   });
   t.is(rerendered.dsn, `host=127.0.0.1 port=${t.context.env.postgres.port} user=${data.username}`);
   t.is(rerendered.username, data.username);
-  t.deepEqual(Object.keys(rerendered).sort(), ['dsn', 'host', 'password', 'port', 'uri', 'username'], 'the role\'s uri is back, the request\'s pgpass gone');
+  t.deepEqual(
+    Object.keys(rerendered).sort(),
+    ['dsn', 'host', 'password', 'port', 'uri', 'username'],
+    "the role's uri is back, the request's pgpass gone",
+  );
   t.is(rerendered.uri, 'overridden by requests that give one');
   await deleteRequest(t, 'templated');
 
   const before = await leasesOf(t, 'k8s.-.demo.short-role');
   apply(t, {
-    apiVersion: `${GROUP}/${VERSION}`, kind: 'DatabaseAccessRequest', metadata: { name: 'bad-template', namespace: NS },
-    spec: { roleRef: { kind: 'PostgresRole', name: 'short-role', namespace: NS }, subjects: [{ kind: 'ServiceAccount', name: 'demo-sa', namespace: NS }], secretTemplate: { uri: 'postgresql://<%user%>@<%host%>/' } },
+    apiVersion: `${GROUP}/${VERSION}`,
+    kind: 'DatabaseAccessRequest',
+    metadata: { name: 'bad-template', namespace: NS },
+    spec: {
+      roleRef: { kind: 'PostgresRole', name: 'short-role', namespace: NS },
+      subjects: [{ kind: 'ServiceAccount', name: 'demo-sa', namespace: NS }],
+      secretTemplate: { uri: 'postgresql://<%user%>@<%host%>/' },
+    },
   });
-  await eventually(t, 'bad-template waiting', async () => (await dar(t, 'bad-template'))?.status?.phase === 'WaitingForApproval');
+  await eventually(
+    t,
+    'bad-template waiting',
+    async () => (await dar(t, 'bad-template'))?.status?.phase === 'WaitingForApproval',
+  );
   await decide(t.context.env, NS, 'bad-template', 'Approved');
   const refused = await eventually(t, 'InvalidSecretTemplate reported', async () => {
     const d = await dar(t, 'bad-template');
-    return d?.status?.conditions?.find((c: { type: string; reason: string }) => c.type === 'Available' && c.reason === 'InvalidSecretTemplate') ? d : undefined;
+    return d?.status?.conditions?.find(
+      (c: { type: string; reason: string }) => c.type === 'Available' && c.reason === 'InvalidSecretTemplate',
+    )
+      ? d
+      : undefined;
   });
   t.is(refused.status.phase, 'Approved', 'the phase stays');
-  t.regex(refused.status.conditions.find((c: { type: string }) => c.type === 'Available').message, /unknown variable "user"/);
+  t.regex(
+    refused.status.conditions.find((c: { type: string }) => c.type === 'Available').message,
+    /unknown variable "user"/,
+  );
   t.falsy(refused.status.lease);
   t.falsy(refused.status.issuance?.attempt, 'nothing was attempted');
   t.deepEqual(await leasesOf(t, 'k8s.-.demo.short-role'), before, 'no lease issued');
   await event(t, 'bad-template', 'InvalidSecretTemplate', /unknown variable "user"/);
   // Fixed: issued.
-  kubectl(t.context.env, ['-n', NS, 'patch', 'databaseaccessrequest', 'bad-template', '--type=merge', '-p', JSON.stringify({ spec: { secretTemplate: { uri: 'postgresql://<%urlUser%>@<%urlHost%>/' } } })]);
+  kubectl(t.context.env, [
+    '-n',
+    NS,
+    'patch',
+    'databaseaccessrequest',
+    'bad-template',
+    '--type=merge',
+    '-p',
+    JSON.stringify({ spec: { secretTemplate: { uri: 'postgresql://<%urlUser%>@<%urlHost%>/' } } }),
+  ]);
   const fixed = await eventually(t, 'issued after the fix', async () => {
     const d = await dar(t, 'bad-template');
     return d?.status?.lease?.id ? d : undefined;
@@ -439,12 +638,19 @@ test('a templated uri logs in with pg, its password percent-encoded; an unknown 
 
 test('metrics: renewals, rotations, revocations and issuance latency were counted', async (t) => {
   const text = await metrics(t);
-  t.log(text.split('\n').filter((l) => l.startsWith('leasehold_') && !l.includes('_bucket')).join('\n'));
+  t.log(
+    text
+      .split('\n')
+      .filter((l) => l.startsWith('leasehold_') && !l.includes('_bucket'))
+      .join('\n'),
+  );
   t.true((metricValue(text, 'leasehold_lease_renewals_total', { outcome: 'success' }) ?? 0) >= 3);
   t.true((metricValue(text, 'leasehold_lease_renewals_total', { outcome: 'truncated' }) ?? 0) >= 2);
   t.true((metricValue(text, 'leasehold_lease_renewals_total', { outcome: 'refused' }) ?? 0) >= 1);
-  const truncatedRotations = metricValue(text, 'leasehold_credential_rotations_total', { reason: 'RenewalTruncated', outcome: 'success' }) ?? 0;
-  const revokedRotations = metricValue(text, 'leasehold_credential_rotations_total', { reason: 'LeaseRevoked', outcome: 'success' }) ?? 0;
+  const truncatedRotations =
+    metricValue(text, 'leasehold_credential_rotations_total', { reason: 'RenewalTruncated', outcome: 'success' }) ?? 0;
+  const revokedRotations =
+    metricValue(text, 'leasehold_credential_rotations_total', { reason: 'LeaseRevoked', outcome: 'success' }) ?? 0;
   t.is(metricValue(text, 'leasehold_credential_rotations_total', { reason: 'RotateRequested', outcome: 'success' }), 1);
   // One lease revoked by hand ('healed'). A lease at its max TTL is rotated as RenewalTruncated, except that on a
   // loaded machine it is sometimes found gone first (lease look-ups) and counted as LeaseRevoked: the
@@ -452,12 +658,18 @@ test('metrics: renewals, rotations, revocations and issuance latency were counte
   t.true(revokedRotations >= 1, `LeaseRevoked rotations: ${revokedRotations}`);
   t.true(truncatedRotations >= 2 - (revokedRotations - 1), `RenewalTruncated rotations: ${truncatedRotations}`);
   t.true(truncatedRotations + revokedRotations >= 3);
-  t.true((metricValue(text, 'leasehold_lease_revocations_total', { reason: 'rotation', outcome: 'success' }) ?? 0) >= 1);
-  t.true((metricValue(text, 'leasehold_lease_revocations_total', { reason: 'deletion', outcome: 'success' }) ?? 0) >= 3);
+  t.true(
+    (metricValue(text, 'leasehold_lease_revocations_total', { reason: 'rotation', outcome: 'success' }) ?? 0) >= 1,
+  );
+  t.true(
+    (metricValue(text, 'leasehold_lease_revocations_total', { reason: 'deletion', outcome: 'success' }) ?? 0) >= 3,
+  );
   const issued = metricValue(text, 'leasehold_issuance_latency_seconds_count') ?? 0;
   const sum = metricValue(text, 'leasehold_issuance_latency_seconds_sum') ?? 0;
   t.true(issued >= 5, `issuances observed: ${issued}`);
-  t.log(`issuance latency (approval seen → Secret written): mean ${((sum / issued) * 1000).toFixed(0)} ms over ${issued}`);
+  t.log(
+    `issuance latency (approval seen → Secret written): mean ${((sum / issued) * 1000).toFixed(0)} ms over ${issued}`,
+  );
   t.true(sum / issued < 5, 'a few seconds at most on this stack');
 });
 
@@ -476,18 +688,39 @@ test('operator killed mid-rotation (after the new lease, before the record; then
   t.is(orphaned.length, 1, 'the crash left exactly one lease nobody records');
   const midway = await dar(t, 'crashy');
   t.falsy(midway.status.lease, 'the rotation had started');
-  t.deepEqual(midway.status.previousLeases.map((p: { id: string }) => p.id), [o.status.lease.id]);
-  t.falsy(midway.status.previousLeases[0].revokeAt, 'the old lease is not timed for revocation before its successor is in the Secret');
-  t.is((await credentials(t, secretName)).secret.metadata?.annotations?.['leasehold.dev/lease-id'], o.status.lease.id, 'the Secret still holds the old, working credential');
+  t.deepEqual(
+    midway.status.previousLeases.map((p: { id: string }) => p.id),
+    [o.status.lease.id],
+  );
+  t.falsy(
+    midway.status.previousLeases[0].revokeAt,
+    'the old lease is not timed for revocation before its successor is in the Secret',
+  );
+  t.is(
+    (await credentials(t, secretName)).secret.metadata?.annotations?.['leasehold.dev/lease-id'],
+    o.status.lease.id,
+    'the Secret still holds the old, working credential',
+  );
 
   await restartOperator(t);
-  const done1 = await eventually(t, 'the rotation completed after the restart', async () => {
-    const d = await dar(t, 'crashy');
-    return d?.status?.lease?.id && d.status.rotation?.completedAt ? d : undefined;
-  }, 60_000);
+  const done1 = await eventually(
+    t,
+    'the rotation completed after the restart',
+    async () => {
+      const d = await dar(t, 'crashy');
+      return d?.status?.lease?.id && d.status.rotation?.completedAt ? d : undefined;
+    },
+    60_000,
+  );
   t.false(await leaseAlive(t, orphaned[0]!), 'the orphan was swept');
   await event(t, 'crashy', 'OrphanLeaseRevoked', new RegExp(orphaned[0]!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
-  await eventually(t, 'the old lease revoked after the grace period', async () => !(await leaseAlive(t, o.status.lease.id)), 30_000, 500);
+  await eventually(
+    t,
+    'the old lease revoked after the grace period',
+    async () => !(await leaseAlive(t, o.status.lease.id)),
+    30_000,
+    500,
+  );
   t.deepEqual(await leasesOf(t, vaultRole), [done1.status.lease.id], 'exactly the recorded lease is left');
   const c1 = await credentials(t, secretName);
   t.is(c1.secret.metadata?.annotations?.['leasehold.dev/lease-id'], done1.status.lease.id);
@@ -502,33 +735,63 @@ test('operator killed mid-rotation (after the new lease, before the record; then
   t.not(adoptedId, done1.status.lease.id, 'the Secret holds the new lease');
   t.falsy((await dar(t, 'crashy')).status.lease, 'status does not record it yet');
   await restartOperator(t);
-  const done2 = await eventually(t, 'the rotation completed by adoption', async () => {
-    const d = await dar(t, 'crashy');
-    return d?.status?.lease?.id && d.status.rotation?.completedAt && d.status.lastRotateRequest === 'crash-2' ? d : undefined;
-  }, 60_000);
-  t.is(done2.status.lease.id, adoptedId, 'the Secret\'s lease was adopted');
-  await eventually(t, 'the previous lease revoked after the grace period', async () => !(await leaseAlive(t, done1.status.lease.id)), 30_000, 500);
+  const done2 = await eventually(
+    t,
+    'the rotation completed by adoption',
+    async () => {
+      const d = await dar(t, 'crashy');
+      return d?.status?.lease?.id && d.status.rotation?.completedAt && d.status.lastRotateRequest === 'crash-2'
+        ? d
+        : undefined;
+    },
+    60_000,
+  );
+  t.is(done2.status.lease.id, adoptedId, "the Secret's lease was adopted");
+  await eventually(
+    t,
+    'the previous lease revoked after the grace period',
+    async () => !(await leaseAlive(t, done1.status.lease.id)),
+    30_000,
+    500,
+  );
   t.deepEqual(await leasesOf(t, vaultRole), [adoptedId], 'no doubled lease');
-  t.is((await credentials(t, secretName)).username, inSecret.username, 'the Secret was not rewritten with another login');
+  t.is(
+    (await credentials(t, secretName)).username,
+    inSecret.username,
+    'the Secret was not rewritten with another login',
+  );
   t.true(await canLogin(t, inSecret.username, inSecret.password));
 
   // The password policy survived the SecretEngine being re-applied by every restarted operator.
-  const conn = (await vaultRequest(t.context.env, 'GET', `${MOUNT}/config/${CONNECTION}`)).body as { data: { password_policy?: string } };
+  const conn = (await vaultRequest(t.context.env, 'GET', `${MOUNT}/config/${CONNECTION}`)).body as {
+    data: { password_policy?: string };
+  };
   t.is(conn.data.password_policy, PASSWORD_POLICY);
   await deleteRequest(t, 'crashy');
   t.deepEqual(await leasesOf(t, vaultRole), [], 'deletion leaves nothing behind');
 });
 
-test('no password ever reached Events, request status or the operator\'s logs', async (t) => {
+test("no password ever reached Events, request status or the operator's logs", async (t) => {
   t.true(t.context.passwords.size >= 8, `passwords seen: ${t.context.passwords.size}`);
   const allEvents = kubectl(t.context.env, ['get', 'events', '-A', '-o', 'json']);
   const statuses = kubectl(t.context.env, ['get', 'databaseaccessrequests', '-A', '-o', 'json']);
   const logDir = path.join(t.context.env.dir, 'logs');
-  const logs = fs.readdirSync(logDir).filter((f) => f.startsWith('operator')).map((f) => fs.readFileSync(path.join(logDir, f), 'utf8')).join('\n');
+  const logs = fs
+    .readdirSync(logDir)
+    .filter((f) => f.startsWith('operator'))
+    .map((f) => fs.readFileSync(path.join(logDir, f), 'utf8'))
+    .join('\n');
   t.true(logs.includes('rotated credential'), 'the logs of every operator process are read');
   for (const p of t.context.passwords) {
-    for (const [where, text] of [['Events', allEvents], ['status', statuses], ['logs', logs]] as const) {
-      t.false(text.includes(p) || text.includes(JSON.stringify(p).slice(1, -1)) || text.includes(encodeURIComponent(p)), `a password appears in ${where}`);
+    for (const [where, text] of [
+      ['Events', allEvents],
+      ['status', statuses],
+      ['logs', logs],
+    ] as const) {
+      t.false(
+        text.includes(p) || text.includes(JSON.stringify(p).slice(1, -1)) || text.includes(encodeURIComponent(p)),
+        `a password appears in ${where}`,
+      );
     }
   }
 });

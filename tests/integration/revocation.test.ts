@@ -13,7 +13,17 @@ import path from 'node:path';
 import pg from 'pg';
 import YAML from 'yaml';
 import { Annotations } from '../../api/index.ts';
-import { GROUP, VERSION, credentialsOf, getCr, login, type Cr, approvedRequest as approved, loginWorks, prepareGuide } from './helpers/leasehold.ts';
+import {
+  GROUP,
+  VERSION,
+  credentialsOf,
+  getCr,
+  login,
+  type Cr,
+  approvedRequest as approved,
+  loginWorks,
+  prepareGuide,
+} from './helpers/leasehold.ts';
 import { startOperator, type OperatorProcess } from '../../scripts/stack/operator.ts';
 import { guideRole, kubectl, vaultRequest } from '../../scripts/stack/leasehold-setup.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
@@ -38,9 +48,28 @@ const README_REVOCATION = [
   'DROP ROLE IF EXISTS "{{name}}";',
 ];
 /** Vault's operation names for vault_requests_total (lib/runtime/metrics.ts). */
-const OPERATIONS = new Set(['health', 'readMount', 'enableMount', 'tuneMount', 'disableMount', 'listConnections', 'writeConnection', 'deleteConnection',
-  'writeRole', 'readRole', 'deleteRole', 'issueCredential', 'renewLease', 'lookupLease', 'listLeases', 'revokeLease',
-  'login', 'lookupToken', 'renewToken', 'createToken']);
+const OPERATIONS = new Set([
+  'health',
+  'readMount',
+  'enableMount',
+  'tuneMount',
+  'disableMount',
+  'listConnections',
+  'writeConnection',
+  'deleteConnection',
+  'writeRole',
+  'readRole',
+  'deleteRole',
+  'issueCredential',
+  'renewLease',
+  'lookupLease',
+  'listLeases',
+  'revokeLease',
+  'login',
+  'lookupToken',
+  'renewToken',
+  'createToken',
+]);
 
 // ---- helpers ------------------------------------------------------------------------------------------------------
 
@@ -52,10 +81,16 @@ const dar = (t: T, name: string) => getCr(t.context.env, 'databaseaccessrequests
 
 async function owningRole(t: T, name: string, extra: Record<string, unknown> = {}): Promise<void> {
   apply(t, guideRole(name, { creationStatements: OWNING_CREATION, defaultTTL: '10m', maxTTL: '1h', ...extra }));
-  await eventually(t, `PostgresRole ${name} ready`, async () => (await getCr(t.context.env, 'postgresroles', NS, name))?.status?.phase === 'Success', 60_000);
+  await eventually(
+    t,
+    `PostgresRole ${name} ready`,
+    async () => (await getCr(t.context.env, 'postgresroles', NS, name))?.status?.phase === 'Success',
+    60_000,
+  );
 }
 
-const approvedRequest = (t: T, name: string, role: string, spec: Record<string, unknown> = {}): Promise<Cr> => approved(t, t.context.env, { namespace: NS, name, role, spec });
+const approvedRequest = (t: T, name: string, role: string, spec: Record<string, unknown> = {}): Promise<Cr> =>
+  approved(t, t.context.env, { namespace: NS, name, role, spec });
 
 const canLogin = (t: T, user: string, password: string): Promise<boolean> => loginWorks(t.context.env, user, password);
 
@@ -71,20 +106,39 @@ async function asAdmin<R = Record<string, unknown>>(t: T, sql: string): Promise<
 }
 
 async function leaseAlive(t: T, leaseId: string): Promise<boolean> {
-  const res = await vaultRequest(t.context.env, 'PUT', 'sys/leases/lookup', { lease_id: leaseId }, { allowError: true });
+  const res = await vaultRequest(
+    t.context.env,
+    'PUT',
+    'sys/leases/lookup',
+    { lease_id: leaseId },
+    { allowError: true },
+  );
   return res.status === 200;
 }
 
 type Event = { type: string; reason: string; message: string; count?: number };
 
 function events(t: T, name: string): Event[] {
-  const list = JSON.parse(kubectl(t.context.env, ['-n', NS, 'get', 'events', '--field-selector', `involvedObject.name=${name}`, '-o', 'json'])) as { items: Event[] };
+  const list = JSON.parse(
+    kubectl(t.context.env, [
+      '-n',
+      NS,
+      'get',
+      'events',
+      '--field-selector',
+      `involvedObject.name=${name}`,
+      '-o',
+      'json',
+    ]),
+  ) as { items: Event[] };
   return list.items;
 }
 
 /** Warning Events about `name` with `reason`, counting repeats the recorder folded into one. */
 function warnings(t: T, name: string, reason: string): number {
-  return events(t, name).filter((e) => e.type === 'Warning' && e.reason === reason).reduce((n, e) => n + (e.count ?? 1), 0);
+  return events(t, name)
+    .filter((e) => e.type === 'Warning' && e.reason === reason)
+    .reduce((n, e) => n + (e.count ?? 1), 0);
 }
 
 const condition = (o: Cr, type: string) => (o?.status?.conditions ?? []).find((c: { type: string }) => c.type === type);
@@ -99,26 +153,40 @@ function samples(text: string, name: string): Array<{ labels: Record<string, str
   for (const line of text.split('\n')) {
     const m = /^([a-z_]+)(\{([^}]*)\})? (\S+)$/.exec(line);
     if (!m || m[1] !== name) continue;
-    out.push({ labels: Object.fromEntries([...(m[3] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1]!, x[2]!])), value: Number(m[4]) });
+    out.push({
+      labels: Object.fromEntries([...(m[3] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1]!, x[2]!])),
+      value: Number(m[4]),
+    });
   }
   return out;
 }
 
 function metricValue(text: string, name: string, labels: Record<string, string>): number {
-  return samples(text, name).filter((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((n, s) => n + s.value, 0);
+  return samples(text, name)
+    .filter((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+    .reduce((n, s) => n + s.value, 0);
 }
 
 /** Waits until the operator has tried (and failed) `n` times for `reason`: a retry happened. */
 async function failedRevocations(t: T, reason: string, n: number): Promise<void> {
-  await eventually(t, `${n} failed ${reason} revocations`, async () =>
-    metricValue(await metrics(t), 'leasehold_lease_revocations_total', { reason, outcome: 'failed' }) >= n, 60_000, 500);
+  await eventually(
+    t,
+    `${n} failed ${reason} revocations`,
+    async () => metricValue(await metrics(t), 'leasehold_lease_revocations_total', { reason, outcome: 'failed' }) >= n,
+    60_000,
+    500,
+  );
 }
 
 /** The real kubectl, finding our plugin (and Node 24 for it) first on PATH, as a user's shell would. */
 function kubectlVault(t: T, args: string[]): string {
   const { env } = t.context;
   return execFileSync(env.kubernetes.kubectl, ['vault', ...args, `--kubeconfig=${env.kubernetes.kubeconfig}`], {
-    encoding: 'utf8', env: { ...process.env, PATH: `${path.join(repo, 'bin')}:${path.join(repo, 'node_modules/.bin')}:${process.env.PATH}` },
+    encoding: 'utf8',
+    env: {
+      ...process.env,
+      PATH: `${path.join(repo, 'bin')}:${path.join(repo, 'node_modules/.bin')}:${process.env.PATH}`,
+    },
   });
 }
 
@@ -130,14 +198,30 @@ async function ownSomething(t: T, o: Cr, table: string): Promise<{ username: str
 }
 
 /** What every failed revocation must look like while it lasts: the access not ended, Vault's words, one Warning. */
-async function stuck(t: T, name: string, leaseId: string, c: { username: string; password: string }, reason: string): Promise<Cr> {
-  const o = await eventually(t, `${name}: Revoked False, RevocationFailed`, async () => {
-    const x = await dar(t, name);
-    return condition(x, 'Revoked')?.reason === 'RevocationFailed' ? x : undefined;
-  }, 60_000, 500);
+async function stuck(
+  t: T,
+  name: string,
+  leaseId: string,
+  c: { username: string; password: string },
+  reason: string,
+): Promise<Cr> {
+  const o = await eventually(
+    t,
+    `${name}: Revoked False, RevocationFailed`,
+    async () => {
+      const x = await dar(t, name);
+      return condition(x, 'Revoked')?.reason === 'RevocationFailed' ? x : undefined;
+    },
+    60_000,
+    500,
+  );
   const revoked = condition(o, 'Revoked');
   t.is(revoked.status, 'False');
-  t.regex(revoked.message, /cannot be dropped because some objects depend on it/, 'the condition carries what PostgreSQL said, through Vault');
+  t.regex(
+    revoked.message,
+    /cannot be dropped because some objects depend on it/,
+    'the condition carries what PostgreSQL said, through Vault',
+  );
   t.regex(revoked.message, new RegExp(leaseId.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
   await failedRevocations(t, reason, 2);
   t.is(warnings(t, name, 'RevocationFailed'), 1, 'one Warning, not one per retry');
@@ -158,12 +242,17 @@ test.before(async (t) => {
     if (process.env.LEASEHOLD_TEST_LOGS) process.stderr.write(operator.logs());
   });
   kubectl(env, ['apply', '-f', 'manifests/samples/30-postgres-secret-engine.yaml']);
-  await eventually(t as unknown as T, 'SecretEngine phase Success', async () => (await getCr(env, 'secretengines', NS, 'postgresql-engine'))?.status?.phase === 'Success', 60_000);
+  await eventually(
+    t as unknown as T,
+    'SecretEngine phase Success',
+    async () => (await getCr(env, 'secretengines', NS, 'postgresql-engine'))?.status?.phase === 'Success',
+    60_000,
+  );
 });
 
 // ---- the tests -----------------------------------------------------------------------------------------------------
 
-test('a deleted request whose login owns a table stays until Vault revoked the lease; the README\'s revocationStatements let it go', async (t) => {
+test("a deleted request whose login owns a table stays until Vault revoked the lease; the README's revocationStatements let it go", async (t) => {
   t.timeout(4 * 60_000);
   await owningRole(t, 'owner-delete');
   const o = await approvedRequest(t, 'delete-owner', 'owner-delete');
@@ -179,12 +268,27 @@ test('a deleted request whose login owns a table stays until Vault revoked the l
 
   // What the troubleshooting table says to do: the role's revocationStatements reassign and drop what it owns.
   // Vault revokes with the role's statements as they are now, so the lease issued before the fix goes too.
-  apply(t, guideRole('owner-delete', { creationStatements: OWNING_CREATION, revocationStatements: README_REVOCATION, defaultTTL: '10m', maxTTL: '1h' }));
+  apply(
+    t,
+    guideRole('owner-delete', {
+      creationStatements: OWNING_CREATION,
+      revocationStatements: README_REVOCATION,
+      defaultTTL: '10m',
+      maxTTL: '1h',
+    }),
+  );
   await eventually(t, 'the request to go', async () => !(await dar(t, 'delete-owner')), 90_000, 500);
   t.false(await canLogin(t, c.username, c.password), 'the login no longer works');
   t.false(await leaseAlive(t, leaseId), 'the lease is gone from Vault');
-  const owner = await asAdmin<{ tableowner: string }>(t, "SELECT tableowner FROM pg_tables WHERE tablename = 'made_by_delete_owner'");
-  t.deepEqual(owner, [{ tableowner: t.context.env.postgres.user }], 'the table was handed to the admin Vault connects as, not lost');
+  const owner = await asAdmin<{ tableowner: string }>(
+    t,
+    "SELECT tableowner FROM pg_tables WHERE tablename = 'made_by_delete_owner'",
+  );
+  t.deepEqual(
+    owner,
+    [{ tableowner: t.context.env.postgres.user }],
+    'the table was handed to the admin Vault connects as, not lost',
+  );
 
   // A login issued under the fixed role goes at once.
   const next = await approvedRequest(t, 'delete-owner-2', 'owner-delete');
@@ -207,15 +311,24 @@ test('kubectl vault revoke: the phase stays until Vault revoked the lease; after
   t.is(held.status.phase, 'Approved', 'not Revoked while the login works');
   t.is(condition(held, 'Available')?.status, 'True');
   t.not(held.status.phase, 'Revoked');
-  t.truthy((await credentialsOf(t.context.env, NS, held.status.secret.name)).password, 'the Secret still holds the working credential');
+  t.truthy(
+    (await credentialsOf(t.context.env, NS, held.status.secret.name)).password,
+    'the Secret still holds the working credential',
+  );
 
   // The DBA hands the login's objects (and privileges) over by hand; Vault's default DROP ROLE then succeeds at
   // the next retry, which comes on its own (nothing else wakes the request).
   await asAdmin(t, `REASSIGN OWNED BY "${c.username}" TO CURRENT_USER; DROP OWNED BY "${c.username}"`);
-  const done = await eventually(t, 'phase Revoked', async () => {
-    const x = await dar(t, 'revoke-owner');
-    return x?.status?.phase === 'Revoked' ? x : undefined;
-  }, 150_000, 1000);
+  const done = await eventually(
+    t,
+    'phase Revoked',
+    async () => {
+      const x = await dar(t, 'revoke-owner');
+      return x?.status?.phase === 'Revoked' ? x : undefined;
+    },
+    150_000,
+    1000,
+  );
   t.is(condition(done, 'Revoked')?.status, 'True');
   t.is(condition(done, 'Revoked')?.reason, 'RevokedOnDemand');
   t.false(await canLogin(t, c.username, c.password), 'the login no longer works');
@@ -230,30 +343,60 @@ test('a rotated-out login that owns a table is kept in previousLeases, reported,
   const oldLease: string = o.status.lease.id;
   const old = await ownSomething(t, o, 'made_by_rotate_owner');
 
-  await t.context.env.kubeConfig.makeApiClient(CustomObjectsApi).patchNamespacedCustomObject({
-    group: GROUP, version: VERSION, namespace: NS, plural: 'databaseaccessrequests', name: 'rotate-owner',
-    body: { metadata: { annotations: { [Annotations.rotateNow]: 'once' } } },
-  }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  await t.context.env.kubeConfig.makeApiClient(CustomObjectsApi).patchNamespacedCustomObject(
+    {
+      group: GROUP,
+      version: VERSION,
+      namespace: NS,
+      plural: 'databaseaccessrequests',
+      name: 'rotate-owner',
+      body: { metadata: { annotations: { [Annotations.rotateNow]: 'once' } } },
+    },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
   const held = await stuck(t, 'rotate-owner', oldLease, old, 'rotation');
-  t.deepEqual(held.status.previousLeases.map((p: { id: string }) => p.id), [oldLease], 'the lease Vault did not revoke stays recorded');
+  t.deepEqual(
+    held.status.previousLeases.map((p: { id: string }) => p.id),
+    [oldLease],
+    'the lease Vault did not revoke stays recorded',
+  );
   t.not(held.status.lease.id, oldLease);
   t.is(condition(held, 'Available')?.status, 'True', 'the new credential is available throughout');
   const current = await credentialsOf(t.context.env, NS, held.status.secret.name);
   t.true(await canLogin(t, current.username, current.password));
 
   await asAdmin(t, `REASSIGN OWNED BY "${old.username}" TO CURRENT_USER; DROP OWNED BY "${old.username}"`);
-  const done = await eventually(t, 'previousLeases emptied', async () => {
-    const x = await dar(t, 'rotate-owner');
-    return x && !x.status?.previousLeases ? x : undefined;
-  }, 150_000, 1000);
+  const done = await eventually(
+    t,
+    'previousLeases emptied',
+    async () => {
+      const x = await dar(t, 'rotate-owner');
+      return x && !x.status?.previousLeases ? x : undefined;
+    },
+    150_000,
+    1000,
+  );
   t.is(condition(done, 'Revoked'), undefined, 'the failure leaves status once the lease is revoked');
   t.false(await canLogin(t, old.username, old.password), 'the old login no longer works');
   t.false(await leaseAlive(t, oldLease));
   t.true(await canLogin(t, current.username, current.password), 'the new login is unaffected');
   // The current login holds CREATE on schema public, which Vault's default DROP ROLE trips over as well: the
   // README's revocationStatements let the request go.
-  apply(t, guideRole('owner-rotate', { creationStatements: OWNING_CREATION, revocationStatements: README_REVOCATION, defaultTTL: '10m', maxTTL: '1h' }));
-  await eventually(t, 'the role updated', async () => (await getCr(t.context.env, 'postgresroles', NS, 'owner-rotate'))?.status?.observedGeneration === 2, 30_000);
+  apply(
+    t,
+    guideRole('owner-rotate', {
+      creationStatements: OWNING_CREATION,
+      revocationStatements: README_REVOCATION,
+      defaultTTL: '10m',
+      maxTTL: '1h',
+    }),
+  );
+  await eventually(
+    t,
+    'the role updated',
+    async () => (await getCr(t.context.env, 'postgresroles', NS, 'owner-rotate'))?.status?.observedGeneration === 2,
+    30_000,
+  );
   kubectl(t.context.env, ['-n', NS, 'delete', 'databaseaccessrequest', 'rotate-owner', '--timeout=60s']);
   t.false(await canLogin(t, current.username, current.password));
 });
@@ -267,24 +410,44 @@ test('renew: false — a request whose lease ran out is not Expired while Vault 
 
   // Past its TTL: Vault's own revocation and the operator's both fail (VALID UNTIL has ended the password, but the
   // role, its table and the lease remain).
-  const held = await eventually(t, 'expire-owner: Revoked False, RevocationFailed', async () => {
-    const x = await dar(t, 'expire-owner');
-    return condition(x, 'Revoked')?.reason === 'RevocationFailed' ? x : undefined;
-  }, 90_000, 500);
+  const held = await eventually(
+    t,
+    'expire-owner: Revoked False, RevocationFailed',
+    async () => {
+      const x = await dar(t, 'expire-owner');
+      return condition(x, 'Revoked')?.reason === 'RevocationFailed' ? x : undefined;
+    },
+    90_000,
+    500,
+  );
   t.regex(condition(held, 'Revoked').message, /cannot be dropped because some objects depend on it/);
   t.not(held.status.phase, 'Expired', 'not Expired while Vault holds the lease');
   t.true(await leaseAlive(t, leaseId));
-  t.deepEqual(await asAdmin(t, `SELECT 1 AS one FROM pg_roles WHERE rolname = '${c.username}'`), [{ one: 1 }], 'the database role still exists');
+  t.deepEqual(
+    await asAdmin(t, `SELECT 1 AS one FROM pg_roles WHERE rolname = '${c.username}'`),
+    [{ one: 1 }],
+    'the database role still exists',
+  );
 
   await asAdmin(t, `REASSIGN OWNED BY "${c.username}" TO CURRENT_USER; DROP OWNED BY "${c.username}"`);
-  const done = await eventually(t, 'phase Expired', async () => {
-    const x = await dar(t, 'expire-owner');
-    return x?.status?.phase === 'Expired' ? x : undefined;
-  }, 150_000, 1000);
+  const done = await eventually(
+    t,
+    'phase Expired',
+    async () => {
+      const x = await dar(t, 'expire-owner');
+      return x?.status?.phase === 'Expired' ? x : undefined;
+    },
+    150_000,
+    1000,
+  );
   t.is(condition(done, 'Expired')?.status, 'True');
   t.is(condition(done, 'Revoked'), undefined);
   t.false(await leaseAlive(t, leaseId));
-  t.deepEqual(await asAdmin(t, `SELECT 1 AS one FROM pg_roles WHERE rolname = '${c.username}'`), [], 'the database role is gone');
+  t.deepEqual(
+    await asAdmin(t, `SELECT 1 AS one FROM pg_roles WHERE rolname = '${c.username}'`),
+    [],
+    'the database role is gone',
+  );
   kubectl(t.context.env, ['-n', NS, 'delete', 'databaseaccessrequest', 'expire-owner', '--timeout=60s']);
 });
 
@@ -292,17 +455,28 @@ test('a request deleted while Vault is down keeps its finalizer and says VaultUn
   t.timeout(4 * 60_000);
   const { env } = t.context;
   apply(t, guideRole('plain-down', { defaultTTL: '10m', maxTTL: '1h' }));
-  await eventually(t, 'PostgresRole plain-down ready', async () => (await getCr(env, 'postgresroles', NS, 'plain-down'))?.status?.phase === 'Success', 60_000);
+  await eventually(
+    t,
+    'PostgresRole plain-down ready',
+    async () => (await getCr(env, 'postgresroles', NS, 'plain-down'))?.status?.phase === 'Success',
+    60_000,
+  );
   const o = await approvedRequest(t, 'vault-down', 'plain-down');
   const leaseId: string = o.status.lease.id;
   const c = await credentialsOf(env, NS, o.status.secret.name);
   await env.stopComponent('vault');
   try {
     kubectl(env, ['-n', NS, 'delete', 'databaseaccessrequest', 'vault-down', '--wait=false']);
-    const held = await eventually(t, 'Revoked False, VaultUnreachable', async () => {
-      const x = await dar(t, 'vault-down');
-      return condition(x, 'Revoked')?.reason === 'VaultUnreachable' ? x : undefined;
-    }, 60_000, 500);
+    const held = await eventually(
+      t,
+      'Revoked False, VaultUnreachable',
+      async () => {
+        const x = await dar(t, 'vault-down');
+        return condition(x, 'Revoked')?.reason === 'VaultUnreachable' ? x : undefined;
+      },
+      60_000,
+      500,
+    );
     t.regex(condition(held, 'Revoked').message, /not revoked yet \(the request is being deleted\)/);
     t.true(held.metadata.finalizers.includes('leasehold.dev/finalizer'));
     await eventually(t, 'one Warning', async () => warnings(t, 'vault-down', 'VaultUnreachable') === 1, 15_000, 500);
@@ -318,7 +492,12 @@ test('a request deleted while Vault is down keeps its finalizer and says VaultUn
 test('a lease revoked in Vault by hand still counts as revoked: the deleted request goes at once', async (t) => {
   t.timeout(3 * 60_000);
   apply(t, guideRole('plain', { defaultTTL: '10m', maxTTL: '1h' }));
-  await eventually(t, 'PostgresRole plain ready', async () => (await getCr(t.context.env, 'postgresroles', NS, 'plain'))?.status?.phase === 'Success', 60_000);
+  await eventually(
+    t,
+    'PostgresRole plain ready',
+    async () => (await getCr(t.context.env, 'postgresroles', NS, 'plain'))?.status?.phase === 'Success',
+    60_000,
+  );
   const o = await approvedRequest(t, 'gone-by-hand', 'plain');
   const leaseId: string = o.status.lease.id;
   const c = await credentialsOf(t.context.env, NS, o.status.secret.name);
@@ -335,22 +514,45 @@ test('vault_requests_total: fixed operation names, and the expected "not found" 
   t.timeout(3 * 60_000);
   // A lease revoked by hand is looked up when its renewal is refused (the request then rotates): not found, expected.
   apply(t, guideRole('short', { defaultTTL: '10s', maxTTL: '1h' }));
-  await eventually(t, 'PostgresRole short ready', async () => (await getCr(t.context.env, 'postgresroles', NS, 'short'))?.status?.phase === 'Success', 60_000);
+  await eventually(
+    t,
+    'PostgresRole short ready',
+    async () => (await getCr(t.context.env, 'postgresroles', NS, 'short'))?.status?.phase === 'Success',
+    60_000,
+  );
   const o = await approvedRequest(t, 'looked-up', 'short');
   await vaultRequest(t.context.env, 'PUT', 'sys/leases/revoke', { lease_id: o.status.lease.id });
-  await eventually(t, 'the renewal to find the lease gone', async () => (await dar(t, 'looked-up'))?.status?.rotation?.reason === 'LeaseRevoked', 30_000, 500);
+  await eventually(
+    t,
+    'the renewal to find the lease gone',
+    async () => (await dar(t, 'looked-up'))?.status?.rotation?.reason === 'LeaseRevoked',
+    30_000,
+    500,
+  );
   kubectl(t.context.env, ['-n', NS, 'delete', 'databaseaccessrequest', 'looked-up', '--timeout=60s']);
 
   const text = await metrics(t);
   const count = (labels: Record<string, string>) => metricValue(text, 'vault_requests_total', labels);
-  t.true(count({ operation: 'lookupLease', outcome: 'not_found' }) >= 1, 'the lookup of the lease revoked by hand is counted as not_found');
-  t.true(count({ operation: 'readMount', outcome: 'not_found' }) >= 1, 'the SecretEngine\'s look at its absent mount is counted as not_found');
+  t.true(
+    count({ operation: 'lookupLease', outcome: 'not_found' }) >= 1,
+    'the lookup of the lease revoked by hand is counted as not_found',
+  );
+  t.true(
+    count({ operation: 'readMount', outcome: 'not_found' }) >= 1,
+    "the SecretEngine's look at its absent mount is counted as not_found",
+  );
   t.is(count({ operation: 'lookupLease', outcome: 'error' }), 0);
   t.is(count({ operation: 'readMount', outcome: 'error' }), 0);
-  t.true(count({ operation: 'revokeLease', outcome: 'error' }) >= 1, 'the revocations that failed in the tests above are errors');
+  t.true(
+    count({ operation: 'revokeLease', outcome: 'error' }) >= 1,
+    'the revocations that failed in the tests above are errors',
+  );
   // Every operation label is one of the documented names, not the first word of a sentence.
   const operations = new Set(samples(text, 'vault_requests_total').map((x) => x.labels.operation!));
-  t.deepEqual([...operations].filter((op) => !OPERATIONS.has(op)), []);
+  t.deepEqual(
+    [...operations].filter((op) => !OPERATIONS.has(op)),
+    [],
+  );
   t.true(operations.has('issueCredential') && operations.has('renewLease') && operations.has('writeRole'));
-  t.true(operations.has('login') || operations.has('lookupToken'), 'the operator\'s own logins are counted too');
+  t.true(operations.has('login') || operations.has('lookupToken'), "the operator's own logins are counted too");
 });

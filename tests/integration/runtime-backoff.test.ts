@@ -25,7 +25,9 @@ test('a reconcile that keeps throwing is retried with growing spacing while othe
     return DONE;
   });
   const manager = new Manager({ kubeConfig: env.kubeConfig, log: testLogger(), metrics, namespace: ns });
-  manager.newController({ name: 'backoff', reconciler, concurrency: 2 }).watch(manager.cache(CONFIGMAPS), enqueueObject());
+  manager
+    .newController({ name: 'backoff', reconciler, concurrency: 2 })
+    .watch(manager.cache(CONFIGMAPS), enqueueObject());
   await manager.start();
   try {
     await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'broken' } } });
@@ -34,20 +36,32 @@ test('a reconcile that keeps throwing is retried with growing spacing while othe
 
     const healthyAt = Date.now();
     await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'healthy' } } });
-    await eventually(t, 'a healthy key to be reconciled during the retries', async () => reconciler.reconciledSince(`${ns}/healthy`, healthyAt));
+    await eventually(t, 'a healthy key to be reconciled during the retries', async () =>
+      reconciler.reconciledSince(`${ns}/healthy`, healthyAt),
+    );
 
-    const starts = reconciler.passesOf(`${ns}/broken`).slice(0, 10).map((p) => p.startedAt);
+    const starts = reconciler
+      .passesOf(`${ns}/broken`)
+      .slice(0, 10)
+      .map((p) => p.startedAt);
     const gaps = starts.slice(1).map((s, i) => s - starts[i]!);
     t.log(`gaps between retries (ms): ${gaps.join(', ')}`);
     // Early gaps are a few milliseconds and timer noise on a busy machine (tens of ms) can reorder them; from
     // the sixth on, each one must be longer than the one before, and the spacing must have grown many-fold.
-    for (let i = 5; i < gaps.length; i++) t.true(gaps[i]! > gaps[i - 1]!, `gap ${i} (${gaps[i]} ms) grew from gap ${i - 1} (${gaps[i - 1]} ms)`);
+    for (let i = 5; i < gaps.length; i++)
+      t.true(gaps[i]! > gaps[i - 1]!, `gap ${i} (${gaps[i]} ms) grew from gap ${i - 1} (${gaps[i - 1]} ms)`);
     t.true(gaps.at(-1)! >= 8 * Math.max(1, gaps[1]!), 'the spacing grew many-fold');
 
     t.is(reconciler.passesOf(`${ns}/invalid`).length, 1, 'the terminal error was not retried');
     const changedAt = Date.now();
-    await core.patchNamespacedConfigMap({ namespace: ns, name: 'invalid', body: [{ op: 'add', path: '/metadata/labels', value: { fixed: 'yes' } }] });
-    await eventually(t, 'a change to wake the terminally failed key', async () => reconciler.reconciledSince(`${ns}/invalid`, changedAt - 50));
+    await core.patchNamespacedConfigMap({
+      namespace: ns,
+      name: 'invalid',
+      body: [{ op: 'add', path: '/metadata/labels', value: { fixed: 'yes' } }],
+    });
+    await eventually(t, 'a change to wake the terminally failed key', async () =>
+      reconciler.reconciledSince(`${ns}/invalid`, changedAt - 50),
+    );
     await sleep(1_000);
     t.is(reconciler.passesOf(`${ns}/invalid`).length, 2);
 

@@ -28,7 +28,13 @@ test('1,000 objects created in a burst are each reconciled, never concurrently w
     await sleep(1 + Math.floor(Math.random() * 3));
     return DONE;
   });
-  const manager = new Manager({ kubeConfig: env.kubeConfig, log: testLogger(), metrics, namespace: ns, resyncPeriodMs: RESYNC_MS });
+  const manager = new Manager({
+    kubeConfig: env.kubeConfig,
+    log: testLogger(),
+    metrics,
+    namespace: ns,
+    resyncPeriodMs: RESYNC_MS,
+  });
   const cache = manager.cache(CONFIGMAPS);
   let resyncOffers = 0;
   cache.addHandler({ onResync: () => resyncOffers++ });
@@ -36,14 +42,34 @@ test('1,000 objects created in a burst are each reconciled, never concurrently w
   await manager.start();
   try {
     const names = Array.from({ length: COUNT }, (_, i) => `cm-${String(i).padStart(4, '0')}`);
-    await inParallel(names, 50, (name) => core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name }, data: { i: name } } }));
+    await inParallel(names, 50, (name) =>
+      core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name }, data: { i: name } } }),
+    );
     // A second burst of updates lands while the first passes are still running, re-adding keys mid-pass.
-    await inParallel(names, 50, (name) => core.patchNamespacedConfigMap({ namespace: ns, name, body: [{ op: 'add', path: '/data/touched', value: 'yes' }] }));
-    await eventually(t, `all ${COUNT} ConfigMaps to be reconciled`, async () => names.every((n) => reconciler.passesOf(`${ns}/${n}`).length > 0), 120_000, 500);
+    await inParallel(names, 50, (name) =>
+      core.patchNamespacedConfigMap({
+        namespace: ns,
+        name,
+        body: [{ op: 'add', path: '/data/touched', value: 'yes' }],
+      }),
+    );
+    await eventually(
+      t,
+      `all ${COUNT} ConfigMaps to be reconciled`,
+      async () => names.every((n) => reconciler.passesOf(`${ns}/${n}`).length > 0),
+      120_000,
+      500,
+    );
     t.deepEqual(reconciler.overlaps, [], 'no key was reconciled while a pass of it was running');
 
     const quiet = async () => {
-      await eventually(t, 'the queue to drain', async () => controller.queue.len() === 0 && controller.queue.inFlight() === 0, 60_000, 100);
+      await eventually(
+        t,
+        'the queue to drain',
+        async () => controller.queue.len() === 0 && controller.queue.inFlight() === 0,
+        60_000,
+        100,
+      );
     };
     await quiet();
     const passesBefore = reconciler.passes.length;
@@ -52,13 +78,19 @@ test('1,000 objects created in a burst are each reconciled, never concurrently w
     const offersDuring = resyncOffers - offersBefore;
     await quiet();
     const passesDuring = reconciler.passes.length - passesBefore;
-    t.log(`idle ${IDLE_MS / 1000}s: ${passesDuring} reconciles, ${offersDuring} resync offers (${offersDuring / (COUNT + 1)} rounds)`);
+    t.log(
+      `idle ${IDLE_MS / 1000}s: ${passesDuring} reconciles, ${offersDuring} resync offers (${offersDuring / (COUNT + 1)} rounds)`,
+    );
     t.true(offersDuring >= COUNT, 'at least one resync round ran');
     t.is(passesDuring, offersDuring, 'every idle reconcile was one resync offer, nothing else');
     t.is(controller.queue.delayed(), 0, 'nothing is waiting on a retry or requeue');
     t.deepEqual(reconciler.overlaps, []);
     const writes = await metrics.kubeWrites.get();
-    t.deepEqual(writes.values.filter((v) => v.value > 0), [], 'the runtime itself wrote nothing');
+    t.deepEqual(
+      writes.values.filter((v) => v.value > 0),
+      [],
+      'the runtime itself wrote nothing',
+    );
   } finally {
     await manager.stop();
   }

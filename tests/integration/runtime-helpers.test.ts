@@ -32,23 +32,41 @@ type Widget = KubernetesObject & { spec?: { size?: number }; status?: WidgetStat
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-const CRDS: ResourceType = { group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions', kind: 'CustomResourceDefinition', namespaced: false };
+const CRDS: ResourceType = {
+  group: 'apiextensions.k8s.io',
+  version: 'v1',
+  plural: 'customresourcedefinitions',
+  kind: 'CustomResourceDefinition',
+  namespaced: false,
+};
 
 test.before(async (t) => {
   // Plain JSON through our own client: the generated model would drop `x-kubernetes-preserve-unknown-fields`.
   await new KubeClient(t.context.env.kubeConfig).create(CRDS, '', {
-    apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition',
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
     metadata: { name: `widgets.${GROUP}` },
     spec: {
-      group: GROUP, scope: 'Namespaced',
+      group: GROUP,
+      scope: 'Namespaced',
       names: { kind: 'Widget', plural: 'widgets', singular: 'widget', listKind: 'WidgetList' },
-      versions: [{
-        name: 'v1', served: true, storage: true, subresources: { status: {} },
-        schema: { openAPIV3Schema: { type: 'object', properties: {
-          spec: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
-          status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
-        } } },
-      }],
+      versions: [
+        {
+          name: 'v1',
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              properties: {
+                spec: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+                status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+              },
+            },
+          },
+        },
+      ],
     },
   } as KubernetesObject);
   const client = new KubeClient(t.context.env.kubeConfig);
@@ -59,11 +77,19 @@ test.before(async (t) => {
 });
 
 async function newWidget(client: KubeClient, ns: string, name: string): Promise<Widget> {
-  return client.create<Widget>(WIDGETS, ns, { apiVersion: `${GROUP}/v1`, kind: 'Widget', metadata: { name, namespace: ns }, spec: { size: 1 } });
+  return client.create<Widget>(WIDGETS, ns, {
+    apiVersion: `${GROUP}/v1`,
+    kind: 'Widget',
+    metadata: { name, namespace: ns },
+    spec: { size: 1 },
+  });
 }
 
 async function writesOf(metrics: Metrics, verb: string, resource: string): Promise<number> {
-  return (await metrics.kubeWrites.get()).values.find((v) => v.labels.verb === verb && v.labels.resource === resource)?.value ?? 0;
+  return (
+    (await metrics.kubeWrites.get()).values.find((v) => v.labels.verb === verb && v.labels.resource === resource)
+      ?.value ?? 0
+  );
 }
 
 test('finalizers are added and removed once, report whether they changed anything, and refuse stale lists', async (t) => {
@@ -90,7 +116,11 @@ test('finalizers are added and removed once, report whether they changed anythin
   t.true(removed.changed);
   t.deepEqual(removed.object.metadata?.finalizers, ['other.io/hold']);
   t.false((await removeFinalizer(client, WIDGETS, removed.object, 'leasehold.dev/cleanup')).changed);
-  t.is(await writesOf(metrics, 'patch', 'widgets'), 5, 'three changes and two refused attempts; the no-op calls sent nothing');
+  t.is(
+    await writesOf(metrics, 'patch', 'widgets'),
+    5,
+    'three changes and two refused attempts; the no-op calls sent nothing',
+  );
 });
 
 test('status is written only when it changed, exactly as desired, with optimistic concurrency', async (t) => {
@@ -100,7 +130,11 @@ test('status is written only when it changed, exactly as desired, with optimisti
   const client = new KubeClient(t.context.env.kubeConfig, { metrics });
   const w = await newWidget(client, ns, 'w');
   const now = new Date('2026-01-01T00:00:00Z');
-  const desired: WidgetStatus = { observedGeneration: 1, phase: 'Pending', conditions: setCondition([], { type: 'Ready', status: 'False', reason: 'Pending', message: 'waiting' }, 1, now) };
+  const desired: WidgetStatus = {
+    observedGeneration: 1,
+    phase: 'Pending',
+    conditions: setCondition([], { type: 'Ready', status: 'False', reason: 'Pending', message: 'waiting' }, 1, now),
+  };
 
   const first = await patchStatus(client, WIDGETS, w, desired);
   t.true(first.changed);
@@ -114,7 +148,9 @@ test('status is written only when it changed, exactly as desired, with optimisti
   t.true(second.changed);
   t.deepEqual((await client.get<Widget>(WIDGETS, ns, 'w')).status, withoutPhase, 'fields left out are removed');
 
-  const conflict = await t.throwsAsync(patchStatus<WidgetStatus, Widget>(client, WIDGETS, first.object, { ...desired, phase: 'Stale' }));
+  const conflict = await t.throwsAsync(
+    patchStatus<WidgetStatus, Widget>(client, WIDGETS, first.object, { ...desired, phase: 'Stale' }),
+  );
   t.true(conflict instanceof RetryableError && conflict.reason === 'Conflict', String(conflict));
 });
 
@@ -128,7 +164,12 @@ test("a controller's own status writes do not trigger another pass; spec and ann
     const w = widgets.get(key.namespace, key.name);
     if (!w) return DONE;
     const generation = w.metadata?.generation ?? 0;
-    const conditions = setCondition(w.status?.conditions, { type: 'Ready', status: 'True', reason: 'Reconciled', message: `size ${w.spec?.size}` }, generation, ctx.now());
+    const conditions = setCondition(
+      w.status?.conditions,
+      { type: 'Ready', status: 'True', reason: 'Reconciled', message: `size ${w.spec?.size}` },
+      generation,
+      ctx.now(),
+    );
     await patchStatus<WidgetStatus, Widget>(manager.client, WIDGETS, w, { observedGeneration: generation, conditions });
     return DONE;
   });
@@ -138,17 +179,35 @@ test("a controller's own status writes do not trigger another pass; spec and ann
     const client = manager.client;
     await newWidget(client, ns, 'w');
     const passes = () => reconciler.passesOf(`${ns}/w`).length;
-    await eventually(t, 'the status to be written', async () => (await client.get<Widget>(WIDGETS, ns, 'w')).status?.observedGeneration === 1);
+    await eventually(
+      t,
+      'the status to be written',
+      async () => (await client.get<Widget>(WIDGETS, ns, 'w')).status?.observedGeneration === 1,
+    );
     await sleep(2_000);
     t.is(passes(), 1, 'the status write did not come back as work');
 
-    await client.patch(WIDGETS, ns, 'w', { metadata: { annotations: { 'leasehold.dev/rotate': 'now' } } }, 'application/merge-patch+json');
+    await client.patch(
+      WIDGETS,
+      ns,
+      'w',
+      { metadata: { annotations: { 'leasehold.dev/rotate': 'now' } } },
+      'application/merge-patch+json',
+    );
     await eventually(t, 'an annotation change to trigger a pass', async () => passes() === 2);
     await client.patch(WIDGETS, ns, 'w', { spec: { size: 2 } }, 'application/merge-patch+json');
-    await eventually(t, 'a spec change to trigger a pass', async () => (await client.get<Widget>(WIDGETS, ns, 'w')).status?.observedGeneration === 2);
+    await eventually(
+      t,
+      'a spec change to trigger a pass',
+      async () => (await client.get<Widget>(WIDGETS, ns, 'w')).status?.observedGeneration === 2,
+    );
     await sleep(2_000);
     t.is(passes(), 3);
-    t.is(await writesOf(metrics, 'patch', 'widgets'), 4, 'two status writes, plus the two changes the test made; the annotation-only pass wrote nothing');
+    t.is(
+      await writesOf(metrics, 'patch', 'widgets'),
+      4,
+      'two status writes, plus the two changes the test made; the annotation-only pass wrote nothing',
+    );
   } finally {
     await manager.stop();
   }
@@ -179,7 +238,12 @@ test('repeated Events are recorded once, and recording never throws', async (t) 
 test('readiness waits for caches; probes and metrics are served on their own addresses', async (t) => {
   const metrics = new Metrics({ defaultMetrics: false });
   const missing: ResourceType = { group: GROUP, version: 'v1', plural: 'nothings', kind: 'Nothing' };
-  const stuck = new Manager({ kubeConfig: t.context.env.kubeConfig, log: testLogger(), metrics, healthProbeBindAddress: '127.0.0.1:0' });
+  const stuck = new Manager({
+    kubeConfig: t.context.env.kubeConfig,
+    log: testLogger(),
+    metrics,
+    healthProbeBindAddress: '127.0.0.1:0',
+  });
   stuck.cache(missing);
   const starting = stuck.start();
   await eventually(t, 'the probe endpoint to listen', async () => stuck.healthPort());
@@ -194,8 +258,17 @@ test('readiness waits for caches; probes and metrics are served on their own add
   const ns = 'rt-endpoints';
   await createNamespace(t.context.env.kubeConfig, ns);
   const m2 = new Metrics();
-  const manager = new Manager({ kubeConfig: t.context.env.kubeConfig, log: testLogger(), metrics: m2, namespace: ns, healthProbeBindAddress: '127.0.0.1:0', metricsBindAddress: '127.0.0.1:0' });
-  manager.newController({ name: 'endpoints', reconciler: new RecordingReconciler() }).watch(manager.cache<Widget>(WIDGETS), enqueueObject());
+  const manager = new Manager({
+    kubeConfig: t.context.env.kubeConfig,
+    log: testLogger(),
+    metrics: m2,
+    namespace: ns,
+    healthProbeBindAddress: '127.0.0.1:0',
+    metricsBindAddress: '127.0.0.1:0',
+  });
+  manager
+    .newController({ name: 'endpoints', reconciler: new RecordingReconciler() })
+    .watch(manager.cache<Widget>(WIDGETS), enqueueObject());
   await manager.start();
   try {
     t.not(manager.healthPort(), manager.metricsPort());
@@ -206,10 +279,21 @@ test('readiness waits for caches; probes and metrics are served on their own add
       return body.includes('controller_runtime_reconcile_total{controller="endpoints",result="success"} 1') && body;
     });
     const body = await (await fetch(`http://127.0.0.1:${manager.metricsPort()}/metrics`)).text();
-    for (const name of ['workqueue_depth{name="endpoints"}', 'workqueue_adds_total{name="endpoints"}', 'controller_runtime_reconcile_time_seconds_bucket', 'process_resident_memory_bytes', 'kube_writes_total', 'vault_requests_total']) {
+    for (const name of [
+      'workqueue_depth{name="endpoints"}',
+      'workqueue_adds_total{name="endpoints"}',
+      'controller_runtime_reconcile_time_seconds_bucket',
+      'process_resident_memory_bytes',
+      'kube_writes_total',
+      'vault_requests_total',
+    ]) {
       t.true(body.includes(name), name);
     }
-    t.is((await fetch(`http://127.0.0.1:${manager.healthPort()}/metrics`)).status, 404, 'metrics are not on the probe port');
+    t.is(
+      (await fetch(`http://127.0.0.1:${manager.healthPort()}/metrics`)).status,
+      404,
+      'metrics are not on the probe port',
+    );
   } finally {
     await manager.stop();
   }
@@ -224,7 +308,11 @@ async function freePort(): Promise<number> {
 }
 
 function runOperator(args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'cmd/operator/main.ts', ...args], { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'cmd/operator/main.ts', ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -247,21 +335,65 @@ test('the entry point: --help exits 0, bad flags exit 2, SIGTERM exits 0 and rel
   await createNamespace(t.context.env.kubeConfig, ns);
   // The operator's caches (and so its readiness and its campaign for the Lease) wait for its CRDs.
   const { env } = t.context;
-  execFileSync(env.kubernetes.kubectl, [`--kubeconfig=${env.kubernetes.kubeconfig}`, 'apply', '-f', path.join(repoRoot, 'manifests/crds')], { stdio: 'ignore' });
-  execFileSync(env.kubernetes.kubectl, [`--kubeconfig=${env.kubernetes.kubeconfig}`, 'wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all'], { stdio: 'ignore' });
+  execFileSync(
+    env.kubernetes.kubectl,
+    [`--kubeconfig=${env.kubernetes.kubeconfig}`, 'apply', '-f', path.join(repoRoot, 'manifests/crds')],
+    { stdio: 'ignore' },
+  );
+  execFileSync(
+    env.kubernetes.kubectl,
+    [
+      `--kubeconfig=${env.kubernetes.kubeconfig}`,
+      'wait',
+      '--for=condition=Established',
+      '--timeout=60s',
+      'crd',
+      '--all',
+    ],
+    { stdio: 'ignore' },
+  );
   const healthPort = await freePort();
-  const op = runOperator(['--leader-elect', `--leader-election-namespace=${ns}`, '--leader-election-id=main-test', `--health-probe-bind-address=127.0.0.1:${healthPort}`, '--metrics-bind-address=0'], {
-    KUBECONFIG: t.context.env.kubernetes.kubeconfig, LEASEHOLD_NAMESPACE: ns,
-  });
+  const op = runOperator(
+    [
+      '--leader-elect',
+      `--leader-election-namespace=${ns}`,
+      '--leader-election-id=main-test',
+      `--health-probe-bind-address=127.0.0.1:${healthPort}`,
+      '--metrics-bind-address=0',
+    ],
+    {
+      KUBECONFIG: t.context.env.kubernetes.kubeconfig,
+      LEASEHOLD_NAMESPACE: ns,
+    },
+  );
   try {
     const leases = t.context.env.kubeConfig.makeApiClient(CoordinationV1Api);
-    await eventually(t, 'the operator to take the Lease', async () => (await leases.readNamespacedLease({ namespace: ns, name: 'main-test' })).spec?.holderIdentity, 60_000);
-    await eventually(t, 'the operator to be ready', async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).status === 200);
+    await eventually(
+      t,
+      'the operator to take the Lease',
+      async () => (await leases.readNamespacedLease({ namespace: ns, name: 'main-test' })).spec?.holderIdentity,
+      60_000,
+    );
+    await eventually(
+      t,
+      'the operator to be ready',
+      async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).status === 200,
+    );
     op.child.kill('SIGTERM');
     t.is(await op.exited, 0);
-    t.falsy((await leases.readNamespacedLease({ namespace: ns, name: 'main-test' })).spec?.holderIdentity, 'released on the way out');
-    const lines = op.output().stdout.trim().split('\n').map((l) => JSON.parse(l) as { message: string; level: string });
-    t.true(lines.some((l) => l.message === 'starting leasehold'), 'JSON logs on stdout');
+    t.falsy(
+      (await leases.readNamespacedLease({ namespace: ns, name: 'main-test' })).spec?.holderIdentity,
+      'released on the way out',
+    );
+    const lines = op
+      .output()
+      .stdout.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { message: string; level: string });
+    t.true(
+      lines.some((l) => l.message === 'starting leasehold'),
+      'JSON logs on stdout',
+    );
   } finally {
     op.child.kill('SIGKILL');
   }

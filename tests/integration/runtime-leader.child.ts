@@ -13,7 +13,8 @@ const need = (name: string): string => {
   return v;
 };
 const identity = need('REPLICA_IDENTITY');
-const report = (event: Record<string, unknown>) => process.stdout.write(`${JSON.stringify({ ...event, identity, at: Date.now() })}\n`);
+const report = (event: Record<string, unknown>) =>
+  process.stdout.write(`${JSON.stringify({ ...event, identity, at: Date.now() })}\n`);
 
 const kubeConfig = new KubeConfig();
 kubeConfig.loadFromFile(need('REPLICA_KUBECONFIG'));
@@ -27,20 +28,25 @@ const manager = new Manager({
     process.exit(1);
   },
 });
-manager.newController({
-  name: 'leader-test',
-  reconciler: {
-    async reconcile(key) {
-      report({ event: 'reconciled', name: key.name });
-      return DONE;
+manager
+  .newController({
+    name: 'leader-test',
+    reconciler: {
+      async reconcile(key) {
+        report({ event: 'reconciled', name: key.name });
+        return DONE;
+      },
     },
-  },
-}).watch(manager.cache(CONFIGMAPS), enqueueObject());
+  })
+  .watch(manager.cache(CONFIGMAPS), enqueueObject());
 process.on('SIGTERM', () => {
-  manager.stop().then(() => {
-    report({ event: 'stopped' });
-    process.exit(0);
-  }, () => process.exit(1));
+  manager.stop().then(
+    () => {
+      report({ event: 'stopped' });
+      process.exit(0);
+    },
+    () => process.exit(1),
+  );
 });
 await manager.start();
 report({ event: 'started' });

@@ -26,9 +26,14 @@ class Replica {
   readonly reports: Report[] = [];
   readonly child: ChildProcess;
   readonly exited: Promise<number | null>;
-  constructor(readonly identity: string, env: Record<string, string>) {
+  constructor(
+    readonly identity: string,
+    env: Record<string, string>,
+  ) {
     this.child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'runtime-leader.child.ts')], {
-      cwd: repoRoot, env: { ...process.env, ...env, REPLICA_IDENTITY: identity }, stdio: ['ignore', 'pipe', 'ignore'],
+      cwd: repoRoot,
+      env: { ...process.env, ...env, REPLICA_IDENTITY: identity },
+      stdio: ['ignore', 'pipe', 'ignore'],
     });
     readline.createInterface({ input: this.child.stdout! }).on('line', (line) => {
       try {
@@ -58,14 +63,22 @@ test('only the leader reconciles; a killed leader is replaced within 20 s; a sto
   const core = env.kubeConfig.makeApiClient(CoreV1Api);
   const leases = env.kubeConfig.makeApiClient(CoordinationV1Api);
   const replicaEnv = {
-    REPLICA_KUBECONFIG: env.kubernetes.kubeconfig, REPLICA_NAMESPACE: ns, REPLICA_LEASE_NAMESPACE: ns, REPLICA_LEASE_NAME: 'runtime-test-lock',
+    REPLICA_KUBECONFIG: env.kubernetes.kubeconfig,
+    REPLICA_NAMESPACE: ns,
+    REPLICA_LEASE_NAMESPACE: ns,
+    REPLICA_LEASE_NAME: 'runtime-test-lock',
   };
   const replicas = [new Replica('replica-a', replicaEnv), new Replica('replica-b', replicaEnv)];
   try {
     await eventually(t, 'both replicas to start', async () => replicas.every((r) => r.has('started')), 60_000);
     const names = ['one', 'two', 'three', 'four', 'five'];
     for (const name of names) await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name } } });
-    await eventually(t, 'every ConfigMap to be reconciled', async () => names.every((n) => replicas.some((r) => r.reconciled(n))), 60_000);
+    await eventually(
+      t,
+      'every ConfigMap to be reconciled',
+      async () => names.every((n) => replicas.some((r) => r.reconciled(n))),
+      60_000,
+    );
     await sleep(3_000);
     const active = replicas.filter((r) => r.reconcileCount() > 0);
     t.is(active.length, 1, 'exactly one replica reconciles');
@@ -77,11 +90,20 @@ test('only the leader reconciles; a killed leader is replaced within 20 s; a sto
     leader.child.kill('SIGKILL');
     const killedAt = Date.now();
     await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'after-kill' } } });
-    await eventually(t, 'the standby to take over and reconcile', async () => standby.reconciled('after-kill'), 30_000, 100);
+    await eventually(
+      t,
+      'the standby to take over and reconcile',
+      async () => standby.reconciled('after-kill'),
+      30_000,
+      100,
+    );
     const tookOverIn = standby.reports.find((r) => r.event === 'reconciled' && r.name === 'after-kill')!.at - killedAt;
     t.log(`standby reconciled ${tookOverIn} ms after the leader was killed`);
     t.true(tookOverIn <= 20_000, `took over in ${tookOverIn} ms`);
-    t.true(names.every((n) => standby.reconciled(n)), 'the new leader reconciles everything it holds in its cache');
+    t.true(
+      names.every((n) => standby.reconciled(n)),
+      'the new leader reconciles everything it holds in its cache',
+    );
 
     standby.child.kill('SIGTERM');
     t.is(await standby.exited, 0, 'a graceful stop exits 0');
@@ -98,12 +120,20 @@ test('a leader that cannot renew its Lease within the renew deadline steps down 
   const ns = 'rt-leader-lost';
   await createNamespace(env.kubeConfig, ns);
   const replica = new Replica('lonely', {
-    REPLICA_KUBECONFIG: env.kubernetes.kubeconfig, REPLICA_NAMESPACE: ns, REPLICA_LEASE_NAMESPACE: ns, REPLICA_LEASE_NAME: 'lost-lock',
+    REPLICA_KUBECONFIG: env.kubernetes.kubeconfig,
+    REPLICA_NAMESPACE: ns,
+    REPLICA_LEASE_NAMESPACE: ns,
+    REPLICA_LEASE_NAME: 'lost-lock',
   });
   try {
     await eventually(t, 'the replica to start', async () => replica.has('started'), 60_000);
     const leases = env.kubeConfig.makeApiClient(CoordinationV1Api);
-    await eventually(t, 'the replica to lead', async () => (await leases.readNamespacedLease({ namespace: ns, name: 'lost-lock' })).spec?.holderIdentity === 'lonely');
+    await eventually(
+      t,
+      'the replica to lead',
+      async () =>
+        (await leases.readNamespacedLease({ namespace: ns, name: 'lost-lock' })).spec?.holderIdentity === 'lonely',
+    );
 
     await env.stopComponent('kube-apiserver');
     const stoppedAt = Date.now();

@@ -100,10 +100,16 @@ export class CuttableProxy {
 
 /** Compacts etcd's history up to its current revision (through the gRPC gateway), so old revisions are Gone. */
 export async function compactEtcd(etcdEndpoint: string): Promise<number> {
-  const range = await fetch(`${etcdEndpoint}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('/').toString('base64') }) });
+  const range = await fetch(`${etcdEndpoint}/v3/kv/range`, {
+    method: 'POST',
+    body: JSON.stringify({ key: Buffer.from('/').toString('base64') }),
+  });
   if (!range.ok) throw new Error(`etcd range: HTTP ${range.status}`);
   const revision = Number(((await range.json()) as { header: { revision: string } }).header.revision);
-  const compact = await fetch(`${etcdEndpoint}/v3/kv/compaction`, { method: 'POST', body: JSON.stringify({ revision: String(revision), physical: true }) });
+  const compact = await fetch(`${etcdEndpoint}/v3/kv/compaction`, {
+    method: 'POST',
+    body: JSON.stringify({ revision: String(revision), physical: true }),
+  });
   if (!compact.ok) throw new Error(`etcd compaction: HTTP ${compact.status} ${await compact.text()}`);
   return revision;
 }
@@ -119,9 +125,11 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Runs `fn` over `items` with at most `limit` in flight. */
 export async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: limit }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
 }
 
 /** Silent unless RUNTIME_TEST_LOG names a level (then JSON lines go to stderr). */

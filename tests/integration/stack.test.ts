@@ -9,28 +9,41 @@ import { vaultRequest } from '../../scripts/stack/leasehold-setup.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
 
 const test = anyTest as TestFn<StackContext>;
-useStack(test, { withoutLeaseAudit: 'this file tests the stack itself and stops it in its last test; no operator runs' });
+useStack(test, {
+  withoutLeaseAudit: 'this file tests the stack itself and stops it in its last test; no operator runs',
+});
 
 test('deleting a ConfigMap garbage-collects the Secret it owns', async (t) => {
   const core = t.context.env.kubeConfig.makeApiClient(CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: 'gc-test' } } });
-  const cm: V1ConfigMap = await core.createNamespacedConfigMap({ namespace: 'gc-test', body: { metadata: { name: 'owner' }, data: { a: 'b' } } });
+  const cm: V1ConfigMap = await core.createNamespacedConfigMap({
+    namespace: 'gc-test',
+    body: { metadata: { name: 'owner' }, data: { a: 'b' } },
+  });
   await core.createNamespacedSecret({
     namespace: 'gc-test',
     body: {
-      metadata: { name: 'owned', ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'owner', uid: cm.metadata!.uid! }] },
+      metadata: {
+        name: 'owned',
+        ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'owner', uid: cm.metadata!.uid! }],
+      },
       stringData: { k: 'v' },
     },
   });
   await core.deleteNamespacedConfigMap({ namespace: 'gc-test', name: 'owner' });
-  await eventually(t, 'the owned Secret to be garbage-collected', async () => {
-    try {
-      await core.readNamespacedSecret({ namespace: 'gc-test', name: 'owned' });
-      return false;
-    } catch (err) {
-      return (err as { code?: number }).code === 404;
-    }
-  }, 90_000);
+  await eventually(
+    t,
+    'the owned Secret to be garbage-collected',
+    async () => {
+      try {
+        await core.readNamespacedSecret({ namespace: 'gc-test', name: 'owned' });
+        return false;
+      } catch (err) {
+        return (err as { code?: number }).code === 404;
+      }
+    },
+    90_000,
+  );
   t.pass();
 });
 
@@ -38,17 +51,36 @@ test('a TokenRequest token logs into Vault through the kubernetes auth method; a
   const { env } = t.context;
   const core = env.kubeConfig.makeApiClient(CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: 'auth-test' } } });
-  for (const name of ['allowed', 'other']) await core.createNamespacedServiceAccount({ namespace: 'auth-test', body: { metadata: { name } } });
+  for (const name of ['allowed', 'other'])
+    await core.createNamespacedServiceAccount({ namespace: 'auth-test', body: { metadata: { name } } });
   await vaultRequest(env, 'POST', 'auth/kubernetes/role/auth-test', {
-    bound_service_account_names: ['allowed'], bound_service_account_namespaces: ['auth-test'], token_policies: ['default'], ttl: '5m',
+    bound_service_account_names: ['allowed'],
+    bound_service_account_namespaces: ['auth-test'],
+    token_policies: ['default'],
+    ttl: '5m',
   });
   const tokenOf = async (name: string) =>
-    (await core.createNamespacedServiceAccountToken({ namespace: 'auth-test', name, body: { spec: { audiences: [], expirationSeconds: 600 } } })).status!.token;
+    (
+      await core.createNamespacedServiceAccountToken({
+        namespace: 'auth-test',
+        name,
+        body: { spec: { audiences: [], expirationSeconds: 600 } },
+      })
+    ).status!.token;
 
-  const login = await vaultRequest(env, 'POST', 'auth/kubernetes/login', { role: 'auth-test', jwt: await tokenOf('allowed') });
+  const login = await vaultRequest(env, 'POST', 'auth/kubernetes/login', {
+    role: 'auth-test',
+    jwt: await tokenOf('allowed'),
+  });
   t.truthy((login.body as { auth?: { client_token?: string } }).auth?.client_token);
 
-  const refused = await vaultRequest(env, 'POST', 'auth/kubernetes/login', { role: 'auth-test', jwt: await tokenOf('other') }, { allowError: true });
+  const refused = await vaultRequest(
+    env,
+    'POST',
+    'auth/kubernetes/login',
+    { role: 'auth-test', jwt: await tokenOf('other') },
+    { allowError: true },
+  );
   t.is(refused.status, 403);
 });
 
@@ -63,12 +95,23 @@ test('the database engine issues a PostgreSQL login that stops working once its 
     password: env.postgres.password,
   });
   await vaultRequest(env, 'POST', 'db/roles/reader', {
-    db_name: 'pg', default_ttl: '10m', max_ttl: '1h',
+    db_name: 'pg',
+    default_ttl: '10m',
+    max_ttl: '1h',
     creation_statements: [`CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`],
   });
-  const creds = (await vaultRequest(env, 'GET', 'db/creds/reader')).body as { lease_id: string; data: { username: string; password: string } };
+  const creds = (await vaultRequest(env, 'GET', 'db/creds/reader')).body as {
+    lease_id: string;
+    data: { username: string; password: string };
+  };
   const connect = async () => {
-    const client = new pg.Client({ host: '127.0.0.1', port: env.postgres.port, database: 'postgres', user: creds.data.username, password: creds.data.password });
+    const client = new pg.Client({
+      host: '127.0.0.1',
+      port: env.postgres.port,
+      database: 'postgres',
+      user: creds.data.username,
+      password: creds.data.password,
+    });
     await client.connect();
     try {
       return (await client.query<{ who: string }>('select current_user as who')).rows[0]!.who;
@@ -89,12 +132,23 @@ test('the non-admin user is refused by RBAC until granted, then allowed exactly 
   const admin = env.kubeConfig;
   const { RbacAuthorizationV1Api } = await import('@kubernetes/client-node');
   const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
-  await rbac.createNamespacedRole({ namespace: 'default', body: { metadata: { name: 'cm-reader' }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['list'] }] } });
-  await rbac.createNamespacedRoleBinding({ namespace: 'default', body: {
-    metadata: { name: 'cm-reader' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'cm-reader' },
-    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'alice' }],
-  } });
-  await eventually(t, 'alice to list ConfigMaps', async () => (await alice.listNamespacedConfigMap({ namespace: 'default' })).items);
+  await rbac.createNamespacedRole({
+    namespace: 'default',
+    body: { metadata: { name: 'cm-reader' }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['list'] }] },
+  });
+  await rbac.createNamespacedRoleBinding({
+    namespace: 'default',
+    body: {
+      metadata: { name: 'cm-reader' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'cm-reader' },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'alice' }],
+    },
+  });
+  await eventually(
+    t,
+    'alice to list ConfigMaps',
+    async () => (await alice.listNamespacedConfigMap({ namespace: 'default' })).items,
+  );
   const still = await t.throwsAsync(() => alice.listNamespacedSecret({ namespace: 'default' }));
   t.is((still as unknown as { code: number }).code, 403);
 });
@@ -104,12 +158,17 @@ test('Vault and kube-apiserver restarted by fault injection come back with their
   await vaultRequest(env, 'POST', 'sys/mounts/restart-db', { type: 'database' });
   await vaultRequest(env, 'POST', 'restart-db/roles/survivor', { db_name: 'none', creation_statements: ['SELECT 1'] });
   const core = env.kubeConfig.makeApiClient(CoreV1Api);
-  await core.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name: 'survivor' }, data: { x: '1' } } });
+  await core.createNamespacedConfigMap({
+    namespace: 'default',
+    body: { metadata: { name: 'survivor' }, data: { x: '1' } },
+  });
 
   await env.restart('vault');
   await env.restart('kube-apiserver');
 
-  const role = (await vaultRequest(env, 'GET', 'restart-db/roles/survivor')).body as { data: { creation_statements: string[] } };
+  const role = (await vaultRequest(env, 'GET', 'restart-db/roles/survivor')).body as {
+    data: { creation_statements: string[] };
+  };
   t.deepEqual(role.data.creation_statements, ['SELECT 1']);
   const cm = await core.readNamespacedConfigMap({ namespace: 'default', name: 'survivor' });
   t.is(cm.data?.x, '1');
@@ -118,17 +177,24 @@ test('Vault and kube-apiserver restarted by fault injection come back with their
 test('a test process killed outright (SIGKILL) still leaves no process or directory behind', async (t) => {
   const { execFile } = await import('node:child_process');
   const stdout = await new Promise<string>((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'tests/integration/fixtures/killed-parent.ts'], { encoding: 'utf8' }, (_err, out) => resolve(out));
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', 'tests/integration/fixtures/killed-parent.ts'],
+      { encoding: 'utf8' },
+      (_err, out) => resolve(out),
+    );
   });
   const { dir, pids } = JSON.parse(stdout.trim().split('\n').pop()!) as { dir: string; pids: Record<string, number> };
-  const gone = async () => !fs.existsSync(dir) && Object.values(pids).every((pid) => {
-    try {
-      process.kill(pid, 0);
-      return false;
-    } catch {
-      return true;
-    }
-  });
+  const gone = async () =>
+    !fs.existsSync(dir) &&
+    Object.values(pids).every((pid) => {
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    });
   await eventually(t, 'the orphaned stack to be reaped', gone, 15_000);
   t.pass();
 });
@@ -138,7 +204,9 @@ test('stop() leaves no process, port or temporary directory behind', async (t) =
   const { env } = t.context;
   const pids = Object.values(env.pids).filter((p): p is number => typeof p === 'number');
   t.is(pids.length, 5);
-  const ports = [new URL(env.kubernetes.server).port, new URL(env.vault.addr).port, String(env.postgres.port)].map(Number);
+  const ports = [new URL(env.kubernetes.server).port, new URL(env.vault.addr).port, String(env.postgres.port)].map(
+    Number,
+  );
   await env.stop();
   for (const pid of pids) t.throws(() => process.kill(pid, 0), undefined, `process ${pid} is still alive`);
   for (const port of ports) t.false(await isListening(port), `port ${port} still accepts connections`);

@@ -19,7 +19,10 @@ test('no file of lib/, api/ or controllers/ imports a layer above it', async (t)
 
 test('the rule refuses lib/ importing api/, controllers/ or cmd/, api/ importing controllers/, and controllers/ importing cmd/', async (t) => {
   t.timeout(60_000, 'linting');
-  const probe = async (file: string, from: string) => violations(await eslint.lintText(`import { x } from '${from}';\nexport { x };\n`, { filePath: path.join(repo, file) }));
+  const probe = async (file: string, from: string) =>
+    violations(
+      await eslint.lintText(`import { x } from '${from}';\nexport { x };\n`, { filePath: path.join(repo, file) }),
+    );
   for (const [file, from] of [
     ['lib/runtime/probe.ts', '../../api/index.ts'],
     ['lib/vault/probe.ts', '../../controllers/index.ts'],

@@ -30,10 +30,15 @@ export function roleLookup(kind: RoleKind): RoleLookup {
       } else {
         ref = r.spec.databaseRef;
       }
-      if (!ref) return { why: `${kind} ${ns}/${r.metadata.name} names a Vault connection (databaseName), not a database AppBinding` };
+      if (!ref)
+        return {
+          why: `${kind} ${ns}/${r.metadata.name} names a Vault connection (databaseName), not a database AppBinding`,
+        };
       const abNs = ref.namespace ?? ns;
       const appBinding = caches.appBindings.get(abNs, ref.name);
-      return appBinding ? { appBinding, why: '' } : { why: `the database AppBinding ${abNs}/${ref.name} does not exist` };
+      return appBinding
+        ? { appBinding, why: '' }
+        : { why: `the database AppBinding ${abNs}/${ref.name} does not exist` };
     },
   };
 }

@@ -44,7 +44,7 @@ export const mysqlVariables: TemplateVariables = {
       values.dbname = address.dbname;
       values.urlDbname = uriEncode(address.dbname);
     } else {
-      const why = 'the database AppBinding\'s URL names no database (use <%#dbname%>…<%/dbname%> for an optional part)';
+      const why = "the database AppBinding's URL names no database (use <%#dbname%>…<%/dbname%> for an optional part)";
       unavailable.dbname = why;
       unavailable.urlDbname = why;
     }
@@ -72,4 +72,8 @@ export const mysqlVariables: TemplateVariables = {
 };
 
 export const mysql: DatabaseEngine = { ...roleLookup('MySQLRole'), address: mysqlAddress, variables: mysqlVariables };
-export const mariadb: DatabaseEngine = { ...roleLookup('MariaDBRole'), address: mysqlAddress, variables: mysqlVariables };
+export const mariadb: DatabaseEngine = {
+  ...roleLookup('MariaDBRole'),
+  address: mysqlAddress,
+  variables: mysqlVariables,
+};

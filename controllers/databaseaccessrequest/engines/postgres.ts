@@ -26,13 +26,22 @@ export const POSTGRES_TEMPLATE_VARIABLES = {
   urlHost: 'host, in brackets if it is an IPv6 address',
   pgpassHost: 'host with : and \\ escaped for a .pgpass line',
   port: 'the database port (5432 unless the AppBinding says otherwise)',
-  dbname: 'the database name (the AppBinding URL\'s path; postgres if none)',
+  dbname: "the database name (the AppBinding URL's path; postgres if none)",
   urlDbname: 'dbname, percent-encoded for a URI',
   pgpassDbname: 'dbname with : and \\ escaped for a .pgpass line',
   sslmode: 'the sslmode query parameter of the AppBinding URL (absent if it has none)',
 } as const;
 
-const ADDRESS_VARIABLES = ['host', 'urlHost', 'pgpassHost', 'port', 'dbname', 'urlDbname', 'pgpassDbname', 'sslmode'] as const;
+const ADDRESS_VARIABLES = [
+  'host',
+  'urlHost',
+  'pgpassHost',
+  'port',
+  'dbname',
+  'urlDbname',
+  'pgpassDbname',
+  'sslmode',
+] as const;
 
 /** The database address a PostgreSQL AppBinding gives; the same reading the SecretEngine controller uses. */
 export function postgresAddress(ab: AppBinding): DatabaseAddress {
@@ -63,7 +72,9 @@ export const postgresVariables: TemplateVariables = {
     };
     const unavailable: Record<string, string> = {};
     if (address.params.sslmode !== undefined) values.sslmode = address.params.sslmode;
-    else unavailable.sslmode = 'the database AppBinding\'s URL has no sslmode parameter (use <%#sslmode%>…<%/sslmode%> for an optional part)';
+    else
+      unavailable.sslmode =
+        "the database AppBinding's URL has no sslmode parameter (use <%#sslmode%>…<%/sslmode%> for an optional part)";
     return { values, unavailable };
   },
   credential(cred: { username: string; password: string }): Record<string, string> {

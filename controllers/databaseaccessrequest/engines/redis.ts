@@ -15,7 +15,7 @@ export const REDIS_TEMPLATE_VARIABLES = {
   host: 'the Redis host, from its AppBinding',
   urlHost: 'host, in brackets if it is an IPv6 address',
   port: 'the Redis port (6379 unless the AppBinding says otherwise)',
-  dbname: 'the logical database number (the AppBinding URL\'s path; 0 if none)',
+  dbname: "the logical database number (the AppBinding URL's path; 0 if none)",
   scheme: 'redis, or rediss when the AppBinding says TLS (a rediss:// URL or a caBundle)',
 } as const;
 
@@ -33,14 +33,22 @@ export const redisVariables: TemplateVariables = {
     if (!address) return { values: {}, unavailable: Object.fromEntries(ADDRESS_VARIABLES.map((v) => [v, whyNone])) };
     return {
       values: {
-        host: address.host, urlHost: uriHost(address.host), port: address.port, dbname: address.dbname,
+        host: address.host,
+        urlHost: uriHost(address.host),
+        port: address.port,
+        dbname: address.dbname,
         scheme: address.params.scheme ?? 'redis',
       },
       unavailable: {},
     };
   },
   credential(cred: { username: string; password: string }): Record<string, string> {
-    return { username: cred.username, password: cred.password, urlUser: uriEncode(cred.username), urlPassword: uriEncode(cred.password) };
+    return {
+      username: cred.username,
+      password: cred.password,
+      urlUser: uriEncode(cred.username),
+      urlPassword: uriEncode(cred.password),
+    };
   },
   defaults(address: AddressVariables): Record<string, string> {
     if (address.values.host === undefined) return {};

@@ -46,7 +46,9 @@ export async function burst({ bench, sizes }: ScenarioContext): Promise<Scenario
   const cpu: Record<string, CpuUsage> = {};
   const samples: Record<string, unknown> = {};
   // The operator's current --concurrency first (one restart fewer); later scenarios restart it as they need.
-  const order = [...sizes.concurrency].sort((a, b) => Number(b === bench.concurrency) - Number(a === bench.concurrency));
+  const order = [...sizes.concurrency].sort(
+    (a, b) => Number(b === bench.concurrency) - Number(a === bench.concurrency),
+  );
   for (const c of order) {
     if (bench.concurrency !== c) {
       bench.log(`  burst: restarting the operator with --concurrency=${c}`);
@@ -94,35 +96,76 @@ export async function burst({ bench, sizes }: ScenarioContext): Promise<Scenario
     for (const nm of checked) if (await bench.credentialWorks(nm)) working++;
 
     const run: Run = {
-      concurrency: c, requests: n, approvalsSentMs: round(approvalsSentMs, 1), allReadyMs: round(allReadyMs, 1),
-      grantsPerSecond: round(n / (allReadyMs / 1000), 2), rawMs: round(rawMs, 1), rawPerSecond: round(n / (rawMs / 1000), 2),
-      ratio: round((n / allReadyMs) / (n / rawMs)), perRequestMs: roundSummary(summarize(perRequest)), rawPerCallMs: roundSummary(summarize(rawCalls)),
-      credentialsChecked: checked.length, credentialsWorking: working,
-      work, requestsPerGrant: round((work.operatorKubeRequestsTotal + n) / n, 2), apiserverRequestsPerGrant: round(work.apiserverRequestsTotal / n, 1),
-      passesPerGrant: round(Object.entries(work.operatorReconciles).filter(([k]) => k.includes('controller=databaseaccessrequest')).reduce((a, [, v]) => a + v, 0) / n, 2),
-      operatorCpuMsPerGrant: round(((opCpu.byComponent.operator ?? NaN) * 1000) / n, 1), apiserverCpuMsPerGrant: round(((opCpu.byComponent['kube-apiserver'] ?? NaN) * 1000) / n, 1),
+      concurrency: c,
+      requests: n,
+      approvalsSentMs: round(approvalsSentMs, 1),
+      allReadyMs: round(allReadyMs, 1),
+      grantsPerSecond: round(n / (allReadyMs / 1000), 2),
+      rawMs: round(rawMs, 1),
+      rawPerSecond: round(n / (rawMs / 1000), 2),
+      ratio: round(n / allReadyMs / (n / rawMs)),
+      perRequestMs: roundSummary(summarize(perRequest)),
+      rawPerCallMs: roundSummary(summarize(rawCalls)),
+      credentialsChecked: checked.length,
+      credentialsWorking: working,
+      work,
+      requestsPerGrant: round((work.operatorKubeRequestsTotal + n) / n, 2),
+      apiserverRequestsPerGrant: round(work.apiserverRequestsTotal / n, 1),
+      passesPerGrant: round(
+        Object.entries(work.operatorReconciles)
+          .filter(([k]) => k.includes('controller=databaseaccessrequest'))
+          .reduce((a, [, v]) => a + v, 0) / n,
+        2,
+      ),
+      operatorCpuMsPerGrant: round(((opCpu.byComponent.operator ?? NaN) * 1000) / n, 1),
+      apiserverCpuMsPerGrant: round(((opCpu.byComponent['kube-apiserver'] ?? NaN) * 1000) / n, 1),
     };
     runs.push(run);
-    samples[`c${c}`] = { approvalToSecretMs: perRequest.map((x) => round(x, 1)), rawIssueMs: rawCalls.map((x) => round(x, 1)),
-      readyAtMs: [...readyTimes.values()].map((t) => round(t - t0, 1)).sort((a, b) => a - b) };
-    bench.log(`  burst c=${c}: operator ${perSec(run.grantsPerSecond)} (all ready in ${secs(allReadyMs / 1000)}), raw ${perSec(run.rawPerSecond)}`);
+    samples[`c${c}`] = {
+      approvalToSecretMs: perRequest.map((x) => round(x, 1)),
+      rawIssueMs: rawCalls.map((x) => round(x, 1)),
+      readyAtMs: [...readyTimes.values()].map((t) => round(t - t0, 1)).sort((a, b) => a - b),
+    };
+    bench.log(
+      `  burst c=${c}: operator ${perSec(run.grantsPerSecond)} (all ready in ${secs(allReadyMs / 1000)}), raw ${perSec(run.rawPerSecond)}`,
+    );
   }
   runs.sort((a, b) => a.concurrency - b.concurrency);
 
   const targets: Target[] = runs.map((r) => ({
-    what: `burst throughput at --concurrency=${r.concurrency}`, goal: '≥ 0.8× raw', value: `${perSec(r.grantsPerSecond)} vs raw ${perSec(r.rawPerSecond)} = ${ratio(r.ratio)}`, met: r.ratio >= 0.8,
+    what: `burst throughput at --concurrency=${r.concurrency}`,
+    goal: '≥ 0.8× raw',
+    value: `${perSec(r.grantsPerSecond)} vs raw ${perSec(r.rawPerSecond)} = ${ratio(r.ratio)}`,
+    met: r.ratio >= 0.8,
   }));
   // The request pipeline's cost per grant: the approval write, one checkpoint, Secret, Role, RoleBinding, the
   // lease record and one Event make 7 requests; 10 ms of operator CPU.
-  targets.push({ what: 'apiserver requests per grant (approval + operator)', goal: '≤ 7', value: runs.map((r) => `${r.requestsPerGrant} at c=${r.concurrency}`).join(', '),
-    met: runs.every((r) => r.requestsPerGrant <= 7) });
-  targets.push({ what: 'operator CPU per grant', goal: '≤ 10 ms', value: runs.map((r) => `${ms(r.operatorCpuMsPerGrant)} at c=${r.concurrency}`).join(', '),
-    met: runs.every((r) => r.operatorCpuMsPerGrant <= 10) });
-  targets.push({ what: 'burst credentials work', goal: 'all checked', value: runs.map((r) => `${r.credentialsWorking}/${r.credentialsChecked}`).join(', '),
-    met: runs.every((r) => r.credentialsWorking === r.credentialsChecked) });
+  targets.push({
+    what: 'apiserver requests per grant (approval + operator)',
+    goal: '≤ 7',
+    value: runs.map((r) => `${r.requestsPerGrant} at c=${r.concurrency}`).join(', '),
+    met: runs.every((r) => r.requestsPerGrant <= 7),
+  });
+  targets.push({
+    what: 'operator CPU per grant',
+    goal: '≤ 10 ms',
+    value: runs.map((r) => `${ms(r.operatorCpuMsPerGrant)} at c=${r.concurrency}`).join(', '),
+    met: runs.every((r) => r.operatorCpuMsPerGrant <= 10),
+  });
+  targets.push({
+    what: 'burst credentials work',
+    goal: 'all checked',
+    value: runs.map((r) => `${r.credentialsWorking}/${r.credentialsChecked}`).join(', '),
+    met: runs.every((r) => r.credentialsWorking === r.credentialsChecked),
+  });
   return {
     name: 'burst',
-    parameters: { requestsPerRun: n, concurrency: sizes.concurrency, approvalWritesInFlight: 32, vaultRole: role.vaultRole },
+    parameters: {
+      requestsPerRun: n,
+      concurrency: sizes.concurrency,
+      approvalWritesInFlight: 32,
+      vaultRole: role.vaultRole,
+    },
     startedAt: started.toISOString(),
     wallSeconds: round((Date.now() - started.getTime()) / 1000, 1),
     cpu,
@@ -130,11 +173,40 @@ export async function burst({ bench, sizes }: ScenarioContext): Promise<Scenario
     summary: { runs },
     targets,
     notes: [],
-    tables: [{
-      title: `Burst: ${n} requests approved at once`,
-      columns: ['--concurrency', 'approvals sent', 'all ready', 'grants/s', 'per request p50', 'p99', 'raw Vault/s', 'ratio', 'requests/grant', 'apiserver, all clients', 'passes/grant', 'CPU/grant operator', 'apiserver'],
-      rows: runs.map((r) => [r.concurrency, ms(r.approvalsSentMs), secs(r.allReadyMs / 1000), perSec(r.grantsPerSecond), ms(r.perRequestMs.p50), ms(r.perRequestMs.p99),
-        perSec(r.rawPerSecond), ratio(r.ratio), r.requestsPerGrant, r.apiserverRequestsPerGrant, r.passesPerGrant, ms(r.operatorCpuMsPerGrant), ms(r.apiserverCpuMsPerGrant)]),
-    }],
+    tables: [
+      {
+        title: `Burst: ${n} requests approved at once`,
+        columns: [
+          '--concurrency',
+          'approvals sent',
+          'all ready',
+          'grants/s',
+          'per request p50',
+          'p99',
+          'raw Vault/s',
+          'ratio',
+          'requests/grant',
+          'apiserver, all clients',
+          'passes/grant',
+          'CPU/grant operator',
+          'apiserver',
+        ],
+        rows: runs.map((r) => [
+          r.concurrency,
+          ms(r.approvalsSentMs),
+          secs(r.allReadyMs / 1000),
+          perSec(r.grantsPerSecond),
+          ms(r.perRequestMs.p50),
+          ms(r.perRequestMs.p99),
+          perSec(r.rawPerSecond),
+          ratio(r.ratio),
+          r.requestsPerGrant,
+          r.apiserverRequestsPerGrant,
+          r.passesPerGrant,
+          ms(r.operatorCpuMsPerGrant),
+          ms(r.apiserverCpuMsPerGrant),
+        ]),
+      },
+    ],
   };
 }

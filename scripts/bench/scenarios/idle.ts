@@ -42,22 +42,67 @@ export async function idle(ctx: ScenarioContext): Promise<ScenarioResult> {
     cpu: { window: cpu },
     samples: { rssBytesEvery5s: rss },
     summary: {
-      vaultCalls, kubeWrites, vaultCallsByLabel: vault, kubeWritesByLabel: writes, reconcilesByLabel: reconciles,
-      operatorCpuSeconds: round(cpuSeconds), operatorCpuSecondsProm: round(promCpu), cpuPercentOfOneCore: round((cpuSeconds / sizes.idleSeconds) * 100, 2),
+      vaultCalls,
+      kubeWrites,
+      vaultCallsByLabel: vault,
+      kubeWritesByLabel: writes,
+      reconcilesByLabel: reconciles,
+      operatorCpuSeconds: round(cpuSeconds),
+      operatorCpuSecondsProm: round(promCpu),
+      cpuPercentOfOneCore: round((cpuSeconds / sizes.idleSeconds) * 100, 2),
     },
     targets: [
-      { what: `idle ${ready} ready requests, ${sizes.idleSeconds} s: Vault calls`, goal: '0', value: String(vaultCalls), met: vaultCalls === 0 },
-      { what: `idle ${ready} ready requests, ${sizes.idleSeconds} s: Kubernetes writes`, goal: '0', value: String(kubeWrites), met: kubeWrites === 0 },
+      {
+        what: `idle ${ready} ready requests, ${sizes.idleSeconds} s: Vault calls`,
+        goal: '0',
+        value: String(vaultCalls),
+        met: vaultCalls === 0,
+      },
+      {
+        what: `idle ${ready} ready requests, ${sizes.idleSeconds} s: Kubernetes writes`,
+        goal: '0',
+        value: String(kubeWrites),
+        met: kubeWrites === 0,
+      },
     ],
     notes: [
-      ...(vaultCalls ? [`Vault calls in the window: ${Object.entries(vault).map(([k, v]) => `${v} × ${k}`).join(', ')}`] : []),
-      ...(kubeWrites ? [`Kubernetes writes in the window: ${Object.entries(writes).map(([k, v]) => `${v} × ${k}`).join(', ')}`] : []),
-      ...(Object.keys(reconciles).length ? [`reconciles in the window: ${Object.entries(reconciles).map(([k, v]) => `${v} × ${k}`).join(', ')}`] : []),
+      ...(vaultCalls
+        ? [
+            `Vault calls in the window: ${Object.entries(vault)
+              .map(([k, v]) => `${v} × ${k}`)
+              .join(', ')}`,
+          ]
+        : []),
+      ...(kubeWrites
+        ? [
+            `Kubernetes writes in the window: ${Object.entries(writes)
+              .map(([k, v]) => `${v} × ${k}`)
+              .join(', ')}`,
+          ]
+        : []),
+      ...(Object.keys(reconciles).length
+        ? [
+            `reconciles in the window: ${Object.entries(reconciles)
+              .map(([k, v]) => `${v} × ${k}`)
+              .join(', ')}`,
+          ]
+        : []),
     ],
-    tables: [{
-      title: `Idle: ${ready} ready requests for ${sizes.idleSeconds} s`,
-      columns: ['Vault calls', 'Kubernetes writes', 'reconciles', 'operator CPU', 'CPU % of a core', 'RSS at end'],
-      rows: [[vaultCalls, kubeWrites, Object.values(reconciles).reduce((a, b) => a + b, 0), secs(cpuSeconds), `${((cpuSeconds / sizes.idleSeconds) * 100).toFixed(2)} %`, mb(rss.at(-1) ?? NaN)]],
-    }],
+    tables: [
+      {
+        title: `Idle: ${ready} ready requests for ${sizes.idleSeconds} s`,
+        columns: ['Vault calls', 'Kubernetes writes', 'reconciles', 'operator CPU', 'CPU % of a core', 'RSS at end'],
+        rows: [
+          [
+            vaultCalls,
+            kubeWrites,
+            Object.values(reconciles).reduce((a, b) => a + b, 0),
+            secs(cpuSeconds),
+            `${((cpuSeconds / sizes.idleSeconds) * 100).toFixed(2)} %`,
+            mb(rss.at(-1) ?? NaN),
+          ],
+        ],
+      },
+    ],
   };
 }

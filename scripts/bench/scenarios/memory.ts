@@ -57,12 +57,21 @@ export async function memory(ctx: ScenarioContext): Promise<ScenarioResult> {
   }
   const measured = [...ctx.memory.values()].sort((a, b) => a.readyRequests - b.readyRequests);
   const biggest = Math.max(...points);
-  const rows = measured.map((p) => [p.readyRequests, p.requests, mb(p.rssBytes), mb(p.heapUsedBytes), mb(p.heapTotalBytes), mb(p.externalBytes),
-    p.freshRssBytes !== undefined ? mb(p.freshRssBytes) : '', p.freshHeapUsedBytes !== undefined ? mb(p.freshHeapUsedBytes) : '']);
+  const rows = measured.map((p) => [
+    p.readyRequests,
+    p.requests,
+    mb(p.rssBytes),
+    mb(p.heapUsedBytes),
+    mb(p.heapTotalBytes),
+    mb(p.externalBytes),
+    p.freshRssBytes !== undefined ? mb(p.freshRssBytes) : '',
+    p.freshHeapUsedBytes !== undefined ? mb(p.freshHeapUsedBytes) : '',
+  ]);
   const first = measured[0];
   const span = top && first && top.readyRequests > first.readyRequests ? top.readyRequests - first.readyRequests : 0;
   const perRequest = span ? (top!.rssBytes - first!.rssBytes) / span : NaN;
-  const perRequestFresh = span && top!.freshRssBytes !== undefined ? (top!.freshRssBytes - first!.rssBytes) / span : NaN;
+  const perRequestFresh =
+    span && top!.freshRssBytes !== undefined ? (top!.freshRssBytes - first!.rssBytes) / span : NaN;
   const goalBytes = 200 * 1048576;
   return {
     name: 'memory',
@@ -73,22 +82,56 @@ export async function memory(ctx: ScenarioContext): Promise<ScenarioResult> {
     samples: { points: measured },
     summary: {
       rssBytesByReadyRequests: Object.fromEntries(measured.map((p) => [p.readyRequests, p.rssBytes])),
-      freshRssBytesAtTop: top?.freshRssBytes, rssBytesPerRequest: round(perRequest, 0), freshRssBytesPerRequest: round(perRequestFresh, 0),
+      freshRssBytesAtTop: top?.freshRssBytes,
+      rssBytesPerRequest: round(perRequest, 0),
+      freshRssBytesPerRequest: round(perRequestFresh, 0),
     },
-    targets: top && top.readyRequests >= biggest ? [
-      { what: `RSS at ${top.readyRequests} ready requests, long-running operator`, goal: `≤ 200 MB at 5,000${biggest < 5000 ? ` (this run: ${biggest}; not judged)` : ''}`,
-        value: mb(top.rssBytes), met: biggest >= 5000 ? top.rssBytes <= goalBytes : null },
-      ...(top.freshRssBytes !== undefined ? [{ what: `RSS at ${top.readyRequests} ready requests, freshly restarted operator`, goal: `≤ 200 MB at 5,000${biggest < 5000 ? ' (not judged)' : ''}`,
-        value: mb(top.freshRssBytes), met: biggest >= 5000 ? top.freshRssBytes <= goalBytes : null }] : []),
-    ] : [],
+    targets:
+      top && top.readyRequests >= biggest
+        ? [
+            {
+              what: `RSS at ${top.readyRequests} ready requests, long-running operator`,
+              goal: `≤ 200 MB at 5,000${biggest < 5000 ? ` (this run: ${biggest}; not judged)` : ''}`,
+              value: mb(top.rssBytes),
+              met: biggest >= 5000 ? top.rssBytes <= goalBytes : null,
+            },
+            ...(top.freshRssBytes !== undefined
+              ? [
+                  {
+                    what: `RSS at ${top.readyRequests} ready requests, freshly restarted operator`,
+                    goal: `≤ 200 MB at 5,000${biggest < 5000 ? ' (not judged)' : ''}`,
+                    value: mb(top.freshRssBytes),
+                    met: biggest >= 5000 ? top.freshRssBytes <= goalBytes : null,
+                  },
+                ]
+              : []),
+          ]
+        : [],
     notes: [
-      ...(Number.isFinite(perRequest) ? [`about ${(perRequest / 1024).toFixed(1)} KiB of RSS per ready request from the first point to the last in the long-running process`] : []),
-      ...(Number.isFinite(perRequestFresh) ? [`about ${(perRequestFresh / 1024).toFixed(1)} KiB per ready request in a freshly started process`] : []),
+      ...(Number.isFinite(perRequest)
+        ? [
+            `about ${(perRequest / 1024).toFixed(1)} KiB of RSS per ready request from the first point to the last in the long-running process`,
+          ]
+        : []),
+      ...(Number.isFinite(perRequestFresh)
+        ? [`about ${(perRequestFresh / 1024).toFixed(1)} KiB per ready request in a freshly started process`]
+        : []),
     ],
-    tables: [{
-      title: 'Memory: operator RSS by ready requests',
-      columns: ['ready requests', 'all requests', 'RSS', 'V8 heap used', 'V8 heap total', 'external', 'RSS after restart', 'heap used after restart'],
-      rows,
-    }],
+    tables: [
+      {
+        title: 'Memory: operator RSS by ready requests',
+        columns: [
+          'ready requests',
+          'all requests',
+          'RSS',
+          'V8 heap used',
+          'V8 heap total',
+          'external',
+          'RSS after restart',
+          'heap used after restart',
+        ],
+        rows,
+      },
+    ],
   };
 }

@@ -30,14 +30,27 @@ export async function renewal({ bench, sizes }: ScenarioContext): Promise<Scenar
   const ttl = sizes.renewalTtlSeconds;
   const renewals: Renewal[] = [];
   const stop = bench.requests.onChange((name, state, prev) => {
-    if (!state || !prev || state.role !== role.name || !prev.ready || !state.lastRenewalTime || state.lastRenewalTime === prev.lastRenewalTime) return;
+    if (
+      !state ||
+      !prev ||
+      state.role !== role.name ||
+      !prev.ready ||
+      !state.lastRenewalTime ||
+      state.lastRenewalTime === prev.lastRenewalTime
+    )
+      return;
     if (state.leaseId !== prev.leaseId) return; // a rotation, not a renewal
     const at = Date.now();
     const from = Date.parse(prev.lastRenewalTime ?? prev.issuedAt ?? '');
     const expires = Date.parse(prev.expiresAt ?? '');
     if (!Number.isFinite(from) || !Number.isFinite(expires)) return;
     const term = Math.max(1, (expires - from) / 1000);
-    renewals.push({ name, at, dueAt: renewAtMs(from, term, DEFAULT_RENEW_FRACTION, prev.uid), termFraction: (at - from) / (expires - from) });
+    renewals.push({
+      name,
+      at,
+      dueAt: renewAtMs(from, term, DEFAULT_RENEW_FRACTION, prev.uid),
+      termFraction: (at - from) / (expires - from),
+    });
   });
   try {
     await bench.ensureConcurrency(DEFAULT_CONCURRENCY);
@@ -45,7 +58,9 @@ export async function renewal({ bench, sizes }: ScenarioContext): Promise<Scenar
     const t0 = performance.now();
     await bench.createWaiting(names, role.name);
     await bench.approvePaced(names, 2, 1_800_000);
-    bench.log(`  renewal: ${n} requests with ${ttl} s leases issued in ${((performance.now() - t0) / 1000).toFixed(1)} s; watching for ${sizes.renewalObserveSeconds} s`);
+    bench.log(
+      `  renewal: ${n} requests with ${ttl} s leases issued in ${((performance.now() - t0) / 1000).toFixed(1)} s; watching for ${sizes.renewalObserveSeconds} s`,
+    );
 
     const started = new Date();
     const before = await bench.scrape();
@@ -57,7 +72,12 @@ export async function renewal({ bench, sizes }: ScenarioContext): Promise<Scenar
     const cpu = bench.cpuUsage(cpu0);
     const inWindow = renewals.filter((r) => r.at >= w0 && r.at < w1);
     const seconds = (w1 - w0) / 1000;
-    const perBucket = histogram(inWindow.map((r) => r.at), w0, w1, 1000);
+    const perBucket = histogram(
+      inWindow.map((r) => r.at),
+      w0,
+      w1,
+      1000,
+    );
     const buckets = summarize(perBucket);
     const lateness = summarize(inWindow.map((r) => r.at - r.dueAt));
     const where = summarize(inWindow.map((r) => r.termFraction));
@@ -74,36 +94,99 @@ export async function renewal({ bench, sizes }: ScenarioContext): Promise<Scenar
     // Rates and the spread need a few rounds of renewals: requests approved within seconds of each other renew
     // together in their first term and drift apart from then on (each renews at its own fraction of the term).
     const judged = sizes.renewalObserveSeconds >= 3 * renewalInterval;
-    const notJudged = judged ? [] : [`the window (${sizes.renewalObserveSeconds} s) is under 3 renewal intervals (${renewalInterval.toFixed(0)} s each): rates and spread are indicative only, not judged`];
+    const notJudged = judged
+      ? []
+      : [
+          `the window (${sizes.renewalObserveSeconds} s) is under 3 renewal intervals (${renewalInterval.toFixed(0)} s each): rates and spread are indicative only, not judged`,
+        ];
     return {
       name: 'renewal',
-      parameters: { requests: n, ttlSeconds: ttl, observeSeconds: sizes.renewalObserveSeconds, renewFraction: DEFAULT_RENEW_FRACTION, maxJitter: 0.1, approvalsOutstanding: 2 },
+      parameters: {
+        requests: n,
+        ttlSeconds: ttl,
+        observeSeconds: sizes.renewalObserveSeconds,
+        renewFraction: DEFAULT_RENEW_FRACTION,
+        maxJitter: 0.1,
+        approvalsOutstanding: 2,
+      },
       startedAt: started.toISOString(),
       wallSeconds: round(seconds, 1),
       cpu: { window: cpu },
-      samples: { renewalsPerSecond: perBucket, latenessMs: inWindow.map((r) => r.at - r.dueAt), termFraction: inWindow.map((r) => round(r.termFraction, 4)) },
+      samples: {
+        renewalsPerSecond: perBucket,
+        latenessMs: inWindow.map((r) => r.at - r.dueAt),
+        termFraction: inWindow.map((r) => round(r.termFraction, 4)),
+      },
       summary: {
-        renewals: inWindow.length, renewalsPerSecond: round(rate, 2), expectedPerSecond: round(expected, 2),
-        perSecondBuckets: roundSummary(buckets), peakToMean: round(peakToMean, 2),
-        latenessMs: roundSummary(lateness), renewedAtTermFraction: roundSummary(where),
-        renewalOutcomes: outcomes, rotations, vaultCallsByLabel: vault, kubeWritesByLabel: writes,
+        renewals: inWindow.length,
+        renewalsPerSecond: round(rate, 2),
+        expectedPerSecond: round(expected, 2),
+        perSecondBuckets: roundSummary(buckets),
+        peakToMean: round(peakToMean, 2),
+        latenessMs: roundSummary(lateness),
+        renewedAtTermFraction: roundSummary(where),
+        renewalOutcomes: outcomes,
+        rotations,
+        vaultCallsByLabel: vault,
+        kubeWritesByLabel: writes,
         stillReadyAtEnd: states.filter((s) => s.ready).length,
       },
       targets: [
-        { what: `renewals keep up (${n} leases of ${ttl} s)`, goal: `≈ ${perSec(expected)} due; lateness p99 well under the ${(ttl / 3).toFixed(0)} s left in a term`,
-          value: `${perSec(rate)}; lateness p99 ${ms(lateness.p99)}`, met: judged ? rate >= 0.9 * expected && lateness.p99 < (ttl * 1000) / 3 : null },
-        { what: 'no thundering herd', goal: 'peak 1-s bucket ≤ 3× mean', value: `peak ${buckets.max}/s, mean ${buckets.mean.toFixed(1)}/s (${ratio(peakToMean)})`, met: judged ? peakToMean <= 3 : null },
+        {
+          what: `renewals keep up (${n} leases of ${ttl} s)`,
+          goal: `≈ ${perSec(expected)} due; lateness p99 well under the ${(ttl / 3).toFixed(0)} s left in a term`,
+          value: `${perSec(rate)}; lateness p99 ${ms(lateness.p99)}`,
+          met: judged ? rate >= 0.9 * expected && lateness.p99 < (ttl * 1000) / 3 : null,
+        },
+        {
+          what: 'no thundering herd',
+          goal: 'peak 1-s bucket ≤ 3× mean',
+          value: `peak ${buckets.max}/s, mean ${buckets.mean.toFixed(1)}/s (${ratio(peakToMean)})`,
+          met: judged ? peakToMean <= 3 : null,
+        },
       ],
       notes: notJudged,
-      tables: [{
-        title: `Renewal: ${n} requests with ${ttl} s leases, watched for ${sizes.renewalObserveSeconds} s`,
-        columns: ['renewals', 'renewals/s', 'due/s', 'per-s p50', 'per-s max', 'lateness p50', 'p99', 'renewed at term p5–p95'],
-        rows: [[inWindow.length, perSec(rate), perSec(expected), buckets.p50, buckets.max, ms(lateness.p50), ms(lateness.p99),
-          `${(100 * percentile(inWindow.map((r) => r.termFraction), 5)).toFixed(0)}–${(100 * percentile(inWindow.map((r) => r.termFraction), 95)).toFixed(0)} %`]],
-      }],
+      tables: [
+        {
+          title: `Renewal: ${n} requests with ${ttl} s leases, watched for ${sizes.renewalObserveSeconds} s`,
+          columns: [
+            'renewals',
+            'renewals/s',
+            'due/s',
+            'per-s p50',
+            'per-s max',
+            'lateness p50',
+            'p99',
+            'renewed at term p5–p95',
+          ],
+          rows: [
+            [
+              inWindow.length,
+              perSec(rate),
+              perSec(expected),
+              buckets.p50,
+              buckets.max,
+              ms(lateness.p50),
+              ms(lateness.p99),
+              `${(
+                100 *
+                percentile(
+                  inWindow.map((r) => r.termFraction),
+                  5,
+                )
+              ).toFixed(0)}–${(
+                100 *
+                percentile(
+                  inWindow.map((r) => r.termFraction),
+                  95,
+                )
+              ).toFixed(0)} %`,
+            ],
+          ],
+        },
+      ],
     };
   } finally {
     stop();
   }
 }
-

@@ -19,7 +19,10 @@ export async function restart(ctx: ScenarioContext): Promise<ScenarioResult> {
   const started = new Date();
   const total = bench.requests.states.size;
   const ready = bench.readyCount(role.name);
-  const before = new Set([...await bench.vault.leases(role.vaultRole), ...await bench.vault.leases(bench.roles.short.vaultRole)]);
+  const before = new Set([
+    ...(await bench.vault.leases(role.vaultRole)),
+    ...(await bench.vault.leases(bench.roles.short.vaultRole)),
+  ]);
   await bench.stopOperator();
   const cpu0 = bench.cpuSnapshot();
   const t0 = performance.now();
@@ -29,21 +32,31 @@ export async function restart(ctx: ScenarioContext): Promise<ScenarioResult> {
   for (;;) {
     const s: Scrape = await bench.scrape();
     const reconciles = s.sum('controller_runtime_reconcile_total', { controller: 'databaseaccessrequest' });
-    const busy = s.sum('workqueue_depth', { name: 'databaseaccessrequest' }) + s.sum('controller_runtime_active_workers', { controller: 'databaseaccessrequest' });
+    const busy =
+      s.sum('workqueue_depth', { name: 'databaseaccessrequest' }) +
+      s.sum('controller_runtime_active_workers', { controller: 'databaseaccessrequest' });
     if (reconciles >= total && busy === 0) {
       reconciledMs = s.at - t0;
       break;
     }
-    if (performance.now() - t0 > 1_800_000) throw new Error(`restart: only ${reconciles}/${total} reconciles after 30 min`);
+    if (performance.now() - t0 > 1_800_000)
+      throw new Error(`restart: only ${reconciles}/${total} reconciles after 30 min`);
     await sleep(200);
   }
   const cpu = bench.cpuUsage(cpu0);
   const rss = bench.operatorStats()?.rssBytes ?? NaN;
   const settledScrape = await bench.settled();
   const fresh0 = await measureMemory(bench, 'restarted');
-  ctx.memory.set(longRunning.readyRequests, { ...longRunning, freshRssBytes: fresh0.rssBytes, freshHeapUsedBytes: fresh0.heapUsedBytes });
+  ctx.memory.set(longRunning.readyRequests, {
+    ...longRunning,
+    freshRssBytes: fresh0.rssBytes,
+    freshHeapUsedBytes: fresh0.heapUsedBytes,
+  });
   await sleep(1000);
-  const after = [...await bench.vault.leases(role.vaultRole), ...await bench.vault.leases(bench.roles.short.vaultRole)];
+  const after = [
+    ...(await bench.vault.leases(role.vaultRole)),
+    ...(await bench.vault.leases(bench.roles.short.vaultRole)),
+  ];
   const fresh = after.filter((id) => !before.has(id));
   const gone = [...before].filter((id) => !after.includes(id));
   const vault = counterDelta(undefined, settledScrape, 'vault_requests_total');
@@ -58,21 +71,56 @@ export async function restart(ctx: ScenarioContext): Promise<ScenarioResult> {
     cpu: { untilReconciled: cpu },
     samples: {},
     summary: {
-      readyzMs: round(readyzMs, 1), startOperatorMs: round(startMs, 1), everyRequestReconciledMs: round(reconciledMs, 1),
-      leasesBefore: before.size, leasesAfter: after.length, newLeases: fresh.length, leasesGone: gone.length,
-      vaultCallsByLabel: vault, kubeWritesByLabel: writes, reconcilesByLabel: reconciles, rssAfterReconcileBytes: rss,
-      rssBeforeRestartBytes: longRunning.rssBytes, rssAfterRestartSettledBytes: fresh0.rssBytes,
+      readyzMs: round(readyzMs, 1),
+      startOperatorMs: round(startMs, 1),
+      everyRequestReconciledMs: round(reconciledMs, 1),
+      leasesBefore: before.size,
+      leasesAfter: after.length,
+      newLeases: fresh.length,
+      leasesGone: gone.length,
+      vaultCallsByLabel: vault,
+      kubeWritesByLabel: writes,
+      reconcilesByLabel: reconciles,
+      rssAfterReconcileBytes: rss,
+      rssBeforeRestartBytes: longRunning.rssBytes,
+      rssAfterRestartSettledBytes: fresh0.rssBytes,
     },
     targets: [
-      { what: `restart with ${ready} ready requests: all reconciled`, goal: '≤ 30 s', value: secs(reconciledS), met: reconciledS <= 30 },
+      {
+        what: `restart with ${ready} ready requests: all reconciled`,
+        goal: '≤ 30 s',
+        value: secs(reconciledS),
+        met: reconciledS <= 30,
+      },
       { what: 'restart: new leases', goal: '0', value: String(fresh.length), met: fresh.length === 0 },
     ],
     notes: [],
-    tables: [{
-      title: `Restart with ${ready} ready requests (${total} in all)`,
-      columns: ['/readyz', 'all reconciled', 'reconciles/s', 'new leases', 'Vault calls', 'Kubernetes writes', 'RSS before', 'RSS after'],
-      rows: [[secs(readyzMs / 1000), secs(reconciledS), (total / reconciledS).toFixed(0), fresh.length,
-        Object.values(vault).reduce((a, b) => a + b, 0), Object.values(writes).reduce((a, b) => a + b, 0), mb(longRunning.rssBytes), mb(fresh0.rssBytes)]],
-    }],
+    tables: [
+      {
+        title: `Restart with ${ready} ready requests (${total} in all)`,
+        columns: [
+          '/readyz',
+          'all reconciled',
+          'reconciles/s',
+          'new leases',
+          'Vault calls',
+          'Kubernetes writes',
+          'RSS before',
+          'RSS after',
+        ],
+        rows: [
+          [
+            secs(readyzMs / 1000),
+            secs(reconciledS),
+            (total / reconciledS).toFixed(0),
+            fresh.length,
+            Object.values(vault).reduce((a, b) => a + b, 0),
+            Object.values(writes).reduce((a, b) => a + b, 0),
+            mb(longRunning.rssBytes),
+            mb(fresh0.rssBytes),
+          ],
+        ],
+      },
+    ],
   };
 }

@@ -21,14 +21,30 @@ export interface Sizes {
 }
 
 export const FULL: Sizes = {
-  latency: 200, burst: 500, concurrency: [1, 4, 16], idleRequests: 1000, idleSeconds: 300, memoryPoints: [0, 1000, 5000], restart: 5000,
-  renewal: 1000, renewalTtlSeconds: 60, renewalObserveSeconds: 180,
+  latency: 200,
+  burst: 500,
+  concurrency: [1, 4, 16],
+  idleRequests: 1000,
+  idleSeconds: 300,
+  memoryPoints: [0, 1000, 5000],
+  restart: 5000,
+  renewal: 1000,
+  renewalTtlSeconds: 60,
+  renewalObserveSeconds: 180,
 };
 
 /** Small enough to finish in under two minutes on 2 busy cores, where the operator issues ~4 credentials/s. */
 export const QUICK: Sizes = {
-  latency: 15, burst: 20, concurrency: [1, 4, 16], idleRequests: 80, idleSeconds: 10, memoryPoints: [0, 80], restart: 80,
-  renewal: 40, renewalTtlSeconds: 12, renewalObserveSeconds: 12,
+  latency: 15,
+  burst: 20,
+  concurrency: [1, 4, 16],
+  idleRequests: 80,
+  idleSeconds: 10,
+  memoryPoints: [0, 80],
+  restart: 80,
+  renewal: 40,
+  renewalTtlSeconds: 12,
+  renewalObserveSeconds: 12,
 };
 
 /** A goal the benchmarks track, and where this run stands. `met` is null when the run could not tell. */

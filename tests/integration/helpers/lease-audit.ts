@@ -25,7 +25,7 @@ async function listLeases(env: Env, prefix: string): Promise<string[]> {
   const res = await vaultRequest(env, 'LIST', `sys/leases/lookup/${prefix}`, undefined, { allowError: true });
   if (res.status === 404) return [];
   if (res.status >= 300) throw new Error(`LIST sys/leases/lookup/${prefix}: HTTP ${res.status}`);
-  const keys = ((res.body as { data?: { keys?: string[] } })?.data?.keys) ?? [];
+  const keys = (res.body as { data?: { keys?: string[] } })?.data?.keys ?? [];
   const out: string[] = [];
   for (const k of keys) {
     if (k.endsWith('/')) out.push(...(await listLeases(env, `${prefix}${k}`)));
@@ -37,7 +37,7 @@ async function listLeases(env: Env, prefix: string): Promise<string[]> {
 /** Every lease Vault holds under the `creds/` of each `database` mount (root token). */
 export async function vaultDatabaseLeases(env: Env): Promise<string[]> {
   const mounts = await vaultRequest(env, 'GET', 'sys/mounts');
-  const data = ((mounts.body as { data?: Record<string, { type?: string }> })?.data) ?? {};
+  const data = (mounts.body as { data?: Record<string, { type?: string }> })?.data ?? {};
   const out: string[] = [];
   for (const [path, m] of Object.entries(data)) {
     if (m?.type === 'database') out.push(...(await listLeases(env, `${path}creds/`)));
@@ -49,15 +49,20 @@ export async function vaultDatabaseLeases(env: Env): Promise<string[]> {
 export async function auditLeases(env: Env): Promise<LeaseAudit> {
   const api = env.kubeConfig.makeApiClient(CustomObjectsApi);
   // A file that never installs Leasehold's CRDs has no requests: its Vault must then hold no database lease either.
-  const list = (await api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'databaseaccessrequests' }).catch((err: { code?: number }) => {
-    if (err.code === 404) return { items: [] };
-    throw err;
-  })) as { items: Cr[] };
+  const list = (await api
+    .listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'databaseaccessrequests' })
+    .catch((err: { code?: number }) => {
+      if (err.code === 404) return { items: [] };
+      throw err;
+    })) as { items: Cr[] };
   const live = new Set<string>();
   const ended = new Set<string>();
   const recorded = new Set<string>();
   for (const dar of list.items) {
-    const ids: string[] = [dar.status?.lease?.id, ...(dar.status?.previousLeases ?? []).map((p: { id: string }) => p.id)].filter(Boolean);
+    const ids: string[] = [
+      dar.status?.lease?.id,
+      ...(dar.status?.previousLeases ?? []).map((p: { id: string }) => p.id),
+    ].filter(Boolean);
     for (const id of ids) recorded.add(id);
     // A request being deleted or one that ended may still record its last lease: only live claims are checked.
     if (dar.metadata?.deletionTimestamp) continue;
@@ -78,8 +83,13 @@ export function auditIsClean(a: LeaseAudit): boolean {
 /** What an audit found, one line per kind of finding (lease ids are not credentials). */
 export function describeAudit(a: LeaseAudit): string {
   const parts: string[] = [];
-  if (a.unrecorded.length) parts.push(`${a.unrecorded.length} lease(s) in Vault that no request records: ${a.unrecorded.join(', ')}`);
-  if (a.missing.length) parts.push(`${a.missing.length} lease(s) requests record as live that Vault doesn't have: ${a.missing.join(', ')}`);
-  if (a.endedButLive.length) parts.push(`${a.endedButLive.length} lease(s) of requests that say access ended, still live in Vault: ${a.endedButLive.join(', ')}`);
+  if (a.unrecorded.length)
+    parts.push(`${a.unrecorded.length} lease(s) in Vault that no request records: ${a.unrecorded.join(', ')}`);
+  if (a.missing.length)
+    parts.push(`${a.missing.length} lease(s) requests record as live that Vault doesn't have: ${a.missing.join(', ')}`);
+  if (a.endedButLive.length)
+    parts.push(
+      `${a.endedButLive.length} lease(s) of requests that say access ended, still live in Vault: ${a.endedButLive.join(', ')}`,
+    );
   return parts.join('; ') || 'clean';
 }

@@ -5,7 +5,13 @@ import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@k
 import pg from 'pg';
 import YAML from 'yaml';
 import type { Env } from '../../../scripts/stack/env.ts';
-import { configureVaultForOperator, guideManifests, installCrds, kubectl, sampleDocs } from '../../../scripts/stack/leasehold-setup.ts';
+import {
+  configureVaultForOperator,
+  guideManifests,
+  installCrds,
+  kubectl,
+  sampleDocs,
+} from '../../../scripts/stack/leasehold-setup.ts';
 import { eventually } from './stack.ts';
 
 const kubectlApply = (env: Env, yaml: string) => kubectl(env, ['apply', '-f', '-'], yaml);
@@ -44,7 +50,9 @@ export type Cr = any;
 export async function getCr(env: Env, plural: string, namespace: string, name: string): Promise<Cr | undefined> {
   const group = plural === 'appbindings' ? 'appcatalog.appscode.com' : GROUP;
   try {
-    return await env.kubeConfig.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ group, version: VERSION, namespace, plural, name });
+    return await env.kubeConfig
+      .makeApiClient(CustomObjectsApi)
+      .getNamespacedCustomObject({ group, version: VERSION, namespace, plural, name });
   } catch {
     return undefined;
   }
@@ -52,13 +60,36 @@ export async function getCr(env: Env, plural: string, namespace: string, name: s
 
 /** Writes a decision the way a person's tool does: a condition through the status subresource. */
 export async function decide(env: Env, namespace: string, name: string, type: 'Approved' | 'Denied'): Promise<void> {
-  await env.kubeConfig.makeApiClient(CustomObjectsApi).patchNamespacedCustomObjectStatus({
-    group: GROUP, version: VERSION, namespace, plural: 'databaseaccessrequests', name,
-    body: { status: { conditions: [{ type, status: 'True', reason: type === 'Approved' ? 'KubectlApprove' : 'KubectlDeny', message: `${type} by the test`, lastTransitionTime: new Date().toISOString().replace(/\.\d+Z/, 'Z') }] } },
-  }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  await env.kubeConfig.makeApiClient(CustomObjectsApi).patchNamespacedCustomObjectStatus(
+    {
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: 'databaseaccessrequests',
+      name,
+      body: {
+        status: {
+          conditions: [
+            {
+              type,
+              status: 'True',
+              reason: type === 'Approved' ? 'KubectlApprove' : 'KubectlDeny',
+              message: `${type} by the test`,
+              lastTransitionTime: new Date().toISOString().replace(/\.\d+Z/, 'Z'),
+            },
+          ],
+        },
+      },
+    },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
 }
 
-export async function credentialsOf(env: Env, namespace: string, secretName: string): Promise<{ username: string; password: string }> {
+export async function credentialsOf(
+  env: Env,
+  namespace: string,
+  secretName: string,
+): Promise<{ username: string; password: string }> {
   const secret = await env.kubeConfig.makeApiClient(CoreV1Api).readNamespacedSecret({ namespace, name: secretName });
   return {
     username: Buffer.from(secret.data!.username!, 'base64').toString(),
@@ -66,7 +97,12 @@ export async function credentialsOf(env: Env, namespace: string, secretName: str
   };
 }
 
-export async function login(env: Env, user: string, password: string, sql = 'SELECT 1 AS one'): Promise<pg.QueryResult> {
+export async function login(
+  env: Env,
+  user: string,
+  password: string,
+  sql = 'SELECT 1 AS one',
+): Promise<pg.QueryResult> {
   const c = new pg.Client({ host: '127.0.0.1', port: env.postgres.port, database: 'postgres', user, password });
   await c.connect();
   try {
@@ -81,24 +117,50 @@ export async function login(env: Env, user: string, password: string, sql = 'SEL
  * ServiceAccount demo-sa), approves it, and waits for its first recorded lease (`status.lease.id`, issuance
  * completed). `spec` adds to or overrides the request's spec.
  */
-export async function approvedRequest(t: ExecutionContext<unknown>, env: Env, r: { namespace: string; name: string; role: string; spec?: Record<string, unknown> }): Promise<Cr> {
+export async function approvedRequest(
+  t: ExecutionContext<unknown>,
+  env: Env,
+  r: { namespace: string; name: string; role: string; spec?: Record<string, unknown> },
+): Promise<Cr> {
   const { namespace, name, role } = r;
-  kubectlApply(env, YAML.stringify({
-    apiVersion: `${GROUP}/${VERSION}`, kind: 'DatabaseAccessRequest', metadata: { name, namespace },
-    spec: { roleRef: { kind: 'PostgresRole', name: role, namespace }, subjects: [{ kind: 'ServiceAccount', name: 'demo-sa', namespace }], ...r.spec },
-  }));
-  await eventually(t, `${name} waiting for approval`, async () => (await getCr(env, 'databaseaccessrequests', namespace, name))?.status?.phase === 'WaitingForApproval', 30_000);
+  kubectlApply(
+    env,
+    YAML.stringify({
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: 'DatabaseAccessRequest',
+      metadata: { name, namespace },
+      spec: {
+        roleRef: { kind: 'PostgresRole', name: role, namespace },
+        subjects: [{ kind: 'ServiceAccount', name: 'demo-sa', namespace }],
+        ...r.spec,
+      },
+    }),
+  );
+  await eventually(
+    t,
+    `${name} waiting for approval`,
+    async () => (await getCr(env, 'databaseaccessrequests', namespace, name))?.status?.phase === 'WaitingForApproval',
+    30_000,
+  );
   await decide(env, namespace, name, 'Approved');
-  return eventually(t, `${name}: a lease recorded`, async () => {
-    const o = await getCr(env, 'databaseaccessrequests', namespace, name);
-    return o?.status?.lease?.id && o.status.issuance?.completed ? o : undefined;
-  }, 60_000);
+  return eventually(
+    t,
+    `${name}: a lease recorded`,
+    async () => {
+      const o = await getCr(env, 'databaseaccessrequests', namespace, name);
+      return o?.status?.lease?.id && o.status.issuance?.completed ? o : undefined;
+    },
+    60_000,
+  );
 }
 
 /** Whether `user`/`password` log into the stack's PostgreSQL (`login` succeeding); missing values never do. */
 export async function loginWorks(env: Env, user: string | undefined, password: string | undefined): Promise<boolean> {
   if (!user || !password) return false;
-  return login(env, user, password).then(() => true, () => false);
+  return login(env, user, password).then(
+    () => true,
+    () => false,
+  );
 }
 
 /**
@@ -112,5 +174,9 @@ export async function prepareGuide(env: Env): Promise<void> {
   kubectl(env, ['apply', '-f', '-'], guideBindings(env));
   kubectl(env, ['-n', 'demo', 'create', 'serviceaccount', 'vault']);
   kubectl(env, ['-n', 'demo', 'create', 'serviceaccount', 'demo-sa']);
-  await configureVaultForOperator(env, { loginTtl: '10m', loginMaxTtl: '1h', serviceAccount: { namespace: 'demo', name: 'vault' } });
+  await configureVaultForOperator(env, {
+    loginTtl: '10m',
+    loginMaxTtl: '1h',
+    serviceAccount: { namespace: 'demo', name: 'vault' },
+  });
 }

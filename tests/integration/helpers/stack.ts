@@ -21,9 +21,15 @@ const AUDIT_SETTLE_MS = 60_000;
  * audit (it writes request statuses by hand, with no operator). `databases` starts MariaDB (it serves the MySQL
  * tests too) and/or Redis beside PostgreSQL: then `t.context.env.mariadb` / `.redis` hold their addresses and admin login.
  */
-export function useStack<T extends StackContext>(test: TestFn<T>, opts: { withoutLeaseAudit?: string; databases?: StackDatabase[] } = {}): void {
+export function useStack<T extends StackContext>(
+  test: TestFn<T>,
+  opts: { withoutLeaseAudit?: string; databases?: StackDatabase[] } = {},
+): void {
   test.before(async (t) => {
-    t.timeout(80 * 60_000, 'starting the local stack (a cold machine builds binaries first; `npm run stack:prepare` does it up front)');
+    t.timeout(
+      80 * 60_000,
+      'starting the local stack (a cold machine builds binaries first; `npm run stack:prepare` does it up front)',
+    );
     t.context.env = await startEnv({ log: (l) => t.log(l), databases: opts.databases });
   });
   test.after.always('Vault holds exactly the leases the requests record', async (t) => {
@@ -44,13 +50,20 @@ export function useStack<T extends StackContext>(test: TestFn<T>, opts: { withou
     t.true(auditIsClean(audit), `lease audit: ${describeAudit(audit)}`);
   });
   test.after.always(async (t) => {
-    for (const cleanup of (t.context.cleanups ?? []).reverse()) await cleanup().catch((err) => t.log(`cleanup failed: ${String(err)}`));
+    for (const cleanup of (t.context.cleanups ?? []).reverse())
+      await cleanup().catch((err) => t.log(`cleanup failed: ${String(err)}`));
     await t.context.env?.stop();
   });
 }
 
 /** Polls until `probe` returns a truthy value; fails the test with `what` after `timeoutMs`. */
-export async function eventually<V>(t: ExecutionContext<unknown>, what: string, probe: () => Promise<V | undefined | false | null>, timeoutMs = 30_000, intervalMs = 250): Promise<V> {
+export async function eventually<V>(
+  t: ExecutionContext<unknown>,
+  what: string,
+  probe: () => Promise<V | undefined | false | null>,
+  timeoutMs = 30_000,
+  intervalMs = 250,
+): Promise<V> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {

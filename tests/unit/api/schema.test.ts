@@ -3,7 +3,13 @@
 import test from 'ava';
 import { objectSchema, renderCrd } from '../../../api/crd.ts';
 import {
-  DATABASE_ACCESS_REQUEST, ENGINE_PHASES, FINALIZER, KINDS, REQUEST_PHASES, RequestPhase, type KindDefinition,
+  DATABASE_ACCESS_REQUEST,
+  ENGINE_PHASES,
+  FINALIZER,
+  KINDS,
+  REQUEST_PHASES,
+  RequestPhase,
+  type KindDefinition,
 } from '../../../api/index.ts';
 import type { JSONSchemaProps } from '../../../api/schema.ts';
 import type { ResourceType } from '../../../lib/runtime/types.ts';
@@ -34,7 +40,8 @@ test('every string and list is bounded, so CEL cost estimates stay small', (t) =
       if (at === `${def.kind}.apiVersion` || at === `${def.kind}.kind`) continue; // the API server's own fields
       if (node.type === 'string' && !node.enum) t.truthy(node.maxLength, `${at} has no maxLength`);
       if (node.type === 'array') t.truthy(node.maxItems, `${at} has no maxItems`);
-      if (node.type === 'object' && node.additionalProperties) t.truthy(node.maxProperties, `${at} has no maxProperties`);
+      if (node.type === 'object' && node.additionalProperties)
+        t.truthy(node.maxProperties, `${at} has no maxProperties`);
     }
   }
 });
@@ -42,10 +49,14 @@ test('every string and list is bounded, so CEL cost estimates stay small', (t) =
 test('required fields and list-map keys name fields that exist', (t) => {
   for (const def of KINDS) {
     for (const [at, node] of nodes(def)) {
-      for (const r of node.required ?? []) t.truthy(node.properties?.[r], `${at} requires ${r}, which it doesn't define`);
+      for (const r of node.required ?? [])
+        t.truthy(node.properties?.[r], `${at} requires ${r}, which it doesn't define`);
       for (const key of node['x-kubernetes-list-map-keys'] ?? []) {
         const item = node.items!;
-        t.true(item.required?.includes(key) || item.properties?.[key]?.default !== undefined, `${at}: map key ${key} must be required or defaulted`);
+        t.true(
+          item.required?.includes(key) || item.properties?.[key]?.default !== undefined,
+          `${at}: map key ${key} must be required or defaulted`,
+        );
       }
     }
   }
@@ -68,18 +79,28 @@ test('printer columns read fields the schema defines', (t) => {
     const schema = objectSchema(def);
     for (const col of def.printerColumns) {
       let node: JSONSchemaProps | undefined = schema;
-      for (const part of col.jsonPath.split('.').slice(1)) node = part === 'metadata' ? { type: 'object', properties: { creationTimestamp: { type: 'string' } } } : node?.properties?.[part];
+      for (const part of col.jsonPath.split('.').slice(1))
+        node =
+          part === 'metadata'
+            ? { type: 'object', properties: { creationTimestamp: { type: 'string' } } }
+            : node?.properties?.[part];
       t.truthy(node, `${def.kind} column ${col.name} reads ${col.jsonPath}, which the schema lacks`);
     }
   }
 });
 
 test('the names KubeVault users type still work', (t) => {
-  const names = KINDS.map((d) => renderCrd(d)).map((crd) => (crd.metadata as { name: string }).name).sort();
+  const names = KINDS.map((d) => renderCrd(d))
+    .map((crd) => (crd.metadata as { name: string }).name)
+    .sort();
   t.deepEqual(names, [
-    'appbindings.appcatalog.appscode.com', 'databaseaccessrequests.engine.kubevault.com',
-    'mariadbroles.engine.kubevault.com', 'mysqlroles.engine.kubevault.com',
-    'postgresroles.engine.kubevault.com', 'redisroles.engine.kubevault.com', 'secretengines.engine.kubevault.com',
+    'appbindings.appcatalog.appscode.com',
+    'databaseaccessrequests.engine.kubevault.com',
+    'mariadbroles.engine.kubevault.com',
+    'mysqlroles.engine.kubevault.com',
+    'postgresroles.engine.kubevault.com',
+    'redisroles.engine.kubevault.com',
+    'secretengines.engine.kubevault.com',
   ]);
   t.deepEqual(DATABASE_ACCESS_REQUEST.shortNames, ['dar']);
   for (const def of KINDS) t.true(def.categories.includes('leasehold'), def.kind);
@@ -89,7 +110,8 @@ test('phase enums are the exported phase constants', (t) => {
   const phaseOf = (def: KindDefinition) => (def.status.properties?.phase?.enum ?? []) as readonly string[];
   t.deepEqual(phaseOf(DATABASE_ACCESS_REQUEST), REQUEST_PHASES);
   t.true(REQUEST_PHASES.includes(RequestPhase.WaitingForApproval));
-  for (const def of KINDS.filter((d) => d.kind === 'SecretEngine' || d.kind.endsWith('Role'))) t.deepEqual(phaseOf(def), ENGINE_PHASES);
+  for (const def of KINDS.filter((d) => d.kind === 'SecretEngine' || d.kind.endsWith('Role')))
+    t.deepEqual(phaseOf(def), ENGINE_PHASES);
 });
 
 test('the finalizer is domain-qualified, as the API server recommends', (t) => {
@@ -98,32 +120,56 @@ test('the finalizer is domain-qualified, as the API server recommends', (t) => {
 
 test('kind definitions address their resources for the kube client as they are', (t) => {
   const resources: readonly ResourceType[] = KINDS; // checked by tsc: no second list of plurals to keep in step
-  t.deepEqual(resources.map((r) => `${r.plural}.${r.group}/${r.version}`), [
-    'appbindings.appcatalog.appscode.com/v1alpha1', 'secretengines.engine.kubevault.com/v1alpha1',
-    'postgresroles.engine.kubevault.com/v1alpha1', 'mysqlroles.engine.kubevault.com/v1alpha1',
-    'mariadbroles.engine.kubevault.com/v1alpha1', 'redisroles.engine.kubevault.com/v1alpha1',
-    'databaseaccessrequests.engine.kubevault.com/v1alpha1',
-  ]);
+  t.deepEqual(
+    resources.map((r) => `${r.plural}.${r.group}/${r.version}`),
+    [
+      'appbindings.appcatalog.appscode.com/v1alpha1',
+      'secretengines.engine.kubevault.com/v1alpha1',
+      'postgresroles.engine.kubevault.com/v1alpha1',
+      'mysqlroles.engine.kubevault.com/v1alpha1',
+      'mariadbroles.engine.kubevault.com/v1alpha1',
+      'redisroles.engine.kubevault.com/v1alpha1',
+      'databaseaccessrequests.engine.kubevault.com/v1alpha1',
+    ],
+  );
 });
 
 test('every role kind has the same approval, Secret layout, renewal, tenancy and TTL fields, status and columns as a PostgresRole', (t) => {
   const roles = KINDS.filter((d) => d.kind.endsWith('Role'));
-  t.deepEqual(roles.map((d) => d.kind), ['PostgresRole', 'MySQLRole', 'MariaDBRole', 'RedisRole']);
+  t.deepEqual(
+    roles.map((d) => d.kind),
+    ['PostgresRole', 'MySQLRole', 'MariaDBRole', 'RedisRole'],
+  );
   const postgres = roles[0]!;
-  const shared = ['approval', 'secretTemplate', 'renewFraction', 'allowedRequestNamespaces', 'defaultTTL', 'maxTTL', 'secretEngineRef'];
+  const shared = [
+    'approval',
+    'secretTemplate',
+    'renewFraction',
+    'allowedRequestNamespaces',
+    'defaultTTL',
+    'maxTTL',
+    'secretEngineRef',
+  ];
   for (const def of roles.slice(1)) {
-    for (const field of shared) t.deepEqual(def.spec.properties?.[field], postgres.spec.properties?.[field], `${def.kind}.spec.${field}`);
+    for (const field of shared)
+      t.deepEqual(def.spec.properties?.[field], postgres.spec.properties?.[field], `${def.kind}.spec.${field}`);
     t.deepEqual(def.status, postgres.status, `${def.kind}.status`);
     t.deepEqual(def.printerColumns, postgres.printerColumns, `${def.kind} columns`);
     t.true(def.spec.required?.includes('creationStatements'), `${def.kind} requires creationStatements`);
   }
   // KubeVault's 2021 style (vaultRef, path, databaseRef | databaseName) is PostgresRole's and MySQLRole's only.
-  for (const def of roles) t.is(!!def.spec.properties?.vaultRef, def.kind === 'PostgresRole' || def.kind === 'MySQLRole', def.kind);
+  for (const def of roles)
+    t.is(!!def.spec.properties?.vaultRef, def.kind === 'PostgresRole' || def.kind === 'MySQLRole', def.kind);
 });
 
-test('a SecretEngine connects to exactly one of the databases Leasehold serves, each under KubeVault\'s field', (t) => {
+test("a SecretEngine connects to exactly one of the databases Leasehold serves, each under KubeVault's field", (t) => {
   const spec = KINDS.find((d) => d.kind === 'SecretEngine')!.spec;
-  for (const field of ['postgres', 'mysql', 'mariadb', 'redis']) t.deepEqual(spec.properties?.[field]?.required, ['databaseRef'], field);
+  for (const field of ['postgres', 'mysql', 'mariadb', 'redis'])
+    t.deepEqual(spec.properties?.[field]?.required, ['databaseRef'], field);
   t.false('mongodb' in (spec.properties ?? {}));
-  t.true(spec['x-kubernetes-validations']!.some((r) => /exactly one of postgres, mysql, mariadb, redis/.test(r.message ?? '')));
+  t.true(
+    spec['x-kubernetes-validations']!.some((r) =>
+      /exactly one of postgres, mysql, mariadb, redis/.test(r.message ?? ''),
+    ),
+  );
 });

@@ -6,7 +6,15 @@ import { FINALIZER, IN_USE_FINALIZER, Reason, type AppBinding, type SecretEngine
 import { ConditionType } from '../../../api/index.ts';
 import { AppBindingReconciler } from '../../../controllers/appbinding/reconciler.ts';
 import { fakeWorld } from '../../fakes/controller-context.ts';
-import { APP_BINDINGS, NS, SECRETS, SECRET_ENGINES, conditionOf, secretEngine, vaultAppBinding } from '../../fakes/fixtures.ts';
+import {
+  APP_BINDINGS,
+  NS,
+  SECRETS,
+  SECRET_ENGINES,
+  conditionOf,
+  secretEngine,
+  vaultAppBinding,
+} from '../../fakes/fixtures.ts';
 
 function world(ab: AppBinding = vaultAppBinding()) {
   const w = fakeWorld();
@@ -30,7 +38,11 @@ test('a Vault AppBinding whose Vault answers is Ready, says its leases are owned
 
 test('a Vault AppBinding without an issuer token says LeaseOwnership False with the reason, and is still Ready', async (t) => {
   const w = world();
-  w.connections.issuer = { kind: 'unavailable', reason: 'IssuerTokenRoleUnavailable', message: 'the token role leasehold-issuer does not exist' };
+  w.connections.issuer = {
+    kind: 'unavailable',
+    reason: 'IssuerTokenRoleUnavailable',
+    message: 'the token role leasehold-issuer does not exist',
+  };
   await w.pass();
   t.is(conditionOf(w.appBinding(), 'Ready')?.status, 'True');
   const ownership = conditionOf(w.appBinding(), ConditionType.LeaseOwnership);
@@ -53,7 +65,11 @@ test('a Vault AppBinding whose Vault is down is not Ready (VaultUnreachable), wi
   const w = world();
   w.vault.down();
   const o = await w.pass();
-  t.is(o.kind === 'requeueAfter' ? o.delayMs : o.kind === 'retry' ? o.retryAfterMs : undefined, 30_000, 'looked at again in 30 s');
+  t.is(
+    o.kind === 'requeueAfter' ? o.delayMs : o.kind === 'retry' ? o.retryAfterMs : undefined,
+    30_000,
+    'looked at again in 30 s',
+  );
   const ready = conditionOf(w.appBinding(), 'Ready');
   t.is(ready?.status, 'False');
   t.is(ready?.reason, Reason.VaultUnreachable);
@@ -79,7 +95,12 @@ test('a Vault AppBinding whose login is refused drops its connection, to log in 
 
 test('the token Secret a Vault AppBinding names holds the in-use finalizer too', async (t) => {
   const w = world(vaultAppBinding({ secret: { name: 'vault-token' } }));
-  w.kube.put(SECRETS, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'vault-token', namespace: NS }, data: { token: Buffer.from('hvs.test').toString('base64') } });
+  w.kube.put(SECRETS, {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'vault-token', namespace: NS },
+    data: { token: Buffer.from('hvs.test').toString('base64') },
+  });
   await w.pass();
   t.deepEqual(w.kube.object(SECRETS, NS, 'vault-token')?.metadata?.finalizers, [IN_USE_FINALIZER]);
 });
@@ -87,7 +108,10 @@ test('the token Secret a Vault AppBinding names holds the in-use finalizer too',
 test('a Vault AppBinding being deleted waits, Terminating, while a SecretEngine still cleans up through it, then is released', async (t) => {
   const w = world();
   await w.pass();
-  w.kube.put(SECRET_ENGINES, { ...secretEngine(), metadata: { name: 'postgresql-engine', namespace: NS, finalizers: [FINALIZER] } } as SecretEngine);
+  w.kube.put(SECRET_ENGINES, {
+    ...secretEngine(),
+    metadata: { name: 'postgresql-engine', namespace: NS, finalizers: [FINALIZER] },
+  } as SecretEngine);
   w.kube.remove(APP_BINDINGS, NS, 'vault');
   t.is((await w.pass()).kind, 'requeueAfter');
   const terminating = conditionOf(w.appBinding(), 'Terminating');
@@ -99,10 +123,13 @@ test('a Vault AppBinding being deleted waits, Terminating, while a SecretEngine 
   t.is(w.appBinding(), undefined);
 });
 
-test('a Vault AppBinding being deleted whose Vault is down says deletion waits on a login it can\'t make', async (t) => {
+test("a Vault AppBinding being deleted whose Vault is down says deletion waits on a login it can't make", async (t) => {
   const w = world();
   await w.pass();
-  w.kube.put(SECRET_ENGINES, { ...secretEngine(), metadata: { name: 'postgresql-engine', namespace: NS, finalizers: [FINALIZER] } } as SecretEngine);
+  w.kube.put(SECRET_ENGINES, {
+    ...secretEngine(),
+    metadata: { name: 'postgresql-engine', namespace: NS, finalizers: [FINALIZER] },
+  } as SecretEngine);
   w.vault.down();
   w.events.clear();
   w.kube.remove(APP_BINDINGS, NS, 'vault');

@@ -3,7 +3,13 @@
 // Events say after each pass. (The real stack pins the same stories end to end: tests/integration/.)
 import test from 'ava';
 import {
-  Annotations, ConditionType, FINALIZER, Reason, RequestPhase, type DatabaseAccessRequest, type PostgresRole,
+  Annotations,
+  ConditionType,
+  FINALIZER,
+  Reason,
+  RequestPhase,
+  type DatabaseAccessRequest,
+  type PostgresRole,
 } from '../../../api/index.ts';
 import { DatabaseAccessRequestReconciler } from '../../../controllers/databaseaccessrequest/reconciler.ts';
 import { PostgresRoleReconciler } from '../../../controllers/role/reconciler.ts';
@@ -12,16 +18,36 @@ import { ROLE_BINDINGS, ROLES } from '../../../controllers/shared/resources.ts';
 import { RetryableError, TerminalError, type Result } from '../../../lib/runtime/index.ts';
 import { fakeWorld, type FakeWorld } from '../../fakes/controller-context.ts';
 import {
-  DATABASE_ACCESS_REQUESTS, NS, POSTGRES_ROLES, SECRET_ENGINES, SECRETS, applyGuideBindings, conditionOf, postgresRole, secretEngine,
+  DATABASE_ACCESS_REQUESTS,
+  NS,
+  POSTGRES_ROLES,
+  SECRET_ENGINES,
+  SECRETS,
+  applyGuideBindings,
+  conditionOf,
+  postgresRole,
+  secretEngine,
 } from '../../fakes/fixtures.ts';
 
 const KEY = { namespace: NS, name: 'postgres-cred-rqst' };
-const approvedByBob = { type: 'Approved', status: 'True', reason: 'KubectlApprove', message: 'This was approved by: bob', lastTransitionTime: '2026-03-01T12:00:00Z' };
+const approvedByBob = {
+  type: 'Approved',
+  status: 'True',
+  reason: 'KubectlApprove',
+  message: 'This was approved by: bob',
+  lastTransitionTime: '2026-03-01T12:00:00Z',
+};
 
 type Secret = { metadata?: { name?: string; annotations?: Record<string, string> }; data?: Record<string, string> };
 
 /** The guide's SecretEngine and PostgresRole, made ready by their reconcilers; a request approved by bob. */
-async function world(opts: { role?: Partial<PostgresRole['spec']>; request?: Partial<DatabaseAccessRequest['spec']>; approved?: boolean } = {}) {
+async function world(
+  opts: {
+    role?: Partial<PostgresRole['spec']>;
+    request?: Partial<DatabaseAccessRequest['spec']>;
+    approved?: boolean;
+  } = {},
+) {
   const w = fakeWorld({ startMs: Date.parse('2026-03-01T12:00:00Z') });
   applyGuideBindings(w.kube);
   w.kube.put(SECRET_ENGINES, secretEngine());
@@ -29,9 +55,18 @@ async function world(opts: { role?: Partial<PostgresRole['spec']>; request?: Par
   w.kube.put(POSTGRES_ROLES, postgresRole(opts.role));
   await w.reconcile(new PostgresRoleReconciler(w.context), { namespace: NS, name: 'psql-role' });
   w.kube.put(DATABASE_ACCESS_REQUESTS, {
-    apiVersion: 'engine.kubevault.com/v1alpha1', kind: 'DatabaseAccessRequest',
-    metadata: { ...KEY, uid: 'dar-uid-1', annotations: { [Annotations.requester]: JSON.stringify({ username: 'alice', groups: [] }) } },
-    spec: { roleRef: { kind: 'PostgresRole', name: 'psql-role' }, subjects: [{ kind: 'ServiceAccount', name: 'app', namespace: NS }], ...opts.request },
+    apiVersion: 'engine.kubevault.com/v1alpha1',
+    kind: 'DatabaseAccessRequest',
+    metadata: {
+      ...KEY,
+      uid: 'dar-uid-1',
+      annotations: { [Annotations.requester]: JSON.stringify({ username: 'alice', groups: [] }) },
+    },
+    spec: {
+      roleRef: { kind: 'PostgresRole', name: 'psql-role' },
+      subjects: [{ kind: 'ServiceAccount', name: 'app', namespace: NS }],
+      ...opts.request,
+    },
     ...(opts.approved === false ? {} : { status: { conditions: [approvedByBob] } }),
   } as unknown as DatabaseAccessRequest);
   w.events.clear();
@@ -48,7 +83,9 @@ function darWorld(w: FakeWorld) {
     return name ? w.kube.object<Secret>(SECRETS, NS, name) : undefined;
   };
   return {
-    ...w, dar, secret,
+    ...w,
+    dar,
+    secret,
     pass: (): Promise<Result> => w.reconcile(reconciler, KEY),
     /** A pass whose failure is returned rather than thrown. */
     tryPass: async (): Promise<Result | Error> => w.reconcile(reconciler, KEY).catch((e: Error) => e),
@@ -70,13 +107,23 @@ test('an approved request gets one lease, its credential in a Secret only its su
   const secret = w.secret()!;
   t.is(secret.metadata?.annotations?.[Annotations.leaseId], dar.status!.lease!.id);
   t.truthy(secret.data?.password);
-  t.deepEqual(w.kube.object<{ rules?: unknown; metadata?: object }>(ROLES, NS, secret.metadata!.name!)?.rules, [{ apiGroups: [''], resources: ['secrets'], resourceNames: [secret.metadata!.name], verbs: ['get'] }]);
+  t.deepEqual(w.kube.object<{ rules?: unknown; metadata?: object }>(ROLES, NS, secret.metadata!.name!)?.rules, [
+    { apiGroups: [''], resources: ['secrets'], resourceNames: [secret.metadata!.name], verbs: ['get'] },
+  ]);
   t.truthy(w.kube.object(ROLE_BINDINGS, NS, secret.metadata!.name!));
   // The finalizer, the checkpoint, the Secret, the Role, the RoleBinding, the lease record; and one Event.
   const writes = w.kube.writes().map((r) => `${r.verb} ${r.resource}${r.subresource ? `/${r.subresource}` : ''}`);
-  t.deepEqual(writes.filter((x) => !x.includes('events')), [
-    'patch databaseaccessrequests', 'patch databaseaccessrequests/status', 'create secrets', 'create roles', 'create rolebindings', 'patch databaseaccessrequests/status',
-  ]);
+  t.deepEqual(
+    writes.filter((x) => !x.includes('events')),
+    [
+      'patch databaseaccessrequests',
+      'patch databaseaccessrequests/status',
+      'create secrets',
+      'create roles',
+      'create rolebindings',
+      'patch databaseaccessrequests/status',
+    ],
+  );
   t.deepEqual(w.events.summary(dar), ['Normal SuccessfullyIssuedCredential']);
   t.regex(w.events.about(dar)[0]!.message, /requested by alice; approved by bob/);
 });
@@ -93,7 +140,10 @@ test('a request waiting for approval issues nothing and says who may approve it'
   const w = await world({ approved: false });
   await w.pass();
   t.is(w.dar().status?.phase, RequestPhase.WaitingForApproval);
-  t.regex(conditionOf(w.dar(), ConditionType.Available)?.message ?? '', /approve" verb on PostgresRole demo\/psql-role/);
+  t.regex(
+    conditionOf(w.dar(), ConditionType.Available)?.message ?? '',
+    /approve" verb on PostgresRole demo\/psql-role/,
+  );
   t.deepEqual(w.live(), []);
   t.deepEqual(w.events.warnings(w.dar()), []);
 });
@@ -101,7 +151,10 @@ test('a request waiting for approval issues nothing and says who may approve it'
 test('a template problem issues nothing, and says which key and why', async (t) => {
   const w = await world({ request: { secretTemplate: { uri: 'postgresql://<%nope%>@host' } } });
   const r = await w.tryPass();
-  t.true(r instanceof RetryableError && r.retryAfterMs === 60_000, 'looked at again in a minute (a database AppBinding appearing wakes nothing)');
+  t.true(
+    r instanceof RetryableError && r.retryAfterMs === 60_000,
+    'looked at again in a minute (a database AppBinding appearing wakes nothing)',
+  );
   t.deepEqual(w.live(), []);
   t.is(w.vault.calls.issueCredential, 0);
   const available = conditionOf(w.dar(), ConditionType.Available);
@@ -123,7 +176,10 @@ test('a refused renewal rotates into the same Secret, and the old lease is revok
   t.is(after.status!.secret!.name, secretName);
   t.is(after.status!.rotation?.reason, 'RenewalRefused');
   t.is(w.secret()!.metadata?.annotations?.[Annotations.leaseId], after.status!.lease!.id);
-  t.deepEqual(after.status!.previousLeases?.map((p) => p.id), [first.status!.lease!.id]);
+  t.deepEqual(
+    after.status!.previousLeases?.map((p) => p.id),
+    [first.status!.lease!.id],
+  );
   t.true(w.events.summary(after).includes('Normal CredentialRotated'));
   w.clock.advance(61_000); // the default grace period is 60 s
   await w.pass();
@@ -182,7 +238,7 @@ test('deleting a request while Vault is down keeps the finalizer, and says once 
   t.false(w.vault.liveLeases().some((l) => l.id === leaseId));
 });
 
-test('a deleted request whose lease Vault could not revoke keeps its finalizer with Vault\'s words, retried with a growing delay', async (t) => {
+test("a deleted request whose lease Vault could not revoke keeps its finalizer with Vault's words, retried with a growing delay", async (t) => {
   const w = await world();
   await w.pass();
   w.vault.refuseRevocation(() => true);
@@ -271,7 +327,7 @@ for (let k = 1; k <= 7; k++) {
   });
 }
 
-test('a pass on caches that lag behind the operator\'s own writes issues nothing twice and creates nothing twice', async (t) => {
+test("a pass on caches that lag behind the operator's own writes issues nothing twice and creates nothing twice", async (t) => {
   const w = await world();
   w.kube.pauseWatch(); // the watch delivers nothing: the caches stay as they were before the grant
   await w.pass();
@@ -280,7 +336,10 @@ test('a pass on caches that lag behind the operator\'s own writes issues nothing
   const r = await w.tryPass();
   t.false(r instanceof Error, `the pass goes on from what this process wrote, not the stale cache: ${String(r)}`);
   t.is(w.vault.calls.issueCredential, calls);
-  t.deepEqual(w.kube.writes().map((r) => `${r.verb} ${r.resource}`), []);
+  t.deepEqual(
+    w.kube.writes().map((r) => `${r.verb} ${r.resource}`),
+    [],
+  );
   w.kube.resumeWatch();
   await w.pass();
   t.deepEqual(w.live(), [w.dar().status!.lease!.id]);

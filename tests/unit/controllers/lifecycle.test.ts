@@ -1,7 +1,18 @@
 import test from 'ava';
 import {
-  MAX_PREVIOUS_LEASES, RotationReason, addPrevious, duePrevious, earliest, jitterFraction, leaseStep, renewAtMs, renewalTruncated,
-  retirePrevious, rotateRequestToken, rotateRequested, type PreviousLease,
+  MAX_PREVIOUS_LEASES,
+  RotationReason,
+  addPrevious,
+  duePrevious,
+  earliest,
+  jitterFraction,
+  leaseStep,
+  renewAtMs,
+  renewalTruncated,
+  retirePrevious,
+  rotateRequestToken,
+  rotateRequested,
+  type PreviousLease,
 } from '../../../controllers/databaseaccessrequest/decide.ts';
 
 const T0 = Date.parse('2026-03-01T12:00:00Z');
@@ -9,9 +20,15 @@ const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
 const UID = 'uid-1';
 /** A 10 s lease issued at T0 (the integration test's default_ttl). */
 const lease = { issuedAt: iso(T0), expiresAt: iso(T0 + 10_000), renewable: true };
-const opts = (nowMs: number, more: Partial<{ renew: boolean; fraction: number }> = {}) => ({ renew: true, fraction: 2 / 3, uid: UID, nowMs, ...more });
+const opts = (nowMs: number, more: Partial<{ renew: boolean; fraction: number }> = {}) => ({
+  renew: true,
+  fraction: 2 / 3,
+  uid: UID,
+  nowMs,
+  ...more,
+});
 
-test('renewal falls due at the fraction of the term, less the request\'s own jitter', (t) => {
+test("renewal falls due at the fraction of the term, less the request's own jitter", (t) => {
   const due = renewAtMs(T0, 10, 2 / 3, UID);
   t.true(due <= T0 + 6_667 && due >= T0 + 5_666, `${due - T0} ms`);
   t.is(due, T0 + 10_000 * (2 / 3 - jitterFraction(UID)));
@@ -30,14 +47,18 @@ test('a lease that ran out is rotated (renew) or expires (no renew)', (t) => {
   t.deepEqual(leaseStep(lease, opts(T0 + 10_000)).kind, 'rotate');
   t.is((leaseStep(lease, opts(T0 + 10_000)) as { reason: string }).reason, RotationReason.LeaseExpired);
   t.deepEqual(leaseStep(lease, opts(T0 + 10_000, { renew: false })), { kind: 'expire' });
-  t.deepEqual(leaseStep({ ...lease, expiresAt: undefined }, opts(T0)), { kind: 'rotate', reason: RotationReason.LeaseExpired, message: 'the lease ran out before it was renewed' });
+  t.deepEqual(leaseStep({ ...lease, expiresAt: undefined }, opts(T0)), {
+    kind: 'rotate',
+    reason: RotationReason.LeaseExpired,
+    message: 'the lease ran out before it was renewed',
+  });
 });
 
 test('without renew the lease is left alone until its end', (t) => {
   t.deepEqual(leaseStep(lease, opts(T0 + 9000, { renew: false })), { kind: 'wait', atMs: T0 + 10_000 });
 });
 
-test('a lease Vault won\'t renew is replaced at the renewal point, not at its end', (t) => {
+test("a lease Vault won't renew is replaced at the renewal point, not at its end", (t) => {
   const step = leaseStep({ ...lease, renewable: false }, opts(T0 + 9000));
   t.is(step.kind, 'rotate');
   t.is((step as { reason: string }).reason, RotationReason.NotRenewable);
@@ -69,18 +90,31 @@ test('previous leases: added without a revocation time, timed when the rotation 
   // A second rotation within the grace period keeps the first one's time.
   ({ previous } = addPrevious(previous, { id: 'old-2' }));
   const retired = retirePrevious(previous, T0 + 2000, 5);
-  t.deepEqual(retired.map((p) => p.revokeAt), [iso(T0 + 5000), iso(T0 + 7000)]);
+  t.deepEqual(
+    retired.map((p) => p.revokeAt),
+    [iso(T0 + 5000), iso(T0 + 7000)],
+  );
   const d = duePrevious(retired, T0 + 6000);
-  t.deepEqual(d.due.map((p) => p.id), ['old-1']);
-  t.deepEqual(d.keep.map((p) => p.id), ['old-2']);
+  t.deepEqual(
+    d.due.map((p) => p.id),
+    ['old-1'],
+  );
+  t.deepEqual(
+    d.keep.map((p) => p.id),
+    ['old-2'],
+  );
   t.is(d.nextAtMs, T0 + 7000);
 });
 
 test('previous leases are bounded: the oldest overflow, and the same lease is never listed twice', (t) => {
   let previous: PreviousLease[] = [];
-  for (let i = 0; i < MAX_PREVIOUS_LEASES; i++) previous = addPrevious(previous, { id: `l${i}`, revokeAt: iso(T0) }).previous;
+  for (let i = 0; i < MAX_PREVIOUS_LEASES; i++)
+    previous = addPrevious(previous, { id: `l${i}`, revokeAt: iso(T0) }).previous;
   const r = addPrevious(previous, { id: 'new' });
-  t.deepEqual(r.overflow.map((p) => p.id), ['l0']);
+  t.deepEqual(
+    r.overflow.map((p) => p.id),
+    ['l0'],
+  );
   t.is(r.previous.length, MAX_PREVIOUS_LEASES);
   t.is(r.previous.at(-1)!.id, 'new');
   t.is(addPrevious([{ id: 'a' }], { id: 'a' }).previous.length, 1);

@@ -7,7 +7,15 @@ import { SecretEngineReconciler } from '../../../controllers/secretengine/reconc
 import { VaultRequestError } from '../../../lib/vault/errors.ts';
 import { comesBack, fakeWorld } from '../../fakes/controller-context.ts';
 import {
-  DATABASE_ACCESS_REQUESTS, NS, POSTGRES_ROLES, SECRET_ENGINES, applyGuideBindings, conditionOf, postgresRole, requestHoldingLease, secretEngine,
+  DATABASE_ACCESS_REQUESTS,
+  NS,
+  POSTGRES_ROLES,
+  SECRET_ENGINES,
+  applyGuideBindings,
+  conditionOf,
+  postgresRole,
+  requestHoldingLease,
+  secretEngine,
 } from '../../fakes/fixtures.ts';
 
 const MOUNT = 'my-postgres-se';
@@ -50,7 +58,7 @@ test('a PostgresRole whose Vault answers emits no Warning', async (t) => {
   t.deepEqual(w.events.warnings(), [], w.events.summary().join(', '));
 });
 
-test('a credential can be issued from the Vault role the SecretEngine and PostgresRole set up, for the role\'s default TTL', async (t) => {
+test("a credential can be issued from the Vault role the SecretEngine and PostgresRole set up, for the role's default TTL", async (t) => {
   const w = await world();
   await w.pass();
   const cred = await w.vault.issueCredential(MOUNT, VAULT_ROLE);
@@ -70,7 +78,7 @@ test('a PostgresRole already written costs no Vault call on the next pass', asyn
 
 test('a PostgresRole whose mount is not there yet says so and is retried with backoff', async (t) => {
   const w = await world({ mounted: false });
-  t.is((await w.pass()).kind, 'retry', 'with the queue\'s backoff: the SecretEngine enabling it may be on its way');
+  t.is((await w.pass()).kind, 'retry', "with the queue's backoff: the SecretEngine enabling it may be on its way");
   t.is(w.role()?.status?.phase, EnginePhase.Failed);
   t.is(conditionOf(w.role(), 'Ready')?.reason, 'VaultNotFound');
 });
@@ -83,10 +91,10 @@ test('a PostgresRole whose Vault is down records VaultUnreachable and one Warnin
   t.deepEqual(w.events.summary(), [`Warning ${Reason.VaultUnreachable}`]);
 });
 
-test('SQL Vault refuses is FailedToCreateDatabaseRole with Vault\'s words', async (t) => {
+test("SQL Vault refuses is FailedToCreateDatabaseRole with Vault's words", async (t) => {
   const w = await world();
   w.vault.fail('writeRole', 'Invalid', { detail: 'pq: syntax error at or near "CREAT"' });
-  t.true(comesBack(await w.pass()), 'looked at again (Vault\'s side may be fixed by hand)');
+  t.true(comesBack(await w.pass()), "looked at again (Vault's side may be fixed by hand)");
   const ready = conditionOf(w.role(), 'Ready');
   t.is(ready?.reason, Reason.FailedToCreateDatabaseRole);
   t.regex(ready?.message ?? '', /syntax error/);
@@ -125,7 +133,10 @@ test('deleting a PostgresRole while Vault is down keeps the finalizer and says w
   w.vault.down();
   w.kube.remove(POSTGRES_ROLES, NS, 'psql-role');
   const o = await w.pass();
-  t.true(o.kind === 'error' && o.error instanceof VaultRequestError && o.error.kind === 'Unreachable', JSON.stringify(o));
+  t.true(
+    o.kind === 'error' && o.error instanceof VaultRequestError && o.error.kind === 'Unreachable',
+    JSON.stringify(o),
+  );
   const terminating = conditionOf(w.role(), 'Terminating');
   t.is(terminating?.reason, Reason.VaultUnreachable);
   t.regex(terminating?.message ?? '', /deleting Vault role k8s\.test\.demo\.psql-role failed, retried/);

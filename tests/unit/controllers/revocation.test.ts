@@ -2,7 +2,12 @@
 // whole paths, deletion, revoke-now, expiry and a rotation's grace period, are unit-tested pass by pass in
 // databaseaccessrequest-reconcile.test.ts, and end to end in tests/integration/revocation.test.ts).
 import test from 'ava';
-import { REVOCATION_RETRY_BASE_MS, REVOCATION_RETRY_MAX_MS, RevocationRetries, revocationRetryDelayMs } from '../../../controllers/databaseaccessrequest/decide.ts';
+import {
+  REVOCATION_RETRY_BASE_MS,
+  REVOCATION_RETRY_MAX_MS,
+  RevocationRetries,
+  revocationRetryDelayMs,
+} from '../../../controllers/databaseaccessrequest/decide.ts';
 
 const T0 = Date.parse('2026-03-01T12:00:00Z');
 
@@ -21,4 +26,3 @@ test('a failed revocation is retried after 5 s, then twice as long each time, at
 });
 
 // ---- deletion -----------------------------------------------------------------------------------------------------
-

@@ -6,7 +6,13 @@ import { SecretEngineReconciler } from '../../../controllers/secretengine/reconc
 import { VaultRequestError } from '../../../lib/vault/errors.ts';
 import { comesBack, fakeWorld } from '../../fakes/controller-context.ts';
 import {
-  NS, POSTGRES_ROLES, SECRET_ENGINES, applyGuideBindings, conditionOf, postgresRole, secretEngine,
+  NS,
+  POSTGRES_ROLES,
+  SECRET_ENGINES,
+  applyGuideBindings,
+  conditionOf,
+  postgresRole,
+  secretEngine,
 } from '../../fakes/fixtures.ts';
 
 const ENGINE = 'postgresql-engine';
@@ -75,9 +81,12 @@ test('a SecretEngine recovers once Vault is back, without a person doing anythin
   t.truthy(w.vault.connectionAt(MOUNT, CONNECTION));
 });
 
-test('a connection Vault refuses (a wrong admin password) is FailedToCreateSecretEngineConfig with Vault\'s words, looked at again later', async (t) => {
+test("a connection Vault refuses (a wrong admin password) is FailedToCreateSecretEngineConfig with Vault's words, looked at again later", async (t) => {
   const w = world();
-  w.vault.fail('writeConnection', 'Invalid', { detail: 'error creating database object: error verifying connection: password authentication failed for user "postgres"' });
+  w.vault.fail('writeConnection', 'Invalid', {
+    detail:
+      'error creating database object: error verifying connection: password authentication failed for user "postgres"',
+  });
   t.true(comesBack(await w.pass()), 'looked at again');
   const ready = conditionOf(w.engine(), 'Ready');
   t.is(ready?.reason, Reason.FailedToCreateSecretEngineConfig);
@@ -116,7 +125,15 @@ test('a pass on a stale copy of the SecretEngine ends in a retryable Conflict be
 test('deleting a SecretEngine disables the mount it enabled, revoking every lease under it, then lets the object go', async (t) => {
   const w = world();
   await w.pass();
-  await w.vault.writeRole(MOUNT, 'k8s.test.demo.psql-role', { dbName: CONNECTION, creationStatements: ['CREATE ROLE'], revocationStatements: [], rollbackStatements: [], renewStatements: [], defaultTtlSeconds: 3600, maxTtlSeconds: 7200 });
+  await w.vault.writeRole(MOUNT, 'k8s.test.demo.psql-role', {
+    dbName: CONNECTION,
+    creationStatements: ['CREATE ROLE'],
+    revocationStatements: [],
+    rollbackStatements: [],
+    renewStatements: [],
+    defaultTtlSeconds: 3600,
+    maxTtlSeconds: 7200,
+  });
   await w.vault.issueCredential(MOUNT, 'k8s.test.demo.psql-role');
   w.kube.remove(SECRET_ENGINES, NS, ENGINE);
   t.deepEqual(await w.pass(), { kind: 'done' });
@@ -129,7 +146,10 @@ test('deleting a SecretEngine disables the mount it enabled, revoking every leas
 test('deleting a SecretEngine waits, Terminating, while a PostgresRole keeps a Vault role under it', async (t) => {
   const w = world();
   await w.pass();
-  w.kube.put(POSTGRES_ROLES, { ...postgresRole(), metadata: { name: 'psql-role', namespace: NS, finalizers: [FINALIZER] } } as PostgresRole);
+  w.kube.put(POSTGRES_ROLES, {
+    ...postgresRole(),
+    metadata: { name: 'psql-role', namespace: NS, finalizers: [FINALIZER] },
+  } as PostgresRole);
   w.kube.remove(SECRET_ENGINES, NS, ENGINE);
   const result = await w.pass();
   t.is(result.kind, 'requeueAfter');
@@ -146,10 +166,16 @@ test('deleting a SecretEngine while Vault is down keeps the finalizer and says w
   w.vault.down();
   w.kube.remove(SECRET_ENGINES, NS, ENGINE);
   const o = await w.pass();
-  t.true(o.kind === 'error' && o.error instanceof VaultRequestError && o.error.kind === 'Unreachable', JSON.stringify(o));
+  t.true(
+    o.kind === 'error' && o.error instanceof VaultRequestError && o.error.kind === 'Unreachable',
+    JSON.stringify(o),
+  );
   const terminating = conditionOf(w.engine(), 'Terminating');
   t.is(terminating?.reason, Reason.VaultUnreachable);
-  t.regex(terminating?.message ?? '', /removing connection k8s\.test\.demo\.postgres-app and the mount at my-postgres-se\/ failed, retried/);
+  t.regex(
+    terminating?.message ?? '',
+    /removing connection k8s\.test\.demo\.postgres-app and the mount at my-postgres-se\/ failed, retried/,
+  );
   t.deepEqual(w.engine()?.metadata.finalizers, [FINALIZER]);
   t.is(w.events.warnings().filter((e) => e.reason === Reason.VaultUnreachable).length, 1);
 });

@@ -3,11 +3,22 @@
 import test from 'ava';
 import { newSecretName } from '../../../controllers/databaseaccessrequest/decide.ts';
 import {
-  DEFAULT_VERIFY_PERIOD_MS, LeaseLiveness, RETRY_VERIFY_MS, leaseIdPrefix, listingMaxAgeMs, verifyDue, verifyPeriodMs,
+  DEFAULT_VERIFY_PERIOD_MS,
+  LeaseLiveness,
+  RETRY_VERIFY_MS,
+  leaseIdPrefix,
+  listingMaxAgeMs,
+  verifyDue,
+  verifyPeriodMs,
 } from '../../../controllers/databaseaccessrequest/lease-liveness.ts';
 import { MAX_LABEL_VALUE, labelValue, metadataProblems } from '../../../controllers/shared/names.ts';
 import {
-  DATA_DIGEST_ANNOTATION, dataDigestAnnotation, decodeData, encodeData, secretCacheTransform, secretIntegrity,
+  DATA_DIGEST_ANNOTATION,
+  dataDigestAnnotation,
+  decodeData,
+  encodeData,
+  secretCacheTransform,
+  secretIntegrity,
 } from '../../../controllers/shared/secret-integrity.ts';
 import { eventName } from '../../../lib/runtime/events.ts';
 import type { LeaseInfo, VaultClient } from '../../../lib/vault/client.ts';
@@ -25,7 +36,7 @@ test('a request name that fits a label value is the label value', (t) => {
   t.is(labelValue(sixtyThree), sixtyThree);
 });
 
-test('a request name longer than 63 characters becomes a valid label value, the same every time, and different from its neighbours\'', (t) => {
+test("a request name longer than 63 characters becomes a valid label value, the same every time, and different from its neighbours'", (t) => {
   t.true(LONG.length > MAX_LABEL_VALUE);
   const v = labelValue(LONG);
   t.true(v.length <= MAX_LABEL_VALUE, v);
@@ -38,8 +49,14 @@ test('a request name longer than 63 characters becomes a valid label value, the 
 
 test('every legal request name, up to 253 characters and with dots, gives a valid label value and Secret name', (t) => {
   const names = [
-    'a', LONG, 'x'.repeat(253), `${'a'.repeat(51)}.b${'c'.repeat(100)}`, `${'a'.repeat(52)}.${'b'.repeat(100)}`,
-    `${'a'.repeat(239)}.${'b'.repeat(13)}`, `${'a'.repeat(239)}-${'b'.repeat(13)}`, `${'a.'.repeat(126)}a`,
+    'a',
+    LONG,
+    'x'.repeat(253),
+    `${'a'.repeat(51)}.b${'c'.repeat(100)}`,
+    `${'a'.repeat(52)}.${'b'.repeat(100)}`,
+    `${'a'.repeat(239)}.${'b'.repeat(13)}`,
+    `${'a'.repeat(239)}-${'b'.repeat(13)}`,
+    `${'a.'.repeat(126)}a`,
   ];
   for (const name of names) {
     t.regex(name, SUBDOMAIN, 'the test uses legal names');
@@ -59,11 +76,19 @@ test('what the API server would refuse is found before anything is asked of Vaul
   t.regex(metadataProblems('Secret', { name: 'x'.repeat(254) })[0]!, /254 characters long/);
   t.regex(metadataProblems('Secret', { name: 'Upper_case' })[0]!, /not a DNS-1123 subdomain/);
   t.regex(metadataProblems('Secret', { name: 'x', labels: { k: '-starts-with-dash' } })[0]!, /invalid value/);
-  t.regex(metadataProblems('Secret', { name: 'x', annotations: { big: 'x'.repeat(256 * 1024) } })[0]!, /annotations take/);
+  t.regex(
+    metadataProblems('Secret', { name: 'x', annotations: { big: 'x'.repeat(256 * 1024) } })[0]!,
+    /annotations take/,
+  );
 });
 
 test('an Event about an object with a 253-character name still has a valid name', (t) => {
-  for (const name of ['short', 'x'.repeat(253), `${'a'.repeat(230)}.${'b'.repeat(22)}`, `${'a'.repeat(232)}-${'b'.repeat(20)}`]) {
+  for (const name of [
+    'short',
+    'x'.repeat(253),
+    `${'a'.repeat(230)}.${'b'.repeat(22)}`,
+    `${'a'.repeat(232)}-${'b'.repeat(20)}`,
+  ]) {
     const e = eventName(name, Date.parse('2026-03-01T12:00:00Z'));
     t.deepEqual(metadataProblems('Event', { name: e }), [], e);
   }
@@ -75,7 +100,8 @@ test('an Event about an object with a 253-character name still has a valid name'
 const written = { username: 'v-token-abc', password: 'p@ss:w/rd', uri: 'postgresql://v-token-abc:p%40ss@db:5432/app' };
 const annotation = dataDigestAnnotation(encodeData(written));
 /** The data as the API server sends it back (base64). */
-const asServed = (d: Record<string, string>) => Object.fromEntries(Object.entries(d).map(([k, v]) => [k, Buffer.from(v).toString('base64')]));
+const asServed = (d: Record<string, string>) =>
+  Object.fromEntries(Object.entries(d).map(([k, v]) => [k, Buffer.from(v).toString('base64')]));
 
 test('a Secret holding what Leasehold wrote is intact', (t) => {
   t.is(secretIntegrity(annotation, decodeData(asServed(written))), 'intact');
@@ -112,8 +138,15 @@ test('the digest is salted per write and shows no value', (t) => {
 
 test('the Secrets cache keeps the verdict, never the data', (t) => {
   const secret = {
-    apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
-    metadata: { name: 's', namespace: 'demo', annotations: { [DATA_DIGEST_ANNOTATION]: annotation }, managedFields: [{}] },
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'Opaque',
+    metadata: {
+      name: 's',
+      namespace: 'demo',
+      annotations: { [DATA_DIGEST_ANNOTATION]: annotation },
+      managedFields: [{}],
+    },
     data: asServed({ ...written, password: 'edited' }),
   };
   const cached = secretCacheTransform(secret);
@@ -121,7 +154,12 @@ test('the Secrets cache keeps the verdict, never the data', (t) => {
   t.false('data' in cached);
   t.is(cached.metadata?.managedFields, undefined);
   t.false(JSON.stringify(cached).includes(Buffer.from('edited').toString('base64')));
-  const other = secretCacheTransform({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'admin' }, data: asServed({ password: 'x' }) } as never);
+  const other = secretCacheTransform({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'admin' },
+    data: asServed({ password: 'x' }),
+  } as never);
   t.is(other.integrity, undefined, 'a Secret without a digest gets no verdict');
 });
 
@@ -169,15 +207,26 @@ test('one listing answers for every lease of a role; only a lease it lacks is lo
   const { vault, calls } = fakeVault(live);
   const l = new LeaseLiveness(P);
   let now = 1_000;
-  const results = await Promise.all([1, 2, 3].map((n) => l.check({ uid: `uid-${n}`, leaseId: lease(n) }, vault, { connectionKey: 'demo/vault', nowMs: () => now })));
+  const results = await Promise.all(
+    [1, 2, 3].map((n) =>
+      l.check({ uid: `uid-${n}`, leaseId: lease(n) }, vault, { connectionKey: 'demo/vault', nowMs: () => now }),
+    ),
+  );
   t.deepEqual(results, ['alive', 'alive', 'alive']);
   t.deepEqual(calls, { list: 1, lookup: 0 }, 'three requests, one call');
   live.delete(lease(2));
-  t.is(await l.check({ uid: 'uid-2', leaseId: lease(2) }, vault, { connectionKey: 'demo/vault', nowMs: () => now }), 'alive', 'within the listing\'s age it still answers');
+  t.is(
+    await l.check({ uid: 'uid-2', leaseId: lease(2) }, vault, { connectionKey: 'demo/vault', nowMs: () => now }),
+    'alive',
+    "within the listing's age it still answers",
+  );
   t.false(l.due('uid-1', lease(1), now + 60_000), 'verified: not due until the next resync');
   now += 0.85 * P; // the next resync
   t.true(l.due('uid-2', lease(2), now));
-  t.is(await l.check({ uid: 'uid-2', leaseId: lease(2) }, vault, { connectionKey: 'demo/vault', nowMs: () => now }), 'gone');
+  t.is(
+    await l.check({ uid: 'uid-2', leaseId: lease(2) }, vault, { connectionKey: 'demo/vault', nowMs: () => now }),
+    'gone',
+  );
   t.deepEqual(calls, { list: 2, lookup: 1 }, 'a fresh listing, then a look-up to confirm');
   t.true(l.due('uid-2', lease(2), now), 'a lease found gone stays due (it is rotated, not trusted)');
 });
@@ -186,21 +235,36 @@ test('a lease issued after the listing is confirmed by its own look-up, not take
   const live = new Set([lease(1)]);
   const { vault, calls } = fakeVault(live);
   const l = new LeaseLiveness(P);
-  t.is(await l.check({ uid: 'uid-1', leaseId: lease(1) }, vault, { connectionKey: 'demo/vault', nowMs: () => 0 }), 'alive');
+  t.is(
+    await l.check({ uid: 'uid-1', leaseId: lease(1) }, vault, { connectionKey: 'demo/vault', nowMs: () => 0 }),
+    'alive',
+  );
   live.add(lease(9));
-  t.is(await l.check({ uid: 'uid-9', leaseId: lease(9) }, vault, { connectionKey: 'demo/vault', nowMs: () => 10 }), 'alive');
+  t.is(
+    await l.check({ uid: 'uid-9', leaseId: lease(9) }, vault, { connectionKey: 'demo/vault', nowMs: () => 10 }),
+    'alive',
+  );
   t.deepEqual(calls, { list: 1, lookup: 1 });
 });
 
-test('without the list capability each lease is looked up on its own; when Vault can\'t answer, the lease is kept and tried again later', async (t) => {
+test("without the list capability each lease is looked up on its own; when Vault can't answer, the lease is kept and tried again later", async (t) => {
   const { vault, calls } = fakeVault(new Set([lease(1)]), { listFails: true });
   const l = new LeaseLiveness(P);
-  t.is(await l.check({ uid: 'uid-1', leaseId: lease(1) }, vault, { connectionKey: 'demo/vault', nowMs: () => 0 }), 'alive');
-  t.is(await l.check({ uid: 'uid-2', leaseId: lease(2) }, vault, { connectionKey: 'demo/vault', nowMs: () => 0 }), 'gone');
+  t.is(
+    await l.check({ uid: 'uid-1', leaseId: lease(1) }, vault, { connectionKey: 'demo/vault', nowMs: () => 0 }),
+    'alive',
+  );
+  t.is(
+    await l.check({ uid: 'uid-2', leaseId: lease(2) }, vault, { connectionKey: 'demo/vault', nowMs: () => 0 }),
+    'gone',
+  );
   t.deepEqual(calls, { list: 2, lookup: 2 });
   const down = fakeVault(new Set([lease(1)]), { listFails: true, lookupFails: true });
   const m = new LeaseLiveness(P);
-  t.is(await m.check({ uid: 'uid-1', leaseId: lease(1) }, down.vault, { connectionKey: 'demo/vault', nowMs: () => 0 }), 'unknown');
+  t.is(
+    await m.check({ uid: 'uid-1', leaseId: lease(1) }, down.vault, { connectionKey: 'demo/vault', nowMs: () => 0 }),
+    'unknown',
+  );
   t.false(m.due('uid-1', lease(1), RETRY_VERIFY_MS - 1), 'not on every pass');
   t.true(m.due('uid-1', lease(1), RETRY_VERIFY_MS));
 });

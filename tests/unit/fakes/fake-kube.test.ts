@@ -16,9 +16,19 @@ import { NS, SECRETS, SECRET_ENGINES, secretEngine } from '../../fakes/fixtures.
 
 type Secret = KubernetesObject & { data?: Record<string, string>; stringData?: Record<string, string> };
 
-const secret = (name: string, extra: Partial<Secret> = {}): Secret => ({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: NS }, data: { password: 'c2VjcmV0' }, ...extra });
+const secret = (name: string, extra: Partial<Secret> = {}): Secret => ({
+  apiVersion: 'v1',
+  kind: 'Secret',
+  metadata: { name, namespace: NS },
+  data: { password: 'c2VjcmV0' },
+  ...extra,
+});
 
-const errorOf = async (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e);
+const errorOf = async (p: Promise<unknown>) =>
+  p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
 
 test('every write bumps the resourceVersion, and a write carrying a stale one gets 409 Conflict', async (t) => {
   const kube = new FakeKube();
@@ -27,32 +37,72 @@ test('every write bumps the resourceVersion, and a write carrying a stale one ge
   t.true(Number(updated.metadata?.resourceVersion) > Number(created.metadata?.resourceVersion));
   const stale = await errorOf(kube.replace(SECRETS, NS, 's', { ...created, data: {} }));
   t.true(isConflict(stale), String(stale));
-  const stalePatch = await errorOf(kube.patch(SECRETS, NS, 's', { metadata: { resourceVersion: created.metadata?.resourceVersion }, data: {} }, PatchType.merge));
+  const stalePatch = await errorOf(
+    kube.patch(
+      SECRETS,
+      NS,
+      's',
+      { metadata: { resourceVersion: created.metadata?.resourceVersion }, data: {} },
+      PatchType.merge,
+    ),
+  );
   t.true(isConflict(stalePatch), String(stalePatch));
-  t.deepEqual(kube.requests.map((r) => `${r.verb} ${r.code}`), ['create 201', 'update 200', 'update 409', 'patch 409']);
+  t.deepEqual(
+    kube.requests.map((r) => `${r.verb} ${r.code}`),
+    ['create 201', 'update 200', 'update 409', 'patch 409'],
+  );
 });
 
 test('patchStatus on a stale read is a retryable Conflict; on a fresh one it writes only status', async (t) => {
   const kube = new FakeKube();
   const engine = kube.put(SECRET_ENGINES, secretEngine());
   kube.edit<SecretEngine>(SECRET_ENGINES, NS, engine.metadata.name!, (e) => (e.metadata.labels = { touched: 'yes' }));
-  const err = await errorOf(patchStatus<SecretEngine['status'], SecretEngine>(kube, SECRET_ENGINES, engine, { ...engine.status, phase: 'Success' }));
+  const err = await errorOf(
+    patchStatus<SecretEngine['status'], SecretEngine>(kube, SECRET_ENGINES, engine, {
+      ...engine.status,
+      phase: 'Success',
+    }),
+  );
   t.true(err instanceof RetryableError && err.reason === 'Conflict', String(err));
   const fresh = kube.object<SecretEngine>(SECRET_ENGINES, NS, engine.metadata.name!)!;
-  const { object } = await patchStatus<SecretEngine['status'], SecretEngine>(kube, SECRET_ENGINES, fresh, { ...fresh.status, phase: 'Success' });
+  const { object } = await patchStatus<SecretEngine['status'], SecretEngine>(kube, SECRET_ENGINES, fresh, {
+    ...fresh.status,
+    phase: 'Success',
+  });
   t.is(object.status?.phase, 'Success');
   t.deepEqual(object.spec, fresh.spec);
   t.is(object.metadata?.generation, fresh.metadata.generation, 'a status write does not move generation');
-  t.deepEqual(kube.requests.at(-1), { verb: 'patch', resource: 'secretengines', group: 'engine.kubevault.com', namespace: NS, name: 'postgresql-engine', subresource: 'status', patchType: 'merge', code: 200 });
+  t.deepEqual(kube.requests.at(-1), {
+    verb: 'patch',
+    resource: 'secretengines',
+    group: 'engine.kubevault.com',
+    namespace: NS,
+    name: 'postgresql-engine',
+    subresource: 'status',
+    patchType: 'merge',
+    code: 200,
+  });
 });
 
 test('a spec write moves generation and leaves status alone; a write that changes nothing keeps the resourceVersion', async (t) => {
   const kube = new FakeKube();
   const seeded = kube.put(SECRET_ENGINES, { ...secretEngine(), status: { phase: 'Success' } } as SecretEngine);
-  const written = await kube.patch<SecretEngine>(SECRET_ENGINES, NS, 'postgresql-engine', { spec: { defaultLeaseTTL: '1h' }, status: { phase: 'Failed' } }, PatchType.merge);
+  const written = await kube.patch<SecretEngine>(
+    SECRET_ENGINES,
+    NS,
+    'postgresql-engine',
+    { spec: { defaultLeaseTTL: '1h' }, status: { phase: 'Failed' } },
+    PatchType.merge,
+  );
   t.is(written.metadata.generation, 2);
   t.is(written.status?.phase, 'Success', 'status goes through the status subresource only');
-  const again = await kube.patch<SecretEngine>(SECRET_ENGINES, NS, 'postgresql-engine', { spec: { defaultLeaseTTL: '1h' } }, PatchType.merge);
+  const again = await kube.patch<SecretEngine>(
+    SECRET_ENGINES,
+    NS,
+    'postgresql-engine',
+    { spec: { defaultLeaseTTL: '1h' } },
+    PatchType.merge,
+  );
   t.is(again.metadata.resourceVersion, written.metadata.resourceVersion);
   t.not(seeded.metadata.resourceVersion, written.metadata.resourceVersion);
 });
@@ -63,8 +113,18 @@ test('a JSON patch whose test op fails is 422, which the finalizer helpers read 
   const added = await addFinalizer(kube, SECRET_ENGINES, engine, FINALIZER);
   t.deepEqual(added.object.metadata.finalizers, [FINALIZER]);
   // Another writer added a finalizer meanwhile; our copy is stale.
-  kube.edit<SecretEngine>(SECRET_ENGINES, NS, 'postgresql-engine', (e) => e.metadata.finalizers!.push('other.example/finalizer'));
-  const raw = await errorOf(kube.patch(SECRET_ENGINES, NS, 'postgresql-engine', [{ op: 'test', path: '/metadata/finalizers', value: [FINALIZER] }], PatchType.json));
+  kube.edit<SecretEngine>(SECRET_ENGINES, NS, 'postgresql-engine', (e) =>
+    e.metadata.finalizers!.push('other.example/finalizer'),
+  );
+  const raw = await errorOf(
+    kube.patch(
+      SECRET_ENGINES,
+      NS,
+      'postgresql-engine',
+      [{ op: 'test', path: '/metadata/finalizers', value: [FINALIZER] }],
+      PatchType.json,
+    ),
+  );
   t.true(raw instanceof KubeApiError && raw.statusCode === 422 && raw.reason === 'Invalid', String(raw));
   const err = await errorOf(addFinalizer(kube, SECRET_ENGINES, added.object, 'third.example/finalizer'));
   t.true(err instanceof RetryableError && err.reason === 'Conflict', String(err));
@@ -76,7 +136,15 @@ test('deleting an object with finalizers marks it; removing the last finalizer d
   t.true(await kube.delete(SECRET_ENGINES, NS, 'postgresql-engine'));
   const marked = kube.object<SecretEngine>(SECRET_ENGINES, NS, 'postgresql-engine')!;
   t.truthy(marked.metadata.deletionTimestamp);
-  const err = await errorOf(kube.patch(SECRET_ENGINES, NS, 'postgresql-engine', [{ op: 'add', path: '/metadata/finalizers/-', value: 'late.example/f' }], PatchType.json));
+  const err = await errorOf(
+    kube.patch(
+      SECRET_ENGINES,
+      NS,
+      'postgresql-engine',
+      [{ op: 'add', path: '/metadata/finalizers/-', value: 'late.example/f' }],
+      PatchType.json,
+    ),
+  );
   t.true(err instanceof KubeApiError && err.statusCode === 422, 'no new finalizer on an object being deleted');
   const removed = await removeFinalizer(kube, SECRET_ENGINES, marked, FINALIZER);
   t.true(removed.changed);
@@ -89,7 +157,11 @@ test('deleting an object with finalizers marks it; removing the last finalizer d
 test('objects whose owner is deleted are deleted too', async (t) => {
   const kube = new FakeKube();
   const owner = kube.put(SECRET_ENGINES, secretEngine());
-  await kube.create(SECRETS, NS, secret('owned', { metadata: { name: 'owned', namespace: NS, ownerReferences: [controllerOwnerRef(owner)] } }));
+  await kube.create(
+    SECRETS,
+    NS,
+    secret('owned', { metadata: { name: 'owned', namespace: NS, ownerReferences: [controllerOwnerRef(owner)] } }),
+  );
   await kube.create(SECRETS, NS, secret('unrelated'));
   await kube.delete(SECRET_ENGINES, NS, owner.metadata.name!);
   t.is(kube.object(SECRETS, NS, 'owned'), undefined);
@@ -104,7 +176,7 @@ test('reads answer 404 for what is not there; creating twice is 409 AlreadyExist
   t.true(twice instanceof KubeApiError && twice.statusCode === 409 && twice.reason === 'AlreadyExists', String(twice));
 });
 
-test('a Secret\'s stringData is stored as base64 data', async (t) => {
+test("a Secret's stringData is stored as base64 data", async (t) => {
   const kube = new FakeKube();
   await kube.create(SECRETS, NS, secret('s', { data: undefined, stringData: { token: 'abc' } }));
   t.deepEqual(kube.object<Secret>(SECRETS, NS, 's')?.data, { token: 'YWJj' });
@@ -112,10 +184,19 @@ test('a Secret\'s stringData is stored as base64 data', async (t) => {
 
 test('lists filter by namespace and label selector', async (t) => {
   const kube = new FakeKube();
-  kube.put(SECRETS, secret('a', { metadata: { name: 'a', namespace: NS, labels: { 'app.kubernetes.io/managed-by': 'leasehold' } } }));
+  kube.put(
+    SECRETS,
+    secret('a', { metadata: { name: 'a', namespace: NS, labels: { 'app.kubernetes.io/managed-by': 'leasehold' } } }),
+  );
   kube.put(SECRETS, secret('b', { metadata: { name: 'b', namespace: NS } }));
-  kube.put(SECRETS, secret('c', { metadata: { name: 'c', namespace: 'other', labels: { 'app.kubernetes.io/managed-by': 'leasehold' } } }));
-  const names = async (opts: Parameters<FakeKube['list']>[1]) => (await kube.list(SECRETS, opts)).items.map((i) => i.metadata?.name).sort();
+  kube.put(
+    SECRETS,
+    secret('c', {
+      metadata: { name: 'c', namespace: 'other', labels: { 'app.kubernetes.io/managed-by': 'leasehold' } },
+    }),
+  );
+  const names = async (opts: Parameters<FakeKube['list']>[1]) =>
+    (await kube.list(SECRETS, opts)).items.map((i) => i.metadata?.name).sort();
   t.deepEqual(await names({ namespace: NS }), ['a', 'b']);
   t.deepEqual(await names({ labelSelector: 'app.kubernetes.io/managed-by=leasehold' }), ['a', 'c']);
   t.deepEqual(await names({ labelSelector: '!app.kubernetes.io/managed-by' }), ['b']);
@@ -155,9 +236,15 @@ test('the cache sees each write as it is made, keeps no Secret data, and can be 
 test('a cache with a label selector keeps only the matching objects, and drops one that stops matching', async (t) => {
   const kube = new FakeKube();
   const ours = new FakeWatchCache(kube, SECRETS, { labelSelector: 'app.kubernetes.io/managed-by=leasehold' });
-  kube.put(SECRETS, secret('a', { metadata: { name: 'a', namespace: NS, labels: { 'app.kubernetes.io/managed-by': 'leasehold' } } }));
+  kube.put(
+    SECRETS,
+    secret('a', { metadata: { name: 'a', namespace: NS, labels: { 'app.kubernetes.io/managed-by': 'leasehold' } } }),
+  );
   kube.put(SECRETS, secret('b'));
-  t.deepEqual(ours.list().map((s) => s.metadata?.name), ['a']);
+  t.deepEqual(
+    ours.list().map((s) => s.metadata?.name),
+    ['a'],
+  );
   kube.edit(SECRETS, NS, 'a', (s) => (s.metadata!.labels = {}));
   t.deepEqual(ours.list(), []);
 });
@@ -167,11 +254,18 @@ test('cache indexes and handlers work as on the real cache', async (t) => {
   const engines = new FakeWatchCache<SecretEngine>(kube, SECRET_ENGINES);
   engines.addIndex('vault', (e) => [e.spec.vaultRef.name]);
   const seen: string[] = [];
-  engines.addHandler({ onAdd: (o) => seen.push(`add ${o.metadata.name}`), onUpdate: (_a, b) => seen.push(`update ${b.metadata.name}`), onDelete: (o) => seen.push(`delete ${o.metadata.name}`) });
+  engines.addHandler({
+    onAdd: (o) => seen.push(`add ${o.metadata.name}`),
+    onUpdate: (_a, b) => seen.push(`update ${b.metadata.name}`),
+    onDelete: (o) => seen.push(`delete ${o.metadata.name}`),
+  });
   await kube.create(SECRET_ENGINES, NS, secretEngine({}, 'one'));
   await kube.patch(SECRET_ENGINES, NS, 'one', { metadata: { labels: { a: 'b' } } }, PatchType.merge);
   await kube.delete(SECRET_ENGINES, NS, 'one');
   await kube.create(SECRET_ENGINES, NS, secretEngine({}, 'two'));
   t.deepEqual(seen, ['add one', 'update one', 'delete one', 'add two']);
-  t.deepEqual(engines.byIndex('vault', 'vault').map((e) => e.metadata.name), ['two']);
+  t.deepEqual(
+    engines.byIndex('vault', 'vault').map((e) => e.metadata.name),
+    ['two'],
+  );
 });

@@ -8,8 +8,13 @@ import { VaultRequestError } from '../../../lib/vault/errors.ts';
 import { FakeVault, SYSTEM_DEFAULT_TTL_SECONDS } from '../../fakes/fake-vault.ts';
 
 const role = (defaultTtlSeconds: number, maxTtlSeconds: number): DatabaseRoleSpec => ({
-  dbName: 'k8s.test.demo.postgres-app', creationStatements: ['CREATE ROLE "{{name}}"'], revocationStatements: [], rollbackStatements: [],
-  renewStatements: [], defaultTtlSeconds, maxTtlSeconds,
+  dbName: 'k8s.test.demo.postgres-app',
+  creationStatements: ['CREATE ROLE "{{name}}"'],
+  revocationStatements: [],
+  rollbackStatements: [],
+  renewStatements: [],
+  defaultTtlSeconds,
+  maxTtlSeconds,
 });
 
 /** A Vault with mount `db`, its connection and role `app` (1 h default, 2 h max), on a FakeClock. */
@@ -18,8 +23,12 @@ async function vaultWithRole(ttl = { def: 3600, max: 7200 }) {
   const vault = new FakeVault({ now: () => clock.now() });
   await vault.enableDatabaseMount('db', 'test', {});
   await vault.writeConnection('db', 'k8s.test.demo.postgres-app', {
-    pluginName: 'postgresql-database-plugin', connectionUrl: 'postgresql://{{username}}:{{password}}@db:5432/app', username: 'postgres',
-    password: 'root', allowedRoles: ['*'], verifyConnection: true,
+    pluginName: 'postgresql-database-plugin',
+    connectionUrl: 'postgresql://{{username}}:{{password}}@db:5432/app',
+    username: 'postgres',
+    password: 'root',
+    allowedRoles: ['*'],
+    verifyConnection: true,
   });
   await vault.writeRole('db', 'app', role(ttl.def, ttl.max));
   vault.resetCalls();
@@ -27,11 +36,18 @@ async function vaultWithRole(ttl = { def: 3600, max: 7200 }) {
 }
 
 const kindOf = async (p: Promise<unknown>) => {
-  const err = await p.then(() => undefined, (e: unknown) => e);
-  return err instanceof VaultRequestError ? err.kind : err === undefined ? 'resolved' : `not a VaultRequestError: ${String(err)}`;
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  return err instanceof VaultRequestError
+    ? err.kind
+    : err === undefined
+      ? 'resolved'
+      : `not a VaultRequestError: ${String(err)}`;
 };
 
-test('a credential is a lease under <mount>/creds/<role>/ for the role\'s default TTL, with a fresh login', async (t) => {
+test("a credential is a lease under <mount>/creds/<role>/ for the role's default TTL, with a fresh login", async (t) => {
   const { vault } = await vaultWithRole();
   const a = await vault.issueCredential('db', 'app');
   const b = await vault.issueCredential('db', 'app');
@@ -44,7 +60,7 @@ test('a credential is a lease under <mount>/creds/<role>/ for the role\'s defaul
   t.is(vault.calls.issueCredential, 2);
 });
 
-test('a role without TTLs issues for the mount\'s default, or Vault\'s 768 hours', async (t) => {
+test("a role without TTLs issues for the mount's default, or Vault's 768 hours", async (t) => {
   const { vault } = await vaultWithRole({ def: 0, max: 0 });
   t.is((await vault.issueCredential('db', 'app')).leaseDurationSeconds, SYSTEM_DEFAULT_TTL_SECONDS);
   await vault.tuneMount('db', { defaultLeaseTtlSeconds: 600, maxLeaseTtlSeconds: 900 });
@@ -63,14 +79,14 @@ test('a renewal past max TTL is truncated to what is left of issue time + max TT
   t.is(await kindOf(vault.renewLease(leaseId, 3600)), 'Invalid', 'at max TTL the lease is gone: Vault answers 400');
 });
 
-test('a renewal without an increment is granted the role\'s default TTL', async (t) => {
+test("a renewal without an increment is granted the role's default TTL", async (t) => {
   const { clock, vault } = await vaultWithRole({ def: 600, max: 7200 });
   const { leaseId } = await vault.issueCredential('db', 'app');
   clock.advance(60_000);
   t.is((await vault.renewLease(leaseId)).leaseDurationSeconds, 600);
 });
 
-test('a lease past its expire time is gone: renew refuses, lookup and list don\'t know it, revoke answers gone', async (t) => {
+test("a lease past its expire time is gone: renew refuses, lookup and list don't know it, revoke answers gone", async (t) => {
   const { clock, vault } = await vaultWithRole();
   const { leaseId } = await vault.issueCredential('db', 'app');
   clock.advance(3600_000);
@@ -89,18 +105,21 @@ test('revoking a lease twice answers revoked, then gone', async (t) => {
   t.deepEqual(vault.liveLeases(), []);
 });
 
-test('a revocation the database refuses is RevocationFailed with Vault\'s words, and the lease stays live', async (t) => {
+test("a revocation the database refuses is RevocationFailed with Vault's words, and the lease stays live", async (t) => {
   const { vault } = await vaultWithRole();
   const { leaseId } = await vault.issueCredential('db', 'app');
   const allow = vault.refuseRevocation(leaseId, 'pq: role "v-x" cannot be dropped because some objects depend on it');
   const err = await vault.revokeLease(leaseId).catch((e: unknown) => e);
-  t.true(err instanceof VaultRequestError && err.kind === 'RevocationFailed' && /cannot be dropped/.test(err.detail), String(err));
+  t.true(
+    err instanceof VaultRequestError && err.kind === 'RevocationFailed' && /cannot be dropped/.test(err.detail),
+    String(err),
+  );
   t.is(vault.liveLeases().length, 1);
   allow();
   t.is(await vault.revokeLease(leaseId), 'revoked');
 });
 
-test('a lease whose connection was deleted can\'t be revoked (Vault needs the connection)', async (t) => {
+test("a lease whose connection was deleted can't be revoked (Vault needs the connection)", async (t) => {
   const { vault } = await vaultWithRole();
   const { leaseId } = await vault.issueCredential('db', 'app');
   await vault.deleteConnection('db', 'k8s.test.demo.postgres-app');
@@ -119,7 +138,7 @@ test('disabling a mount revokes its leases and takes its roles along', async (t)
   t.is(vault.roleAt('db', 'app'), undefined);
 });
 
-test('a mount one of whose leases can\'t be revoked stays, with every lease', async (t) => {
+test("a mount one of whose leases can't be revoked stays, with every lease", async (t) => {
   const { vault } = await vaultWithRole();
   const { leaseId } = await vault.issueCredential('db', 'app');
   vault.refuseRevocation(leaseId);
@@ -146,7 +165,12 @@ test('an injected fault fails the next N calls with the kind NodeVaultClient giv
   t.is(await kindOf(vault.renewLease(leaseId, 60)), 'resolved');
   vault.fail('issueCredential', { status: 500, errors: ['plugin crashed'] });
   const err = await vault.issueCredential('db', 'app').catch((e: unknown) => e);
-  t.true(err instanceof VaultRequestError && err.kind === 'Server' && err.message === 'issuing credentials for role app in db: plugin crashed', String(err));
+  t.true(
+    err instanceof VaultRequestError &&
+      err.kind === 'Server' &&
+      err.message === 'issuing credentials for role app in db: plugin crashed',
+    String(err),
+  );
   t.is(vault.calls.renewLease, 3);
 });
 
@@ -183,7 +207,7 @@ test('a role whose default TTL exceeds its max TTL is refused, as Vault refuses 
   t.is(await kindOf(vault.writeRole('db', 'bad', role(7200, 3600))), 'Invalid');
 });
 
-test('a cancelled call never reaches Vault and rejects with the signal\'s reason', async (t) => {
+test("a cancelled call never reaches Vault and rejects with the signal's reason", async (t) => {
   const { vault } = await vaultWithRole();
   const abort = new AbortController();
   abort.abort(new Error('shutting down'));
@@ -196,5 +220,5 @@ test('enabling a mount twice is refused; reading an absent mount is undefined', 
   const { vault } = await vaultWithRole();
   t.is(await kindOf(vault.enableDatabaseMount('db', 'again', {})), 'Invalid');
   t.is(await vault.readMount('elsewhere'), undefined);
-  t.deepEqual((await vault.readMount('db')), { type: 'database', description: 'test' });
+  t.deepEqual(await vault.readMount('db'), { type: 'database', description: 'test' });
 });

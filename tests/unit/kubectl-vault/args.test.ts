@@ -23,7 +23,14 @@ test('approve takes the resource type, several names and the namespace in any or
 });
 
 test('every spelling of the resource is accepted, and TYPE/NAME', (t) => {
-  for (const type of ['databaseaccessrequest', 'databaseaccessrequests', 'dar', 'DAR', 'databaseaccessrequest.engine.kubevault.com', 'dar.v1alpha1.engine.kubevault.com']) {
+  for (const type of [
+    'databaseaccessrequest',
+    'databaseaccessrequests',
+    'dar',
+    'DAR',
+    'databaseaccessrequest.engine.kubevault.com',
+    'dar.v1alpha1.engine.kubevault.com',
+  ]) {
     t.deepEqual(parseArgs(['deny', type, 'x']).names, ['x'], type);
   }
   t.deepEqual(parseArgs(['deny', 'dar/x', 'databaseaccessrequest/y']).names, ['x', 'y']);
@@ -108,7 +115,7 @@ test('--reason is one CamelCase word (the condition reason); free text is sent t
   t.regex(usage(['approve', 'dar', 'x', '--reason', '']).message, /CamelCase/);
 });
 
-test('Leasehold\'s own reasons are reserved: nobody can pass a person\'s approval off as AutoApproved', (t) => {
+test("Leasehold's own reasons are reserved: nobody can pass a person's approval off as AutoApproved", (t) => {
   t.regex(usage(['approve', 'dar', 'x', '--reason', 'AutoApproved']).message, /reserved/);
   t.regex(usage(['approve', 'dar', 'x', '--reason', 'KubectlDeny']).message, /reserved/);
   t.regex(usage(['deny', 'dar', 'x', '--reason', 'KubectlApprove']).message, /reserved/);

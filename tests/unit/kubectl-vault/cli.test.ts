@@ -12,7 +12,8 @@ async function cli(api: FakeApi, argv: string[], opts: { namespace?: string; std
   return { code, ...out };
 }
 
-const conditions = (api: FakeApi, name: string, ns = 'demo') => api.requests.get(`${ns}/${name}`)!.status?.conditions ?? [];
+const conditions = (api: FakeApi, name: string, ns = 'demo') =>
+  api.requests.get(`${ns}/${name}`)!.status?.conditions ?? [];
 
 test('approve writes the condition through /status and prints what it did', async (t) => {
   const api = new FakeApi();
@@ -22,7 +23,14 @@ test('approve writes the condition through /status and prints what it did', asyn
   t.is(r.stdout, 'databaseaccessrequest.engine.kubevault.com/r approved\n');
   t.is(api.patches[0]!.subresource, 'status');
   const [c] = conditions(api, 'r');
-  t.like(c, { type: 'Approved', status: 'True', reason: 'KubectlApprove', message: 'This was approved by: admin (with kubectl vault approve): OPS-1', lastTransitionTime: '2026-03-01T12:00:00Z', observedGeneration: 1 });
+  t.like(c, {
+    type: 'Approved',
+    status: 'True',
+    reason: 'KubectlApprove',
+    message: 'This was approved by: admin (with kubectl vault approve): OPS-1',
+    lastTransitionTime: '2026-03-01T12:00:00Z',
+    observedGeneration: 1,
+  });
 });
 
 test('approve after deny: refused, exit 1, nothing written', async (t) => {
@@ -38,27 +46,41 @@ test('approve after deny: refused, exit 1, nothing written', async (t) => {
   t.is(api.patches.length, 1);
 });
 
-test('a conflict re-reads and re-judges: someone else\'s denial in between wins', async (t) => {
+test("a conflict re-reads and re-judges: someone else's denial in between wins", async (t) => {
   const api = new FakeApi();
   api.add(request('r'));
   api.beforePatch = (attempt) => {
-    if (attempt === 1) api.mutate('demo', 'r', (d) => { d.status = { conditions: [{ type: 'Denied', status: 'True', reason: 'KubectlDeny', message: 'This was denied by: bob' }] }; });
+    if (attempt === 1)
+      api.mutate('demo', 'r', (d) => {
+        d.status = {
+          conditions: [{ type: 'Denied', status: 'True', reason: 'KubectlDeny', message: 'This was denied by: bob' }],
+        };
+      });
   };
   const r = await cli(api, ['approve', 'dar', 'r']);
   t.is(r.code, 1);
   t.regex(r.stderr, /was denied .*bob/);
-  t.deepEqual(conditions(api, 'r').map((c) => c.type), ['Denied']);
+  t.deepEqual(
+    conditions(api, 'r').map((c) => c.type),
+    ['Denied'],
+  );
 });
 
 test('a conflict from an unrelated change is retried and succeeds', async (t) => {
   const api = new FakeApi();
   api.add(request('r'));
   api.beforePatch = (attempt) => {
-    if (attempt === 1) api.mutate('demo', 'r', (d) => { d.metadata.labels = { x: 'y' }; });
+    if (attempt === 1)
+      api.mutate('demo', 'r', (d) => {
+        d.metadata.labels = { x: 'y' };
+      });
   };
   const r = await cli(api, ['approve', 'dar', 'r']);
   t.is(r.code, 0, r.stderr);
-  t.deepEqual(conditions(api, 'r').map((c) => c.type), ['Approved']);
+  t.deepEqual(
+    conditions(api, 'r').map((c) => c.type),
+    ['Approved'],
+  );
 });
 
 test('several names: each is handled, failures reported, exit 1 if any failed', async (t) => {
@@ -67,7 +89,10 @@ test('several names: each is handled, failures reported, exit 1 if any failed', 
   api.add(request('c'));
   const r = await cli(api, ['approve', 'dar', 'a', 'b', 'c']);
   t.is(r.code, 1);
-  t.is(r.stdout, 'databaseaccessrequest.engine.kubevault.com/a approved\ndatabaseaccessrequest.engine.kubevault.com/c approved\n');
+  t.is(
+    r.stdout,
+    'databaseaccessrequest.engine.kubevault.com/a approved\ndatabaseaccessrequest.engine.kubevault.com/c approved\n',
+  );
   t.is(r.stderr, 'error: databaseaccessrequest "b" not found in namespace demo\n');
 });
 
@@ -82,7 +107,7 @@ test('a caller without status write permission gets the missing permission named
   t.deepEqual(conditions(api, 'r'), []);
 });
 
-test('the identity comes from the API server; if it can\'t be had, nothing is written', async (t) => {
+test("the identity comes from the API server; if it can't be had, nothing is written", async (t) => {
   const api = new FakeApi();
   api.forbidden.add('create selfsubjectreviews');
   api.add(request('r'));
@@ -98,17 +123,22 @@ test('-f takes the names and namespaces from the file; an explicit different -n 
   api.add(request('y', 'ns2'));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kv-'));
   const file = path.join(dir, 'reqs.yaml');
-  fs.writeFileSync(file, [
-    'apiVersion: engine.kubevault.com/v1alpha1\nkind: DatabaseAccessRequest\nmetadata: {name: x, namespace: ns1}\nspec: {}',
-    'apiVersion: engine.kubevault.com/v1alpha1\nkind: DatabaseAccessRequest\nmetadata: {name: y, namespace: ns2}',
-  ].join('\n---\n'));
+  fs.writeFileSync(
+    file,
+    [
+      'apiVersion: engine.kubevault.com/v1alpha1\nkind: DatabaseAccessRequest\nmetadata: {name: x, namespace: ns1}\nspec: {}',
+      'apiVersion: engine.kubevault.com/v1alpha1\nkind: DatabaseAccessRequest\nmetadata: {name: y, namespace: ns2}',
+    ].join('\n---\n'),
+  );
   const r = await cli(api, ['deny', '-f', file]);
   t.is(r.code, 0, r.stderr);
   t.deepEqual([conditions(api, 'x', 'ns1')[0]?.type, conditions(api, 'y', 'ns2')[0]?.type], ['Denied', 'Denied']);
   const mismatch = await cli(api, ['approve', '-f', file, '-n', 'ns3']);
   t.is(mismatch.code, 1);
   t.regex(mismatch.stderr, /does not match the namespace "ns3"/);
-  const wrongKind = await cli(api, ['approve', '-f', '-'], { stdin: '{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s"}}' });
+  const wrongKind = await cli(api, ['approve', '-f', '-'], {
+    stdin: '{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s"}}',
+  });
   t.is(wrongKind.code, 1);
   t.regex(wrongKind.stderr, /stdin: Secret is not a DatabaseAccessRequest/);
   fs.rmSync(dir, { recursive: true });
@@ -117,7 +147,11 @@ test('-f takes the names and namespaces from the file; an explicit different -n 
 test('-f - reads stdin; objects without a namespace use the current one', async (t) => {
   const api = new FakeApi();
   api.add(request('z', 'here'));
-  const r = await cli(api, ['approve', '-f', '-'], { namespace: 'here', stdin: '{"apiVersion":"engine.kubevault.com/v1alpha1","kind":"List","items":[{"apiVersion":"engine.kubevault.com/v1alpha1","kind":"DatabaseAccessRequest","metadata":{"name":"z"}}]}' });
+  const r = await cli(api, ['approve', '-f', '-'], {
+    namespace: 'here',
+    stdin:
+      '{"apiVersion":"engine.kubevault.com/v1alpha1","kind":"List","items":[{"apiVersion":"engine.kubevault.com/v1alpha1","kind":"DatabaseAccessRequest","metadata":{"name":"z"}}]}',
+  });
   t.is(r.code, 0, r.stderr);
   t.is(conditions(api, 'z', 'here')[0]?.type, 'Approved');
 });
@@ -143,9 +177,18 @@ test('get prints the table; --pending keeps undecided ones; -A adds NAMESPACE; e
   api.add(request('c', 'other'));
   const all = await cli(api, ['get', 'dar']);
   t.is(all.code, 0);
-  t.deepEqual(all.stdout.split('\n').map((l) => l.split(/\s+/)[0]), ['NAME', 'a', 'b', '']);
+  t.deepEqual(
+    all.stdout.split('\n').map((l) => l.split(/\s+/)[0]),
+    ['NAME', 'a', 'b', ''],
+  );
   const pending = await cli(api, ['get', 'databaseaccessrequests', '-A', '--pending']);
-  t.deepEqual(pending.stdout.split('\n').filter(Boolean).map((l) => l.split(/\s+/).slice(0, 2).join(' ')), ['NAMESPACE NAME', 'demo b', 'other c']);
+  t.deepEqual(
+    pending.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split(/\s+/).slice(0, 2).join(' ')),
+    ['NAMESPACE NAME', 'demo b', 'other c'],
+  );
   const none = await cli(api, ['get', 'dar', '-n', 'empty']);
   t.is(none.code, 0);
   t.is(none.stdout, '');
@@ -159,10 +202,24 @@ test('get prints the table; --pending keeps undecided ones; -A adds NAMESPACE; e
 test('credentials: env by default, json, uri; refused before issue, after revoke, and without Secret access', async (t) => {
   const api = new FakeApi();
   const b64 = (s: string) => Buffer.from(s).toString('base64');
-  api.add({ ...request('r'), status: { phase: 'Approved', conditions: [{ type: 'Approved', status: 'True' }], secret: { name: 'r-cred' } } });
-  api.secrets.set('demo/r-cred', { data: { username: b64('u'), password: b64('p'), host: b64('h'), port: b64('5432'), dbname: b64('d') } });
-  t.is((await cli(api, ['credentials', 'dar', 'r'])).stdout, 'export PGHOST=h\nexport PGPORT=5432\nexport PGDATABASE=d\nexport PGUSER=u\nexport PGPASSWORD=p\n');
-  t.deepEqual(JSON.parse((await cli(api, ['credentials', 'dar', 'r', '-o', 'json'])).stdout), { dbname: 'd', host: 'h', password: 'p', port: '5432', username: 'u' });
+  api.add({
+    ...request('r'),
+    status: { phase: 'Approved', conditions: [{ type: 'Approved', status: 'True' }], secret: { name: 'r-cred' } },
+  });
+  api.secrets.set('demo/r-cred', {
+    data: { username: b64('u'), password: b64('p'), host: b64('h'), port: b64('5432'), dbname: b64('d') },
+  });
+  t.is(
+    (await cli(api, ['credentials', 'dar', 'r'])).stdout,
+    'export PGHOST=h\nexport PGPORT=5432\nexport PGDATABASE=d\nexport PGUSER=u\nexport PGPASSWORD=p\n',
+  );
+  t.deepEqual(JSON.parse((await cli(api, ['credentials', 'dar', 'r', '-o', 'json'])).stdout), {
+    dbname: 'd',
+    host: 'h',
+    password: 'p',
+    port: '5432',
+    username: 'u',
+  });
   t.is((await cli(api, ['credentials', 'dar', 'r', '-o', 'uri'])).stdout, 'postgresql://u:p@h:5432/d\n');
 
   api.add(request('pending'));
@@ -170,8 +227,25 @@ test('credentials: env by default, json, uri; refused before issue, after revoke
   t.is(pending.code, 1);
   t.regex(pending.stderr, /waiting for approval/);
 
-  api.add({ ...request('broken'), status: { phase: 'Failed', conditions: [{ type: 'Approved', status: 'True' }, { type: 'Failed', status: 'True', reason: 'ReferenceNotFound', message: 'PostgresRole demo/psql-role not found' }] } });
-  t.regex((await cli(api, ['credentials', 'dar', 'broken'])).stderr, /demo\/broken failed: PostgresRole demo\/psql-role not found; nothing was issued/);
+  api.add({
+    ...request('broken'),
+    status: {
+      phase: 'Failed',
+      conditions: [
+        { type: 'Approved', status: 'True' },
+        {
+          type: 'Failed',
+          status: 'True',
+          reason: 'ReferenceNotFound',
+          message: 'PostgresRole demo/psql-role not found',
+        },
+      ],
+    },
+  });
+  t.regex(
+    (await cli(api, ['credentials', 'dar', 'broken'])).stderr,
+    /demo\/broken failed: PostgresRole demo\/psql-role not found; nothing was issued/,
+  );
 
   api.add({ ...request('gone'), status: { phase: 'Revoked', secret: { name: 'r-cred' } } });
   t.regex((await cli(api, ['credentials', 'dar', 'gone'])).stderr, /was revoked: its credentials no longer work/);
@@ -191,7 +265,15 @@ test('usage errors exit 2 with a pointer to help; --help and version exit 0 with
   const badFlag = await cli(api, ['approve', 'dar', 'x', '--reason', 'two words']);
   t.is(badFlag.code, 2);
   t.regex(badFlag.stderr, /See 'kubectl vault approve --help'/);
-  for (const argv of [['--help'], [], ['help'], ['help', 'get'], ['approve', '--help'], ['credentials', '-h'], ['revoke', 'dar', '--help']]) {
+  for (const argv of [
+    ['--help'],
+    [],
+    ['help'],
+    ['help', 'get'],
+    ['approve', '--help'],
+    ['credentials', '-h'],
+    ['revoke', 'dar', '--help'],
+  ]) {
     const r = await cli(api, argv);
     t.is(r.code, 0, argv.join(' '));
     t.regex(r.stdout, /Usage:/);

@@ -8,19 +8,29 @@ import { ApiCallError, type ApiCall } from '../../../cmd/kubectl-vault/errors.ts
 
 export const NOW = new Date('2026-03-01T12:00:00Z');
 
-export function request(name: string, namespace = 'demo', extra: Partial<DatabaseAccessRequest> = {}): DatabaseAccessRequest {
+export function request(
+  name: string,
+  namespace = 'demo',
+  extra: Partial<DatabaseAccessRequest> = {},
+): DatabaseAccessRequest {
   return {
     apiVersion: 'engine.kubevault.com/v1alpha1',
     kind: 'DatabaseAccessRequest',
     metadata: { name, namespace, generation: 1, creationTimestamp: new Date(NOW.getTime() - 5 * 60_000) },
-    spec: { roleRef: { kind: 'PostgresRole', name: 'psql-role' }, subjects: [{ kind: 'ServiceAccount', name: 'demo-sa', namespace }] },
+    spec: {
+      roleRef: { kind: 'PostgresRole', name: 'psql-role' },
+      subjects: [{ kind: 'ServiceAccount', name: 'demo-sa', namespace }],
+    },
     ...extra,
   };
 }
 
 function mergePatch(target: unknown, patch: unknown): unknown {
   if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
-  const out: Record<string, unknown> = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  const out: Record<string, unknown> =
+    target !== null && typeof target === 'object' && !Array.isArray(target)
+      ? { ...(target as Record<string, unknown>) }
+      : {};
   for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
     if (v === null) delete out[k];
     else out[k] = mergePatch(out[k], v);
@@ -42,7 +52,10 @@ export class FakeApi implements PluginApi {
   private patchAttempts = 0;
 
   add(dar: DatabaseAccessRequest): void {
-    this.requests.set(`${dar.metadata.namespace}/${dar.metadata.name}`, { ...structuredClone(dar), metadata: { ...structuredClone(dar.metadata), resourceVersion: String(++this.rv) } });
+    this.requests.set(`${dar.metadata.namespace}/${dar.metadata.name}`, {
+      ...structuredClone(dar),
+      metadata: { ...structuredClone(dar.metadata), resourceVersion: String(++this.rv) },
+    });
   }
 
   /** Changes a stored request as another client would (bumping its resourceVersion). */
@@ -53,27 +66,54 @@ export class FakeApi implements PluginApi {
   }
 
   private check(call: ApiCall): void {
-    const key = `${call.verb} ${call.resource}${call.subresource ? `/${call.subresource}` : ''} ${call.namespace ?? ''}`.trim();
+    const key =
+      `${call.verb} ${call.resource}${call.subresource ? `/${call.subresource}` : ''} ${call.namespace ?? ''}`.trim();
     if (this.forbidden.has(key)) {
-      throw new ApiCallError(call, 403, 'Forbidden', `${call.resource}${call.group ? `.${call.group}` : ''} "${call.name ?? ''}" is forbidden: User "${this.identity.username}" cannot ${call.verb} resource "${call.resource}${call.subresource ? `/${call.subresource}` : ''}" in API group "${call.group}" ${call.namespace ? `in the namespace "${call.namespace}"` : 'at the cluster scope'}`);
+      throw new ApiCallError(
+        call,
+        403,
+        'Forbidden',
+        `${call.resource}${call.group ? `.${call.group}` : ''} "${call.name ?? ''}" is forbidden: User "${this.identity.username}" cannot ${call.verb} resource "${call.resource}${call.subresource ? `/${call.subresource}` : ''}" in API group "${call.group}" ${call.namespace ? `in the namespace "${call.namespace}"` : 'at the cluster scope'}`,
+      );
     }
   }
 
   async getRequest(namespace: string, name: string): Promise<DatabaseAccessRequest> {
-    const call: ApiCall = { verb: 'get', resource: 'databaseaccessrequests', group: 'engine.kubevault.com', namespace, name };
+    const call: ApiCall = {
+      verb: 'get',
+      resource: 'databaseaccessrequests',
+      group: 'engine.kubevault.com',
+      namespace,
+      name,
+    };
     this.check(call);
     const dar = this.requests.get(`${namespace}/${name}`);
-    if (!dar) throw new ApiCallError(call, 404, 'NotFound', `databaseaccessrequests.engine.kubevault.com "${name}" not found`);
+    if (!dar)
+      throw new ApiCallError(call, 404, 'NotFound', `databaseaccessrequests.engine.kubevault.com "${name}" not found`);
     return structuredClone(dar);
   }
 
   async listRequests(namespace: string | undefined): Promise<DatabaseAccessRequest[]> {
     this.check({ verb: 'list', resource: 'databaseaccessrequests', group: 'engine.kubevault.com', namespace });
-    return [...this.requests.values()].filter((d) => namespace === undefined || d.metadata.namespace === namespace).map((d) => structuredClone(d));
+    return [...this.requests.values()]
+      .filter((d) => namespace === undefined || d.metadata.namespace === namespace)
+      .map((d) => structuredClone(d));
   }
 
-  async patchRequest(namespace: string, name: string, patch: unknown, subresource?: 'status'): Promise<DatabaseAccessRequest> {
-    const call: ApiCall = { verb: 'patch', resource: 'databaseaccessrequests', group: 'engine.kubevault.com', subresource, namespace, name };
+  async patchRequest(
+    namespace: string,
+    name: string,
+    patch: unknown,
+    subresource?: 'status',
+  ): Promise<DatabaseAccessRequest> {
+    const call: ApiCall = {
+      verb: 'patch',
+      resource: 'databaseaccessrequests',
+      group: 'engine.kubevault.com',
+      subresource,
+      namespace,
+      name,
+    };
     this.check(call);
     this.beforePatch?.(++this.patchAttempts);
     const key = `${namespace}/${name}`;
@@ -81,7 +121,12 @@ export class FakeApi implements PluginApi {
     if (!dar) throw new ApiCallError(call, 404, 'NotFound', 'not found');
     const p = patch as { metadata?: { resourceVersion?: string } };
     if (p.metadata?.resourceVersion && p.metadata.resourceVersion !== dar.metadata.resourceVersion) {
-      throw new ApiCallError(call, 409, 'Conflict', 'the object has been modified; please apply your changes to the latest version and try again');
+      throw new ApiCallError(
+        call,
+        409,
+        'Conflict',
+        'the object has been modified; please apply your changes to the latest version and try again',
+      );
     }
     this.patches.push({ namespace, name, patch: structuredClone(patch), subresource });
     const merged = mergePatch(dar, patch) as DatabaseAccessRequest;
@@ -112,7 +157,10 @@ export interface Captured {
   stderr: string;
 }
 
-export function fakeIo(api: FakeApi, opts: { namespace?: string; stdin?: string } = {}): { io: Io; out: { stdout: string; stderr: string } } {
+export function fakeIo(
+  api: FakeApi,
+  opts: { namespace?: string; stdin?: string } = {},
+): { io: Io; out: { stdout: string; stderr: string } } {
   const out = { stdout: '', stderr: '' };
   const io: Io = {
     stdout: (t) => void (out.stdout += t),

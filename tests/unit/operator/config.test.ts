@@ -3,7 +3,11 @@ import { parseConfig, parseDuration, usage, type Config } from '../../../cmd/ope
 
 const noFile = () => undefined;
 
-function config(argv: string[], env: Record<string, string> = {}, readFile: (p: string) => string | undefined = noFile): Config {
+function config(
+  argv: string[],
+  env: Record<string, string> = {},
+  readFile: (p: string) => string | undefined = noFile,
+): Config {
   const r = parseConfig(argv, env, readFile);
   if (r.kind !== 'config') throw new Error(`expected a config, got ${r.kind}: ${'message' in r ? r.message : ''}`);
   return r.config;
@@ -11,9 +15,18 @@ function config(argv: string[], env: Record<string, string> = {}, readFile: (p: 
 
 test('defaults follow the kubebuilder scaffold', (t) => {
   t.like(config([]), {
-    kubeconfig: undefined, clusterName: '-', leaderElect: false, leaderElectionNamespace: 'leasehold-system',
-    leaderElectionId: 'leasehold-operator-lock', metricsBindAddress: ':8080', healthProbeBindAddress: ':8081',
-    concurrency: 4, namespace: '', logLevel: 'info', resyncPeriodMs: 600_000, gracefulShutdownTimeoutMs: 30_000,
+    kubeconfig: undefined,
+    clusterName: '-',
+    leaderElect: false,
+    leaderElectionNamespace: 'leasehold-system',
+    leaderElectionId: 'leasehold-operator-lock',
+    metricsBindAddress: ':8080',
+    healthProbeBindAddress: ':8081',
+    concurrency: 4,
+    namespace: '',
+    logLevel: 'info',
+    resyncPeriodMs: 600_000,
+    gracefulShutdownTimeoutMs: 30_000,
   });
 });
 
@@ -23,7 +36,16 @@ test("the leader election namespace defaults to the pod's namespace", (t) => {
 
 test('flags take both --flag=value and --flag value forms, and beat environment variables', (t) => {
   const c = config(
-    ['--kubeconfig=/tmp/kc', '--concurrency', '8', '--namespace=team-a', '--leader-elect', '--resync-period=1h30m', '--log-level', 'debug'],
+    [
+      '--kubeconfig=/tmp/kc',
+      '--concurrency',
+      '8',
+      '--namespace=team-a',
+      '--leader-elect',
+      '--resync-period=1h30m',
+      '--log-level',
+      'debug',
+    ],
     { LEASEHOLD_CONCURRENCY: '2', LEASEHOLD_NAMESPACE: 'other', KUBECONFIG: '/env/kc' },
   );
   t.is(c.kubeconfig, '/tmp/kc');
@@ -36,8 +58,11 @@ test('flags take both --flag=value and --flag value forms, and beat environment 
 
 test('environment variables fill in what flags leave out', (t) => {
   const c = config(['--leader-elect=false'], {
-    LEASEHOLD_CLUSTER_NAME: 'prod-eu', LEASEHOLD_LEADER_ELECT: 'true', LEASEHOLD_METRICS_BIND_ADDRESS: '0',
-    LEASEHOLD_HEALTH_PROBE_BIND_ADDRESS: '127.0.0.1:9440', LEASEHOLD_RESYNC_PERIOD: '30s',
+    LEASEHOLD_CLUSTER_NAME: 'prod-eu',
+    LEASEHOLD_LEADER_ELECT: 'true',
+    LEASEHOLD_METRICS_BIND_ADDRESS: '0',
+    LEASEHOLD_HEALTH_PROBE_BIND_ADDRESS: '127.0.0.1:9440',
+    LEASEHOLD_RESYNC_PERIOD: '30s',
   });
   t.is(c.clusterName, 'prod-eu');
   t.false(c.leaderElect, 'the flag wins');
@@ -52,10 +77,16 @@ test('KUBECONFIG is left to the kubeconfig loader, which merges its files as kub
   t.regex(usage(), /--kubeconfig string\n.*env KUBECONFIG/);
 });
 
-test('the operator\'s ServiceAccount is parsed once, from namespace/name; none given is undefined', (t) => {
+test("the operator's ServiceAccount is parsed once, from namespace/name; none given is undefined", (t) => {
   t.is(config([]).operatorServiceAccount, undefined);
-  t.deepEqual(config(['--operator-service-account=leasehold-system/leasehold']).operatorServiceAccount, { namespace: 'leasehold-system', name: 'leasehold' });
-  t.deepEqual(config([], { LEASEHOLD_OPERATOR_SERVICE_ACCOUNT: 'ops/vault.login' }).operatorServiceAccount, { namespace: 'ops', name: 'vault.login' });
+  t.deepEqual(config(['--operator-service-account=leasehold-system/leasehold']).operatorServiceAccount, {
+    namespace: 'leasehold-system',
+    name: 'leasehold',
+  });
+  t.deepEqual(config([], { LEASEHOLD_OPERATOR_SERVICE_ACCOUNT: 'ops/vault.login' }).operatorServiceAccount, {
+    namespace: 'ops',
+    name: 'vault.login',
+  });
 });
 
 test('invalid input is an error naming the flag or variable', (t) => {
@@ -69,7 +100,11 @@ test('invalid input is an error naming the flag or variable', (t) => {
     [['--namespace'], {}, /--namespace needs a value/],
     [['stray'], {}, /unexpected argument "stray"/],
     [[], { LEASEHOLD_LEADER_ELECT: 'maybe' }, /LEASEHOLD_LEADER_ELECT.*not a boolean/],
-    [['--operator-service-account=leasehold'], {}, /--operator-service-account: "leasehold" is not namespace\/name of a ServiceAccount/],
+    [
+      ['--operator-service-account=leasehold'],
+      {},
+      /--operator-service-account: "leasehold" is not namespace\/name of a ServiceAccount/,
+    ],
     [['--operator-service-account=a/b/c'], {}, /--operator-service-account.*not namespace\/name/],
     [[], { LEASEHOLD_OPERATOR_SERVICE_ACCOUNT: 'Ops/x' }, /LEASEHOLD_OPERATOR_SERVICE_ACCOUNT.*not namespace\/name/],
   ];
@@ -83,8 +118,19 @@ test('invalid input is an error naming the flag or variable', (t) => {
 test('--help lists every flag with its environment variable', (t) => {
   const r = parseConfig(['--namespace=x', '--help'], {}, noFile);
   t.is(r.kind, 'help');
-  for (const f of ['--kubeconfig', '--cluster-name', '--leader-elect', '--leader-election-namespace', '--leader-election-id',
-    '--metrics-bind-address', '--health-probe-bind-address', '--concurrency', '--namespace', '--log-level', '--resync-period']) {
+  for (const f of [
+    '--kubeconfig',
+    '--cluster-name',
+    '--leader-elect',
+    '--leader-election-namespace',
+    '--leader-election-id',
+    '--metrics-bind-address',
+    '--health-probe-bind-address',
+    '--concurrency',
+    '--namespace',
+    '--log-level',
+    '--resync-period',
+  ]) {
     t.true(usage().includes(f), f);
   }
   t.true(usage().includes('LEASEHOLD_LEADER_ELECT'));

@@ -11,19 +11,49 @@ const socketError = (code: string, message: string) => Object.assign(new Error(m
 
 test('each known failure has its own reason and a message saying what to check', (t) => {
   const cases: Array<[Error, string, RegExp]> = [
-    [serverError('WRONGPASS invalid username-password pair or user is disabled.'), 'AuthenticationFailed', /username or password in the AppBinding's Secret was refused/],
+    [
+      serverError('WRONGPASS invalid username-password pair or user is disabled.'),
+      'AuthenticationFailed',
+      /username or password in the AppBinding's Secret was refused/,
+    ],
     [serverError('ERR invalid password'), 'AuthenticationFailed', /was refused/],
     [serverError('NOAUTH Authentication required.'), 'AuthenticationFailed', /requires a login/],
-    [serverError('ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?'), 'AuthenticationFailed', /has no password set/],
-    [serverError(`NOPERM User admin has no permissions to run the 'ping' command`), 'AuthenticationFailed', /its ACL refuses the probe's commands \(NOPERM User admin has no permissions to run the 'ping' command\)/],
-    [serverError('ERR DB index is out of range'), 'DatabaseNotFound', /database number in the AppBinding's path does not exist/],
-    [Object.assign(new Error('Connection timeout'), { name: 'ConnectionTimeoutError' }), 'Unreachable', /connection timed out$/],
+    [
+      serverError(
+        'ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?',
+      ),
+      'AuthenticationFailed',
+      /has no password set/,
+    ],
+    [
+      serverError(`NOPERM User admin has no permissions to run the 'ping' command`),
+      'AuthenticationFailed',
+      /its ACL refuses the probe's commands \(NOPERM User admin has no permissions to run the 'ping' command\)/,
+    ],
+    [
+      serverError('ERR DB index is out of range'),
+      'DatabaseNotFound',
+      /database number in the AppBinding's path does not exist/,
+    ],
+    [
+      Object.assign(new Error('Connection timeout'), { name: 'ConnectionTimeoutError' }),
+      'Unreachable',
+      /connection timed out$/,
+    ],
     [socketError('ENOTFOUND', 'getaddrinfo ENOTFOUND cache.demo'), 'DNSLookupFailed', /host name does not resolve/],
     [socketError('ECONNREFUSED', 'connect ECONNREFUSED 10.0.0.1:6379'), 'Unreachable', /connection refused$/],
     [socketError('ETIMEDOUT', 'connect ETIMEDOUT'), 'Unreachable', /connection timed out$/],
-    [socketError('DEPTH_ZERO_SELF_SIGNED_CERT', 'self-signed certificate'), 'TLSError', /TLS verification failed \(DEPTH_ZERO_SELF_SIGNED_CERT\)/],
+    [
+      socketError('DEPTH_ZERO_SELF_SIGNED_CERT', 'self-signed certificate'),
+      'TLSError',
+      /TLS verification failed \(DEPTH_ZERO_SELF_SIGNED_CERT\)/,
+    ],
     [socketError('ERR_TLS_CERT_ALTNAME_INVALID', 'Hostname/IP does not match'), 'TLSError', /TLS verification failed/],
-    [serverError('LOADING Redis is loading the dataset in memory'), 'Unreachable', /LOADING Redis is loading the dataset in memory$/],
+    [
+      serverError('LOADING Redis is loading the dataset in memory'),
+      'Unreachable',
+      /LOADING Redis is loading the dataset in memory$/,
+    ],
   ];
   for (const [err, reason, message] of cases) {
     const d = describeRedisError(err, WHERE);
@@ -34,14 +64,21 @@ test('each known failure has its own reason and a message saying what to check',
 });
 
 test('an unrecognised driver message that repeats the password, or a URL with it, reaches no message', (t) => {
-  const d = describeRedisError(new Error(`cannot reach redis://admin:${PASSWORD}@cache.demo:6379 (AUTH admin ${PASSWORD})`), WHERE, PASSWORD);
+  const d = describeRedisError(
+    new Error(`cannot reach redis://admin:${PASSWORD}@cache.demo:6379 (AUTH admin ${PASSWORD})`),
+    WHERE,
+    PASSWORD,
+  );
   t.is(d.reason, 'Unreachable');
   t.false(d.message.includes(PASSWORD));
   t.regex(d.message, /redis:\/\/admin:\[REDACTED\]@cache\.demo/);
 });
 
 /** A server that answers every command with `reply` (RESP), counting the connections it saw. */
-async function fakeRedis(t: { teardown(fn: () => void): void }, reply: (command: string) => string): Promise<{ port: number; connections: () => number }> {
+async function fakeRedis(
+  t: { teardown(fn: () => void): void },
+  reply: (command: string) => string,
+): Promise<{ port: number; connections: () => number }> {
   let connections = 0;
   const sockets: net.Socket[] = [];
   const server = net.createServer((s) => {
@@ -60,7 +97,11 @@ async function fakeRedis(t: { teardown(fn: () => void): void }, reply: (command:
 test('a server that refuses the login is AuthenticationFailed', async (t) => {
   const { port } = await fakeRedis(t, () => '-WRONGPASS invalid username-password pair or user is disabled.\r\n');
   const outcome = await probeRedis({ host: '127.0.0.1', port, username: 'admin', password: PASSWORD }, WHERE);
-  t.deepEqual(outcome, { ok: false, reason: 'AuthenticationFailed', message: `${WHERE}: the username or password in the AppBinding's Secret was refused` });
+  t.deepEqual(outcome, {
+    ok: false,
+    reason: 'AuthenticationFailed',
+    message: `${WHERE}: the username or password in the AppBinding's Secret was refused`,
+  });
 });
 
 test('a server error that repeats the password reaches the message masked', async (t) => {
@@ -93,12 +134,23 @@ test('an aborted probe ends at once, says it was cancelled, and closes its conne
     server.close();
   });
   const abort = new AbortController();
-  const closed = new Promise<void>((resolve) => server.once('connection', (s) => {
-    s.once('close', () => resolve());
-    abort.abort(new Error('reconcile cancelled'));
-  }));
-  const outcome = await probeRedis({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, username: 'admin',
-    password: PASSWORD, connectTimeoutMs: 20_000 }, WHERE, { signal: abort.signal });
+  const closed = new Promise<void>((resolve) =>
+    server.once('connection', (s) => {
+      s.once('close', () => resolve());
+      abort.abort(new Error('reconcile cancelled'));
+    }),
+  );
+  const outcome = await probeRedis(
+    {
+      host: '127.0.0.1',
+      port: (server.address() as net.AddressInfo).port,
+      username: 'admin',
+      password: PASSWORD,
+      connectTimeoutMs: 20_000,
+    },
+    WHERE,
+    { signal: abort.signal },
+  );
   t.deepEqual(outcome, { ok: false, reason: 'Unreachable', message: `${WHERE}: cancelled` });
   await closed;
   t.pass('the server saw the connection closed');
@@ -106,7 +158,11 @@ test('an aborted probe ends at once, says it was cancelled, and closes its conne
 
 test('a probe whose signal is already aborted does not connect', async (t) => {
   const fake = await fakeRedis(t, () => '+OK\r\n');
-  const outcome = await probeRedis({ host: '127.0.0.1', port: fake.port, username: 'admin', password: PASSWORD }, WHERE, { signal: AbortSignal.abort() });
+  const outcome = await probeRedis(
+    { host: '127.0.0.1', port: fake.port, username: 'admin', password: PASSWORD },
+    WHERE,
+    { signal: AbortSignal.abort() },
+  );
   t.deepEqual(outcome, { ok: false, reason: 'Unreachable', message: `${WHERE}: cancelled` });
   t.is(fake.connections(), 0);
 });

@@ -22,10 +22,14 @@ async function dispatcherOf(kc: KubeConfig): Promise<unknown> {
 
 const CA = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString('base64');
 
-test('every request through a KubeClient\'s KubeConfig shares one dispatcher (one connection pool)', async (t) => {
+test("every request through a KubeClient's KubeConfig shares one dispatcher (one connection pool)", async (t) => {
   const kc = kubeConfig(CA);
   const before = [await dispatcherOf(kc), await dispatcherOf(kc)];
-  t.not(before[0], before[1], 'client-node alone builds a dispatcher per request (if this fails, the workaround may be unnecessary)');
+  t.not(
+    before[0],
+    before[1],
+    'client-node alone builds a dispatcher per request (if this fails, the workaround may be unnecessary)',
+  );
   new KubeClient(kc);
   const first = await dispatcherOf(kc);
   t.truthy(first);

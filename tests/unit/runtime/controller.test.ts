@@ -1,8 +1,23 @@
 import test from 'ava';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { FakeClock } from '../../../lib/runtime/clock.ts';
-import { Controller, enqueueMapped, enqueueObject, enqueueOwner, specOrMetadataChanged, type EventSource } from '../../../lib/runtime/controller.ts';
-import { DONE, RetryableError, TerminalError, requeueAfter, type ObjectKey, type Reconciler, type Result } from '../../../lib/runtime/types.ts';
+import {
+  Controller,
+  enqueueMapped,
+  enqueueObject,
+  enqueueOwner,
+  specOrMetadataChanged,
+  type EventSource,
+} from '../../../lib/runtime/controller.ts';
+import {
+  DONE,
+  RetryableError,
+  TerminalError,
+  requeueAfter,
+  type ObjectKey,
+  type Reconciler,
+  type Result,
+} from '../../../lib/runtime/types.ts';
 import type { CacheEventHandler } from '../../../lib/runtime/watch.ts';
 
 /** An event source driven by the test. */
@@ -28,7 +43,9 @@ class FakeSource<T> implements EventSource<T> {
 }
 
 const obj = (name: string, md: Partial<NonNullable<KubernetesObject['metadata']>> = {}): KubernetesObject => ({
-  apiVersion: 'example.com/v1', kind: 'Thing', metadata: { namespace: 'ns', name, resourceVersion: '1', generation: 1, ...md },
+  apiVersion: 'example.com/v1',
+  kind: 'Thing',
+  metadata: { namespace: 'ns', name, resourceVersion: '1', generation: 1, ...md },
 });
 
 /** Lets queued microtasks and immediate callbacks run (workers are promise loops). */
@@ -36,7 +53,9 @@ const settle = async (rounds = 5) => {
   for (let i = 0; i < rounds; i++) await new Promise((r) => setImmediate(r));
 };
 
-function recording(behaviour: (key: ObjectKey, pass: number) => Promise<Result> | Result): Reconciler & { passes: string[] } {
+function recording(
+  behaviour: (key: ObjectKey, pass: number) => Promise<Result> | Result,
+): Reconciler & { passes: string[] } {
   const passes: string[] = [];
   return {
     passes,
@@ -213,7 +232,11 @@ test('status-only updates do not trigger work; spec, labels, annotations, finali
 
 test('owned objects enqueue their controller owner; mapped ones their dependents', (t) => {
   const owned: KubernetesObject = {
-    metadata: { namespace: 'ns', name: 'creds', ownerReferences: [{ apiVersion: 'example.com/v1', kind: 'Thing', name: 'owner', uid: 'u', controller: true }] },
+    metadata: {
+      namespace: 'ns',
+      name: 'creds',
+      ownerReferences: [{ apiVersion: 'example.com/v1', kind: 'Thing', name: 'owner', uid: 'u', controller: true }],
+    },
   };
   const h = enqueueOwner({ group: 'example.com', kind: 'Thing' });
   t.deepEqual(h.keys({ type: 'add', object: owned }), [{ namespace: 'ns', name: 'owner' }]);
@@ -221,7 +244,9 @@ test('owned objects enqueue their controller owner; mapped ones their dependents
   t.deepEqual(enqueueOwner({ group: 'other.io', kind: 'Thing' }).keys({ type: 'add', object: owned }), []);
 
   const m = enqueueMapped<KubernetesObject>((o) => [{ namespace: 'ns', name: `uses-${o.metadata?.name}` }]);
-  t.deepEqual(m.keys({ type: 'update', old: obj('x'), object: obj('x', { resourceVersion: '2' }) }), [{ namespace: 'ns', name: 'uses-x' }]);
+  t.deepEqual(m.keys({ type: 'update', old: obj('x'), object: obj('x', { resourceVersion: '2' }) }), [
+    { namespace: 'ns', name: 'uses-x' },
+  ]);
 });
 
 test('stop drains in-flight reconciles before resolving', async (t) => {

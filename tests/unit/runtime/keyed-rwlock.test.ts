@@ -13,10 +13,22 @@ test('shared holders of a key run together; an exclusive one waits for them and 
   const log: string[] = [];
   const a = deferred();
   const b = deferred();
-  const r1 = lock.shared('k', async () => { log.push('r1 start'); await a.promise; log.push('r1 end'); });
-  const r2 = lock.shared('k', async () => { log.push('r2 start'); await b.promise; log.push('r2 end'); });
-  const w = lock.exclusive('k', async () => { log.push('w'); });
-  const r3 = lock.shared('k', async () => { log.push('r3'); });
+  const r1 = lock.shared('k', async () => {
+    log.push('r1 start');
+    await a.promise;
+    log.push('r1 end');
+  });
+  const r2 = lock.shared('k', async () => {
+    log.push('r2 start');
+    await b.promise;
+    log.push('r2 end');
+  });
+  const w = lock.exclusive('k', async () => {
+    log.push('w');
+  });
+  const r3 = lock.shared('k', async () => {
+    log.push('r3');
+  });
   await tick();
   t.deepEqual(log, ['r1 start', 'r2 start'], 'both shared holders started; the exclusive and the later shared wait');
   a.resolve();
@@ -24,7 +36,11 @@ test('shared holders of a key run together; an exclusive one waits for them and 
   t.deepEqual(log, ['r1 start', 'r2 start', 'r1 end'], 'one shared holder still runs: the exclusive waits');
   b.resolve();
   await Promise.all([r1, r2, w, r3]);
-  t.deepEqual(log, ['r1 start', 'r2 start', 'r1 end', 'r2 end', 'w', 'r3'], 'shared arriving after an exclusive waiter runs after it');
+  t.deepEqual(
+    log,
+    ['r1 start', 'r2 start', 'r1 end', 'r2 end', 'w', 'r3'],
+    'shared arriving after an exclusive waiter runs after it',
+  );
   t.is(lock.size, 0, 'idle keys are dropped');
 });
 
@@ -33,11 +49,18 @@ test('different keys do not wait for each other, and a failing holder releases i
   const held = deferred();
   const x = lock.exclusive('x', () => held.promise);
   let ranY = false;
-  await lock.exclusive('y', async () => { ranY = true; });
+  await lock.exclusive('y', async () => {
+    ranY = true;
+  });
   t.true(ranY);
   held.resolve();
   await x;
-  await t.throwsAsync(lock.exclusive('x', async () => { throw new Error('boom'); }), { message: 'boom' });
+  await t.throwsAsync(
+    lock.exclusive('x', async () => {
+      throw new Error('boom');
+    }),
+    { message: 'boom' },
+  );
   t.is(await lock.shared('x', async () => 42), 42);
   t.is(lock.size, 0);
 });

@@ -4,12 +4,22 @@ import os from 'node:os';
 import path from 'node:path';
 import { KubeconfigError, loadKubeconfig } from '../../../lib/runtime/kubeconfig.ts';
 
-function kubeconfig(opts: { current?: string; contexts: { name: string; cluster: string; namespace?: string }[]; clusters: { name: string; server: string }[] }): string {
+function kubeconfig(opts: {
+  current?: string;
+  contexts: { name: string; cluster: string; namespace?: string }[];
+  clusters: { name: string; server: string }[];
+}): string {
   const lines = ['apiVersion: v1', 'kind: Config'];
   if (opts.current) lines.push(`current-context: ${opts.current}`);
   lines.push('clusters:', ...opts.clusters.map((c) => `- name: ${c.name}\n  cluster: {server: "${c.server}"}`));
   lines.push('users:', '- name: u\n  user: {token: t}');
-  lines.push('contexts:', ...opts.contexts.map((c) => `- name: ${c.name}\n  context: {cluster: ${c.cluster}, user: u${c.namespace ? `, namespace: ${c.namespace}` : ''}}`));
+  lines.push(
+    'contexts:',
+    ...opts.contexts.map(
+      (c) =>
+        `- name: ${c.name}\n  context: {cluster: ${c.cluster}, user: u${c.namespace ? `, namespace: ${c.namespace}` : ''}}`,
+    ),
+  );
   return `${lines.join('\n')}\n`;
 }
 
@@ -22,7 +32,17 @@ function dir(t: { teardown(fn: () => void): void }): string {
 test('--kubeconfig wins; namespace from -n, else the context, else default', (t) => {
   const d = dir(t);
   const file = path.join(d, 'a');
-  fs.writeFileSync(file, kubeconfig({ current: 'one', clusters: [{ name: 'c', server: 'https://one' }], contexts: [{ name: 'one', cluster: 'c', namespace: 'team' }, { name: 'two', cluster: 'c' }] }));
+  fs.writeFileSync(
+    file,
+    kubeconfig({
+      current: 'one',
+      clusters: [{ name: 'c', server: 'https://one' }],
+      contexts: [
+        { name: 'one', cluster: 'c', namespace: 'team' },
+        { name: 'two', cluster: 'c' },
+      ],
+    }),
+  );
   const env = { KUBECONFIG: path.join(d, 'elsewhere'), HOME: d };
   t.is(loadKubeconfig({ kubeconfig: file }, env).namespace, 'team');
   t.is(loadKubeconfig({ kubeconfig: file, namespace: 'x' }, env).namespace, 'x');
@@ -35,8 +55,21 @@ test('KUBECONFIG files merge as kubectl merges them: first wins, missing files s
   const d = dir(t);
   const a = path.join(d, 'a');
   const b = path.join(d, 'b');
-  fs.writeFileSync(a, kubeconfig({ clusters: [{ name: 'c', server: 'https://from-a' }], contexts: [{ name: 'ctx-a', cluster: 'c' }] }));
-  fs.writeFileSync(b, kubeconfig({ current: 'ctx-b', clusters: [{ name: 'c', server: 'https://from-b' }, { name: 'd', server: 'https://d' }], contexts: [{ name: 'ctx-b', cluster: 'c', namespace: 'bee' }] }));
+  fs.writeFileSync(
+    a,
+    kubeconfig({ clusters: [{ name: 'c', server: 'https://from-a' }], contexts: [{ name: 'ctx-a', cluster: 'c' }] }),
+  );
+  fs.writeFileSync(
+    b,
+    kubeconfig({
+      current: 'ctx-b',
+      clusters: [
+        { name: 'c', server: 'https://from-b' },
+        { name: 'd', server: 'https://d' },
+      ],
+      contexts: [{ name: 'ctx-b', cluster: 'c', namespace: 'bee' }],
+    }),
+  );
   const loaded = loadKubeconfig({}, { KUBECONFIG: [path.join(d, 'missing'), a, b].join(path.delimiter) });
   t.is(loaded.kubeConfig.getCurrentContext(), 'ctx-b');
   t.is(loaded.kubeConfig.getCurrentCluster()?.server, 'https://from-a');
@@ -46,17 +79,39 @@ test('KUBECONFIG files merge as kubectl merges them: first wins, missing files s
 test('~/.kube/config when nothing else is set', (t) => {
   const d = dir(t);
   fs.mkdirSync(path.join(d, '.kube'));
-  fs.writeFileSync(path.join(d, '.kube', 'config'), kubeconfig({ current: 'h', clusters: [{ name: 'c', server: 'https://home' }], contexts: [{ name: 'h', cluster: 'c' }] }));
+  fs.writeFileSync(
+    path.join(d, '.kube', 'config'),
+    kubeconfig({
+      current: 'h',
+      clusters: [{ name: 'c', server: 'https://home' }],
+      contexts: [{ name: 'h', cluster: 'c' }],
+    }),
+  );
   t.is(loadKubeconfig({}, { HOME: d }).kubeConfig.getCurrentCluster()?.server, 'https://home');
 });
 
 test('clear errors: missing file, unknown context, no current context, nothing at all', (t) => {
   const d = dir(t);
-  t.throws(() => loadKubeconfig({ kubeconfig: path.join(d, 'nope') }, {}), { instanceOf: KubeconfigError, message: /does not exist/ });
+  t.throws(() => loadKubeconfig({ kubeconfig: path.join(d, 'nope') }, {}), {
+    instanceOf: KubeconfigError,
+    message: /does not exist/,
+  });
   const file = path.join(d, 'a');
-  fs.writeFileSync(file, kubeconfig({ clusters: [{ name: 'c', server: 'https://x' }], contexts: [{ name: 'one', cluster: 'c' }] }));
-  t.throws(() => loadKubeconfig({ kubeconfig: file, context: 'zzz' }, {}), { instanceOf: KubeconfigError, message: /context "zzz" is not in/ });
-  t.throws(() => loadKubeconfig({ kubeconfig: file }, {}), { instanceOf: KubeconfigError, message: /sets no current context/ });
+  fs.writeFileSync(
+    file,
+    kubeconfig({ clusters: [{ name: 'c', server: 'https://x' }], contexts: [{ name: 'one', cluster: 'c' }] }),
+  );
+  t.throws(() => loadKubeconfig({ kubeconfig: file, context: 'zzz' }, {}), {
+    instanceOf: KubeconfigError,
+    message: /context "zzz" is not in/,
+  });
+  t.throws(() => loadKubeconfig({ kubeconfig: file }, {}), {
+    instanceOf: KubeconfigError,
+    message: /sets no current context/,
+  });
   t.throws(() => loadKubeconfig({}, { HOME: d }), { instanceOf: KubeconfigError, message: /no kubeconfig found/ });
-  t.throws(() => loadKubeconfig({}, { KUBECONFIG: path.join(d, 'nope'), HOME: d }), { instanceOf: KubeconfigError, message: /none of the files in KUBECONFIG/ });
+  t.throws(() => loadKubeconfig({}, { KUBECONFIG: path.join(d, 'nope'), HOME: d }), {
+    instanceOf: KubeconfigError,
+    message: /none of the files in KUBECONFIG/,
+  });
 });

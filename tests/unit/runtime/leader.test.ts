@@ -21,17 +21,27 @@ class FakeLeases {
         if (!this.lease) throw new KubeApiError(404, 'NotFound', 'not found');
         return structuredClone(this.lease);
       },
-      create: async (_r: unknown, _ns: string, body: { metadata: { name: string; namespace: string }; spec: LeaseSpec }) => {
+      create: async (
+        _r: unknown,
+        _ns: string,
+        body: { metadata: { name: string; namespace: string }; spec: LeaseSpec },
+      ) => {
         await check();
         this.writes++;
         if (this.lease) throw new KubeApiError(409, 'AlreadyExists', 'exists');
         this.lease = { metadata: { ...body.metadata, resourceVersion: String(++this.rv) }, spec: body.spec };
         return structuredClone(this.lease);
       },
-      replace: async (_r: unknown, _ns: string, _n: string, body: { metadata: { resourceVersion?: string }; spec: LeaseSpec }) => {
+      replace: async (
+        _r: unknown,
+        _ns: string,
+        _n: string,
+        body: { metadata: { resourceVersion?: string }; spec: LeaseSpec },
+      ) => {
         await check();
         this.writes++;
-        if (!this.lease || body.metadata.resourceVersion !== this.lease.metadata.resourceVersion) throw new KubeApiError(409, 'Conflict', 'modified');
+        if (!this.lease || body.metadata.resourceVersion !== this.lease.metadata.resourceVersion)
+          throw new KubeApiError(409, 'Conflict', 'modified');
         this.lease = { metadata: { ...this.lease.metadata, resourceVersion: String(++this.rv) }, spec: body.spec };
         return structuredClone(this.lease);
       },
@@ -55,8 +65,14 @@ function candidate(store: FakeLeases, clock: FakeClock, identity: string) {
   const events: string[] = [];
   const state = { frozen: false };
   const elector = new LeaderElector({
-    client: store.client(() => state.frozen), namespace: 'ns', name: 'lock', identity, clock, random: () => 0,
-    onStartedLeading: () => events.push('started'), onStoppedLeading: () => events.push('stopped'),
+    client: store.client(() => state.frozen),
+    namespace: 'ns',
+    name: 'lock',
+    identity,
+    clock,
+    random: () => 0,
+    onStartedLeading: () => events.push('started'),
+    onStoppedLeading: () => events.push('stopped'),
   });
   return { elector, events, freeze: () => (state.frozen = true) };
 }

@@ -12,10 +12,13 @@ function capture() {
   const chunks: string[] = [];
   stream.on('data', (c: Buffer) => chunks.push(c.toString()));
   const log = createLogger({ level: 'debug', stream });
-  return { log, output: async () => {
-    await new Promise((r) => setImmediate(r));
-    return chunks.join('');
-  } };
+  return {
+    log,
+    output: async () => {
+      await new Promise((r) => setImmediate(r));
+      return chunks.join('');
+    },
+  };
 }
 
 test('a log line about an object holding a password and a token shows neither', async (t) => {
@@ -26,7 +29,9 @@ test('a log line about an object holding a password and a token shows neither', 
     data: { 'connection-url': 'postgres://v-app-123@db:5432/app' },
     nested: [{ authorization: `Bearer ${JWT}` }],
   };
-  log.child({ controller: 'dar', reconcileID: 'r1' }).info(`issued credential with ${VAULT_TOKEN} for ${JWT}`, { object, note: `token was ${VAULT_TOKEN}` });
+  log
+    .child({ controller: 'dar', reconcileID: 'r1' })
+    .info(`issued credential with ${VAULT_TOKEN} for ${JWT}`, { object, note: `token was ${VAULT_TOKEN}` });
   const out = await output();
   t.false(out.includes(PASSWORD), 'password leaked');
   t.false(out.includes(VAULT_TOKEN), 'Vault token leaked');
@@ -56,30 +61,53 @@ test('token-like values are masked inside free text; ordinary text is not', (t) 
 
 test('every kind of token is masked, whatever its case or prefix: batch, recovery and legacy Vault tokens, lower-case schemes, URLs with passwords', (t) => {
   const tail = 'AbCdEfGhIjKlMnOpQrStUvWx';
-  for (const token of [`hvb.${tail}`, `hvr.${tail}`, `b.${tail}`, `r.${tail}`, `s.${tail}`]) t.is(maskString(`got ${token} back`), 'got [REDACTED] back', token);
+  for (const token of [`hvb.${tail}`, `hvr.${tail}`, `b.${tail}`, `r.${tail}`, `s.${tail}`])
+    t.is(maskString(`got ${token} back`), 'got [REDACTED] back', token);
   t.is(maskString('authorization: bearer abc'), 'authorization: bearer [REDACTED]');
   t.is(maskString('BASIC dXNlcjpwYXNz'), 'BASIC [REDACTED]');
   t.is(maskString(`jwt ${JWT}`), 'jwt [REDACTED]');
   t.is(maskString('mysql://u:p@h/db and https://x:y@z'), 'mysql://u:[REDACTED]@h/db and https://x:[REDACTED]@z');
-  t.is(maskString('lease my-postgres/creds/k8s.-.demo.bench-long/QVvpQ6e44jt1dKMrsPhvSQfH renewed'), 'lease my-postgres/creds/k8s.-.demo.bench-long/QVvpQ6e44jt1dKMrsPhvSQfH renewed');
+  t.is(
+    maskString('lease my-postgres/creds/k8s.-.demo.bench-long/QVvpQ6e44jt1dKMrsPhvSQfH renewed'),
+    'lease my-postgres/creds/k8s.-.demo.bench-long/QVvpQ6e44jt1dKMrsPhvSQfH renewed',
+  );
 });
 
 test('describeError keeps the HTTP status and Status reason, never headers or bodies beyond them', (t) => {
-  const apiException = Object.assign(new Error(`HTTP-Code: 403 Message: forbidden Headers: {"authorization":"Bearer ${JWT}"} Body: {"spec":{"password":"${PASSWORD}"}}`), {
-    code: 403,
-    body: JSON.stringify({ kind: 'Status', reason: 'Forbidden', message: 'secrets is forbidden', details: { password: PASSWORD } }),
-    headers: { authorization: `Bearer ${JWT}` },
-  });
+  const apiException = Object.assign(
+    new Error(
+      `HTTP-Code: 403 Message: forbidden Headers: {"authorization":"Bearer ${JWT}"} Body: {"spec":{"password":"${PASSWORD}"}}`,
+    ),
+    {
+      code: 403,
+      body: JSON.stringify({
+        kind: 'Status',
+        reason: 'Forbidden',
+        message: 'secrets is forbidden',
+        details: { password: PASSWORD },
+      }),
+      headers: { authorization: `Bearer ${JWT}` },
+    },
+  );
   const d = describeError(apiException);
   t.is(d, 'HTTP 403 Forbidden: secrets is forbidden');
-  t.is(describeError(new KubeApiError(409, 'Conflict', 'the object has been modified')), 'HTTP 409 Conflict: the object has been modified');
-  t.is(describeError(new Error('outer', { cause: Object.assign(new Error('connect'), { code: 'ECONNREFUSED' }) })), 'outer; cause: connect (ECONNREFUSED)');
+  t.is(
+    describeError(new KubeApiError(409, 'Conflict', 'the object has been modified')),
+    'HTTP 409 Conflict: the object has been modified',
+  );
+  t.is(
+    describeError(new Error('outer', { cause: Object.assign(new Error('connect'), { code: 'ECONNREFUSED' }) })),
+    'outer; cause: connect (ECONNREFUSED)',
+  );
   t.is(describeError(`raw ${VAULT_TOKEN}`), 'raw [REDACTED]');
 });
 
 test('an Error passed as log metadata is reduced to its safe description', async (t) => {
   const { log, output } = capture();
-  const err = Object.assign(new Error(`Body: ${PASSWORD}`), { code: 500, body: '{"kind":"Status","reason":"InternalError","message":"boom"}' });
+  const err = Object.assign(new Error(`Body: ${PASSWORD}`), {
+    code: 500,
+    body: '{"kind":"Status","reason":"InternalError","message":"boom"}',
+  });
   log.error('write failed', { error: err });
   const out = await output();
   t.false(out.includes(PASSWORD));

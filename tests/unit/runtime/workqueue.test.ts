@@ -4,7 +4,10 @@ import { WorkQueue } from '../../../lib/runtime/workqueue.ts';
 
 /** Takes the next key without waiting (the queue must already have one ready). */
 async function take(q: WorkQueue): Promise<string> {
-  const k = await Promise.race([q.get(), new Promise<string>((_, reject) => setImmediate(() => reject(new Error('queue empty'))))]);
+  const k = await Promise.race([
+    q.get(),
+    new Promise<string>((_, reject) => setImmediate(() => reject(new Error('queue empty')))),
+  ]);
   if (k === undefined) throw new Error('queue shut down');
   return k;
 }
@@ -89,7 +92,10 @@ test('retries across keys share a bucket of 100, refilled at 10 a second: the 10
   const clock = new FakeClock();
   const q = new WorkQueue({ clock });
   const delays = Array.from({ length: 110 }, (_, i) => q.addRateLimited(`k${i}`));
-  t.true(delays.slice(0, 100).every((d) => d === 5), 'the burst goes at each key\'s own first backoff');
+  t.true(
+    delays.slice(0, 100).every((d) => d === 5),
+    "the burst goes at each key's own first backoff",
+  );
   t.is(delays[100], 100);
   t.is(delays[109], 1000);
   clock.advance(5);
@@ -100,10 +106,10 @@ test('retries across keys share a bucket of 100, refilled at 10 a second: the 10
   t.is(q.len(), 110);
 });
 
-test('a retry waits the longer of its key\'s backoff and the bucket', (t) => {
+test("a retry waits the longer of its key's backoff and the bucket", (t) => {
   const clock = new FakeClock();
   const q = new WorkQueue({ clock, globalRate: { qps: 1, burst: 1 } });
-  t.is(q.addRateLimited('a'), 5, 'a token is there: the key\'s backoff');
+  t.is(q.addRateLimited('a'), 5, "a token is there: the key's backoff");
   t.is(q.addRateLimited('b'), 1000, 'the bucket is empty: its refill');
   clock.advance(10_000);
   for (let i = 0; i < 15; i++) q.addRateLimited('slow');

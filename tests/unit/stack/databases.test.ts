@@ -28,14 +28,25 @@ test('no redis-server where the stack looks: the error names the package to inst
 
 test('a redis-server older than 7 is refused, saying the stack needs Redis 7 (ACLs)', (t) => {
   const dir = tempDir(t);
-  fs.writeFileSync(path.join(dir, 'redis-server'), '#!/bin/sh\necho "Redis server v=6.0.16 sha=00000000:0 malloc=jemalloc-5.2.1 bits=64"\n', { mode: 0o755 });
+  fs.writeFileSync(
+    path.join(dir, 'redis-server'),
+    '#!/bin/sh\necho "Redis server v=6.0.16 sha=00000000:0 malloc=jemalloc-5.2.1 bits=64"\n',
+    { mode: 0o755 },
+  );
   const err = t.throws(() => findRedis([dir]));
-  t.regex(err.message, /is Redis 6\.0\.16; the stack needs Redis 7 or later \(ACLs\)\. Install it: apt-get install redis-server/);
+  t.regex(
+    err.message,
+    /is Redis 6\.0\.16; the stack needs Redis 7 or later \(ACLs\)\. Install it: apt-get install redis-server/,
+  );
 });
 
 test('a redis-server 7 is found with its version', (t) => {
   const dir = tempDir(t);
-  fs.writeFileSync(path.join(dir, 'redis-server'), '#!/bin/sh\necho "Redis server v=7.0.15 sha=00000000:0 malloc=jemalloc-5.3.0 bits=64"\n', { mode: 0o755 });
+  fs.writeFileSync(
+    path.join(dir, 'redis-server'),
+    '#!/bin/sh\necho "Redis server v=7.0.15 sha=00000000:0 malloc=jemalloc-5.3.0 bits=64"\n',
+    { mode: 0o755 },
+  );
   t.deepEqual(findRedis([dir]), { server: path.join(dir, 'redis-server'), version: '7.0.15' });
 });
 

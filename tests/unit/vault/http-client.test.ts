@@ -15,8 +15,10 @@ const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8200'), 
 const LEASE = 'my-postgres-se/creds/k8s.-.demo.psql-role/AbCdEf123';
 const UNKNOWN_LEASE = answer(400, ['invalid lease']);
 /** What Vault said on the stack when PostgreSQL refused to drop a login owning a table. */
-const DROP_REFUSED = answer(400, [`failed to revoke lease: lease_id=${LEASE}: failed to revoke entry: resp: (*logical.Response)(nil) err: ` +
-  'pq: role "v-k8s-psql-abc" cannot be dropped because some objects depend on it']);
+const DROP_REFUSED = answer(400, [
+  `failed to revoke lease: lease_id=${LEASE}: failed to revoke entry: resp: (*logical.Response)(nil) err: ` +
+    'pq: role "v-k8s-psql-abc" cannot be dropped because some objects depend on it',
+]);
 
 /** A client over a fake HTTP sender: `routes` answers each path (a body for 200, an `answer(…)`, or an Error to throw). */
 function client(routes: Record<string, unknown>) {
@@ -27,14 +29,28 @@ function client(routes: Record<string, unknown>) {
     const r = routes[path];
     if (r instanceof Error) throw r;
     if (r === undefined) throw new Error(`unexpected call to ${path}`);
-    return typeof r === 'object' && r !== null && 'status' in r ? (r as { status: number; body: unknown }) : { status: 200, body: r };
+    return typeof r === 'object' && r !== null && 'status' in r
+      ? (r as { status: number; body: unknown })
+      : { status: 200, body: r };
   };
-  const transport = new VaultTransport({ address: 'https://vault.test:8200' }, (op, outcome) => counted.push([op, outcome]), send);
+  const transport = new VaultTransport(
+    { address: 'https://vault.test:8200' },
+    (op, outcome) => counted.push([op, outcome]),
+    send,
+  );
   const vault = new HttpVaultClient(transport, async () => 'test-token');
   return { vault, calls, counted };
 }
 
-const liveLease = { data: { id: LEASE, issue_time: '2026-03-01T12:00:00Z', expire_time: '2026-03-01T13:00:00Z', ttl: 3000, renewable: true } };
+const liveLease = {
+  data: {
+    id: LEASE,
+    issue_time: '2026-03-01T12:00:00Z',
+    expire_time: '2026-03-01T13:00:00Z',
+    ttl: 3000,
+    renewable: true,
+  },
+};
 
 test('a revocation Vault did resolves "revoked"', async (t) => {
   const { vault, counted } = client({ 'sys/leases/revoke': {} });
@@ -46,16 +62,22 @@ test('a lease Vault no longer knows is "gone", and neither call counts as an err
   const { vault, calls, counted } = client({ 'sys/leases/revoke': UNKNOWN_LEASE, 'sys/leases/lookup': UNKNOWN_LEASE });
   t.is(await vault.revokeLease(LEASE), 'gone');
   t.deepEqual(calls, ['sys/leases/revoke', 'sys/leases/lookup']);
-  t.deepEqual(counted, [['lookupLease', 'not_found'], ['revokeLease', 'not_found']]);
+  t.deepEqual(counted, [
+    ['lookupLease', 'not_found'],
+    ['revokeLease', 'not_found'],
+  ]);
 });
 
-test('a 400 for a lease that is still there is a failed revocation carrying Vault\'s words, never success', async (t) => {
+test("a 400 for a lease that is still there is a failed revocation carrying Vault's words, never success", async (t) => {
   const { vault, counted } = client({ 'sys/leases/revoke': DROP_REFUSED, 'sys/leases/lookup': liveLease });
   const err = await t.throwsAsync(vault.revokeLease(LEASE), { instanceOf: VaultRequestError });
   t.is(err.kind, 'RevocationFailed');
   t.regex(err.detail, /cannot be dropped because some objects depend on it/);
   t.true(err.retryable);
-  t.deepEqual(counted, [['lookupLease', 'success'], ['revokeLease', 'error']]);
+  t.deepEqual(counted, [
+    ['lookupLease', 'success'],
+    ['revokeLease', 'error'],
+  ]);
   const explained = explain(err);
   t.is(explained.reason, 'RevocationFailed');
   t.regex(explained.message, /cannot be dropped/);
@@ -98,10 +120,14 @@ test('expected "not found" answers are counted as not_found, with fixed operatio
   t.is(await vault.readMount('absent'), undefined);
   t.deepEqual(await vault.listLeases('db/creds/none/'), []);
   t.is(await vault.lookupLease(LEASE), undefined);
-  t.deepEqual(counted, [['readMount', 'not_found'], ['listLeases', 'not_found'], ['lookupLease', 'not_found']]);
+  t.deepEqual(counted, [
+    ['readMount', 'not_found'],
+    ['listLeases', 'not_found'],
+    ['lookupLease', 'not_found'],
+  ]);
 });
 
-test('other failures are errors under the method\'s own name, whatever the message says', async (t) => {
+test("other failures are errors under the method's own name, whatever the message says", async (t) => {
   const { vault, counted } = client({
     'db/config/conn': answer(400, ['connection "conn" is in use by role "r"']),
     'sys/mounts/broken': answer(500, ['storage failure']),
@@ -110,5 +136,8 @@ test('other failures are errors under the method\'s own name, whatever the messa
   t.is(deleted.kind, 'Invalid');
   t.is(explain(deleted).reason, 'VaultInvalid');
   await t.throwsAsync(vault.readMount('broken'), { instanceOf: VaultRequestError });
-  t.deepEqual(counted, [['deleteConnection', 'error'], ['readMount', 'error']]);
+  t.deepEqual(counted, [
+    ['deleteConnection', 'error'],
+    ['readMount', 'error'],
+  ]);
 });

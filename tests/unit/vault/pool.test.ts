@@ -28,7 +28,9 @@ async function fakeVault(t: { teardown(fn: () => unknown): void }, routes: Recor
       const token = req.headers['x-vault-token'] as string | undefined;
       seen.push({ route, token });
       const handler = routes[route];
-      const answer = handler ? handler({ token, body: text ? JSON.parse(text) as Record<string, unknown> : {} }) : { status: 404, body: { errors: [] } };
+      const answer = handler
+        ? handler({ token, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} })
+        : { status: 404, body: { errors: [] } };
       res.statusCode = answer.status;
       res.end(JSON.stringify(answer.body));
     });
@@ -42,10 +44,13 @@ async function fakeVault(t: { teardown(fn: () => unknown): void }, routes: Recor
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => {
-    server.closeAllConnections();
-    server.close(() => resolve());
-  }));
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
   return {
     address: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     seen,
@@ -62,20 +67,31 @@ const renewed = ok({ lease_id: 'db/creds/r/1', lease_duration: 600, renewable: t
 
 function pool(now?: () => number) {
   const counted: Array<[VaultOperation, CallOutcome]> = [];
-  return { pool: new VaultPool({ issuerTokenRole: 'leasehold-issuer', observe: (op, outcome) => counted.push([op, outcome]), now }), counted };
+  return {
+    pool: new VaultPool({
+      issuerTokenRole: 'leasehold-issuer',
+      observe: (op, outcome) => counted.push([op, outcome]),
+      now,
+    }),
+    counted,
+  };
 }
 
-test('a login token Vault refuses (revoked behind the operator\'s back) is dropped: the call logs in afresh and succeeds', async (t) => {
+test("a login token Vault refuses (revoked behind the operator's back) is dropped: the call logs in afresh and succeeds", async (t) => {
   const revoked = new Set<string>();
   const vault = await fakeVault(t, {
-    'GET /v1/auth/token/lookup-self': ({ token }) => (token && !revoked.has(token) ? ok({ data: { ttl: 3600, renewable: true } }) : denied),
+    'GET /v1/auth/token/lookup-self': ({ token }) =>
+      token && !revoked.has(token) ? ok({ data: { ttl: 3600, renewable: true } }) : denied,
     'POST /v1/sys/leases/renew': ({ token }) => (token && !revoked.has(token) ? renewed : denied),
   });
   // The token Secret holds tok-1, revoked in Vault, until an admin puts tok-2 in.
   const tokens = ['tok-1', 'tok-2'];
   const { pool: p } = pool();
   const spec: VaultSessionSpec = {
-    key: 'demo/vault', version: '1', endpoint: { address: vault.address }, issuerStore: noIssuerStore,
+    key: 'demo/vault',
+    version: '1',
+    endpoint: { address: vault.address },
+    issuerStore: noIssuerStore,
     auth: { method: 'token', description: 'token from Secret demo/vault-token', token: async () => tokens[0]! },
   };
   const session = p.open(spec);
@@ -84,56 +100,102 @@ test('a login token Vault refuses (revoked behind the operator\'s back) is dropp
   tokens.shift();
   const lease = await session.client.renewLease('db/creds/r/1', 600);
   t.is(lease.leaseDurationSeconds, 600);
-  t.deepEqual(vault.seen.map((s) => `${s.route} ${s.token}`), [
-    'GET /v1/auth/token/lookup-self tok-1',
-    'POST /v1/sys/leases/renew tok-1',
-    'POST /v1/sys/leases/renew tok-1',
-    'GET /v1/auth/token/lookup-self tok-2',
-    'POST /v1/sys/leases/renew tok-2',
-  ]);
+  t.deepEqual(
+    vault.seen.map((s) => `${s.route} ${s.token}`),
+    [
+      'GET /v1/auth/token/lookup-self tok-1',
+      'POST /v1/sys/leases/renew tok-1',
+      'POST /v1/sys/leases/renew tok-1',
+      'GET /v1/auth/token/lookup-self tok-2',
+      'POST /v1/sys/leases/renew tok-2',
+    ],
+  );
 });
 
-test('a refused login is the login\'s failure, said as such, and is tried once', async (t) => {
+test("a refused login is the login's failure, said as such, and is tried once", async (t) => {
   const vault = await fakeVault(t, { 'POST /v1/auth/kubernetes/login': () => denied });
   let jwts = 0;
   const { pool: p, counted } = pool();
   const session = p.open({
-    key: 'demo/vault', version: '1', endpoint: { address: vault.address }, issuerStore: noIssuerStore,
-    auth: { method: 'kubernetes', mountPath: 'kubernetes', role: 'r', subject: 'ServiceAccount demo/vault', jwt: async () => `jwt-${++jwts}` },
+    key: 'demo/vault',
+    version: '1',
+    endpoint: { address: vault.address },
+    issuerStore: noIssuerStore,
+    auth: {
+      method: 'kubernetes',
+      mountPath: 'kubernetes',
+      role: 'r',
+      subject: 'ServiceAccount demo/vault',
+      jwt: async () => `jwt-${++jwts}`,
+    },
   });
-  const err = await t.throwsAsync(session.client.writeRole('db', 'r', {
-    dbName: 'c', creationStatements: [], revocationStatements: [], rollbackStatements: [], renewStatements: [], defaultTtlSeconds: 60, maxTtlSeconds: 60,
-  }), { instanceOf: VaultRequestError });
+  const err = await t.throwsAsync(
+    session.client.writeRole('db', 'r', {
+      dbName: 'c',
+      creationStatements: [],
+      revocationStatements: [],
+      rollbackStatements: [],
+      renewStatements: [],
+      defaultTtlSeconds: 60,
+      maxTtlSeconds: 60,
+    }),
+    { instanceOf: VaultRequestError },
+  );
   t.is(err.kind, 'PermissionDenied');
-  t.is(err.message, 'logging in with kubernetes auth at auth/kubernetes, role r, as ServiceAccount demo/vault: permission denied');
+  t.is(
+    err.message,
+    'logging in with kubernetes auth at auth/kubernetes, role r, as ServiceAccount demo/vault: permission denied',
+  );
   t.is(jwts, 1);
-  t.deepEqual(counted, [['login', 'error'], ['writeRole', 'error']]);
+  t.deepEqual(counted, [
+    ['login', 'error'],
+    ['writeRole', 'error'],
+  ]);
 });
 
 test('the login token is renewed (renew-self) once two thirds of its TTL have passed, and counted as renewToken', async (t) => {
   const vault = await fakeVault(t, {
-    'POST /v1/auth/kubernetes/login': () => ok({ auth: { client_token: 'tok-1', lease_duration: 30, renewable: true } }),
+    'POST /v1/auth/kubernetes/login': () =>
+      ok({ auth: { client_token: 'tok-1', lease_duration: 30, renewable: true } }),
     'POST /v1/auth/token/renew-self': () => ok({ auth: { lease_duration: 30, renewable: true } }),
     'POST /v1/sys/leases/renew': () => renewed,
   });
   let nowMs = 1_000_000;
   const { pool: p, counted } = pool(() => nowMs);
   const session = p.open({
-    key: 'demo/vault', version: '1', endpoint: { address: vault.address }, issuerStore: noIssuerStore,
-    auth: { method: 'kubernetes', mountPath: 'kubernetes', role: 'r', subject: 'ServiceAccount demo/vault', jwt: async () => 'jwt' },
+    key: 'demo/vault',
+    version: '1',
+    endpoint: { address: vault.address },
+    issuerStore: noIssuerStore,
+    auth: {
+      method: 'kubernetes',
+      mountPath: 'kubernetes',
+      role: 'r',
+      subject: 'ServiceAccount demo/vault',
+      jwt: async () => 'jwt',
+    },
   });
   await session.client.renewLease('db/creds/r/1');
   nowMs += 10_000;
   await session.client.renewLease('db/creds/r/1');
   nowMs += 15_000;
   await session.client.renewLease('db/creds/r/1');
-  t.deepEqual(counted, [['login', 'success'], ['renewLease', 'success'], ['renewLease', 'success'], ['renewToken', 'success'], ['renewLease', 'success']]);
+  t.deepEqual(counted, [
+    ['login', 'success'],
+    ['renewLease', 'success'],
+    ['renewLease', 'success'],
+    ['renewToken', 'success'],
+    ['renewLease', 'success'],
+  ]);
 });
 
 test('the same version keeps the session (and its login); another version replaces it', async (t) => {
   const { pool: p } = pool();
   const spec: VaultSessionSpec = {
-    key: 'demo/vault', version: '1', endpoint: { address: 'http://127.0.0.1:1' }, issuerStore: noIssuerStore,
+    key: 'demo/vault',
+    version: '1',
+    endpoint: { address: 'http://127.0.0.1:1' },
+    issuerStore: noIssuerStore,
     auth: { method: 'token', description: 'token', token: async () => 'tok' },
   };
   const first = p.open(spec);
@@ -149,20 +211,39 @@ test('an issuer token revoked in Vault is replaced when an issuance is refused, 
   const revoked = new Set<string>();
   let created = 0;
   const vault = await fakeVault(t, {
-    'POST /v1/auth/kubernetes/login': () => ok({ auth: { client_token: 'login-1', lease_duration: 3600, renewable: true } }),
-    'POST /v1/auth/token/create/leasehold-issuer': ({ token }) => (token === 'login-1'
-      ? ok({ auth: { client_token: `issuer-${++created}`, accessor: `acc-${created}`, lease_duration: 3600 } }) : denied),
-    'POST /v1/auth/token/renew-self': ({ token }) => (token && !revoked.has(token) ? ok({ auth: { lease_duration: 3600, renewable: true } }) : denied),
-    'GET /v1/db/creds/r': ({ token }) => (token?.startsWith('issuer-') && !revoked.has(token)
-      ? ok({ lease_id: `db/creds/r/${token}`, lease_duration: 600, renewable: true, data: { username: 'v-r', password: 'pw' } }) : denied),
+    'POST /v1/auth/kubernetes/login': () =>
+      ok({ auth: { client_token: 'login-1', lease_duration: 3600, renewable: true } }),
+    'POST /v1/auth/token/create/leasehold-issuer': ({ token }) =>
+      token === 'login-1'
+        ? ok({ auth: { client_token: `issuer-${++created}`, accessor: `acc-${created}`, lease_duration: 3600 } })
+        : denied,
+    'POST /v1/auth/token/renew-self': ({ token }) =>
+      token && !revoked.has(token) ? ok({ auth: { lease_duration: 3600, renewable: true } }) : denied,
+    'GET /v1/db/creds/r': ({ token }) =>
+      token?.startsWith('issuer-') && !revoked.has(token)
+        ? ok({
+            lease_id: `db/creds/r/${token}`,
+            lease_duration: 600,
+            renewable: true,
+            data: { username: 'v-r', password: 'pw' },
+          })
+        : denied,
   });
   let stored: { token: string; accessor: string } | undefined;
   const changed: string[] = [];
   const p = new VaultPool({ issuerTokenRole: 'leasehold-issuer', onIssuerChanged: (key) => changed.push(key) });
   const session = p.open({
-    key: 'demo/vault', version: '1', endpoint: { address: vault.address },
+    key: 'demo/vault',
+    version: '1',
+    endpoint: { address: vault.address },
     issuerStore: { load: async () => stored, save: async (s) => void (stored = s) },
-    auth: { method: 'kubernetes', mountPath: 'kubernetes', role: 'r', subject: 'ServiceAccount demo/vault', jwt: async () => 'jwt' },
+    auth: {
+      method: 'kubernetes',
+      mountPath: 'kubernetes',
+      role: 'r',
+      subject: 'ServiceAccount demo/vault',
+      jwt: async () => 'jwt',
+    },
   });
   const first = await session.issuingClient();
   t.is(first.ownedBy, 'issuer-token');
@@ -180,10 +261,14 @@ test('dropping the last session on a Vault closes its connections; while another
     'POST /v1/sys/leases/renew': () => renewed,
   });
   const { pool: p } = pool();
-  const session = (key: string) => p.open({
-    key, version: '1', endpoint: { address: vault.address }, issuerStore: noIssuerStore,
-    auth: { method: 'token', description: 'token', token: async () => 'tok' },
-  });
+  const session = (key: string) =>
+    p.open({
+      key,
+      version: '1',
+      endpoint: { address: vault.address },
+      issuerStore: noIssuerStore,
+      auth: { method: 'token', description: 'token', token: async () => 'tok' },
+    });
   const a = session('demo/vault-a');
   const b = session('demo/vault-b');
   await a.client.renewLease('db/creds/r/1');
