@@ -293,6 +293,34 @@ test('an operator killed between issuing and recording leaves exactly one live l
   t.is((await login(env, username, password)).rows[0].one, 1);
 });
 
+test('revoke-now on a request whose operator died between issuing and recording revokes that unrecorded lease too', async (t) => {
+  const { env } = t.context;
+  const ns = 'crash-revoke';
+  await readyRole(t, ns);
+  await t.context.operator.stop();
+  process.env.LEASEHOLD_FAULT_INJECTION = 'crash-after-issue';
+  const doomed = await startOperator(
+    env,
+    ['--operator-service-account=leasehold-system/vault'],
+    'operator-crashing-revoke',
+  );
+  delete process.env.LEASEHOLD_FAULT_INJECTION;
+  await approvedRequest(t, ns);
+  await eventually(t, 'the operator to die right after issuing', async () => !doomed.running, 60_000);
+  const prefix = `se-${ns}/creds/k8s.-.${ns}.psql-role`;
+  const leases = async () =>
+    (
+      (await vaultRequest(env, 'LIST', `sys/leases/lookup/${prefix}`, undefined, { allowError: true })).body as
+        { data?: { keys?: string[] } } | undefined
+    )?.data?.keys ?? [];
+  t.is((await leases()).length, 1, 'the crashed attempt left one unrecorded lease');
+  kubectl(env, ['-n', ns, 'annotate', 'databaseaccessrequest', 'postgres-cred-rqst', 'leasehold.dev/revoke-now=now']);
+
+  await t.context.operator.replace(() => startOperator(env, ['--operator-service-account=leasehold-system/vault']));
+  await phase(t, 'databaseaccessrequests', ns, 'postgres-cred-rqst', 'Revoked');
+  t.deepEqual(await leases(), [], 'no lease is left live in Vault');
+});
+
 test('requests issued in parallel when the operator is killed: afterwards each holds one live lease, and no other lease is left', async (t) => {
   const { env } = t.context;
   const ns = 'crash-parallel';
