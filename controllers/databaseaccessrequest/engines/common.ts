@@ -52,3 +52,13 @@ export function uriEncode(s: string): string {
 export function uriHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
+
+/** The credential variables every engine has: the login as is, and percent-encoded for a URI. */
+export function uriCredential(cred: { username: string; password: string }): Record<string, string> {
+  return {
+    username: cred.username,
+    password: cred.password,
+    urlUser: uriEncode(cred.username),
+    urlPassword: uriEncode(cred.password),
+  };
+}

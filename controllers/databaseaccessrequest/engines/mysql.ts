@@ -6,7 +6,7 @@ import type { AppBinding } from '../../../api/index.ts';
 import { DEFAULT_PORTS, databaseEndpoint } from '../../shared/database-connection.ts';
 import type { DatabaseAddress, DatabaseEngine, TemplateVariables } from '../engine.ts';
 import type { AddressVariables } from '../template.ts';
-import { roleLookup, uriEncode, uriHost } from './common.ts';
+import { roleLookup, uriCredential, uriEncode, uriHost } from './common.ts';
 
 /** An option file's double-quoted value: `\` and `"` preceded by a backslash. */
 export function cnfEscape(s: string): string {
@@ -52,10 +52,7 @@ export const mysqlVariables: TemplateVariables = {
   },
   credential(cred: { username: string; password: string }): Record<string, string> {
     return {
-      username: cred.username,
-      password: cred.password,
-      urlUser: uriEncode(cred.username),
-      urlPassword: uriEncode(cred.password),
+      ...uriCredential(cred),
       cnfUser: cnfEscape(cred.username),
       cnfPassword: cnfEscape(cred.password),
     };

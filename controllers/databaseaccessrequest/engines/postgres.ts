@@ -5,7 +5,7 @@ import type { AppBinding } from '../../../api/index.ts';
 import { appBindingUrl } from '../../shared/appbinding.ts';
 import type { DatabaseAddress, DatabaseEngine, TemplateVariables } from '../engine.ts';
 import type { AddressVariables } from '../template.ts';
-import { roleLookup, uriEncode } from './common.ts';
+import { roleLookup, uriCredential, uriEncode } from './common.ts';
 
 /** libpq's .pgpass escaping: `\` and `:` are preceded by a backslash. */
 export function pgpassEscape(s: string): string {
@@ -79,10 +79,7 @@ export const postgresVariables: TemplateVariables = {
   },
   credential(cred: { username: string; password: string }): Record<string, string> {
     return {
-      username: cred.username,
-      password: cred.password,
-      urlUser: uriEncode(cred.username),
-      urlPassword: uriEncode(cred.password),
+      ...uriCredential(cred),
       pgpassUser: pgpassEscape(cred.username),
       pgpassPassword: pgpassEscape(cred.password),
     };

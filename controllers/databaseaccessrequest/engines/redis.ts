@@ -5,7 +5,7 @@ import type { AppBinding } from '../../../api/index.ts';
 import { DEFAULT_PORTS, databaseEndpoint } from '../../shared/database-connection.ts';
 import type { DatabaseAddress, DatabaseEngine, TemplateVariables } from '../engine.ts';
 import type { AddressVariables } from '../template.ts';
-import { roleLookup, uriEncode, uriHost } from './common.ts';
+import { roleLookup, uriCredential, uriHost } from './common.ts';
 
 export const REDIS_TEMPLATE_VARIABLES = {
   username: 'the ACL user name',
@@ -44,10 +44,7 @@ export const redisVariables: TemplateVariables = {
   },
   credential(cred: { username: string; password: string }): Record<string, string> {
     return {
-      username: cred.username,
-      password: cred.password,
-      urlUser: uriEncode(cred.username),
-      urlPassword: uriEncode(cred.password),
+      ...uriCredential(cred),
     };
   },
   defaults(address: AddressVariables): Record<string, string> {
