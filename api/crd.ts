@@ -22,7 +22,8 @@ export interface KindDefinition {
   readonly listKind: string;
   readonly plural: string;
   readonly singular: string;
-  readonly namespaced: true;
+  /** false: cluster-scoped. */
+  readonly namespaced: boolean;
   readonly shortNames: readonly string[];
   readonly categories: readonly string[];
   readonly description: string;
@@ -73,7 +74,7 @@ export function renderCrd(def: KindDefinition): Record<string, unknown> {
         ...(def.shortNames.length ? { shortNames: [...def.shortNames] } : {}),
         categories: [...def.categories],
       },
-      scope: 'Namespaced',
+      scope: def.namespaced ? 'Namespaced' : 'Cluster',
       versions: [
         {
           name: def.version,

@@ -1,6 +1,8 @@
 // The API in one import: every kind's definition, types and schema, the shared names in meta.ts, and the
 // words status and Events are written in (vocabulary.ts).
+import { ACCESS_NOTIFIER } from './accessnotifier.ts';
 import { APP_BINDING } from './appbinding.ts';
+import { CLUSTER_ACCESS_NOTIFIER } from './clusteraccessnotifier.ts';
 import type { KindDefinition } from './crd.ts';
 import { DATABASE_ACCESS_REQUEST } from './databaseaccessrequest.ts';
 import { MARIADB_ROLE, MYSQL_ROLE } from './mysqlrole.ts';
@@ -8,7 +10,9 @@ import { POSTGRES_ROLE } from './postgresrole.ts';
 import { REDIS_ROLE } from './redisrole.ts';
 import { SECRET_ENGINE } from './secretengine.ts';
 
+export * from './accessnotifier.ts';
 export * from './appbinding.ts';
+export * from './clusteraccessnotifier.ts';
 export * from './databaseaccessrequest.ts';
 export * from './duration.ts';
 export * from './meta.ts';
@@ -29,4 +33,6 @@ export const KINDS: readonly KindDefinition[] = [
   MARIADB_ROLE,
   REDIS_ROLE,
   DATABASE_ACCESS_REQUEST,
+  ACCESS_NOTIFIER,
+  CLUSTER_ACCESS_NOTIFIER,
 ];

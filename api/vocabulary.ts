@@ -65,6 +65,8 @@ export const SummaryCondition: Readonly<Record<string, ConditionType>> = {
   MariaDBRole: ConditionType.Ready,
   RedisRole: ConditionType.Ready,
   DatabaseAccessRequest: ConditionType.Available,
+  AccessNotifier: ConditionType.Ready,
+  ClusterAccessNotifier: ConditionType.Ready,
 };
 
 // ---- Condition reasons ------------------------------------------------------------------------------------------

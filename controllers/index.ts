@@ -12,7 +12,7 @@ import {
   type RedisRole,
   type SecretEngine,
 } from '../api/index.ts';
-import type { ObjectKey } from '../lib/runtime/index.ts';
+import { AuditSink, type ObjectKey } from '../lib/runtime/index.ts';
 import type { ControllerDeps, ControllerRegistration } from '../lib/runtime/registration.ts';
 import { setupAppBindingController } from './appbinding/setup.ts';
 import { setupDatabaseAccessRequestController } from './databaseaccessrequest/setup.ts';
@@ -53,6 +53,8 @@ export interface ControllerSettings {
   operatorServiceAccount: { namespace: string; name: string } | undefined;
   /** Vault token role the issuer tokens (which own every issued lease) are created from. */
   vaultIssuerTokenRole: string;
+  /** Where audit records go; a new AuditSink on stdout when absent. */
+  audit?: AuditSink;
 }
 
 const OURS = `${Labels.managedBy}=${MANAGED_BY}`;
@@ -90,6 +92,7 @@ export function buildControllers(deps: ControllerDeps, settings: ControllerSetti
     (namespace, name) => caches.secrets.get(namespace, name),
   );
   const recorders = new Map<string, ReturnType<ControllerDeps['eventRecorder']>>();
+  const audit = settings.audit ?? new AuditSink();
   const ctx: ControllerContext = {
     kube: deps.client,
     clusterName: settings.clusterName,
@@ -97,6 +100,7 @@ export function buildControllers(deps: ControllerDeps, settings: ControllerSetti
     caches,
     connections,
     log: deps.logger,
+    audit,
     events: (component) => {
       let r = recorders.get(component);
       if (!r) recorders.set(component, (r = deps.eventRecorder(component)));

@@ -29,6 +29,7 @@ import {
   removeFinalizer,
   requeueAfter,
   type EventRecorder,
+  type AuditRecord,
   type ReconcileContext,
   type ResourceType,
   type Result,
@@ -88,6 +89,9 @@ const AUDITED = new Set<string>([
   Reason.SelfApprovalForbidden,
   Reason.RevocationFailed,
 ]);
+
+/** Reasons recorded in the audit stream without changing their Event: a request starts waiting for a decision. */
+const RECORDED = new Set<string>([Reason.WaitingForApproval]);
 
 /** A step failed: what to record, and how to retry. */
 class StepFailure extends Error {
@@ -548,12 +552,18 @@ export class Pass {
     }
     const dar = { ...this.current, status: this.status };
     const at = this.ctx.now();
+    // One record per action and pass: an action both planned and told by its condition's transition is one fact.
+    const recorded = new Set<string>();
+    const record = (action: string, message: string) => {
+      if (recorded.has(action)) return;
+      recorded.add(action);
+      this.fx.c.audit.record(auditRecord(dar, action, message, at) as AuditRecord);
+    };
     for (const e of [...this.events, ...transitions]) {
       this.fx.events.event(dar, e.type, e.reason, e.audit ? `${e.message}${auditSuffix(dar)}` : e.message);
-      if (e.audit) this.ctx.log.info(`audit: ${e.reason}`, auditRecord(dar, e.reason, e.message, at));
+      if (e.audit || RECORDED.has(e.reason)) record(e.reason, e.message);
     }
-    for (const a of this.plan?.audits ?? [])
-      this.ctx.log.info(`audit: ${a.action}`, auditRecord(dar, a.action, a.message, at));
+    for (const a of this.plan?.audits ?? []) record(a.action, a.message);
     this.events.length = 0;
   }
 

@@ -10,7 +10,7 @@ import type {
   SecretEngine,
 } from '../../api/index.ts';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { EventRecorder, KubeClient, Logger, WatchCache } from '../../lib/runtime/index.ts';
+import type { AuditRecorder, EventRecorder, KubeClient, Logger, WatchCache } from '../../lib/runtime/index.ts';
 import type { CachedSecret } from './secret-integrity.ts';
 import type { VaultConnections } from './vault-connections.ts';
 
@@ -43,4 +43,6 @@ export interface ControllerContext {
   /** The Events recorder of `component` (e.g. leasehold-secretengine): reasons from api/vocabulary.ts only. */
   events(component: string): EventRecorder<EventReason>;
   log: Logger;
+  /** The audit stream (lib/runtime/audit.ts): one record per decision, issuance, rotation, revocation, expiry. */
+  audit: AuditRecorder;
 }

@@ -2,6 +2,7 @@
 export * from './types.ts';
 export * from './clock.ts';
 export * from './logging.ts';
+export * from './audit.ts';
 export * from './metrics.ts';
 export * from './workqueue.ts';
 export * from './keyed-rwlock.ts';

@@ -22,6 +22,7 @@ import {
 } from '../../api/index.ts';
 import { FakeClock } from '../../lib/runtime/clock.ts';
 import { KubeEventRecorder, type EventRecorder, type EventType } from '../../lib/runtime/events.ts';
+import { MemoryAuditSink } from '../../lib/runtime/audit.ts';
 import { nullLogger, redact, type Logger } from '../../lib/runtime/logging.ts';
 import {
   RetryableError,
@@ -367,6 +368,8 @@ export interface FakeWorld {
   readonly events: FakeEvents;
   /** Every log entry, across restarts (redacted as the operator's sink redacts). */
   readonly logs: LogEntry[];
+  /** Every audit record (`ctx.audit.record`), across restarts, as the stdout sink writes them. */
+  readonly audit: MemoryAuditSink;
   caches: Caches;
   connections: FakeVaultConnections;
   /** What every reconciler is built with. */
@@ -404,6 +407,7 @@ class World implements FakeWorld {
   readonly vault: FakeVault;
   readonly events: FakeEvents;
   readonly logs: LogEntry[] = [];
+  readonly audit = new MemoryAuditSink();
   caches!: Caches;
   connections!: FakeVaultConnections;
   context!: ControllerContext;
@@ -500,6 +504,7 @@ class World implements FakeWorld {
       connections: this.connections as unknown as ControllerContext['connections'],
       events: (component) => this.events.recorder(component),
       log: memoryLogger(this.logs),
+      audit: this.audit,
     };
   }
 }

@@ -88,7 +88,13 @@ const RBAC = (plural: string, kind: string): ResourceType => ({
 /** What FakeKube serves unless told more: Leasehold's kinds, and the built-in ones the operator touches. */
 export const DEFAULT_RESOURCES: ReadonlyArray<{ resource: ResourceType; status: boolean }> = [
   ...KINDS.map((k) => ({
-    resource: { group: k.group, version: k.version, plural: k.plural, kind: k.kind, namespaced: true } as ResourceType,
+    resource: {
+      group: k.group,
+      version: k.version,
+      plural: k.plural,
+      kind: k.kind,
+      namespaced: k.namespaced,
+    } as ResourceType,
     status: true,
   })),
   { resource: CORE('secrets', 'Secret'), status: false },

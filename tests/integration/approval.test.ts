@@ -349,8 +349,10 @@ test.serial('an approver with approve on the role approves; the decision names t
     const lines = t.context.operator
       .logs()
       .split('\n')
-      .filter((l) => l.includes('"audit":true') && l.includes('postgres-cred-rqst'));
-    const actions = lines.map((l) => JSON.parse(l) as { action: string; requester: string; decidedBy?: string });
+      .filter((l) => l.startsWith('{"audit":') && l.includes('postgres-cred-rqst'));
+    const actions = lines.map(
+      (l) => (JSON.parse(l) as { audit: { action: string; requester: string; decidedBy?: string } }).audit,
+    );
     const issue = actions.find((a) => a.action === 'SuccessfullyIssuedCredential');
     return (
       actions.some((a) => a.action === 'RequestApproved' && a.decidedBy === 'bob' && a.requester === 'alice') &&

@@ -94,7 +94,9 @@ test('the names KubeVault users type still work', (t) => {
     .map((crd) => (crd.metadata as { name: string }).name)
     .sort();
   t.deepEqual(names, [
+    'accessnotifiers.leasehold.dev',
     'appbindings.appcatalog.appscode.com',
+    'clusteraccessnotifiers.leasehold.dev',
     'databaseaccessrequests.engine.kubevault.com',
     'mariadbroles.engine.kubevault.com',
     'mysqlroles.engine.kubevault.com',
@@ -130,6 +132,8 @@ test('kind definitions address their resources for the kube client as they are',
       'mariadbroles.engine.kubevault.com/v1alpha1',
       'redisroles.engine.kubevault.com/v1alpha1',
       'databaseaccessrequests.engine.kubevault.com/v1alpha1',
+      'accessnotifiers.leasehold.dev/v1alpha1',
+      'clusteraccessnotifiers.leasehold.dev/v1alpha1',
     ],
   );
 });

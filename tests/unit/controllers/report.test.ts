@@ -257,6 +257,8 @@ test('every kind Leasehold serves has a summary condition its Events are written
     MariaDBRole: 'Ready',
     RedisRole: 'Ready',
     DatabaseAccessRequest: 'Available',
+    AccessNotifier: 'Ready',
+    ClusterAccessNotifier: 'Ready',
   });
 });
 
