@@ -157,6 +157,11 @@ export const Reason = {
   InUse: 'InUse',
   /** A request's role, SecretEngine or Vault AppBinding is being deleted: no new credential is issued through it. */
   ReferenceTerminating: 'ReferenceTerminating',
+  // Notifiers (AccessNotifier, ClusterAccessNotifier).
+  /** Its Secrets resolve and its last delivery (if any) succeeded. */
+  Delivering: 'Delivering',
+  /** Its last delivery failed: retried with backoff, in order; status.backlog says how many wait. */
+  DeliveryFailing: 'DeliveryFailing',
   /** A write lost to a newer version of the object: retried at once on fresh data, never written to status. */
   Conflict: 'Conflict',
   /** A bug, or an answer nobody expected: the operator's log has the details. */

@@ -4,7 +4,9 @@
 import {
   Labels,
   MANAGED_BY,
+  type AccessNotifier,
   type AppBinding,
+  type ClusterAccessNotifier,
   type DatabaseAccessRequest,
   type MariaDBRole,
   type MySQLRole,
@@ -12,8 +14,10 @@ import {
   type RedisRole,
   type SecretEngine,
 } from '../api/index.ts';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import { AuditSink, type ObjectKey } from '../lib/runtime/index.ts';
 import type { ControllerDeps, ControllerRegistration } from '../lib/runtime/registration.ts';
+import { setupAccessNotifierControllers } from './accessnotifier/setup.ts';
 import { setupAppBindingController } from './appbinding/setup.ts';
 import { setupDatabaseAccessRequestController } from './databaseaccessrequest/setup.ts';
 import { setupMariaDBRoleController } from './mariadbrole/setup.ts';
@@ -24,7 +28,9 @@ import { setupSecretEngineController } from './secretengine/setup.ts';
 import type { Caches, ControllerContext, Grant } from './shared/context.ts';
 import { Dependencies, addDependencyIndexes } from './shared/dependents.ts';
 import {
+  ACCESS_NOTIFIERS,
   APP_BINDINGS,
+  CLUSTER_ACCESS_NOTIFIERS,
   DATABASE_ACCESS_REQUESTS,
   MARIADB_ROLES,
   MYSQL_ROLES,
@@ -32,6 +38,7 @@ import {
   REDIS_ROLES,
   ROLE_BINDINGS,
   ROLES,
+  NAMESPACES,
   SECRET_ENGINES,
   SECRETS,
 } from './shared/resources.ts';
@@ -73,6 +80,9 @@ export function buildControllers(deps: ControllerDeps, settings: ControllerSetti
     // Only the Roles and RoleBindings Leasehold made (a label selector), to compare without reading them.
     grantRoles: deps.cache<Grant>(ROLES, { labelSelector: OURS }),
     grantBindings: deps.cache<Grant>(ROLE_BINDINGS, { labelSelector: OURS }),
+    accessNotifiers: deps.cache<AccessNotifier>(ACCESS_NOTIFIERS),
+    clusterAccessNotifiers: deps.cache<ClusterAccessNotifier>(CLUSTER_ACCESS_NOTIFIERS),
+    namespaces: deps.cache<KubernetesObject>(NAMESPACES),
   };
   // Who depends on what: the reverse references several kinds query, kept as cache indexes.
   addDependencyIndexes(caches, settings.clusterName);
@@ -117,6 +127,7 @@ export function buildControllers(deps: ControllerDeps, settings: ControllerSetti
   };
   const appBindings = setupAppBindingController(setup);
   wakeAppBinding = (k) => appBindings.enqueue(k);
+  const notifiers = setupAccessNotifierControllers(setup, { audit, operatorNamespace: settings.operatorNamespace });
   return [
     { name: 'appbinding', controller: appBindings },
     { name: 'secretengine', controller: setupSecretEngineController(setup) },
@@ -125,5 +136,7 @@ export function buildControllers(deps: ControllerDeps, settings: ControllerSetti
     { name: 'mariadbrole', controller: setupMariaDBRoleController(setup) },
     { name: 'redisrole', controller: setupRedisRoleController(setup) },
     { name: 'databaseaccessrequest', controller: setupDatabaseAccessRequestController(setup) },
+    { name: 'accessnotifier', controller: notifiers.namespaced },
+    { name: 'clusteraccessnotifier', controller: notifiers.cluster },
   ];
 }

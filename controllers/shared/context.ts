@@ -1,6 +1,8 @@
 // What every reconciler gets: clients, caches, the Vault connections and the cluster name.
 import type {
+  AccessNotifier,
   AppBinding,
+  ClusterAccessNotifier,
   DatabaseAccessRequest,
   EventReason,
   MariaDBRole,
@@ -28,6 +30,10 @@ export interface Caches {
   grantRoles: WatchCache<Grant>;
   /** Their RoleBindings (same label). */
   grantBindings: WatchCache<Grant>;
+  accessNotifiers: WatchCache<AccessNotifier>;
+  clusterAccessNotifiers: WatchCache<ClusterAccessNotifier>;
+  /** Namespaces, for a ClusterAccessNotifier's namespaceSelector (labels are all that is read). */
+  namespaces: WatchCache<KubernetesObject>;
 }
 
 /** A Role or RoleBinding as the controllers compare it. */

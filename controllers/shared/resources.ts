@@ -1,6 +1,8 @@
 // The kinds the controllers read and write, as the runtime addresses them.
 import {
+  ACCESS_NOTIFIER,
   APP_BINDING,
+  CLUSTER_ACCESS_NOTIFIER,
   DATABASE_ACCESS_REQUEST,
   MARIADB_ROLE,
   MYSQL_ROLE,
@@ -25,6 +27,15 @@ export const MYSQL_ROLES = kind(MYSQL_ROLE);
 export const MARIADB_ROLES = kind(MARIADB_ROLE);
 export const REDIS_ROLES = kind(REDIS_ROLE);
 export const DATABASE_ACCESS_REQUESTS = kind(DATABASE_ACCESS_REQUEST);
+export const ACCESS_NOTIFIERS = kind(ACCESS_NOTIFIER);
+export const CLUSTER_ACCESS_NOTIFIERS: ResourceType = { ...kind(CLUSTER_ACCESS_NOTIFIER), namespaced: false };
+export const NAMESPACES: ResourceType = {
+  group: '',
+  version: 'v1',
+  plural: 'namespaces',
+  kind: 'Namespace',
+  namespaced: false,
+};
 export const SECRETS: ResourceType = { group: '', version: 'v1', plural: 'secrets', kind: 'Secret' };
 export const ROLES: ResourceType = { group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'roles', kind: 'Role' };
 export const ROLE_BINDINGS: ResourceType = {

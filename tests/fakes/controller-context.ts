@@ -12,6 +12,8 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import {
   DEFAULT_MOUNT_PATH,
+  type AccessNotifier,
+  type ClusterAccessNotifier,
   type AppBinding,
   type DatabaseAccessRequest,
   type MariaDBRole,
@@ -39,7 +41,9 @@ import { addDependencyIndexes, refKey } from '../../controllers/shared/dependent
 import { engineMountPath } from '../../controllers/shared/names.ts';
 import { roleCaches } from '../../controllers/shared/role-kinds.ts';
 import {
+  ACCESS_NOTIFIERS,
   APP_BINDINGS,
+  CLUSTER_ACCESS_NOTIFIERS,
   DATABASE_ACCESS_REQUESTS,
   MARIADB_ROLES,
   MYSQL_ROLES,
@@ -47,6 +51,7 @@ import {
   REDIS_ROLES,
   ROLE_BINDINGS,
   ROLES,
+  NAMESPACES,
   SECRET_ENGINES,
   SECRETS,
 } from '../../controllers/shared/resources.ts';
@@ -283,6 +288,9 @@ export function fakeCaches(kube: FakeKube, clusterName: string): Caches {
     secrets: new FakeWatchCache<CachedSecret>(kube, SECRETS, { transform: secretCacheTransform }),
     grantRoles: new FakeWatchCache<Grant>(kube, ROLES, { labelSelector: ours }),
     grantBindings: new FakeWatchCache<Grant>(kube, ROLE_BINDINGS, { labelSelector: ours }),
+    accessNotifiers: new FakeWatchCache<AccessNotifier>(kube, ACCESS_NOTIFIERS),
+    clusterAccessNotifiers: new FakeWatchCache<ClusterAccessNotifier>(kube, CLUSTER_ACCESS_NOTIFIERS),
+    namespaces: new FakeWatchCache<KubernetesObject>(kube, NAMESPACES),
   };
   const ns = (o: KubernetesObject) => o.metadata?.namespace ?? '';
   addDependencyIndexes(caches, clusterName);
