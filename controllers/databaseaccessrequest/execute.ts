@@ -559,11 +559,12 @@ export class Pass {
       recorded.add(action);
       this.fx.c.audit.record(auditRecord(dar, action, message, at) as AuditRecord);
     };
+    // The plan's records first: a decision comes before what it led to (the credential's Event).
+    for (const a of this.plan?.audits ?? []) record(a.action, a.message);
     for (const e of [...this.events, ...transitions]) {
       this.fx.events.event(dar, e.type, e.reason, e.audit ? `${e.message}${auditSuffix(dar)}` : e.message);
       if (e.audit || RECORDED.has(e.reason)) record(e.reason, e.message);
     }
-    for (const a of this.plan?.audits ?? []) record(a.action, a.message);
     this.events.length = 0;
   }
 
