@@ -552,11 +552,12 @@ export class Pass {
     }
     const dar = { ...this.current, status: this.status };
     const at = this.ctx.now();
-    // One record per action and pass: an action both planned and told by its condition's transition is one fact.
+    // One record per fact: an action both planned and told by its condition's transition, in the same words, is one.
     const recorded = new Set<string>();
     const record = (action: string, message: string) => {
-      if (recorded.has(action)) return;
-      recorded.add(action);
+      const fact = `${action}\n${message}`;
+      if (recorded.has(fact)) return;
+      recorded.add(fact);
       this.fx.c.audit.record(auditRecord(dar, action, message, at) as AuditRecord);
     };
     // The plan's records first: a decision comes before what it led to (the credential's Event).
