@@ -36,7 +36,7 @@ import { NotificationSender } from '../../../controllers/accessnotifier/sender.t
 import { DatabaseAccessRequestReconciler } from '../../../controllers/databaseaccessrequest/reconciler.ts';
 import { PostgresRoleReconciler } from '../../../controllers/role/reconciler.ts';
 import { SecretEngineReconciler } from '../../../controllers/secretengine/reconciler.ts';
-import { ACCESS_NOTIFIERS, NAMESPACES } from '../../../controllers/shared/resources.ts';
+import { ACCESS_NOTIFIERS, CLUSTER_ACCESS_NOTIFIERS, NAMESPACES } from '../../../controllers/shared/resources.ts';
 import { AuditSink, FakeClock, nullLogger, type AuditRecord } from '../../../lib/runtime/index.ts';
 import { fakeWorld, type FakeWorld } from '../../fakes/controller-context.ts';
 import {
@@ -599,4 +599,44 @@ test('the backlog gauge and the delivery counter carry the notifier', async (t) 
   const text = await registry.metrics();
   t.regex(text, /leasehold_notifications_total\{notifier="demo\/team",result="success"\} 1/);
   t.regex(text, /leasehold_notification_backlog\{notifier="demo\/team"\} 0/);
+});
+
+test("a ClusterAccessNotifier reads its Secret from the operator's namespace and is told about the namespaces it selects", async (t) => {
+  const x = await world({ approved: false });
+  x.w.kube.put(CLUSTER_ACCESS_NOTIFIERS, {
+    apiVersion: 'leasehold.dev/v1alpha1',
+    kind: 'ClusterAccessNotifier',
+    metadata: { name: 'oncall', generation: 1 },
+    spec: { namespaceSelector: { matchLabels: { team: 'payments' } }, slack: { urlSecretRef: { name: 'slack' } } },
+  } as ClusterAccessNotifier);
+  x.w.kube.put(SECRETS, {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'slack', namespace: 'leasehold-system' },
+    data: {},
+  });
+  x.w.kube.put(NAMESPACES, {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name: NS, labels: { team: 'payments' } },
+  });
+  const { hub, sent } = hubOn(x.w);
+  await x.pass();
+  await hub.idle();
+  t.deepEqual(
+    sent.map((n) => `${n.notifier.kind} ${n.notifier.name} ${n.event}`),
+    ['ClusterAccessNotifier oncall Pending'],
+  );
+  await x.w.reconcile(new AccessNotifierReconciler(x.w.context, hub, true, 'leasehold-system'), {
+    namespace: '',
+    name: 'oncall',
+  });
+  const stored = x.w.kube.object<ClusterAccessNotifier>(CLUSTER_ACCESS_NOTIFIERS, '', 'oncall')!;
+  t.like(
+    stored.status?.conditions?.find((c) => c.type === ConditionType.Ready),
+    {
+      status: 'True',
+      reason: Reason.Delivering,
+    },
+  );
 });
