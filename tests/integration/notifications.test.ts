@@ -253,3 +253,27 @@ test.serial('no notification and no audit line holds the password', async (t) =>
   t.deepEqual(audit, ['WaitingForApproval', 'RequestApproved', 'SuccessfullyIssuedCredential']);
   t.false(t.context.operator.logs().includes(password));
 });
+
+test.serial('the API server refuses a notifier naming both a webhook and Slack, or neither', (t) => {
+  const attempt = (spec: Record<string, unknown>) => {
+    try {
+      kubectl(
+        t.context.env,
+        ['apply', '-f', '-'],
+        YAML.stringify({
+          apiVersion: 'leasehold.dev/v1alpha1',
+          kind: 'AccessNotifier',
+          metadata: { name: 'malformed', namespace: NS },
+          spec,
+        }),
+      );
+      return '';
+    } catch (err) {
+      return String((err as { stderr?: string }).stderr ?? err);
+    }
+  };
+  const webhook = { urlSecretRef: { name: 'hook' }, signingKeySecretRef: { name: 'hook' } };
+  t.regex(attempt({ webhook, slack: { urlSecretRef: { name: 'slack' } } }), /set exactly one of webhook and slack/);
+  t.regex(attempt({ events: ['Pending'] }), /set exactly one of webhook and slack/);
+  t.regex(attempt({ webhook, events: ['Sometimes'] }), /Unsupported value: "Sometimes"/);
+});
