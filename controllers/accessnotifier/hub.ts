@@ -103,7 +103,7 @@ export class NotificationHub {
     const at = Date.parse(record.at);
     for (const n of this.notifiers()) {
       if (!wants(n, event) || !selects(n, identity, this.namespaceLabels)) continue;
-      this.enqueue(n, event, Number.isFinite(at) ? new Date(at) : new Date(this.deps.clock.now()), dar, record);
+      this.enqueue(n, { event, at: Number.isFinite(at) ? new Date(at) : new Date(this.deps.clock.now()), dar, record });
     }
   };
 
@@ -112,51 +112,45 @@ export class NotificationHub {
    * the next one falls due (undefined: none scheduled), for the reconcile to come back then.
    */
   scan(n: AnyNotifier, nowMs: number): number | undefined {
-    const key = notifierKey(n);
     const remind = wants(n, 'Reminder');
     const soon = wants(n, 'ExpiringSoon');
     if (!remind && !soon) return undefined;
-    const interval = reminderIntervalMs(n);
-    const window = expiringSoonWindowMs(n);
-    let next: number | undefined;
-    const earliest = (t: number) => (next = next === undefined ? t : Math.min(next, t));
     const requests = n.clusterScoped
       ? this.deps.caches.requests.list()
       : this.deps.caches.requests.list(n.object.metadata.namespace ?? '');
+    let next: number | undefined;
     for (const dar of requests) {
       if (!selects(n, identityOf(dar), this.namespaceLabels)) continue;
-      const uid = dar.metadata.uid ?? `${dar.metadata.namespace}/${dar.metadata.name}`;
-      if (remind) {
-        const s = reminderSchedule(dar, interval, nowMs);
-        if (s) {
-          const id = `${key}|${uid}`;
-          const sent = this.reminded.get(id) ?? 0;
-          if (s.due > sent) {
-            this.reminded.set(id, s.due);
-            this.enqueue(n, 'Reminder', new Date(nowMs), dar, undefined, `(reminder ${s.due})`);
-          }
-          earliest(s.nextAtMs);
-        }
-      }
-      if (soon) {
-        const e = expiringSoon(dar, window, nowMs);
-        if (e) {
-          const id = `${key}|${uid}|${e.endsAtMs}`;
-          if (e.due && !this.expiring.has(id)) {
-            this.expiring.add(id);
-            this.enqueue(
-              n,
-              'ExpiringSoon',
-              new Date(nowMs),
-              dar,
-              undefined,
-              `at ${new Date(e.endsAtMs).toISOString()}`,
-            );
-          } else if (!e.due) earliest(e.atMs);
-        }
-      }
+      for (const at of [remind && this.remind(n, dar, nowMs), soon && this.warnExpiring(n, dar, nowMs)])
+        if (typeof at === 'number') next = next === undefined ? at : Math.min(next, at);
     }
     return next;
+  }
+
+  /** Queues the reminder due for a waiting request, once; returns when the next one is due. */
+  private remind(n: AnyNotifier, dar: DatabaseAccessRequest, nowMs: number): number | undefined {
+    const s = reminderSchedule(dar, reminderIntervalMs(n), nowMs);
+    if (!s) return undefined;
+    const id = `${notifierKey(n)}|${dar.metadata.uid ?? `${dar.metadata.namespace}/${dar.metadata.name}`}`;
+    if (s.due > (this.reminded.get(id) ?? 0)) {
+      this.reminded.set(id, s.due);
+      this.enqueue(n, { event: 'Reminder', at: new Date(nowMs), dar, detail: `(reminder ${s.due})` });
+    }
+    return s.nextAtMs;
+  }
+
+  /** Queues ExpiringSoon once its window opened; returns when it opens, while it hasn't. */
+  private warnExpiring(n: AnyNotifier, dar: DatabaseAccessRequest, nowMs: number): number | undefined {
+    const e = expiringSoon(dar, expiringSoonWindowMs(n), nowMs);
+    if (!e) return undefined;
+    if (!e.due) return e.atMs;
+    const id = `${notifierKey(n)}|${dar.metadata.uid ?? ''}|${e.endsAtMs}`;
+    if (!this.expiring.has(id)) {
+      this.expiring.add(id);
+      const detail = `at ${new Date(e.endsAtMs).toISOString()}`;
+      this.enqueue(n, { event: 'ExpiringSoon', at: new Date(nowMs), dar, detail });
+    }
+    return undefined;
   }
 
   /** The delivery stats of a notifier (zero when it has sent nothing in this process). */
@@ -200,22 +194,23 @@ export class NotificationHub {
 
   private enqueue(
     n: AnyNotifier,
-    event: NotificationEvent,
-    at: Date,
-    dar: DatabaseAccessRequest | undefined,
-    record: AuditRecord | undefined,
-    detail?: string,
+    what: {
+      event: NotificationEvent;
+      at: Date;
+      dar: DatabaseAccessRequest | undefined;
+      record?: AuditRecord;
+      detail?: string;
+    },
   ): void {
-    const entry = this.entry(n);
-    entry.queue.push(
+    this.entry(n).queue.push(
       buildNotification({
         id: this.deps.newId(),
-        event,
-        at,
+        event: what.event,
+        at: what.at,
         notifier: n,
-        request: summarize(dar, record),
-        ...(record ? { record } : {}),
-        ...(detail ? { detail } : {}),
+        request: summarize(what.dar, what.record),
+        ...(what.record ? { record: what.record } : {}),
+        ...(what.detail ? { detail: what.detail } : {}),
       }),
     );
   }

@@ -60,30 +60,31 @@ export function describeNotifier(n: AnyNotifier): string {
 
 // ---- selection -----------------------------------------------------------------------------------------------
 
+type Requirement = NonNullable<LabelSelector['matchExpressions']>[number];
+
+function requirementHolds(e: Requirement, labels: Record<string, string>): boolean {
+  const has = Object.prototype.hasOwnProperty.call(labels, e.key);
+  const listed = has && (e.values ?? []).includes(labels[e.key]!);
+  switch (e.operator) {
+    case 'In':
+      return listed;
+    case 'NotIn':
+      return !listed;
+    case 'Exists':
+      return has;
+    case 'DoesNotExist':
+      return !has;
+  }
+}
+
 /** Whether `labels` satisfy a label selector (matchLabels and matchExpressions, ANDed); absent selects all. */
 export function labelsMatch(selector: LabelSelector | undefined, labels: Record<string, string> | undefined): boolean {
   if (!selector) return true;
   const l = labels ?? {};
-  for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (l[k] !== v) return false;
-  for (const e of selector.matchExpressions ?? []) {
-    const has = Object.prototype.hasOwnProperty.call(l, e.key);
-    const values = e.values ?? [];
-    switch (e.operator) {
-      case 'In':
-        if (!has || !values.includes(l[e.key]!)) return false;
-        break;
-      case 'NotIn':
-        if (has && values.includes(l[e.key]!)) return false;
-        break;
-      case 'Exists':
-        if (!has) return false;
-        break;
-      case 'DoesNotExist':
-        if (has) return false;
-        break;
-    }
-  }
-  return true;
+  return (
+    Object.entries(selector.matchLabels ?? {}).every(([k, v]) => l[k] === v) &&
+    (selector.matchExpressions ?? []).every((e) => requirementHolds(e, l))
+  );
 }
 
 /** What selection looks at: the request's namespace, role and labels (from the request, or its audit record). */
@@ -282,6 +283,21 @@ function str(v: unknown): string | undefined {
   return typeof v === 'string' && v ? v : undefined;
 }
 
+/** The entries of `o` that have a value (neither undefined nor an empty string). */
+function defined(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== ''));
+}
+
+/** What only the request itself tells (its phase, lease end and labels). */
+function fromRequest(dar: DatabaseAccessRequest): Record<string, unknown> {
+  const labels = dar.metadata.labels;
+  return defined({
+    phase: dar.status?.phase,
+    expiresAt: dar.status?.lease?.expiresAt,
+    labels: labels && Object.keys(labels).length ? labels : undefined,
+  });
+}
+
 /** The summary of a request, from the request when cached, else from its audit record. */
 export function summarize(dar: DatabaseAccessRequest | undefined, record: AuditRecord | undefined): RequestSummary {
   const f: Record<string, unknown> = dar ? auditFields(dar) : { ...(record ?? {}) };
@@ -289,17 +305,12 @@ export function summarize(dar: DatabaseAccessRequest | undefined, record: AuditR
   return {
     namespace,
     name,
-    ...(str(f.uid) ? { uid: str(f.uid) } : {}),
     roleKind: dar?.spec.roleRef.kind ?? str(record?.roleKind) ?? 'PostgresRole',
     role: String(f.role ?? ''),
     subjects: Array.isArray(f.subjects) ? f.subjects.map(String) : [],
     requester: String(f.requester ?? 'unknown'),
-    ...(str(f.requestReason) ? { reason: str(f.requestReason) } : {}),
-    ...(str(f.ttl) ? { ttl: str(f.ttl) } : {}),
-    ...(dar?.status?.phase ? { phase: dar.status.phase } : {}),
-    ...(str(f.leaseId) ? { leaseId: str(f.leaseId) } : {}),
-    ...(dar?.status?.lease?.expiresAt ? { expiresAt: dar.status.lease.expiresAt } : {}),
-    ...(dar?.metadata.labels && Object.keys(dar.metadata.labels).length ? { labels: dar.metadata.labels } : {}),
+    ...defined({ uid: str(f.uid), reason: str(f.requestReason), ttl: str(f.ttl), leaseId: str(f.leaseId) }),
+    ...(dar ? fromRequest(dar) : {}),
   };
 }
 

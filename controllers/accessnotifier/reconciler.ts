@@ -17,7 +17,8 @@ import type { ControllerContext } from '../shared/context.ts';
 import { report } from '../shared/report.ts';
 import { ACCESS_NOTIFIERS, CLUSTER_ACCESS_NOTIFIERS } from '../shared/resources.ts';
 import type { NotificationHub } from './hub.ts';
-import { describeNotifier, notifierKey, notifierOf, type AnyNotifier } from './notifier.ts';
+import type { DeliveryStats } from './delivery.ts';
+import { describeNotifier, notifierOf, type AnyNotifier } from './notifier.ts';
 import { secretNamespace, secretRefs } from './sender.ts';
 
 /** The longest a notifier goes without a look (its status kept current while a backoff runs, say). */
@@ -48,30 +49,11 @@ export class AccessNotifierReconciler implements Reconciler {
     const next = this.hub.scan(n, nowMs);
 
     const ns = secretNamespace(n, this.operatorNamespace);
-    const missing = secretRefs(n).filter((s) => !this.c.caches.secrets.get(ns, s.ref.name));
+    const missing = secretRefs(n)
+      .filter((s) => !this.c.caches.secrets.get(ns, s.ref.name))
+      .map((m) => `Secret ${ns}/${m.ref.name} (${m.what})`);
     const st = this.hub.stats(n);
-    const ready: ConditionInput = missing.length
-      ? {
-          type: ConditionType.Ready,
-          status: 'False',
-          reason: Reason.SecretNotFound,
-          message: `${missing.map((m) => `Secret ${ns}/${m.ref.name} (${m.what})`).join(' and ')} does not exist; nothing can be delivered until it does${st.backlog ? ` (${st.backlog} notifications waiting)` : ''}`,
-        }
-      : st.consecutiveFailures > 0
-        ? {
-            type: ConditionType.Ready,
-            status: 'False',
-            reason: Reason.DeliveryFailing,
-            message: `the last delivery failed (${st.consecutiveFailures} attempts in a row): ${st.lastFailureMessage ?? ''}; ${st.backlog} notifications waiting, retried in order with backoff`,
-          }
-        : {
-            type: ConditionType.Ready,
-            status: 'True',
-            reason: Reason.Delivering,
-            message: st.lastSuccessAt
-              ? `delivering; the last delivery succeeded at ${rfc3339(st.lastSuccessAt)}`
-              : 'ready to deliver; nothing sent yet',
-          };
+    const ready = readiness(missing, st);
     const fields: Record<string, unknown> = {
       backlog: st.backlog,
       ...(st.lastSuccessAt ? { lastSuccessTime: rfc3339(st.lastSuccessAt) } : {}),
@@ -87,9 +69,35 @@ export class AccessNotifierReconciler implements Reconciler {
       ctx.now(),
       ctx.signal,
     );
-    if (missing.length || st.consecutiveFailures)
-      ctx.log.debug('notifier not delivering', { notifier: describeNotifier(n), key: notifierKey(n) });
+    if (ready.status === 'False') ctx.log.debug('notifier not delivering', { notifier: describeNotifier(n) });
     const wait = next === undefined ? MAX_WAIT_MS : Math.min(MAX_WAIT_MS, Math.max(0, next - nowMs));
     return st.backlog || next !== undefined ? requeueAfter(wait) : DONE;
   }
+}
+
+/** Ready: False while a Secret it names is missing or its last delivery failed; True otherwise. */
+export function readiness(missing: readonly string[], st: DeliveryStats): ConditionInput {
+  const waiting = st.backlog ? ` (${st.backlog} notifications waiting)` : '';
+  if (missing.length)
+    return {
+      type: ConditionType.Ready,
+      status: 'False',
+      reason: Reason.SecretNotFound,
+      message: `${missing.join(' and ')} does not exist; nothing can be delivered until it does${waiting}`,
+    };
+  if (st.consecutiveFailures > 0)
+    return {
+      type: ConditionType.Ready,
+      status: 'False',
+      reason: Reason.DeliveryFailing,
+      message: `the last delivery failed (${st.consecutiveFailures} attempts in a row): ${st.lastFailureMessage ?? ''}; ${st.backlog} notifications waiting, retried in order with backoff`,
+    };
+  return {
+    type: ConditionType.Ready,
+    status: 'True',
+    reason: Reason.Delivering,
+    message: st.lastSuccessAt
+      ? `delivering; the last delivery succeeded at ${rfc3339(st.lastSuccessAt)}`
+      : 'ready to deliver; nothing sent yet',
+  };
 }
