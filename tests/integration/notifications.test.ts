@@ -45,17 +45,15 @@ function secretYaml(name: string, namespace: string, data: Record<string, string
   return YAML.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace }, stringData: data });
 }
 
-function notifierStatus(t: ExecutionContext<Ctx>, name: string) {
+type NotifierStatus = {
+  backlog?: number;
+  conditions?: { type: string; status: string; reason: string }[];
+  lastSuccessTime?: string;
+};
+
+function notifierStatus(t: ExecutionContext<Ctx>, name: string): NotifierStatus | undefined {
   const out = kubectl(t.context.env, ['get', 'accessnotifier', name, '-n', NS, '-o', 'json']);
-  return (
-    JSON.parse(out) as {
-      status?: {
-        backlog?: number;
-        conditions?: { type: string; status: string; reason: string }[];
-        lastSuccessTime?: string;
-      };
-    }
-  ).status;
+  return (JSON.parse(out) as { status?: NotifierStatus }).status;
 }
 
 test.before(async (t) => {
@@ -155,6 +153,16 @@ test.serial(
     t.true(text.includes('`kubectl vault approve wants-access -n demo`'), text);
     t.regex(text, /Role: PostgresRole demo\/psql-role/);
     t.regex(text, /Subjects: ServiceAccount demo\/demo-sa/);
+    await eventually(
+      t,
+      'the ClusterAccessNotifier Ready, with its last success recorded',
+      async () => {
+        const out = kubectl(t.context.env, ['get', 'clusteraccessnotifier', 'approvers', '-o', 'json']);
+        const s = (JSON.parse(out) as { status?: NotifierStatus }).status;
+        return s?.lastSuccessTime && s.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+      },
+      60_000,
+    );
   },
 );
 
