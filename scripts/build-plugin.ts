@@ -39,6 +39,8 @@ export interface BuildOptions {
   outDir: string;
   /** Also build the single executable (when the machine can: Linux, amd64 or arm64). */
   sea: boolean;
+  /** Also pack the archives, SHA256SUMS and the krew manifest (default true; tests only need the builds). */
+  archives?: boolean;
   /** Where the archives are published: the manifest's uris become BASE_URL/ARCHIVE. */
   baseUrl?: string;
   log?: (line: string) => void;
@@ -197,6 +199,7 @@ export async function buildPlugin(opts: BuildOptions): Promise<BuildResult> {
     fs.chmodSync(bundlePath, 0o755);
     const archives: Archive[] = [];
     const addArchive = (dir: string, platform?: { os: string; arch: string }) => {
+      if (opts.archives === false) return;
       const file = archiveName(version, platform);
       const full = path.join(opts.outDir, file);
       tarGz(dir, PLUGIN_FILE, full);
@@ -216,6 +219,7 @@ export async function buildPlugin(opts: BuildOptions): Promise<BuildResult> {
       log(`single executable: not built (only on Linux amd64/arm64; this is ${process.platform}/${process.arch})`);
     }
 
+    if (opts.archives === false) return { version, bundle: bundlePath, sea: seaPath, archives };
     fs.writeFileSync(path.join(opts.outDir, 'SHA256SUMS'), archives.map((a) => `${a.sha256}  ${a.file}\n`).join(''));
     let manifest: string | undefined = path.join(opts.outDir, 'vault.yaml');
     try {

@@ -1,7 +1,8 @@
 // `kubectl vault` end to end: the real kubectl finds the plugin on PATH (bin/kubectl-vault, running the
-// TypeScript sources through the repository's tsx on node@24) and drives it against a real kube-apiserver with
-// the CRDs installed and real RBAC. Every check is on the cluster's state afterwards, not only on what the
-// plugin printed.
+// TypeScript sources through the repository's tsx on node@24; or, from plugin-bundle.test.ts and
+// plugin-sea.test.ts, the one-file builds in an empty directory: helpers/plugin-under-test.ts) and drives it
+// against a real kube-apiserver with the CRDs installed and real RBAC. Every check is on the cluster's state
+// afterwards, not only on what the plugin printed.
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -12,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Annotations, KINDS, type DatabaseAccessRequest } from '../../api/index.ts';
 import { crdName } from '../../api/crd.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
+import { preparePlugin, type PluginRun } from './helpers/plugin-under-test.ts';
 
 const test = anyTest as TestFn<StackContext>;
 useStack(test);
@@ -34,16 +36,16 @@ function kubectl(
   opts: { input?: string; env?: Record<string, string> } = {},
 ): Promise<Run> {
   const { kubernetes } = t.context.env;
-  const env = {
-    ...process.env,
-    PATH: [path.join(root, 'bin'), path.join(root, 'node_modules/.bin'), process.env.PATH].join(path.delimiter),
-    KUBECONFIG: kubernetes.kubeconfig,
-    ...opts.env,
-  };
+  const env = { ...plugin.env, KUBECONFIG: kubernetes.kubeconfig, ...opts.env };
   return new Promise((resolve) => {
-    const child = execFile(kubernetes.kubectl, args, { env, timeout: 120_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
+    const child = execFile(
+      kubernetes.kubectl,
+      args,
+      { env, cwd: plugin.cwd, timeout: 120_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+      },
+    );
     child.stdin?.end(opts.input ?? '');
   });
 }
@@ -107,8 +109,11 @@ async function patchStatus(
 }
 
 let adminName = '';
+/** The kubectl-vault under test and where kubectl runs it. */
+let plugin: PluginRun;
 
 test.before(async (t) => {
+  plugin = await preparePlugin(t.context.env.kubernetes.kubectl);
   await kubectlOk(t, ['apply', '-f', path.join(root, 'manifests/crds')]);
   for (const def of KINDS)
     await kubectlOk(t, ['wait', '--for=condition=Established', `crd/${crdName(def)}`, '--timeout=60s']);
@@ -130,6 +135,8 @@ test.before(async (t) => {
   await kubectlOk(t, ['create', 'rolebinding', 'alice-dar-reader', '-n', NS, '--role=dar-reader', '--user=alice']);
   await eventually(t, 'alice to read requests', async () => (await asAlice(t, ['get', 'dar', '-n', NS])).code === 0);
 });
+
+test.after.always(() => plugin?.cleanup());
 
 test('kubectl finds the plugin; version and --help on every command exit 0', async (t) => {
   const version = await kubectl(t, ['vault', 'version']);
