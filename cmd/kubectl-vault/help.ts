@@ -115,7 +115,7 @@ export const HELP: Record<CommandName, CommandHelp> = {
     description:
       'One row per request whose access overlapped the window: from --since (default 7d) until now. FROM is the\n' +
       'first issuance, UNTIL when access ended (revoked, expired, or the request deleted) or "active", ENDED how.\n' +
-      "APPROVED-BY names every approver, as the API server authenticated them ((auto:leasehold): the role's\n" +
+      'APPROVED-BY names every approver, as the API server authenticated them ("(auto)": the role\'s\n' +
       'autoApproval rules); BREAK-GLASS says whether the requester approved it in an emergency, and who reviewed it.\n\n' +
       'It reads what the cluster still holds: the requests and their status. A deleted request is gone, and so is\n' +
       'its row: keep the operator\'s audit records (JSON lines under "audit" on its stdout) or a notifier\'s webhook\n' +
