@@ -181,7 +181,11 @@ test('the report lists exactly who had access: approvers, from first issuance, u
       },
     ],
   );
-  t.true(report.items.every((r) => r.leaseIds.length > 0 && r.leaseIds.every((id) => id.startsWith('database/'))));
+  // The Vault lease ids (not credentials), as the requests record them.
+  t.deepEqual(Object.fromEntries(report.items.map((r) => [r.request, r.leaseIds[0]])), {
+    'report-alice': alice.status.lease.id,
+    'report-carol': carolIssued.status.lease.id,
+  });
 
   // The table and csv say the same; bob, an approver, may run it (list on requests is all it needs).
   const table = vault(t, 'bob', ['report', '-n', NS]);
