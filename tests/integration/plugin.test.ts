@@ -151,6 +151,7 @@ test('kubectl finds the plugin; version and --help on every command exit 0', asy
     ['rotate', '--help'],
     ['get', '--help'],
     ['credentials', '--help'],
+    ['report', '--help'],
     ['version', '--help'],
     ['help', 'approve'],
   ]) {
@@ -523,4 +524,51 @@ test('an unreachable API server is one readable line, exit 1', async (t) => {
     r.stderr,
     new RegExp(`^error: cannot reach the Kubernetes API server: https://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED.*\\n$`),
   );
+});
+
+test('report lists the requests that gave access, with who approved them, and reads no Secret', async (t) => {
+  const ns = 'plugin-report';
+  await kubectlOk(t, ['create', 'namespace', ns]);
+  for (const name of ['report-active', 'report-revoked', 'report-pending']) await createRequest(t, name, ns);
+  await kubectlOk(t, ['vault', 'approve', 'dar', 'report-active', 'report-revoked', '-n', ns]);
+  const issuedAt = new Date(Date.now() - 600_000).toISOString().replace(/\.\d+Z$/, 'Z');
+  const revokedAt = new Date(Date.now() - 60_000).toISOString().replace(/\.\d+Z$/, 'Z');
+  const expiresAt = new Date(Date.now() + 3600_000).toISOString().replace(/\.\d+Z$/, 'Z');
+  const lease = (id: string) => ({ id, issuedAt, expiresAt });
+  await patchStatus(t, ns, 'report-active', { phase: 'Approved', lease: lease('database/creds/ro/a') });
+  const revoked = await getRequest(t, ns, 'report-revoked');
+  await patchStatus(t, ns, 'report-revoked', {
+    phase: 'Revoked',
+    lease: lease('database/creds/ro/b'),
+    conditions: [
+      ...(revoked.status?.conditions ?? []),
+      { type: 'Revoked', status: 'True', reason: 'RevokedOnDemand', message: 'revoked', lastTransitionTime: revokedAt },
+    ],
+  });
+  // Alice may list requests here but not read Secrets: the report needs nothing more.
+  await kubectlOk(t, ['create', 'rolebinding', 'alice-dar-reader', '-n', ns, '--role=dar-reader', '--user=alice']);
+  await kubectlOk(t, [
+    'create',
+    'role',
+    'dar-reader',
+    '-n',
+    ns,
+    '--verb=get,list,watch',
+    '--resource=databaseaccessrequests.engine.kubevault.com',
+  ]);
+  const r = await eventually(t, 'alice to run the report', async () => {
+    const run = await asAlice(t, ['report', '-n', ns, '-o', 'json']);
+    return run.code === 0 ? run : undefined;
+  });
+  const items = (JSON.parse(r.stdout) as { items: Record<string, unknown>[] }).items;
+  t.deepEqual(
+    items.map((i) => [i.request, i.approvedBy, i.from, i.until, i.ended]),
+    [
+      ['report-active', [adminName], issuedAt, undefined, 'active'],
+      ['report-revoked', [adminName], issuedAt, revokedAt, 'Revoked'],
+    ],
+  );
+  const table = await kubectlOk(t, ['vault', 'report', '-n', ns]);
+  t.regex(table, /^REQUEST +ROLE +SUBJECTS +REQUESTER +APPROVED-BY +BREAK-GLASS +FROM +UNTIL +ENDED\n/);
+  t.regex(table, /\nreport-active +PostgresRole\/psql-role +ServiceAccount\/demo-sa .* active +-\n/);
 });
