@@ -132,31 +132,29 @@ export function seaPlatform(): { os: string; arch: string } | undefined {
  * bundle (with V8's code cache, for start-up), injected into a copy of the running Node.js with postject.
  * The copy is stripped of debug symbols first when `strip` is on PATH (about 18 MB less).
  */
-function buildSea(work: string, out: string, version: string, log: (line: string) => void): Promise<void> {
-  return (async () => {
-    const script = path.join(work, 'kubectl-vault.cjs');
-    await bundle(script, 'cjs', version);
-    const config = path.join(work, 'sea-config.json');
-    const blob = path.join(work, 'sea.blob');
-    fs.writeFileSync(
-      config,
-      JSON.stringify({ main: script, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }),
-    );
-    execFileSync(process.execPath, ['--experimental-sea-config', config], { stdio: 'pipe' });
-    fs.mkdirSync(path.dirname(out), { recursive: true });
-    fs.copyFileSync(process.execPath, out);
-    fs.chmodSync(out, 0o755);
-    try {
-      execFileSync('strip', [out], { stdio: 'pipe' });
-    } catch {
-      log('strip not found (binutils): the single executable keeps Node.js debug symbols');
-    }
-    execFileSync(
-      process.execPath,
-      [path.join(root, 'node_modules/postject/dist/cli.js'), out, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE],
-      { stdio: 'pipe' },
-    );
-  })();
+async function buildSea(work: string, out: string, version: string, log: (line: string) => void): Promise<void> {
+  const script = path.join(work, 'kubectl-vault.cjs');
+  await bundle(script, 'cjs', version);
+  const config = path.join(work, 'sea-config.json');
+  const blob = path.join(work, 'sea.blob');
+  fs.writeFileSync(
+    config,
+    JSON.stringify({ main: script, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }),
+  );
+  execFileSync(process.execPath, ['--experimental-sea-config', config], { stdio: 'pipe' });
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.copyFileSync(process.execPath, out);
+  fs.chmodSync(out, 0o755);
+  try {
+    execFileSync('strip', [out], { stdio: 'pipe' });
+  } catch {
+    log('strip not found (binutils): the single executable keeps Node.js debug symbols');
+  }
+  execFileSync(
+    process.execPath,
+    [path.join(root, 'node_modules/postject/dist/cli.js'), out, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE],
+    { stdio: 'pipe' },
+  );
 }
 
 /**
