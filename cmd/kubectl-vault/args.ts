@@ -4,8 +4,19 @@
 // repeats. Parsing is pure: it returns an Invocation or throws a UsageError (exit code 2).
 import { DATABASE_ACCESS_REQUEST, ENGINE_GROUP, ENGINE_VERSION, Reason } from '../../api/index.ts';
 import { UsageError } from './errors.ts';
+import { REPORT_FORMATS, parseSince, type ReportFormat } from './report.ts';
 
-export const COMMANDS = ['approve', 'deny', 'revoke', 'rotate', 'get', 'credentials', 'version', 'help'] as const;
+export const COMMANDS = [
+  'approve',
+  'deny',
+  'revoke',
+  'rotate',
+  'get',
+  'credentials',
+  'report',
+  'version',
+  'help',
+] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 /** The commands that change a request: a decision, or an annotation the operator acts on. */
@@ -67,6 +78,7 @@ const FLAG_SPECS: Record<string, FlagSpec> = {
     help: 'Only requests still waiting for a decision (neither approved nor denied, and not expired or revoked).',
   },
   output: { name: 'output', short: 'o', kind: 'string', value: 'FORMAT', help: '' },
+  since: { name: 'since', kind: 'string', value: 'WHEN', help: '' },
 };
 
 /** The flags each command accepts besides the global ones. */
@@ -77,6 +89,7 @@ export const COMMAND_FLAGS: Record<CommandName, readonly string[]> = {
   rotate: ['filename'],
   get: ['all-namespaces', 'pending'],
   credentials: ['output'],
+  report: ['since', 'all-namespaces', 'output'],
   version: [],
   help: [],
 };
@@ -107,7 +120,14 @@ export interface Invocation {
   reason?: string;
   message?: string;
   output: OutputFormat;
+  /** report: --since as given (a duration back from now, or an RFC 3339 time; checked by parseArgs). */
+  since: string;
+  /** report: -o. */
+  reportFormat: ReportFormat;
 }
+
+/** How far back `report` looks without --since. */
+export const DEFAULT_SINCE = '7d';
 
 /** Every spelling kubectl accepts for the one resource the plugin serves. */
 export const RESOURCE_NAMES: ReadonlySet<string> = new Set(
@@ -215,6 +235,8 @@ export function parseArgs(argv: readonly string[]): Invocation {
     names: [],
     filenames: [],
     output: 'env',
+    since: DEFAULT_SINCE,
+    reportFormat: 'table',
     kubeconfig: str(raw, 'kubeconfig'),
     context: str(raw, 'context'),
     namespace: str(raw, 'namespace'),
@@ -292,6 +314,24 @@ export function parseArgs(argv: readonly string[]): Invocation {
           command,
         );
       }
+      return inv;
+    }
+    case 'report': {
+      if (rest.length > 0) throw new UsageError(`report takes no arguments, got "${rest.join(' ')}"`, command);
+      inv.allNamespaces = bool(raw, 'all-namespaces');
+      if (inv.allNamespaces && inv.namespace !== undefined)
+        throw new UsageError('give either -n NAMESPACE or -A, not both', command);
+      inv.since = str(raw, 'since') ?? DEFAULT_SINCE;
+      // Checked against the epoch: only the shape matters here; the window is computed at run time.
+      if (!parseSince(inv.since, new Date(0)))
+        throw new UsageError(
+          `--since "${inv.since}" is neither a duration (7d, 36h, 1d12h, 90m, 2w) nor an RFC 3339 time (2026-11-01T00:00:00Z)`,
+          command,
+        );
+      const format = str(raw, 'output') ?? 'table';
+      if (!(REPORT_FORMATS as readonly string[]).includes(format))
+        throw new UsageError(`unknown output format "${format}": use one of ${REPORT_FORMATS.join(', ')}`, command);
+      inv.reportFormat = format as ReportFormat;
       return inv;
     }
     case 'credentials': {

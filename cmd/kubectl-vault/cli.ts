@@ -18,6 +18,7 @@ import { requestTable } from './format.ts';
 import { commandHelp, rootHelp } from './help.ts';
 import type { Environment, KubeconfigOptions } from '../../lib/runtime/kubeconfig.ts';
 import { versionText } from './version.ts';
+import { accessRows, parseSince, renderReport } from './report.ts';
 
 export interface Connection {
   api: PluginApi;
@@ -84,6 +85,8 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
         return await get(inv, io);
       case 'credentials':
         return await credentials(inv, io);
+      case 'report':
+        return await report(inv, io);
       case 'approve':
       case 'deny':
       case 'revoke':
@@ -210,5 +213,20 @@ async function credentials(inv: Invocation, io: Io): Promise<number> {
   }
   const secret = await api.getSecret(namespace, secretName);
   io.stdout(formatCredentials(decodeSecret(secret), inv.output, engineOfRoleKind(dar.spec.roleRef.kind)));
+  return ExitCode.ok;
+}
+
+/** `report`: every request in scope, judged against the window; reads no Secret. */
+async function report(inv: Invocation, io: Io): Promise<number> {
+  const { api, namespace } = await connect(inv, io);
+  const now = io.now();
+  const window = { since: parseSince(inv.since, now)!, now };
+  const scope = inv.allNamespaces ? {} : { namespace };
+  const rows = accessRows(await api.listRequests(scope.namespace), window);
+  if (rows.length === 0 && inv.reportFormat === 'table') {
+    io.stderr(`No access since ${window.since.toISOString()}${scope.namespace ? ` in ${namespace} namespace` : ''}.\n`);
+    return ExitCode.ok;
+  }
+  io.stdout(renderReport(rows, inv.reportFormat, window, scope));
   return ExitCode.ok;
 }

@@ -109,6 +109,32 @@ export const HELP: Record<CommandName, CommandHelp> = {
       'eval "$(kubectl vault credentials dar redis-cred-rqst -n demo)" && redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --user "$REDIS_USER"',
     ],
   },
+  report: {
+    usage: 'kubectl vault report [--since 7d] [-n NAMESPACE | -A] [-o table|json|csv]',
+    summary: 'Who had access to which database role, from when to when, approved by whom.',
+    description:
+      'One row per request whose access overlapped the window: from --since (default 7d) until now. FROM is the\n' +
+      'first issuance, UNTIL when access ended (revoked, expired, or the request deleted) or "active", ENDED how.\n' +
+      'APPROVED-BY names every approver, as the API server authenticated them ("(auto)": the role\'s\n' +
+      'autoApproval rules); BREAK-GLASS says whether the requester approved it in an emergency, and who reviewed it.\n\n' +
+      'It reads what the cluster still holds: the requests and their status. A deleted request is gone, and so is\n' +
+      'its row: keep the operator\'s audit records (JSON lines under "audit" on its stdout) or a notifier\'s webhook\n' +
+      'for a permanent record. It reads no Secret and prints no credential.\n\n' +
+      'Needs list on databaseaccessrequests.',
+    flags: {
+      since:
+        'Start of the window: a duration back from now (7d, 36h, 1d12h, 90m, 2w) or an RFC 3339 time ' +
+        '(2026-11-01T00:00:00Z). Default 7d.',
+      output:
+        'Output format: table (default), json (a versioned AccessReport document) or csv (RFC 4180, a header line).',
+      'all-namespaces': 'Report on requests in every namespace.',
+    },
+    examples: [
+      'kubectl vault report -n demo',
+      'kubectl vault report -A --since 30d -o csv > access.csv',
+      'kubectl vault report --since 2026-11-01T00:00:00Z -o json',
+    ],
+  },
   version: {
     usage: 'kubectl vault version',
     summary: "Print the plugin's version.",

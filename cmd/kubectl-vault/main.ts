@@ -1,4 +1,5 @@
-// Entry point of the `kubectl-vault` executable (bin/kubectl-vault runs this file, or its build in dist/).
+// Entry point of the `kubectl-vault` executable (bin/kubectl-vault runs this file, or its build in dist/; the
+// one-file build bundles it, see scripts/build-plugin.ts).
 // Only process glue lives here: the CLI itself is cli.ts.
 import fs from 'node:fs';
 
@@ -13,13 +14,17 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
-if (major < MIN_NODE[0] || (major === MIN_NODE[0] && minor < MIN_NODE[1])) {
-  process.stderr.write(
-    `error: kubectl vault needs Node.js ${MIN_NODE.join('.')} or newer; ${process.execPath} is ${process.version}\n`,
-  );
-  process.exitCode = 1;
-} else {
+/** Runs the CLI; a plain function rather than top-level await, so the one-file build can also be CommonJS (a
+ * Node single-executable application runs a CommonJS script). */
+async function main(): Promise<void> {
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+  if (major < MIN_NODE[0] || (major === MIN_NODE[0] && minor < MIN_NODE[1])) {
+    process.stderr.write(
+      `error: kubectl vault needs Node.js ${MIN_NODE.join('.')} or newer; ${process.execPath} is ${process.version}\n`,
+    );
+    process.exitCode = 1;
+    return;
+  }
   try {
     const { defaultConnect, run } = await import('./cli.ts');
     process.exitCode = await run(process.argv.slice(2), {
@@ -36,3 +41,5 @@ if (major < MIN_NODE[0] || (major === MIN_NODE[0] && minor < MIN_NODE[1])) {
     process.exitCode = 1;
   }
 }
+
+void main();

@@ -1,7 +1,8 @@
 // `kubectl vault` end to end: the real kubectl finds the plugin on PATH (bin/kubectl-vault, running the
-// TypeScript sources through the repository's tsx on node@24) and drives it against a real kube-apiserver with
-// the CRDs installed and real RBAC. Every check is on the cluster's state afterwards, not only on what the
-// plugin printed.
+// TypeScript sources through the repository's tsx on node@24; or, from plugin-bundle.test.ts and
+// plugin-sea.test.ts, the one-file builds in an empty directory: helpers/plugin-under-test.ts) and drives it
+// against a real kube-apiserver with the CRDs installed and real RBAC. Every check is on the cluster's state
+// afterwards, not only on what the plugin printed.
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -12,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Annotations, KINDS, type DatabaseAccessRequest } from '../../api/index.ts';
 import { crdName } from '../../api/crd.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
+import { preparePlugin, type PluginRun } from './helpers/plugin-under-test.ts';
 
 const test = anyTest as TestFn<StackContext>;
 useStack(test);
@@ -34,16 +36,16 @@ function kubectl(
   opts: { input?: string; env?: Record<string, string> } = {},
 ): Promise<Run> {
   const { kubernetes } = t.context.env;
-  const env = {
-    ...process.env,
-    PATH: [path.join(root, 'bin'), path.join(root, 'node_modules/.bin'), process.env.PATH].join(path.delimiter),
-    KUBECONFIG: kubernetes.kubeconfig,
-    ...opts.env,
-  };
+  const env = { ...plugin.env, KUBECONFIG: kubernetes.kubeconfig, ...opts.env };
   return new Promise((resolve) => {
-    const child = execFile(kubernetes.kubectl, args, { env, timeout: 120_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
+    const child = execFile(
+      kubernetes.kubectl,
+      args,
+      { env, cwd: plugin.cwd, timeout: 120_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+      },
+    );
     child.stdin?.end(opts.input ?? '');
   });
 }
@@ -107,8 +109,11 @@ async function patchStatus(
 }
 
 let adminName = '';
+/** The kubectl-vault under test and where kubectl runs it. */
+let plugin: PluginRun;
 
 test.before(async (t) => {
+  plugin = await preparePlugin(t.context.env.kubernetes.kubectl);
   await kubectlOk(t, ['apply', '-f', path.join(root, 'manifests/crds')]);
   for (const def of KINDS)
     await kubectlOk(t, ['wait', '--for=condition=Established', `crd/${crdName(def)}`, '--timeout=60s']);
@@ -131,6 +136,8 @@ test.before(async (t) => {
   await eventually(t, 'alice to read requests', async () => (await asAlice(t, ['get', 'dar', '-n', NS])).code === 0);
 });
 
+test.after.always(() => plugin?.cleanup());
+
 test('kubectl finds the plugin; version and --help on every command exit 0', async (t) => {
   const version = await kubectl(t, ['vault', 'version']);
   t.is(version.code, 0, version.stderr);
@@ -144,6 +151,7 @@ test('kubectl finds the plugin; version and --help on every command exit 0', asy
     ['rotate', '--help'],
     ['get', '--help'],
     ['credentials', '--help'],
+    ['report', '--help'],
     ['version', '--help'],
     ['help', 'approve'],
   ]) {
@@ -516,4 +524,51 @@ test('an unreachable API server is one readable line, exit 1', async (t) => {
     r.stderr,
     new RegExp(`^error: cannot reach the Kubernetes API server: https://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED.*\\n$`),
   );
+});
+
+test('report lists the requests that gave access, with who approved them, and reads no Secret', async (t) => {
+  const ns = 'plugin-report';
+  await kubectlOk(t, ['create', 'namespace', ns]);
+  for (const name of ['report-active', 'report-revoked', 'report-pending']) await createRequest(t, name, ns);
+  await kubectlOk(t, ['vault', 'approve', 'dar', 'report-active', 'report-revoked', '-n', ns]);
+  const issuedAt = new Date(Date.now() - 600_000).toISOString().replace(/\.\d+Z$/, 'Z');
+  const revokedAt = new Date(Date.now() - 60_000).toISOString().replace(/\.\d+Z$/, 'Z');
+  const expiresAt = new Date(Date.now() + 3600_000).toISOString().replace(/\.\d+Z$/, 'Z');
+  // No lease id on the live one: the file's lease audit would look for it in Vault (no operator issues here).
+  await patchStatus(t, ns, 'report-active', { phase: 'Approved', lease: { issuedAt, expiresAt } });
+  const revoked = await getRequest(t, ns, 'report-revoked');
+  await patchStatus(t, ns, 'report-revoked', {
+    phase: 'Revoked',
+    lease: { id: 'database/creds/ro/b', issuedAt, expiresAt },
+    conditions: [
+      ...(revoked.status?.conditions ?? []),
+      { type: 'Revoked', status: 'True', reason: 'RevokedOnDemand', message: 'revoked', lastTransitionTime: revokedAt },
+    ],
+  });
+  // Alice may list requests here but not read Secrets: the report needs nothing more.
+  await kubectlOk(t, ['create', 'rolebinding', 'alice-dar-reader', '-n', ns, '--role=dar-reader', '--user=alice']);
+  await kubectlOk(t, [
+    'create',
+    'role',
+    'dar-reader',
+    '-n',
+    ns,
+    '--verb=get,list,watch',
+    '--resource=databaseaccessrequests.engine.kubevault.com',
+  ]);
+  const r = await eventually(t, 'alice to run the report', async () => {
+    const run = await asAlice(t, ['report', '-n', ns, '-o', 'json']);
+    return run.code === 0 ? run : undefined;
+  });
+  const items = (JSON.parse(r.stdout) as { items: Record<string, unknown>[] }).items;
+  t.deepEqual(
+    items.map((i) => [i.request, i.approvedBy, i.from, i.until, i.ended]),
+    [
+      ['report-active', [adminName], issuedAt, undefined, 'active'],
+      ['report-revoked', [adminName], issuedAt, revokedAt, 'Revoked'],
+    ],
+  );
+  const table = await kubectlOk(t, ['vault', 'report', '-n', ns]);
+  t.regex(table, /^REQUEST +ROLE +SUBJECTS +REQUESTER +APPROVED-BY +BREAK-GLASS +FROM +UNTIL +ENDED\n/);
+  t.regex(table, /\nreport-active +PostgresRole\/psql-role +ServiceAccount\/demo-sa .* active +-\n/);
 });
