@@ -5,6 +5,8 @@
 import test from 'ava';
 import fs from 'node:fs';
 import YAML from 'yaml';
+import { LeaseMetrics } from '../../controllers/databaseaccessrequest/metrics.ts';
+import { Metrics } from '../../lib/runtime/metrics.ts';
 
 interface Rule {
   alert?: string;
@@ -122,4 +124,27 @@ test('the dashboard draws what operators watch: requests, pending age, issuance,
     'workqueue_depth',
   ])
     t.true(exprs.includes(metric), metric);
+});
+
+test("every metric name an alert or a panel mentions is registered by the operator's metrics", async (t) => {
+  const metrics = new Metrics({ defaultMetrics: false });
+  new LeaseMetrics(metrics.registry);
+  const registered = new Set<string>();
+  for (const m of await metrics.registry.getMetricsAsJSON()) {
+    registered.add(m.name);
+    if (m.type === 'histogram') for (const s of ['_bucket', '_sum', '_count']) registered.add(m.name + s);
+  }
+  const exprs = [
+    ...alerts.map((a) => a.expr),
+    ...panels.flatMap((p) => (p.targets ?? []).map((x) => x.expr ?? '')),
+  ].join('\n');
+  // Leasehold's and controller-runtime's metric families (the rest of an expression is functions and labels).
+  const mentioned = new Set(
+    exprs.match(/\b(?:leasehold|vault|controller_runtime|workqueue|leader_election)_[a-z_]+\b(?=\s*[{[)\s])/g),
+  );
+  t.true(mentioned.size > 10);
+  t.deepEqual(
+    [...mentioned].filter((m) => !registered.has(m)),
+    [],
+  );
 });
