@@ -132,7 +132,7 @@ test("every metric name an alert or a panel mentions is registered by the operat
   const registered = new Set<string>();
   for (const m of await metrics.registry.getMetricsAsJSON()) {
     registered.add(m.name);
-    if (m.type === 'histogram') for (const s of ['_bucket', '_sum', '_count']) registered.add(m.name + s);
+    if (String(m.type) === 'histogram') for (const s of ['_bucket', '_sum', '_count']) registered.add(m.name + s);
   }
   const exprs = [
     ...alerts.map((a) => a.expr),
