@@ -39,7 +39,9 @@ case "$what" in
   promtool)
     # promtool checks and unit-tests the alert rules; promql-selectors (ours) names the metrics an expression reads.
     cd "$here/promtool"
-    go build -p 2 -ldflags "-s -w" -o "$tmp/" github.com/prometheus/prometheus/cmd/promtool ./promql-selectors
+    v="$(go list -m -f '{{.Version}}' github.com/prometheus/prometheus)"
+    go build -p 2 -ldflags "-s -w -X github.com/prometheus/common/version.Version=$v" -o "$tmp/" \
+      github.com/prometheus/prometheus/cmd/promtool ./promql-selectors
     mv "$tmp/promtool" "$tmp/promql-selectors" "$out/"
     ;;
   *) echo "build-binaries: unknown component '$what' (k8s|kubectl|vault|promtool)" >&2; exit 2 ;;
