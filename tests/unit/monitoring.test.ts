@@ -148,3 +148,20 @@ test("every metric name an alert or a panel mentions is registered by the operat
     [],
   );
 });
+
+test("the PodMonitor scrapes the operator Deployment's pods on their metrics port", (t) => {
+  const monitor = YAML.parse(fs.readFileSync('manifests/monitoring/podmonitor.yaml', 'utf8'));
+  const deployment = YAML.parse(fs.readFileSync('manifests/operator/deployment.yaml', 'utf8'));
+  t.is(monitor.kind, 'PodMonitor');
+  const podLabels: Record<string, string> = deployment.spec.template.metadata.labels;
+  for (const [k, v] of Object.entries(monitor.spec.selector.matchLabels as Record<string, string>))
+    t.is(podLabels[k], v, k);
+  const ports = deployment.spec.template.spec.containers.flatMap(
+    (c: { ports?: Array<{ name: string }> }) => c.ports ?? [],
+  );
+  for (const e of monitor.spec.podMetricsEndpoints)
+    t.true(
+      ports.some((p: { name: string }) => p.name === e.port),
+      e.port,
+    );
+});
