@@ -236,30 +236,37 @@ export class Pass {
     const name = dar.metadata.name ?? '';
     if (released) return this.fx.metrics.forget(namespace, name);
     const ended = !!this.plan?.forget || !!dar.metadata.deletionTimestamp;
-    const o = this.o;
-    let pending: { sinceMs: number; deadlineMs: number } | undefined;
-    if (!ended && o.stage === 'waitForApproval' && this.status.phase === RequestPhase.WaitingForApproval) {
-      const deadlineMs = pendingDeadlineMs(dar, o.role);
-      const sinceMs = new Date(dar.metadata.creationTimestamp as unknown as string).getTime();
-      if (deadlineMs !== undefined) pending = { sinceMs, deadlineMs };
-    }
     const lease = this.status.lease;
-    const expiresAtMs = Date.parse(lease?.expiresAt ?? '');
-    const kept = o.stage === 'approved' && dar.spec.renew !== false && !o.refusal && Number.isFinite(expiresAtMs);
-    const renewalDueMs = kept
-      ? renewalDue(lease!, expiresAtMs, {
-          fraction: renewFraction(dar, o.role),
-          uid: dar.metadata.uid ?? '',
-          nowMs: this.ctx.now().getTime(),
-        }).dueMs
-      : undefined;
     this.fx.metrics.record({
       namespace,
       name,
       phase: this.status.phase,
-      pending,
-      lease: !ended && lease?.expiresAt ? { expiresAt: lease.expiresAt, renewalDueMs } : undefined,
+      pending: ended ? undefined : this.pendingTimes(),
+      lease: !ended && lease?.expiresAt ? { expiresAt: lease.expiresAt, renewalDueMs: this.renewalDueMs() } : undefined,
     });
+  }
+
+  /** A request waiting for a decision: since its creation, until its role's pendingTTL runs out (ms). */
+  private pendingTimes(): { sinceMs: number; deadlineMs: number } | undefined {
+    const dar = this.current;
+    if (this.o.stage !== 'waitForApproval' || this.status.phase !== RequestPhase.WaitingForApproval) return undefined;
+    const deadlineMs = pendingDeadlineMs(dar, this.o.role);
+    const sinceMs = new Date(dar.metadata.creationTimestamp as unknown as string).getTime();
+    return deadlineMs === undefined ? undefined : { sinceMs, deadlineMs };
+  }
+
+  /** When the recorded lease is due for renewal (ms), if the operator keeps it alive (not renew: false, not refused). */
+  private renewalDueMs(): number | undefined {
+    const dar = this.current;
+    const lease = this.status.lease;
+    const expiresAtMs = Date.parse(lease?.expiresAt ?? '');
+    if (!lease || this.o.stage !== 'approved' || dar.spec.renew === false || this.o.refusal) return undefined;
+    if (!Number.isFinite(expiresAtMs)) return undefined;
+    return renewalDue(lease, expiresAtMs, {
+      fraction: renewFraction(dar, this.o.role),
+      uid: dar.metadata.uid ?? '',
+      nowMs: this.ctx.now().getTime(),
+    }).dueMs;
   }
 
   // ---- steps ---------------------------------------------------------------------------------------------
