@@ -107,16 +107,27 @@ export function leaseStep(
       : { kind: 'expire' };
   }
   if (!o.renew) return { kind: 'wait', atMs: expiresAt };
-  const fromText = lease.lastRenewalTime ?? lease.issuedAt;
-  const from = fromText ? Date.parse(fromText) : NaN;
-  const termSeconds = Number.isFinite(from)
-    ? Math.max(1, (expiresAt - from) / 1000)
-    : Math.max(1, (expiresAt - o.nowMs) / 1000);
-  const due = renewAtMs(Number.isFinite(from) ? from : o.nowMs, termSeconds, o.fraction, o.uid);
+  const { dueMs: due, termSeconds } = renewalDue(lease, expiresAt, o);
   if (o.nowMs < due) return { kind: 'wait', atMs: due };
   if (lease.renewable === false)
     return { kind: 'rotate', reason: RotationReason.NotRenewable, message: 'Vault does not renew this lease' };
   return { kind: 'renew', askSeconds: Math.max(1, Math.round(termSeconds)) };
+}
+
+/**
+ * When a lease that runs out at `expiresAtMs` is due for renewal (ms; in the past when the renewal is overdue), and
+ * its current term (seconds): from status.lease's last renewal, else its issue time, else `nowMs`.
+ */
+export function renewalDue(
+  lease: LeaseTimes,
+  expiresAtMs: number,
+  o: { fraction: number; uid: string; nowMs: number },
+): { dueMs: number; termSeconds: number } {
+  const fromText = lease.lastRenewalTime ?? lease.issuedAt;
+  const parsed = fromText ? Date.parse(fromText) : NaN;
+  const from = Number.isFinite(parsed) ? parsed : o.nowMs;
+  const termSeconds = Math.max(1, (expiresAtMs - from) / 1000);
+  return { dueMs: renewAtMs(from, termSeconds, o.fraction, o.uid), termSeconds };
 }
 
 /**

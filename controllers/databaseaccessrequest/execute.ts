@@ -12,6 +12,7 @@ import {
   FINALIZER,
   KUBEVAULT_FINALIZER,
   Reason,
+  RequestPhase,
   isAbnormal,
   type AppBinding,
   type DatabaseAccessRequest,
@@ -39,7 +40,8 @@ import { DATABASE_ACCESS_REQUESTS } from '../shared/resources.ts';
 import { desiredStatus, explain, type StatusUpdate } from '../shared/report.ts';
 import type { VaultConnection } from '../shared/vault-connections.ts';
 import { ReferenceNotAllowed } from '../shared/references.ts';
-import { auditRecord, auditSuffix } from './approval.ts';
+import { auditRecord, auditSuffix, pendingDeadlineMs } from './approval.ts';
+import { renewFraction, renewalDue } from './decide.ts';
 import { clearSecret, rerenderSecret } from './credential-secret.ts';
 import { ensureGrants } from './grants.ts';
 import { issueCredential, sweep } from './issuance.ts';
@@ -156,12 +158,8 @@ export class Pass {
     const released = plan.steps.some((s) => s.kind === 'releaseFinalizer');
     if (!released) await (this.issued ? this.recordIssued(this.issued) : this.write());
     this.emitAll();
-    if (plan.forget || released) {
-      this.fx.memory.forget(uid);
-      this.fx.metrics.forget(dar.metadata.namespace ?? '', dar.metadata.name ?? '');
-    } else if (this.status.lease?.expiresAt) {
-      this.fx.metrics.setExpiry(dar.metadata.namespace ?? '', dar.metadata.name ?? '', this.status.lease.expiresAt);
-    }
+    if (plan.forget || released) this.fx.memory.forget(uid);
+    this.report(released);
     if (this.requeueAtMs === undefined) return DONE;
     return requeueAfter(Math.max(0, this.requeueAtMs - this.ctx.now().getTime()));
   }
@@ -223,11 +221,56 @@ export class Pass {
       }),
     );
     this.emitAll();
+    this.report();
     if (f.terminal) throw new TerminalError(f.reason, f.message);
     throw new RetryableError(f.reason, f.message, {
       cause,
       retryAfterMs: f.retryAfterMs ?? (explain(cause).retryable ? 10_000 : 60_000),
     });
+  }
+
+  /**
+   * Tells the request gauges (metrics.ts) what this pass left it as: its phase; waiting for a decision (since its
+   * creation, until its role's pendingTTL runs out); its live lease's expiry and, when the operator keeps it alive,
+   * when it is due for renewal. A request whose finalizer this pass released is gone from them.
+   */
+  private report(released = false): void {
+    const dar = this.current;
+    const namespace = dar.metadata.namespace ?? '';
+    const name = dar.metadata.name ?? '';
+    if (released) return this.fx.metrics.forget(namespace, name);
+    const ended = !!this.plan?.forget || !!dar.metadata.deletionTimestamp;
+    const lease = this.status.lease;
+    this.fx.metrics.record({
+      namespace,
+      name,
+      phase: this.status.phase,
+      pending: ended ? undefined : this.pendingTimes(),
+      lease: !ended && lease?.expiresAt ? { expiresAt: lease.expiresAt, renewalDueMs: this.renewalDueMs() } : undefined,
+    });
+  }
+
+  /** A request waiting for a decision: since its creation, until its role's pendingTTL runs out (ms). */
+  private pendingTimes(): { sinceMs: number; deadlineMs: number } | undefined {
+    const dar = this.current;
+    if (this.o.stage !== 'waitForApproval' || this.status.phase !== RequestPhase.WaitingForApproval) return undefined;
+    const deadlineMs = pendingDeadlineMs(dar, this.o.role);
+    const sinceMs = new Date(dar.metadata.creationTimestamp as unknown as string).getTime();
+    return deadlineMs === undefined ? undefined : { sinceMs, deadlineMs };
+  }
+
+  /** When the recorded lease is due for renewal (ms), if the operator keeps it alive (not renew: false, not refused). */
+  private renewalDueMs(): number | undefined {
+    const dar = this.current;
+    const lease = this.status.lease;
+    const expiresAtMs = Date.parse(lease?.expiresAt ?? '');
+    if (!lease || this.o.stage !== 'approved' || dar.spec.renew === false || this.o.refusal) return undefined;
+    if (!Number.isFinite(expiresAtMs)) return undefined;
+    return renewalDue(lease, expiresAtMs, {
+      fraction: renewFraction(dar, this.o.role),
+      uid: dar.metadata.uid ?? '',
+      nowMs: this.ctx.now().getTime(),
+    }).dueMs;
   }
 
   // ---- steps ---------------------------------------------------------------------------------------------

@@ -98,7 +98,7 @@ function findPostgresBinDir(): string {
 /** Builds one component with scripts/stack/build-binaries.sh, printing progress, under a lock so that two
  * test processes never build the same thing at once. */
 async function build(
-  component: 'k8s' | 'kubectl' | 'vault',
+  component: 'k8s' | 'kubectl' | 'vault' | 'promtool',
   outDir: string,
   expect: string[],
   log: Log,
@@ -181,4 +181,33 @@ export async function resolveBinaries(log: Log = (l) => process.stderr.write(`[s
     kubectl: need(['kubectl'], kubectlCache),
     postgresBinDir,
   };
+}
+
+/** promtool and promql-selectors (scripts/go/promtool), for checking the alert rules and the dashboard. */
+export interface PrometheusTools {
+  promtool: string;
+  /** Reads a JSON array of PromQL expressions, prints the metric names each selects (scripts/go/promtool/promql-selectors). */
+  promqlSelectors: string;
+}
+
+/**
+ * Finds promtool and promql-selectors like the stack's other binaries ($LEASEHOLD_BIN_DIR, PATH, then the cache
+ * ~/.cache/leasehold/bin/promtool-<prometheus module version>), building both from scripts/go/promtool when either
+ * is missing (cold: a few minutes on 2 cores).
+ */
+export async function resolvePrometheusTools(
+  log: Log = (l) => process.stderr.write(`[stack] ${l}\n`),
+): Promise<PrometheusTools> {
+  const gomod = fs.readFileSync(path.join(scriptsDir, 'go', 'promtool', 'go.mod'), 'utf8');
+  const version = gomod.match(/^\s*(?:require\s+)?github\.com\/prometheus\/prometheus v(\S+)/m)?.[1];
+  if (!version) throw new Error('scripts/go/promtool/go.mod does not pin github.com/prometheus/prometheus');
+  const dir = path.join(cacheRoot(), `promtool-${version}`);
+  const names = ['promtool', 'promql-selectors'];
+  if (!names.every((n) => find([n], dir))) await build('promtool', dir, names, log);
+  const need = (name: string) => {
+    const found = find([name], dir);
+    if (!found) throw new Error(`binary ${name} not found after building into ${dir}`);
+    return found;
+  };
+  return { promtool: need('promtool'), promqlSelectors: need('promql-selectors') };
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the local stack's binaries from the pinned helper modules in scripts/go/ into a cache directory.
-# Usage: build-binaries.sh <k8s|kubectl|vault> <output-dir>
+# Usage: build-binaries.sh <k8s|kubectl|vault|promtool> <output-dir>
 # Called by scripts/stack/binaries.ts when a binary is found neither in KUBEBUILDER_ASSETS/LEASEHOLD_BIN_DIR,
 # PATH nor the per-user cache. Builds one component at a time with -p 2 (2-core machines, ~3 GB peak).
 set -euo pipefail
@@ -36,5 +36,13 @@ case "$what" in
     go build -p 2 -ldflags "-s -w -X github.com/hashicorp/vault/version.Version=$v" -o "$tmp/vault" github.com/hashicorp/vault
     mv "$tmp/vault" "$out/"
     ;;
-  *) echo "build-binaries: unknown component '$what' (k8s|vault)" >&2; exit 2 ;;
+  promtool)
+    # promtool checks and unit-tests the alert rules; promql-selectors (ours) names the metrics an expression reads.
+    cd "$here/promtool"
+    v="$(go list -m -f '{{.Version}}' github.com/prometheus/prometheus)"
+    go build -p 2 -ldflags "-s -w -X github.com/prometheus/common/version.Version=$v" -o "$tmp/" \
+      github.com/prometheus/prometheus/cmd/promtool ./promql-selectors
+    mv "$tmp/promtool" "$tmp/promql-selectors" "$out/"
+    ;;
+  *) echo "build-binaries: unknown component '$what' (k8s|kubectl|vault|promtool)" >&2; exit 2 ;;
 esac
