@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the local stack's binaries from the pinned helper modules in scripts/go/ into a cache directory.
-# Usage: build-binaries.sh <k8s|kubectl|vault> <output-dir>
+# Usage: build-binaries.sh <k8s|kubectl|vault|helm> <output-dir>
 # Called by scripts/stack/binaries.ts when a binary is found neither in KUBEBUILDER_ASSETS/LEASEHOLD_BIN_DIR,
 # PATH nor the per-user cache. Builds one component at a time with -p 2 (2-core machines, ~3 GB peak).
 set -euo pipefail
@@ -36,5 +36,12 @@ case "$what" in
     go build -p 2 -ldflags "-s -w -X github.com/hashicorp/vault/version.Version=$v" -o "$tmp/vault" github.com/hashicorp/vault
     mv "$tmp/vault" "$out/"
     ;;
-  *) echo "build-binaries: unknown component '$what' (k8s|vault)" >&2; exit 2 ;;
+  helm)
+    # The chart tests' helm (lint, template, install); its version string comes from the pinned module.
+    cd "$here/helm"
+    v="$(go list -m -f '{{.Version}}' helm.sh/helm/v3)"
+    go build -p 2 -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$v" -o "$tmp/helm" helm.sh/helm/v3/cmd/helm
+    mv "$tmp/helm" "$out/"
+    ;;
+  *) echo "build-binaries: unknown component '$what' (k8s|kubectl|vault|helm)" >&2; exit 2 ;;
 esac

@@ -1,9 +1,10 @@
 // `npm run stack:prepare`: finds or builds the local stack's binaries (etcd, kube-apiserver,
-// kube-controller-manager, Vault, kubectl) so that later runs start in seconds. CI runs it as an install step.
-import { resolveBinaries } from './binaries.ts';
+// kube-controller-manager, Vault, kubectl) and the chart tests' helm so that later runs start in seconds. CI runs it as an install step.
+import { resolveBinaries, resolveHelm } from './binaries.ts';
 
 const started = Date.now();
-const bins = await resolveBinaries((line) => process.stdout.write(`[stack] ${line}\n`));
+const log = (line: string) => process.stdout.write(`[stack] ${line}\n`);
+const bins = { ...(await resolveBinaries(log)), helm: await resolveHelm(log) };
 process.stdout.write(
   `[stack] binaries ready in ${((Date.now() - started) / 1000).toFixed(0)}s:\n${Object.entries(bins)
     .map(([k, v]) => `  ${k}: ${v}`)
