@@ -87,17 +87,22 @@ function gateOf(dir: Source['dir'], kind: string, where: string): string {
   }
 }
 
+/** metadata.namespace: leasehold-system (or none, for monitoring objects) becomes the release namespace. */
+function rewriteNamespace(metadata: Obj, dir: Source['dir'], what: string): void {
+  if (metadata.namespace === undefined) {
+    if (dir === 'monitoring') metadata.namespace = P.namespace;
+    return;
+  }
+  if (metadata.namespace !== KUSTOMIZE_NAMESPACE)
+    throw new Error(`${what} is in namespace ${String(metadata.namespace)}`);
+  metadata.namespace = P.namespace;
+}
+
 /** Rewrites one document (a plain object) for the chart; returns it with placeholders in place. */
 function rewrite(doc: Obj, dir: Source['dir'], where: string): Obj {
   const metadata = (doc.metadata ??= {}) as Obj;
   const kind = String(doc.kind);
-  if (metadata.namespace !== undefined) {
-    if (metadata.namespace !== KUSTOMIZE_NAMESPACE)
-      throw new Error(`${where}: ${kind} ${String(metadata.name)} is in namespace ${String(metadata.namespace)}`);
-    metadata.namespace = P.namespace;
-  } else if (dir === 'monitoring') {
-    metadata.namespace = P.namespace;
-  }
+  rewriteNamespace(metadata, dir, `${where}: ${kind} ${String(metadata.name)}`);
   const labels = Object.fromEntries(
     Object.entries((metadata.labels ?? {}) as Obj).filter(([k]) => !HELPER_LABELS.includes(k)),
   );
