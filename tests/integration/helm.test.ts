@@ -3,7 +3,7 @@
 // with the operator started from that install's ServiceAccount token: no admin credentials, only the chart's RBAC,
 // under the chart's admission policies (which must exempt the renamed ServiceAccount). People act as themselves:
 // alice requests, bob approves. The stack has no container runtime, so the operator runs as a local process (as in
-// every integration test) and the chart's Deployment is installed scaled to 0 (replicaCount=0).
+// every integration test) and the chart's Deployment is installed scaled to 0 (replicaCount=0; without --wait: the stack runs no Deployment controller to report it rolled out).
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { AuthorizationV1Api } from '@kubernetes/client-node';
 import { spawnSync } from 'node:child_process';
@@ -129,18 +129,7 @@ test.before(async (t) => {
     .split('\n');
 
   t.context.install = await helm.run(
-    [
-      'install',
-      RELEASE,
-      CHART_PATH,
-      '--namespace',
-      NS,
-      '--create-namespace',
-      '--set',
-      'replicaCount=0',
-      '--wait',
-      '--timeout=2m',
-    ],
+    ['install', RELEASE, CHART_PATH, '--namespace', NS, '--create-namespace', '--set', 'replicaCount=0'],
     { kubeconfig: kc, timeoutMs: 180_000 },
   );
   if (t.context.install.code !== 0) throw new Error(`helm install failed: ${t.context.install.stderr}`);
