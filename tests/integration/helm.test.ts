@@ -375,3 +375,38 @@ test.serial(
     t.notRegex(operator.logs(), /is forbidden: User|denied request/);
   },
 );
+
+test.serial(
+  'helm upgrade changes a flag; helm uninstall removes the operator, its RBAC and the policies but keeps the CRDs and the requests',
+  async (t) => {
+    const { env, helm, operator } = t.context;
+    const kc = env.kubernetes.kubeconfig;
+    const upgraded = await helm.run(
+      ['upgrade', RELEASE, CHART_PATH, '--namespace', NS, '--reuse-values', '--set-string', 'config.logLevel=warn'],
+      { kubeconfig: kc },
+    );
+    t.is(upgraded.code, 0, upgraded.stderr);
+    t.regex(upgraded.stdout, /REVISION: 2/);
+    const args = JSON.parse(
+      kubectl(env, ['-n', NS, 'get', 'deployment', SA, '-o', 'jsonpath={.spec.template.spec.containers[0].args}']),
+    ) as string[];
+    t.true(args.includes('--log-level=warn'));
+
+    await operator.stop();
+    const uninstalled = await helm.run(['uninstall', RELEASE, '--namespace', NS], { kubeconfig: kc });
+    t.is(uninstalled.code, 0, uninstalled.stderr);
+    const gone = (what: string[]) => kubectl(env, [...what, '--ignore-not-found', '-o', 'name']).trim();
+    t.is(gone(['-n', NS, 'get', 'deployment', SA]), '');
+    t.is(gone(['-n', NS, 'get', 'serviceaccount', SA]), '');
+    t.is(gone(['get', 'clusterrole', 'leasehold-operator']), '');
+    t.is(gone(['get', 'validatingadmissionpolicy', 'leasehold-approval']), '');
+    t.is(
+      gone(['get', 'crd', 'databaseaccessrequests.engine.kubevault.com']),
+      'customresourcedefinition.apiextensions.k8s.io/databaseaccessrequests.engine.kubevault.com',
+    );
+    t.is(
+      gone(['-n', 'demo', 'get', 'databaseaccessrequest', 'denied-rqst']),
+      'databaseaccessrequest.engine.kubevault.com/denied-rqst',
+    );
+  },
+);
