@@ -78,12 +78,15 @@ test('the committed chart templates are exactly what `npm run gen` makes from ma
   t.deepEqual(extra, [], 'files in the chart that `npm run gen` no longer writes');
 });
 
-test('installed as leasehold in leasehold-system, the chart makes the same CRDs, RBAC and admission policies as kustomize', async (t) => {
+test('installed as leasehold in leasehold-system, the chart makes the same CRDs, RBAC, admission policies and alerts as manifests/', async (t) => {
   const rendered = await t.context.helm.template('leasehold', 'leasehold-system', [
     '--api-versions',
     'admissionregistration.k8s.io/v1alpha1/MutatingAdmissionPolicy',
+    '--set',
+    'prometheusRule.enabled=true',
   ]);
-  const kustomize = [...manifests('crds'), ...manifests('rbac'), ...manifests('admission')];
+  const monitoring = fs.existsSync(path.join(REPO_ROOT, 'manifests/monitoring')) ? manifests('monitoring') : [];
+  const kustomize = [...manifests('crds'), ...manifests('rbac'), ...manifests('admission'), ...monitoring];
   const chart = new Map(rendered.map((o) => [key(o), withoutChartMetadata(o)]));
   for (const o of kustomize) t.deepEqual(chart.get(key(o)), o, `${key(o)} differs between manifests/ and the chart`);
   t.true(kustomize.length > 20);
