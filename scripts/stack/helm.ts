@@ -46,6 +46,8 @@ export class Helm {
           maxBuffer: 64 << 20,
           env: {
             PATH: process.env.PATH ?? '',
+            // The Kubernetes client's discovery cache goes to $HOME/.kube/cache: keep it in helm's directory too.
+            HOME: this.home,
             HELM_CONFIG_HOME: path.join(this.home, 'config'),
             HELM_CACHE_HOME: path.join(this.home, 'cache'),
             HELM_DATA_HOME: path.join(this.home, 'data'),
