@@ -24,10 +24,17 @@ export interface Binaries {
 
 type Log = (line: string) => void;
 
+const PINNED_MODULES = {
+  k8s: 'k8s.io/kubernetes',
+  vault: 'github.com/hashicorp/vault',
+  helm: 'helm.sh/helm/v3',
+  promtool: 'github.com/prometheus/prometheus',
+} as const;
+
 /** Reads the version a helper module pins, e.g. `k8s.io/kubernetes v1.33.13` → `1.33.13`. */
-export function pinnedVersion(module: 'k8s' | 'vault'): string {
+export function pinnedVersion(module: keyof typeof PINNED_MODULES): string {
   const gomod = fs.readFileSync(path.join(scriptsDir, 'go', module, 'go.mod'), 'utf8');
-  const dep = module === 'k8s' ? 'k8s.io/kubernetes' : 'github.com/hashicorp/vault';
+  const dep = PINNED_MODULES[module];
   const m = gomod.match(new RegExp(`^\\s*(?:require\\s+)?${dep.replace(/\./g, '\\.')} v(\\S+)`, 'm'));
   if (!m?.[1]) throw new Error(`scripts/go/${module}/go.mod does not pin ${dep}`);
   return m[1];
@@ -98,7 +105,7 @@ function findPostgresBinDir(): string {
 /** Builds one component with scripts/stack/build-binaries.sh, printing progress, under a lock so that two
  * test processes never build the same thing at once. */
 async function build(
-  component: 'k8s' | 'kubectl' | 'vault' | 'promtool',
+  component: 'k8s' | 'kubectl' | 'vault' | 'helm' | 'promtool',
   outDir: string,
   expect: string[],
   log: Log,
@@ -183,6 +190,19 @@ export async function resolveBinaries(log: Log = (l) => process.stderr.write(`[s
   };
 }
 
+/**
+ * The helm CLI the chart tests drive (lint, template, install): found like the stack's other binaries
+ * ($KUBEBUILDER_ASSETS, $LEASEHOLD_BIN_DIR, PATH, ~/.cache/leasehold/bin/helm-<version>/), else built there from
+ * scripts/go/helm (about a minute with a warm Go build cache). Not part of `resolveBinaries`: the stack runs without it.
+ */
+export async function resolveHelm(log: Log = (l) => process.stderr.write(`[stack] ${l}\n`)): Promise<string> {
+  const cache = path.join(cacheRoot(), `helm-${pinnedVersion('helm')}`);
+  if (!find(['helm'], cache)) await build('helm', cache, ['helm'], log);
+  const found = find(['helm'], cache);
+  if (!found) throw new Error(`binary helm not found after building into ${cache}`);
+  return found;
+}
+
 /** promtool and promql-selectors (scripts/go/promtool), for checking the alert rules and the dashboard. */
 export interface PrometheusTools {
   promtool: string;
@@ -198,10 +218,7 @@ export interface PrometheusTools {
 export async function resolvePrometheusTools(
   log: Log = (l) => process.stderr.write(`[stack] ${l}\n`),
 ): Promise<PrometheusTools> {
-  const gomod = fs.readFileSync(path.join(scriptsDir, 'go', 'promtool', 'go.mod'), 'utf8');
-  const version = gomod.match(/^\s*(?:require\s+)?github\.com\/prometheus\/prometheus v(\S+)/m)?.[1];
-  if (!version) throw new Error('scripts/go/promtool/go.mod does not pin github.com/prometheus/prometheus');
-  const dir = path.join(cacheRoot(), `promtool-${version}`);
+  const dir = path.join(cacheRoot(), `promtool-${pinnedVersion('promtool')}`);
   const names = ['promtool', 'promql-selectors'];
   if (!names.every((n) => find([n], dir))) await build('promtool', dir, names, log);
   const need = (name: string) => {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the local stack's binaries from the pinned helper modules in scripts/go/ into a cache directory.
-# Usage: build-binaries.sh <k8s|kubectl|vault|promtool> <output-dir>
+# Usage: build-binaries.sh <k8s|kubectl|vault|helm|promtool> <output-dir>
 # Called by scripts/stack/binaries.ts when a binary is found neither in KUBEBUILDER_ASSETS/LEASEHOLD_BIN_DIR,
 # PATH nor the per-user cache. Builds one component at a time with -p 2 (2-core machines, ~3 GB peak).
 set -euo pipefail
@@ -44,5 +44,12 @@ case "$what" in
       github.com/prometheus/prometheus/cmd/promtool ./promql-selectors
     mv "$tmp/promtool" "$tmp/promql-selectors" "$out/"
     ;;
-  *) echo "build-binaries: unknown component '$what' (k8s|kubectl|vault|promtool)" >&2; exit 2 ;;
+  helm)
+    # The chart tests' helm (lint, template, install); its version string comes from the pinned module.
+    cd "$here/helm"
+    v="$(go list -m -f '{{.Version}}' helm.sh/helm/v3)"
+    go build -p 2 -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$v" -o "$tmp/helm" helm.sh/helm/v3/cmd/helm
+    mv "$tmp/helm" "$out/"
+    ;;
+  *) echo "build-binaries: unknown component '$what' (k8s|kubectl|vault|helm|promtool)" >&2; exit 2 ;;
 esac
