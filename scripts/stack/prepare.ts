@@ -1,9 +1,17 @@
 // `npm run stack:prepare`: finds or builds the local stack's binaries (etcd, kube-apiserver,
 // kube-controller-manager, Vault, kubectl) so that later runs start in seconds. CI runs it as an install step.
-import { resolveBinaries } from './binaries.ts';
+// `-- --with eso` also builds External Secrets Operator's controller (the benchmark's peer).
+import { resolveBinaries, resolveEso } from './binaries.ts';
 
 const started = Date.now();
-const bins = await resolveBinaries((line) => process.stdout.write(`[stack] ${line}\n`));
+const log = (line: string) => process.stdout.write(`[stack] ${line}\n`);
+const withArgs = process.argv
+  .slice(2)
+  .flatMap((a, i, all) =>
+    a.startsWith('--with=') ? a.slice(7).split(',') : all[i - 1] === '--with' ? a.split(',') : [],
+  );
+const bins: Record<string, unknown> = { ...(await resolveBinaries(log)) };
+if (withArgs.includes('eso')) bins.eso = await resolveEso(log);
 process.stdout.write(
   `[stack] binaries ready in ${((Date.now() - started) / 1000).toFixed(0)}s:\n${Object.entries(bins)
     .map(([k, v]) => `  ${k}: ${v}`)
