@@ -66,6 +66,8 @@ export class EsoPeer {
   concurrency = 4;
   readonly secrets: Tracker<EsoSecretState>;
   private starts = 0;
+  /** ExternalSecrets this run created (none are deleted before the peer's last step). */
+  created = 0;
   private readonly env: Env;
 
   constructor(private readonly bench: Bench) {
@@ -243,6 +245,7 @@ export class EsoPeer {
         ],
       },
     } as KubernetesObject);
+    this.created++;
   }
 
   /** Resolves when the Secret of `name` holds a credential. */
@@ -382,7 +385,7 @@ export class VaultAudit {
 
   private count(line: string): void {
     if (!line) return;
-    let e: { type?: string; auth?: { display_name?: string }; request?: { path?: string } };
+    let e: { type?: string; auth?: { display_name?: string }; request?: { path?: string; operation?: string } };
     try {
       e = JSON.parse(line) as typeof e;
     } catch {
@@ -390,7 +393,8 @@ export class VaultAudit {
     }
     if (e.type !== 'response') return;
     const who = e.auth?.display_name ?? '';
-    const issued = /\/creds\//.test(e.request?.path ?? '') ? 1 : 0;
+    // An issue is a read of `<mount>/creds/<role>` (not a lease lookup such as sys/leases/lookup/<mount>/creds/…).
+    const issued = e.request?.operation === 'read' && /^(?!sys\/)[^/]+\/creds\//.test(e.request.path ?? '') ? 1 : 0;
     if (who === ESO_AUDIT_NAME) {
       this.totals.eso++;
       this.totals.esoIssued += issued;

@@ -194,155 +194,162 @@ export async function peerEso(ctx: ScenarioContext): Promise<ScenarioResult> {
     }
 
     // ---- latency ----
-    await step('latency', async () => {
-      const n = sizes.latency;
-      const lMs: number[] = [];
-      const eMs: number[] = [];
-      let lOk = 0;
-      let eOk = 0;
-      await bench.settled();
-      for (let i = 0; i < n; i++) {
-        const name = `peer-lat-${i}`;
-        await bench.createWaiting([name], long.name, 1, 60_000);
-        const secret = bench.secretReady(name);
-        const t0 = performance.now();
-        await bench.approve(name);
-        lMs.push((await within(secret, 60_000, () => `Leasehold's Secret for ${name}`)) - t0);
-        if (await bench.credentialWorks(name)) lOk++;
-        const en = eso.nextName('lat');
-        const esecret = eso.secretReady(en);
-        const t1 = performance.now();
-        await eso.create(en, LONG_GEN, '24h');
-        eMs.push((await within(esecret, 60_000, () => `ESO's Secret ${en}\n${eso.tail(10)}`)) - t1);
-        if (await eso.credentialWorks(en)) eOk++;
-      }
-      const l = summarize(lMs);
-      const e = summarize(eMs);
-      samples.latency = { leaseholdApprovalToSecretMs: lMs.map(r2), esoCreationToSecretMs: eMs.map(r2) };
-      summary.latency = {
-        credentials: n,
-        leasehold: { ...roundSummary(l), credentialsWorking: lOk },
-        eso: { ...roundSummary(e), credentialsWorking: eOk },
-        ratio: { p50: r2(l.p50 / e.p50), p99: r2(l.p99 / e.p99) },
-      };
-      row(
-        `latency p50 (${n} one at a time)`,
-        l.p50,
-        e.p50,
-        ms,
-        'round trips: approval write + checkpoint + Vault + Secret',
-      );
-      row('latency p99', l.p99, e.p99, ms);
-      notes.push(`latency: ${lOk}/${n} Leasehold and ${eOk}/${n} ESO credentials log in`);
-    });
+    if (sizes.latency > 0)
+      await step('latency', async () => {
+        const n = sizes.latency;
+        const lMs: number[] = [];
+        const eMs: number[] = [];
+        let lOk = 0;
+        let eOk = 0;
+        await bench.settled();
+        for (let i = 0; i < n; i++) {
+          const name = `peer-lat-${i}`;
+          await bench.createWaiting([name], long.name, 1, 60_000);
+          const secret = bench.secretReady(name);
+          const t0 = performance.now();
+          await bench.approve(name);
+          lMs.push((await within(secret, 60_000, () => `Leasehold's Secret for ${name}`)) - t0);
+          if (await bench.credentialWorks(name)) lOk++;
+          const en = eso.nextName('lat');
+          const esecret = eso.secretReady(en);
+          const t1 = performance.now();
+          await eso.create(en, LONG_GEN, '24h');
+          eMs.push((await within(esecret, 60_000, () => `ESO's Secret ${en}\n${eso.tail(10)}`)) - t1);
+          if (await eso.credentialWorks(en)) eOk++;
+        }
+        const l = summarize(lMs);
+        const e = summarize(eMs);
+        samples.latency = { leaseholdApprovalToSecretMs: lMs.map(r2), esoCreationToSecretMs: eMs.map(r2) };
+        summary.latency = {
+          credentials: n,
+          leasehold: { ...roundSummary(l), credentialsWorking: lOk },
+          eso: { ...roundSummary(e), credentialsWorking: eOk },
+          ratio: { p50: r2(l.p50 / e.p50), p99: r2(l.p99 / e.p99) },
+        };
+        row(
+          `latency p50 (${n} one at a time)`,
+          l.p50,
+          e.p50,
+          ms,
+          'round trips: approval write + checkpoint + Vault + Secret',
+        );
+        row('latency p99', l.p99, e.p99, ms);
+        notes.push(`latency: ${lOk}/${n} Leasehold and ${eOk}/${n} ESO credentials log in`);
+      });
 
     // ---- burst ----
-    await step('burst', async () => {
-      const n = sizes.burst;
-      await bench.settled();
-      // Leasehold: requests created and waiting, then all approved at once.
-      const names = Array.from({ length: n }, (_, i) => `peer-burst-${i}`);
-      const lm = await mark('leasehold');
-      await bench.createWaiting(names, long.name, 16, 600_000);
-      const ready = Promise.all(
-        names.map(async (x) => Math.max(...(await Promise.all([bench.secretReady(x), bench.granted(x)])))),
-      );
-      const t0 = performance.now();
-      await bench.approveAll(names, 32);
-      const lTimes = await within(ready, 1_800_000, () => bench.stuck(names, (s) => !!s?.ready));
-      const lSeconds = (Math.max(...lTimes) - t0) / 1000;
-      await bench.settled();
-      const lCost = await costSince('leasehold', lm, n, 2 * n);
-      cpuWindows.burstLeasehold = lCost.cpu;
-      let lOk = 0;
-      for (const x of sample(names)) if (await bench.credentialWorks(x)) lOk++;
-      // ESO: ExternalSecrets created at once.
-      await eso.settled();
-      const enames = Array.from({ length: n }, () => eso.nextName('burst'));
-      const em = await mark('eso');
-      const t1 = performance.now();
-      const eTimes = await eso.createReady(enames, LONG_GEN, '24h', 32);
-      const eSeconds = (Math.max(...eTimes.values()) - t1) / 1000;
-      await eso.settled();
-      const eCost = await costSince('eso', em, n, n);
-      cpuWindows.burstEso = eCost.cpu;
-      let eOk = 0;
-      const checked = sample(enames);
-      for (const x of checked) if (await eso.credentialWorks(x)) eOk++;
-      const lRate = n / lSeconds;
-      const eRate = n / eSeconds;
-      summary.burst = {
-        credentials: n,
-        concurrency: c,
-        leasehold: { seconds: r2(lSeconds), credentialsPerSecond: r1(lRate), ...lCost, credentialsWorking: lOk },
-        eso: { seconds: r2(eSeconds), credentialsPerSecond: r1(eRate), ...eCost, credentialsWorking: eOk },
-        credentialsChecked: checked.length,
-        ratio: {
-          credentialsPerSecond: r2(lRate / eRate),
-          cpuMsPerCredential: r2(lCost.cpuMsPerCredential / eCost.cpuMsPerCredential),
-          requestsPerCredential: r2(lCost.requestsPerCredential / eCost.requestsPerCredential),
-          vaultCallsPerCredential: r2(lCost.vaultCallsPerCredential / eCost.vaultCallsPerCredential),
-        },
-      };
-      row(
-        `burst credentials/s (${n} at once, c=${c})`,
-        lRate,
-        eRate,
-        perSec,
-        'CPU: 2 shared cores, mostly the apiserver',
-      );
-      row(
-        '  apiserver requests/credential',
-        lCost.requestsPerCredential,
-        eCost.requestsPerCredential,
-        (x) => x.toFixed(2),
-        "controller's own + the person's writes",
-      );
-      row(
-        '  apiserver requests/credential, all clients',
-        lCost.apiserverRequestsPerCredential,
-        eCost.apiserverRequestsPerCredential,
-        (x) => x.toFixed(2),
-      );
-      row(
-        '  controller CPU ms/credential',
-        lCost.cpuMsPerCredential,
-        eCost.cpuMsPerCredential,
-        (x) => x.toFixed(1),
-        '/proc, creation → settled',
-      );
-      row('  apiserver CPU ms/credential', lCost.apiserverCpuMsPerCredential, eCost.apiserverCpuMsPerCredential, (x) =>
-        x.toFixed(1),
-      );
-      row(
-        '  Vault calls/credential',
-        lCost.vaultCallsPerCredential,
-        eCost.vaultCallsPerCredential,
-        (x) => x.toFixed(2),
-        "Vault's audit log",
-      );
-      target(
-        'burst credentials/s',
-        '≥ 1.0× ESO',
-        `${perSec(lRate)} vs ${perSec(eRate)} = ${ratio(lRate / eRate)}`,
-        lRate / eRate >= 1,
-      );
-      target(
-        'operator CPU per credential',
-        '≤ 1.0× ESO',
-        `${lCost.cpuMsPerCredential} vs ${eCost.cpuMsPerCredential} ms = ${ratio(lCost.cpuMsPerCredential / eCost.cpuMsPerCredential)}`,
-        lCost.cpuMsPerCredential <= eCost.cpuMsPerCredential,
-      );
-      target(
-        'apiserver requests per credential',
-        '≤ 1.5× ESO',
-        `${lCost.requestsPerCredential} vs ${eCost.requestsPerCredential} = ${ratio(lCost.requestsPerCredential / eCost.requestsPerCredential)}`,
-        lCost.requestsPerCredential <= 1.5 * eCost.requestsPerCredential,
-      );
-      notes.push(
-        `burst: ${lOk}/${checked.length} Leasehold and ${eOk}/${checked.length} ESO credentials checked log in`,
-      );
-    });
+    if (sizes.burst > 0)
+      await step('burst', async () => {
+        const n = sizes.burst;
+        await bench.settled();
+        // Leasehold: requests created and waiting, then all approved at once.
+        const names = Array.from({ length: n }, (_, i) => `peer-burst-${i}`);
+        const lm = await mark('leasehold');
+        const mono0 = bench.monotonicUs();
+        await bench.createWaiting(names, long.name, 16, 600_000);
+        const ready = Promise.all(
+          names.map(async (x) => Math.max(...(await Promise.all([bench.secretReady(x), bench.granted(x)])))),
+        );
+        const t0 = performance.now();
+        await bench.approveAll(names, 32);
+        const lTimes = await within(ready, 1_800_000, () => bench.stuck(names, (s) => !!s?.ready));
+        const lSeconds = (Math.max(...lTimes) - t0) / 1000;
+        await bench.settled();
+        const lCost = await costSince('leasehold', lm, n, 2 * n);
+        bench.profileWindow('peer-burst', mono0, n);
+        cpuWindows.burstLeasehold = lCost.cpu;
+        let lOk = 0;
+        for (const x of sample(names)) if (await bench.credentialWorks(x)) lOk++;
+        // ESO: ExternalSecrets created at once.
+        await eso.settled();
+        const enames = Array.from({ length: n }, () => eso.nextName('burst'));
+        const em = await mark('eso');
+        const t1 = performance.now();
+        const eTimes = await eso.createReady(enames, LONG_GEN, '24h', 32);
+        const eSeconds = (Math.max(...eTimes.values()) - t1) / 1000;
+        await eso.settled();
+        const eCost = await costSince('eso', em, n, n);
+        cpuWindows.burstEso = eCost.cpu;
+        let eOk = 0;
+        const checked = sample(enames);
+        for (const x of checked) if (await eso.credentialWorks(x)) eOk++;
+        const lRate = n / lSeconds;
+        const eRate = n / eSeconds;
+        summary.burst = {
+          credentials: n,
+          concurrency: c,
+          leasehold: { seconds: r2(lSeconds), credentialsPerSecond: r1(lRate), ...lCost, credentialsWorking: lOk },
+          eso: { seconds: r2(eSeconds), credentialsPerSecond: r1(eRate), ...eCost, credentialsWorking: eOk },
+          credentialsChecked: checked.length,
+          ratio: {
+            credentialsPerSecond: r2(lRate / eRate),
+            cpuMsPerCredential: r2(lCost.cpuMsPerCredential / eCost.cpuMsPerCredential),
+            requestsPerCredential: r2(lCost.requestsPerCredential / eCost.requestsPerCredential),
+            vaultCallsPerCredential: r2(lCost.vaultCallsPerCredential / eCost.vaultCallsPerCredential),
+          },
+        };
+        row(
+          `burst credentials/s (${n} at once, c=${c})`,
+          lRate,
+          eRate,
+          perSec,
+          'CPU: 2 shared cores, mostly the apiserver',
+        );
+        row(
+          '  apiserver requests/credential',
+          lCost.requestsPerCredential,
+          eCost.requestsPerCredential,
+          (x) => x.toFixed(2),
+          "controller's own + the person's writes",
+        );
+        row(
+          '  apiserver requests/credential, all clients',
+          lCost.apiserverRequestsPerCredential,
+          eCost.apiserverRequestsPerCredential,
+          (x) => x.toFixed(2),
+        );
+        row(
+          '  controller CPU ms/credential',
+          lCost.cpuMsPerCredential,
+          eCost.cpuMsPerCredential,
+          (x) => x.toFixed(1),
+          '/proc, creation → settled',
+        );
+        row(
+          '  apiserver CPU ms/credential',
+          lCost.apiserverCpuMsPerCredential,
+          eCost.apiserverCpuMsPerCredential,
+          (x) => x.toFixed(1),
+        );
+        row(
+          '  Vault calls/credential',
+          lCost.vaultCallsPerCredential,
+          eCost.vaultCallsPerCredential,
+          (x) => x.toFixed(2),
+          "Vault's audit log",
+        );
+        target(
+          'burst credentials/s',
+          '≥ 1.0× ESO',
+          `${perSec(lRate)} vs ${perSec(eRate)} = ${ratio(lRate / eRate)}`,
+          lRate / eRate >= 1,
+        );
+        target(
+          'operator CPU per credential',
+          '≤ 1.0× ESO',
+          `${lCost.cpuMsPerCredential} vs ${eCost.cpuMsPerCredential} ms = ${ratio(lCost.cpuMsPerCredential / eCost.cpuMsPerCredential)}`,
+          lCost.cpuMsPerCredential <= eCost.cpuMsPerCredential,
+        );
+        target(
+          'apiserver requests per credential',
+          '≤ 1.5× ESO',
+          `${lCost.requestsPerCredential} vs ${eCost.requestsPerCredential} = ${ratio(lCost.requestsPerCredential / eCost.requestsPerCredential)}`,
+          lCost.requestsPerCredential <= 1.5 * eCost.requestsPerCredential,
+        );
+        notes.push(
+          `burst: ${lOk}/${checked.length} Leasehold and ${eOk}/${checked.length} ESO credentials checked log in`,
+        );
+      });
 
     // ---- memory ----
     await step('memory', async () => {
@@ -381,7 +388,7 @@ export async function peerEso(ctx: ScenarioContext): Promise<ScenarioResult> {
     // ---- restart ----
     await step('restart', async () => {
       const restartOne = async (side: 'leasehold' | 'eso') => {
-        const count = side === 'leasehold' ? bench.requests.states.size : eso.secrets.states.size;
+        const count = side === 'leasehold' ? bench.requests.states.size : eso.created;
         const users = new PgRolesWatch(bench.env);
         await users.start(1000);
         const v0 = audit.read();
@@ -448,94 +455,95 @@ export async function peerEso(ctx: ScenarioContext): Promise<ScenarioResult> {
     });
 
     // ---- steady state ----
-    await step('steady', async () => {
-      const n = sizes.steadyRequests;
-      const ttl = sizes.renewalTtlSeconds;
-      const window = sizes.steadySeconds;
-      bench.log(`  peer eso: steady state: ${n} credentials each, TTL ${ttl} s, watched ${window} s`);
-      for (let i = 0; i < n; i++) steadyNames.push(`peer-steady-${i}`);
-      await bench.createWaiting(steadyNames, short.name, 16, 900_000);
-      await bench.approveAll(steadyNames, 16);
-      await bench.waitAllReady(steadyNames, 1_800_000, 'steady (Leasehold)');
-      const enames = Array.from({ length: n }, () => eso.nextName('steady'));
-      await eso.createReady(enames, SHORT_GEN, `${ttl}s`, 16);
-      const users = new PgRolesWatch(bench.env);
-      await users.start(Math.max(1000, Math.min(5000, (ttl * 1000) / 3)));
-      const lm = await mark('leasehold');
-      const em = { ...lm, side: await esoScrape() };
-      const t0 = Date.now();
-      while (Date.now() - t0 < window * 1000) {
-        await sleep(Math.min(60_000, window * 1000 - (Date.now() - t0)));
-        bench.log(`  steady: ${Math.round((Date.now() - t0) / 1000)}/${window} s`);
-      }
-      const created = await users.stop();
-      const l = await costSince('leasehold', lm, n, 0);
-      const e = await costSince('eso', em, n, 0);
-      cpuWindows.steady = l.cpu;
-      // A sample of logins at the end of the window: does every Secret still hold a working credential?
-      let lOk = 0;
-      let eOk = 0;
-      const lCheck = sample(steadyNames, 20);
-      const eCheck = sample(enames, 20);
-      for (const x of lCheck) if (await bench.credentialWorks(x)) lOk++;
-      for (const x of eCheck) if (await eso.credentialWorks(x)) eOk++;
-      const perHour = (x: number) => r1((x * 3600) / l.wallSeconds);
-      const side = (x: Cost, users: number, ok: number, checked: number) => ({
-        vaultCalls: x.vaultCalls,
-        credentialsIssued: x.credentialsIssued,
-        newDatabaseUsers: users,
-        newDatabaseUsersPerHour: perHour(users),
-        vaultCallsPerHour: perHour(x.vaultCalls),
-        apiserverWrites: x.controllerWrites,
-        apiserverWritesPerHour: perHour(x.controllerWrites),
-        controllerRequests: x.controllerRequests,
-        cpuSeconds: x.cpu.byComponent[x === l ? 'operator' : 'eso'] ?? NaN,
-        credentialsWorkingAtEnd: `${ok}/${checked}`,
+    if (sizes.steadyRequests > 0 && sizes.steadySeconds > 0)
+      await step('steady', async () => {
+        const n = sizes.steadyRequests;
+        const ttl = sizes.renewalTtlSeconds;
+        const window = sizes.steadySeconds;
+        bench.log(`  peer eso: steady state: ${n} credentials each, TTL ${ttl} s, watched ${window} s`);
+        for (let i = 0; i < n; i++) steadyNames.push(`peer-steady-${i}`);
+        await bench.createWaiting(steadyNames, short.name, 16, 900_000);
+        await bench.approveAll(steadyNames, 16);
+        await bench.waitAllReady(steadyNames, 1_800_000, 'steady (Leasehold)');
+        const enames = Array.from({ length: n }, () => eso.nextName('steady'));
+        await eso.createReady(enames, SHORT_GEN, `${ttl}s`, 16);
+        const users = new PgRolesWatch(bench.env);
+        await users.start(Math.max(1000, Math.min(5000, (ttl * 1000) / 3)));
+        const lm = await mark('leasehold');
+        const em = { ...lm, side: await esoScrape() };
+        const t0 = Date.now();
+        while (Date.now() - t0 < window * 1000) {
+          await sleep(Math.min(60_000, window * 1000 - (Date.now() - t0)));
+          bench.log(`  steady: ${Math.round((Date.now() - t0) / 1000)}/${window} s`);
+        }
+        const created = await users.stop();
+        const l = await costSince('leasehold', lm, n, 0);
+        const e = await costSince('eso', em, n, 0);
+        cpuWindows.steady = l.cpu;
+        // A sample of logins at the end of the window: does every Secret still hold a working credential?
+        let lOk = 0;
+        let eOk = 0;
+        const lCheck = sample(steadyNames, 20);
+        const eCheck = sample(enames, 20);
+        for (const x of lCheck) if (await bench.credentialWorks(x)) lOk++;
+        for (const x of eCheck) if (await eso.credentialWorks(x)) eOk++;
+        const perHour = (x: number) => r1((x * 3600) / l.wallSeconds);
+        const side = (x: Cost, users: number, ok: number, checked: number) => ({
+          vaultCalls: x.vaultCalls,
+          credentialsIssued: x.credentialsIssued,
+          newDatabaseUsers: users,
+          newDatabaseUsersPerHour: perHour(users),
+          vaultCallsPerHour: perHour(x.vaultCalls),
+          apiserverWrites: x.controllerWrites,
+          apiserverWritesPerHour: perHour(x.controllerWrites),
+          controllerRequests: x.controllerRequests,
+          cpuSeconds: x.cpu.byComponent[x === l ? 'operator' : 'eso'] ?? NaN,
+          credentialsWorkingAtEnd: `${ok}/${checked}`,
+        });
+        summary.steady = {
+          credentials: n,
+          ttlSeconds: ttl,
+          esoRefreshInterval: `${ttl}s`,
+          windowSeconds: r1(l.wallSeconds),
+          leasehold: side(l, created.leasehold, lOk, lCheck.length),
+          eso: side(e, created.eso, eOk, eCheck.length),
+          ratio: {
+            vaultCalls: r2(l.vaultCalls / e.vaultCalls),
+            apiserverWrites: r2(l.controllerWrites / e.controllerWrites),
+          },
+        };
+        row(
+          `steady ${n} × TTL ${ttl} s, ${window} s: Vault calls/h`,
+          perHour(l.vaultCalls),
+          perHour(e.vaultCalls),
+          (x) => x.toFixed(0),
+          'Leasehold renews at 2/3 of the term; ESO re-issues every TTL',
+        );
+        row(
+          '  new database users/h',
+          perHour(created.leasehold),
+          perHour(created.eso),
+          (x) => x.toFixed(0),
+          'pg_roles polled',
+        );
+        row('  apiserver writes/h', perHour(l.controllerWrites), perHour(e.controllerWrites), (x) => x.toFixed(0));
+        row('  controller CPU s', l.cpu.byComponent.operator ?? NaN, e.cpu.byComponent.eso ?? NaN, (x) => x.toFixed(1));
+        target(
+          'steady: new database users per hour',
+          '0 (renewal)',
+          `Leasehold ${perHour(created.leasehold)}/h vs ESO ${perHour(created.eso)}/h`,
+          created.leasehold === 0,
+        );
+        target(
+          'steady: Vault calls',
+          '≤ 0.5× ESO',
+          `${l.vaultCalls} vs ${e.vaultCalls} = ${ratio(l.vaultCalls / e.vaultCalls)}`,
+          l.vaultCalls <= 0.5 * e.vaultCalls,
+        );
+        notes.push(
+          `steady: at the end of the window ${lOk}/${lCheck.length} Leasehold and ${eOk}/${eCheck.length} ESO credentials checked log in`,
+        );
       });
-      summary.steady = {
-        credentials: n,
-        ttlSeconds: ttl,
-        esoRefreshInterval: `${ttl}s`,
-        windowSeconds: r1(l.wallSeconds),
-        leasehold: side(l, created.leasehold, lOk, lCheck.length),
-        eso: side(e, created.eso, eOk, eCheck.length),
-        ratio: {
-          vaultCalls: r2(l.vaultCalls / e.vaultCalls),
-          apiserverWrites: r2(l.controllerWrites / e.controllerWrites),
-        },
-      };
-      row(
-        `steady ${n} × TTL ${ttl} s, ${window} s: Vault calls/h`,
-        perHour(l.vaultCalls),
-        perHour(e.vaultCalls),
-        (x) => x.toFixed(0),
-        'Leasehold renews at 2/3 of the term; ESO re-issues every TTL',
-      );
-      row(
-        '  new database users/h',
-        perHour(created.leasehold),
-        perHour(created.eso),
-        (x) => x.toFixed(0),
-        'pg_roles polled',
-      );
-      row('  apiserver writes/h', perHour(l.controllerWrites), perHour(e.controllerWrites), (x) => x.toFixed(0));
-      row('  controller CPU s', l.cpu.byComponent.operator ?? NaN, e.cpu.byComponent.eso ?? NaN, (x) => x.toFixed(1));
-      target(
-        'steady: new database users per hour',
-        '0 (renewal)',
-        `Leasehold ${perHour(created.leasehold)}/h vs ESO ${perHour(created.eso)}/h`,
-        created.leasehold === 0,
-      );
-      target(
-        'steady: Vault calls',
-        '≤ 0.5× ESO',
-        `${l.vaultCalls} vs ${e.vaultCalls} = ${ratio(l.vaultCalls / e.vaultCalls)}`,
-        l.vaultCalls <= 0.5 * e.vaultCalls,
-      );
-      notes.push(
-        `steady: at the end of the window ${lOk}/${lCheck.length} Leasehold and ${eOk}/${eCheck.length} ESO credentials checked log in`,
-      );
-    });
   } finally {
     // The steady state's short leases would keep renewing (and re-issuing) under the scenarios that follow.
     await eso.deleteAll(SHORT_GEN).catch(() => undefined);
