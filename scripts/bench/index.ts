@@ -330,7 +330,7 @@ async function main(): Promise<number> {
       if (interrupted) return;
       log(`▶ peer ${p}`);
       try {
-        const r = await PEER_RUNNERS[p](ctx);
+        const r = await PEER_RUNNERS[p]({ ...ctx, more: args.scenarios.includes('renewal') });
         peers[p] = r;
         log(`✓ peer ${p} (${r.wallSeconds} s)`);
         printResult(r);

@@ -546,8 +546,8 @@ export async function peerEso(ctx: ScenarioContext): Promise<ScenarioResult> {
       });
   } finally {
     // The steady state's short leases would keep renewing (and re-issuing) under the scenarios that follow.
-    await eso.deleteAll(SHORT_GEN).catch(() => undefined);
-    for (let i = 0; i < steadyNames.length; i += 200)
+    if (ctx.more) await eso.deleteAll(SHORT_GEN).catch(() => undefined);
+    for (let i = 0; ctx.more && i < steadyNames.length; i += 200)
       await bench
         .kubectl(['-n', 'demo', 'delete', 'databaseaccessrequests', '--wait=false', ...steadyNames.slice(i, i + 200)])
         .catch(() => undefined);

@@ -88,6 +88,8 @@ export interface ScenarioContext {
   sizes: Sizes;
   /** RSS measurements collected along the way (memory scenario), by ready-request count. */
   memory: Map<number, MemoryPoint>;
+  /** Scenarios still to run after this one (a peer's clean-up is only needed when some follow). */
+  more?: boolean;
 }
 
 export interface MemoryPoint {
