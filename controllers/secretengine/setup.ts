@@ -41,9 +41,15 @@ export function setupSecretEngineController({ ctx, dependencies, newController }
           .flatMap(enginesOfAppBinding),
       ),
     )
+    // A SecretEngine being deleted waits for the requests whose leases went through it. Most request events
+    // find no engine being deleted: they skip working out the request's routes (a few per cent of a grant's CPU).
     .watch(
       caches.requests,
-      enqueueMapped((d) => deleting(dependencies.enginesOfRequest(d).map(refOf))),
+      enqueueMapped((d) =>
+        caches.secretEngines.list().some((e) => e.metadata.deletionTimestamp)
+          ? deleting(dependencies.enginesOfRequest(d).map(refOf))
+          : [],
+      ),
     );
   for (const roles of roleCaches(caches))
     controller.watch(

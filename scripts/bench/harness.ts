@@ -474,6 +474,8 @@ export class Bench {
   readonly secrets: Tracker<SecretState>;
   readonly bindings: Tracker<boolean>;
   operator: OperatorProcess | undefined;
+  /** Processes of a peer controller (e.g. `eso`), counted by `cpuSnapshot` like the stack's components. */
+  readonly peerPids: Record<string, number | undefined> = {};
   concurrency = DEFAULT_CONCURRENCY;
   /** Times the operator was started, for log names. */
   private starts = 0;
@@ -740,7 +742,11 @@ export class Bench {
   cpuSnapshot(): CpuSnapshot {
     const byComponent: Record<string, number> = {};
     const { children, stats } = processTable();
-    const pids: Record<string, number | undefined> = { ...this.env.pids, operator: this.operator?.pid };
+    const pids: Record<string, number | undefined> = {
+      ...this.env.pids,
+      operator: this.operator?.pid,
+      ...this.peerPids,
+    };
     for (const [name, pid] of Object.entries(pids))
       if (pid && stats.has(pid)) byComponent[name] = treeCpuSeconds(pid, children, stats);
     const me = process.cpuUsage();

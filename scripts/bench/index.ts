@@ -25,6 +25,7 @@ import { latency } from './scenarios/latency.ts';
 import { measureMemory, memory } from './scenarios/memory.ts';
 import { renewal } from './scenarios/renewal.ts';
 import { restart } from './scenarios/restart.ts';
+import { peerEso } from './scenarios/peer-eso.ts';
 import {
   FULL,
   QUICK,
@@ -37,6 +38,10 @@ import {
 
 const SCENARIOS = ['latency', 'burst', 'idle', 'restart', 'memory', 'renewal'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
+/** Peer controllers measured against Leasehold in the same run (after memory, before renewal). */
+const PEERS = ['eso'] as const;
+type PeerName = (typeof PEERS)[number];
+const PEER_RUNNERS: Record<PeerName, (ctx: ScenarioContext) => Promise<ScenarioResult>> = { eso: peerEso };
 const RUNNERS: Record<ScenarioName, (ctx: ScenarioContext) => Promise<ScenarioResult>> = {
   latency,
   burst,
@@ -46,12 +51,15 @@ const RUNNERS: Record<ScenarioName, (ctx: ScenarioContext) => Promise<ScenarioRe
   renewal,
 };
 
-const USAGE = `usage: npm run bench -- [--quick] [--scenario NAME[,NAME…]] [--concurrency LIST] [--cpu-prof] [--operator compiled|tsx]
+const USAGE = `usage: npm run bench -- [--quick] [--scenario NAME[,NAME…]] [--peer eso] [--concurrency LIST] [--cpu-prof] [--operator compiled|tsx]
 
 Runs Leasehold's benchmarks on a local stack and writes bench/results/<timestamp>.json and .svg.
 
   --quick             small sizes (under two minutes with a warm binary cache)
   --scenario NAMES    only these, comma-separated or repeated: ${SCENARIOS.join(', ')}
+  --peer NAMES        measure a peer controller side by side: ${PEERS.join(', ')} (External Secrets Operator's
+                      VaultDynamicSecret generator; its binary is built on first use). Alone, only the peer
+                      comparison runs; with --scenario, those too. The full run (no --scenario, no --peer) has it.
   --concurrency LIST  operator --concurrency values for the burst scenario (default 1,4,16)
   --cpu-prof          write a V8 CPU profile of each operator process to bench/results/profiles/<timestamp>/
   --operator RUNTIME  compiled (default: tsc output on node@24, as the image runs it), tsx (as the tests run it),
@@ -66,6 +74,7 @@ Runs Leasehold's benchmarks on a local stack and writes bench/results/<timestamp
 interface Args {
   quick: boolean;
   scenarios: ScenarioName[];
+  peers: PeerName[];
   concurrency?: number[];
   cpuProf: boolean;
   runtime: OperatorRuntime;
@@ -98,6 +107,7 @@ function parseArgs(argv: string[]): Args {
   const args: Args = {
     quick: false,
     scenarios: [],
+    peers: [],
     cpuProf: false,
     runtime: 'compiled',
     logLevel: 'info',
@@ -127,6 +137,16 @@ function parseArgs(argv: string[]): Args {
           if (!(SCENARIOS as readonly string[]).includes(s))
             usageError(`unknown scenario ${s} (one of ${SCENARIOS.join(', ')})`);
           args.scenarios.push(s as ScenarioName);
+        }
+        break;
+      case '--peer':
+      case '--peers':
+        for (const p of value()
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean)) {
+          if (!(PEERS as readonly string[]).includes(p)) usageError(`unknown peer ${p} (one of ${PEERS.join(', ')})`);
+          args.peers.push(p as PeerName);
         }
         break;
       case '--concurrency': {
@@ -177,7 +197,10 @@ function parseArgs(argv: string[]): Args {
         usageError(`unknown argument ${argv[i]}`);
     }
   }
-  if (args.scenarios.length === 0) args.scenarios = [...SCENARIOS];
+  if (args.scenarios.length === 0 && args.peers.length === 0) {
+    args.scenarios = [...SCENARIOS];
+    args.peers = [...PEERS];
+  }
   return args;
 }
 
@@ -254,7 +277,7 @@ async function main(): Promise<number> {
   if (cpuProfileDir) fs.mkdirSync(cpuProfileDir, { recursive: true });
   const loadavgStart = os.loadavg();
   log(
-    `Leasehold bench (${args.quick ? 'quick' : 'full'}): ${args.scenarios.join(', ')}; ${os.cpus().length} CPUs, load ${loadavgStart.map((x) => x.toFixed(2)).join(' ')}`,
+    `Leasehold bench (${args.quick ? 'quick' : 'full'}): ${[...args.scenarios, ...args.peers.map((p) => `peer ${p}`)].join(', ')}; ${os.cpus().length} CPUs, load ${loadavgStart.map((x) => x.toFixed(2)).join(' ')}`,
   );
 
   logsDir = path.join(resultsDir, `${timestamp}-logs`);
@@ -298,7 +321,31 @@ async function main(): Promise<number> {
 
   const scenarios: Partial<Record<ScenarioName, ScenarioResult>> = {};
   const errors: Array<{ scenario: string; message: string }> = [];
+  const peers: Partial<Record<PeerName, ScenarioResult>> = {};
+  let peersRan = false;
+  const runPeers = async () => {
+    if (peersRan) return;
+    peersRan = true;
+    for (const p of args.peers) {
+      if (interrupted) return;
+      log(`▶ peer ${p}`);
+      try {
+        const r = await PEER_RUNNERS[p]({ ...ctx, more: args.scenarios.includes('renewal') });
+        peers[p] = r;
+        log(`✓ peer ${p} (${r.wallSeconds} s)`);
+        printResult(r);
+      } catch (err) {
+        if (interrupted) return;
+        const message = err instanceof Error ? err.message : String(err);
+        errors.push({ scenario: `peer-${p}`, message });
+        log(`✗ peer ${p}: ${message}`);
+      }
+      if (!bench!.operator?.running) await bench!.startOperator(bench!.concurrency).catch(() => undefined);
+    }
+  };
   for (const name of SCENARIOS) {
+    // Peers run before renewal: its short leases keep renewing, which would load the peer's measurements.
+    if (name === 'renewal') await runPeers();
     if (!args.scenarios.includes(name) || interrupted) continue;
     log(`▶ ${name}`);
     try {
@@ -320,11 +367,12 @@ async function main(): Promise<number> {
       }
     }
   }
+  await runPeers();
   if (interrupted) return 130;
 
   const totalSeconds = (Date.now() - startedAtMs) / 1000;
-  const targets: Array<Target & { scenario: string }> = Object.values(scenarios).flatMap((r) =>
-    r.targets.map((t) => ({ scenario: r.name, ...t })),
+  const targets: Array<Target & { scenario: string }> = [...Object.values(scenarios), ...Object.values(peers)].flatMap(
+    (r) => r.targets.map((t) => ({ scenario: r.name, ...t })),
   );
   const results = {
     schema: 1,
@@ -355,6 +403,7 @@ async function main(): Promise<number> {
       },
     },
     scenarios,
+    peers,
     targets,
     errors,
   };

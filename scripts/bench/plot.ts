@@ -1,5 +1,7 @@
 // An SVG of a results JSON, written by hand (no dependencies): latency percentiles of the operator against
-// raw Vault issuance, and burst throughput per --concurrency against raw Vault at the same concurrency.
+// raw Vault issuance, and burst throughput per --concurrency against raw Vault at the same concurrency; with a
+// peer in the run (`--peer eso`), a second row: both controllers' latency and burst rate, and the ratios
+// Leasehold / peer of what the issue sets goals for.
 //
 //   node --import tsx scripts/bench/plot.ts bench/results/<timestamp>.json   → bench/results/<timestamp>.svg
 import fs from 'node:fs';
@@ -27,12 +29,29 @@ interface Results {
       summary?: { runs?: Array<{ concurrency: number; grantsPerSecond: number; rawPerSecond: number }> };
     };
   };
+  peers?: { eso?: { summary?: PeerSummary } };
+}
+
+interface PeerSide {
+  p50?: number;
+  p99?: number;
+  credentialsPerSecond?: number;
+  cpuMsPerCredential?: number;
+  requestsPerCredential?: number;
+  vaultCalls?: number;
+}
+
+interface PeerSummary {
+  latency?: { credentials?: number; leasehold?: PeerSide; eso?: PeerSide };
+  burst?: { credentials?: number; leasehold?: PeerSide; eso?: PeerSide };
+  steady?: { leasehold?: { vaultCalls?: number }; eso?: { vaultCalls?: number } };
+  memory?: Array<{ credentials: number; leasehold?: number; eso?: number }>;
 }
 
 const W = 900;
 const H = 440;
 const PANEL = { top: 70, bottom: 80, height: H - 70 - 80 };
-const COLORS = { operator: '#2b6cb0', status: '#63b3ed', raw: '#dd6b20' };
+const COLORS = { operator: '#2b6cb0', status: '#63b3ed', raw: '#dd6b20', peer: '#38a169' };
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
@@ -68,13 +87,15 @@ function barChart(
   groups: Group[],
   format: (v: number) => string,
   notes: string[] = [],
+  yOffset = 0,
 ): string {
   const out: string[] = [];
-  const y0 = PANEL.top + PANEL.height;
+  const PANEL_TOP = PANEL.top + yOffset;
+  const y0 = PANEL_TOP + PANEL.height;
   const max = Math.max(0, ...groups.flatMap((g) => g.bars.map((b) => (Number.isFinite(b.value) ? b.value : 0))));
   const { top, step } = niceScale(max * 1.1);
   const scale = (v: number) => (v / top) * PANEL.height;
-  out.push(text(x + width / 2, PANEL.top - 30, title, { size: 14, anchor: 'middle', weight: 'bold' }));
+  out.push(text(x + width / 2, PANEL_TOP - 30, title, { size: 14, anchor: 'middle', weight: 'bold' }));
   for (let v = 0; v <= top + step / 2; v += step) {
     const y = y0 - scale(v);
     out.push(`<line x1="${x}" y1="${y.toFixed(1)}" x2="${x + width}" y2="${y.toFixed(1)}" stroke="#e2e8f0"/>`);
@@ -82,7 +103,7 @@ function barChart(
       text(x - 6, y + 4, step >= 1 ? String(Math.round(v)) : format(v), { size: 10, anchor: 'end', fill: '#555' }),
     );
   }
-  out.push(text(x - 40, PANEL.top - 10, unit, { size: 10, fill: '#555' }));
+  out.push(text(x - 40, PANEL_TOP - 10, unit, { size: 10, fill: '#555' }));
   out.push(`<line x1="${x}" y1="${y0}" x2="${x + width}" y2="${y0}" stroke="#444"/>`);
   const gw = width / Math.max(1, groups.length);
   for (const [gi, g] of groups.entries()) {
@@ -180,11 +201,88 @@ export function renderSvg(r: Results): string {
       ['raw Vault, same role', COLORS.raw],
     ]),
   );
+  const peer = r.peers?.eso?.summary;
+  const height = peer ? 2 * H : H;
+  if (peer) parts.push(peerRow(peer, half));
   const v = r.versions ?? {};
   const m = r.machine ?? {};
   const caption = `Leasehold bench ${r.mode ?? ''} ${r.startedAt ?? ''} · ${m.cpus ?? '?'} CPUs, load ${(m.loadavgStart ?? []).map((x) => x.toFixed(1)).join(' ')} · ${v.vaultFlavor ?? 'vault'} ${v.vault ?? ''}, kubernetes ${v.kubernetes ?? ''}, postgresql ${v.postgres ?? ''}`;
   parts.push(text(W / 2, 22, caption, { size: 11, anchor: 'middle', fill: '#555' }));
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">\n<rect width="${W}" height="${H}" fill="#fff"/>\n${parts.join('\n')}\n</svg>\n`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${height}" viewBox="0 0 ${W} ${height}" font-family="sans-serif">\n<rect width="${W}" height="${height}" fill="#fff"/>\n${parts.join('\n')}\n</svg>\n`;
+}
+
+/** The peer row: latency and burst rate of both controllers, and Leasehold / peer for each goal of the issue. */
+function peerRow(p: PeerSummary, half: number): string {
+  const out: string[] = [];
+  const L = p.latency?.leasehold;
+  const E = p.latency?.eso;
+  const B = p.burst;
+  const groups: Group[] = [];
+  for (const q of ['p50', 'p99'] as const)
+    if (L?.[q] !== undefined && E?.[q] !== undefined)
+      groups.push({
+        label: `latency ${q} (ms)`,
+        bars: [
+          { series: 'Leasehold', value: L[q]!, color: COLORS.operator },
+          { series: 'ESO', value: E[q]!, color: COLORS.peer },
+        ],
+      });
+  if (B?.leasehold?.credentialsPerSecond !== undefined && B.eso?.credentialsPerSecond !== undefined)
+    groups.push({
+      label: `burst ${B.credentials ?? ''} (/s)`,
+      bars: [
+        { series: 'Leasehold', value: B.leasehold.credentialsPerSecond, color: COLORS.operator },
+        { series: 'ESO', value: B.eso.credentialsPerSecond, color: COLORS.peer },
+      ],
+    });
+  out.push(
+    barChart(
+      70,
+      half,
+      'Leasehold vs External Secrets Operator',
+      'ms, /s',
+      groups,
+      (v) => v.toFixed(v < 10 ? 1 : 0),
+      [],
+      H,
+    ),
+  );
+  // Ratios Leasehold / ESO against each goal (1.0 = parity).
+  const ratios: Array<[string, number | undefined, string]> = [
+    ['burst /s', safeRatio(B?.leasehold?.credentialsPerSecond, B?.eso?.credentialsPerSecond), '≥ 1'],
+    ['CPU/cred', safeRatio(B?.leasehold?.cpuMsPerCredential, B?.eso?.cpuMsPerCredential), '≤ 1'],
+    ['requests/cred', safeRatio(B?.leasehold?.requestsPerCredential, B?.eso?.requestsPerCredential), '≤ 1.5'],
+    ['steady Vault calls', safeRatio(p.steady?.leasehold?.vaultCalls, p.steady?.eso?.vaultCalls), '≤ 0.5'],
+  ];
+  const top = p.memory?.filter((m) => m.leasehold && m.eso).at(-1);
+  if (top) ratios.push([`RSS at ${top.credentials}`, safeRatio(top.leasehold, top.eso), '≤ 1']);
+  const shown = ratios.filter((x) => x[1] !== undefined);
+  out.push(
+    barChart(
+      70 + half + 70,
+      half,
+      'Leasehold / ESO (goal under each)',
+      'ratio',
+      shown.map(([label, value]) => ({
+        label,
+        bars: [{ series: 'Leasehold / ESO', value: value!, color: COLORS.operator }],
+      })),
+      (v) => `${v.toFixed(2)}×`,
+      shown.map(([, , goal]) => goal),
+      H,
+    ),
+  );
+  out.push(
+    legend(70, 2 * H - 18, [
+      ['Leasehold', COLORS.operator],
+      ['External Secrets Operator (VaultDynamicSecret)', COLORS.peer],
+    ]),
+  );
+  return out.join('\n');
+}
+
+function safeRatio(a: number | undefined, b: number | undefined): number | undefined {
+  return a !== undefined && b !== undefined && b > 0 ? a / b : undefined;
 }
 
 /** Writes `<json without .json>.svg` next to the results file; returns its path. */

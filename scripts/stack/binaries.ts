@@ -24,11 +24,13 @@ export interface Binaries {
 
 type Log = (line: string) => void;
 
+/** The Go module each helper module in scripts/go/ pins, by helper. */
 const PINNED_MODULES = {
   k8s: 'k8s.io/kubernetes',
   vault: 'github.com/hashicorp/vault',
   helm: 'helm.sh/helm/v3',
   promtool: 'github.com/prometheus/prometheus',
+  eso: 'github.com/external-secrets/external-secrets',
 } as const;
 
 /** Reads the version a helper module pins, e.g. `k8s.io/kubernetes v1.33.13` → `1.33.13`. */
@@ -105,7 +107,7 @@ function findPostgresBinDir(): string {
 /** Builds one component with scripts/stack/build-binaries.sh, printing progress, under a lock so that two
  * test processes never build the same thing at once. */
 async function build(
-  component: 'k8s' | 'kubectl' | 'vault' | 'helm' | 'promtool',
+  component: 'k8s' | 'kubectl' | 'vault' | 'helm' | 'promtool' | 'eso',
   outDir: string,
   expect: string[],
   log: Log,
@@ -134,7 +136,7 @@ async function build(
   try {
     if (expect.every((b) => isExecutable(path.join(outDir, b)))) return;
     log(
-      `building ${expect.join(', ')} from Go modules into ${outDir} (cold: about 5-15 min for k8s, 10-25 min for vault on 2 cores)`,
+      `building ${expect.join(', ')} from Go modules into ${outDir} (cold: about 5-15 min for k8s, 10-25 min for vault or eso on 2 cores)`,
     );
     const child = spawn('bash', [path.join(scriptsDir, 'stack', 'build-binaries.sh'), component, outDir], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -227,4 +229,35 @@ export async function resolvePrometheusTools(
     return found;
   };
   return { promtool: need('promtool'), promqlSelectors: need('promql-selectors') };
+}
+
+/**
+ * External Secrets Operator's controller binary (`external-secrets`, the peer of `npm run bench -- --peer eso`),
+ * found like the others or built from scripts/go/eso into ~/.cache/leasehold/bin/eso-<version>/. Never needed by
+ * the tests.
+ */
+export async function resolveEso(log: Log = (l) => process.stderr.write(`[stack] ${l}\n`)): Promise<string> {
+  const dir = path.join(cacheRoot(), `eso-${pinnedVersion('eso')}`);
+  if (!find(['external-secrets'], dir)) await build('eso', dir, ['external-secrets'], log);
+  const found = find(['external-secrets'], dir);
+  if (!found) throw new Error(`binary external-secrets not found after building into ${dir}`);
+  return found;
+}
+
+/**
+ * ESO's CRD manifests (the files of `config/crds/bases`, its kustomization aside) in the Go module cache,
+ * downloading the pinned module first when it is not there (`go mod download` in scripts/go/eso: the Go module proxy).
+ */
+export function esoCrdFiles(): string[] {
+  const mod = `${PINNED_MODULES.eso}@v${pinnedVersion('eso')}`;
+  const r = spawnSync('go', ['mod', 'download', '-json', mod], {
+    cwd: path.join(scriptsDir, 'go', 'eso'),
+    encoding: 'utf8',
+    env: { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-mod=readonly' },
+  });
+  if (r.status !== 0) throw new Error(`go mod download ${mod} failed: ${(r.stderr || r.stdout).trim().slice(0, 500)}`);
+  const dir = path.join((JSON.parse(r.stdout) as { Dir: string }).Dir, 'config', 'crds', 'bases');
+  const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.yaml') && f.includes('_')) : [];
+  if (files.length === 0) throw new Error(`${mod} has no CRD manifests in config/crds/bases`);
+  return files.map((f) => path.join(dir, f));
 }

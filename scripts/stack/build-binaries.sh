@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the local stack's binaries from the pinned helper modules in scripts/go/ into a cache directory.
-# Usage: build-binaries.sh <k8s|kubectl|vault|helm|promtool> <output-dir>
+# Usage: build-binaries.sh <k8s|kubectl|vault|helm|promtool|eso> <output-dir>
 # Called by scripts/stack/binaries.ts when a binary is found neither in KUBEBUILDER_ASSETS/LEASEHOLD_BIN_DIR,
 # PATH nor the per-user cache. Builds one component at a time with -p 2 (2-core machines, ~3 GB peak).
 set -euo pipefail
@@ -51,5 +51,11 @@ case "$what" in
     go build -p 2 -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$v" -o "$tmp/helm" helm.sh/helm/v3/cmd/helm
     mv "$tmp/helm" "$out/"
     ;;
-  *) echo "build-binaries: unknown component '$what' (k8s|kubectl|vault|helm|promtool)" >&2; exit 2 ;;
+  eso)
+    # External Secrets Operator's controller: the peer `npm run bench -- --peer eso` measures (not needed by npm test).
+    cd "$here/eso"
+    go build -p 2 -ldflags "-s -w" -o "$tmp/external-secrets" github.com/external-secrets/external-secrets
+    mv "$tmp/external-secrets" "$out/"
+    ;;
+  *) echo "build-binaries: unknown component '$what' (k8s|kubectl|vault|helm|promtool|eso)" >&2; exit 2 ;;
 esac

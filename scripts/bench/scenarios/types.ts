@@ -18,6 +18,9 @@ export interface Sizes {
   renewal: number;
   renewalTtlSeconds: number;
   renewalObserveSeconds: number;
+  /** Peer comparison (`--peer`): credentials kept fresh on the renewal role's TTL, and how long they are watched. */
+  steadyRequests: number;
+  steadySeconds: number;
 }
 
 export const FULL: Sizes = {
@@ -31,6 +34,8 @@ export const FULL: Sizes = {
   renewal: 1000,
   renewalTtlSeconds: 60,
   renewalObserveSeconds: 180,
+  steadyRequests: 1000,
+  steadySeconds: 600,
 };
 
 /** Small enough to finish in under two minutes on 2 busy cores, where the operator issues ~4 credentials/s. */
@@ -45,6 +50,8 @@ export const QUICK: Sizes = {
   renewal: 40,
   renewalTtlSeconds: 12,
   renewalObserveSeconds: 12,
+  steadyRequests: 40,
+  steadySeconds: 30,
 };
 
 /** A goal the benchmarks track, and where this run stands. `met` is null when the run could not tell. */
@@ -81,6 +88,8 @@ export interface ScenarioContext {
   sizes: Sizes;
   /** RSS measurements collected along the way (memory scenario), by ready-request count. */
   memory: Map<number, MemoryPoint>;
+  /** Scenarios still to run after this one (a peer's clean-up is only needed when some follow). */
+  more?: boolean;
 }
 
 export interface MemoryPoint {
