@@ -5,6 +5,7 @@
 import test from 'ava';
 import fs from 'node:fs';
 import YAML from 'yaml';
+import { notifierMetrics } from '../../controllers/accessnotifier/hub.ts';
 import { LeaseMetrics } from '../../controllers/databaseaccessrequest/metrics.ts';
 import { Metrics } from '../../lib/runtime/metrics.ts';
 
@@ -129,6 +130,7 @@ test('the dashboard draws what operators watch: requests, pending age, issuance,
 test("every metric name an alert or a panel mentions is registered by the operator's metrics", async (t) => {
   const metrics = new Metrics({ defaultMetrics: false });
   new LeaseMetrics(metrics.registry);
+  notifierMetrics(metrics.registry);
   const registered = new Set<string>();
   for (const m of await metrics.registry.getMetricsAsJSON()) {
     registered.add(m.name);
