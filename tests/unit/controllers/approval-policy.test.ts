@@ -20,6 +20,7 @@ import type { AccessRole } from '../../../controllers/databaseaccessrequest/engi
 import { postgres } from '../../../controllers/databaseaccessrequest/engines/postgres.ts';
 import type { Observed } from '../../../controllers/databaseaccessrequest/observe.ts';
 import { plan, type Plan } from '../../../controllers/databaseaccessrequest/plan.ts';
+import { decisionChanged } from '../../../controllers/databaseaccessrequest/setup.ts';
 
 const NOW = new Date('2026-03-01T12:00:00Z');
 const at = (offsetSeconds: number) =>
@@ -374,4 +375,11 @@ test('renewals never reach past the end of access: asked for what is left, or sk
   );
   const renew = renewing.steps.find((s) => s.kind === 'renewLease') as { askSeconds: number } | undefined;
   t.is(renew?.askSeconds, 1200);
+});
+
+test('an approval or a review written into status wakes the controller, as a decision does', (t) => {
+  const before = request({ phase: RequestPhase.WaitingForApproval });
+  t.true(decisionChanged(before, request({ ...before.status, approvals: [approval('bob')] })));
+  t.true(decisionChanged(before, request({ ...before.status, review: { username: 'bob', reviewedAt: at(0) } })));
+  t.false(decisionChanged(before, request({ ...before.status, observedApprovals: 0, requiredApprovals: 2 })));
 });
