@@ -496,7 +496,7 @@ export function auditFields(dar: DatabaseAccessRequest): Record<string, unknown>
     ...(decision
       ? {
           decision: decision.type,
-          decidedBy: decision.decider ?? 'unknown',
+          decidedBy: decidedBy(dar, decision),
           decisionReason: decision.reason,
           ...(decision.at ? { decidedAt: decision.at } : {}),
         }
@@ -505,6 +505,24 @@ export function auditFields(dar: DatabaseAccessRequest): Record<string, unknown>
     // Not `secret`: the logger masks fields by such names.
     ...(dar.status?.secret?.name ? { storedIn: `Secret ${ns}/${dar.status.secret.name}` } : {}),
   };
+}
+
+/**
+ * Who decided, in people's names: the condition's decider, except for the operator's decisions on approvals
+ * (N-of-M: the approvers, in order; break-glass: the requester who broke the glass).
+ */
+function decidedBy(dar: DatabaseAccessRequest, decision: DecisionRecord): string {
+  const approvals = dar.status?.approvals ?? [];
+  if (decision.reason === Reason.RequiredApprovalsReached && approvals.length)
+    return approvals
+      .filter((a) => !a.breakGlass)
+      .map((a) => a.username)
+      .join(', ');
+  if (decision.reason === Reason.BreakGlassApproved) {
+    const glass = breakGlassApproval(dar);
+    if (glass) return `${glass.username} (break-glass)`;
+  }
+  return decision.decider ?? 'unknown';
 }
 
 /** The who of an audit Event, appended to its message. */

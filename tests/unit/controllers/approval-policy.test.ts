@@ -383,3 +383,28 @@ test('an approval or a review written into status wakes the controller, as a dec
   t.true(decisionChanged(before, request({ ...before.status, review: { username: 'bob', reviewedAt: at(0) } })));
   t.false(decisionChanged(before, request({ ...before.status, observedApprovals: 0, requiredApprovals: 2 })));
 });
+
+test("the operator's decision on approvals is audited as the approvers' (or the break-glass requester's)", (t) => {
+  const byOperator = (reason: string, approvals: Approval[]) =>
+    request({
+      approvals,
+      conditions: [
+        {
+          type: 'Approved',
+          status: 'True',
+          reason,
+          message: 'This was approved by: leasehold (…)',
+          lastTransitionTime: at(0),
+        },
+      ],
+    });
+  t.is(
+    auditFields(byOperator(Reason.RequiredApprovalsReached, [approval('alice'), approval('bob')])).decidedBy,
+    'alice, bob',
+  );
+  t.is(
+    auditFields(byOperator(Reason.BreakGlassApproved, [approval('carol', { breakGlass: true, message: 'INC' })]))
+      .decidedBy,
+    'carol (break-glass)',
+  );
+});
