@@ -144,7 +144,8 @@ const decisionTypes = `['${ConditionType.Approved}', '${ConditionType.Denied}']`
 
 export const databaseAccessRequestStatusSchema = object({
   description:
-    'Where the request stands. Approvers write the Approved or Denied condition; the controller writes the rest.',
+    'Where the request stands. Approvers write the Approved or Denied condition, approvals and a review; the ' +
+    'controller writes the rest.',
   properties: {
     phase: enumeration(REQUEST_PHASES, {
       description: 'WaitingForApproval, Approved, Denied, Expired, Revoked or Failed.',
