@@ -216,6 +216,7 @@ test.serial(
     // Writing the Approved condition by hand doesn't skip the count.
     const alone = statusPatch(t, 'carol', 'two', {
       conditions: [
+        ...(await getDar(t, 'two')).status.conditions,
         {
           type: 'Approved',
           status: 'True',
