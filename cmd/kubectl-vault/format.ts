@@ -123,10 +123,8 @@ export function requestTable(
   requests: readonly DatabaseAccessRequest[],
   opts: { allNamespaces: boolean; now: Date },
 ): string {
-  // APPROVALS only where some request collects approvals (status.approvals, or a role asking for several).
-  const approvals = requests.some(
-    (d) => (d.status?.approvals ?? []).length > 0 || (d.status?.requiredApprovals ?? 1) > 1,
-  );
+  // APPROVALS only where some request needs several (status.requiredApprovals, written by the operator).
+  const approvals = requests.some((d) => (d.status?.requiredApprovals ?? 1) > 1);
   const headers = [
     'NAME',
     'PHASE',

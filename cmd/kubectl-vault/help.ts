@@ -113,7 +113,7 @@ export const HELP: Record<CommandName, CommandHelp> = {
       "PHASE is the operator's; before the operator has seen a decision, the decision itself is shown.\n" +
       'REQUESTER is who created the request, as recorded at admission. EXPIRES is when the current lease runs\n' +
       'out unless renewed. --pending keeps the requests waiting for someone to approve or deny them. APPROVALS\n' +
-      '("1 of 2 approvals") appears when a request collects approvals (status.approvals).',
+      '("1 of 2 approvals") appears when a request needs several approvals (the role\'s approval.approvals).',
     examples: ['kubectl vault get dar -n demo', 'kubectl vault get databaseaccessrequests -A --pending'],
   },
   credentials: {

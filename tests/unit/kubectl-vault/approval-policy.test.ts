@@ -57,7 +57,9 @@ test('with two approvals required, approve records the approval only and says "1
     again.stderr,
     /you \(bob\) approved databaseaccessrequest demo\/r already at 2026-03-01T12:00:00Z; it has 1 of 2 approvals/,
   );
-  t.regex(requestTable([stored(a)], { allNamespaces: false, now: NOW }), /APPROVALS[\s\S]*1 approval\b/);
+  a.mutate('demo', 'r', (d) => void (d.status!.requiredApprovals = 2));
+  t.regex(requestTable([stored(a)], { allNamespaces: false, now: NOW }), /APPROVALS[\s\S]*1 of 2 approvals/);
+  t.notRegex(requestTable([request('one')], { allNamespaces: false, now: NOW }), /APPROVALS/);
 });
 
 test('with one approval (or a role the caller cannot read), approve writes the approval and the Approved condition', async (t) => {
