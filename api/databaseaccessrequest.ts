@@ -125,11 +125,27 @@ export const leaseSchema = object({
 });
 export type LeaseStatus = Static<typeof leaseSchema>;
 
+export const approvalSchema = object({
+  description: 'One approval: who gave it, when, and what they allowed.',
+  required: ['username', 'approvedAt'],
+  properties: {
+    username: string({ description: 'Who approved, as the API server authenticated them.', maxLength: 256 }),
+    approvedAt: string({ description: 'When.', format: 'date-time', maxLength: 64 }),
+    message: string({ description: 'Their note (for a break-glass approval: the reason, required).', maxLength: 1024 }),
+    ttl: durationSchema('The approver shortened the grant: no lease longer than this.'),
+    breakGlass: boolean({
+      description: "The requester's own emergency approval (the role's approval.breakGlass allows it).",
+    }),
+  },
+});
+export type Approval = Static<typeof approvalSchema>;
+
 const decisionTypes = `['${ConditionType.Approved}', '${ConditionType.Denied}']`;
 
 export const databaseAccessRequestStatusSchema = object({
   description:
-    'Where the request stands. Approvers write the Approved or Denied condition; the controller writes the rest.',
+    'Where the request stands. Approvers write the Approved or Denied condition, approvals and a review; the ' +
+    'controller writes the rest.',
   properties: {
     phase: enumeration(REQUEST_PHASES, {
       description: 'WaitingForApproval, Approved, Denied, Expired, Revoked or Failed.',
@@ -246,6 +262,51 @@ export const databaseAccessRequestStatusSchema = object({
         'kept as its sha256): each new value rotates once.',
       maxLength: 256,
     }),
+    approvals: array(approvalSchema, {
+      description:
+        'Approvals given so far, oldest first (kubectl vault approve appends one). Permanent; the API server ' +
+        'refuses a second one by the same user, one naming someone other than its writer, one by the requester ' +
+        '(unless the role allows self-approval, or a break-glass one on a role that allows it) and a ttl longer than asked.',
+      maxItems: 16,
+    }),
+    requiredApprovals: integer({
+      description:
+        'How many distinct approvals the role asks for (its approval.approvals), as the operator last read it.',
+      minimum: 1,
+      maximum: 10,
+    }),
+    observedApprovals: integer({
+      description: 'How many entries of approvals the operator has recorded in the audit trail.',
+      minimum: 0,
+      maximum: 16,
+    }),
+    review: object({
+      description:
+        'The acknowledgement of a break-glass approval by someone other than the requester (kubectl vault review).',
+      required: ['username', 'reviewedAt'],
+      properties: {
+        username: string({ description: 'Who reviewed it, as the API server authenticated them.', maxLength: 256 }),
+        reviewedAt: string({ description: 'When.', format: 'date-time', maxLength: 64 }),
+        message: string({ description: 'Their note.', maxLength: 1024 }),
+      },
+    }),
+    grant: object({
+      description: 'What the approvals allow, recorded by the operator when it first issues.',
+      properties: {
+        ttl: durationSchema(
+          "The longest lease issued: the request's ttl (else the role's), shortened by approvers' ttl and a " +
+            "break-glass approval's cap.",
+        ),
+        accessStartedAt: string({ description: 'The first issuance.', format: 'date-time', maxLength: 64 }),
+        accessEndsAt: string({
+          description:
+            "When access ends whatever renewals and rotations would do: the role's approval.maxAccessDuration (or a " +
+            "break-glass approval's maxTTL) after accessStartedAt.",
+          format: 'date-time',
+          maxLength: 64,
+        }),
+      },
+    }),
     requester: object({
       description: 'Who created the request, as the API server authenticated them.',
       properties: {
@@ -268,6 +329,11 @@ export const databaseAccessRequestStatusSchema = object({
       rule: `!has(self.conditions) || !(self.conditions.exists(c, c.type == '${ConditionType.Approved}') && self.conditions.exists(c, c.type == '${ConditionType.Denied}'))`,
       fieldPath: '.conditions',
       message: "a request can't be both Approved and Denied",
+    },
+    {
+      rule: '!has(self.approvals) || self.approvals.all(a, self.approvals.exists_one(b, b.username == a.username))',
+      fieldPath: '.approvals',
+      message: 'one approval per user: this user has approved already',
     },
   ],
 });
@@ -307,6 +373,21 @@ export const databaseAccessRequestRules: ValidationRule[] = [
       `${optionalText('n', 'reason')} == ${optionalText('o', 'reason')} && ${optionalText('n', 'message')} == ${optionalText('o', 'message')})))`,
     fieldPath: '.status.conditions',
     message: "an Approved or Denied decision is permanent: it can't be removed, flipped or reworded",
+  },
+  {
+    rule:
+      '!has(oldSelf.status) || !has(oldSelf.status.approvals) || (has(self.status) && has(self.status.approvals) && ' +
+      'size(self.status.approvals) >= size(oldSelf.status.approvals) && ' +
+      'oldSelf.status.approvals.all(o, self.status.approvals.exists(n, n == o)))',
+    fieldPath: '.status.approvals',
+    message: "approvals are permanent: they can't be removed or changed, only added",
+  },
+  {
+    rule:
+      '!has(oldSelf.status) || !has(oldSelf.status.review) || ' +
+      '(has(self.status) && has(self.status.review) && self.status.review == oldSelf.status.review)',
+    fieldPath: '.status.review',
+    message: "a review is permanent: it can't be removed or changed",
   },
 ];
 

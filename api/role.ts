@@ -62,6 +62,30 @@ export const approvalPolicySchema = object({
         'development namespaces). Cluster administrators (system:masters) may always.',
       default: false,
     }),
+    approvals: integer({
+      description:
+        'How many distinct people allowed to approve (the RBAC verb "approve" on the role) must approve a ' +
+        'request before anything is issued; each approval is recorded in status.approvals. Defaults to 1. With ' +
+        '2 or more the operator writes the Approved condition once the last one is in.',
+      minimum: 1,
+      maximum: 10,
+    }),
+    breakGlass: object({
+      description:
+        'Let the requester approve their own request in an emergency (kubectl vault approve --break-glass ' +
+        '--reason TEXT): only with a reason, the access capped at maxTTL in total, an audit record at once, and ' +
+        'the request marked ReviewRequired until someone else with "approve" on the role reviews it ' +
+        '(kubectl vault review).',
+      required: ['maxTTL'],
+      properties: {
+        maxTTL: durationSchema('Longest a break-glass access lasts, renewals included.'),
+      },
+    }),
+    maxAccessDuration: durationSchema(
+      'How long a request may keep access in total, from its first issuance, renewals and rotations ' +
+        'included (spec.renew: true would otherwise keep it as long as the request exists); then the lease is ' +
+        'revoked and the request ends in phase Expired (reason AccessDurationReached).',
+    ),
     autoApprove: object({
       description:
         'Requests approved by the operator itself (condition reason AutoApproved): those matching every ' +

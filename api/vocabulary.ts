@@ -32,6 +32,11 @@ export const ConditionType = {
    * operator's login (True, IssuerToken), or by the login itself (False, IssuerTokenRoleUnavailable, …).
    */
   LeaseOwnership: 'LeaseOwnership',
+  /**
+   * DatabaseAccessRequest: True after a break-glass approval (the requester approved their own request in an
+   * emergency) until someone else with "approve" on the role reviews it (status.review); then False, Reviewed.
+   */
+  ReviewRequired: 'ReviewRequired',
 } as const;
 export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
 
@@ -48,6 +53,7 @@ export const AbnormalStatus: Record<ConditionType, 'True' | 'False' | undefined>
   /** Revoked False: a revocation Vault hasn't done, retried; the login may still work. */
   Revoked: 'False',
   LeaseOwnership: 'False',
+  ReviewRequired: 'True',
   Approved: undefined,
   Denied: undefined,
   Expired: undefined,
@@ -78,6 +84,14 @@ export const Reason = {
   KubectlApprove: 'KubectlApprove',
   KubectlDeny: 'KubectlDeny',
   AutoApproved: 'AutoApproved',
+  /** Approved by the operator once the role's approval.approvals distinct people approved (status.approvals). */
+  RequiredApprovalsReached: 'RequiredApprovalsReached',
+  /** Approved by the operator on the requester's own emergency approval (the role's approval.breakGlass). */
+  BreakGlassApproved: 'BreakGlassApproved',
+  /** An approval was added to status.approvals (audit action; one of several the role requires). */
+  ApprovalRecorded: 'ApprovalRecorded',
+  /** ReviewRequired False: someone other than the requester reviewed a break-glass approval. */
+  Reviewed: 'Reviewed',
   // Progress and success.
   Provisioned: 'Provisioned',
   WaitingForApproval: 'WaitingForApproval',
@@ -92,6 +106,8 @@ export const Reason = {
   LeaseExpired: 'LeaseExpired',
   ApprovalTimedOut: 'ApprovalTimedOut',
   RevokedOnDemand: 'RevokedOnDemand',
+  /** The role's approval.maxAccessDuration (or a break-glass approval's maxTTL) since the first issuance is over. */
+  AccessDurationReached: 'AccessDurationReached',
   // Why a credential is replaced (status.rotation.reason; Available False while a broken one is replaced).
   RenewalTruncated: 'RenewalTruncated',
   RenewalRefused: 'RenewalRefused',
@@ -113,6 +129,8 @@ export const Reason = {
   NamespaceNotAllowed: 'NamespaceNotAllowed',
   ReasonRequired: 'ReasonRequired',
   SelfApprovalForbidden: 'SelfApprovalForbidden',
+  /** Approved by a person's condition alone where the role requires more distinct approvals (approval.approvals). */
+  NotEnoughApprovals: 'NotEnoughApprovals',
   /** A request's PostgresRole isn't Success yet. */
   RoleNotReady: 'RoleNotReady',
   /** A role's SecretEngine connects to another kind of database (a MySQLRole naming a SecretEngine with spec.redis, say). */

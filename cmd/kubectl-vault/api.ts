@@ -2,7 +2,13 @@
 // failure becomes an ApiCallError naming what was asked (verb, resource, subresource, namespace, name), so the
 // person at the terminal learns which permission is missing rather than reading an HTTP dump.
 import { HttpMethod, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
-import { DATABASE_ACCESS_REQUEST, type DatabaseAccessRequest } from '../../api/index.ts';
+import {
+  DATABASE_ACCESS_REQUEST,
+  ENGINE_GROUP,
+  ENGINE_VERSION,
+  type DatabaseAccessRequest,
+  type DatabaseRole,
+} from '../../api/index.ts';
 import { KubeApiError, KubeClient, PatchType, resourcePath } from '../../lib/runtime/kube.ts';
 import type { ResourceType } from '../../lib/runtime/types.ts';
 import { ApiCallError, CommandError, type ApiCall } from './errors.ts';
@@ -31,6 +37,8 @@ export interface PluginApi {
   /** A merge patch of the request (or of its status subresource). */
   patchRequest(namespace: string, name: string, patch: unknown, subresource?: 'status'): Promise<DatabaseAccessRequest>;
   getSecret(namespace: string, name: string): Promise<V1Secret>;
+  /** A role (PostgresRole, MySQLRole, MariaDBRole or RedisRole) by its kind. */
+  getRole(kind: string, namespace: string, name: string): Promise<DatabaseRole>;
   whoAmI(): Promise<UserInfo>;
 }
 
@@ -84,6 +92,18 @@ export class KubePluginApi implements PluginApi {
   getSecret(namespace: string, name: string): Promise<V1Secret> {
     return this.call({ verb: 'get', resource: 'secrets', group: '', namespace, name }, () =>
       this.client.get<V1Secret & { metadata: object }>(SECRET_RESOURCE, namespace, name),
+    );
+  }
+
+  getRole(kind: string, namespace: string, name: string): Promise<DatabaseRole> {
+    const resource: ResourceType = {
+      group: ENGINE_GROUP,
+      version: ENGINE_VERSION,
+      plural: `${kind.toLowerCase()}s`,
+      kind,
+    };
+    return this.call({ verb: 'get', resource: resource.plural, group: resource.group, namespace, name }, () =>
+      this.client.get<DatabaseRole & { metadata: { name?: string } }>(resource, namespace, name),
     );
   }
 

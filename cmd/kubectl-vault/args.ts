@@ -2,13 +2,21 @@
 // `--flag value`, `--flag=value`, `-n value`, `-nvalue`, `-n=value`, combined short booleans (`-Ah`), `--` ends
 // the flags, a repeated single-value flag keeps its last value, and `-f` takes comma-separated lists and
 // repeats. Parsing is pure: it returns an Invocation or throws a UsageError (exit code 2).
-import { DATABASE_ACCESS_REQUEST, ENGINE_GROUP, ENGINE_VERSION, Reason } from '../../api/index.ts';
+import {
+  DATABASE_ACCESS_REQUEST,
+  ENGINE_GROUP,
+  ENGINE_VERSION,
+  Reason,
+  isDuration,
+  parseDurationSeconds,
+} from '../../api/index.ts';
 import { UsageError } from './errors.ts';
 import { REPORT_FORMATS, parseSince, type ReportFormat } from './report.ts';
 
 export const COMMANDS = [
   'approve',
   'deny',
+  'review',
   'revoke',
   'rotate',
   'get',
@@ -20,8 +28,8 @@ export const COMMANDS = [
 export type CommandName = (typeof COMMANDS)[number];
 
 /** The commands that change a request: a decision, or an annotation the operator acts on. */
-export type ActionName = 'approve' | 'deny' | 'revoke' | 'rotate';
-export const ACTIONS: readonly ActionName[] = ['approve', 'deny', 'revoke', 'rotate'];
+export type ActionName = 'approve' | 'deny' | 'review' | 'revoke' | 'rotate';
+export const ACTIONS: readonly ActionName[] = ['approve', 'deny', 'review', 'revoke', 'rotate'];
 
 export type OutputFormat = 'env' | 'json' | 'uri';
 export const OUTPUT_FORMATS: readonly OutputFormat[] = ['env', 'json', 'uri'];
@@ -64,6 +72,22 @@ export const GLOBAL_FLAGS: readonly FlagSpec[] = [
 const FLAG_SPECS: Record<string, FlagSpec> = {
   reason: { name: 'reason', kind: 'string', value: 'REASON', help: '' },
   message: { name: 'message', kind: 'string', value: 'TEXT', help: '' },
+  ttl: {
+    name: 'ttl',
+    kind: 'string',
+    value: 'DURATION',
+    help:
+      'Shorten the grant: no lease issued for the request lasts longer than this (e.g. 30m). Longer than the ' +
+      'request asks is refused.',
+  },
+  'break-glass': {
+    name: 'break-glass',
+    kind: 'bool',
+    help:
+      'Approve your own request in an emergency, if its role has approval.breakGlass: --reason TEXT is then ' +
+      "required (free text: an incident), the access is capped at the role's breakGlass.maxTTL, and the request " +
+      'stays ReviewRequired until someone else runs kubectl vault review.',
+  },
   filename: {
     name: 'filename',
     short: 'f',
@@ -83,7 +107,8 @@ const FLAG_SPECS: Record<string, FlagSpec> = {
 
 /** The flags each command accepts besides the global ones. */
 export const COMMAND_FLAGS: Record<CommandName, readonly string[]> = {
-  approve: ['reason', 'message', 'filename'],
+  approve: ['reason', 'message', 'ttl', 'break-glass', 'filename'],
+  review: ['message', 'filename'],
   deny: ['reason', 'message', 'filename'],
   revoke: ['filename'],
   rotate: ['filename'],
@@ -119,6 +144,11 @@ export interface Invocation {
   filenames: string[];
   reason?: string;
   message?: string;
+  /** approve --ttl. */
+  ttl?: string;
+  /** approve --break-glass (then `breakGlassReason` holds --reason's free text and `reason` is unset). */
+  breakGlass?: boolean;
+  breakGlassReason?: string;
   output: OutputFormat;
   /** report: --since as given (a duration back from now, or an RFC 3339 time; checked by parseArgs). */
   since: string;
@@ -285,6 +315,7 @@ export function parseArgs(argv: readonly string[]): Invocation {
       return inv;
     case 'approve':
     case 'deny':
+    case 'review':
     case 'revoke':
     case 'rotate': {
       inv.filenames = (raw.flags.get('filename') as string[] | undefined) ?? [];
@@ -298,9 +329,26 @@ export function parseArgs(argv: readonly string[]): Invocation {
         throw new UsageError(`name at least one ${DATABASE_ACCESS_REQUEST.singular} (or use -f FILE)`, command);
       }
       inv.names = names;
-      if (command === 'approve' || command === 'deny') {
+      if (command === 'approve' && bool(raw, 'break-glass')) {
+        inv.breakGlass = true;
+        const why = str(raw, 'reason')?.trim();
+        if (!why)
+          throw new UsageError(
+            '--break-glass needs --reason TEXT: why you approve your own request (an incident, a ticket)',
+            command,
+          );
+        inv.breakGlassReason = decisionMessage(why, command);
+        inv.message = decisionMessage(str(raw, 'message'), command);
+      } else if (command === 'approve' || command === 'deny') {
         inv.reason = decisionReason(str(raw, 'reason'), command);
         inv.message = decisionMessage(str(raw, 'message'), command);
+      }
+      if (command === 'review') inv.message = decisionMessage(str(raw, 'message'), 'approve');
+      const ttl = str(raw, 'ttl');
+      if (ttl !== undefined) {
+        if (!isDuration(ttl) || parseDurationSeconds(ttl) <= 0)
+          throw new UsageError(`--ttl must be a duration longer than zero, e.g. 30m or 1h (got "${ttl}")`, command);
+        inv.ttl = ttl;
       }
       return inv;
     }

@@ -7,11 +7,23 @@ import {
   ENGINE_GROUP,
   RequestPhase,
   type DatabaseAccessRequest,
+  type DatabaseRole,
 } from '../../api/index.ts';
 import type { PluginApi, UserInfo } from './api.ts';
 import { parseArgs, type ActionName, type Invocation } from './args.ts';
 import { decodeSecret, engineOfRoleKind, formatCredentials } from './credentials.ts';
-import { PAST_TENSE, decisionOf, describeRequest, endOf, findCondition, isPending, outcomeFor } from './decision.ts';
+import {
+  PAST_TENSE,
+  approvalsShown,
+  decisionOf,
+  describeRequest,
+  endOf,
+  findCondition,
+  isPending,
+  outcomeFor,
+  requiredApprovalsOf,
+  type DecisionInput,
+} from './decision.ts';
 import { ApiCallError, CommandError, ExitCode, UsageError, exitCodeOf, renderError } from './errors.ts';
 import { readTargets, type Target } from './files.ts';
 import { requestTable } from './format.ts';
@@ -89,6 +101,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
         return await report(inv, io);
       case 'approve':
       case 'deny':
+      case 'review':
       case 'revoke':
       case 'rotate':
         return await act(inv.command, inv, io);
@@ -121,13 +134,26 @@ async function act(action: ActionName, inv: Invocation, io: Io): Promise<number>
   const targets = targetsOf(inv, io, namespace);
   // Who decides comes from the API server, once, before anything is written.
   let identity: UserInfo = { username: '' };
-  if (action === 'approve' || action === 'deny') identity = await api.whoAmI();
+  if (action === 'approve' || action === 'deny' || action === 'review') identity = await api.whoAmI();
 
   let failed = false;
   for (const target of targets) {
     try {
-      await actOn(api, action, target, { identity, reason: inv.reason, message: inv.message }, io);
-      io.stdout(`${QUALIFIED}/${target.name} ${PAST_TENSE[action]}\n`);
+      const done = await actOn(
+        api,
+        action,
+        target,
+        {
+          identity,
+          reason: inv.reason,
+          message: inv.message,
+          ttl: inv.ttl,
+          breakGlass: inv.breakGlass,
+          breakGlassReason: inv.breakGlassReason,
+        },
+        io,
+      );
+      io.stdout(`${QUALIFIED}/${target.name} ${pastTense(action, done, inv)}\n`);
     } catch (err) {
       io.stderr(`error: ${renderError(err)}\n`);
       failed = true;
@@ -140,23 +166,50 @@ async function actOn(
   api: PluginApi,
   action: ActionName,
   target: Target,
-  input: { identity: UserInfo; reason?: string; message?: string },
+  input: Omit<DecisionInput, 'now' | 'role'>,
   io: Io,
-): Promise<void> {
+): Promise<{ dar: DatabaseAccessRequest; role?: DatabaseRole }> {
   const ns = target.namespace!;
   for (let attempt = 1; ; attempt++) {
     const dar = await api.getRequest(ns, target.name);
-    const outcome = outcomeFor(action, dar, { ...input, now: io.now() });
+    // The approval policy, when the caller may read the role (approvers may): how many approvals, break-glass.
+    const role = action === 'approve' ? await roleOf(api, dar) : undefined;
+    const outcome = outcomeFor(action, dar, { ...input, role, now: io.now() });
     if (outcome.kind === 'refuse') throw new CommandError(outcome.message);
     try {
-      await api.patchRequest(ns, target.name, outcome.patch, outcome.subresource);
-      return;
+      const written = await api.patchRequest(ns, target.name, outcome.patch, outcome.subresource);
+      return { dar: written, ...(role ? { role } : {}) };
     } catch (err) {
       // Changed since we read it: read again and judge again (it may have been decided meanwhile).
       if (err instanceof ApiCallError && err.statusCode === 409 && attempt < MAX_ATTEMPTS) continue;
       throw err;
     }
   }
+}
+
+/** The request's role, or undefined when it can't be read (not found, or no permission to get it). */
+async function roleOf(api: PluginApi, dar: DatabaseAccessRequest): Promise<DatabaseRole | undefined> {
+  const ref = dar.spec.roleRef;
+  try {
+    return await api.getRole(ref.kind ?? 'PostgresRole', ref.namespace ?? dar.metadata.namespace ?? '', ref.name);
+  } catch (err) {
+    if (err instanceof ApiCallError && (err.statusCode === 403 || err.statusCode === 404)) return undefined;
+    throw err;
+  }
+}
+
+/** What the command prints after the name: "approved", or how far the approvals are. */
+function pastTense(
+  action: ActionName,
+  done: { dar: DatabaseAccessRequest; role?: DatabaseRole },
+  inv: Invocation,
+): string {
+  if (action !== 'approve') return PAST_TENSE[action];
+  if (inv.breakGlass)
+    return 'approved (break-glass: the operator issues now; the request stays ReviewRequired until someone else reviews it)';
+  if (decisionOf(done.dar)) return PAST_TENSE.approve;
+  const required = requiredApprovalsOf(done.role, done.dar);
+  return `approval recorded (${approvalsShown(done.dar, required)}${required > 1 ? '; the operator approves once all are in' : ''})`;
 }
 
 async function get(inv: Invocation, io: Io): Promise<number> {

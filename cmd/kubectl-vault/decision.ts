@@ -10,8 +10,12 @@ import {
   Reason,
   RequestPhase,
   decisionOf as requestDecision,
+  isDuration,
+  parseDurationSeconds,
+  type Approval,
   type Condition,
   type DatabaseAccessRequest,
+  type DatabaseRole,
 } from '../../api/index.ts';
 import { setCondition, type Condition as RuntimeCondition } from '../../lib/runtime/conditions.ts';
 import type { ActionName } from './args.ts';
@@ -30,6 +34,13 @@ export interface DecisionInput {
   /** Free text appended to the condition's message. */
   message?: string;
   now: Date;
+  /** The request's role, when the caller may read it (its approval policy). */
+  role?: DatabaseRole;
+  /** approve --ttl: the approver shortens the grant to this (a duration). */
+  ttl?: string;
+  /** approve --break-glass: the requester's own emergency approval; `breakGlassReason` says why. */
+  breakGlass?: boolean;
+  breakGlassReason?: string;
 }
 
 export function findCondition(dar: DatabaseAccessRequest, type: string): Condition | undefined {
@@ -101,6 +112,142 @@ export function decide(dar: DatabaseAccessRequest, decision: Decision, input: De
     };
   }
 
+  if (decision === 'approve') return approve(dar, input);
+  return { kind: 'patch', subresource: 'status', patch: decisionPatch(dar, decision, input) };
+}
+
+/** The requester the API server recorded (leasehold.dev/requester), if any. */
+function requesterName(dar: DatabaseAccessRequest): string | undefined {
+  try {
+    const v = JSON.parse(dar.metadata.annotations?.[Annotations.requester] ?? '') as { username?: unknown };
+    return typeof v.username === 'string' ? v.username : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The role's approval.approvals (1 when unset, or when the role can't be read). */
+export function requiredApprovalsOf(role: DatabaseRole | undefined, dar?: DatabaseAccessRequest): number {
+  return role?.spec.approval?.approvals ?? dar?.status?.requiredApprovals ?? 1;
+}
+
+/** "1 of 2 approvals": the approvals recorded (distinct people) against those required, when known. */
+export function approvalsShown(dar: DatabaseAccessRequest, required?: number): string {
+  const n = new Set((dar.status?.approvals ?? []).map((a) => a.username)).size;
+  const of = required ?? dar.status?.requiredApprovals;
+  return of ? `${n} of ${of} approval${of === 1 ? '' : 's'}` : `${n} approval${n === 1 ? '' : 's'}`;
+}
+
+/**
+ * approve: records the caller's approval in status.approvals (who, when, their note, the ttl they allow) and,
+ * when the role needs one approval and this isn't a break-glass one, writes the Approved condition too (as
+ * KubeVault's plugin did). With more required, or break-glass, the operator writes it once the approvals suffice.
+ * Refused here (the API server refuses them too where it can see the role): a second approval by the same
+ * person, a --ttl longer than the request asks, break-glass by anyone but the requester or on a role without
+ * approval.breakGlass, or beyond its maxTTL.
+ */
+function approve(dar: DatabaseAccessRequest, input: DecisionInput): Outcome {
+  const what = describeRequest(dar);
+  const me = input.identity.username;
+  const approvals = dar.status?.approvals ?? [];
+  const mine = approvals.find((a) => a.username === me);
+  if (mine)
+    return {
+      kind: 'refuse',
+      message: `you (${me}) approved ${what} already at ${mine.approvedAt}; it has ${approvalsShown(dar, input.role?.spec.approval?.approvals)}: someone else must approve it`,
+    };
+  const role = input.role;
+  const roleName = `${dar.spec.roleRef.kind ?? 'PostgresRole'} ${dar.spec.roleRef.namespace ?? dar.metadata.namespace}/${dar.spec.roleRef.name}`;
+  const asked = dar.spec.ttl ?? role?.spec.defaultTTL;
+  let ttl = input.ttl;
+  if (ttl !== undefined && asked && isDuration(asked) && parseDurationSeconds(ttl) > parseDurationSeconds(asked))
+    return {
+      kind: 'refuse',
+      message: `--ttl ${ttl} is longer than the ${asked} ${dar.spec.ttl ? 'the request asks for' : `${roleName} gives by default`}: an approver may shorten a grant, never lengthen it`,
+    };
+  if (input.breakGlass) {
+    const requester = requesterName(dar);
+    if (requester !== me)
+      return {
+        kind: 'refuse',
+        message: `--break-glass is for the requester's own request in an emergency, and ${what} was requested by ${requester ?? 'someone unrecorded'}: approve it without --break-glass`,
+      };
+    if (role && !role.spec.approval?.breakGlass)
+      return {
+        kind: 'refuse',
+        message: `${roleName} doesn't allow break-glass approvals (no approval.breakGlass): someone else with "approve" on it must approve the request`,
+      };
+    const max = role?.spec.approval?.breakGlass?.maxTTL;
+    if (max && isDuration(max)) {
+      const maxSeconds = parseDurationSeconds(max);
+      if (ttl !== undefined && parseDurationSeconds(ttl) > maxSeconds)
+        return {
+          kind: 'refuse',
+          message: `--ttl ${ttl} is longer than the ${max} ${roleName} allows a break-glass approval (approval.breakGlass.maxTTL)`,
+        };
+      if (ttl === undefined) {
+        const askedSeconds = asked && isDuration(asked) ? parseDurationSeconds(asked) : undefined;
+        ttl = askedSeconds !== undefined && askedSeconds < maxSeconds ? asked : max;
+      }
+    }
+  }
+  const approval: Approval = {
+    username: me,
+    approvedAt: rfc3339Seconds(input.now),
+    ...(input.breakGlass ? { message: input.breakGlassReason } : input.message ? { message: input.message } : {}),
+    ...(ttl !== undefined ? { ttl } : {}),
+    ...(input.breakGlass ? { breakGlass: true } : {}),
+  };
+  const status: Record<string, unknown> = { approvals: [...approvals, approval] };
+  const alone = !input.breakGlass && requiredApprovalsOf(role) <= 1;
+  if (alone) {
+    const withCondition = decisionPatch(dar, 'approve', input) as { status: Record<string, unknown> };
+    Object.assign(status, withCondition.status);
+  }
+  return {
+    kind: 'patch',
+    subresource: 'status',
+    patch: { metadata: { resourceVersion: dar.metadata.resourceVersion }, status },
+  };
+}
+
+function rfc3339Seconds(d: Date): string {
+  return d.toISOString().replace(/\.\d+Z$/, 'Z');
+}
+
+/** review: acknowledges a break-glass approval (someone other than the requester; the API server checks "approve"). */
+export function review(dar: DatabaseAccessRequest, input: DecisionInput): Outcome {
+  const what = describeRequest(dar);
+  const glass = (dar.status?.approvals ?? []).find((a) => a.breakGlass);
+  if (!glass) return { kind: 'refuse', message: `${what} has no break-glass approval: there is nothing to review` };
+  const done = dar.status?.review;
+  if (done)
+    return {
+      kind: 'refuse',
+      message: `${what} was reviewed already, by ${done.username} at ${done.reviewedAt}`,
+    };
+  if (input.identity.username === requesterName(dar))
+    return {
+      kind: 'refuse',
+      message: `you (${input.identity.username}) made the break-glass approval of ${what}: someone else with "approve" on its role must review it`,
+    };
+  return {
+    kind: 'patch',
+    subresource: 'status',
+    patch: {
+      metadata: { resourceVersion: dar.metadata.resourceVersion },
+      status: {
+        review: {
+          username: input.identity.username,
+          reviewedAt: rfc3339Seconds(input.now),
+          ...(input.message ? { message: input.message } : {}),
+        },
+      },
+    },
+  };
+}
+
+function decisionPatch(dar: DatabaseAccessRequest, decision: Decision, input: DecisionInput): Record<string, unknown> {
   const type = decision === 'approve' ? ConditionType.Approved : ConditionType.Denied;
   const reason = input.reason ?? (decision === 'approve' ? Reason.KubectlApprove : Reason.KubectlDeny);
   const conditions = setCondition(
@@ -109,13 +256,9 @@ export function decide(dar: DatabaseAccessRequest, decision: Decision, input: De
     dar.metadata.generation,
     input.now,
   );
-  return {
-    kind: 'patch',
-    subresource: 'status',
-    // The resourceVersion makes the write conditional: if the request changed since it was read (someone else
-    // decided, say), the API server answers 409 and the rules run again on what is there now.
-    patch: { metadata: { resourceVersion: dar.metadata.resourceVersion }, status: { conditions } },
-  };
+  // The resourceVersion makes the write conditional: if the request changed since it was read (someone else
+  // decided, say), the API server answers 409 and the rules run again on what is there now.
+  return { metadata: { resourceVersion: dar.metadata.resourceVersion }, status: { conditions } };
 }
 
 /** revoke: ask the operator to revoke the lease now. Only an approved, not yet ended request has one. */
@@ -180,6 +323,8 @@ export function outcomeFor(action: ActionName, dar: DatabaseAccessRequest, input
       return revoke(dar, input.now);
     case 'rotate':
       return rotate(dar, input.now);
+    case 'review':
+      return review(dar, input);
   }
 }
 
@@ -189,4 +334,5 @@ export const PAST_TENSE: Record<ActionName, string> = {
   deny: 'denied',
   revoke: 'revocation requested',
   rotate: 'rotation requested',
+  review: 'reviewed',
 };

@@ -1,7 +1,7 @@
 // How `kubectl vault get` prints requests: kubectl's table layout (upper-case headers, columns padded with
 // three spaces, at least six wide, like its tabwriter) and kubectl's way of printing ages.
 import { Annotations, RequestPhase, type DatabaseAccessRequest, type Subject } from '../../api/index.ts';
-import { decisionOf, endOf } from './decision.ts';
+import { approvalsShown, decisionOf, endOf } from './decision.ts';
 
 const MIN_WIDTH = 6;
 const PADDING = 3;
@@ -123,10 +123,22 @@ export function requestTable(
   requests: readonly DatabaseAccessRequest[],
   opts: { allNamespaces: boolean; now: Date },
 ): string {
-  const headers = ['NAME', 'PHASE', 'ROLE', 'SUBJECTS', 'REQUESTER', 'AGE', 'EXPIRES'];
+  // APPROVALS only where some request needs several (status.requiredApprovals, written by the operator).
+  const approvals = requests.some((d) => (d.status?.requiredApprovals ?? 1) > 1);
+  const headers = [
+    'NAME',
+    'PHASE',
+    ...(approvals ? ['APPROVALS'] : []),
+    'ROLE',
+    'SUBJECTS',
+    'REQUESTER',
+    'AGE',
+    'EXPIRES',
+  ];
   const rows = requests.map((dar) => [
     dar.metadata.name ?? '',
     displayPhase(dar),
+    ...(approvals ? [approvalsShown(dar)] : []),
     displayRole(dar),
     displaySubjects(dar),
     displayRequester(dar),

@@ -23,7 +23,8 @@ const DECISION_FLAGS = (verb: 'approve' | 'deny', dflt: string): Record<string, 
 export const HELP: Record<CommandName, CommandHelp> = {
   approve: {
     usage:
-      'kubectl vault approve databaseaccessrequest|dar NAME... [-n NAMESPACE] [--reason REASON] [--message TEXT]\n' +
+      'kubectl vault approve databaseaccessrequest|dar NAME... [-n NAMESPACE] [--reason REASON] [--message TEXT] [--ttl DURATION]\n' +
+      '  kubectl vault approve dar NAME --break-glass --reason TEXT [--ttl DURATION]\n' +
       '  kubectl vault approve -f FILE [--reason REASON] [--message TEXT]',
     summary: 'Approve database access requests: the operator then issues the credentials.',
     description:
@@ -38,13 +39,39 @@ export const HELP: Record<CommandName, CommandHelp> = {
       'role the request names, a PostgresRole, MySQLRole, MariaDBRole or RedisRole (the leasehold-approver\n' +
       "ClusterRole has all three). With Leasehold's\n" +
       'admission policies installed the API server also refuses approving your own request (four eyes), a\n' +
-      'request without the reason its role requires, and one that expired waiting (docs/approval.md).',
-    flags: DECISION_FLAGS('approve', Reason.KubectlApprove),
+      'request without the reason its role requires, and one that expired waiting (docs/approval.md).\n\n' +
+      'Your approval is also recorded in status.approvals (who, when, --message, --ttl). A role with\n' +
+      'approval.approvals: N needs N distinct people: each approve adds one ("1 of 2 approvals") and the operator\n' +
+      'writes the Approved condition once the last is in; the same person twice is refused. --ttl shortens the\n' +
+      'grant (no lease longer than it); longer than the request asks is refused. --break-glass approves your own\n' +
+      'request in an emergency, on a role with approval.breakGlass: --reason is then free text and required, the\n' +
+      "access ends after the role's breakGlass.maxTTL, and the request stays ReviewRequired until someone else\n" +
+      'runs kubectl vault review.',
+    flags: {
+      ...DECISION_FLAGS('approve', Reason.KubectlApprove),
+      reason:
+        DECISION_FLAGS('approve', Reason.KubectlApprove).reason! +
+        ' With --break-glass: free text, required (why: an incident, a ticket).',
+    },
     examples: [
       'kubectl vault approve databaseaccessrequest postgres-cred-rqst -n demo',
       'kubectl vault approve dar app-read app-write -n shop --message "OPS-1234: nightly export"',
       'kubectl vault approve -f postgresAccessRequest.yaml --reason IncidentResponse --message "INC-42"',
+      'kubectl vault approve dar postgres-cred-rqst -n demo --ttl 30m',
+      'kubectl vault approve dar postgres-cred-rqst -n demo --break-glass --reason "INC-123: primary down"',
     ],
+  },
+  review: {
+    usage: 'kubectl vault review databaseaccessrequest|dar NAME... [-n NAMESPACE] [--message TEXT]',
+    summary: 'Acknowledge a break-glass approval: the request is no longer ReviewRequired.',
+    description:
+      'Writes status.review (you, as the API server knows you, now, and --message) on a request its requester\n' +
+      'approved with --break-glass; the operator then sets ReviewRequired to False (reason Reviewed) and records\n' +
+      "it in the audit trail. The requester can't review their own; a review is made once.\n\n" +
+      'Needs get on databaseaccessrequests, patch on databaseaccessrequests/status and the verb approve on the\n' +
+      "request's role.",
+    flags: { message: 'Free text (one line, up to 1024 characters): what you checked.' },
+    examples: ['kubectl vault review dar postgres-cred-rqst -n demo --message "checked INC-123, access was needed"'],
   },
   deny: {
     usage:
@@ -85,7 +112,8 @@ export const HELP: Record<CommandName, CommandHelp> = {
     description:
       "PHASE is the operator's; before the operator has seen a decision, the decision itself is shown.\n" +
       'REQUESTER is who created the request, as recorded at admission. EXPIRES is when the current lease runs\n' +
-      'out unless renewed. --pending keeps the requests waiting for someone to approve or deny them.',
+      'out unless renewed. --pending keeps the requests waiting for someone to approve or deny them. APPROVALS\n' +
+      '("1 of 2 approvals") appears when a request needs several approvals (the role\'s approval.approvals).',
     examples: ['kubectl vault get dar -n demo', 'kubectl vault get databaseaccessrequests -A --pending'],
   },
   credentials: {

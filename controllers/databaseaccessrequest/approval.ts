@@ -22,6 +22,7 @@ import {
   isDuration,
   parseDurationSeconds,
   decisionOf,
+  type Approval,
   type DatabaseAccessRequest,
   type Requester,
   type Subject,
@@ -237,6 +238,185 @@ export function pendingStep(dar: DatabaseAccessRequest, role: AccessRole | undef
   };
 }
 
+// ---- N-of-M, shortened grants, break-glass ------------------------------------------------------------------
+
+/** The role's approval.approvals: distinct approvals needed (1 when unset). */
+export function requiredApprovals(role: AccessRole | undefined): number {
+  const n = role?.spec.approval?.approvals;
+  return typeof n === 'number' && n >= 1 ? Math.floor(n) : 1;
+}
+
+function durationSecondsOf(v: string | undefined): number | undefined {
+  if (!v || !isDuration(v)) return undefined;
+  const s = parseDurationSeconds(v);
+  return s > 0 ? s : undefined;
+}
+
+/** What status.approvals (and a person's Approved condition) amount to under the role's policy. */
+export interface ApprovalTally {
+  /** approval.approvals of the role (1 when unset or the role is unknown). */
+  required: number;
+  /** The approvals that count, one per person, oldest first. */
+  counted: Approval[];
+  /** Entries that don't count, and why (a duplicate, the requester's own). */
+  ignored: { username: string; why: string }[];
+  /** The requester's own emergency approval, when the role allows it and it gives a reason. */
+  breakGlass?: Approval;
+  /** Enough approvals (or a break-glass one): the request may be approved. */
+  satisfied: boolean;
+  /** The shortest ttl an approval allowed (seconds), if any gave one. */
+  ttlSeconds?: number;
+}
+
+/**
+ * Tallies a request's approvals (status.approvals, in order; the Approved condition's decider counts too when a
+ * person wrote it) against its role's policy. Counted: one approval per username; the recorded requester's only
+ * when the role sets allowSelfApproval (a cluster administrator requester excepted), or as a break-glass approval
+ * when the role has approval.breakGlass and the approval gives a reason and no ttl above breakGlass.maxTTL.
+ * The admission policies refuse the rest first; this is the operator's own count (roles in another namespace).
+ */
+export function tallyApprovals(dar: DatabaseAccessRequest, role: AccessRole | undefined): ApprovalTally {
+  const policy = role?.spec.approval;
+  const requester = requesterOf(dar);
+  const adminRequester = (requester?.groups ?? []).includes(CLUSTER_ADMIN_GROUP);
+  const entries: Approval[] = [...(dar.status?.approvals ?? [])];
+  const decision = decisionRecord(dar);
+  if (
+    decision?.type === ConditionType.Approved &&
+    decision.decider &&
+    decision.decider !== OPERATOR_DECIDER &&
+    !OPERATOR_REASONS.has(decision.reason)
+  )
+    entries.push({ username: decision.decider, approvedAt: decision.at ?? '' });
+  const seen = new Set<string>();
+  const tally: ApprovalTally = { required: requiredApprovals(role), counted: [], ignored: [], satisfied: false };
+  for (const a of entries) {
+    if (seen.has(a.username)) continue;
+    seen.add(a.username);
+    const own = !!requester && a.username === requester.username;
+    if (own && a.breakGlass) {
+      const max = durationSecondsOf(policy?.breakGlass?.maxTTL);
+      const ttl = durationSecondsOf(a.ttl);
+      if (max === undefined) {
+        tally.ignored.push({ username: a.username, why: 'break-glass approval: the role has no approval.breakGlass' });
+      } else if (!a.message?.trim()) {
+        tally.ignored.push({ username: a.username, why: 'break-glass approval without a reason' });
+      } else if (ttl !== undefined && ttl > max) {
+        tally.ignored.push({
+          username: a.username,
+          why: `break-glass approval for ${a.ttl}, longer than breakGlass.maxTTL ${policy!.breakGlass!.maxTTL}`,
+        });
+      } else {
+        tally.breakGlass ??= a;
+      }
+      continue;
+    }
+    if (own && !policy?.allowSelfApproval && !adminRequester) {
+      tally.ignored.push({ username: a.username, why: "the requester can't approve their own request (four eyes)" });
+      continue;
+    }
+    tally.counted.push(a);
+  }
+  const ttls = [...tally.counted, ...(tally.breakGlass ? [tally.breakGlass] : [])]
+    .map((a) => durationSecondsOf(a.ttl))
+    .filter((t): t is number => t !== undefined);
+  if (ttls.length) tally.ttlSeconds = Math.min(...ttls);
+  tally.satisfied = !!tally.breakGlass || tally.counted.length >= tally.required;
+  return tally;
+}
+
+/** Reasons of the Approved conditions the operator writes (never a person's decision). */
+export const OPERATOR_REASONS: ReadonlySet<string> = new Set([
+  Reason.AutoApproved,
+  Reason.RequiredApprovalsReached,
+  Reason.BreakGlassApproved,
+]);
+
+/** "1 of 2 approvals (alice)": how far a request is, in words. */
+export function approvalProgress(t: ApprovalTally): string {
+  const names = t.counted.map((a) => a.username);
+  return `${names.length} of ${t.required} approval${t.required === 1 ? '' : 's'}${names.length ? ` (${names.join(', ')})` : ''}`;
+}
+
+/**
+ * The Approved condition the operator writes once the approvals suffice (status.approvals: enough distinct
+ * people, or a break-glass approval): undefined while they don't, or when no approval was recorded at all (a
+ * person's Approved condition is theirs to write, as with one approval and KubeVault).
+ */
+export function approvalsDecision(
+  dar: DatabaseAccessRequest,
+  role: AccessRole | undefined,
+): { reason: string; message: string } | undefined {
+  if (!role || !(dar.status?.approvals ?? []).length) return undefined;
+  const t = tallyApprovals(dar, role);
+  if (!t.satisfied) return undefined;
+  if (t.breakGlass && t.counted.length < t.required) {
+    return {
+      reason: Reason.BreakGlassApproved,
+      message:
+        `This was approved by: ${OPERATOR_DECIDER} (break-glass approval by ${t.breakGlass.username}: ${t.breakGlass.message ?? ''})`.slice(
+          0,
+          1000,
+        ),
+    };
+  }
+  return {
+    reason: Reason.RequiredApprovalsReached,
+    message: `This was approved by: ${OPERATOR_DECIDER} (${approvalProgress(t)} of ${roleKind(dar)} ${roleName(dar)})`,
+  };
+}
+
+/** The requester's break-glass approval recorded on the request, whatever the role says now. */
+export function breakGlassApproval(dar: DatabaseAccessRequest): Approval | undefined {
+  const requester = requesterOf(dar);
+  return (dar.status?.approvals ?? []).find((a) => a.breakGlass && requester && a.username === requester.username);
+}
+
+/** A review that counts: by someone other than the requester (the admission policy also checks "approve"). */
+export function validReview(
+  dar: DatabaseAccessRequest,
+): NonNullable<NonNullable<DatabaseAccessRequest['status']>['review']> | undefined {
+  const review = dar.status?.review;
+  const requester = requesterOf(dar);
+  if (!review?.username || (requester && review.username === requester.username)) return undefined;
+  return review;
+}
+
+/** What status.grant records, decided at the first issuance (pure: `now` is that issuance). */
+export interface Grant {
+  /** The longest lease to ask for, seconds; undefined: Vault's role default. */
+  ttlSeconds?: number;
+  accessEndsAtMs?: number;
+}
+
+/**
+ * The grant approvals allow: the lease TTL (the request's ttl, else the role's defaultTTL, capped by the role's
+ * maxTTL, an approver's --ttl and a break-glass approval's maxTTL; undefined when nothing caps Vault's default),
+ * and when access ends in total (approval.maxAccessDuration, and breakGlass.maxTTL for a break-glass grant,
+ * counted from `startMs`).
+ */
+export function grantOf(dar: DatabaseAccessRequest, role: AccessRole, startMs: number): Grant {
+  const t = tallyApprovals(dar, role);
+  const roleMax = durationSecondsOf(role.spec.maxTTL);
+  const asked = durationSecondsOf(dar.spec.ttl);
+  const base = asked !== undefined && roleMax !== undefined ? Math.min(asked, roleMax) : asked;
+  const breakGlass = t.breakGlass && t.counted.length < t.required;
+  const glassMax = breakGlass ? durationSecondsOf(role.spec.approval?.breakGlass?.maxTTL) : undefined;
+  const caps = [t.ttlSeconds, glassMax].filter((x): x is number => x !== undefined);
+  let ttlSeconds = base;
+  if (caps.length) {
+    const start = base ?? durationSecondsOf(role.spec.defaultTTL) ?? roleMax;
+    ttlSeconds = Math.min(...caps, ...(start !== undefined ? [start] : []));
+  }
+  const ends = [durationSecondsOf(role.spec.approval?.maxAccessDuration), glassMax]
+    .filter((x): x is number => x !== undefined)
+    .map((s) => startMs + s * 1000);
+  return {
+    ...(ttlSeconds !== undefined ? { ttlSeconds: Math.floor(ttlSeconds) } : {}),
+    ...(ends.length ? { accessEndsAtMs: Math.min(...ends) } : {}),
+  };
+}
+
 // ---- the backstop before issuing ----------------------------------------------------------------------------
 
 /**
@@ -259,6 +439,12 @@ export function issueRefusal(
   }
   const decision = decisionRecord(dar);
   const requester = requesterOf(dar);
+  const tally = tallyApprovals(dar, role);
+  const fewApprovals =
+    tally.required > 1 &&
+    decision?.type === ConditionType.Approved &&
+    decision.reason !== Reason.AutoApproved &&
+    !tally.satisfied;
   if (
     !approval?.allowSelfApproval &&
     decision?.type === ConditionType.Approved &&
@@ -271,6 +457,13 @@ export function issueRefusal(
     return {
       reason: Reason.SelfApprovalForbidden,
       message: `${requester.username} approved their own request, which ${what} doesn't allow (four eyes); nothing is issued: create a new request for someone else to approve`,
+    };
+  }
+  if (fewApprovals) {
+    const ignored = tally.ignored.map((i) => `${i.username}: ${i.why}`).join('; ');
+    return {
+      reason: Reason.NotEnoughApprovals,
+      message: `${what} requires ${tally.required} distinct approvals (approval.approvals) and the request has ${approvalProgress(tally)}${ignored ? `; not counted: ${ignored}` : ''}; nothing is issued: create a new request and collect the approvals with kubectl vault approve`,
     };
   }
   return undefined;
@@ -297,12 +490,13 @@ export function auditFields(dar: DatabaseAccessRequest): Record<string, unknown>
     role: roleName(dar),
     subjects: dar.spec.subjects.map((s) => describeSubject(s, ns)),
     requester: requester?.username ?? 'unknown',
+    ...(dar.status?.approvals?.length ? { approvals: dar.status.approvals.map((a) => a.username) } : {}),
     ...(dar.spec.reason ? { requestReason: dar.spec.reason } : {}),
     ...(dar.spec.ttl ? { ttl: dar.spec.ttl } : {}),
     ...(decision
       ? {
           decision: decision.type,
-          decidedBy: decision.decider ?? 'unknown',
+          decidedBy: decidedBy(dar, decision),
           decisionReason: decision.reason,
           ...(decision.at ? { decidedAt: decision.at } : {}),
         }
@@ -311,6 +505,24 @@ export function auditFields(dar: DatabaseAccessRequest): Record<string, unknown>
     // Not `secret`: the logger masks fields by such names.
     ...(dar.status?.secret?.name ? { storedIn: `Secret ${ns}/${dar.status.secret.name}` } : {}),
   };
+}
+
+/**
+ * Who decided, in people's names: the condition's decider, except for the operator's decisions on approvals
+ * (N-of-M: the approvers, in order; break-glass: the requester who broke the glass).
+ */
+function decidedBy(dar: DatabaseAccessRequest, decision: DecisionRecord): string {
+  const approvals = dar.status?.approvals ?? [];
+  if (decision.reason === Reason.RequiredApprovalsReached && approvals.length)
+    return approvals
+      .filter((a) => !a.breakGlass)
+      .map((a) => a.username)
+      .join(', ');
+  if (decision.reason === Reason.BreakGlassApproved) {
+    const glass = breakGlassApproval(dar);
+    if (glass) return `${glass.username} (break-glass)`;
+  }
+  return decision.decider ?? 'unknown';
 }
 
 /** The who of an audit Event, appended to its message. */

@@ -89,6 +89,8 @@ const AUDITED = new Set<string>([
   Reason.ApprovalTimedOut,
   Reason.ReasonRequired,
   Reason.SelfApprovalForbidden,
+  Reason.NotEnoughApprovals,
+  Reason.AccessDurationReached,
   Reason.RevocationFailed,
 ]);
 

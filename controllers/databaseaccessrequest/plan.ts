@@ -47,11 +47,18 @@ import {
   type PreviousLease,
 } from './decide.ts';
 import {
+  approvalProgress,
+  approvalsDecision,
+  breakGlassApproval,
+  grantOf,
   issueRefusal,
   pendingStep,
   requesterOf,
+  requiredApprovals,
   sameRequester,
+  tallyApprovals,
   unobservedDecision,
+  validReview,
   type AuditAction,
 } from './approval.ts';
 import type { RevocationReason } from './metrics.ts';
@@ -212,6 +219,8 @@ class PlanBuilder {
     const requester = requesterOf(this.dar);
     if (requester && !sameRequester(requester, this.dar.status?.requester))
       this.set({ conditions: [], fields: { requester } });
+    this.approvalsSeen();
+    this.reviewState();
     const decision = unobservedDecision(this.dar);
     if (decision) {
       const approved = decision.type === ConditionType.Approved;
@@ -227,6 +236,60 @@ class PlanBuilder {
     return this;
   }
 
+  /** Approvals added to status.approvals since the last pass: one audit record each, break-glass ones an Event too. */
+  private approvalsSeen(): void {
+    const approvals = this.dar.status?.approvals ?? [];
+    const seen = this.dar.status?.observedApprovals ?? 0;
+    if (approvals.length <= seen) return;
+    const requester = requesterOf(this.dar)?.username;
+    for (const a of approvals.slice(seen)) {
+      const note = `${a.ttl ? ` for at most ${a.ttl}` : ''}${a.message ? `: ${a.message}` : ''}`;
+      if (a.breakGlass && a.username === requester) {
+        // Said at once, as an Event and an audit record: someone must review it.
+        this.p.events.push({
+          type: 'Warning',
+          reason: Reason.BreakGlassApproved,
+          message: `${a.username} approved their own request in an emergency (break-glass)${note}`,
+          audit: true,
+        });
+      } else {
+        this.p.audits.push({ action: Reason.ApprovalRecorded, message: `approval by ${a.username}${note}` });
+      }
+    }
+    this.set({ conditions: [], fields: { observedApprovals: approvals.length } });
+  }
+
+  /** After a break-glass approval: ReviewRequired True until someone other than the requester reviews it. */
+  private reviewState(): void {
+    const glass = breakGlassApproval(this.dar);
+    if (!glass) return;
+    const review = validReview(this.dar);
+    const before = (this.dar.status?.conditions ?? []).find((c) => c.type === ConditionType.ReviewRequired);
+    if (review) {
+      const message = `the break-glass approval by ${glass.username} was reviewed by ${review.username} at ${review.reviewedAt}${review.message ? `: ${review.message}` : ''}`;
+      this.set({
+        conditions: [{ type: ConditionType.ReviewRequired, status: 'False', reason: Reason.Reviewed, message }],
+      });
+      if (!(before?.status === 'False' && before.reason === Reason.Reviewed))
+        this.p.events.push({ type: 'Normal', reason: Reason.Reviewed, message, audit: true });
+      return;
+    }
+    const ref = this.dar.spec.roleRef;
+    this.set({
+      conditions: [
+        {
+          type: ConditionType.ReviewRequired,
+          status: 'True',
+          reason: Reason.BreakGlassApproved,
+          message:
+            `${glass.username} approved their own request in an emergency (break-glass: ${glass.message ?? ''}); ` +
+            `someone else with "approve" on ${ref.kind ?? 'PostgresRole'} ${ref.namespace ?? this.ns}/${ref.name} must review it: ` +
+            `kubectl vault review databaseaccessrequest ${this.dar.metadata.name} -n ${this.ns}`,
+        },
+      ],
+    });
+  }
+
   finished(): Plan {
     this.p.forget = true;
     return this.p;
@@ -237,6 +300,15 @@ class PlanBuilder {
   pending(): Plan {
     if (this.dar.status?.phase === RequestPhase.Expired) return this.p;
     const step = pendingStep(this.dar, this.o.role, this.nowMs);
+    const byApprovals = step.kind === 'expire' ? undefined : approvalsDecision(this.dar, this.o.role);
+    if (byApprovals) {
+      // Written like a person's decision: the next pass sees it (and audits it) like any other.
+      this.set({
+        conditions: [{ type: ConditionType.Approved, status: 'True', ...byApprovals }],
+      });
+      return this.p;
+    }
+    if (this.o.role) this.set({ conditions: [], fields: { requiredApprovals: requiredApprovals(this.o.role) } });
     switch (step.kind) {
       case 'expire':
         // resourceVersion-guarded like every status write: a decision that lands first wins, and the API server
@@ -268,7 +340,7 @@ class PlanBuilder {
               type: ConditionType.Available,
               status: 'False',
               reason: Reason.WaitingForApproval,
-              message: step.message,
+              message: this.progress() + step.message,
             },
           ],
         });
@@ -278,18 +350,31 @@ class PlanBuilder {
     }
   }
 
+  /** "1 of 2 approvals (alice); " while more than one is needed or some were given (and what didn't count). */
+  private progress(): string {
+    if (!this.o.role) return '';
+    const t = tallyApprovals(this.dar, this.o.role);
+    if (t.required <= 1 && !(this.dar.status?.approvals ?? []).length) return '';
+    const ignored = t.ignored.map((i) => `${i.username} not counted: ${i.why}`);
+    return `${approvalProgress(t)}${ignored.length ? ` (${ignored.join('; ')})` : ''}; `;
+  }
+
   // ---- the end of access: revoke-now, expiry, deletion ---------------------------------------------------
 
   /**
    * Revokes the request's leases, empties its Secret and records the final phase. A lease Vault didn't revoke
    * stops the pass: the phase and Secret stay, the Revoked condition says why (failureStatus), retried with backoff.
    */
-  endAccess(kind: 'revokeNow' | 'expire'): Plan {
+  endAccess(kind: 'revokeNow' | 'expire' | 'accessEnd'): Plan {
     const st = this.dar.status ?? {};
     const leaseId = st.lease?.id;
     const revokeNow = kind === 'revokeNow';
     const reason: RevocationReason = revokeNow ? 'revoke-now' : 'expiry';
-    const why = revokeNow ? 'revoked on request' : 'the request expired';
+    const why = revokeNow
+      ? 'revoked on request'
+      : kind === 'accessEnd'
+        ? "the request's access time is over"
+        : 'the request expired';
     // The recorded lease, one the Secret holds that isn't recorded yet, and any an unfinished attempt got.
     const leaseIds = [...new Set([leaseId, this.o.secret.leaseId].filter((id): id is string => !!id))];
     const unfinished = st.issuance?.attempt && !st.issuance.completed ? st.issuance : undefined;
@@ -337,25 +422,45 @@ class PlanBuilder {
             },
           ],
         }
-      : {
-          phase: RequestPhase.Expired,
-          remove: ['previousLeases'],
-          dropConditions: [ConditionType.Revoked],
-          conditions: [
-            {
-              type: ConditionType.Available,
-              status: 'False',
-              reason: Reason.LeaseExpired,
-              message: 'the lease ran out (spec.renew is false); the credential was removed from the Secret',
-            },
-            {
-              type: ConditionType.Expired,
-              status: 'True',
-              reason: Reason.LeaseExpired,
-              message: `lease ${leaseId ?? ''} expired`,
-            },
-          ],
-        };
+      : kind === 'accessEnd'
+        ? {
+            phase: RequestPhase.Expired,
+            remove: ['previousLeases'],
+            dropConditions: [ConditionType.Revoked],
+            conditions: [
+              {
+                type: ConditionType.Available,
+                status: 'False',
+                reason: Reason.AccessDurationReached,
+                message: `access ended at ${st.grant?.accessEndsAt ?? ''} (${this.accessLimitText()}, from the first issuance at ${st.grant?.accessStartedAt ?? ''}); ${leaseIds.length ? `lease ${leaseIds.join(', ')} was revoked and ` : ''}the credential was removed from the Secret`,
+              },
+              {
+                type: ConditionType.Expired,
+                status: 'True',
+                reason: Reason.AccessDurationReached,
+                message: `access time over${leaseId ? `; lease ${leaseId} revoked` : ''}`,
+              },
+            ],
+          }
+        : {
+            phase: RequestPhase.Expired,
+            remove: ['previousLeases'],
+            dropConditions: [ConditionType.Revoked],
+            conditions: [
+              {
+                type: ConditionType.Available,
+                status: 'False',
+                reason: Reason.LeaseExpired,
+                message: 'the lease ran out (spec.renew is false); the credential was removed from the Secret',
+              },
+              {
+                type: ConditionType.Expired,
+                status: 'True',
+                reason: Reason.LeaseExpired,
+                message: `lease ${leaseId ?? ''} expired`,
+              },
+            ],
+          };
     this.p.forget = true;
     return this.p;
   }
@@ -438,6 +543,10 @@ class PlanBuilder {
 
   keepLease(): Plan {
     const lease = this.dar.status!.lease!;
+    const endsAtMs = this.accessEndsAtMs();
+    if (endsAtMs !== undefined && this.nowMs >= endsAtMs) return this.endAccess('accessEnd');
+    if (endsAtMs !== undefined) this.requeueAt(endsAtMs + 100);
+    this.recordGrant(Date.parse(this.dar.status?.issuance?.startedAt ?? lease.issuedAt ?? '') || this.nowMs);
     const broken = this.brokenCredential();
     if (broken) return this.rotate(broken.reason, broken.message, broken.opts);
     // Without its role (or with a template that can't render) nothing new can be issued: the lease is kept
@@ -449,13 +558,15 @@ class PlanBuilder {
       uid: this.uid,
       nowMs: this.nowMs,
     });
-    if (schedule.kind === 'renew' && !this.o.refusal && !this.o.renewal) {
+    // A lease that lasts until access ends anyway isn't renewed: the end revokes it.
+    const outlasts = endsAtMs !== undefined && Date.parse(lease.expiresAt ?? '') >= endsAtMs;
+    if (schedule.kind === 'renew' && !this.o.refusal && !this.o.renewal && !outlasts) {
       // A renewal due is asked first, alone: its answer decides the rest of the pass (renewed, or rotate).
       this.step({
         kind: 'renewLease',
         leaseId: lease.id!,
-        askSeconds: this.requestedTtlSeconds() ?? schedule.askSeconds,
-        termSeconds: schedule.askSeconds,
+        askSeconds: this.capToAccessEnd(this.requestedTtlSeconds() ?? schedule.askSeconds)!,
+        termSeconds: this.capToAccessEnd(schedule.askSeconds)!,
       });
       this.p.replan = true;
       return this.p;
@@ -470,6 +581,7 @@ class PlanBuilder {
       });
     }
     if (this.o.renewal) return this.renewed(this.o.renewal);
+    if (outlasts && schedule.kind === 'renew') return this.p;
     return this.onSchedule(schedule, canIssue);
   }
 
@@ -701,6 +813,8 @@ class PlanBuilder {
     const rotation = st.rotation?.requestedAt && !st.rotation.completedAt ? st.rotation : undefined;
     if (!rotation) this.p.awaitingFirstIssue = true;
     if (rotation?.notAfter && this.nowMs >= Date.parse(rotation.notAfter)) return this.endAccess('expire');
+    const endsAtMs = this.accessEndsAtMs();
+    if (endsAtMs !== undefined && this.nowMs >= endsAtMs) return this.endAccess('accessEnd');
     const blocked = this.issueBlocked();
     if (blocked)
       return this.fail({
@@ -725,6 +839,9 @@ class PlanBuilder {
         message: `the credential's Secret can't be written: ${problems.join('; ')}`,
         terminal: true,
       });
+    this.recordGrant(this.nowMs);
+    const endsAt = this.accessEndsAtMs();
+    if (endsAt !== undefined) this.requeueAt(endsAt + 100);
     const order = this.issueOrder(secretName, rotation);
     this.step({ kind: 'issue', order });
     this.step({ kind: 'ensureGrants' });
@@ -764,7 +881,7 @@ class PlanBuilder {
       : !(st.previousLeases ?? []).some((p) => p.id === o.secret.leaseId);
     const adopt = unfinished && o.secret.leaseId && ours ? o.secret.leaseId : undefined;
     const target = o.target!;
-    let ttlSeconds = this.requestedTtlSeconds();
+    let ttlSeconds = this.capToAccessEnd(this.requestedTtlSeconds());
     if (rotation?.notAfter) {
       // renew: false: a rotated credential ends when the one it replaces would have.
       const left = Math.max(1, Math.floor((Date.parse(rotation.notAfter) - this.nowMs) / 1000));
@@ -841,8 +958,51 @@ class PlanBuilder {
     });
   }
 
+  /** The lease TTL to ask for: status.grant.ttl once recorded, else what the approvals allow (approval.ts grantOf). */
   private requestedTtlSeconds(): number | undefined {
-    return requestedTtlSeconds(this.dar, this.o.role?.spec.maxTTL);
+    const recorded = this.p.status.grant;
+    if (recorded) return recorded.ttl ? parseDurationSeconds(recorded.ttl) : undefined;
+    if (!this.o.role) return requestedTtlSeconds(this.dar, undefined);
+    return grantOf(this.dar, this.o.role, this.nowMs).ttlSeconds;
+  }
+
+  /** When access ends in total (status.grant.accessEndsAt), if it does. */
+  private accessEndsAtMs(): number | undefined {
+    const at = Date.parse(this.p.status.grant?.accessEndsAt ?? '');
+    return Number.isFinite(at) ? at : undefined;
+  }
+
+  /** A TTL (seconds) no longer than what is left of the access; at least a second. */
+  private capToAccessEnd(ttlSeconds: number | undefined): number | undefined {
+    const endsAtMs = this.accessEndsAtMs();
+    if (endsAtMs === undefined) return ttlSeconds;
+    const left = Math.max(1, Math.floor((endsAtMs - this.nowMs) / 1000));
+    return ttlSeconds === undefined ? left : Math.min(ttlSeconds, left);
+  }
+
+  /** status.grant, decided once (at the first issuance, `startMs`) from the approvals and the role. */
+  private recordGrant(startMs: number): void {
+    if (this.p.status.grant || !this.o.role) return;
+    const g = grantOf(this.dar, this.o.role, startMs);
+    this.set({
+      conditions: [],
+      fields: {
+        grant: {
+          ...(g.ttlSeconds !== undefined ? { ttl: formatDuration(g.ttlSeconds) } : {}),
+          accessStartedAt: rfc3339(new Date(startMs)),
+          ...(g.accessEndsAtMs !== undefined ? { accessEndsAt: rfc3339(new Date(g.accessEndsAtMs)) } : {}),
+        },
+      },
+    });
+  }
+
+  private accessLimitText(): string {
+    const a = this.o.role?.spec.approval;
+    const parts = [
+      a?.maxAccessDuration ? `approval.maxAccessDuration ${a.maxAccessDuration}` : '',
+      breakGlassApproval(this.dar) && a?.breakGlass ? `break-glass maxTTL ${a.breakGlass.maxTTL}` : '',
+    ].filter(Boolean);
+    return parts.length ? parts.join(', ') : 'the access time the approvals allowed';
   }
 
   private get ns(): string {

@@ -14,10 +14,17 @@ import { DatabaseAccessRequestReconciler } from './reconciler.ts';
 
 const REQUEST_OWNER = { group: DATABASE_ACCESS_REQUEST.group, kind: DATABASE_ACCESS_REQUEST.kind };
 
-/** The Approved/Denied conditions, which people write: the only status changes the controller reacts to. */
+/**
+ * What people write into status: the Approved/Denied conditions, approvals (status.approvals) and a review
+ * (status.review). The only status changes the controller reacts to.
+ */
 export function decisionChanged(a: DatabaseAccessRequest, b: DatabaseAccessRequest): boolean {
   const decisions = (d: DatabaseAccessRequest) =>
-    JSON.stringify((d.status?.conditions ?? []).filter((c) => c.type === 'Approved' || c.type === 'Denied'));
+    JSON.stringify([
+      (d.status?.conditions ?? []).filter((c) => c.type === 'Approved' || c.type === 'Denied'),
+      d.status?.approvals ?? [],
+      d.status?.review ?? null,
+    ]);
   return decisions(a) !== decisions(b);
 }
 

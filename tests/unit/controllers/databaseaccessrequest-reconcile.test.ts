@@ -415,3 +415,50 @@ test('a previous lease whose Vault AppBinding is gone is said to be left to expi
   t.deepEqual(w.events.summary(w.dar()), ['Warning LeaseNotRevoked']);
   t.is(w.dar().status?.previousLeases, undefined);
 });
+
+// ---- the approval policy: N-of-M, the access-time cap ---------------------------------------------------------
+
+const approvalBy = (username: string) => ({ username, approvedAt: '2026-03-01T11:59:00Z' });
+
+test('two approvals required: one issues nothing and says "1 of 2"; the second has the operator approve and issue, naming both', async (t) => {
+  const w = await world({ role: { approval: { approvals: 2 } }, approved: false });
+  w.kube.edit<DatabaseAccessRequest>(DATABASE_ACCESS_REQUESTS, NS, KEY.name, (o) => {
+    o.status = { approvals: [approvalBy('bob')] } as never;
+  });
+  await w.pass();
+  t.is(w.dar().status?.phase, RequestPhase.WaitingForApproval);
+  t.regex(conditionOf(w.dar(), ConditionType.Available)?.message ?? '', /^1 of 2 approvals \(bob\); waiting/);
+  t.deepEqual(w.live(), []);
+  w.kube.edit<DatabaseAccessRequest>(DATABASE_ACCESS_REQUESTS, NS, KEY.name, (o) => {
+    o.status!.approvals = [...(o.status!.approvals ?? []), approvalBy('carol')];
+  });
+  await w.pass();
+  t.is(conditionOf(w.dar(), ConditionType.Approved)?.reason, Reason.RequiredApprovalsReached);
+  await w.pass();
+  t.is(w.live().length, 1);
+  t.is(w.dar().status?.phase, RequestPhase.Approved);
+  const audits = w.logs.filter((l) => l.meta.audit === true).map((l) => l.meta);
+  t.deepEqual(
+    audits.filter((a) => a.action === 'ApprovalRecorded').map((a) => a.message),
+    ['approval by bob', 'approval by carol'],
+  );
+  t.deepEqual(audits.find((a) => a.action === 'SuccessfullyIssuedCredential')?.approvals, ['bob', 'carol']);
+});
+
+test('maxAccessDuration ends access on time: no renewal past it, then the lease is revoked and the request Expired', async (t) => {
+  const w = await world({ role: { approval: { maxAccessDuration: '20s' } }, request: { renew: true } });
+  const result = await w.pass();
+  const dar = w.dar();
+  t.is(dar.status?.grant?.accessEndsAt, '2026-03-01T12:00:20Z');
+  // The lease is asked for no longer than the access lasts.
+  t.true(Date.parse(dar.status!.lease!.expiresAt!) <= Date.parse('2026-03-01T12:00:20Z'));
+  // Looked at again when access ends.
+  t.true(result.kind === 'requeueAfter' && result.delayMs <= 20_100, JSON.stringify(result));
+  w.clock.advance(20_500);
+  await w.pass();
+  t.is(w.dar().status?.phase, RequestPhase.Expired);
+  t.is(conditionOf(w.dar(), ConditionType.Expired)?.reason, Reason.AccessDurationReached);
+  t.deepEqual(w.live(), []);
+  t.deepEqual(w.secret()?.data ?? {}, {});
+  t.true(w.logs.some((l) => l.meta.audit === true && l.meta.action === 'AccessDurationReached'));
+});

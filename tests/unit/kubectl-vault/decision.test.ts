@@ -38,7 +38,7 @@ const denied = () =>
     ],
   });
 
-test('approving a pending request writes Approved=True through /status, conditional on its resourceVersion', (t) => {
+test('approving a pending request records the approval and writes Approved=True through /status, conditional on its resourceVersion', (t) => {
   const dar = withStatus(
     { phase: 'WaitingForApproval', conditions: [{ type: 'Failed', status: 'False', reason: 'Nope', message: '' }] },
     { generation: 3 },
@@ -49,6 +49,7 @@ test('approving a pending request writes Approved=True through /status, conditio
   t.deepEqual(out.patch, {
     metadata: { resourceVersion: '7' },
     status: {
+      approvals: [{ username: 'admin', approvedAt: '2026-03-01T12:00:00Z' }],
       conditions: [
         { type: 'Failed', status: 'False', reason: 'Nope', message: '' },
         {

@@ -1,7 +1,7 @@
 // An in-memory API server for the plugin's unit tests: resourceVersions, merge patches with the
 // resourceVersion precondition (409 when stale), and per-call permission denials written the way RBAC words them.
 import type { V1Secret } from '@kubernetes/client-node';
-import type { DatabaseAccessRequest } from '../../../api/index.ts';
+import type { DatabaseAccessRequest, DatabaseRole } from '../../../api/index.ts';
 import type { PluginApi, UserInfo } from '../../../cmd/kubectl-vault/api.ts';
 import type { Connection, Io } from '../../../cmd/kubectl-vault/cli.ts';
 import { ApiCallError, type ApiCall } from '../../../cmd/kubectl-vault/errors.ts';
@@ -143,6 +143,24 @@ export class FakeApi implements PluginApi {
     const s = this.secrets.get(`${namespace}/${name}`);
     if (!s) throw new ApiCallError(call, 404, 'NotFound', `secrets "${name}" not found`);
     return structuredClone(s);
+  }
+
+  /** Roles by "Kind ns/name"; a missing one is 404 (the plugin then proceeds without the policy). */
+  readonly roles = new Map<string, DatabaseRole>();
+
+  async getRole(kind: string, namespace: string, name: string): Promise<DatabaseRole> {
+    const call: ApiCall = {
+      verb: 'get',
+      resource: `${kind.toLowerCase()}s`,
+      group: 'engine.kubevault.com',
+      namespace,
+      name,
+    };
+    this.check(call);
+    const role = this.roles.get(`${kind} ${namespace}/${name}`);
+    if (!role)
+      throw new ApiCallError(call, 404, 'NotFound', `${call.resource}.engine.kubevault.com "${name}" not found`);
+    return structuredClone(role);
   }
 
   async whoAmI(): Promise<UserInfo> {
