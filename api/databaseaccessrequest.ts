@@ -472,3 +472,13 @@ export function decisionOf(dar: Pick<DatabaseAccessRequest, 'status'>): RequestD
   }
   return undefined;
 }
+
+/**
+ * Who a decision condition's message names: the convention "This was approved by: USER …" (or "denied") that
+ * `kubectl vault approve|deny` and the operator write, and the admission policy (manifests/admission/approval.yaml)
+ * checks against the user who wrote it. Undefined for a message that doesn't follow it (KubeVault's plugin, a hand
+ * edit by a cluster administrator).
+ */
+export function deciderOf(message: string | undefined): string | undefined {
+  return message ? /^This was (?:approved|denied) by: (\S+)/.exec(message)?.[1] : undefined;
+}

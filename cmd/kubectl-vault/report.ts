@@ -13,7 +13,7 @@
 //   break-glass status.approvals[].breakGlass, reviewed per status.review
 // A deleted request is gone from the cluster, and so is its row: the audit records (JSON lines under "audit" on
 // the operator's stdout) and the notifiers' webhooks are the permanent record.
-import { ConditionType, Reason, type Condition, type DatabaseAccessRequest } from '../../api/index.ts';
+import { ConditionType, Reason, deciderOf, type Condition, type DatabaseAccessRequest } from '../../api/index.ts';
 import { decisionOf, findCondition } from './decision.ts';
 import { displayRequester, displaySubject, renderTable } from './format.ts';
 
@@ -124,20 +124,13 @@ function accessEnd(
   return { ended: 'active' };
 }
 
-/**
- * Who a decision condition's message names: "This was approved by: USER …", as decisionMessage (decision.ts)
- * and the operator write it. Read here rather than imported from the controller, whose module would bring the
- * operator's runtime (metrics, logging) into the plugin.
- */
-const DECIDER = /^This was (?:approved|denied) by: (\S+)/;
-
 function approvers(dar: DatabaseAccessRequest, policy: PolicyStatus): { approvedBy: string[]; autoApproved: boolean } {
   const recorded = (policy.approvals ?? []).map((a) => a.username).filter((u): u is string => !!u);
   if (recorded.length > 0) return { approvedBy: recorded, autoApproved: false };
   const decision = decisionOf(dar);
   if (decision?.type !== ConditionType.Approved) return { approvedBy: [], autoApproved: false };
   if (decision.condition.reason === Reason.AutoApproved) return { approvedBy: [], autoApproved: true };
-  const decider = DECIDER.exec(decision.condition.message ?? '')?.[1];
+  const decider = deciderOf(decision.condition.message);
   return { approvedBy: decider ? [decider] : [], autoApproved: false };
 }
 

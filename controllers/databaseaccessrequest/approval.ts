@@ -22,6 +22,7 @@ import {
   isDuration,
   parseDurationSeconds,
   decisionOf,
+  deciderOf,
   type Approval,
   type DatabaseAccessRequest,
   type Requester,
@@ -90,13 +91,6 @@ export interface DecisionRecord {
   /** Who decided, as the condition names them (the API server checks the name; see approval.yaml). */
   decider?: string;
   at?: string;
-}
-
-const DECIDER = /^This was (?:approved|denied) by: (\S+)/;
-
-/** The decider a condition message names ("This was approved by: alice …"), if it follows the convention. */
-export function deciderOf(message: string | undefined): string | undefined {
-  return message ? DECIDER.exec(message)?.[1] : undefined;
 }
 
 /** The decision (api decisionOf: the Approved or Denied condition), with who made it and when, as a record. */

@@ -1,7 +1,7 @@
 import test from 'ava';
 import fs from 'node:fs';
 import YAML from 'yaml';
-import type { DatabaseAccessRequest, PostgresRole } from '../../../api/index.ts';
+import { deciderOf, type DatabaseAccessRequest, type PostgresRole } from '../../../api/index.ts';
 import {
   DEFAULT_PENDING_TTL_SECONDS,
   auditFields,
@@ -9,7 +9,6 @@ import {
   auditSuffix,
   autoApproval,
   issueRefusal,
-  deciderOf,
   parseRequester,
   pendingDeadlineMs,
   pendingStep,
