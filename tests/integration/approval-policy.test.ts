@@ -129,8 +129,8 @@ function auditLines(t: ExecutionContext<Ctx>, request: string) {
   return t.context.operator
     .logs()
     .split('\n')
-    .filter((l) => l.includes('"audit":true') && l.includes(`"${NS}/${request}"`))
-    .map((l) => JSON.parse(l) as { action: string; approvals?: string[]; requester: string });
+    .filter((l) => l.startsWith('{"audit":') && l.includes(`"${NS}/${request}"`))
+    .map((l) => (JSON.parse(l) as { audit: { action: string; approvals?: string[]; requester: string } }).audit);
 }
 
 test.before(async (t) => {

@@ -437,7 +437,7 @@ test('two approvals required: one issues nothing and says "1 of 2"; the second h
   await w.pass();
   t.is(w.live().length, 1);
   t.is(w.dar().status?.phase, RequestPhase.Approved);
-  const audits = w.logs.filter((l) => l.meta.audit === true).map((l) => l.meta);
+  const audits = w.audit.records;
   t.deepEqual(
     audits.filter((a) => a.action === 'ApprovalRecorded').map((a) => a.message),
     ['approval by bob', 'approval by carol'],
@@ -460,5 +460,5 @@ test('maxAccessDuration ends access on time: no renewal past it, then the lease 
   t.is(conditionOf(w.dar(), ConditionType.Expired)?.reason, Reason.AccessDurationReached);
   t.deepEqual(w.live(), []);
   t.deepEqual(w.secret()?.data ?? {}, {});
-  t.true(w.logs.some((l) => l.meta.audit === true && l.meta.action === 'AccessDurationReached'));
+  t.true(w.audit.records.some((r) => r.action === 'AccessDurationReached'));
 });
