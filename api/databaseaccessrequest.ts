@@ -132,7 +132,12 @@ export const approvalSchema = object({
     username: string({ description: 'Who approved, as the API server authenticated them.', maxLength: 256 }),
     approvedAt: string({ description: 'When.', format: 'date-time', maxLength: 64 }),
     message: string({ description: 'Their note (for a break-glass approval: the reason, required).', maxLength: 1024 }),
-    ttl: durationSchema('The approver shortened the grant: no lease longer than this.'),
+    ttl: withRules(durationSchema('The approver shortened the grant: no lease longer than this (at least 1s).'), [
+      {
+        rule: `!self.matches(r'${DURATION_PATTERN}') || ${celDuration('self')} >= duration('1s')`,
+        message: 'must be at least 1s: a shorter grant would be no grant at all',
+      },
+    ]),
     breakGlass: boolean({
       description: "The requester's own emergency approval (the role's approval.breakGlass allows it).",
     }),
@@ -481,4 +486,20 @@ export function decisionOf(dar: Pick<DatabaseAccessRequest, 'status'>): RequestD
  */
 export function deciderOf(message: string | undefined): string | undefined {
   return message ? /^This was (?:approved|denied) by: (\S+)/.exec(message)?.[1] : undefined;
+}
+
+/**
+ * Which of `usernames` a decision message names whole, as the admission policy checks it (the message starts with
+ * "This was approved by: <username> " or is exactly that): "This was approved by: Dave Smith (…)" names "Dave
+ * Smith", where deciderOf reads only "Dave". The longest match, or undefined when it names none of them.
+ */
+export function namedDecider(message: string | undefined, usernames: Iterable<string | undefined>): string | undefined {
+  if (!message) return undefined;
+  let best: string | undefined;
+  const named = /^This was (?:approved|denied) by: /.exec(message);
+  if (!named) return undefined;
+  for (const u of usernames) {
+    if (u && `${message} `.startsWith(`${named[0]}${u} `) && u.length > (best?.length ?? -1)) best = u;
+  }
+  return best;
 }

@@ -346,8 +346,8 @@ export function parseArgs(argv: readonly string[]): Invocation {
       if (command === 'review') inv.message = decisionMessage(str(raw, 'message'), 'approve');
       const ttl = str(raw, 'ttl');
       if (ttl !== undefined) {
-        if (!isDuration(ttl) || parseDurationSeconds(ttl) <= 0)
-          throw new UsageError(`--ttl must be a duration longer than zero, e.g. 30m or 1h (got "${ttl}")`, command);
+        if (!isDuration(ttl) || parseDurationSeconds(ttl) < 1)
+          throw new UsageError(`--ttl must be a duration of at least 1s, e.g. 30m or 1h (got "${ttl}")`, command);
         inv.ttl = ttl;
       }
       return inv;

@@ -199,7 +199,10 @@ function approve(dar: DatabaseAccessRequest, input: DecisionInput): Outcome {
     ...(input.breakGlass ? { breakGlass: true } : {}),
   };
   const status: Record<string, unknown> = { approvals: [...approvals, approval] };
-  const alone = !input.breakGlass && requiredApprovalsOf(role) <= 1;
+  // With the role unreadable (an approver may hold "approve" but not "get" on it) the operator's record of what the
+  // role requires (status.requiredApprovals) decides; with neither, one (KubeVault's way), and the operator still
+  // refuses to issue on fewer approvals than the role requires.
+  const alone = !input.breakGlass && requiredApprovalsOf(role, dar) <= 1;
   if (alone) {
     const withCondition = decisionPatch(dar, 'approve', input) as { status: Record<string, unknown> };
     Object.assign(status, withCondition.status);

@@ -119,19 +119,31 @@ export class NotificationHub {
       ? this.deps.caches.requests.list()
       : this.deps.caches.requests.list(n.object.metadata.namespace ?? '');
     let next: number | undefined;
+    const live = new Set<string>();
     for (const dar of requests) {
       if (!selects(n, identityOf(dar), this.namespaceLabels)) continue;
-      for (const at of [remind && this.remind(n, dar, nowMs), soon && this.warnExpiring(n, dar, nowMs)])
+      for (const at of [remind && this.remind(n, dar, nowMs, live), soon && this.warnExpiring(n, dar, nowMs, live)])
         if (typeof at === 'number') next = next === undefined ? at : Math.min(next, at);
     }
+    this.forget(notifierKey(n), live);
     return next;
   }
 
+  /**
+   * Drops what the notifier remembered about requests no longer waiting or ending (decided, deleted, renewed past
+   * the window): the memory stays as large as the requests it is still about, not every request ever seen.
+   */
+  private forget(key: string, live: ReadonlySet<string>): void {
+    for (const k of this.reminded.keys()) if (k.startsWith(`${key}|`) && !live.has(k)) this.reminded.delete(k);
+    for (const k of this.expiring) if (k.startsWith(`${key}|`) && !live.has(k)) this.expiring.delete(k);
+  }
+
   /** Queues the reminder due for a waiting request, once; returns when the next one is due. */
-  private remind(n: AnyNotifier, dar: DatabaseAccessRequest, nowMs: number): number | undefined {
+  private remind(n: AnyNotifier, dar: DatabaseAccessRequest, nowMs: number, live: Set<string>): number | undefined {
     const s = reminderSchedule(dar, reminderIntervalMs(n), nowMs);
     if (!s) return undefined;
     const id = `${notifierKey(n)}|${dar.metadata.uid ?? `${dar.metadata.namespace}/${dar.metadata.name}`}`;
+    live.add(id);
     if (s.due > (this.reminded.get(id) ?? 0)) {
       this.reminded.set(id, s.due);
       this.enqueue(n, { event: 'Reminder', at: new Date(nowMs), dar, detail: `(reminder ${s.due})` });
@@ -140,11 +152,17 @@ export class NotificationHub {
   }
 
   /** Queues ExpiringSoon once its window opened; returns when it opens, while it hasn't. */
-  private warnExpiring(n: AnyNotifier, dar: DatabaseAccessRequest, nowMs: number): number | undefined {
+  private warnExpiring(
+    n: AnyNotifier,
+    dar: DatabaseAccessRequest,
+    nowMs: number,
+    live: Set<string>,
+  ): number | undefined {
     const e = expiringSoon(dar, expiringSoonWindowMs(n), nowMs);
     if (!e) return undefined;
     if (!e.due) return e.atMs;
     const id = `${notifierKey(n)}|${dar.metadata.uid ?? ''}|${e.endsAtMs}`;
+    live.add(id);
     if (!this.expiring.has(id)) {
       this.expiring.add(id);
       const detail = `at ${new Date(e.endsAtMs).toISOString()}`;

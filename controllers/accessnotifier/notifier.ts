@@ -367,17 +367,27 @@ export function buildNotification(i: NotificationInput): Notification {
 /** The Slack-compatible text: request, role, subjects, reason, TTL, requester, and how to approve a waiting one. */
 export function slackText(n: Notification): string {
   const r = n.request;
+  const e = slackEscape;
   const lines = [
-    `*${n.event}*: ${n.message}`,
+    `*${n.event}*: ${e(n.message)}`,
     `• Request: ${r.namespace}/${r.name}`,
     `• Role: ${r.roleKind} ${r.role}`,
-    `• Subjects: ${r.subjects.join(', ') || '(none)'}`,
-    `• Requested by: ${r.requester}`,
-    `• Reason: ${r.reason ?? '(none given)'}`,
+    `• Subjects: ${e(r.subjects.join(', ')) || '(none)'}`,
+    `• Requested by: ${e(r.requester)}`,
+    `• Reason: ${r.reason ? e(r.reason) : '(none given)'}`,
     `• TTL: ${r.ttl ?? "the role's default"}`,
   ];
   if (n.approveCommand) lines.push(`Approve with: \`${n.approveCommand}\``);
   return lines.join('\n');
+}
+
+/**
+ * Text a requester wrote (a reason, a break-glass reason in a message, a user name), made inert for Slack's
+ * mrkdwn: `&`, `<` and `>` escaped as Slack documents, so `<!channel>` or `<https://…|Approve here>` show as
+ * typed instead of pinging a channel or disguising a link.
+ */
+export function slackEscape(text: string): string {
+  return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
 }
 
 /**

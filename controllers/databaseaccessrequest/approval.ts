@@ -21,6 +21,7 @@ import {
   formatDuration,
   isDuration,
   parseDurationSeconds,
+  namedDecider,
   decisionOf,
   deciderOf,
   type Approval,
@@ -280,8 +281,13 @@ export function tallyApprovals(dar: DatabaseAccessRequest, role: AccessRole | un
     decision.decider &&
     decision.decider !== OPERATOR_DECIDER &&
     !OPERATOR_REASONS.has(decision.reason)
-  )
-    entries.push({ username: decision.decider, approvedAt: decision.at ?? '' });
+  ) {
+    // A person's own Approved condition counts as their approval: the person it names whole (a user name may hold
+    // spaces, which deciderOf's first word would split into someone else), one of the recorded approvers if it is one.
+    const known = [...entries.map((a) => a.username), ...(requester ? [requester.username] : [])];
+    const username = namedDecider(decision.message, known) ?? decision.decider;
+    entries.push({ username, approvedAt: decision.at ?? '' });
+  }
   const seen = new Set<string>();
   const tally: ApprovalTally = { required: requiredApprovals(role), counted: [], ignored: [], satisfied: false };
   for (const a of entries) {
@@ -406,7 +412,8 @@ export function grantOf(dar: DatabaseAccessRequest, role: AccessRole, startMs: n
     .filter((x): x is number => x !== undefined)
     .map((s) => startMs + s * 1000);
   return {
-    ...(ttlSeconds !== undefined ? { ttlSeconds: Math.floor(ttlSeconds) } : {}),
+    // At least a second: a shortened grant floored to 0 would ask Vault for its default TTL, the opposite.
+    ...(ttlSeconds !== undefined ? { ttlSeconds: Math.max(1, Math.floor(ttlSeconds)) } : {}),
     ...(ends.length ? { accessEndsAtMs: Math.min(...ends) } : {}),
   };
 }
@@ -445,7 +452,7 @@ export function issueRefusal(
     decision.reason !== Reason.AutoApproved &&
     decision.decider &&
     requester &&
-    decision.decider === requester.username &&
+    namedDecider(decision.message, [requester.username]) === requester.username &&
     !(requester.groups ?? []).includes(CLUSTER_ADMIN_GROUP)
   ) {
     return {

@@ -982,7 +982,9 @@ class PlanBuilder {
 
   /** status.grant, decided once (at the first issuance, `startMs`) from the approvals and the role. */
   private recordGrant(startMs: number): void {
-    if (this.p.status.grant || !this.o.role) return;
+    if (!this.o.role) return;
+    const recorded = this.p.status.grant;
+    if (recorded) return this.tightenAccessEnd(recorded);
     const g = grantOf(this.dar, this.o.role, startMs);
     this.set({
       conditions: [],
@@ -994,6 +996,19 @@ class PlanBuilder {
         },
       },
     });
+  }
+
+  /**
+   * A role that adds or shortens approval.maxAccessDuration after a grant was recorded bounds it too, counted from
+   * the grant's accessStartedAt: the recorded end only ever moves earlier, never later.
+   */
+  private tightenAccessEnd(recorded: NonNullable<Status['grant']>): void {
+    const startMs = Date.parse(recorded.accessStartedAt ?? '');
+    if (!Number.isFinite(startMs) || !this.o.role) return;
+    const endMs = grantOf(this.dar, this.o.role, startMs).accessEndsAtMs;
+    const recordedEndMs = recorded.accessEndsAt ? Date.parse(recorded.accessEndsAt) : undefined;
+    if (endMs === undefined || (recordedEndMs !== undefined && recordedEndMs <= endMs)) return;
+    this.set({ conditions: [], fields: { grant: { ...recorded, accessEndsAt: rfc3339(new Date(endMs)) } } });
   }
 
   private accessLimitText(): string {

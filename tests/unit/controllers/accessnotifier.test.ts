@@ -432,6 +432,27 @@ test('reminders fall due every reminderInterval while a request waits, each sent
   t.is(hub.scan(n, x.w.clock.now()), undefined);
   await hub.idle();
   t.is(sent.length, 2);
+  const remembered = (hub as unknown as { reminded: Map<string, number> }).reminded;
+  t.is(remembered.size, 0, 'a decided request is forgotten: the memory is as large as the requests still waiting');
+});
+
+test("Slack text shows a requester's <!channel> or <link|label> as typed: it neither pings nor disguises a link", (t) => {
+  const sample = {
+    event: 'Pending',
+    message: 'waiting for approval: <!here>',
+    request: {
+      namespace: 'demo',
+      name: 'r',
+      roleKind: 'PostgresRole',
+      role: 'demo/role',
+      subjects: ['ServiceAccount demo/app'],
+      requester: 'alice',
+      reason: '<!channel> <https://evil.example/approve|Approve here> & more',
+    },
+  } as unknown as Parameters<typeof slackText>[0];
+  const text = slackText(sample);
+  t.false(/<!channel>|<!here>|<https:/.test(text));
+  t.true(text.includes('&lt;!channel&gt; &lt;https://evil.example/approve|Approve here&gt; &amp; more'));
 });
 
 test('ExpiringSoon falls due expiringSoonWindow before a lease that is not renewed runs out, once', async (t) => {

@@ -408,3 +408,40 @@ test("the operator's decision on approvals is audited as the approvers' (or the 
     'carol (break-glass)',
   );
 });
+
+test('a user name with a space approving alone counts once, not as two people (the condition names them whole)', (t) => {
+  const dar = request({
+    approvals: [approval('Dave Smith')],
+    conditions: [
+      {
+        type: 'Approved',
+        status: 'True',
+        reason: 'KubectlApprove',
+        message: 'This was approved by: Dave Smith (with kubectl vault approve)',
+        lastTransitionTime: at(-1),
+      },
+    ],
+  });
+  const tally = tallyApprovals(dar, role({ approvals: 2 }));
+  t.deepEqual(
+    tally.counted.map((a) => a.username),
+    ['Dave Smith'],
+  );
+  t.false(tally.satisfied);
+  t.is(issueRefusal(dar, role({ approvals: 2 }), 'PostgresRole demo/role')?.reason, Reason.NotEnoughApprovals);
+});
+
+test("an approver's ttl under a second still caps the lease at a second, never at Vault's default", (t) => {
+  const g = grantOf(request({ approvals: [approval('alice', { ttl: '500ms' })] }), role(), NOW.getTime());
+  t.is(g.ttlSeconds, 1);
+});
+
+test('a role that adds maxAccessDuration after the grant was recorded ends the access it already gave, counted from its start', (t) => {
+  const started = issuedWith({ grant: { accessStartedAt: at(-6000) } });
+  const p = plan(observed(started, role({ maxAccessDuration: '2h' })), NOW);
+  t.is(p.status.grant?.accessEndsAt, at(-6000 + 7200));
+  // A later, longer maxAccessDuration never moves a recorded end later.
+  const ended = issuedWith({ grant: { accessStartedAt: at(-6000), accessEndsAt: at(1200) } });
+  const q = plan(observed(ended, role({ maxAccessDuration: '8h' })), NOW);
+  t.is(q.status.grant?.accessEndsAt, at(1200));
+});

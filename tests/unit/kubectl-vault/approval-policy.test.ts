@@ -62,8 +62,10 @@ test('with two approvals required, approve records the approval only and says "1
   t.notRegex(requestTable([request('one')], { allNamespaces: false, now: NOW }), /APPROVALS/);
 });
 
-test('with one approval (or a role the caller cannot read), approve writes the approval and the Approved condition', async (t) => {
-  for (const a of [api({}), api()]) {
+test('with one approval (the role says so, or the operator recorded it for a caller who cannot read the role), approve writes the approval and the Approved condition', async (t) => {
+  const unreadable = api();
+  unreadable.mutate('demo', 'r', (d) => void (d.status = { ...d.status, requiredApprovals: 1 }));
+  for (const a of [api({}), unreadable]) {
     const r = await cli(a, ['approve', 'dar', 'r']);
     t.is(r.code, 0, r.stderr);
     t.is(stored(a).status?.approvals?.[0]?.username, 'bob');
@@ -82,7 +84,7 @@ test('--ttl shortens the grant; longer than the request (or the role by default)
   t.regex(overDefault.stderr, /--ttl 90m is longer than the 1h PostgresRole demo\/psql-role gives by default/);
   const bad = await cli(api({}), ['approve', 'dar', 'r', '--ttl', 'soon']);
   t.is(bad.code, 2);
-  t.regex(bad.stderr, /--ttl must be a duration longer than zero/);
+  t.regex(bad.stderr, /--ttl must be a duration of at least 1s/);
 });
 
 test('--break-glass: needs a reason, only the requester, only on a role that allows it; records the reason and capped ttl', async (t) => {
@@ -147,4 +149,19 @@ test('review: only a break-glass approval, only by someone else, once', async (t
   t.is(ok.stdout, 'databaseaccessrequest.engine.kubevault.com/r reviewed\n');
   t.deepEqual(stored(a).status?.review, { username: 'bob', reviewedAt: '2026-03-01T12:00:00Z', message: 'checked' });
   t.regex((await cli(a, ['review', 'dar', 'r'])).stderr, /was reviewed already, by bob/);
+});
+
+test("an approver who can't read the role records only their approval when the operator says two are required", async (t) => {
+  const a = api();
+  a.mutate('demo', 'r', (d) => void (d.status = { ...d.status, requiredApprovals: 2 }));
+  const r = await cli(a, ['approve', 'dar', 'r']);
+  t.is(r.code, 0, r.stderr);
+  t.is(stored(a).status?.approvals?.length, 1);
+  t.falsy(stored(a).status?.conditions?.find((c) => c.type === 'Approved'));
+});
+
+test('--ttl under a second is refused: a grant that short is no grant', async (t) => {
+  const r = await cli(api({ approvals: 1 }), ['approve', 'dar', 'r', '--ttl', '500ms']);
+  t.is(r.code, 2);
+  t.regex(r.stderr, /--ttl must be a duration of at least 1s/);
 });
