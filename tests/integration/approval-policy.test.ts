@@ -5,45 +5,24 @@
 //   bob, carol: approve (leasehold-approver) in demo.
 // The operator runs as its own process (as a cluster administrator, as everywhere in the tests).
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
-import { spawnSync } from 'node:child_process';
-import path from 'node:path';
 import YAML from 'yaml';
 import { parseDurationSeconds } from '../../api/index.ts';
-import { credentialsOf, getCr as getCrIn, guideBindings, loginWorks, sample } from './helpers/leasehold.ts';
+import { credentialsOf, getCr as getCrIn, loginWorks, sample } from './helpers/leasehold.ts';
+import { kubectlAs, prepareGuideForPeople, type Person } from './helpers/people.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
 import { startOperator, type OperatorProcess } from '../../scripts/stack/operator.ts';
-import { configureVaultForOperator, installCrds, kubectl, vaultRequest } from '../../scripts/stack/leasehold-setup.ts';
+import { kubectl, vaultRequest } from '../../scripts/stack/leasehold-setup.ts';
 
 type Ctx = StackContext & { operator: OperatorProcess };
 const test = anyTest as TestFn<Ctx>;
 useStack(test);
 
-type User = 'admin' | 'alice' | 'bob' | 'carol';
-const repo = process.cwd();
+type User = Person;
 const NS = 'demo';
 
-function kubeconfigOf(t: ExecutionContext<Ctx>, user: User): string {
-  const k = t.context.env.kubernetes;
-  return user === 'admin' ? k.kubeconfig : k.users[user].kubeconfig;
-}
-
 /** kubectl as a user; never throws. */
-function as(
-  t: ExecutionContext<Ctx>,
-  user: User,
-  args: string[],
-  input?: string,
-): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(t.context.env.kubernetes.kubectl, [...args, `--kubeconfig=${kubeconfigOf(t, user)}`], {
-    input,
-    encoding: 'utf8',
-    env: {
-      ...process.env,
-      PATH: `${path.join(repo, 'bin')}:${path.join(repo, 'node_modules/.bin')}:${process.env.PATH}`,
-    },
-  });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
+const as = (t: ExecutionContext<Ctx>, user: User, args: string[], input?: string) =>
+  kubectlAs(t.context.env, user, args, input);
 
 const vault = (t: ExecutionContext<Ctx>, user: User, args: string[]) => as(t, user, ['vault', ...args]);
 const getDar = (t: ExecutionContext<Ctx>, name: string) => getCrIn(t.context.env, 'databaseaccessrequests', NS, name);
@@ -135,28 +114,12 @@ function auditLines(t: ExecutionContext<Ctx>, request: string) {
 
 test.before(async (t) => {
   const { env } = t.context;
-  installCrds(env);
-  kubectl(env, ['create', 'namespace', 'leasehold-system']);
-  kubectl(env, ['apply', '-f', 'manifests/rbac/people.yaml']);
-  kubectl(env, ['apply', '-f', 'manifests/admission/']);
-  kubectl(env, ['apply', '-f', '-'], guideBindings(env));
-  kubectl(env, ['-n', NS, 'create', 'serviceaccount', 'vault']);
-  kubectl(env, ['-n', NS, 'create', 'serviceaccount', 'demo-sa']);
-  for (const [user, role] of [
+  await prepareGuideForPeople(env, [
     ['alice', 'leasehold-requester'],
     ['alice', 'leasehold-approver'],
     ['bob', 'leasehold-approver'],
     ['carol', 'leasehold-approver'],
-  ]) {
-    kubectl(env, ['-n', NS, 'create', 'rolebinding', `${user}-${role}`, `--clusterrole=${role}`, `--user=${user}`]);
-  }
-  await configureVaultForOperator(env, {
-    loginTtl: '1h',
-    loginMaxTtl: '2h',
-    serviceAccount: { namespace: NS, name: 'vault' },
-  });
-  kubectl(env, ['apply', '-f', 'manifests/samples/30-postgres-secret-engine.yaml']);
-  kubectl(env, ['apply', '-f', 'manifests/samples/40-postgres-role.yaml']);
+  ]);
   kubectl(env, ['apply', '-f', '-'], roleYaml('two-eyes', { approvals: 2 }));
   kubectl(env, ['apply', '-f', '-'], roleYaml('glass', { breakGlass: { maxTTL: '10m' } }));
   kubectl(env, ['apply', '-f', '-'], roleYaml('capped', { maxAccessDuration: '20s' }));

@@ -6,45 +6,23 @@
 //   carol: requests, and may write requests' status but holds no `approve`.
 // The operator runs as its own process (as a cluster administrator, as everywhere in the tests).
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
-import { spawnSync } from 'node:child_process';
-import path from 'node:path';
 import YAML from 'yaml';
-import { getCr as getCrIn, guideBindings, sample } from './helpers/leasehold.ts';
+import { getCr as getCrIn, sample } from './helpers/leasehold.ts';
+import { kubectlAs, prepareGuideForPeople, type Person } from './helpers/people.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
 import { startOperator, type OperatorProcess } from '../../scripts/stack/operator.ts';
-import { configureVaultForOperator, installCrds, kubectl } from '../../scripts/stack/leasehold-setup.ts';
+import { kubectl } from '../../scripts/stack/leasehold-setup.ts';
 
 type Ctx = StackContext & { operator: OperatorProcess };
 const test = anyTest as TestFn<Ctx>;
 useStack(test);
 
-type User = 'admin' | 'alice' | 'bob' | 'carol';
-const repo = process.cwd();
+type User = Person;
 const NS = 'demo';
 
-function kubeconfigOf(t: ExecutionContext<Ctx>, user: User): string {
-  const k = t.context.env.kubernetes;
-  return user === 'admin' ? k.kubeconfig : k.users[user].kubeconfig;
-}
-
 /** kubectl as a user; never throws. */
-function as(
-  t: ExecutionContext<Ctx>,
-  user: User,
-  args: string[],
-  input?: string,
-): { code: number; stdout: string; stderr: string } {
-  // The flag goes last: kubectl refuses flags before a plugin's name.
-  const r = spawnSync(t.context.env.kubernetes.kubectl, [...args, `--kubeconfig=${kubeconfigOf(t, user)}`], {
-    input,
-    encoding: 'utf8',
-    env: {
-      ...process.env,
-      PATH: `${path.join(repo, 'bin')}:${path.join(repo, 'node_modules/.bin')}:${process.env.PATH}`,
-    },
-  });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
+const as = (t: ExecutionContext<Ctx>, user: User, args: string[], input?: string) =>
+  kubectlAs(t.context.env, user, args, input);
 
 /** `kubectl vault ARGS` as a user. */
 const vault = (t: ExecutionContext<Ctx>, user: User, args: string[]) => as(t, user, ['vault', ...args]);
@@ -129,51 +107,50 @@ async function issued(t: ExecutionContext<Ctx>, name: string) {
 
 test.before(async (t) => {
   const { env } = t.context;
-  installCrds(env);
-  kubectl(env, ['create', 'namespace', 'leasehold-system']);
-  kubectl(env, ['apply', '-f', 'manifests/rbac/people.yaml']);
-  kubectl(env, ['apply', '-f', 'manifests/admission/']);
-  kubectl(env, ['apply', '-f', '-'], guideBindings(env));
-  kubectl(env, ['-n', NS, 'create', 'serviceaccount', 'vault']);
-  kubectl(env, ['-n', NS, 'create', 'serviceaccount', 'demo-sa']);
-  kubectl(env, ['create', 'namespace', 'shared']);
-  for (const [user, role] of [
-    ['alice', 'leasehold-requester'],
-    ['alice', 'leasehold-approver'],
-    ['bob', 'leasehold-approver'],
-    ['carol', 'leasehold-requester'],
-  ]) {
-    kubectl(env, ['-n', NS, 'create', 'rolebinding', `${user}-${role}`, `--clusterrole=${role}`, `--user=${user}`]);
-  }
-  for (const user of ['alice', 'bob'])
-    kubectl(env, [
-      '-n',
-      'shared',
-      'create',
-      'rolebinding',
-      `${user}-approver`,
-      '--clusterrole=leasehold-approver',
-      `--user=${user}`,
-    ]);
-  // carol may write requests' status (as a too-broad Role might let her) but holds no `approve`.
-  kubectl(env, [
-    '-n',
-    NS,
-    'create',
-    'role',
-    'status-writer',
-    '--verb=get,list,patch,update',
-    '--resource=databaseaccessrequests.engine.kubevault.com',
-    '--resource=databaseaccessrequests.engine.kubevault.com/status',
-  ]);
-  kubectl(env, ['-n', NS, 'create', 'rolebinding', 'carol-status-writer', '--role=status-writer', '--user=carol']);
-  await configureVaultForOperator(env, {
-    loginTtl: '1h',
-    loginMaxTtl: '2h',
-    serviceAccount: { namespace: NS, name: 'vault' },
-  });
-  kubectl(env, ['apply', '-f', 'manifests/samples/30-postgres-secret-engine.yaml']);
-  kubectl(env, ['apply', '-f', 'manifests/samples/40-postgres-role.yaml']);
+  await prepareGuideForPeople(
+    env,
+    [
+      ['alice', 'leasehold-requester'],
+      ['alice', 'leasehold-approver'],
+      ['bob', 'leasehold-approver'],
+      ['carol', 'leasehold-requester'],
+    ],
+    {
+      between: () => {
+        kubectl(env, ['create', 'namespace', 'shared']);
+        for (const user of ['alice', 'bob'])
+          kubectl(env, [
+            '-n',
+            'shared',
+            'create',
+            'rolebinding',
+            `${user}-approver`,
+            '--clusterrole=leasehold-approver',
+            `--user=${user}`,
+          ]);
+        // carol may write requests' status (as a too-broad Role might let her) but holds no `approve`.
+        kubectl(env, [
+          '-n',
+          NS,
+          'create',
+          'role',
+          'status-writer',
+          '--verb=get,list,patch,update',
+          '--resource=databaseaccessrequests.engine.kubevault.com',
+          '--resource=databaseaccessrequests.engine.kubevault.com/status',
+        ]);
+        kubectl(env, [
+          '-n',
+          NS,
+          'create',
+          'rolebinding',
+          'carol-status-writer',
+          '--role=status-writer',
+          '--user=carol',
+        ]);
+      },
+    },
+  );
   t.context.operator = await startOperator(env);
   const operator = t.context.operator;
   (t.context.cleanups ??= []).push(async () => {

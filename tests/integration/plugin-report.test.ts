@@ -3,13 +3,11 @@
 // one request is revoked, one denied, one left pending. The report must list exactly the two people who had
 // access, who approved each, from their first issuance until the revocation or "active", and never a password.
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
-import { spawnSync } from 'node:child_process';
-import path from 'node:path';
 import YAML from 'yaml';
-import { credentialsOf, getCr as getCrIn, guideBindings, sample } from './helpers/leasehold.ts';
+import { credentialsOf, getCr as getCrIn, sample } from './helpers/leasehold.ts';
+import { kubectlAs, prepareGuideForPeople, type Person } from './helpers/people.ts';
 import { eventually, useStack, type StackContext } from './helpers/stack.ts';
 import { startOperator, type OperatorProcess } from '../../scripts/stack/operator.ts';
-import { configureVaultForOperator, installCrds, kubectl } from '../../scripts/stack/leasehold-setup.ts';
 import type { AccessRow } from '../../cmd/kubectl-vault/report.ts';
 
 type Ctx = StackContext & { operator: OperatorProcess };
@@ -17,25 +15,11 @@ const test = anyTest as TestFn<Ctx>;
 useStack(test);
 type T = ExecutionContext<Ctx>;
 
-type User = 'admin' | 'alice' | 'bob' | 'carol';
-const repo = process.cwd();
+type User = Person;
 const NS = 'demo';
 
 /** kubectl as a user, the plugin from this checkout on PATH; never throws. */
-function as(t: T, user: User, args: string[], input?: string): { code: number; stdout: string; stderr: string } {
-  const k = t.context.env.kubernetes;
-  const kubeconfig = user === 'admin' ? k.kubeconfig : k.users[user].kubeconfig;
-  // The flag goes last: kubectl refuses flags before a plugin's name.
-  const r = spawnSync(k.kubectl, [...args, `--kubeconfig=${kubeconfig}`], {
-    input,
-    encoding: 'utf8',
-    env: {
-      ...process.env,
-      PATH: `${path.join(repo, 'bin')}:${path.join(repo, 'node_modules/.bin')}:${process.env.PATH}`,
-    },
-  });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
+const as = (t: T, user: User, args: string[], input?: string) => kubectlAs(t.context.env, user, args, input);
 
 function vault(t: T, user: User, args: string[]): string {
   const r = as(t, user, ['vault', ...args]);
@@ -82,29 +66,13 @@ async function issued(t: T, name: string) {
 
 test.before(async (t) => {
   const { env } = t.context;
-  installCrds(env);
-  kubectl(env, ['create', 'namespace', 'leasehold-system']);
-  kubectl(env, ['apply', '-f', 'manifests/rbac/people.yaml']);
-  kubectl(env, ['apply', '-f', 'manifests/admission/']);
-  kubectl(env, ['apply', '-f', '-'], guideBindings(env));
-  kubectl(env, ['-n', NS, 'create', 'serviceaccount', 'vault']);
-  kubectl(env, ['-n', NS, 'create', 'serviceaccount', 'demo-sa']);
   // alice and carol ask for access; alice and bob may approve (and not their own requests: four eyes).
-  for (const [user, role] of [
+  await prepareGuideForPeople(env, [
     ['alice', 'leasehold-requester'],
     ['alice', 'leasehold-approver'],
     ['bob', 'leasehold-approver'],
     ['carol', 'leasehold-requester'],
-  ]) {
-    kubectl(env, ['-n', NS, 'create', 'rolebinding', `${user}-${role}`, `--clusterrole=${role}`, `--user=${user}`]);
-  }
-  await configureVaultForOperator(env, {
-    loginTtl: '1h',
-    loginMaxTtl: '2h',
-    serviceAccount: { namespace: NS, name: 'vault' },
-  });
-  kubectl(env, ['apply', '-f', 'manifests/samples/30-postgres-secret-engine.yaml']);
-  kubectl(env, ['apply', '-f', 'manifests/samples/40-postgres-role.yaml']);
+  ]);
   t.context.operator = await startOperator(env);
   const operator = t.context.operator;
   (t.context.cleanups ??= []).push(async () => {
