@@ -375,9 +375,12 @@ class PlanBuilder {
       : kind === 'accessEnd'
         ? "the request's access time is over"
         : 'the request expired';
-    // The recorded lease, one the Secret holds that isn't recorded yet, and any an unfinished attempt got.
-    const leaseIds = [...new Set([leaseId, this.o.secret.leaseId].filter((id): id is string => !!id))];
+    // The recorded lease, one the Secret holds that isn't recorded yet (only while an issuance is unfinished or
+    // nothing is recorded: otherwise a Secret cache still showing a rotated-out lease would revoke that one again),
+    // and any an unfinished attempt got.
     const unfinished = st.issuance?.attempt && !st.issuance.completed ? st.issuance : undefined;
+    const unrecorded = unfinished || !leaseId ? this.o.secret.leaseId : undefined;
+    const leaseIds = [...new Set([leaseId, unrecorded].filter((id): id is string => !!id))];
     if (leaseIds.length || unfinished) {
       const vab = st.issuance?.vaultAppBinding;
       if (vab && this.o.vaultAppBindings.has(refKeyOf(vab, this.ns))) {

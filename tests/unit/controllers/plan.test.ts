@@ -467,6 +467,16 @@ const rows: Array<[string, Observed, (t: import('ava').ExecutionContext, p: Plan
     },
   ],
   [
+    'revoke-now after a completed rotation revokes the recorded lease once, not the rotated-out one a lagging Secret cache still shows',
+    issued({
+      metadata: { annotations: { [Annotations.revokeNow]: 'x' } },
+      secret: { name: 'req-abc123', present: true, drift: 'intact', leaseId: OLD, attempt: 'a0' },
+    }),
+    (t, p) => {
+      t.deepEqual(kinds(p), ['revokeLease', 'clearSecret']);
+    },
+  ],
+  [
     'revoke-now without the Vault the lease came from waits for it',
     issued({ metadata: { annotations: { [Annotations.revokeNow]: 'x' } }, vaultAppBindings: new Set() }),
     (t, p) => {
