@@ -140,6 +140,17 @@ test.before(async (t) => {
   kubectl(env, ['apply', '-f', '-'], guideBindings(env));
   kubectl(env, ['-n', 'demo', 'create', 'serviceaccount', 'vault']);
   kubectl(env, ['-n', 'demo', 'create', 'serviceaccount', 'demo-sa']);
+  // Established is not served everywhere at once: for a moment after `helm install` the API server may still answer
+  // 503 "Resource kind … not found. There can be a delay…". Wait until a request can be created (server dry run).
+  await eventually(
+    t,
+    'DatabaseAccessRequests served',
+    async () =>
+      as(t as never, 'admin', ['create', '--dry-run=server', '-f', 'manifests/samples/50-postgres-access-request.yaml'])
+        .code === 0,
+    30_000,
+    500,
+  );
   kubectl(env, [
     '-n',
     'demo',
