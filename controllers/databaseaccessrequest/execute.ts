@@ -160,7 +160,8 @@ export class Pass {
     const released = plan.steps.some((s) => s.kind === 'releaseFinalizer');
     if (!released) await (this.issued ? this.recordIssued(this.issued) : this.write());
     this.emitAll();
-    if (plan.forget || released) this.fx.memory.forget(uid);
+    if (released) this.fx.memory.forget(uid);
+    else if (plan.forget) this.fx.memory.ended(uid);
     this.report(released);
     if (this.requeueAtMs === undefined) return DONE;
     return requeueAfter(Math.max(0, this.requeueAtMs - this.ctx.now().getTime()));

@@ -96,9 +96,18 @@ export class RequestMemory {
     return cached;
   }
 
-  /** A request ended or went: forget what was kept about it. */
+  /** A request went (its finalizer released): forget what was kept about it. */
   forget(uid: string): void {
     this.written.delete(uid);
+    this.ended(uid);
+  }
+
+  /**
+   * A request ended (Revoked, Expired, Denied) in a pass that wrote its final status: forget what was kept for
+   * issuing and renewing, but not the write itself, so that a pass woken before the cache shows it (by the Secret it
+   * just emptied) doesn't act on the version before it and revoke the lease again.
+   */
+  ended(uid: string): void {
     this.approvalSeen.delete(uid);
     this.renewalFailures.delete(uid);
     this.liveness.forget(uid);
