@@ -972,23 +972,7 @@ export class Bench {
     const s = await this.kube.get<KubernetesObject & { data?: Record<string, string> }>(SECRETS, NS, secretName);
     const user = Buffer.from(s.data?.username ?? '', 'base64').toString();
     const password = Buffer.from(s.data?.password ?? '', 'base64').toString();
-    const c = new pg.Client({
-      host: this.env.postgres.host,
-      port: this.env.postgres.port,
-      database: this.env.postgres.database,
-      user,
-      password,
-      connectionTimeoutMillis: 10_000,
-    });
-    try {
-      await c.connect();
-      await c.query('SELECT 1');
-      return true;
-    } catch {
-      return false;
-    } finally {
-      await c.end().catch(() => undefined);
-    }
+    return loginWorks(this.env, user, password);
   }
 
   async close(): Promise<void> {
@@ -998,5 +982,27 @@ export class Bench {
     this.vault.close();
     this.kube.close();
     await this.stopOperator().catch(() => undefined);
+  }
+}
+
+/** Whether `user`/`password` log in to the stack's PostgreSQL and run a query (false for an empty user). */
+export async function loginWorks(env: Env, user: string, password: string): Promise<boolean> {
+  if (!user) return false;
+  const c = new pg.Client({
+    host: env.postgres.host,
+    port: env.postgres.port,
+    database: env.postgres.database,
+    user,
+    password,
+    connectionTimeoutMillis: 10_000,
+  });
+  try {
+    await c.connect();
+    await c.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await c.end().catch(() => undefined);
   }
 }

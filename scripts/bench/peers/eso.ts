@@ -16,7 +16,18 @@ import { vaultRequest } from '../../stack/leasehold-setup.ts';
 import { freePort } from '../../stack/ports.ts';
 import { ManagedProcess } from '../../stack/process.ts';
 import type { ResourceType } from '../../../lib/runtime/types.ts';
-import { MOUNT, Scrape, parseProm, pool, procStats, sleep, within, type Bench, type ProcStats } from '../harness.ts';
+import {
+  MOUNT,
+  Scrape,
+  loginWorks,
+  parseProm,
+  pool,
+  procStats,
+  sleep,
+  within,
+  type Bench,
+  type ProcStats,
+} from '../harness.ts';
 import { Tracker } from '../tracker.ts';
 
 /** The namespace ESO's ExternalSecrets, generators and Secrets live in (apart from Leasehold's `demo`). */
@@ -306,27 +317,6 @@ export class EsoPeer {
 
   close(): void {
     this.secrets.stop();
-  }
-}
-
-export async function loginWorks(env: Env, user: string, password: string): Promise<boolean> {
-  if (!user) return false;
-  const c = new pg.Client({
-    host: env.postgres.host,
-    port: env.postgres.port,
-    database: env.postgres.database,
-    user,
-    password,
-    connectionTimeoutMillis: 10_000,
-  });
-  try {
-    await c.connect();
-    await c.query('SELECT 1');
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await c.end().catch(() => undefined);
   }
 }
 
